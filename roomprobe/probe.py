@@ -1,0 +1,147 @@
+"""The probe contract: what every probe declares, receives and returns.
+
+A probe is one module exposing ``PROBE = Probe(...)``. It states what it checks (id, title),
+what it needs (a peer, raw sockets), its own options with their defaults (so the config file and
+``--set`` can override every endpoint), and a ``run(ctx) -> Result`` function.
+
+The runner, not the probe, owns timing: it starts every probe in its own thread, applies the
+per-probe timeout and the global deadline, and turns a crash or an overrun into a result with
+status ``error``. A probe only has to respect ``ctx.remaining()`` in its own socket timeouts so
+it can report what it saw before the runner gives up on it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+__all__ = [
+    "Status",
+    "Severity",
+    "Finding",
+    "Result",
+    "Targets",
+    "Context",
+    "Probe",
+]
+
+
+class Status(str, Enum):
+    """Outcome of one probe. ``error`` means the probe itself could not finish."""
+
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+    ERROR = "error"
+
+
+class Severity(str, Enum):
+    INFO = "info"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+@dataclass
+class Finding:
+    """One thing a probe concluded, with a stable id that diagnosis rules and scripts key on.
+
+    ``hint`` is the next step for the person reading it; ``evidence`` is the measurement behind it.
+    """
+
+    id: str
+    severity: Severity
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    hint: str | None = None
+    probe: str = ""  # filled in by the runner
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "severity": self.severity.value,
+            "probe": self.probe,
+            "message": self.message,
+            "evidence": self.evidence,
+        }
+        if self.hint:
+            out["hint"] = self.hint
+        return out
+
+
+@dataclass
+class Result:
+    """What a probe returns. ``reason`` is a stable, machine-readable code (kebab-case)."""
+
+    status: Status
+    reason: str
+    summary: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Who we are testing against.
+
+    ``role`` is ``room`` when roomprobe runs on the room PC (``--controller`` given, or ``--room``
+    is one of this host's addresses), ``controller-side`` when it runs next to the controller
+    (``--room`` is another host), ``unknown`` otherwise.
+    """
+
+    controller: str | None = None
+    room: str | None = None
+    role: str = "unknown"
+    port: int = 9090
+
+    @property
+    def peer(self) -> str | None:
+        """The other end of the controller<->room path, seen from here."""
+        if self.role == "room":
+            return self.controller
+        if self.role == "controller-side":
+            return self.room
+        return None
+
+
+@dataclass
+class Context:
+    """Everything a probe gets. ``options`` are this probe's options, defaults merged with config."""
+
+    targets: Targets
+    options: Mapping[str, Any]
+    deadline: float  # time.monotonic() value after which the runner stops waiting
+    privileged: bool
+    settings: Mapping[str, Any] = field(default_factory=dict)  # the whole effective config
+    user_code: str | None = None  # the error code the user saw (--code), if any
+
+    def remaining(self) -> float:
+        """Seconds left before this probe's deadline (never negative)."""
+        return max(0.0, self.deadline - time.monotonic())
+
+    def budget(self, cap: float, floor: float = 0.05) -> float:
+        """A timeout for one blocking step: at most ``cap``, never past the deadline."""
+        return max(floor, min(cap, self.remaining() - 0.05))
+
+
+Need = str  # "peer" | "controller" | "room" | "raw-sockets"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A probe's declaration. ``defaults`` lists every option the config may set for it."""
+
+    id: str
+    title: str
+    run: Callable[[Context], Result]
+    needs: tuple[Need, ...] = ()
+    timeout_s: float = 3.0
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    # Long-running probes (bandwidth) get their own budget instead of the global deadline.
+    long_running: bool = False
+    # Off unless named in --only or enabled in config (e.g. probes that cost traffic).
+    default_enabled: bool = True

@@ -1,0 +1,269 @@
+"""A real room network built from Linux network namespaces, for the tests and the benchmarks.
+
+Topology (every name carries a per-run prefix, so parallel runs never collide):
+
+    switch ns:  bridge "lan" (198.51.100.0/24) and bridge "vl2" (203.0.113.0/24): two VLANs
+    router ns:  198.51.100.1 on lan, 203.0.113.1 on vl2, forwarding on; a dummy "cloud"
+                interface with 192.0.2.1/24 where later labs run services (DNS, proxy, HTTPS)
+    hosts:      one ns each (room, controller, ...), eth0 plugged into a bridge, default route
+                via the router
+
+Only documentation address ranges (RFC 5737) are used, and they exist only inside these
+namespaces: nothing here can reach or be reached from a real network.
+
+Faults are switched on with real tools: nftables rules inside a host, bridge port isolation
+(the Wi-Fi "client isolation" feature), processes listening or not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+PREFIX_RE = re.compile(r"^rpl(\d+)x[0-9a-f]{4}-")
+
+SEGMENTS = {
+    "lan": ("198.51.100", 24),
+    "vl2": ("203.0.113", 24),
+}
+CLOUD_NET = ("192.0.2", 24)
+
+
+def lab_unavailable_reason() -> str | None:
+    """Why the lab cannot run here, or None. Tests skip with this reason."""
+    if sys.platform != "linux":
+        return "the lab needs Linux network namespaces"
+    if os.geteuid() != 0:
+        return "the lab needs root (ip netns); run the tests as root"
+    for tool in ("ip", "bridge", "nft", "setpriv"):
+        if shutil.which(tool) is None:
+            return f"the lab needs '{tool}' (apt-get install iproute2 nftables util-linux)"
+    return None
+
+
+def sh(cmd: list[str], *, check: bool = True, timeout: float = 30, **kw: Any) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=check, timeout=timeout, capture_output=True, text=True, **kw)
+
+
+def sweep_stale() -> None:
+    """Delete namespaces left behind by lab runs whose process died (e.g. a killed pytest)."""
+    out = sh(["ip", "netns", "list"], check=False).stdout
+    for line in out.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        m = PREFIX_RE.match(name)
+        if not m:
+            continue
+        pid = int(m.group(1))
+        try:
+            os.kill(pid, 0)
+            continue  # still alive: not ours to delete
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        _kill_ns_pids(name)
+        sh(["ip", "netns", "del", name], check=False)
+        shutil.rmtree(f"/etc/netns/{name}", ignore_errors=True)
+
+
+def _kill_ns_pids(ns: str) -> None:
+    out = sh(["ip", "netns", "pids", ns], check=False).stdout
+    for pid in out.split():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid), signal.SIGKILL)
+
+
+@dataclass
+class LabRun:
+    """The outcome of running the roomprobe CLI inside a lab host."""
+
+    rc: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return json.loads(self.stdout)
+
+    def probe(self, probe_id: str) -> dict[str, Any]:
+        for p in self.report["probes"]:
+            if p["id"] == probe_id:
+                return p
+        raise KeyError(f"probe {probe_id!r} not in report: {self.stdout[:500]}")
+
+    def finding_ids(self) -> set[str]:
+        return {f["id"] for f in self.report["findings"]}
+
+
+@dataclass
+class Host:
+    lab: Lab
+    name: str
+    ns: str
+    addr: str  # without prefix
+    prefix: int
+    segment: str
+    port: str  # this host's port name on the switch
+
+    def exec_prefix(self, user: str | None = None) -> list[str]:
+        cmd = ["ip", "netns", "exec", self.ns]
+        if user is not None:
+            cmd += ["setpriv", "--reuid", user, "--regid", user, "--clear-groups"]
+        return cmd
+
+    def run(self, cmd: list[str], *, check: bool = True, timeout: float = 30,
+            **kw: Any) -> subprocess.CompletedProcess:
+        return sh(self.exec_prefix() + cmd, check=check, timeout=timeout, **kw)
+
+    def popen(self, cmd: list[str], **kw: Any) -> subprocess.Popen:
+        kw.setdefault("stdout", subprocess.DEVNULL)
+        kw.setdefault("stderr", subprocess.DEVNULL)
+        proc = subprocess.Popen(self.exec_prefix() + cmd, **kw)
+        self.lab.procs.append(proc)
+        return proc
+
+    def nft(self, ruleset: str) -> None:
+        """Load an nftables ruleset into this host (the host firewall)."""
+        sh(self.exec_prefix() + ["nft", "-f", "-"], input=ruleset)
+
+    def listen(self, port: int, *, comm: str = "ZoomRooms", bind: str = "0.0.0.0") -> subprocess.Popen:
+        """A TCP listener whose process name is ``comm`` (stands in for Zoom Rooms, or a squatter).
+
+        Waits until the socket is listening so the test never races it.
+        """
+        proc = self.popen([sys.executable, str(REPO / "tests" / "listener.py"), comm, bind, str(port)],
+                          stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.strip() == "listening", f"listener failed to start: {line!r}"
+        return proc
+
+    def roomprobe(self, *args: str, user: str | None = None, timeout: float = 60,
+                  env: dict[str, str] | None = None) -> LabRun:
+        """Run the CLI inside this host exactly as a user would: a subprocess, real sockets."""
+        full_env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        full_env.update({"ROOMPROBE_CONFIG": os.devnull, "NO_COLOR": "1"})
+        if env:
+            full_env.update(env)
+        t0 = time.monotonic()
+        proc = subprocess.run(self.exec_prefix(user) + [sys.executable, "-m", "roomprobe", *args],
+                              capture_output=True, text=True, timeout=timeout, env=full_env)
+        return LabRun(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - t0)
+
+
+@dataclass
+class Lab:
+    """Build with ``Lab()``, tear down with ``close()`` (the fixture does it even on failure)."""
+
+    prefix: str = field(default_factory=lambda: f"rpl{os.getpid()}x{secrets.token_hex(2)}-")
+    procs: list[subprocess.Popen] = field(default_factory=list)
+    namespaces: list[str] = field(default_factory=list)
+    hosts: dict[str, Host] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        try:
+            self.switch = self._ns("sw")
+            for br in SEGMENTS:
+                sh(["ip", "-n", self.switch, "link", "add", br, "type", "bridge"])
+                sh(["ip", "-n", self.switch, "link", "set", br, "up"])
+            self.router = self._ns("rt")
+            sh(["ip", "netns", "exec", self.router, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            for br, (net, plen) in SEGMENTS.items():
+                self._plug(self.router, f"r-{br}", br, f"{net}.1/{plen}")
+            sh(["ip", "-n", self.router, "link", "add", "cloud", "type", "dummy"])
+            sh(["ip", "-n", self.router, "addr", "add", f"{CLOUD_NET[0]}.1/{CLOUD_NET[1]}", "dev", "cloud"])
+            sh(["ip", "-n", self.router, "link", "set", "cloud", "up"])
+        except BaseException:
+            self.close()
+            raise
+
+    # -- building -------------------------------------------------------------------------
+    def _ns(self, short: str) -> str:
+        name = self.prefix + short
+        sh(["ip", "netns", "add", name])
+        self.namespaces.append(name)
+        sh(["ip", "-n", name, "link", "set", "lo", "up"])
+        return name
+
+    def _plug(self, ns: str, port: str, bridge: str, cidr: str, ifname: str | None = None) -> None:
+        """A veth from ``ns`` (named ``ifname`` or ``port``) into ``bridge`` on the switch."""
+        inner = ifname or port
+        sh(["ip", "link", "add", inner, "netns", ns, "type", "veth", "peer", "name", port,
+            "netns", self.switch])
+        sh(["ip", "-n", self.switch, "link", "set", port, "master", bridge, "up"])
+        sh(["ip", "-n", ns, "addr", "add", cidr, "dev", inner])
+        sh(["ip", "-n", ns, "link", "set", inner, "up"])
+
+    def add_host(self, name: str, segment: str, host_octet: int) -> Host:
+        """A host on ``segment`` ("lan" or "vl2") at .host_octet, default route via the router."""
+        net, plen = SEGMENTS[segment]
+        ns = self._ns(name)
+        port = f"p-{name}"[:15]
+        addr = f"{net}.{host_octet}"
+        self._plug(ns, port, segment, f"{addr}/{plen}", ifname="eth0")
+        sh(["ip", "-n", ns, "route", "add", "default", "via", f"{net}.1"])
+        host = Host(self, name, ns, addr, plen, segment, port)
+        self.hosts[name] = host
+        return host
+
+    # -- faults -----------------------------------------------------------------------------
+    def isolate(self, *hosts: Host) -> None:
+        """Bridge port isolation: isolated ports cannot talk to each other (Wi-Fi client
+        isolation), but still reach the router."""
+        for h in hosts:
+            sh(["bridge", "-n", self.switch, "link", "set", "dev", h.port, "isolated", "on"])
+
+    def router_exec(self, cmd: list[str], **kw: Any) -> subprocess.CompletedProcess:
+        return sh(["ip", "netns", "exec", self.router, *cmd], **kw)
+
+    def router_popen(self, cmd: list[str], **kw: Any) -> subprocess.Popen:
+        kw.setdefault("stdout", subprocess.DEVNULL)
+        kw.setdefault("stderr", subprocess.DEVNULL)
+        proc = subprocess.Popen(["ip", "netns", "exec", self.router, *cmd], **kw)
+        self.procs.append(proc)
+        return proc
+
+    def add_cloud_address(self, octet: int) -> str:
+        """Another address on the router's "cloud" interface (a stand-in internet host)."""
+        addr = f"{CLOUD_NET[0]}.{octet}"
+        sh(["ip", "-n", self.router, "addr", "add", f"{addr}/32", "dev", "cloud"])
+        return addr
+
+    def etc_file(self, host: Host, name: str, text: str) -> Path:
+        """A per-namespace /etc file (ip netns exec bind-mounts /etc/netns/NS/NAME over /etc/NAME)."""
+        d = Path("/etc/netns") / host.ns
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / name
+        path.write_text(text)
+        return path
+
+    # -- teardown -----------------------------------------------------------------------------
+    def close(self) -> None:
+        for proc in self.procs:
+            with contextlib.suppress(Exception):
+                proc.kill()
+                proc.wait(timeout=5)
+        for ns in reversed(self.namespaces):
+            _kill_ns_pids(ns)
+            sh(["ip", "netns", "del", ns], check=False)
+            shutil.rmtree(f"/etc/netns/{ns}", ignore_errors=True)
+        self.namespaces.clear()
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
