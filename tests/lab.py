@@ -2,9 +2,9 @@
 
 Topology (every name carries a per-run prefix, so parallel runs never collide):
 
-    switch ns:  bridge "lan" (198.51.100.0/24) and bridge "vl2" (203.0.113.0/24): two VLANs
-    router ns:  198.51.100.1 on lan, 203.0.113.1 on vl2, forwarding on; a dummy "cloud"
-                interface with 192.0.2.1/24 where later labs run services (DNS, proxy, HTTPS)
+    switch ns:  bridge "lan" (198.51.100.0/25) and bridge "vl2" (198.51.100.128/25): two VLANs
+    router ns:  198.51.100.1 on lan, 198.51.100.129 on vl2, forwarding on; "cloud" addresses
+                in 203.0.113.0/24 on its loopback, where labs run services (DNS, proxy, HTTPS)
     hosts:      one ns each (room, controller, ...), eth0 plugged into a bridge, default route
                 via the router
 
@@ -34,11 +34,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 PREFIX_RE = re.compile(r"^rpl(\d+)x[0-9a-f]{4}-")
 
+# segment -> (first three octets, prefix length, router's last octet)
 SEGMENTS = {
-    "lan": ("198.51.100", 24),
-    "vl2": ("203.0.113", 24),
+    "lan": ("198.51.100", 25, 1),
+    "vl2": ("198.51.100", 25, 129),
 }
-CLOUD_NET = ("192.0.2", 24)
+CLOUD_NET = ("203.0.113", 24)
 
 
 def lab_unavailable_reason() -> str | None:
@@ -96,7 +97,14 @@ class LabRun:
 
     @property
     def report(self) -> dict[str, Any]:
-        return json.loads(self.stdout)
+        """The JSON report, validated against the published schema every time it is read."""
+        from roomprobe.report import load_schema
+
+        data = json.loads(self.stdout)
+        import jsonschema
+
+        jsonschema.validate(data, load_schema())
+        return data
 
     def probe(self, probe_id: str) -> dict[str, Any]:
         for p in self.report["probes"]:
@@ -118,10 +126,13 @@ class Host:
     segment: str
     port: str  # this host's port name on the switch
 
-    def exec_prefix(self, user: str | None = None) -> list[str]:
+    def exec_prefix(self, unprivileged: bool = False) -> list[str]:
+        """``ip netns exec``; unprivileged drops CAP_NET_RAW/CAP_NET_ADMIN (no raw sockets), the
+        way a normal user runs it, while still reading the root-installed Python."""
         cmd = ["ip", "netns", "exec", self.ns]
-        if user is not None:
-            cmd += ["setpriv", "--reuid", user, "--regid", user, "--clear-groups"]
+        if unprivileged:
+            drop = "-net_raw,-net_admin"
+            cmd += ["setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}"]
         return cmd
 
     def run(self, cmd: list[str], *, check: bool = True, timeout: float = 30,
@@ -151,7 +162,7 @@ class Host:
         assert line.strip() == "listening", f"listener failed to start: {line!r}"
         return proc
 
-    def roomprobe(self, *args: str, user: str | None = None, timeout: float = 60,
+    def roomprobe(self, *args: str, unprivileged: bool = False, timeout: float = 60,
                   env: dict[str, str] | None = None) -> LabRun:
         """Run the CLI inside this host exactly as a user would: a subprocess, real sockets."""
         full_env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
@@ -159,7 +170,7 @@ class Host:
         if env:
             full_env.update(env)
         t0 = time.monotonic()
-        proc = subprocess.run(self.exec_prefix(user) + [sys.executable, "-m", "roomprobe", *args],
+        proc = subprocess.run(self.exec_prefix(unprivileged) + [sys.executable, "-m", "roomprobe", *args],
                               capture_output=True, text=True, timeout=timeout, env=full_env)
         return LabRun(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - t0)
 
@@ -181,11 +192,9 @@ class Lab:
                 sh(["ip", "-n", self.switch, "link", "set", br, "up"])
             self.router = self._ns("rt")
             sh(["ip", "netns", "exec", self.router, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
-            for br, (net, plen) in SEGMENTS.items():
-                self._plug(self.router, f"r-{br}", br, f"{net}.1/{plen}")
-            sh(["ip", "-n", self.router, "link", "add", "cloud", "type", "dummy"])
-            sh(["ip", "-n", self.router, "addr", "add", f"{CLOUD_NET[0]}.1/{CLOUD_NET[1]}", "dev", "cloud"])
-            sh(["ip", "-n", self.router, "link", "set", "cloud", "up"])
+            for br, (net, plen, gw) in SEGMENTS.items():
+                self._plug(self.router, f"r-{br}", br, f"{net}.{gw}/{plen}")
+            self.add_cloud_address(1)
         except BaseException:
             self.close()
             raise
@@ -208,13 +217,13 @@ class Lab:
         sh(["ip", "-n", ns, "link", "set", inner, "up"])
 
     def add_host(self, name: str, segment: str, host_octet: int) -> Host:
-        """A host on ``segment`` ("lan" or "vl2") at .host_octet, default route via the router."""
-        net, plen = SEGMENTS[segment]
+        """A host on ``segment`` ("lan": .2-.126, "vl2": .130-.254), default route via the router."""
+        net, plen, gw = SEGMENTS[segment]
         ns = self._ns(name)
         port = f"p-{name}"[:15]
         addr = f"{net}.{host_octet}"
         self._plug(ns, port, segment, f"{addr}/{plen}", ifname="eth0")
-        sh(["ip", "-n", ns, "route", "add", "default", "via", f"{net}.1"])
+        sh(["ip", "-n", ns, "route", "add", "default", "via", f"{net}.{gw}"])
         host = Host(self, name, ns, addr, plen, segment, port)
         self.hosts[name] = host
         return host
@@ -237,9 +246,12 @@ class Lab:
         return proc
 
     def add_cloud_address(self, octet: int) -> str:
-        """Another address on the router's "cloud" interface (a stand-in internet host)."""
+        """A stand-in internet host: an address on the router's loopback, routed to from every host.
+
+        (Loopback rather than a dummy interface: the dummy module is not on every kernel.)
+        """
         addr = f"{CLOUD_NET[0]}.{octet}"
-        sh(["ip", "-n", self.router, "addr", "add", f"{addr}/32", "dev", "cloud"])
+        sh(["ip", "-n", self.router, "addr", "add", f"{addr}/32", "dev", "lo"])
         return addr
 
     def etc_file(self, host: Host, name: str, text: str) -> Path:

@@ -1,0 +1,205 @@
+"""controller-port: can the controller open TCP 9090 (configurable) to the room?
+
+Checks, from the controller side (``--room ADDR``): a TCP connect to room:9090.
+  open        the room accepts: the path works
+  refused     the host answered with a reset: up, but nothing listens (Zoom Rooms not running)
+  filtered    no answer at all: a firewall or security software drops it
+  unreachable no route, or the room does not answer ARP: host down or isolated
+Checks, on the room (``--controller ADDR``, or ``--room`` one of our own addresses): is anything
+listening on 9090, which process owns it (a process other than Zoom Rooms is a port conflict),
+is it bound to loopback only, and does a connection to our own LAN address on 9090 succeed.
+How: plain sockets and psutil. A timed-out connect is told apart from a dead host by the OS
+neighbour table: no ARP answer for an on-link peer means unreachable, not filtered.
+Concludes: anything but open/listening-by-Zoom-Rooms is a failure with its own finding.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import time
+from typing import Any
+
+from roomprobe import osnet
+from roomprobe.probe import Context, Finding, Probe, Result, Severity, Status
+
+DEFAULTS = {
+    "connect_timeout": 2.5,
+    # Process names of the Zoom Rooms app (Windows, macOS); matched case-insensitively.
+    "zoom_rooms_processes": ["ZoomRooms.exe", "ZoomRooms", "ZoomPresence", "Zoom Rooms"],
+}
+
+UNREACHABLE_ERRNOS = {errno.EHOSTUNREACH, errno.ENETUNREACH, getattr(errno, "EHOSTDOWN", -1),
+                      getattr(errno, "WSAEHOSTUNREACH", -1), getattr(errno, "WSAENETUNREACH", -1)}
+REFUSED_ERRNOS = {errno.ECONNREFUSED, getattr(errno, "WSAECONNREFUSED", -1)}
+
+
+def tcp_state(addr: str, port: int, timeout: float) -> dict[str, Any]:
+    """Connect once; classify as open | refused | filtered | unreachable, with timing and errno."""
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    t0 = time.monotonic()
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.connect((addr, port))
+            state, err = "open", None
+        except socket.timeout:
+            state, err = "filtered", "timeout"
+        except OSError as exc:
+            err = errno.errorcode.get(exc.errno or 0, str(exc))
+            if exc.errno in REFUSED_ERRNOS:
+                state = "refused"
+            elif exc.errno in UNREACHABLE_ERRNOS:
+                state = "unreachable"
+            else:
+                state = "error"
+    return {"state": state, "error": err, "ms": round((time.monotonic() - t0) * 1000, 1)}
+
+
+FINDINGS = {
+    "refused": ("port-refused", "The room {peer} is up but nothing accepts TCP {port}: Zoom Rooms "
+                "is not running or not listening.",
+                "Start (or restart) the Zoom Rooms app on the room PC; if it runs, look for "
+                "another program holding the port (run roomprobe on the room)."),
+    "filtered": ("port-filtered", "TCP {port} to the room {peer} gets no answer: a firewall or "
+                 "security software on the path or on the room drops it.",
+                 "Allow inbound TCP {port} on the room's firewall and security software, and "
+                 "between controller and room on the network."),
+    "unreachable": ("port-unreachable", "The room {peer} cannot be reached at all ({why}).",
+                    "Check the room is powered and on the network, the address is right, and "
+                    "both devices are on the same network/VLAN without client isolation."),
+}
+
+
+def _controller_side(ctx: Context, room: str, port: int) -> Result:
+    attempt = tcp_state(room, port, ctx.budget(float(ctx.options["connect_timeout"])))
+    evidence: dict[str, Any] = {"side": "controller", "room": room, "port": port, **attempt}
+    on_link = osnet.interface_for_peer(room)
+    evidence["on_link"] = on_link is not None
+    if attempt["state"] == "filtered" and on_link is not None:
+        neigh = osnet.neighbor(room)
+        evidence["neighbor"] = neigh
+        if neigh is not None and not neigh.get("mac"):
+            evidence.update(state="unreachable", why="no ARP answer from the room")
+    if attempt["state"] == "error":
+        return Result(Status.ERROR, "connect-error", f"connect to {room}:{port} failed: "
+                      f"{attempt['error']}", evidence)
+    state = evidence["state"]
+    if state == "open":
+        return Result(Status.PASS, "open", f"{room}:{port} is open ({attempt['ms']} ms)", evidence)
+    why = evidence.get("why") or {"timeout": "no answer", None: ""}.get(attempt["error"],
+                                                                         attempt["error"])
+    fid, msg, hint = FINDINGS[state]
+    fmt = {"peer": room, "port": port, "why": why}
+    return Result(Status.FAIL, fid, f"{room}:{port} is {state} ({why or attempt['ms']})", evidence,
+                  [Finding(fid, Severity.FAIL, msg.format(**fmt),
+                           {"room": room, "port": port, "state": state, "error": attempt["error"]},
+                           hint=hint.format(**fmt))])
+
+
+def listeners(port: int) -> list[dict[str, Any]]:
+    """TCP sockets listening on ``port``: address and owning process (when the OS tells us)."""
+    import psutil
+
+    out = []
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status != psutil.CONN_LISTEN or not conn.laddr or conn.laddr.port != port:
+            continue
+        name = None
+        if conn.pid:
+            try:
+                name = psutil.Process(conn.pid).name()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                name = None
+        out.append({"address": conn.laddr.ip, "pid": conn.pid, "process": name})
+    return out
+
+
+def _is_zoom_rooms(name: str | None, names: list[str]) -> bool | None:
+    if name is None:
+        return None
+    return any(name.lower() == n.lower() or name.lower().startswith(n.lower().removesuffix(".exe"))
+               for n in names)
+
+
+def _room_side(ctx: Context, port: int) -> Result:
+    lan = ctx.targets.room if ctx.targets.room else (
+        osnet.source_address(ctx.targets.controller) if ctx.targets.controller else None)
+    evidence: dict[str, Any] = {"side": "room", "port": port, "lan_address": lan}
+    try:
+        socks = listeners(port)
+        evidence["listeners"] = socks
+    except Exception as exc:  # psutil.AccessDenied on macOS without root, and the like
+        socks = None
+        evidence["listeners_error"] = f"{type(exc).__name__}: {exc}"
+    if lan:
+        evidence["self_connect"] = tcp_state(lan, port, ctx.budget(1.0))
+
+    findings: list[Finding] = []
+    if socks == [] or (socks is None and evidence.get("self_connect", {}).get("state") == "refused"):
+        evidence["state"] = "not-listening"
+        return Result(Status.FAIL, "port-not-listening", f"nothing listens on TCP {port}", evidence, [
+            Finding("port-not-listening", Severity.FAIL,
+                    f"Nothing on this room listens on TCP {port}: the controller cannot connect.",
+                    {"port": port},
+                    hint="Start the Zoom Rooms app (it listens on this port once signed in).")])
+    evidence["state"] = "listening"
+    names = list(ctx.options["zoom_rooms_processes"])
+    owners = {(s["pid"], s["process"]) for s in socks or []}
+    others = [{"pid": pid, "process": name} for pid, name in owners
+              if _is_zoom_rooms(name, names) is False]
+    if others:
+        who = ", ".join(f"{o['process']} (pid {o['pid']})" for o in others)
+        findings.append(Finding(
+            "port-conflict", Severity.FAIL,
+            f"TCP {port} is held by {who}, not by Zoom Rooms: a port conflict.",
+            {"port": port, "holders": others, "zoom_rooms_processes": names},
+            hint=f"Stop or reconfigure {who} so that Zoom Rooms can listen on {port}, then "
+                 "restart Zoom Rooms."))
+    if socks and all(_is_loopback(s["address"]) for s in socks):
+        findings.append(Finding(
+            "port-loopback-only", Severity.FAIL,
+            f"TCP {port} listens only on loopback ({', '.join(s['address'] for s in socks)}): "
+            "the controller cannot reach it over the network.",
+            {"port": port, "addresses": [s["address"] for s in socks]},
+            hint="Check the room's proxy/VPN settings (a room that shows as 127.0.0.1) and "
+                 "restart Zoom Rooms."))
+    selfc = evidence.get("self_connect", {}).get("state")
+    if selfc and selfc != "open" and not findings:
+        fid = {"refused": "port-refused", "filtered": "port-filtered"}.get(selfc, "port-unreachable")
+        findings.append(Finding(
+            fid, Severity.FAIL,
+            f"A connection to this room's own address {lan}:{port} is {selfc}: local security "
+            "software or the host firewall blocks it.", {"port": port, "lan_address": lan,
+                                                          "state": selfc},
+            hint=f"Allow inbound TCP {port} for Zoom Rooms in the firewall/security software."))
+    owner = ", ".join(sorted({str(s["process"]) for s in socks or []})) or "unknown process"
+    if findings:
+        return Result(Status.FAIL, findings[0].id, f"TCP {port}: {findings[0].message}", evidence,
+                      findings)
+    note = "" if selfc is None else f"; {lan}:{port} {selfc} from here"
+    return Result(Status.PASS, "listening", f"TCP {port} is listening ({owner}){note}", evidence)
+
+
+def _is_loopback(addr: str) -> bool:
+    return addr.startswith("127.") or addr == "::1"
+
+
+def run(ctx: Context) -> Result:
+    port = ctx.targets.port
+    if ctx.targets.role == "controller-side":
+        assert ctx.targets.room is not None
+        return _controller_side(ctx, ctx.targets.room, port)
+    return _room_side(ctx, port)
+
+
+PROBE = Probe(
+    id="controller-port",
+    title="Controller to room on TCP 9090",
+    run=run,
+    needs=("role",),
+    timeout_s=3.5,
+    defaults=DEFAULTS,
+    description="From the controller side: is room:9090 open/refused/filtered/unreachable. "
+                "On the room: who listens on 9090, and is it reachable on the LAN address.",
+)

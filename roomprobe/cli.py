@@ -1,0 +1,105 @@
+"""The ``roomprobe`` command line: a lazy click group.
+
+Subcommands live in ``roomprobe.commands.*`` and are imported only when invoked, and their
+one-line help is listed here, so ``roomprobe --help`` never imports psutil, scapy or the probes.
+Every usage problem ends as one line on stderr and exit code 3 (the monitoring "UNKNOWN").
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib import import_module
+from typing import Any
+
+import click
+
+from roomprobe import __version__
+from roomprobe.errors import ExitCode, UsageError
+
+# name -> (module:attribute, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "check": ("roomprobe.commands.check:check",
+              "Run the probes and tell why controller, room or cloud cannot talk."),
+    "probes": ("roomprobe.commands.probes:probes", "List the probes and what each needs."),
+    "explain": ("roomprobe.commands.explain:explain",
+                "Explain a Zoom error code (2002, zoom-rooms:2002, VIDEO_CAMERA_TAKEN)."),
+    "codes": ("roomprobe.commands.explain:codes", "Browse the error-code catalog."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            module, _, attr = COMMANDS[cmd_name][0].partition(":")
+            try:
+                return getattr(import_module(module), attr)
+            except ModuleNotFoundError as exc:
+                if exc.name and exc.name.startswith("roomprobe"):
+                    return None  # a command not built in this version
+                raise
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="roomprobe")
+def cli() -> None:
+    """roomprobe: why can't the Zoom Rooms controller, the room, or Zoom's cloud talk?
+
+    \b
+    On the room PC:          roomprobe check --controller 10.0.0.5
+    Next to the controller:  roomprobe check --room 10.0.0.20
+    For a ticket:            roomprobe check --controller 10.0.0.5 --json report.json
+
+    Exit codes: 0 all passed, 1 warnings, 2 failures, 3 unknown (bad usage, internal error,
+    interrupted).
+    """
+
+
+def _fail(message: str) -> None:
+    click.echo(f"roomprobe: {message}", err=True)
+    sys.exit(ExitCode.UNKNOWN)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: click in non-standalone mode so every usage error becomes exit 3."""
+    try:
+        rv = cli.main(args=argv, prog_name="roomprobe", standalone_mode=False)
+    except UsageError as exc:
+        _fail(str(exc))
+    except click.exceptions.NoSuchOption as exc:
+        hint = f" (did you mean {', '.join(exc.possibilities)}?)" if exc.possibilities else ""
+        _fail(f"no such option: {exc.option_name}{hint}; see 'roomprobe {_sub(exc)}--help'")
+    except click.UsageError as exc:
+        _fail(f"{exc.format_message()}; see 'roomprobe {_sub(exc)}--help'")
+    except click.exceptions.Abort:
+        _fail("aborted")
+    except click.ClickException as exc:
+        _fail(exc.format_message())
+    except KeyboardInterrupt:
+        _fail("interrupted")
+    except BrokenPipeError:
+        sys.exit(ExitCode.UNKNOWN)
+    except Exception as exc:  # a bug of ours: one line for the user, the traceback on request
+        if os.environ.get("ROOMPROBE_DEBUG"):
+            raise
+        _fail(f"internal error: {type(exc).__name__}: {exc}; rerun with ROOMPROBE_DEBUG=1 "
+              "for the traceback and report it")
+    if isinstance(rv, int):
+        sys.exit(rv)
+    sys.exit(0)
+
+
+def _sub(exc: click.ClickException) -> str:
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None and ctx.info_name and ctx.parent is not None:
+        return f"{ctx.info_name} "
+    return ""

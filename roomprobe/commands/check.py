@@ -1,0 +1,164 @@
+"""``roomprobe check``: run the probes, print the verdict, write the report, exit with its status."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from roomprobe.errors import UsageError
+
+
+def _split_ids(values: tuple[str, ...] | list[str]) -> list[str]:
+    return [p.strip() for v in values for p in str(v).split(",") if p.strip()]
+
+
+@click.command()
+@click.option("--controller", metavar="ADDR", help="The controller's address (run this on the room).")
+@click.option("--room", metavar="ADDR", help="The room's address (run this next to the controller).")
+@click.option("--port", type=int, default=None, help="Controller-to-room TCP port [default: 9090].")
+@click.option("--timeout", type=float, default=None, metavar="S",
+              help="Global deadline in seconds for all quick probes [default: 5].")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="TOML config file [default: $ROOMPROBE_CONFIG or the user config dir].")
+@click.option("--only", multiple=True, metavar="IDS", help="Run only these probes (comma-separated).")
+@click.option("--skip", multiple=True, metavar="IDS", help="Skip these probes (comma-separated).")
+@click.option("--set", "set_opts", multiple=True, metavar="PROBE.KEY=VALUE",
+              help="Override a probe option (endpoints, thresholds); see 'roomprobe probes'.")
+@click.option("--code", default=None, metavar="CODE",
+              help="The error code the user saw (2002, zoom-rooms:2002): its causes come first.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default=None,
+              help="Output on stdout [default: text].")
+@click.option("--json", "json_path", default=None, metavar="PATH|-",
+              help="Also write the JSON report to PATH (atomically); '-' means JSON on stdout.")
+@click.option("--no-color", is_flag=True, default=False, help="No colours (also: NO_COLOR=1).")
+@click.option("-v", "--verbose", is_flag=True, default=False, help="Show each probe's evidence.")
+def check(controller: str | None, room: str | None, port: int | None, timeout: float | None,
+          config_path: str | None, only: tuple[str, ...], skip: tuple[str, ...],
+          set_opts: tuple[str, ...], code: str | None, fmt: str | None, json_path: str | None,
+          no_color: bool, verbose: bool) -> int:
+    """Run the probes and tell why the controller, the room or Zoom's cloud cannot talk.
+
+    \b
+    On the room PC:          roomprobe check --controller 10.0.0.5
+    Next to the controller:  roomprobe check --room 10.0.0.20
+    """
+    from roomprobe import config as cfgmod
+
+    cfg = cfgmod.load(Path(config_path) if config_path else cfgmod.default_config_path())
+    c = cfg.check
+    flags = {"controller": controller, "room": room, "port": port, "timeout": timeout,
+             "code": code, "format": fmt, "json": json_path}
+    c.update({k: v for k, v in flags.items() if v is not None})
+    if only:
+        c["only"] = _split_ids(only)
+    if skip:
+        c["skip"] = _split_ids(skip)
+    if no_color:
+        c["color"] = False
+    if verbose:
+        c["verbose"] = True
+    if not (0 < float(c["timeout"]) <= 600):
+        raise UsageError(f"--timeout {c['timeout']} is out of range; give seconds, e.g. --timeout 5")
+    if c["format"] not in ("text", "json"):
+        raise UsageError(f"format {c['format']!r} is not text or json")
+    if c["json"] == "-":
+        c["format"], c["json"] = "json", None
+    return run_check(cfg, set_opts)
+
+
+def run_check(cfg: Any, set_opts: tuple[str, ...] = ()) -> int:
+    """The check itself, shared by ``check`` and scheduled runs: returns the exit code."""
+    from roomprobe import config as cfgmod
+    from roomprobe import osnet, report, runner, targets
+    from roomprobe.probe import Context, Probe, Result, Status
+    from roomprobe.registry import load_probes
+    from roomprobe.render import render_text
+
+    c = cfg.check
+    all_probes = load_probes()
+    cfgmod.check_unknown_probe_tables(cfg, set(all_probes))
+    defaults = {pid: {**p.defaults, "timeout": p.timeout_s} for pid, p in all_probes.items()}
+    overrides = cfgmod.parse_set(set_opts, defaults)
+    options = {pid: cfgmod.probe_options(pid, defaults[pid], cfg, overrides.get(pid, {}))
+               for pid in all_probes}
+    only, skip = _split_ids(c["only"]), _split_ids(c["skip"])
+    for name in only + skip:
+        if name not in all_probes:
+            raise UsageError(f"no probe named {name!r}; known: {', '.join(all_probes)}")
+    selected = [p for pid, p in all_probes.items()
+                if (pid in only if only else p.default_enabled) and pid not in skip]
+
+    started = time.time()
+    t0 = time.monotonic()
+    tgt = targets.resolve(c["controller"], c["room"], int(c["port"]), osnet.local_addresses())
+    privileged = osnet.is_privileged()
+
+    def needs_unmet(p: Probe) -> Result | None:
+        if "peer" in p.needs and tgt.peer is None:
+            return Result(Status.SKIP, "no-peer", "needs --controller (on the room) or --room "
+                          "(next to the controller)", {})
+        if "role" in p.needs and tgt.role == "unknown":
+            return Result(Status.SKIP, "no-target", "needs --controller or --room", {})
+        return None
+
+    runnable, skipped = [], {}
+    for p in selected:
+        unmet = needs_unmet(p)
+        if unmet:
+            skipped[p.id] = unmet
+        else:
+            runnable.append(p)
+
+    def make_context(p: Probe, deadline: float) -> Context:
+        opts = options[p.id]
+        return Context(targets=tgt, options=opts, deadline=deadline, privileged=privileged,
+                       settings={"check": dict(c), "probes": options}, user_code=c["code"])
+
+    timed = [_with_timeout(p, options[p.id]["timeout"]) for p in runnable]
+    runs_, complete = runner.run(timed, make_context, float(c["timeout"]))
+    by_id = {r.probe.id: r for r in runs_}
+    all_runs = [by_id[p.id] if p.id in by_id else runner.ProbeRun(p, skipped[p.id], 0.0)
+                for p in selected]
+
+    host = {**osnet.host_info(), "interfaces": list(osnet.interfaces()),
+            "default_gateway": list(osnet.default_gateways()), "raw_sockets": osnet.raw_sockets()}
+    rep = report.build(runs=all_runs, complete=complete, targets=tgt, started_at=started,
+                       duration_s=time.monotonic() - t0, host=host)
+    rep["diagnosis"] = _diagnose(rep, c["code"])
+
+    if c["json"]:
+        from roomprobe.fsutil import atomic_write_text
+
+        try:
+            atomic_write_text(c["json"], report.to_json(rep))
+        except OSError as exc:
+            raise UsageError(f"cannot write the report to {c['json']}: {exc.strerror or exc}; "
+                             "choose a writable path for --json") from None
+    if c["format"] == "json":
+        click.echo(report.to_json(rep), nl=False)
+    else:
+        color = bool(c["color"]) and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        click.echo(render_text(rep, color=color, verbose=bool(c["verbose"])), nl=False)
+    return int(report.exit_code(rep))
+
+
+def _with_timeout(p: Any, timeout: float) -> Any:
+    from dataclasses import replace
+
+    return p if timeout == p.timeout_s else replace(p, timeout_s=float(timeout))
+
+
+def _diagnose(rep: dict[str, Any], code: Any) -> list[dict[str, Any]]:
+    """Map findings to likely Zoom error codes (roomprobe.diagnosis), if that module is present."""
+    try:
+        from roomprobe import diagnosis
+    except ImportError:
+        return []
+    probes_run = {p["id"] for p in rep["probes"] if p["status"] not in ("skip", "error")}
+    return diagnosis.diagnose(rep["findings"], str(code) if code is not None else None,
+                              probes_run=probes_run)

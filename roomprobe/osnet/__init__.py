@@ -1,0 +1,163 @@
+"""What this host's network looks like: interfaces, routes, neighbours, privileges.
+
+One small interface for every OS. The portable parts use psutil and netifaces; the parts only the
+OS can tell (interface kind, Wi-Fi SSID, the exact route) go through ``_linux``, ``_windows`` or
+``_macos``, whose command-output parsers live in ``parsers`` and are tested on recorded outputs.
+Results are cached for the run: several probes ask the same questions concurrently.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import os
+import platform
+import socket
+import sys
+from typing import Any
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _backend() -> Any:
+    if sys.platform.startswith("linux"):
+        from roomprobe.osnet import _linux as mod
+    elif sys.platform == "win32":
+        from roomprobe.osnet import _windows as mod
+    elif sys.platform == "darwin":
+        from roomprobe.osnet import _macos as mod
+    else:
+        from roomprobe.osnet import _generic as mod
+    return mod
+
+
+def host_info() -> dict[str, Any]:
+    """Hostname and OS, as a support engineer would ask for them."""
+    return {
+        "hostname": socket.gethostname(),
+        "os": platform.system() or sys.platform,
+        "os_version": platform.release() if sys.platform != "win32" else platform.version(),
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def interfaces() -> tuple[dict[str, Any], ...]:
+    """Every interface: name, kind, up, MAC, addresses with prefix length, SSID for Wi-Fi."""
+    import psutil
+
+    backend = _backend()
+    stats = psutil.net_if_stats()
+    out = []
+    for name, addrs in sorted(psutil.net_if_addrs().items()):
+        entry: dict[str, Any] = {"name": name, "kind": backend.interface_kind(name),
+                                 "up": bool(stats[name].isup) if name in stats else False,
+                                 "mac": None, "addresses": []}
+        for a in addrs:
+            if a.family == psutil.AF_LINK:
+                entry["mac"] = a.address or None
+            elif a.family in (socket.AF_INET, socket.AF_INET6):
+                addr = a.address.split("%", 1)[0]
+                entry["addresses"].append({
+                    "family": "ipv4" if a.family == socket.AF_INET else "ipv6",
+                    "address": addr,
+                    "prefixlen": _prefixlen(a.netmask, a.family),
+                })
+        if entry["kind"] == "wifi":
+            entry["ssid"] = backend.wifi_ssid(name)
+        out.append(entry)
+    return tuple(out)
+
+
+def _prefixlen(netmask: str | None, family: int) -> int | None:
+    if not netmask:
+        return None
+    try:
+        if family == socket.AF_INET6 and "/" in netmask:
+            return int(netmask.rsplit("/", 1)[1])
+        return ipaddress.ip_network(f"0.0.0.0/{netmask}" if family == socket.AF_INET
+                                    else f"::/{netmask}").prefixlen
+    except ValueError:
+        return None
+
+
+def local_addresses() -> set[str]:
+    return {a["address"] for i in interfaces() for a in i["addresses"]}
+
+
+@functools.lru_cache(maxsize=1)
+def default_gateways() -> tuple[dict[str, Any], ...]:
+    """Default gateways per family, from the OS routing table (netifaces)."""
+    import netifaces
+
+    out = []
+    gws = netifaces.gateways().get("default", {})
+    for fam, label in ((netifaces.AF_INET, "ipv4"), (netifaces.AF_INET6, "ipv6")):
+        if fam in gws:
+            gw, ifname = gws[fam][0], gws[fam][1]
+            out.append({"family": label, "gateway": gw, "interface": ifname})
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=1)
+def raw_sockets() -> bool:
+    """Can we send raw frames (ARP)? Needs root/CAP_NET_RAW, or admin with Npcap on Windows."""
+    return bool(_backend().raw_sockets())
+
+
+def source_address(peer: str) -> str | None:
+    """The local address the OS would use to reach ``peer``; sends no packet (UDP connect)."""
+    family = socket.AF_INET6 if ":" in peer else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.connect((peer, 9))
+            return s.getsockname()[0].split("%", 1)[0]
+    except OSError:
+        return None
+
+
+def interface_for_peer(peer: str) -> dict[str, Any] | None:
+    """The interface and address whose subnet contains ``peer`` (on-link), if any."""
+    ip = ipaddress.ip_address(peer)
+    for iface in interfaces():
+        if iface["kind"] == "loopback" and not ip.is_loopback:
+            continue
+        for a in iface["addresses"]:
+            if a["prefixlen"] is None:
+                continue
+            net = ipaddress.ip_interface(f"{a['address']}/{a['prefixlen']}").network
+            if ip.version == net.version and ip in net and not _is_host_route(net):
+                return {"interface": iface["name"], "kind": iface["kind"], "address": a["address"],
+                        "prefixlen": a["prefixlen"], "network": str(net)}
+    return None
+
+
+def _is_host_route(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    return net.num_addresses == 1
+
+
+def route_to(peer: str) -> dict[str, Any]:
+    """How the OS would send to ``peer``: interface, source address, next-hop gateway (or None)."""
+    route = _backend().route_to(peer)
+    if route:
+        if not route.get("source"):
+            route["source"] = source_address(peer)
+        return route
+    src = source_address(peer)
+    iface = next((i["name"] for i in interfaces() for a in i["addresses"] if a["address"] == src), None)
+    on_link = interface_for_peer(peer)
+    gw = None
+    if on_link is None:
+        fam = "ipv6" if ":" in peer else "ipv4"
+        gw = next((g["gateway"] for g in default_gateways() if g["family"] == fam), None)
+    return {"interface": iface, "source": src, "gateway": gw}
+
+
+def neighbor(peer: str) -> dict[str, Any] | None:
+    """The OS neighbour (ARP) entry for ``peer``: {"mac", "state"}; None if the OS cannot tell."""
+    return _backend().neighbor(peer)
+
+
+def is_privileged() -> bool:
+    if sys.platform == "win32":
+        return bool(_backend().is_admin())
+    return os.geteuid() == 0

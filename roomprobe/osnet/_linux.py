@@ -1,0 +1,79 @@
+"""Linux: sysfs for interface kinds, iproute2's JSON output for routes and neighbours."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from roomprobe.osnet import parsers
+
+SYS = Path("/sys/class/net")
+
+
+def interface_kind(name: str) -> str:
+    base = SYS / name
+    if name == "lo":
+        return "loopback"
+    if (base / "wireless").exists() or (base / "phy80211").exists():
+        return "wifi"
+    if not base.exists():
+        return "unknown"
+    # Physical NICs have a backing device; veth, bridges, tunnels and dummies do not.
+    return "wired" if (base / "device").exists() else "virtual"
+
+
+def _run(cmd: list[str], timeout: float = 2.0) -> str | None:
+    if shutil.which(cmd[0]) is None:
+        return None
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def wifi_ssid(name: str) -> str | None:
+    out = _run(["iw", "dev", name, "link"])
+    return parsers.iw_link_ssid(out) if out else None
+
+
+def raw_sockets() -> bool:
+    try:
+        socket.socket(socket.AF_PACKET, socket.SOCK_RAW).close()
+        return True
+    except (PermissionError, OSError, AttributeError):
+        return False
+
+
+def route_to(peer: str) -> dict[str, Any] | None:
+    out = _run(["ip", "-j", "route", "get", peer])
+    try:
+        routes = json.loads(out) if out else []
+    except ValueError:
+        return None
+    if not routes:
+        return None
+    r = routes[0]
+    return {"interface": r.get("dev"), "source": r.get("prefsrc"), "gateway": r.get("gateway")}
+
+
+def neighbor(peer: str) -> dict[str, Any] | None:
+    out = _run(["ip", "-j", "neigh", "show", "to", peer])
+    try:
+        entries = json.loads(out) if out else []
+    except ValueError:
+        return None
+    if not entries:
+        return {"mac": None, "state": "none"}
+    e = entries[0]
+    states = [s.lower() for s in e.get("state", [])]
+    return {"mac": e.get("lladdr"), "state": states[0] if states else "unknown",
+            "interface": e.get("dev")}
+
+
+def is_admin() -> bool:
+    return os.geteuid() == 0

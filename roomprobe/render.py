@@ -1,0 +1,59 @@
+"""Text output for people: the verdict first, one line per probe, then what to do."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+COLORS = {"pass": "green", "warn": "yellow", "fail": "red", "error": "magenta", "skip": "bright_black",
+          "info": "cyan"}
+
+
+def _tag(word: str, color: bool) -> str:
+    text = f"{word.upper():<5}"
+    return click.style(text, fg=COLORS.get(word), bold=word in ("fail", "error")) if color else text
+
+
+def verdict(report: dict[str, Any]) -> str:
+    """One line a technician can read aloud: the status and the most important finding."""
+    fails = [f for f in report["findings"] if f["severity"] == "fail"]
+    warns = [f for f in report["findings"] if f["severity"] == "warn"]
+    errors = [p for p in report["probes"] if p["status"] == "error"]
+    if fails:
+        head = fails[0]["message"]
+    elif warns:
+        head = warns[0]["message"]
+    elif errors:
+        head = f"{len(errors)} probe(s) could not finish: {', '.join(p['id'] for p in errors)}"
+    else:
+        ran = [p for p in report["probes"] if p["status"] == "pass"]
+        head = f"no problem found ({len(ran)} probe(s) passed)"
+    counts = f"{len(fails)} failure(s), {len(warns)} warning(s)"
+    tail = "" if report["complete"] else " [INCOMPLETE: interrupted]"
+    return f"{head} ({counts}, {report['duration_s']:.2f} s){tail}"
+
+
+def render_text(report: dict[str, Any], *, color: bool = False, verbose: bool = False) -> str:
+    lines = [f"{_tag(report['status'], color)} {verdict(report)}", ""]
+    width = max((len(p["id"]) for p in report["probes"]), default=8)
+    for p in report["probes"]:
+        lines.append(f"  {_tag(p['status'], color)} {p['id']:<{width}}  {p['summary']}")
+        if verbose and p["evidence"]:
+            for ln in json.dumps(p["evidence"], indent=2).splitlines():
+                lines.append(f"        {ln}")
+    if report["findings"]:
+        lines += ["", "Findings:"]
+        for f in report["findings"]:
+            lines.append(f"  {_tag(f['severity'], color)} {f['id']}: {f['message']}")
+            if f.get("hint"):
+                lines.append(f"        -> {f['hint']}")
+    if report["diagnosis"]:
+        lines += ["", "Likely Zoom error codes:"]
+        for d in report["diagnosis"]:
+            because = f" (because: {', '.join(d['because'])})" if d.get("because") else ""
+            lines.append(f"  {d['product']} {d['code']} [{d['likelihood']}]: {d['title']}{because}")
+            for i, step in enumerate(d.get("fix", [])[:3], 1):
+                lines.append(f"        {i}. {step}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,84 @@
+"""The report: the stable JSON contract that tickets, scripts and monitoring read.
+
+Schema ``roomprobe/report/v1`` (published as ``roomprobe/schema/report-v1.json``, documented in
+docs/report.md). Fields are only ever added, never renamed or removed, within v1.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from roomprobe import __version__
+from roomprobe.errors import ExitCode
+from roomprobe.probe import Status, Targets
+from roomprobe.redact import redact
+from roomprobe.runner import ProbeRun
+
+SCHEMA_ID = "roomprobe/report/v1"
+
+
+def overall_status(runs: Sequence[ProbeRun]) -> str:
+    """fail if any probe failed; warn if any warned or could not finish; pass otherwise."""
+    statuses = {r.result.status for r in runs}
+    if Status.FAIL in statuses:
+        return "fail"
+    if statuses & {Status.WARN, Status.ERROR}:
+        return "warn"
+    return "pass"
+
+
+def exit_code(report: dict[str, Any]) -> ExitCode:
+    """Monitoring-plugin exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (incomplete run)."""
+    if not report["complete"]:
+        return ExitCode.UNKNOWN
+    return {"pass": ExitCode.OK, "warn": ExitCode.WARNING, "fail": ExitCode.CRITICAL}[report["status"]]
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds").replace(
+        "+00:00", "Z")
+
+
+def build(*, runs: Sequence[ProbeRun], complete: bool, targets: Targets, started_at: float,
+          duration_s: float, host: dict[str, Any], diagnosis: list[dict[str, Any]] | None = None,
+          extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Assemble the report dict; everything in it passes through credential redaction."""
+    findings = [f.to_dict() for r in runs for f in r.result.findings]
+    report: dict[str, Any] = {
+        "schema": SCHEMA_ID,
+        "roomprobe_version": __version__,
+        "started_at": rfc3339(started_at),
+        "duration_s": round(duration_s, 3),
+        "complete": complete,
+        "status": overall_status(runs),
+        "host": host,
+        "targets": {"controller": targets.controller, "room": targets.room, "role": targets.role,
+                    "port": targets.port},
+        "probes": [{
+            "id": r.probe.id,
+            "status": r.result.status.value,
+            "reason": r.result.reason,
+            "summary": r.result.summary,
+            "duration_s": round(r.duration_s, 3),
+            "evidence": r.result.evidence,
+        } for r in runs],
+        "findings": findings,
+        "diagnosis": diagnosis or [],
+    }
+    if extra:
+        report.update(extra)
+    # Round-trip through JSON so the report is plain data (no tuples, enums, IP objects).
+    return redact(json.loads(json.dumps(report, default=str)))
+
+
+def to_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, sort_keys=False) + "\n"
+
+
+def load_schema() -> dict[str, Any]:
+    from importlib.resources import files
+
+    return json.loads(files("roomprobe").joinpath("schema/report-v1.json").read_text("utf-8"))

@@ -1,0 +1,118 @@
+"""Runs probes concurrently, each under its own timeout and all under one global deadline.
+
+Probes block on sockets, subprocesses and scapy, so each gets a daemon thread: a probe that
+hangs past its deadline is reported as ``error``/``timeout`` and simply abandoned, and the others
+still report. The total wall time is the slowest probe's budget, never the sum of timeouts.
+Ctrl-C returns what finished so far and marks the rest ``interrupted`` (the report is then
+``complete: false``).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from roomprobe.probe import Context, Probe, Result, Status
+
+# How long past its deadline a probe may take to hand in the result it built from its own
+# timeouts before the runner stops waiting for it.
+GRACE_S = 0.3
+
+
+@dataclass
+class ProbeRun:
+    probe: Probe
+    result: Result
+    duration_s: float
+
+
+def _error(reason: str, summary: str, **evidence: object) -> Result:
+    return Result(Status.ERROR, reason, summary, dict(evidence))
+
+
+def _checked(probe: Probe, result: object) -> Result:
+    """A probe that returns garbage is an error of that probe, not of the whole run."""
+    if not isinstance(result, Result) or not isinstance(result.status, Status):
+        return _error("bad-result", f"probe returned {type(result).__name__}, not a Result")
+    if not result.reason or not isinstance(result.evidence, dict):
+        return _error("bad-result", "probe result lacks a reason or evidence dict")
+    try:
+        json.dumps(result.evidence, default=str)
+    except (TypeError, ValueError) as exc:
+        return _error("bad-result", f"probe evidence is not JSON-able: {exc}")
+    for finding in result.findings:
+        finding.probe = probe.id
+    return result
+
+
+def _worker(probe: Probe, ctx: Context, out: queue.Queue) -> None:
+    t0 = time.monotonic()
+    try:
+        result = _checked(probe, probe.run(ctx))
+    except Exception as exc:
+        tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        result = _error("probe-crashed", f"{type(exc).__name__}: {exc}",
+                        exception=type(exc).__name__, message=str(exc),
+                        traceback=[line.rstrip() for line in tb[-4:]])
+    out.put((probe.id, result, time.monotonic() - t0))
+
+
+def run(probes: Iterable[Probe], make_context: Callable[[Probe, float], Context],
+        global_timeout: float, on_result: Callable[[ProbeRun], None] | None = None,
+        ) -> tuple[list[ProbeRun], bool]:
+    """Run ``probes``; returns their runs in the given order and whether the run completed.
+
+    ``make_context(probe, deadline)`` builds each probe's context; ``deadline`` is a
+    ``time.monotonic()`` value. Long-running probes get their own timeout instead of the global one.
+    """
+    order = list(probes)
+    start = time.monotonic()
+    global_deadline = start + global_timeout
+    done: queue.Queue = queue.Queue()
+    pending: dict[str, tuple[Probe, float, float]] = {}
+    runs: dict[str, ProbeRun] = {}
+
+    for probe in order:
+        own = start + probe.timeout_s
+        deadline = own if probe.long_running else min(own, global_deadline)
+        ctx = make_context(probe, deadline)
+        thread = threading.Thread(target=_worker, args=(probe, ctx, done), daemon=True,
+                                  name=f"probe-{probe.id}")
+        pending[probe.id] = (probe, deadline, time.monotonic())
+        thread.start()
+
+    def finish(run_: ProbeRun) -> None:
+        runs[run_.probe.id] = run_
+        pending.pop(run_.probe.id, None)
+        if on_result:
+            on_result(run_)
+
+    complete = True
+    try:
+        while pending:
+            wait = min(d for _, d, _ in pending.values()) + GRACE_S - time.monotonic()
+            try:
+                probe_id, result, duration = done.get(timeout=max(0.0, wait))
+            except queue.Empty:
+                now = time.monotonic()
+                for probe, deadline, t0 in list(pending.values()):
+                    if now >= deadline + GRACE_S:
+                        budget = round(deadline - t0, 2)
+                        finish(ProbeRun(probe, _error(
+                            "timeout", f"no result within its {budget} s budget",
+                            budget_s=budget), now - t0))
+                continue
+            if probe_id in pending:
+                finish(ProbeRun(pending[probe_id][0], result, duration))
+    except KeyboardInterrupt:
+        complete = False
+        now = time.monotonic()
+        for probe, _, t0 in list(pending.values()):
+            finish(ProbeRun(probe, _error("interrupted", "stopped by Ctrl-C before it finished"),
+                            now - t0))
+    return [runs[p.id] for p in order], complete

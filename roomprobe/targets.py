@@ -1,0 +1,62 @@
+"""Turns --controller/--room into checked addresses and the role this host plays."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+import threading
+
+from roomprobe.errors import UsageError
+from roomprobe.probe import Targets
+
+RESOLVE_TIMEOUT_S = 3.0
+
+
+def parse_address(text: str, flag: str) -> str:
+    """An IP literal as is; a host name resolved once (bounded); anything else is a usage error."""
+    text = text.strip().strip("[]")
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    looks_numeric = bool(re.fullmatch(r"[0-9.]+", text)) or ":" in text
+    if looks_numeric or not text or any(c.isspace() for c in text) or not all(
+            part and len(part) < 64 for part in text.rstrip(".").split(".")):
+        raise UsageError(f"{flag} {text!r} is not an IP address or host name; "
+                         f"give it like {flag} 10.0.0.5")
+    result: list[str] = []
+
+    def lookup() -> None:
+        try:
+            infos = socket.getaddrinfo(text, None, type=socket.SOCK_STREAM)
+            result.extend(str(info[4][0]) for info in infos)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=lookup, daemon=True)
+    t.start()
+    t.join(RESOLVE_TIMEOUT_S)
+    if not result:
+        raise UsageError(f"{flag} {text!r} does not resolve to an address; "
+                         "give the device's IP address (shown in its network settings)")
+    v4 = [r for r in result if ":" not in r]
+    return (v4 or result)[0]
+
+
+def resolve(controller: str | None, room: str | None, port: int,
+            local_addresses: set[str]) -> Targets:
+    """Work out the role: on the room (controller given, or room is us), or next to the controller."""
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--port {port} is out of range; give a TCP port from 1 to 65535")
+    c = parse_address(controller, "--controller") if controller else None
+    r = parse_address(room, "--room") if room else None
+    if r is not None and (r in local_addresses or ipaddress.ip_address(r).is_loopback):
+        role = "room"
+    elif r is not None:
+        role = "controller-side"
+    elif c is not None:
+        role = "room"
+    else:
+        role = "unknown"
+    return Targets(controller=c, room=r, role=role, port=port)

@@ -1,0 +1,210 @@
+"""The controller<->room path in a real lab, from both sides, for every fault of issue 2.
+
+Each test builds its own namespaces (room, controller, router, switch), switches one fault on
+with the real tool (nftables, bridge port isolation, a listener or none), runs the roomprobe CLI
+inside a namespace as a user would, and asserts on the JSON report.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+FW_DROP_9090 = """
+table inet roomfw {
+  chain input { type filter hook input priority 0; policy accept;
+    iifname "eth0" tcp dport 9090 drop
+  }
+}
+"""
+
+ROUTER_BLACKHOLE = """
+table inet blackhole {
+  chain bh_forward { type filter hook forward priority 0; policy drop;
+  }
+}
+"""
+
+
+def room_and_controller(lab, controller_segment="lan"):
+    room = lab.add_host("room", "lan", 20)
+    ctrl = lab.add_host("ctrl", controller_segment, 30 if controller_segment == "lan" else 150)
+    return room, ctrl
+
+
+def test_healthy_from_both_sides(lab):
+    room, ctrl = room_and_controller(lab)
+    room.listen(9090, comm="ZoomRooms")
+
+    out = ctrl.roomprobe("check", "--room", room.addr, "--format", "json")
+    assert out.rc == 0, out.stdout + out.stderr
+    rep = out.report
+    assert rep["status"] == "pass" and rep["complete"] is True
+    assert rep["targets"]["role"] == "controller-side"
+    port = out.probe("controller-port")
+    assert port["status"] == "pass" and port["evidence"]["state"] == "open"
+    sub = out.probe("subnet")
+    assert sub["status"] == "pass" and sub["evidence"]["same_subnet"] is True
+    assert sub["evidence"]["arp"]["answered"] is True
+    assert sub["evidence"]["interface"] == "eth0"
+    assert rep["findings"] == []
+
+    out = room.roomprobe("check", "--controller", ctrl.addr, "--format", "json")
+    assert out.rc == 0, out.stdout + out.stderr
+    port = out.probe("controller-port")
+    assert port["evidence"]["state"] == "listening"
+    assert port["evidence"]["listeners"][0]["process"] == "ZoomRooms"
+    assert port["evidence"]["self_connect"]["state"] == "open"
+    assert out.report["targets"]["role"] == "room"
+    assert out.probe("subnet")["evidence"]["arp"]["answered"] is True
+
+
+def test_controller_on_another_subnet(lab):
+    room, ctrl = room_and_controller(lab, controller_segment="vl2")
+    room.listen(9090)
+
+    out = ctrl.roomprobe("check", "--room", room.addr, "--format", "json")
+    assert out.rc == 1, out.stdout + out.stderr
+    sub = out.probe("subnet")
+    assert sub["status"] == "warn" and sub["reason"] == "peer-other-subnet"
+    assert sub["evidence"]["route"]["gateway"] == "198.51.100.129"
+    assert "peer-other-subnet" in out.finding_ids()
+    assert out.probe("controller-port")["evidence"]["state"] == "open"  # routed, 9090 allowed
+
+    out = room.roomprobe("check", "--controller", ctrl.addr, "--format", "json")
+    assert out.probe("subnet")["reason"] == "peer-other-subnet"
+    assert out.probe("subnet")["evidence"]["route"]["gateway"] == "198.51.100.1"
+
+
+def test_firewall_drops_9090_on_the_room(lab):
+    room, ctrl = room_and_controller(lab)
+    room.listen(9090)
+    room.nft(FW_DROP_9090)
+
+    out = ctrl.roomprobe("check", "--room", room.addr, "--format", "json")
+    assert out.rc == 2
+    port = out.probe("controller-port")
+    assert port["status"] == "fail" and port["evidence"]["state"] == "filtered"
+    assert port["evidence"]["error"] == "timeout"
+    assert out.finding_ids() == {"port-filtered"}
+    assert out.probe("subnet")["status"] == "pass"  # ARP still answers: it is the port, not the host
+
+
+def test_nothing_listening(lab):
+    room, ctrl = room_and_controller(lab)
+
+    out = ctrl.roomprobe("check", "--room", room.addr, "--format", "json")
+    assert out.rc == 2
+    assert out.probe("controller-port")["evidence"]["state"] == "refused"
+    assert out.finding_ids() == {"port-refused"}
+
+    out = room.roomprobe("check", "--controller", ctrl.addr, "--format", "json")
+    assert out.rc == 2
+    port = out.probe("controller-port")
+    assert port["evidence"]["state"] == "not-listening"
+    assert port["evidence"]["listeners"] == []
+    assert out.finding_ids() == {"port-not-listening"}
+
+
+def test_another_process_holds_9090(lab):
+    room, ctrl = room_and_controller(lab)
+    room.listen(9090, comm="squatter")
+
+    out = room.roomprobe("check", "--controller", ctrl.addr, "--format", "json")
+    assert out.rc == 2
+    port = out.probe("controller-port")
+    assert port["reason"] == "port-conflict"
+    finding = next(f for f in out.report["findings"] if f["id"] == "port-conflict")
+    assert finding["evidence"]["holders"][0]["process"] == "squatter"
+    # The same process counts as Zoom Rooms when the config says so.
+    out = room.roomprobe("check", "--controller", ctrl.addr, "--format", "json",
+                         "--set", "controller-port.zoom_rooms_processes=squatter")
+    assert out.rc == 0, out.stdout
+
+
+def test_listening_on_loopback_only(lab):
+    room, ctrl = room_and_controller(lab)
+    room.listen(9090, bind="127.0.0.1")
+
+    out = room.roomprobe("check", "--controller", ctrl.addr, "--format", "json")
+    assert out.rc == 2
+    assert "port-loopback-only" in out.finding_ids()
+    out = ctrl.roomprobe("check", "--room", room.addr, "--format", "json")
+    assert out.probe("controller-port")["evidence"]["state"] == "refused"
+
+
+def test_client_isolation_from_both_sides(lab):
+    room, ctrl = room_and_controller(lab)
+    room.listen(9090)
+    lab.isolate(room, ctrl)
+
+    out = ctrl.roomprobe("check", "--room", room.addr, "--format", "json")
+    assert out.rc == 2
+    sub = out.probe("subnet")
+    assert sub["reason"] == "peer-no-arp-reply" and sub["evidence"]["arp"]["answered"] is False
+    port = out.probe("controller-port")
+    assert port["evidence"]["state"] == "unreachable"
+    assert {"peer-no-arp-reply", "port-unreachable"} <= out.finding_ids()
+
+    out = room.roomprobe("check", "--controller", ctrl.addr, "--format", "json")
+    assert out.probe("subnet")["reason"] == "peer-no-arp-reply"
+    assert out.probe("controller-port")["evidence"]["state"] == "listening"
+
+
+def test_unprivileged_skips_arp_without_crashing(lab):
+    room, ctrl = room_and_controller(lab)
+    room.listen(9090)
+
+    out = ctrl.roomprobe("check", "--room", room.addr, "--format", "json", unprivileged=True)
+    assert out.rc == 0, out.stdout + out.stderr
+    sub = out.probe("subnet")
+    assert sub["status"] == "pass" and sub["evidence"]["arp"]["status"] == "skip"
+    assert out.report["host"]["raw_sockets"] is False
+    assert "arp-skipped-unprivileged" in out.finding_ids()
+
+
+def test_black_holed_peer_finishes_within_the_deadline(lab):
+    """A peer that answers nothing costs one timeout, not the sum of every probe's timeouts."""
+    room, ctrl = room_and_controller(lab, controller_segment="vl2")
+    lab.router_exec(["nft", "-f", "-"], input=ROUTER_BLACKHOLE)
+    out = ctrl.roomprobe("check", "--room", room.addr, "--format", "json", "--timeout", "2")
+    rep = out.report
+    assert out.rc == 2 and rep["complete"] is True
+    assert out.probe("controller-port")["evidence"]["state"] == "filtered"
+    assert rep["duration_s"] <= 2 + 0.6, rep["duration_s"]
+
+
+def test_dead_host_on_the_same_subnet_is_unreachable(lab):
+    room, ctrl = room_and_controller(lab)
+    out = ctrl.roomprobe("check", "--room", "198.51.100.99", "--format", "json")
+    assert out.rc == 2
+    assert out.probe("controller-port")["evidence"]["state"] == "unreachable"
+    assert out.probe("subnet")["reason"] == "peer-no-arp-reply"
+
+
+def test_ctrl_c_gives_a_partial_report(lab):
+    room, ctrl = room_and_controller(lab, controller_segment="vl2")
+    lab.router_exec(["nft", "-f", "-"], input=ROUTER_BLACKHOLE)
+    proc = subprocess.Popen(ctrl.exec_prefix() + [sys.executable, "-m", "roomprobe", "check",
+                            "--room", room.addr, "--format", "json", "--timeout", "30",
+                            "--set", "controller-port.connect_timeout=30",
+                            "--set", "controller-port.timeout=30"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 3, stderr
+    from lab import LabRun
+
+    run = LabRun(proc.returncode, stdout, stderr, 0)
+    rep = run.report
+    assert rep["complete"] is False
+    port = run.probe("controller-port")
+    assert port["status"] == "error" and port["reason"] == "interrupted"
+    assert run.probe("interfaces")["status"] == "pass"  # finished probes are kept
