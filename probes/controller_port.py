@@ -43,7 +43,7 @@ def tcp_state(addr: str, port: int, timeout: float) -> dict[str, Any]:
         try:
             s.connect((addr, port))
             state, err = "open", None
-        except socket.timeout:
+        except TimeoutError:
             state, err = "filtered", "timeout"
         except OSError as exc:
             err = errno.errorcode.get(exc.errno or 0, str(exc))
