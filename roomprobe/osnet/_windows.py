@@ -42,7 +42,7 @@ def is_admin() -> bool:
 
 def raw_sockets() -> bool:
     """scapy sends raw frames on Windows through Npcap, as an administrator."""
-    system_root = os.environ.get("SystemRoot", r"C:\Windows")
+    system_root = os.environ.get("SYSTEMROOT", r"C:\Windows")
     return is_admin() and os.path.isdir(os.path.join(system_root, "System32", "Npcap"))
 
 

@@ -81,10 +81,10 @@ def macos_kind(device: str, hardware_port: str | None) -> str:
     port = hardware_port.lower()
     if "wi-fi" in port or "airport" in port:
         return "wifi"
-    if "ethernet" in port or "thunderbolt" in port or "lan" in port:
-        return "wired"
     if "bridge" in port or "vpn" in port:
         return "virtual"
+    if "ethernet" in port or "thunderbolt" in port or "lan" in port:
+        return "wired"
     return "unknown"
 
 

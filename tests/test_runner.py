@@ -1,0 +1,89 @@
+"""The runner owns timing: concurrency, per-probe timeouts, the global deadline, crashes."""
+
+from __future__ import annotations
+
+import time
+
+from roomprobe import runner
+from roomprobe.probe import Context, Finding, Probe, Result, Severity, Status, Targets
+
+
+def ctx_for(probe: Probe, deadline: float) -> Context:
+    return Context(targets=Targets(), options={}, deadline=deadline, privileged=False)
+
+
+def sleeper(seconds: float, status: Status = Status.PASS):
+    def run(ctx: Context) -> Result:
+        time.sleep(seconds)
+        return Result(status, "ok", f"slept {seconds}", {"slept": seconds},
+                      [Finding("slow-thing", Severity.WARN, "m")] if status == Status.WARN else [])
+    return run
+
+
+def crash(ctx: Context) -> Result:
+    raise RuntimeError("boom")
+
+
+def garbage(ctx: Context) -> Result:
+    return "not a result"  # type: ignore[return-value]
+
+
+def unjsonable(ctx: Context) -> Result:
+    loop: dict = {}
+    loop["self"] = loop  # (other odd values, like IP objects, are turned into strings)
+    return Result(Status.PASS, "ok", "x", loop)
+
+
+def test_probes_run_concurrently_not_in_sequence():
+    probes = [Probe(id=f"p{i}", title="t", run=sleeper(0.5), timeout_s=3) for i in range(4)]
+    t0 = time.monotonic()
+    runs, complete = runner.run(probes, ctx_for, global_timeout=5)
+    elapsed = time.monotonic() - t0
+    assert complete and [r.result.status for r in runs] == [Status.PASS] * 4
+    assert elapsed < 1.5, elapsed  # sequential would be 2.0 s
+
+
+def test_crash_and_garbage_become_errors_and_others_still_report():
+    probes = [Probe(id="ok", title="t", run=sleeper(0.0)),
+              Probe(id="crash", title="t", run=crash),
+              Probe(id="garbage", title="t", run=garbage),
+              Probe(id="unjsonable", title="t", run=unjsonable)]
+    runs, complete = runner.run(probes, ctx_for, global_timeout=5)
+    by = {r.probe.id: r.result for r in runs}
+    assert complete
+    assert by["ok"].status == Status.PASS
+    assert by["crash"].status == Status.ERROR and by["crash"].reason == "probe-crashed"
+    assert "boom" in by["crash"].summary and by["crash"].evidence["exception"] == "RuntimeError"
+    assert by["garbage"].reason == "bad-result"
+    assert by["unjsonable"].reason == "bad-result"
+
+
+def test_overrun_is_a_timeout_error_within_its_budget():
+    probes = [Probe(id="hang", title="t", run=sleeper(30), timeout_s=0.5),
+              Probe(id="fast", title="t", run=sleeper(0.1), timeout_s=3)]
+    t0 = time.monotonic()
+    runs, complete = runner.run(probes, ctx_for, global_timeout=5)
+    assert time.monotonic() - t0 < 0.5 + runner.GRACE_S + 0.5
+    by = {r.probe.id: r.result for r in runs}
+    assert by["hang"].status == Status.ERROR and by["hang"].reason == "timeout"
+    assert by["fast"].status == Status.PASS
+
+
+def test_global_deadline_caps_every_quick_probe_but_not_long_running_ones():
+    seen: dict[str, float] = {}
+
+    def record(probe: Probe, deadline: float) -> Context:
+        seen[probe.id] = deadline - time.monotonic()
+        return ctx_for(probe, deadline)
+
+    probes = [Probe(id="quick", title="t", run=sleeper(0), timeout_s=60),
+              Probe(id="long", title="t", run=sleeper(0), timeout_s=20, long_running=True)]
+    runner.run(probes, record, global_timeout=2)
+    assert seen["quick"] <= 2.0
+    assert 19 < seen["long"] <= 20
+
+
+def test_findings_are_stamped_with_their_probe():
+    probes = [Probe(id="warner", title="t", run=sleeper(0, Status.WARN))]
+    runs, _ = runner.run(probes, ctx_for, global_timeout=2)
+    assert runs[0].result.findings[0].probe == "warner"
