@@ -54,6 +54,13 @@ def render_text(report: dict[str, Any], *, color: bool = False, verbose: bool = 
         for d in report["diagnosis"]:
             because = f" (because: {', '.join(d['because'])})" if d.get("because") else ""
             lines.append(f"  {d['product']} {d['code']} [{d['likelihood']}]: {d['title']}{because}")
+            if d.get("cause"):
+                lines.append(f"        {d['cause']}")
             for i, step in enumerate(d.get("fix", [])[:3], 1):
                 lines.append(f"        {i}. {step}")
+            if d.get("ruled_out") and verbose:
+                lines.append("        ruled out:")
+                lines += [f"          - {r['cause']} ({r['how']})" for r in d["ruled_out"]]
+            elif d.get("ruled_out"):
+                lines.append(f"        ({len(d['ruled_out'])} other cause(s) ruled out; -v lists them)")
     return "\n".join(lines) + "\n"

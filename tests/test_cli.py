@@ -118,3 +118,17 @@ def test_probes_lists_every_probe_with_options():
     rows = {r["id"]: r for r in json.loads(out.stdout)}
     assert {"interfaces", "subnet", "controller-port"} <= set(rows)
     assert "zoom_rooms_processes" in rows["controller-port"]["options"]
+
+
+def test_unknown_code_is_refused_before_probing():
+    out = cli("check", "--code", "zoom-rooms:99999", "--only", "interfaces")
+    assert out.returncode == 3 and "no such Zoom error code" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_user_code_with_nothing_wrong_says_so():
+    out = cli("check", "--code", "2002", "--only", "interfaces", "--format", "json")
+    report = json.loads(out.stdout)
+    first = report["diagnosis"][0]
+    assert (first["product"], first["code"]) == ("zoom-rooms", 2002)
+    assert first["because"] == [] and first["likelihood"] == "low"

@@ -32,6 +32,13 @@ table inet blackhole {
 """
 
 
+def assert_first_diagnosis(out, finding: str, product: str = "zoom-rooms", code: int = 2002):
+    """The lab fault's likely Zoom code comes first, supported by the finding that shows it."""
+    first = out.report["diagnosis"][0]
+    assert (first["product"], first["code"]) == (product, code), out.report["diagnosis"]
+    assert finding in first["because"] and first["fix"], first
+
+
 def room_and_controller(lab, controller_segment="lan"):
     room = lab.add_host("room", "lan", 20)
     ctrl = lab.add_host("ctrl", controller_segment, 30 if controller_segment == "lan" else 150)
@@ -53,7 +60,7 @@ def test_healthy_from_both_sides(lab):
     assert sub["status"] == "pass" and sub["evidence"]["same_subnet"] is True
     assert sub["evidence"]["arp"]["answered"] is True
     assert sub["evidence"]["interface"] == "eth0"
-    assert rep["findings"] == []
+    assert rep["findings"] == [] and rep["diagnosis"] == []
 
     out = room.roomprobe("check", "--controller", ctrl.addr, "--format", "json")
     assert out.rc == 0, out.stdout + out.stderr
@@ -75,6 +82,7 @@ def test_controller_on_another_subnet(lab):
     assert sub["status"] == "warn" and sub["reason"] == "peer-other-subnet"
     assert sub["evidence"]["route"]["gateway"] == "198.51.100.129"
     assert "peer-other-subnet" in out.finding_ids()
+    assert_first_diagnosis(out, "peer-other-subnet")
     assert out.probe("controller-port")["evidence"]["state"] == "open"  # routed, 9090 allowed
 
     out = room.roomprobe("check", "--controller", ctrl.addr, "--format", "json")
@@ -87,12 +95,16 @@ def test_firewall_drops_9090_on_the_room(lab):
     room.listen(9090)
     room.nft(FW_DROP_9090)
 
-    out = ctrl.roomprobe("check", "--room", room.addr, "--format", "json")
+    out = ctrl.roomprobe("check", "--room", room.addr, "--format", "json", "--code", "2002")
     assert out.rc == 2
     port = out.probe("controller-port")
     assert port["status"] == "fail" and port["evidence"]["state"] == "filtered"
     assert port["evidence"]["error"] == "timeout"
     assert out.finding_ids() == {"port-filtered"}
+    assert_first_diagnosis(out, "port-filtered")
+    ruled_out = out.report["diagnosis"][0]["ruled_out"]  # --code 2002: what the lab proved fine
+    assert any("port-refused" in r["how"] for r in ruled_out)
+    assert not any("port-filtered" in r["how"] for r in ruled_out)
     assert out.probe("subnet")["status"] == "pass"  # ARP still answers: it is the port, not the host
 
 
@@ -103,6 +115,7 @@ def test_nothing_listening(lab):
     assert out.rc == 2
     assert out.probe("controller-port")["evidence"]["state"] == "refused"
     assert out.finding_ids() == {"port-refused"}
+    assert_first_diagnosis(out, "port-refused")
 
     out = room.roomprobe("check", "--controller", ctrl.addr, "--format", "json")
     assert out.rc == 2
@@ -110,6 +123,7 @@ def test_nothing_listening(lab):
     assert port["evidence"]["state"] == "not-listening"
     assert port["evidence"]["listeners"] == []
     assert out.finding_ids() == {"port-not-listening"}
+    assert_first_diagnosis(out, "port-not-listening")
 
 
 def test_another_process_holds_9090(lab):
@@ -122,6 +136,7 @@ def test_another_process_holds_9090(lab):
     assert port["reason"] == "port-conflict"
     finding = next(f for f in out.report["findings"] if f["id"] == "port-conflict")
     assert finding["evidence"]["holders"][0]["process"] == "squatter"
+    assert_first_diagnosis(out, "port-conflict")
     # The same process counts as Zoom Rooms when the config says so.
     out = room.roomprobe("check", "--controller", ctrl.addr, "--format", "json",
                          "--set", "controller-port.zoom_rooms_processes=squatter")
@@ -135,6 +150,7 @@ def test_listening_on_loopback_only(lab):
     out = room.roomprobe("check", "--controller", ctrl.addr, "--format", "json")
     assert out.rc == 2
     assert "port-loopback-only" in out.finding_ids()
+    assert_first_diagnosis(out, "port-loopback-only")
     out = ctrl.roomprobe("check", "--room", room.addr, "--format", "json")
     assert out.probe("controller-port")["evidence"]["state"] == "refused"
 
@@ -151,10 +167,12 @@ def test_client_isolation_from_both_sides(lab):
     port = out.probe("controller-port")
     assert port["evidence"]["state"] == "unreachable"
     assert {"peer-no-arp-reply", "port-unreachable"} <= out.finding_ids()
+    assert_first_diagnosis(out, "peer-no-arp-reply")
 
     out = room.roomprobe("check", "--controller", ctrl.addr, "--format", "json")
     assert out.probe("subnet")["reason"] == "peer-no-arp-reply"
     assert out.probe("controller-port")["evidence"]["state"] == "listening"
+    assert_first_diagnosis(out, "peer-no-arp-reply")
 
 
 def test_unprivileged_skips_arp_without_crashing(lab):

@@ -68,6 +68,12 @@ def check(controller: str | None, room: str | None, port: int | None, timeout: f
         raise UsageError(f"format {c['format']!r} is not text or json")
     if c["json"] == "-":
         c["format"], c["json"] = "json", None
+    if c["code"] is not None:
+        from roomprobe import kb
+
+        if not kb.lookup(str(c["code"])):
+            raise UsageError(f"--code {c['code']}: no such Zoom error code in the catalog; "
+                             "find it with 'roomprobe codes --search WORDS'")
     return run_check(cfg, set_opts)
 
 
