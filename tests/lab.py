@@ -26,6 +26,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,16 @@ SEGMENTS = {
     "vl2": ("198.51.100", 25, 129),
 }
 CLOUD_NET = ("203.0.113", 24)
+LAB_DNS = "203.0.113.53"  # dnsmasq in the router ns: every host's resolver
+LAB_ZOOM = "203.0.113.10"  # what the lab DNS answers for Zoom's names (A)
+LAB_ZOOM6 = "2001:db8::10"  # and for AAAA (documentation range, never routed)
+ZOOM_DOMAINS = ("zoom.us", "zoom.com")
+
+# What roomprobe reads in the lab (ROOMPROBE_CONFIG): the lab's own answers are legitimate.
+LAB_CONFIG = """
+[probes.dns]
+allow_networks = ["203.0.113.0/24", "2001:db8::/32"]
+"""
 
 
 def lab_unavailable_reason() -> str | None:
@@ -77,6 +88,17 @@ def sweep_stale() -> None:
         _kill_ns_pids(name)
         sh(["ip", "netns", "del", name], check=False)
         shutil.rmtree(f"/etc/netns/{name}", ignore_errors=True)
+
+
+def _wait_udp53(ns: str, addr: str, timeout: float = 5.0) -> None:
+    """Wait until something in ``ns`` is bound to addr:53/udp, so tests never race dnsmasq."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        out = sh(["ip", "netns", "exec", ns, "ss", "-Hlun", f"src {addr}:53"], check=False).stdout
+        if out.strip():
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"dnsmasq did not start on {addr}:53 in {ns}")
 
 
 def _kill_ns_pids(ns: str) -> None:
@@ -166,7 +188,7 @@ class Host:
                   env: dict[str, str] | None = None) -> LabRun:
         """Run the CLI inside this host exactly as a user would: a subprocess, real sockets."""
         full_env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-        full_env.update({"ROOMPROBE_CONFIG": os.devnull, "NO_COLOR": "1"})
+        full_env.update({"ROOMPROBE_CONFIG": str(self.lab.config_path), "NO_COLOR": "1"})
         if env:
             full_env.update(env)
         t0 = time.monotonic()
@@ -185,6 +207,10 @@ class Lab:
     hosts: dict[str, Host] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix=self.prefix))
+        self.config_path = self.tmp / "roomprobe.toml"
+        self.config_path.write_text(LAB_CONFIG)
+        self.dns_proc: subprocess.Popen | None = None
         try:
             self.switch = self._ns("sw")
             for br in SEGMENTS:
@@ -195,6 +221,9 @@ class Lab:
             for br, (net, plen, gw) in SEGMENTS.items():
                 self._plug(self.router, f"r-{br}", br, f"{net}.{gw}/{plen}")
             self.add_cloud_address(1)
+            self.add_cloud_address(int(LAB_DNS.rsplit(".", 1)[1]))
+            self.add_cloud_address(int(LAB_ZOOM.rsplit(".", 1)[1]))
+            self.start_dns()
         except BaseException:
             self.close()
             raise
@@ -226,7 +255,29 @@ class Lab:
         sh(["ip", "-n", ns, "route", "add", "default", "via", f"{net}.{gw}"])
         host = Host(self, name, ns, addr, plen, segment, port)
         self.hosts[name] = host
+        self.etc_file(host, "resolv.conf", f"nameserver {LAB_DNS}\n")
+        self.etc_file(host, "hosts", f"127.0.0.1 localhost\n{addr} {name}.lab {name}\n")
         return host
+
+    def start_dns(self, *extra: str, answers: bool = True) -> subprocess.Popen:
+        """(Re)start the lab's dnsmasq on LAB_DNS. By default it answers Zoom's domains with
+        LAB_ZOOM and REFUSES everything else (no upstream); ``extra`` adds dnsmasq options
+        (faults), ``answers=False`` leaves the Zoom answers out."""
+        self.stop_dns()
+        cmd = ["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+               f"--listen-address={LAB_DNS}", "--bind-interfaces", "--port=53",
+               f"--pid-file={self.tmp / 'dnsmasq.pid'}", "--user=root"]
+        if answers:
+            cmd += [f"--address=/{d}/{ip}" for d in ZOOM_DOMAINS for ip in (LAB_ZOOM, LAB_ZOOM6)]
+        self.dns_proc = self.router_popen(cmd + list(extra))
+        _wait_udp53(self.router, LAB_DNS)
+        return self.dns_proc
+
+    def stop_dns(self) -> None:
+        if self.dns_proc is not None:
+            self.dns_proc.kill()
+            self.dns_proc.wait(timeout=5)
+            self.dns_proc = None
 
     # -- faults -----------------------------------------------------------------------------
     def isolate(self, *hosts: Host) -> None:
@@ -273,6 +324,7 @@ class Lab:
             sh(["ip", "netns", "del", ns], check=False)
             shutil.rmtree(f"/etc/netns/{ns}", ignore_errors=True)
         self.namespaces.clear()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> Lab:
         return self

@@ -1,6 +1,7 @@
 """The CLI as a user meets it: usage errors are one line and exit 3, help is fast, reports valid.
 
-Everything here runs on the bare machine, so it only ever targets 127.0.0.1 (or nothing).
+Everything here runs on the bare machine, so it only ever targets 127.0.0.1 (or nothing), and
+every check that gets as far as probing names its probes with --only (no DNS, no cloud traffic).
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def test_help_imports_nothing_heavy():
 def test_loopback_room_check_json_to_file_and_stdout(tmp_path):
     path = tmp_path / "sub" / "report.json"
     path.parent.mkdir()
-    out = cli("check", "--room", "127.0.0.1", "--port", "1", "--skip", "subnet", "--json", str(path))
+    out = cli("check", "--room", "127.0.0.1", "--port", "1", "--only", "interfaces,controller-port",
+              "--json", str(path))
     assert out.returncode == 2, out.stderr  # nothing listens on port 1
     assert out.stdout.splitlines()[0].startswith("FAIL")
     report = json.loads(path.read_text())
