@@ -6,9 +6,9 @@ import ipaddress
 from pathlib import Path
 
 import pytest
+from roomprobe.probes.dns import is_sinkhole
 
 from roomprobe.dnsconf import parse_scutil_dns
-from roomprobe.probes.dns import is_sinkhole
 
 
 def test_scutil_dns_main_resolvers_only():

@@ -133,7 +133,8 @@ def test_hosts_file_override(lab):
     lab.etc_file(room, "hosts", "127.0.0.1 localhost\n203.0.113.77 zoom.us\n")
     out = dns_check(room)
     f = next(f for f in out.report["findings"] if f["id"] == "dns-hosts-override")
-    assert f["evidence"] == {"name": "zoom.us", "os_addresses": ["203.0.113.77"], "dns": ["2001:db8::10", LAB_ZOOM]}
+    assert f["evidence"] == {"name": "zoom.us", "os_addresses": ["203.0.113.77"],
+                             "dns": ["2001:db8::10", LAB_ZOOM]}
 
 
 def test_resolvers_disagree(lab):
