@@ -234,7 +234,8 @@ def conclude(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list[dic
                   "blocked" if a["state"] in TCP_BLOCKED else "unknown"} for a in tcp]
     tcp_state = _by_port(tcp_words, tcp_ports, "open")
     udp_state = _by_port(udp, udp_ports, "reachable")
-    https_ok = any(w["ok"] for w in web)
+    # A completed request with a 4xx/5xx (a filter's block page) does not count as working.
+    https_ok = any(w["ok"] and (w["status"] or 0) < 400 for w in web)
 
     unreachable = [w for w in web if not w["ok"] and w["phase"] in ("resolve", "connect", "proxy")]
     if web and not https_ok and unreachable:

@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 from lab import REPO, Host, Lab
 from labca import LabCA
@@ -20,12 +21,20 @@ WEB, MEDIA, STUN, CONTROL, PROXY = "203.0.113.10", "203.0.113.11", "203.0.113.12
 NAMES = {"web.zoomlab.test": WEB, "www.zoomlab.test": WEB, "zone.zoomlab.test": MEDIA,
          "stun.zoomlab.test": STUN, "control.zoomlab.test": CONTROL}
 
+# Any name not in the hosts file fails at once, and never leaves the namespace.
+RESOLV_LOCAL = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
+
+
+def hosts_text() -> str:
+    return "127.0.0.1 localhost\n" + "".join(f"{ip} {name}\n" for name, ip in NAMES.items())
+
 
 @dataclass
 class Cloud:
     lab: Lab
     ca: LabCA
     dir: Path
+    web_proc: subprocess.Popen | None = None
 
     def config(self, *, ca: bool = True, control: bool = False, extra: str = "") -> Path:
         """A config file pointing the cloud probe at the lab cloud (short timeouts)."""
@@ -52,10 +61,22 @@ stun_timeout = 1.0
                                       str(cert.cert), str(cert.key), WEB, "443", str(status)],
                                      stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "listening"
+        self.web_proc = proc
         return proc
+
+    def restart_web(self, status: int) -> None:
+        """Replace the web server (only the one this Cloud started) with one answering ``status``."""
+        if self.web_proc is not None:
+            self.web_proc.kill()
+            self.web_proc.wait(timeout=5)
+        self.web(status)
 
     def proxy(self) -> str:
         """tinyproxy on .20:8888 allowing CONNECT to 443; returns the proxy URL."""
+        # The proxy resolves the lab names itself, from the router's own resolver files.
+        router = SimpleNamespace(ns=self.lab.router)
+        self.lab.etc_file(router, "hosts", hosts_text())  # type: ignore[arg-type]
+        self.lab.etc_file(router, "resolv.conf", RESOLV_LOCAL)  # type: ignore[arg-type]
         conf = self.dir / "tinyproxy.conf"
         conf.write_text(f"Port 8888\nListen {PROXY}\nTimeout 10\nAllow 198.51.100.0/24\n"
                         "ConnectPort 443\nMaxClients 20\nLogLevel Error\n")
@@ -93,8 +114,6 @@ def build(lab: Lab, tmp: Path, room_octet: int = 20) -> tuple[Cloud, Host]:
     for port, addr in ((3478, CONTROL), (3478, STUN), (3479, STUN), (8801, STUN)):
         wait_port(lab, "u", port, addr)
     room = lab.add_host("room", "lan", room_octet)
-    lab.etc_file(room, "hosts", "127.0.0.1 localhost\n" +
-                 "".join(f"{ip} {name}\n" for name, ip in NAMES.items()))
-    # Any name not in the hosts file fails at once on this host, and never leaves it.
-    lab.etc_file(room, "resolv.conf", "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+    lab.etc_file(room, "hosts", hosts_text())
+    lab.etc_file(room, "resolv.conf", RESOLV_LOCAL)
     return cloud, room

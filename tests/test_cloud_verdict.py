@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from roomprobe.probes import cloud
 
 from roomprobe.errors import UsageError
-from roomprobe.probes import cloud
 
 
 def web(ok=True, phase=None, state=None, status=200, url="https://zoom.us/"):
