@@ -331,7 +331,8 @@ def run(ctx: Context) -> Result:
         ch, cp = split_hostport(str(opts["control_host"]))
         tasks["control"] = lambda: stun_binding(ch, cp, stun_t)
 
-    res = run_all(tasks, time.monotonic() + max(conn_t, stun_t) + 0.5)
+    # Every task bounds itself; this is the backstop (e.g. a resolver that hangs), within ours.
+    res = run_all(tasks, min(ctx.deadline, time.monotonic() + max(conn_t, stun_t) + 0.5))
     # A task with no result by the deadline is reported as such, not dropped.
     web = [res[f"web{i}"] or {"url": u, "proxy": None, "ok": False, "phase": "deadline",
                               "state": "timeout", "detail": "no result in time", "status": None,
