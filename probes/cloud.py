@@ -268,23 +268,24 @@ def conclude(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list[dic
             hint="Open that URL from this device to see who answers, and allow Zoom in that "
                  "filter or proxy."))
     blocked_tcp = sorted(p for p, s in tcp_state.items() if s == "blocked")
+    open_tcp = sorted(p for p, s in tcp_state.items() if s == "open")
+    udp_ok = any(s == "reachable" for s in udp_state.values())
     if blocked_tcp:
         findings.append(Finding(
             "cloud-tcp-media-blocked", Severity.WARN,
-            f"TCP {', '.join(map(str, blocked_tcp))} to Zoom's media hosts is blocked: media "
-            "falls back to TCP 443.",
+            f"TCP {', '.join(map(str, blocked_tcp))} to Zoom's media hosts is blocked"
+            f"{_fallback(udp_ok, open_tcp, https_ok)}.",
             {"ports": blocked_tcp, "attempts": [a for a in tcp if a["port"] in blocked_tcp]},
             hint="Allow TCP 8801-8802 to Zoom's IP ranges on the firewall."))
     blocked_udp = sorted(p for p, s in udp_state.items() if s == "blocked")
     unknown_udp = sorted(p for p, s in udp_state.items() if s == "unknown")
-    udp_ok = any(s == "reachable" for s in udp_state.values())
     if blocked_udp:
         proofs = sorted({a["proof"] for a in udp if a["port"] in blocked_udp and a.get("proof")})
         findings.append(Finding(
             "cloud-udp-media-blocked", Severity.WARN,
             f"UDP {', '.join(map(str, blocked_udp))} to Zoom is blocked (proof: "
-            f"{' and '.join(proofs)})" + ("" if udp_ok else ": media falls back to TCP, with more "
-                                          "delay and lower quality") + ".",
+            f"{' and '.join(proofs)})" + (_fallback(udp_ok, open_tcp, https_ok) + ", with more delay "
+                                          "and lower quality" if not udp_ok else "") + ".",
             {"ports": blocked_udp, "proof": proofs,
              "attempts": [a for a in udp if a["port"] in blocked_udp]},
             hint="Allow UDP 3478-3479 and 8801-8810 to Zoom's IP ranges on the firewall."))
@@ -304,6 +305,17 @@ def conclude(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list[dic
                "udp_ports": {str(k): v for k, v in udp_state.items()}, "media_path": media,
                "udp_falls_back_to_tcp_443": not udp_ok and https_ok}
     return summary, findings
+
+
+def _fallback(udp_ok: bool, open_tcp: list[int], https_ok: bool) -> str:
+    """Where media goes instead, as the end of a sentence."""
+    if udp_ok:
+        return ": media still has UDP"
+    if open_tcp:
+        return f": media falls back to TCP {', '.join(map(str, open_tcp))}"
+    if https_ok:
+        return ": media falls back to TCP 443"
+    return ": and no fallback path (TCP media or 443) works either"
 
 
 def _brief(w: dict[str, Any]) -> dict[str, Any]:

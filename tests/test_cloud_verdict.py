@@ -77,6 +77,12 @@ def test_tcp_media_states():
     got = ids(findings)
     assert summary["tcp_ports"] == {"8801": "unknown", "8802": "blocked"}
     assert got["cloud-tcp-media-blocked"].evidence["ports"] == [8802]
+    assert got["cloud-tcp-media-blocked"].message.endswith("media falls back to TCP 443.")
+    _, findings = cloud.conclude([web()], [tcp(8801, "open"), tcp(8802, "filtered")],
+                                 [udp(3478, "blocked", "icmp")], None, [8801, 8802], [3478])
+    got = ids(findings)
+    assert "falls back to TCP 8801" in got["cloud-udp-media-blocked"].message
+    assert "falls back to TCP 8801" in got["cloud-tcp-media-blocked"].message
 
 
 @pytest.mark.parametrize("key,value,msg", [
