@@ -21,6 +21,7 @@ BUILTIN = {
     "subnet": "roomprobe.probes.subnet:PROBE",
     "controller-port": "roomprobe.probes.controller_port:PROBE",
     "dns": "roomprobe.probes.dns:PROBE",
+    "cloud": "roomprobe.probes.cloud:PROBE",
 }
 
 

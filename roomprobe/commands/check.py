@@ -54,8 +54,8 @@ def check(controller: str | None, room: str | None, port: int | None, timeout: f
     flags = {"controller": controller, "room": room, "port": port, "timeout": timeout,
              "code": code, "format": fmt, "json": json_path}
     c.update({k: v for k, v in flags.items() if v is not None})
-    if only:
-        c["only"] = _split_ids(only)
+    if only:  # --only runs exactly what it names (less --skip on the same command line)
+        c["only"], c["skip"] = _split_ids(only), []
     if skip:
         c["skip"] = _split_ids(skip)
     if no_color:
@@ -98,6 +98,9 @@ def run_check(cfg: Any, set_opts: tuple[str, ...] = ()) -> int:
             raise UsageError(f"no probe named {name!r}; known: {', '.join(all_probes)}")
     selected = [p for pid, p in all_probes.items()
                 if (pid in only if only else p.default_enabled) and pid not in skip]
+    for p in selected:
+        if p.validate is not None:
+            p.validate(options[p.id])
 
     started = time.time()
     t0 = time.monotonic()

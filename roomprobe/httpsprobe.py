@@ -1,0 +1,172 @@
+"""One HTTPS request, the way the Zoom client makes it, with every phase timed.
+
+urllib hides where a request failed; a diagnosis needs to know whether the name did not resolve,
+the TCP connect was dropped, the TLS handshake was refused or intercepted, or the server (or a
+filter in front of it) answered with an error. So this does it by hand with sockets and ssl:
+resolve, connect (to the proxy ``proxies.proxy_for(url)`` names, then HTTP CONNECT through it),
+TLS handshake, request, first byte. Each phase is timed, and the first one that fails is named.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import socket
+import ssl
+import time
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from roomprobe.proxies import proxy_for
+
+REFUSED = {errno.ECONNREFUSED, getattr(errno, "WSAECONNREFUSED", -1)}
+UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, getattr(errno, "EHOSTDOWN", -1),
+               getattr(errno, "WSAEHOSTUNREACH", -1), getattr(errno, "WSAENETUNREACH", -1)}
+
+
+class PhaseError(Exception):
+    """A phase failed: ``phase`` is where, ``state`` is a stable kebab-case word for how."""
+
+    def __init__(self, phase: str, state: str, detail: str) -> None:
+        super().__init__(f"{phase}: {state}: {detail}")
+        self.phase, self.state, self.detail = phase, state, detail
+
+
+def _ms(t0: float) -> float:
+    return round((time.monotonic() - t0) * 1000, 1)
+
+
+def _errstate(exc: OSError) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if exc.errno in REFUSED:
+        return "refused"
+    if exc.errno in UNREACHABLE:
+        return "unreachable"
+    if exc.errno in (errno.ECONNRESET, getattr(errno, "WSAECONNRESET", -1)):
+        return "reset"
+    return "error"
+
+
+def _connect(host: str, port: int, timeout: float, timings: dict[str, float]) -> socket.socket:
+    t0 = time.monotonic()
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise PhaseError("resolve", "unresolved", f"{host}: {exc.strerror or exc}") from None
+    timings["resolve_ms"] = _ms(t0)
+    family, _, _, _, sockaddr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    t0 = time.monotonic()
+    try:
+        sock.connect(sockaddr)
+    except OSError as exc:
+        sock.close()
+        raise PhaseError("connect", _errstate(exc), f"{sockaddr[0]}:{port}: {exc}") from None
+    timings["connect_ms"] = _ms(t0)
+    return sock
+
+
+def _read_head(sock: socket.socket | ssl.SSLSocket, limit: int = 65536) -> bytes:
+    buf = b""
+    while b"\r\n\r\n" not in buf and len(buf) < limit:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def _status(head: bytes) -> int | None:
+    parts = head.split(b"\r\n", 1)[0].split()
+    if len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def _tunnel(sock: socket.socket, proxy: Any, host: str, port: int,
+            timings: dict[str, float]) -> None:
+    """HTTP CONNECT through the proxy; a non-2xx answer fails the ``proxy`` phase."""
+    lines = [f"CONNECT {host}:{port} HTTP/1.1", f"Host: {host}:{port}", "User-Agent: roomprobe"]
+    if proxy.username is not None:
+        cred = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}".encode()
+        lines.append("Proxy-Authorization: Basic " + base64.b64encode(cred).decode())
+    t0 = time.monotonic()
+    try:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = _read_head(sock)
+    except OSError as exc:
+        raise PhaseError("proxy", _errstate(exc), f"CONNECT {host}:{port}: {exc}") from None
+    timings["proxy_ms"] = _ms(t0)
+    code = _status(head)
+    if code is None or not 200 <= code < 300:
+        raise PhaseError("proxy", f"http-{code}" if code else "bad-answer",
+                         head.split(b"\r\n", 1)[0].decode("latin-1")[:200] or "connection closed")
+
+
+def fetch(url: str, *, timeout: float, ca_file: str | None = None) -> dict[str, Any]:
+    """GET ``url`` through the system proxy; never raises for network trouble.
+
+    Returns ``{"url", "proxy", "ok", "phase", "state", "detail", "status", "timings", "tls"}``:
+    ``phase``/``state`` name the first phase that failed (None when the request completed),
+    ``status`` is the HTTP status code, ``timings`` has resolve/connect/proxy/tls/first_byte ms.
+    """
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port or 443
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    proxy_url = proxy_for(url)
+    proxy = urlsplit(proxy_url) if proxy_url else None
+    timings: dict[str, float] = {}
+    out: dict[str, Any] = {"url": url, "proxy": proxy_url, "ok": False, "phase": None, "state": None,
+                           "detail": None, "status": None, "timings": timings, "tls": None}
+    deadline = time.monotonic() + timeout
+
+    def left() -> float:
+        return max(0.05, deadline - time.monotonic())
+
+    sock: socket.socket | None = None
+    try:
+        if proxy is not None:
+            sock = _connect(proxy.hostname or "", proxy.port or 8080, left(), timings)
+            sock.settimeout(left())
+            _tunnel(sock, proxy, host, port, timings)
+        else:
+            sock = _connect(host, port, left(), timings)
+        ctx = ssl.create_default_context(cafile=ca_file or None)
+        t0 = time.monotonic()
+        sock.settimeout(left())
+        try:
+            tls = ctx.wrap_socket(sock, server_hostname=host)
+        except ssl.SSLCertVerificationError as exc:
+            raise PhaseError("tls", "untrusted", exc.verify_message or str(exc)) from None
+        except ssl.SSLError as exc:
+            raise PhaseError("tls", "handshake-failed", exc.reason or str(exc)) from None
+        except OSError as exc:
+            raise PhaseError("tls", _errstate(exc), str(exc) or type(exc).__name__) from None
+        sock = tls
+        timings["tls_ms"] = _ms(t0)
+        cert = tls.getpeercert() or {}
+        issuer = dict(x[0] for x in cert.get("issuer", ()))
+        out["tls"] = {"version": tls.version(), "cipher": (tls.cipher() or (None,))[0],
+                      "issuer": issuer.get("commonName") or issuer.get("organizationName")}
+        t0 = time.monotonic()
+        request = (f"GET {path} HTTP/1.1\r\nHost: {parts.netloc.rsplit('@', 1)[-1]}\r\n"
+                   "User-Agent: roomprobe\r\nAccept: */*\r\nConnection: close\r\n\r\n")
+        try:
+            tls.sendall(request.encode())
+            first = tls.recv(1)
+            timings["first_byte_ms"] = _ms(t0)
+            head = first + _read_head(tls) if first else b""
+        except OSError as exc:
+            raise PhaseError("http", _errstate(exc), str(exc) or type(exc).__name__) from None
+        out["status"] = _status(head)
+        if out["status"] is None:
+            raise PhaseError("http", "bad-answer", head[:80].decode("latin-1") or "connection closed")
+        out["ok"] = True
+    except PhaseError as exc:
+        out.update(phase=exc.phase, state=exc.state, detail=exc.detail)
+    finally:
+        if sock is not None:
+            sock.close()
+    return out
