@@ -145,3 +145,5 @@ class Probe:
     long_running: bool = False
     # Off unless named in --only or enabled in config (e.g. probes that cost traffic).
     default_enabled: bool = True
+    # Validates this probe's effective options before anything runs; raises UsageError (exit 3).
+    check_options: Callable[[Mapping[str, Any]], None] | None = None

@@ -98,6 +98,9 @@ def run_check(cfg: Any, set_opts: tuple[str, ...] = ()) -> int:
             raise UsageError(f"no probe named {name!r}; known: {', '.join(all_probes)}")
     selected = [p for pid, p in all_probes.items()
                 if (pid in only if only else p.default_enabled) and pid not in skip]
+    for p in selected:
+        if p.check_options is not None:
+            p.check_options(options[p.id])
 
     started = time.time()
     t0 = time.monotonic()
