@@ -49,7 +49,7 @@ def test_healthy_from_both_sides(lab):
     room, ctrl = room_and_controller(lab)
     room.listen(9090, comm="ZoomRooms")
 
-    out = ctrl.roomprobe("check", "--room", room.addr, "--format", "json")
+    out = ctrl.roomprobe("check", "--skip", "dns", "--room", room.addr, "--format", "json")
     assert out.rc == 0, out.stdout + out.stderr
     rep = out.report
     assert rep["status"] == "pass" and rep["complete"] is True
@@ -62,7 +62,7 @@ def test_healthy_from_both_sides(lab):
     assert sub["evidence"]["interface"] == "eth0"
     assert rep["findings"] == [] and rep["diagnosis"] == []
 
-    out = room.roomprobe("check", "--controller", ctrl.addr, "--format", "json")
+    out = room.roomprobe("check", "--skip", "dns", "--controller", ctrl.addr, "--format", "json")
     assert out.rc == 0, out.stdout + out.stderr
     port = out.probe("controller-port")
     assert port["evidence"]["state"] == "listening"
@@ -76,7 +76,7 @@ def test_controller_on_another_subnet(lab):
     room, ctrl = room_and_controller(lab, controller_segment="vl2")
     room.listen(9090)
 
-    out = ctrl.roomprobe("check", "--room", room.addr, "--format", "json")
+    out = ctrl.roomprobe("check", "--skip", "dns", "--room", room.addr, "--format", "json")
     assert out.rc == 1, out.stdout + out.stderr
     sub = out.probe("subnet")
     assert sub["status"] == "warn" and sub["reason"] == "peer-other-subnet"
@@ -85,7 +85,7 @@ def test_controller_on_another_subnet(lab):
     assert_first_diagnosis(out, "peer-other-subnet")
     assert out.probe("controller-port")["evidence"]["state"] == "open"  # routed, 9090 allowed
 
-    out = room.roomprobe("check", "--controller", ctrl.addr, "--format", "json")
+    out = room.roomprobe("check", "--skip", "dns", "--controller", ctrl.addr, "--format", "json")
     assert out.probe("subnet")["reason"] == "peer-other-subnet"
     assert out.probe("subnet")["evidence"]["route"]["gateway"] == "198.51.100.1"
 
@@ -95,7 +95,7 @@ def test_firewall_drops_9090_on_the_room(lab):
     room.listen(9090)
     room.nft(FW_DROP_9090)
 
-    out = ctrl.roomprobe("check", "--room", room.addr, "--format", "json", "--code", "2002")
+    out = ctrl.roomprobe("check", "--skip", "dns", "--room", room.addr, "--format", "json", "--code", "2002")
     assert out.rc == 2
     port = out.probe("controller-port")
     assert port["status"] == "fail" and port["evidence"]["state"] == "filtered"
@@ -111,13 +111,13 @@ def test_firewall_drops_9090_on_the_room(lab):
 def test_nothing_listening(lab):
     room, ctrl = room_and_controller(lab)
 
-    out = ctrl.roomprobe("check", "--room", room.addr, "--format", "json")
+    out = ctrl.roomprobe("check", "--skip", "dns", "--room", room.addr, "--format", "json")
     assert out.rc == 2
     assert out.probe("controller-port")["evidence"]["state"] == "refused"
     assert out.finding_ids() == {"port-refused"}
     assert_first_diagnosis(out, "port-refused")
 
-    out = room.roomprobe("check", "--controller", ctrl.addr, "--format", "json")
+    out = room.roomprobe("check", "--skip", "dns", "--controller", ctrl.addr, "--format", "json")
     assert out.rc == 2
     port = out.probe("controller-port")
     assert port["evidence"]["state"] == "not-listening"
@@ -130,7 +130,7 @@ def test_another_process_holds_9090(lab):
     room, ctrl = room_and_controller(lab)
     room.listen(9090, comm="squatter")
 
-    out = room.roomprobe("check", "--controller", ctrl.addr, "--format", "json")
+    out = room.roomprobe("check", "--skip", "dns", "--controller", ctrl.addr, "--format", "json")
     assert out.rc == 2
     port = out.probe("controller-port")
     assert port["reason"] == "port-conflict"
@@ -138,7 +138,7 @@ def test_another_process_holds_9090(lab):
     assert finding["evidence"]["holders"][0]["process"] == "squatter"
     assert_first_diagnosis(out, "port-conflict")
     # The same process counts as Zoom Rooms when the config says so.
-    out = room.roomprobe("check", "--controller", ctrl.addr, "--format", "json",
+    out = room.roomprobe("check", "--skip", "dns", "--controller", ctrl.addr, "--format", "json",
                          "--set", "controller-port.zoom_rooms_processes=squatter")
     assert out.rc == 0, out.stdout
 
@@ -147,11 +147,11 @@ def test_listening_on_loopback_only(lab):
     room, ctrl = room_and_controller(lab)
     room.listen(9090, bind="127.0.0.1")
 
-    out = room.roomprobe("check", "--controller", ctrl.addr, "--format", "json")
+    out = room.roomprobe("check", "--skip", "dns", "--controller", ctrl.addr, "--format", "json")
     assert out.rc == 2
     assert "port-loopback-only" in out.finding_ids()
     assert_first_diagnosis(out, "port-loopback-only")
-    out = ctrl.roomprobe("check", "--room", room.addr, "--format", "json")
+    out = ctrl.roomprobe("check", "--skip", "dns", "--room", room.addr, "--format", "json")
     assert out.probe("controller-port")["evidence"]["state"] == "refused"
 
 
@@ -160,7 +160,7 @@ def test_client_isolation_from_both_sides(lab):
     room.listen(9090)
     lab.isolate(room, ctrl)
 
-    out = ctrl.roomprobe("check", "--room", room.addr, "--format", "json")
+    out = ctrl.roomprobe("check", "--skip", "dns", "--room", room.addr, "--format", "json")
     assert out.rc == 2
     sub = out.probe("subnet")
     assert sub["reason"] == "peer-no-arp-reply" and sub["evidence"]["arp"]["answered"] is False
@@ -169,7 +169,7 @@ def test_client_isolation_from_both_sides(lab):
     assert {"peer-no-arp-reply", "port-unreachable"} <= out.finding_ids()
     assert_first_diagnosis(out, "peer-no-arp-reply")
 
-    out = room.roomprobe("check", "--controller", ctrl.addr, "--format", "json")
+    out = room.roomprobe("check", "--skip", "dns", "--controller", ctrl.addr, "--format", "json")
     assert out.probe("subnet")["reason"] == "peer-no-arp-reply"
     assert out.probe("controller-port")["evidence"]["state"] == "listening"
     assert_first_diagnosis(out, "peer-no-arp-reply")
@@ -179,7 +179,7 @@ def test_unprivileged_skips_arp_without_crashing(lab):
     room, ctrl = room_and_controller(lab)
     room.listen(9090)
 
-    out = ctrl.roomprobe("check", "--room", room.addr, "--format", "json", unprivileged=True)
+    out = ctrl.roomprobe("check", "--skip", "dns", "--room", room.addr, "--format", "json", unprivileged=True)
     assert out.rc == 0, out.stdout + out.stderr
     sub = out.probe("subnet")
     assert sub["status"] == "pass" and sub["evidence"]["arp"]["status"] == "skip"
@@ -191,7 +191,7 @@ def test_black_holed_peer_finishes_within_the_deadline(lab):
     """A peer that answers nothing costs one timeout, not the sum of every probe's timeouts."""
     room, ctrl = room_and_controller(lab, controller_segment="vl2")
     lab.router_exec(["nft", "-f", "-"], input=ROUTER_BLACKHOLE)
-    out = ctrl.roomprobe("check", "--room", room.addr, "--format", "json", "--timeout", "2")
+    out = ctrl.roomprobe("check", "--skip", "dns", "--room", room.addr, "--format", "json", "--timeout", "2")
     rep = out.report
     assert out.rc == 2 and rep["complete"] is True
     assert out.probe("controller-port")["evidence"]["state"] == "filtered"
@@ -200,7 +200,7 @@ def test_black_holed_peer_finishes_within_the_deadline(lab):
 
 def test_dead_host_on_the_same_subnet_is_unreachable(lab):
     room, ctrl = room_and_controller(lab)
-    out = ctrl.roomprobe("check", "--room", "198.51.100.99", "--format", "json")
+    out = ctrl.roomprobe("check", "--skip", "dns", "--room", "198.51.100.99", "--format", "json")
     assert out.rc == 2
     assert out.probe("controller-port")["evidence"]["state"] == "unreachable"
     assert out.probe("subnet")["reason"] == "peer-no-arp-reply"
@@ -209,7 +209,7 @@ def test_dead_host_on_the_same_subnet_is_unreachable(lab):
 def test_ctrl_c_gives_a_partial_report(lab):
     room, ctrl = room_and_controller(lab, controller_segment="vl2")
     lab.router_exec(["nft", "-f", "-"], input=ROUTER_BLACKHOLE)
-    proc = subprocess.Popen(ctrl.exec_prefix() + [sys.executable, "-m", "roomprobe", "check",
+    proc = subprocess.Popen(ctrl.exec_prefix() + [sys.executable, "-m", "roomprobe", "check", "--skip", "dns",
                             "--room", room.addr, "--format", "json", "--timeout", "30",
                             "--set", "controller-port.connect_timeout=30",
                             "--set", "controller-port.timeout=30"],
