@@ -227,3 +227,14 @@ def test_no_resolver_configured(lab):
     assert dns["reason"] == "dns-no-resolver" and dns["evidence"]["resolvers"] == []
     assert "/etc/resolv.conf" in dns["evidence"]["no_resolver_why"]
     assert_diagnosis(out, "dns-no-resolver")
+
+
+def test_empty_answers(lab):
+    srv = start_fake_dns(lab, 53, "empty")
+    room = room_with_dns(lab, srv)
+    out = check_dns(room, "--set", "dns.os_lookup=false")
+    assert out.rc == 2
+    assert out.probe("dns")["reason"] == "dns-empty"
+    f = finding(out, "dns-empty")
+    assert f["severity"] == "fail" and {q["type"] for q in f["evidence"]["queries"]} == {"A/AAAA"}
+    assert_diagnosis(out, "dns-empty")
