@@ -329,6 +329,17 @@ def analyse(resolvers: list[dict[str, Any]], queries: list[dict[str, Any]], os_r
     return findings
 
 
+def per_resolver(queries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A one-line-per-resolver digest of the queries: count per outcome and the slowest answer."""
+    out: dict[str, dict[str, Any]] = {}
+    for q in queries:
+        row = out.setdefault(q["resolver"], {})
+        row[q["outcome"]] = row.get(q["outcome"], 0) + 1
+        if q.get("ms") is not None and q["outcome"] not in ("timeout", "error"):
+            row["max_ms"] = max(row.get("max_ms", 0.0), q["ms"])
+    return out
+
+
 # -- the probe ----------------------------------------------------------------------------------
 
 def run(ctx: Context) -> Result:
@@ -386,6 +397,7 @@ def run(ctx: Context) -> Result:
         "hosts_file": {"path": str(hpath), "error": hosts_note,
                        "entries": {n: hosts[n] for n in names if n in hosts}},
     }
+    evidence["per_resolver"] = per_resolver(queries)
     if why:
         evidence["no_resolver_why"] = why
     if findings:

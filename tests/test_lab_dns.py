@@ -56,6 +56,13 @@ def test_healthy_resolver(lab):
     os_a = {o["name"]: o["answers"] for o in ev["os"] if o["type"] == "A"}
     assert os_a["zoom.us"] == ["203.0.113.10"]  # the OS path went through the same resolver
     assert out.report["findings"] == []
+    assert ev["per_resolver"] == {srv: {"ok": 6, "max_ms": max(q["ms"] for q in ev["queries"])}}
+
+    # A user who saw 10002: the lab proved every DNS cause fine.
+    out = check_dns(room, "--code", "10002")
+    ruled_out = " ".join(r["how"] for r in out.report["diagnosis"][0]["ruled_out"])
+    for fid in ("dns-timeout", "dns-nxdomain", "dns-sinkhole", "dns-hosts-override"):
+        assert fid in ruled_out
 
     # Without allow_networks the lab's documentation-range answers are not public: a sinkhole.
     out = room.roomprobe("check", "--only", "dns", "--format", "json", "--set", NAMES)
@@ -227,6 +234,10 @@ def test_no_resolver_configured(lab):
     assert dns["reason"] == "dns-no-resolver" and dns["evidence"]["resolvers"] == []
     assert "/etc/resolv.conf" in dns["evidence"]["no_resolver_why"]
     assert_diagnosis(out, "dns-no-resolver")
+    # No resolver to ask: per-resolver faults were not tested, so they are not "ruled out".
+    out = check_dns(room, "--code", "10002")
+    ruled_out = " ".join(r["how"] for d in out.report["diagnosis"] for r in d.get("ruled_out", []))
+    assert "dns-timeout" not in ruled_out and "dns-nxdomain" not in ruled_out
 
 
 def test_empty_answers(lab):
