@@ -1,227 +1,425 @@
-"""dns: can the room resolve Zoom's names, through which resolver, how fast, and honestly?
+"""dns: can this room resolve Zoom's names, through which resolver, how fast, and honestly?
 
-Checks: a list of Zoom names (configurable) for A and AAAA through every configured resolver
-separately, and through the OS path (getaddrinfo, which includes the hosts file).
-How: dnspython, one query per (resolver, name, type), all concurrent and each bounded, so a dead
-resolver costs one timeout, not one per name. Resolvers come from the OS configuration
-(resolv.conf; the registry on Windows; ``scutil --dns`` on macOS) unless configured.
-Concludes, per resolver: silent or unreachable (timeout), REFUSED, SERVFAIL, NXDOMAIN (never read
-as "DNS works": some networks answer it instantly when there is no internet), empty answers,
-sinkhole answers (0.0.0.0, loopback, private ranges for public names: a filter or captive
-portal), slow answers; across resolvers: disagreement; and the hosts file overriding DNS.
+Checks: every name in ``names`` (zoom.us, www.zoom.us, the client's API and web hosts, a
+zone-controller style name), for every record type in ``types`` (A, AAAA), through every
+configured resolver separately (resolv.conf, the Windows registry, macOS ``scutil --dns``;
+or the ``resolvers`` option), and through the OS path (getaddrinfo, which reads the hosts file
+first), plus the hosts file itself.
+How: one dnspython query per (resolver, name, type), all in parallel threads, each bounded by
+``lifetime`` and the probe's deadline, so a dead resolver costs one timeout, not one per name.
+The rcode is read from the response itself, so a silent server (timeout), REFUSED, SERVFAIL,
+NXDOMAIN and an empty NOERROR answer are told apart.
+Concludes: a name is usable when some resolver returns a public address for it (or an address
+inside ``allow_networks``). Each fault gets its own finding; it is a failure when it leaves a
+name unusable and a warning when another resolver still answers. NXDOMAIN is never read as
+"DNS works": some networks without internet answer NXDOMAIN instantly. Addresses that are not
+globally routable (0.0.0.0, 127/8, RFC 1918, CGNAT, documentation ranges) for public names are a
+sinkhole (a DNS filter or captive portal) unless ``allow_networks`` says they are legitimate
+(split-horizon DNS).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import queue
+import re
 import socket
+import statistics
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from roomprobe import dnsconf
+from roomprobe.errors import UsageError
 from roomprobe.probe import Context, Finding, Probe, Result, Severity, Status
 
 DEFAULTS: dict[str, Any] = {
-    # Zoom's web and API hosts, and a zone-controller style name (see docs/dns.md).
-    "names": ["zoom.us", "www.zoom.us", "api.zoom.us", "us04web.zoom.us", "us04zc.zoom.us"],
-    "resolvers": [],  # empty: the system's resolvers
-    "record_types": ["A", "AAAA"],
-    "query_timeout": 2.0,
-    "slow_ms": 500,
-    # Networks that are legitimate answers for these names (split-horizon DNS, a lab).
+    # zoom.us and its web host; the client's API and web (meeting) hosts. A zone-controller
+    # name belongs here too, but none could be verified against live DNS from where this was
+    # written, and a wrong default would raise a false dns-nxdomain on every room: add the
+    # one your rooms use with [probes.dns] names = [...].
+    "names": ["zoom.us", "www.zoom.us", "api.zoom.us", "us04web.zoom.us"],
+    "types": ["A", "AAAA"],
+    "resolvers": [],  # empty: the system's resolvers; else "ADDR" or "ADDR#PORT"
+    "lifetime": 2.0,  # seconds per query (capped by the probe's deadline)
+    "slow_ms": 300,  # an answer slower than this is slow
+    # CIDRs whose addresses are legitimate answers (split-horizon DNS, a lab), not a sinkhole.
     "allow_networks": [],
+    "os_lookup": True,  # also resolve through getaddrinfo (hosts file + OS resolver)
 }
 
-HINTS = {
-    "dns-no-resolver": "Configure a DNS server (DHCP option 6 or the adapter's static DNS settings).",
-    "dns-timeout": "Check the resolver address, and that UDP/TCP 53 to it is allowed by the firewall.",
-    "dns-refused": "The resolver refuses this host: allow the room's subnet on the DNS server, or "
-                   "use the company resolver.",
-    "dns-servfail": "The resolver cannot resolve Zoom's names (upstream or DNSSEC failure): check its "
-                    "forwarders.",
-    "dns-nxdomain": "The resolver says Zoom's names do not exist: a DNS filter or a captive portal; "
-                    "allow *.zoom.us on the filter or sign in to the portal.",
-    "dns-empty": "The resolver returns no address for Zoom's names: check DNS filtering policies.",
-    "dns-sinkhole": "A DNS filter answers Zoom's names with a blocking address: allow *.zoom.us and "
-                    "*.zoom.com in the DNS filter (or add its network to allow_networks if intended).",
-    "dns-hosts-override": "Remove the Zoom entries from the hosts file "
-                          "(C:\\Windows\\System32\\drivers\\etc\\hosts or /etc/hosts).",
-    "dns-slow": "Use a closer or less loaded resolver; slow DNS delays every Zoom connection.",
-    "dns-resolvers-disagree": "Resolvers give different answers: one of them filters or is stale; "
-                              "use the same resolver everywhere.",
+RECORD_TYPES = {"A": socket.AF_INET, "AAAA": socket.AF_INET6}
+_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+
+# finding id -> (message template, hint). {what} is a list like "zoom.us (A) via 198.51.100.1".
+TEXTS: dict[str, tuple[str, str]] = {
+    "dns-no-resolver": ("No DNS resolver is configured ({why}): Zoom's names cannot be resolved "
+                        "by DNS.", "Configure DNS servers on the room (DHCP or static) and check "
+                                   "they answer."),
+    "dns-timeout": ("DNS resolver(s) {resolvers} did not answer within {lifetime} s ({what}).",
+                    "Check the DNS server is up and that UDP/TCP 53 to it is allowed; "
+                    "remove dead servers from the room's DNS settings."),
+    "dns-refused": ("DNS resolver(s) {resolvers} refused to answer ({what}).",
+                    "Allow this device's subnet on the DNS server (recursion/ACL), or point the "
+                    "room at a resolver that serves it."),
+    "dns-servfail": ("DNS resolver(s) {resolvers} failed (SERVFAIL) resolving {what}.",
+                     "Check the resolver's upstream servers and DNSSEC validation; try another "
+                     "resolver."),
+    "dns-nxdomain": ("DNS resolver(s) {resolvers} say Zoom names do not exist (NXDOMAIN: {what}); "
+                     "a DNS filter, a broken internal zone or a network without internet.",
+                     "Allow Zoom's domains in the DNS filter, or fix the internal zone that "
+                     "shadows zoom.us; check the network has internet access."),
+    "dns-empty": ("DNS resolver(s) {resolvers} answer {what} with no address at all.",
+                  "Check for a DNS filter or an internal zone that shadows Zoom's names with "
+                  "empty records."),
+    "dns-sinkhole": ("DNS resolver(s) {resolvers} answer Zoom names with non-public addresses "
+                     "({what}): a DNS filter or captive portal (sinkhole).",
+                     "Allow Zoom's domains in the DNS filter's policy for the room, or sign in "
+                     "to the captive portal; if the addresses are a legitimate internal path, "
+                     "list them in dns.allow_networks."),
+    "dns-hosts-override": ("The hosts file / OS resolver pins Zoom names to fixed addresses that "
+                           "DNS does not give ({what}).",
+                           "Remove the Zoom entries from the hosts file ({path}) so DNS decides."),
+    "dns-slow": ("DNS answers are slow: {what} (threshold {slow_ms} ms).",
+                 "Use a closer or faster resolver; check the path to the DNS server for loss."),
+    "dns-resolvers-disagree": ("The configured resolvers give different answers for {what}, so "
+                               "connections work only with some of them.",
+                               "Make every configured resolver give the same answers for Zoom's "
+                               "names (remove or fix the odd one out)."),
 }
-SEVERITY = {"dns-no-resolver": Severity.FAIL, "dns-timeout": Severity.FAIL,
-            "dns-refused": Severity.FAIL, "dns-servfail": Severity.FAIL,
-            "dns-nxdomain": Severity.FAIL, "dns-empty": Severity.WARN,
-            "dns-sinkhole": Severity.FAIL, "dns-hosts-override": Severity.WARN,
-            "dns-slow": Severity.WARN, "dns-resolvers-disagree": Severity.WARN}
 
 
-def query(resolver: str, name: str, rdtype: str, timeout: float) -> dict[str, Any]:
-    """One DNS question to one resolver: rcode, addresses, latency, or the error."""
+# -- options ------------------------------------------------------------------------------------
+
+def check_options(opts: Mapping[str, Any]) -> None:
+    """Refuse bad option values up front (one clear line, exit 3), before any query runs."""
+    names = opts.get("names")
+    if not isinstance(names, list) or not names:
+        raise UsageError("dns.names must be a non-empty list of host names, e.g. zoom.us,www.zoom.us")
+    for name in names:
+        labels = str(name).lower().rstrip(".").split(".")
+        if not all(_LABEL.match(label) for label in labels) or len(str(name)) > 253:
+            raise UsageError(f"dns.names: {name!r} is not a valid host name")
+    types = opts.get("types")
+    if not isinstance(types, list) or not types or any(str(t).upper() not in RECORD_TYPES for t in types):
+        raise UsageError(f"dns.types {types!r}: give one or more of A, AAAA")
+    for spec in opts.get("resolvers") or []:
+        try:
+            dnsconf.parse_resolver_spec(str(spec))
+        except ValueError as exc:
+            raise UsageError(f"dns.resolvers: {exc}") from None
+    for cidr in opts.get("allow_networks") or []:
+        try:
+            ipaddress.ip_network(str(cidr), strict=False)
+        except ValueError:
+            raise UsageError(f"dns.allow_networks: {cidr!r} is not a CIDR like 10.0.0.0/8") from None
+    for key in ("lifetime", "slow_ms"):
+        if float(opts.get(key, 0)) <= 0:
+            raise UsageError(f"dns.{key} must be a positive number, got {opts.get(key)!r}")
+
+
+# -- measuring ----------------------------------------------------------------------------------
+
+def query(server: str, port: int, name: str, rdtype: str, timeout: float) -> dict[str, Any]:
+    """One recursive query, over UDP (TCP if truncated): outcome, rcode, answers, latency.
+
+    outcome is ok | empty | nxdomain | servfail | refused | rcode-<x> | timeout | error.
+    """
     import dns.exception
     import dns.message
     import dns.query
     import dns.rcode
     import dns.rdatatype
 
-    q = dns.message.make_query(name, rdtype)
+    msg = dns.message.make_query(name, rdtype)
     t0 = time.monotonic()
-    out: dict[str, Any] = {"resolver": resolver, "name": name, "type": rdtype}
-    family = socket.AF_INET6 if ":" in resolver else socket.AF_INET
+    out: dict[str, Any] = {"rcode": None, "answers": []}
     try:
-        # A connected UDP socket, so an ICMP "port unreachable" (nothing listens there) surfaces
-        # as an error at once instead of passing for silence.
-        with socket.socket(family, socket.SOCK_DGRAM) as udp:
-            udp.setblocking(False)
-            udp.connect((resolver, 53))
-            resp, _tcp = dns.query.udp_with_fallback(q, resolver, timeout=timeout, udp_sock=udp)
+        resp, tcp = dns.query.udp_with_fallback(msg, server, timeout=timeout, port=port)
     except dns.exception.Timeout:
-        return {**out, "rcode": None, "error": "timeout", "ms": None}
-    except OSError as exc:  # ICMP port/host unreachable on the connected socket, no route
-        return {**out, "rcode": None, "error": f"unreachable: {exc.strerror or exc}", "ms": None}
-    except dns.exception.DNSException as exc:
-        return {**out, "rcode": None, "error": f"bad answer: {exc}", "ms": None}
+        return {**out, "outcome": "timeout", "ms": round((time.monotonic() - t0) * 1000, 1)}
+    except (OSError, dns.exception.DNSException) as exc:
+        return {**out, "outcome": "error", "error": f"{type(exc).__name__}: {exc}",
+                "ms": round((time.monotonic() - t0) * 1000, 1)}
+    ms = round((time.monotonic() - t0) * 1000, 1)
+    rcode = dns.rcode.to_text(resp.rcode())
     want = dns.rdatatype.from_text(rdtype)
-    addrs = sorted({r.to_text() for rrset in resp.answer if rrset.rdtype == want for r in rrset})
-    return {**out, "rcode": dns.rcode.to_text(resp.rcode()), "addresses": addrs,
-            "ms": round((time.monotonic() - t0) * 1000, 1), "error": None}
+    answers = sorted({rr.to_text() for rrset in resp.answer if rrset.rdtype == want for rr in rrset})
+    outcome = {"NOERROR": "ok" if answers else "empty", "NXDOMAIN": "nxdomain",
+               "SERVFAIL": "servfail", "REFUSED": "refused"}.get(rcode, f"rcode-{rcode.lower()}")
+    return {"outcome": outcome, "rcode": rcode, "answers": answers, "ms": ms, "tcp": bool(tcp)}
 
 
-def os_lookup(name: str) -> dict[str, Any]:
-    """The OS path (hosts file, then DNS): what applications, Zoom included, actually get."""
+def os_lookup(name: str, rdtype: str) -> dict[str, Any]:
+    """getaddrinfo for one family: what applications (and Zoom) actually get."""
     t0 = time.monotonic()
     try:
-        infos = socket.getaddrinfo(name, 443, type=socket.SOCK_STREAM)
-        addrs = sorted({str(i[4][0]) for i in infos})
-        return {"name": name, "addresses": addrs, "error": None,
-                "ms": round((time.monotonic() - t0) * 1000, 1)}
+        infos = socket.getaddrinfo(name, None, RECORD_TYPES[rdtype], socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        return {"name": name, "addresses": [], "error": str(exc.strerror or exc), "ms": None}
+        codes = {socket.EAI_NONAME: "nxdomain", socket.EAI_AGAIN: "temporary-failure",
+                 getattr(socket, "EAI_NODATA", -9999): "empty"}
+        return {"outcome": codes.get(exc.errno, "error"), "error": str(exc), "answers": [],
+                "ms": round((time.monotonic() - t0) * 1000, 1)}
+    except OSError as exc:
+        return {"outcome": "error", "error": str(exc), "answers": [],
+                "ms": round((time.monotonic() - t0) * 1000, 1)}
+    answers = sorted({str(i[4][0]).split("%")[0] for i in infos})
+    return {"outcome": "ok" if answers else "empty", "answers": answers,
+            "ms": round((time.monotonic() - t0) * 1000, 1)}
 
 
-def _bounded(fn: Any, args: tuple, timeout: float) -> Any:
-    """getaddrinfo has no timeout of its own: run it in a daemon thread and stop waiting."""
-    box: list[Any] = []
-    t = threading.Thread(target=lambda: box.append(fn(*args)), daemon=True)
-    t.start()
-    t.join(timeout)
-    return box[0] if box else {"name": args[0], "addresses": [], "error": "timeout", "ms": None}
+def run_parallel(jobs: Mapping[Hashable, Callable[[], dict[str, Any]]], ctx: Context) -> dict[Hashable, Any]:
+    """Run every job in its own daemon thread; return what finished before the deadline.
+
+    Daemon threads, not an executor: a getaddrinfo stuck on a dead resolver (glibc retries for
+    10 s and more) must neither hold up this probe nor the process exit.
+    """
+    done: queue.Queue = queue.Queue()
+
+    def worker(key: Hashable, fn: Callable[[], dict[str, Any]]) -> None:
+        try:
+            done.put((key, fn()))
+        except Exception as exc:  # a bug in one query must not lose the others
+            done.put((key, {"outcome": "error", "error": f"{type(exc).__name__}: {exc}", "answers": []}))
+
+    for key, fn in jobs.items():
+        threading.Thread(target=worker, args=(key, fn), daemon=True, name="dns-query").start()
+    results: dict[Hashable, Any] = {}
+    while len(results) < len(jobs):
+        wait = ctx.remaining() - 0.1
+        if wait <= 0:
+            break
+        try:
+            key, res = done.get(timeout=wait)
+        except queue.Empty:
+            break
+        results[key] = res
+    return results
 
 
-def is_sinkhole(addr: str, allowed: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
-    ip = ipaddress.ip_address(addr)
-    if any(ip in net for net in allowed if net.version == ip.version):
-        return False
-    return ip.is_unspecified or ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_reserved
+# -- judging ------------------------------------------------------------------------------------
 
-
-def run(ctx: Context) -> Result:
-    opts = ctx.options
-    names, types = list(opts["names"]), list(opts["record_types"])
-    resolvers = list(opts["resolvers"]) or dnsconf.system_resolvers()
-    evidence: dict[str, Any] = {"resolvers": resolvers, "names": names}
-    if not resolvers:
-        return _result(evidence, [Finding("dns-no-resolver", SEVERITY["dns-no-resolver"],
-                                          "No DNS resolver is configured on this host.", {},
-                                          hint=HINTS["dns-no-resolver"])])
+def is_suspicious(addr: str, allowed: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """True for an address a public Zoom name should never resolve to (sinkhole, block page)."""
     try:
-        allowed = [ipaddress.ip_network(n, strict=False) for n in opts["allow_networks"]]
-    except ValueError as exc:
-        return Result(Status.ERROR, "bad-option", f"dns.allow_networks: {exc}", evidence)
-    timeout = ctx.budget(float(opts["query_timeout"]))
-    jobs = [(r, n, t) for r in resolvers for n in names for t in types]
-    with ThreadPoolExecutor(max_workers=min(32, len(jobs) + len(names))) as pool:
-        futures = [pool.submit(query, r, n, t, timeout) for r, n, t in jobs]
-        os_futs = [pool.submit(_bounded, os_lookup, (n,), timeout) for n in names]
-        answers = [f.result() for f in futures]
-        os_answers = [f.result() for f in os_futs]
-    evidence["queries"] = answers
-    evidence["os"] = os_answers
-    findings = _judge(answers, os_answers, resolvers, names, allowed, float(opts["slow_ms"]))
-    return _result(evidence, findings)
+        ip = ipaddress.ip_address(addr.split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    if any(ip.version == net.version and ip in net for net in allowed):
+        return False
+    return not ip.is_global
 
 
-def _judge(answers: list[dict[str, Any]], os_answers: list[dict[str, Any]], resolvers: list[str],
-           names: list[str], allowed: list[Any], slow_ms: float) -> list[Finding]:
+def _fmt(items: list[dict[str, Any]], limit: int = 4) -> str:
+    parts = [f"{i['name']} ({i['type']})" + (f" via {i['resolver']}" if i.get("resolver") else "")
+             for i in items[:limit]]
+    more = len(items) - limit
+    return ", ".join(parts) + (f" and {more} more" if more > 0 else "")
+
+
+def analyse(resolvers: list[dict[str, Any]], queries: list[dict[str, Any]], os_results: list[dict[str, Any]],
+            hosts: dict[str, list[dict[str, Any]]], names: list[str], opts: Mapping[str, Any],
+            no_resolver_why: str | None = None, hosts_file: str = "") -> list[Finding]:
+    """Pure judgement over the measurements (unit-testable): the findings, severest first."""
+    allowed = [ipaddress.ip_network(str(c), strict=False) for c in opts.get("allow_networks") or []]
+    slow_ms = float(opts["slow_ms"])
+    lifetime = opts.get("lifetime")
+
+    def good(q: dict[str, Any]) -> bool:
+        return q["outcome"] == "ok" and any(not is_suspicious(a, allowed) for a in q["answers"])
+
+    usable = {n: any(good(q) for q in queries if q["name"] == n) for n in names}
     findings: list[Finding] = []
 
-    def add(fid: str, message: str, **ev: Any) -> None:
-        findings.append(Finding(fid, SEVERITY[fid], message, ev, hint=HINTS[fid]))
+    def add(fid: str, items: list[dict[str, Any]], fail: bool, evidence: dict[str, Any], **fmt: Any) -> None:
+        resolvers_txt = ", ".join(sorted({str(i.get("resolver")) for i in items if i.get("resolver")}))
+        msg, hint = TEXTS[fid]
+        values = {"what": _fmt(items), "resolvers": resolvers_txt, "lifetime": lifetime,
+                  "slow_ms": int(slow_ms), "path": hosts_file, **fmt}
+        findings.append(Finding(fid, Severity.FAIL if fail else Severity.WARN, msg.format(**values),
+                                evidence, hint=hint.format(**values)))
 
-    good_a: dict[str, dict[str, set[str]]] = {}  # name -> resolver -> A/AAAA addresses
-    for r in resolvers:
-        mine = [a for a in answers if a["resolver"] == r]
-        errors = [a for a in mine if a["error"]]
-        if errors and len(errors) == len(mine):
-            add("dns-timeout", f"The resolver {r} does not answer ({errors[0]['error']}).",
-                resolver=r, error=errors[0]["error"])
-            continue
-        by_rcode: dict[str, list[str]] = {}
-        for a in mine:
-            if a["rcode"] and a["rcode"] != "NOERROR":
-                by_rcode.setdefault(a["rcode"], []).append(a["name"])
-        for rcode, fid in (("REFUSED", "dns-refused"), ("SERVFAIL", "dns-servfail"),
-                           ("NXDOMAIN", "dns-nxdomain")):
-            if rcode in by_rcode:
-                failed = sorted(set(by_rcode[rcode]))
-                add(fid, f"The resolver {r} answers {rcode} for {', '.join(failed)}.",
-                    resolver=r, names=failed)
-        a_ok = [a for a in mine if a["rcode"] == "NOERROR" and a["type"] == "A"]
-        empty = sorted({a["name"] for a in a_ok if not a["addresses"]})
-        if empty:
-            add("dns-empty", f"The resolver {r} returns no IPv4 address for {', '.join(empty)}.",
-                resolver=r, names=empty)
-        sunk = sorted({(a["name"], ip) for a in mine if a["rcode"] == "NOERROR"
-                       for ip in a.get("addresses", []) if is_sinkhole(ip, allowed)})
-        if sunk:
-            add("dns-sinkhole", f"The resolver {r} answers Zoom's names with blocking or private "
-                f"addresses: {', '.join(f'{n} -> {ip}' for n, ip in sunk)}.",
-                resolver=r, answers=[{"name": n, "address": ip} for n, ip in sunk])
-        slow = [a for a in mine if a["ms"] is not None and a["ms"] > slow_ms]
-        if slow:
-            worst = max(slow, key=lambda a: a["ms"])
-            add("dns-slow", f"The resolver {r} is slow: up to {worst['ms']:.0f} ms "
-                f"(threshold {slow_ms:.0f} ms).", resolver=r, max_ms=worst["ms"],
-                threshold_ms=slow_ms)
-        for a in mine:
-            if a["rcode"] == "NOERROR" and a.get("addresses"):
-                good_a.setdefault(a["name"], {}).setdefault(r, set()).update(a["addresses"])
+    if not resolvers:
+        findings.append(Finding("dns-no-resolver", Severity.FAIL,
+                                TEXTS["dns-no-resolver"][0].format(why=no_resolver_why or "none found"),
+                                {"why": no_resolver_why}, hint=TEXTS["dns-no-resolver"][1]))
 
-    disagree = [n for n, per in good_a.items() if len(per) > 1 and not set.intersection(*per.values())]
+    def pick(outcome: str) -> list[dict[str, Any]]:
+        return [{k: q[k] for k in ("resolver", "name", "type", "rcode", "ms")}
+                for q in queries if q["outcome"] == outcome]
+
+    for fid, outcome in (("dns-timeout", "timeout"), ("dns-refused", "refused"),
+                         ("dns-servfail", "servfail"), ("dns-nxdomain", "nxdomain")):
+        items = pick(outcome)
+        if items:
+            affected = sorted({i["name"] for i in items})
+            add(fid, items, any(not usable[n] for n in affected),
+                {"queries": items, "names_unresolvable": [n for n in affected if not usable[n]]})
+
+    # Empty: a resolver answered NOERROR with no address for every type asked about a name
+    # (one empty type, typically AAAA, is normal).
+    by_rn: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for q in queries:
+        by_rn.setdefault((q["resolver"], q["name"]), []).append(q)
+    empty = [{"resolver": r, "name": n, "type": "/".join(q["type"] for q in qs), "ms": None, "rcode": "NOERROR"}
+             for (r, n), qs in by_rn.items() if all(q["outcome"] == "empty" for q in qs)]
+    if empty:
+        add("dns-empty", empty, any(not usable[i["name"]] for i in empty), {"queries": empty})
+
+    sink = [{"resolver": q["resolver"], "name": q["name"], "type": q["type"],
+             "addresses": [a for a in q["answers"] if is_suspicious(a, allowed)]}
+            for q in queries if q["outcome"] == "ok" and any(is_suspicious(a, allowed) for a in q["answers"])]
+    if sink:
+        add("dns-sinkhole", sink, any(not usable[i["name"]] for i in sink),
+            {"answers": sink, "allow_networks": [str(n) for n in allowed]})
+
+    # Hosts-file override: an entry for a probed name, or an OS answer that DNS never gave.
+    dns_addrs: dict[tuple[str, str], set[str]] = {}
+    for q in queries:
+        if q["outcome"] == "ok":
+            dns_addrs.setdefault((q["name"], q["type"]), set()).update(q["answers"])
+    overrides: list[dict[str, Any]] = []
+    for n in names:
+        for entry in hosts.get(n.lower(), []):
+            overrides.append({"name": n, "type": "hosts", "address": entry["address"],
+                              "source": f"hosts file line {entry['line']}"})
+    pinned = {(o["name"], o["address"]) for o in overrides}
+    for o in os_results:
+        seen = dns_addrs.get((o["name"], o["type"]))
+        if o["outcome"] == "ok" and seen and not set(o["answers"]) & seen:
+            overrides.extend({"name": o["name"], "type": o["type"], "address": a, "source": "OS resolver",
+                              "dns_answers": sorted(seen)}
+                             for a in o["answers"] if (o["name"], a) not in pinned)
+    if overrides:
+        add("dns-hosts-override", overrides, any(is_suspicious(o["address"], allowed) for o in overrides),
+            {"overrides": overrides, "hosts_file": hosts_file},
+            what=", ".join(f"{o['name']} -> {o['address']}" for o in overrides[:4]))
+
+    slow = [q for q in queries if q.get("ms") is not None and q["outcome"] not in ("timeout", "error")
+            and q["ms"] > slow_ms]
+    if slow:
+        per: dict[str, list[float]] = {}
+        for q in slow:
+            per.setdefault(q["resolver"], []).append(q["ms"])
+        stats = [{"resolver": r, "slow_queries": len(v), "max_ms": max(v), "median_ms": statistics.median(v)}
+                 for r, v in sorted(per.items())]
+        add("dns-slow", [], False, {"resolvers": stats, "slow_ms": slow_ms},
+            what=", ".join(f"{s['resolver']} up to {s['max_ms']:.0f} ms" for s in stats))
+
+    disagree = []
+    for n in names:
+        for t in sorted({q["type"] for q in queries}):
+            answered = {q["resolver"]: q for q in queries if q["name"] == n and q["type"] == t
+                        and q["outcome"] in ("ok", "nxdomain", "empty")}
+            if len(answered) < 2:
+                continue
+            oks = [set(q["answers"]) for q in answered.values() if q["outcome"] == "ok"]
+            kinds = {q["outcome"] for q in answered.values()}
+            split = "ok" in kinds and len(kinds) > 1
+            disjoint = any(not (a & b) for i, a in enumerate(oks) for b in oks[i + 1:])
+            if split or disjoint:
+                disagree.append({"name": n, "type": t, "answers": {
+                    r: (q["answers"] if q["outcome"] == "ok" else q["outcome"].upper())
+                    for r, q in answered.items()}})
     if disagree:
-        add("dns-resolvers-disagree", f"Resolvers give unrelated answers for {', '.join(disagree)}.",
-            names=disagree, answers={n: {r: sorted(v) for r, v in good_a[n].items()} for n in disagree})
+        add("dns-resolvers-disagree", disagree, False, {"disagreements": disagree})
 
-    for o in os_answers:
-        dns_addrs = set().union(*good_a.get(o["name"], {}).values()) if good_a.get(o["name"]) else set()
-        if o["addresses"] and dns_addrs and not set(o["addresses"]) & dns_addrs:
-            add("dns-hosts-override", f"This host resolves {o['name']} to {', '.join(o['addresses'])}, "
-                f"but DNS says {', '.join(sorted(dns_addrs))}: the hosts file (or a local agent) "
-                "overrides DNS.", name=o["name"], os_addresses=o["addresses"], dns=sorted(dns_addrs))
+    findings.sort(key=lambda f: f.severity != Severity.FAIL)
     return findings
 
 
-def _result(evidence: dict[str, Any], findings: list[Finding]) -> Result:
-    fails = [f for f in findings if f.severity == Severity.FAIL]
-    warns = [f for f in findings if f.severity == Severity.WARN]
-    if fails:
-        return Result(Status.FAIL, fails[0].id, fails[0].message, evidence, findings)
-    if warns:
-        return Result(Status.WARN, warns[0].id, warns[0].message, evidence, findings)
-    n = len(evidence.get("names", []))
-    return Result(Status.PASS, "ok", f"{n} Zoom name(s) resolve through "
-                  f"{len(evidence.get('resolvers', []))} resolver(s)", evidence, findings)
+def per_resolver(queries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A one-line-per-resolver digest of the queries: count per outcome and the slowest answer."""
+    out: dict[str, dict[str, Any]] = {}
+    for q in queries:
+        row = out.setdefault(q["resolver"], {})
+        row[q["outcome"]] = row.get(q["outcome"], 0) + 1
+        if q.get("ms") is not None and q["outcome"] not in ("timeout", "error"):
+            row["max_ms"] = max(row.get("max_ms", 0.0), q["ms"])
+    return out
+
+
+# -- the probe ----------------------------------------------------------------------------------
+
+def run(ctx: Context) -> Result:
+    opts = ctx.options
+    check_options(opts)
+    names = [str(n).lower().rstrip(".") for n in opts["names"]]
+    types = [str(t).upper() for t in opts["types"]]
+    lifetime = float(opts["lifetime"])
+    why: str | None = None
+    if opts.get("resolvers"):
+        resolvers = [dnsconf.parse_resolver_spec(str(s)) for s in opts["resolvers"]]
+    else:
+        resolvers, why = dnsconf.system_resolvers()
+
+    def label(r: dict[str, Any]) -> str:
+        return r["address"] if r["port"] == 53 else f"{r['address']}#{r['port']}"
+
+    jobs: dict[Hashable, Callable[[], dict[str, Any]]] = {}
+    for r in resolvers:
+        for n in names:
+            for t in types:
+                jobs[("dns", label(r), n, t)] = (
+                    lambda r=r, n=n, t=t: query(r["address"], r["port"], n, t, ctx.budget(lifetime)))
+    if opts.get("os_lookup", True):
+        for n in names:
+            for t in types:
+                jobs[("os", "", n, t)] = lambda n=n, t=t: os_lookup(n, t)
+    t0 = time.monotonic()
+    done = run_parallel(jobs, ctx)
+    unfinished = {"outcome": "timeout", "rcode": None, "answers": [], "ms": None,
+                  "note": "no answer before the probe's deadline"}
+    queries, os_results = [], []
+    for key in jobs:
+        kind, res_label, n, t = key  # type: ignore[misc]
+        res = done.get(key, unfinished)
+        if kind == "dns":
+            queries.append({"resolver": res_label, "name": n, "type": t, **res})
+        else:
+            os_results.append({"name": n, "type": t, **res})
+
+    hpath = dnsconf.hosts_path()
+    try:
+        hosts = dnsconf.parse_hosts(hpath.read_text(errors="replace"))
+        hosts_note = None
+    except OSError as exc:
+        hosts, hosts_note = {}, f"{exc.strerror or exc}"
+    findings = analyse(resolvers, queries, os_results, hosts, names, opts, why, str(hpath))
+
+    evidence: dict[str, Any] = {
+        "resolvers": [{**r, "label": label(r)} for r in resolvers],
+        "resolvers_from": "config" if opts.get("resolvers") else "system",
+        "names": names, "types": types, "lifetime_s": lifetime, "slow_ms": opts["slow_ms"],
+        "elapsed_ms": round((time.monotonic() - t0) * 1000, 1),
+        "queries": queries, "os": os_results,
+        "hosts_file": {"path": str(hpath), "error": hosts_note,
+                       "entries": {n: hosts[n] for n in names if n in hosts}},
+    }
+    evidence["per_resolver"] = per_resolver(queries)
+    if why:
+        evidence["no_resolver_why"] = why
+    if findings:
+        worst = findings[0]
+        status = Status.FAIL if worst.severity == Severity.FAIL else Status.WARN
+        more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
+        return Result(status, worst.id, worst.message + more, evidence, findings)
+    ms = [q["ms"] for q in queries if q.get("ms") is not None]
+    return Result(Status.PASS, "resolved",
+                  f"{len(names)} names resolve through {len(resolvers)} resolver(s)"
+                  + (f", slowest {max(ms):.0f} ms" if ms else ""), evidence)
 
 
 PROBE = Probe(
     id="dns",
     title="DNS resolution of Zoom's names",
     run=run,
-    timeout_s=4.0,
+    timeout_s=3.0,
     defaults=DEFAULTS,
-    description="Resolves Zoom's names through each resolver and the OS: timeouts, REFUSED, "
-                "SERVFAIL, NXDOMAIN, sinkholes, hosts-file overrides, slow or disagreeing resolvers.",
+    validate=check_options,
+    description="Resolves Zoom's names through each resolver and the OS: timeouts, REFUSED, SERVFAIL, "
+                "NXDOMAIN, sinkholes, hosts-file overrides, slow or disagreeing resolvers.",
 )
