@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 # The names Zoom Rooms registers under (DisplayName) on Windows.
-_ZR_DISPLAY_NAME = re.compile(r"^zoom\s*rooms\b", re.IGNORECASE)
+_ZR_DISPLAY_NAME = re.compile(r"^zoom\s*rooms\b(?!\s*controller)", re.IGNORECASE)
 _UNINSTALL_KEYS = (
     r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall",
     r"HKLM\SOFTWARE\WOW6432Node\Microsoft\Windows\CurrentVersion\Uninstall",
