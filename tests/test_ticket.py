@@ -236,3 +236,25 @@ def test_report_usage_errors(tmp_path, saved):
         out = cli(*args)
         assert out.returncode == 3, (args, out)
         assert len(out.stderr.strip().splitlines()) == 1 and words in out.stderr, out.stderr
+
+
+def test_app_lookup_never_delays_or_breaks_the_report(monkeypatch):
+    """A hung or crashing OS lookup leaves zoom_rooms_app null after at most one more second."""
+    import threading
+
+    from roomprobe.commands import check
+
+    release = threading.Event()
+    cases = {"hung": lambda: release.wait(30), "crash": lambda: 1 / 0,
+             "found": lambda: {"version": "6.2.5 (4578)", "source": "registry HKLM"}}
+    try:
+        for name, fn in cases.items():
+            monkeypatch.setattr(evidence, "zoom_rooms_app", fn)
+            t0 = time.monotonic()
+            pack = check._evidence_pack({"code": 2002}, time.time(), check._app_lookup())
+            assert time.monotonic() - t0 < 1.5, name
+            expected = {"version": "6.2.5 (4578)", "source": "registry HKLM"} if name == "found" else None
+            assert pack["zoom_rooms_app"] == expected, name
+            assert pack["user_code"] == "2002"
+    finally:
+        release.set()

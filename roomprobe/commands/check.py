@@ -159,30 +159,37 @@ def run_check(cfg: Any, set_opts: tuple[str, ...] = ()) -> int:
 
 
 def _app_lookup() -> Any:
-    """The Zoom Rooms app version lookup (registry / Info.plist) as a future: it runs commands."""
-    from concurrent.futures import ThreadPoolExecutor
+    """The Zoom Rooms app version lookup (registry / Info.plist) in a daemon thread.
+
+    It runs OS commands, so it overlaps the probes, and a daemon thread (not an executor, whose
+    workers are joined at exit) so a hung lookup can never hold the process after the report.
+    """
+    import threading
 
     from roomprobe import evidence
 
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zr-app")
-    future = pool.submit(evidence.zoom_rooms_app)
-    pool.shutdown(wait=False)
-    return future
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["app"] = evidence.zoom_rooms_app()
+        except Exception:  # an OS lookup that breaks leaves the field null
+            box["app"] = None
+
+    thread = threading.Thread(target=work, name="zr-app", daemon=True)
+    thread.start()
+    return thread, box
 
 
 def _evidence_pack(c: dict[str, Any], started: float, app_lookup: Any) -> dict[str, Any]:
     """Ticket fields (docs/report.md): room name, note, code, app version, time zone, window."""
-    from concurrent.futures import TimeoutError as FutureTimeout
-
     from roomprobe import evidence
 
-    try:
-        app = app_lookup.result(timeout=1.0)
-    except (FutureTimeout, Exception):  # a slow or broken OS lookup must not cost the report
-        app = None
+    thread, box = app_lookup
+    thread.join(timeout=1.0)  # at most one second more than the probes took
     return {"room_name": c.get("room_name"), "note": c.get("note"),
             "user_code": None if c.get("code") is None else str(c["code"]),
-            "zoom_rooms_app": app, "timezone": evidence.local_timezone(),
+            "zoom_rooms_app": box.get("app"), "timezone": evidence.local_timezone(),
             "window": evidence.time_window(started, time.time())}
 
 
