@@ -260,3 +260,11 @@ def test_app_lookup_never_delays_or_breaks_the_report(monkeypatch):
             assert pack["user_code"] == "2002"
     finally:
         release.set()
+
+
+def test_note_is_redacted_like_everything_else():
+    out = cli("check", "--room", "127.0.0.1", "--port", "9", "--only", "controller-port", "--format",
+              "json", "--note", "proxy is http://alice:s3cret@proxy.corp:3128 since Monday")
+    rep = json.loads(out.stdout)
+    assert "s3cret" not in out.stdout and "alice" not in out.stdout
+    assert rep["note"] == "proxy is http://***:***@proxy.corp:3128 since Monday"
