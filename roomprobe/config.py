@@ -38,6 +38,8 @@ CHECK_DEFAULTS: dict[str, Any] = {
     "color": True,
     "verbose": False,
     "code": None,
+    "room_name": None,
+    "note": None,
 }
 CHECK_TYPES: dict[str, tuple[type, ...]] = {
     "controller": (str,),
@@ -51,6 +53,8 @@ CHECK_TYPES: dict[str, tuple[type, ...]] = {
     "color": (bool,),
     "verbose": (bool,),
     "code": (str, int),
+    "room_name": (str,),
+    "note": (str,),
 }
 
 

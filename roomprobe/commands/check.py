@@ -31,6 +31,9 @@ def _split_ids(values: tuple[str, ...] | list[str]) -> list[str]:
               help="Override a probe option (endpoints, thresholds); see 'roomprobe probes'.")
 @click.option("--code", default=None, metavar="CODE",
               help="The error code the user saw (2002, zoom-rooms:2002): its causes come first.")
+@click.option("--room-name", default=None, metavar="NAME",
+              help="The room's name as the customer knows it (for the ticket) [config: room_name].")
+@click.option("--note", default=None, metavar="TEXT", help="Free text for the ticket (what the user saw).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default=None,
               help="Output on stdout [default: text].")
 @click.option("--json", "json_path", default=None, metavar="PATH|-",
@@ -40,7 +43,8 @@ def _split_ids(values: tuple[str, ...] | list[str]) -> list[str]:
 def check(controller: str | None, room: str | None, port: int | None, timeout: float | None,
           config_path: str | None, only: tuple[str, ...], skip: tuple[str, ...],
           set_opts: tuple[str, ...], code: str | None, fmt: str | None, json_path: str | None,
-          no_color: bool, verbose: bool) -> int:
+          no_color: bool, verbose: bool, room_name: str | None = None,
+          note: str | None = None) -> int:
     """Run the probes and tell why the controller, the room or Zoom's cloud cannot talk.
 
     \b
@@ -52,7 +56,7 @@ def check(controller: str | None, room: str | None, port: int | None, timeout: f
     cfg = cfgmod.load(Path(config_path) if config_path else cfgmod.default_config_path())
     c = cfg.check
     flags = {"controller": controller, "room": room, "port": port, "timeout": timeout,
-             "code": code, "format": fmt, "json": json_path}
+             "code": code, "format": fmt, "json": json_path, "room_name": room_name, "note": note}
     c.update({k: v for k, v in flags.items() if v is not None})
     if only:  # --only runs exactly what it names (less --skip on the same command line)
         c["only"], c["skip"] = _split_ids(only), []
@@ -103,6 +107,7 @@ def run_check(cfg: Any, set_opts: tuple[str, ...] = ()) -> int:
             p.validate(options[p.id])
 
     started = time.time()
+    app_lookup = _app_lookup()  # in the background, while the probes run
     t0 = time.monotonic()
     tgt = targets.resolve(c["controller"], c["room"], int(c["port"]), osnet.local_addresses())
     privileged = osnet.is_privileged()
@@ -137,7 +142,7 @@ def run_check(cfg: Any, set_opts: tuple[str, ...] = ()) -> int:
     host = {**osnet.host_info(), "interfaces": list(osnet.interfaces()),
             "default_gateway": list(osnet.default_gateways()), "raw_sockets": osnet.raw_sockets()}
     rep = report.build(runs=all_runs, complete=complete, targets=tgt, started_at=started,
-                       duration_s=time.monotonic() - t0, host=host)
+                       duration_s=time.monotonic() - t0, host=host, extra=_evidence_pack(c, started, app_lookup))
     rep["diagnosis"] = _diagnose(rep, c["code"])
 
     if c["json"]:
@@ -154,6 +159,41 @@ def run_check(cfg: Any, set_opts: tuple[str, ...] = ()) -> int:
         color = bool(c["color"]) and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         click.echo(render_text(rep, color=color, verbose=bool(c["verbose"])), nl=False)
     return int(report.exit_code(rep))
+
+
+def _app_lookup() -> Any:
+    """The Zoom Rooms app version lookup (registry / Info.plist) in a daemon thread.
+
+    It runs OS commands, so it overlaps the probes, and a daemon thread (not an executor, whose
+    workers are joined at exit) so a hung lookup can never hold the process after the report.
+    """
+    import threading
+
+    from roomprobe import evidence
+
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["app"] = evidence.zoom_rooms_app()
+        except Exception:  # an OS lookup that breaks leaves the field null
+            box["app"] = None
+
+    thread = threading.Thread(target=work, name="zr-app", daemon=True)
+    thread.start()
+    return thread, box
+
+
+def _evidence_pack(c: dict[str, Any], started: float, app_lookup: Any) -> dict[str, Any]:
+    """Ticket fields (docs/report.md): room name, note, code, app version, time zone, window."""
+    from roomprobe import evidence
+
+    thread, box = app_lookup
+    thread.join(timeout=1.0)  # at most one second more than the probes took
+    return {"room_name": c.get("room_name"), "note": c.get("note"),
+            "user_code": None if c.get("code") is None else str(c["code"]),
+            "zoom_rooms_app": box.get("app"), "timezone": evidence.local_timezone(),
+            "window": evidence.time_window(started, time.time())}
 
 
 def _with_timeout(p: Any, timeout: float) -> Any:

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Build the single-file roomprobe binary for this OS with PyInstaller.
+#
+#   packaging/build-binary.sh [OUTDIR]      (default: dist/)
+#
+# Needs: the Python that has roomprobe's dependencies and PyInstaller ($PYTHON, default
+# python3; e.g. PYTHON=.venv/bin/python after '.venv/bin/pip install pyinstaller').
+# The package is staged from this repo exactly as it installs (probes/ becomes roomprobe/probes),
+# so the binary is built from the tree, whatever roomprobe is installed.
+set -eu
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+PY=${PYTHON:-python3}
+OUT=$(mkdir -p "${1:-$REPO/dist}" && cd "${1:-$REPO/dist}" && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/roomprobe-build.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT INT TERM
+
+"$PY" -m PyInstaller --version >/dev/null 2>&1 || {
+    echo "build-binary: PyInstaller is not installed for $PY; run: $PY -m pip install pyinstaller" >&2
+    exit 3
+}
+mkdir -p "$WORK/stage"
+cp -R "$REPO/roomprobe" "$WORK/stage/roomprobe"
+rm -rf "$WORK/stage/roomprobe/probes"
+cp -R "$REPO/probes" "$WORK/stage/roomprobe/probes"
+find "$WORK/stage" -name __pycache__ -type d -prune -exec rm -rf {} +
+
+ROOMPROBE_STAGE="$WORK/stage" "$PY" -m PyInstaller --noconfirm --clean --log-level WARN \
+    --distpath "$OUT" --workpath "$WORK/build" "$REPO/packaging/pyinstaller/roomprobe.spec"
+"$OUT/roomprobe" --version
+echo "built $OUT/roomprobe"

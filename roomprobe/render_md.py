@@ -1,0 +1,85 @@
+"""Markdown for tickets: pastes cleanly into Jira, ServiceNow, Zendesk, GitHub and GitLab.
+
+Verdict first, then what to do (the diagnosis with its fix steps), the findings, a table of the
+probes, the evidence pack, and the raw per-probe evidence folded away. Everything that came
+from the network or the user (SSIDs, notes, messages) is escaped so it cannot break a table or
+inject markup into the ticket.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from roomprobe.render import verdict
+from roomprobe.ticket import evidence_rows
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#!~])")
+ICON = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP", "error": "ERROR", "info": "INFO"}
+
+
+def esc(text: Any) -> str:
+    """Inline-safe text: markdown punctuation escaped, newlines folded, HTML neutralised."""
+    flat = " ".join(str(text).split())
+    return _MD_SPECIAL.sub(r"\\\1", flat)
+
+
+def _code(text: str) -> str:
+    """Inline code for ids (kebab-case, never containing backticks)."""
+    return f"`{text.replace('`', '')}`"
+
+
+def _fence(body: str, lang: str = "") -> str:
+    """A fenced block whose fence is longer than any backtick run inside the body."""
+    longest = max((len(m) for m in re.findall(r"`+", body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{lang}\n{body}\n{fence}"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The whole report as one markdown document (ends with a newline)."""
+    status = report["status"]
+    room = report.get("room_name")
+    title = f"roomprobe: {ICON[status]}" + (f" in {esc(room)}" if room else "")
+    out: list[str] = [f"## {title}", "", f"**Verdict:** {esc(verdict(report))}", ""]
+
+    if report["diagnosis"]:
+        out += ["### What to do", ""]
+        for d in report["diagnosis"]:
+            seen = " (the code the user saw)" if d.get("user_code") else ""
+            out.append(f"**{esc(d['product'])} {d['code']}: {esc(d['title'])}**{seen}, "
+                       f"likelihood {d['likelihood']}"
+                       + (f", because {', '.join(_code(b) for b in d['because'])}" if d["because"] else ""))
+            out.append("")
+            if d.get("cause"):
+                out += [f"Cause: {esc(d['cause'])}", ""]
+            out += [f"{i}. {esc(step)}" for i, step in enumerate(d["fix"], 1)]
+            if d.get("ruled_out"):
+                out += ["", "Ruled out: " + "; ".join(esc(r["cause"]) for r in d["ruled_out"])]
+            out.append("")
+
+    if report["findings"]:
+        out += ["### Findings", ""]
+        for f in report["findings"]:
+            out.append(f"- **{ICON[f['severity']]}** {_code(f['id'])} ({esc(f['probe'])}): "
+                       f"{esc(f['message'])}")
+            if f.get("hint"):
+                out.append(f"  - What to do: {esc(f['hint'])}")
+        out.append("")
+
+    out += ["### Probes", "", "| Status | Probe | Result | Time |", "|---|---|---|---|"]
+    for p in report["probes"]:
+        out.append(f"| {ICON[p['status']]} | {_code(p['id'])} | {esc(p['summary'])} | "
+                   f"{p['duration_s']:.2f} s |")
+    out.append("")
+
+    out += ["### Evidence pack", "", "| | |", "|---|---|"]
+    out += [f"| {esc(k)} | {esc(v)} |" for k, v in evidence_rows(report)]
+    out.append("")
+
+    evidence = {p["id"]: p["evidence"] for p in report["probes"] if p["evidence"]}
+    if evidence:
+        out += ["<details><summary>Measurements (JSON, per probe)</summary>", "",
+                _fence(json.dumps(evidence, indent=2), "json"), "", "</details>", ""]
+    return "\n".join(out)

@@ -1,0 +1,104 @@
+"""What every ticket format shares: loading a saved report safely and the evidence-pack rows.
+
+A report file comes from a user's attachment, so it is validated against the published schema
+before anything renders it: a file that is not a roomprobe report is one clear line (exit 3),
+never a traceback halfway through a half-rendered page. The renderers (text, markdown, html)
+all show the same evidence pack, in the same order, built here once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from roomprobe.errors import UsageError
+
+
+def load_report(path: str) -> dict[str, Any]:
+    """Read and validate a saved report; any problem is a UsageError naming the file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}; give the path of a report "
+                         "written by 'roomprobe check --json PATH'") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not a roomprobe report (not UTF-8 text)") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path} is not a roomprobe report (not JSON: {exc.msg} at line "
+                         f"{exc.lineno})") from None
+    import jsonschema
+
+    from roomprobe.report import load_schema
+
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(load_schema()).iter_errors(data))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "top level"
+        message = error.message if len(error.message) <= 160 else error.message[:157] + "..."
+        raise UsageError(f"{path} is not a roomprobe report (schema roomprobe/report/v1: {where}: "
+                         f"{message})")
+    return data
+
+
+def _addresses(iface: dict[str, Any]) -> str:
+    addrs = [f"{a['address']}/{a['prefixlen']}" if a.get("prefixlen") is not None else a["address"]
+             for a in iface.get("addresses", [])]
+    return ", ".join(addrs) or "no address"
+
+
+def interface_lines(report: dict[str, Any]) -> list[str]:
+    """One line per non-loopback interface: name, kind, up/down, SSID, every address."""
+    lines = []
+    for iface in report["host"]["interfaces"]:
+        if iface["kind"] == "loopback":
+            continue
+        ssid = f', SSID "{iface["ssid"]}"' if iface.get("ssid") else ""
+        state = "up" if iface["up"] else "down"
+        lines.append(f"{iface['name']} ({iface['kind']}, {state}{ssid}): {_addresses(iface)}")
+    return lines
+
+
+def evidence_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) pairs of the evidence pack, in the order a support engineer reads them.
+
+    Fields added after a report was written are simply absent from older reports: shown as
+    "not recorded" rather than failing.
+    """
+    host = report["host"]
+    tgt = report["targets"]
+    app = report.get("zoom_rooms_app")
+    tz = report.get("timezone")
+    win = report.get("window")
+    rows: list[tuple[str, str]] = [
+        ("Room name", report.get("room_name") or "not given (--room-name)"),
+        ("Code the user saw", report.get("user_code") or "not given (--code)"),
+        ("Note", report.get("note") or ""),
+        ("Host", host["hostname"]),
+        ("OS", f"{host['os']} {host['os_version']}".strip()),
+        ("Zoom Rooms app", f"{app['version']} (from {app['source']})" if app
+         else ("not recorded" if "zoom_rooms_app" not in report
+               else "no Zoom Rooms app on Linux" if host["os"] == "Linux" else "not found")),
+        ("Interfaces", "; ".join(interface_lines(report)) or "none"),
+        ("Default gateway", ", ".join(f"{g['gateway']} via {g.get('interface') or '?'}"
+                                      for g in host["default_gateway"]) or "none"),
+        ("Time zone", f"{tz['name']} (UTC{tz['utc_offset']})" if tz else "not recorded"),
+        ("Time window", f"{win['started_local']} to {win['ended_local']} "
+                        f"({win['started_utc']} to {win['ended_utc']})" if win
+         else f"started {report['started_at']}, {report['duration_s']} s"),
+        ("Targets", f"role {tgt['role']}; controller {tgt.get('controller') or '-'}; "
+                    f"room {tgt.get('room') or '-'}; port {tgt.get('port', 9090)}"),
+        ("roomprobe", f"{report['roomprobe_version']}, "
+                      f"{'complete' if report['complete'] else 'INCOMPLETE (interrupted)'}, "
+                      f"{report['duration_s']} s"),
+    ]
+    return [(k, v) for k, v in rows if v]  # an empty note is left out
+
+
+def render_evidence_text(report: dict[str, Any]) -> str:
+    """The evidence pack as aligned text lines, appended to the text rendering of a report."""
+    rows = evidence_rows(report)
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(["Evidence pack:"] + [f"  {k:<{width}}  {v}" for k, v in rows]) + "\n"
