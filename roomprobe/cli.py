@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("roomprobe.commands.explain:explain",
                 "Explain a Zoom error code (2002, zoom-rooms:2002, VIDEO_CAMERA_TAKEN)."),
     "codes": ("roomprobe.commands.explain:codes", "Browse the error-code catalog."),
+    "history": ("roomprobe.commands.history:history",
+                "Past checks and what changed since the room was last healthy."),
+    "schedule": ("roomprobe.commands.schedule:schedule",
+                 "Run the check every N minutes with the OS scheduler (install|remove|status)."),
 }
 
 

@@ -38,6 +38,12 @@ CHECK_DEFAULTS: dict[str, Any] = {
     "color": True,
     "verbose": False,
     "code": None,
+    "history": True,
+    "history_db": None,
+    "history_keep_days": 30.0,
+    "history_keep_runs": 5000,
+    "prometheus_textfile": None,
+    "webhook": None,
 }
 CHECK_TYPES: dict[str, tuple[type, ...]] = {
     "controller": (str,),
@@ -51,6 +57,12 @@ CHECK_TYPES: dict[str, tuple[type, ...]] = {
     "color": (bool,),
     "verbose": (bool,),
     "code": (str, int),
+    "history": (bool,),
+    "history_db": (str,),
+    "history_keep_days": (int, float),
+    "history_keep_runs": (int,),
+    "prometheus_textfile": (str,),
+    "webhook": (str,),
 }
 
 
