@@ -158,7 +158,7 @@ def _validate_check_args(args: list[str]) -> None:
     except click.exceptions.Exit:
         return
     except click.UsageError as exc:
-        raise UsageError(f"--args: {exc.format_message()}; see 'roomprobe check --help'") from None
+        raise UsageError(f"--args: {exc.format_message().rstrip('.')}; see 'roomprobe check --help'") from None
 
 
 def _names(platform: str) -> list[str]:
