@@ -225,3 +225,13 @@ def test_history_does_not_slow_the_check(tmp_path):
     for _ in range(10):
         history.record(conn, big, 0)
     assert (time.monotonic() - t0) / 10 < 0.1
+
+
+def test_unwritable_history_warns_and_keeps_the_verdict(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    out = cli("check", "--only", "interfaces", "--history-db", str(blocker / "h.sqlite3"))
+    assert out.returncode == 0 and out.stdout.startswith("PASS"), out
+    assert out.stderr.startswith("roomprobe: warning: cannot open the history database")
+    out = cli("check", "--only", "interfaces", "--history-db", str(tmp_path))
+    assert out.returncode == 3 and "is a directory" in out.stderr

@@ -114,6 +114,9 @@ def install(every: str, splay: str | None, args: str | None, run_as: str | None,
     spec = sch.make_spec(platform, every, splay, check_args, run_as=run_as, exe=[exe] if exe else None)
     rendered = sch.render(spec)
     target, live = _target(platform, directory)
+    if live and platform == "linux" and run_as and not _is_root():
+        raise UsageError("--run-as needs a system unit: run 'roomprobe schedule install' as root "
+                         "(a per-user unit always runs as you)")
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
