@@ -36,6 +36,9 @@ def validate(c: dict[str, Any]) -> None:
         from roomprobe.webhook import validate_url
 
         validate_url(str(c["webhook"]))
+    for key in ("history_keep_days", "history_keep_runs"):
+        if float(c.get(key) or 0) < 0:
+            raise UsageError(f"[check] {key} = {c[key]}: give 0 (no limit) or a positive number")
     db = c.get("history_db")
     if db and Path(db).is_dir():
         raise UsageError(f"--history-db {db} is a directory; give a file path, "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -88,16 +89,7 @@ def post(url: str, payload: dict[str, Any], deadline: float, *, attempts: int = 
         req = urllib.request.Request(url, data=body, method="POST", headers={
             "Content-Type": "application/json", "User-Agent": "roomprobe"})
         t0 = time.monotonic()
-        code: int | None = None
-        err: str | None = None
-        try:
-            with opener.open(req, timeout=left) as resp:
-                code = resp.status
-        except urllib.error.HTTPError as exc:
-            code = exc.code
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            err = f"{type(reason).__name__}: {reason}"
+        code, err = _attempt(opener, req, left)
         out.attempts.append({"status": code, "error": err, "ms": round((time.monotonic() - t0) * 1000, 1)})
         if code is not None and 200 <= code < 300:
             out.delivered = True
@@ -113,3 +105,27 @@ def post(url: str, payload: dict[str, Any], deadline: float, *, attempts: int = 
             time.sleep(delay)
     out.gave_up = "attempts"
     return out
+
+
+def _attempt(opener: urllib.request.OpenerDirector, req: urllib.request.Request,
+             left: float) -> tuple[int | None, str | None]:
+    """One POST, abandoned at ``left`` seconds even if the server trickles bytes (the socket
+    timeout alone bounds each read, not the whole exchange). Returns (HTTP status, error)."""
+    box: dict[str, Any] = {}
+
+    def go() -> None:
+        try:
+            with opener.open(req, timeout=left) as resp:
+                box["code"] = resp.status
+        except urllib.error.HTTPError as exc:
+            box["code"] = exc.code
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            box["error"] = f"{type(reason).__name__}: {reason}"
+
+    worker = threading.Thread(target=go, name="roomprobe-webhook", daemon=True)
+    worker.start()
+    worker.join(left)
+    if worker.is_alive():
+        return None, "timeout: no complete answer before the deadline"
+    return box.get("code"), box.get("error")

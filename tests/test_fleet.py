@@ -235,3 +235,35 @@ def test_unwritable_history_warns_and_keeps_the_verdict(tmp_path):
     assert out.stderr.startswith("roomprobe: warning: cannot open the history database")
     out = cli("check", "--only", "interfaces", "--history-db", str(tmp_path))
     assert out.returncode == 3 and "is a directory" in out.stderr
+
+
+def test_a_trickling_receiver_is_cut_at_the_deadline(no_proxy_env):
+    """A receiver that sends one header byte every 0.2 s never trips a socket timeout; the
+    delivery is still abandoned at the deadline."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = srv.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        while not stop.is_set():
+            try:
+                conn.sendall(b"a")
+            except OSError:
+                break
+            time.sleep(0.2)
+        conn.close()
+
+    threading.Thread(target=trickle, daemon=True).start()
+    try:
+        t0 = time.monotonic()
+        d = webhook.post(f"http://127.0.0.1:{srv.getsockname()[1]}/", {}, time.monotonic() + 1.5)
+        took = time.monotonic() - t0
+        assert not d.delivered and d.gave_up == "deadline" and took < 1.8, (took, d)
+        assert d.attempts[0]["error"].startswith("timeout")
+    finally:
+        stop.set()
+        srv.close()
