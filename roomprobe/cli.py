@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "codes": ("roomprobe.commands.explain:codes", "Browse the error-code catalog."),
     "report": ("roomprobe.commands.report:report",
                "Render a saved report for a ticket (text, markdown, self-contained html)."),
+    "history": ("roomprobe.commands.history:history",
+                "Past checks and what changed since the room was last healthy."),
+    "schedule": ("roomprobe.commands.schedule:schedule",
+                 "Run the check every N minutes with the OS scheduler (install|remove|status)."),
 }
 
 

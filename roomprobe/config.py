@@ -40,6 +40,12 @@ CHECK_DEFAULTS: dict[str, Any] = {
     "code": None,
     "room_name": None,
     "note": None,
+    "history": True,
+    "history_db": None,
+    "history_keep_days": 30.0,
+    "history_keep_runs": 5000,
+    "prometheus_textfile": None,
+    "webhook": None,
 }
 CHECK_TYPES: dict[str, tuple[type, ...]] = {
     "controller": (str,),
@@ -55,6 +61,12 @@ CHECK_TYPES: dict[str, tuple[type, ...]] = {
     "code": (str, int),
     "room_name": (str,),
     "note": (str,),
+    "history": (bool,),
+    "history_db": (str,),
+    "history_keep_days": (int, float),
+    "history_keep_runs": (int,),
+    "prometheus_textfile": (str,),
+    "webhook": (str,),
 }
 
 

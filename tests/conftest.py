@@ -19,6 +19,20 @@ def _sweep_stale_labs() -> None:
         sweep_stale()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_history_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every CLI run in the tests records its history in a temp file, never the real state dir."""
+    import os
+
+    old = os.environ.get("ROOMPROBE_HISTORY_DB")
+    os.environ["ROOMPROBE_HISTORY_DB"] = str(tmp_path_factory.mktemp("history") / "history.sqlite3")
+    yield
+    if old is None:
+        os.environ.pop("ROOMPROBE_HISTORY_DB", None)
+    else:
+        os.environ["ROOMPROBE_HISTORY_DB"] = old
+
+
 @pytest.fixture
 def lab() -> Iterator[Lab]:
     """An empty lab (switch, router, cloud interface); tests add hosts and faults."""

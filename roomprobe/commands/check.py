@@ -40,11 +40,20 @@ def _split_ids(values: tuple[str, ...] | list[str]) -> list[str]:
               help="Also write the JSON report to PATH (atomically); '-' means JSON on stdout.")
 @click.option("--no-color", is_flag=True, default=False, help="No colours (also: NO_COLOR=1).")
 @click.option("-v", "--verbose", is_flag=True, default=False, help="Show each probe's evidence.")
+@click.option("--history/--no-history", "history", default=None,
+              help="Record this run in the history database [default: on].")
+@click.option("--history-db", default=None, metavar="PATH",
+              help="History database [default: $ROOMPROBE_HISTORY_DB or the user state dir].")
+@click.option("--prometheus-textfile", default=None, metavar="PATH.prom",
+              help="Write metrics for node_exporter/windows_exporter's textfile collector.")
+@click.option("--webhook", default=None, metavar="URL",
+              help="POST the report to URL when the status changed since the last run.")
 def check(controller: str | None, room: str | None, port: int | None, timeout: float | None,
           config_path: str | None, only: tuple[str, ...], skip: tuple[str, ...],
           set_opts: tuple[str, ...], code: str | None, fmt: str | None, json_path: str | None,
           no_color: bool, verbose: bool, room_name: str | None = None,
-          note: str | None = None) -> int:
+          note: str | None = None, history: bool | None = None, history_db: str | None = None,
+          prometheus_textfile: str | None = None, webhook: str | None = None) -> int:
     """Run the probes and tell why the controller, the room or Zoom's cloud cannot talk.
 
     \b
@@ -56,7 +65,9 @@ def check(controller: str | None, room: str | None, port: int | None, timeout: f
     cfg = cfgmod.load(Path(config_path) if config_path else cfgmod.default_config_path())
     c = cfg.check
     flags = {"controller": controller, "room": room, "port": port, "timeout": timeout,
-             "code": code, "format": fmt, "json": json_path, "room_name": room_name, "note": note}
+             "code": code, "format": fmt, "json": json_path, "room_name": room_name, "note": note,
+             "history": history, "history_db": history_db,
+             "prometheus_textfile": prometheus_textfile, "webhook": webhook}
     c.update({k: v for k, v in flags.items() if v is not None})
     if only:  # --only runs exactly what it names (less --skip on the same command line)
         c["only"], c["skip"] = _split_ids(only), []
@@ -78,6 +89,9 @@ def check(controller: str | None, room: str | None, port: int | None, timeout: f
         if not kb.lookup(str(c["code"])):
             raise UsageError(f"--code {c['code']}: no such Zoom error code in the catalog; "
                              "find it with 'roomprobe codes --search WORDS'")
+    from roomprobe import fleet
+
+    fleet.validate(c)
     return run_check(cfg, set_opts)
 
 
@@ -153,6 +167,9 @@ def run_check(cfg: Any, set_opts: tuple[str, ...] = ()) -> int:
         except OSError as exc:
             raise UsageError(f"cannot write the report to {c['json']}: {exc.strerror or exc}; "
                              "choose a writable path for --json") from None
+    from roomprobe import fleet
+
+    fleet.after_run(rep, int(report.exit_code(rep)), c, deadline=t0 + float(c["timeout"]))
     if c["format"] == "json":
         click.echo(report.to_json(rep), nl=False)
     else:

@@ -1,0 +1,75 @@
+"""``roomprobe history``: the room's status over time, and what changed since it was last healthy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from roomprobe.errors import UsageError
+
+
+@click.command()
+@click.option("--since", default=None, metavar="AGE|DATE",
+              help="Only runs since then: 90m, 24h, 7d, or 2026-11-20[T08:00].")
+@click.option("--limit", type=int, default=20, show_default=True, help="At most this many runs.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--history-db", default=None, metavar="PATH",
+              help="History database [default: $ROOMPROBE_HISTORY_DB or the user state dir].")
+def history(since: str | None, limit: int, fmt: str, history_db: str | None) -> int:
+    """Show past checks (newest first) and what changed since the last healthy run.
+
+    A run is healthy when every probe passed within the deadline. "New" findings are in the
+    latest run but not in that healthy one; "cleared" ones appeared after it and are gone now.
+    """
+    from roomprobe import history as hist
+
+    if limit < 1:
+        raise UsageError(f"--limit {limit}: give a positive number of runs")
+    since_ts = hist.parse_since(since) if since else None
+    path = Path(history_db) if history_db else hist.default_db_path()
+    if not path.is_file():
+        raise UsageError(f"no history at {path}: run 'roomprobe check' first (history is on by "
+                         "default), or point --history-db at the database")
+    conn = hist.connect(path)
+    try:
+        data = {"db": str(path), "runs": hist.runs(conn, since=since_ts, limit=limit),
+                "changes": hist.changes(conn)}
+    finally:
+        conn.close()
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(render_text(data), nl=False)
+    return 0
+
+
+def render_text(data: dict[str, Any]) -> str:
+    """Plain text: one line per run, then the change summary."""
+    lines = [f"History: {data['db']}"]
+    if not data["runs"]:
+        lines.append("  no runs in that window")
+    for r in data["runs"]:
+        ids = ", ".join(sorted({f["id"] for f in r["findings"] if f["severity"] != "info"}))
+        flag = "" if r["complete"] else " (incomplete)"
+        lines.append(f"  #{r['id']:<5} {r['started_at']}  {r['status'].upper():<4}{flag}  "
+                     f"{r['duration_s']:.1f}s  {ids}".rstrip())
+    ch = data["changes"]
+    if ch["latest"] is not None:
+        lines.append("")
+        base = ch["baseline"]
+        if base is None:
+            lines.append("Changes since the start of the history (no earlier healthy run):")
+        else:
+            lines.append(f"Changes since the last healthy run #{base['id']} ({base['started_at']}):")
+        if ch["unhealthy_since"]:
+            lines.append(f"  unhealthy since {ch['unhealthy_since']}")
+        for f in ch["new"]:
+            lines.append(f"  + {f['id']} ({f['severity']}, {f['probe']})")
+        for f in ch["cleared"]:
+            lines.append(f"  - {f['id']} ({f['severity']}, {f['probe']}) cleared")
+        if not ch["new"] and not ch["cleared"]:
+            lines.append("  no change")
+    return "\n".join(lines) + "\n"

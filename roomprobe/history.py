@@ -1,0 +1,225 @@
+"""Run history: every check's report in an embedded SQLite database, for "what changed?".
+
+Why SQLite: one file, no server, atomic transactions, and WAL mode lets a reader (``roomprobe
+history``) run while a scheduled check writes. A run is inserted and old runs are pruned in ONE
+transaction, so a check killed mid-write (power cut, ``kill -9``, Task Scheduler's stop) leaves
+either the old database or the new one, never half a row. ``synchronous=FULL`` makes a committed
+run survive a power cut too, at the cost of one fsync per check.
+
+The database lives in the platform's state directory (platformdirs: ``~/.local/state/roomprobe``
+on Linux, ``%LOCALAPPDATA%\\roomprobe`` on Windows, ``~/Library/Application Support/roomprobe``
+on macOS); ``--history-db PATH`` or ``$ROOMPROBE_HISTORY_DB`` moves it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from roomprobe.errors import UsageError
+
+ENV_DB = "ROOMPROBE_HISTORY_DB"
+KEEP_DAYS = 30.0
+KEEP_RUNS = 5000
+BUSY_TIMEOUT_MS = 5000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts          REAL    NOT NULL,  -- unix time the run started
+    started_at  TEXT    NOT NULL,  -- RFC 3339, as in the report
+    status      TEXT    NOT NULL,  -- pass | warn | fail
+    complete    INTEGER NOT NULL,
+    exit_code   INTEGER NOT NULL,
+    duration_s  REAL    NOT NULL,
+    findings    TEXT    NOT NULL,  -- JSON [{"id", "severity", "probe"}], for quick diffs
+    report      TEXT    NOT NULL   -- the whole JSON report
+);
+CREATE INDEX IF NOT EXISTS runs_ts ON runs(ts);
+"""
+
+
+def default_db_path() -> Path:
+    """``$ROOMPROBE_HISTORY_DB``, else ``history.sqlite3`` in the platform's user state dir."""
+    env = os.environ.get(ENV_DB)
+    if env:
+        return Path(env)
+    from platformdirs import user_state_path
+
+    return user_state_path("roomprobe", appauthor=False) / "history.sqlite3"
+
+
+def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """Open (creating if needed) the history database in WAL mode with durable commits."""
+    p = Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(p), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise UsageError(f"cannot open the history database {p}: {exc}; "
+                         "choose a writable path with --history-db") from None
+    try:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        with _tx(conn):
+            for stmt in filter(str.strip, _SCHEMA.split(";")):
+                conn.execute(stmt)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise UsageError(f"the history database {p} is unusable ({exc}); move it away and rerun "
+                         "(a new one is created)") from None
+    return conn
+
+
+@contextmanager
+def _tx(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction (BEGIN IMMEDIATE takes the write lock up front: no upgrade deadlock)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _findings_summary(report: dict[str, Any]) -> list[dict[str, str]]:
+    return [{"id": f["id"], "severity": f["severity"], "probe": f.get("probe", "")}
+            for f in report.get("findings", [])]
+
+
+def _ts(report: dict[str, Any]) -> float:
+    try:
+        return datetime.fromisoformat(report["started_at"].replace("Z", "+00:00")).timestamp()
+    except (KeyError, ValueError):
+        return time.time()
+
+
+def record(conn: sqlite3.Connection, report: dict[str, Any], exit_code: int, *,
+           keep_days: float = KEEP_DAYS, keep_runs: int = KEEP_RUNS, now: float | None = None) -> int:
+    """Insert one run and apply retention, atomically. Returns the new run's id."""
+    now = time.time() if now is None else now
+    row = (_ts(report), report.get("started_at", ""), report.get("status", "fail"),
+           int(bool(report.get("complete"))), int(exit_code), float(report.get("duration_s", 0.0)),
+           json.dumps(_findings_summary(report)), json.dumps(report, separators=(",", ":")))
+    with _tx(conn):
+        cur = conn.execute("INSERT INTO runs (ts, started_at, status, complete, exit_code, duration_s, "
+                           "findings, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+        run_id = int(cur.lastrowid or 0)
+        if keep_days > 0:
+            conn.execute("DELETE FROM runs WHERE ts < ? AND id != ?", (now - keep_days * 86400, run_id))
+        if keep_runs > 0:
+            conn.execute("DELETE FROM runs WHERE id <= (SELECT id FROM runs ORDER BY id DESC "
+                         "LIMIT 1 OFFSET ?)", (keep_runs,))
+    return run_id
+
+
+def last_run(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    """The most recent run (without its full report), or None."""
+    rows = runs(conn, limit=1)
+    return rows[0] if rows else None
+
+
+def runs(conn: sqlite3.Connection, *, since: float | None = None, limit: int | None = None,
+         with_report: bool = False) -> list[dict[str, Any]]:
+    """Runs newest first."""
+    cols = "id, ts, started_at, status, complete, exit_code, duration_s, findings"
+    if with_report:
+        cols += ", report"
+    sql, args = f"SELECT {cols} FROM runs", []  # noqa: S608 (fixed column list)
+    if since is not None:
+        sql += " WHERE ts >= ?"
+        args.append(since)
+    sql += " ORDER BY id DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(int(limit))
+    out = []
+    for r in conn.execute(sql, args):
+        row = {"id": r[0], "started_at": r[2], "status": r[3], "complete": bool(r[4]),
+               "exit_code": r[5], "duration_s": r[6], "findings": json.loads(r[7])}
+        if with_report:
+            row["report"] = json.loads(r[8])
+        out.append(row)
+    return out
+
+
+def healthy(run: dict[str, Any]) -> bool:
+    """A healthy run passed every probe and finished within its deadline."""
+    return run["status"] == "pass" and run["complete"]
+
+
+def changes(conn: sqlite3.Connection) -> dict[str, Any]:
+    """What changed in the latest run since the last healthy run before it.
+
+    ``new``: findings in the latest run that the healthy baseline did not have. ``cleared``:
+    findings seen in a run after the baseline that the latest run no longer has (fixed, or
+    gone away). With no healthy run on record, the baseline is the start of the history.
+    """
+    latest = last_run(conn)
+    if latest is None:
+        return {"latest": None, "baseline": None, "unhealthy_since": None, "new": [], "cleared": []}
+    base_row = conn.execute("SELECT id FROM runs WHERE id < ? AND status = 'pass' AND complete = 1 "
+                            "ORDER BY id DESC LIMIT 1", (latest["id"],)).fetchone()
+    base_id = base_row[0] if base_row else 0
+    between = _rows_between(conn, base_id, latest["id"])
+    baseline = _one(conn, base_id) if base_id else None
+    base_keys = {_key(f) for f in baseline["findings"]} if baseline else set()
+    latest_keys = {_key(f): f for f in latest["findings"]}
+    new = [f for k, f in latest_keys.items() if k not in base_keys]
+    seen: dict[tuple[str, str], dict[str, str]] = {}
+    for r in between:
+        for f in r["findings"]:
+            seen.setdefault(_key(f), f)
+    cleared = [f for k, f in seen.items() if k not in latest_keys]
+    unhealthy = [r for r in between + [latest] if not healthy(r)]
+    since = unhealthy[0]["started_at"] if unhealthy and not healthy(latest) else None
+    brief = ("id", "started_at", "status", "complete", "exit_code")
+    return {"latest": {k: latest[k] for k in brief},
+            "baseline": {k: baseline[k] for k in brief} if baseline else None,
+            "unhealthy_since": since, "new": new, "cleared": cleared}
+
+
+def _key(f: dict[str, str]) -> tuple[str, str]:
+    return (f.get("probe", ""), f["id"])
+
+
+def _rows_between(conn: sqlite3.Connection, lo: int, hi: int) -> list[dict[str, Any]]:
+    rows = conn.execute("SELECT id, started_at, status, complete, exit_code, findings FROM runs "
+                        "WHERE id > ? AND id < ? ORDER BY id", (lo, hi)).fetchall()
+    return [{"id": r[0], "started_at": r[1], "status": r[2], "complete": bool(r[3]),
+             "exit_code": r[4], "findings": json.loads(r[5])} for r in rows]
+
+
+def _one(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:
+    r = conn.execute("SELECT id, started_at, status, complete, exit_code, findings FROM runs "
+                     "WHERE id = ?", (run_id,)).fetchone()
+    return {"id": r[0], "started_at": r[1], "status": r[2], "complete": bool(r[3]),
+            "exit_code": r[4], "findings": json.loads(r[5])}
+
+
+_AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """``90m``, ``24h``, ``7d`` (ago) or an ISO date/time (local time unless it has an offset)."""
+    now = time.time() if now is None else now
+    m = _AGO.match(text)
+    if m:
+        return now - float(m.group(1)) * _UNIT_S[m.group(2)]
+    try:
+        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--since {text!r}: give an age like 90m, 24h, 7d or a date like "
+                         "2026-11-20 or 2026-11-20T08:00") from None
+    return dt.timestamp() if dt.tzinfo else dt.astimezone(timezone.utc).timestamp()

@@ -1,0 +1,134 @@
+"""History: runs recorded atomically, retention, "what changed", and survival of kill -9 writers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from roomprobe import history
+from roomprobe.errors import UsageError
+
+HERE = Path(__file__).resolve().parent
+
+
+def rep(status: str, *finding_ids: str, started: str = "2026-11-22T00:00:00Z", complete: bool = True) -> dict:
+    return {"started_at": started, "status": status, "complete": complete, "duration_s": 1.5,
+            "findings": [{"id": f, "severity": "fail" if status == "fail" else "warn", "probe": "p",
+                          "message": f} for f in finding_ids]}
+
+
+def test_record_and_read_back_newest_first(tmp_path):
+    conn = history.connect(tmp_path / "sub" / "h.sqlite3")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    a = history.record(conn, rep("pass"), 0)
+    b = history.record(conn, rep("fail", "port-not-listening"), 2)
+    rows = history.runs(conn, with_report=True)
+    assert [r["id"] for r in rows] == [b, a]
+    assert rows[0]["status"] == "fail" and rows[0]["exit_code"] == 2
+    assert rows[0]["findings"] == [{"id": "port-not-listening", "severity": "fail", "probe": "p"}]
+    assert rows[0]["report"]["findings"][0]["message"] == "port-not-listening"
+    assert [r["id"] for r in history.runs(conn, limit=1)] == [b]
+
+
+def test_retention_by_count_and_age(tmp_path):
+    conn = history.connect(tmp_path / "h.sqlite3")
+    now = 1_800_000_000.0
+    for i in range(10):
+        history.record(conn, rep("pass"), 0, keep_runs=4, keep_days=0, now=now)
+        assert len(history.runs(conn)) == min(i + 1, 4)
+    assert [r["id"] for r in history.runs(conn)] == [10, 9, 8, 7]
+    old = rep("pass", started="2026-01-01T00:00:00Z")  # far older than 30 days before `now`
+    conn2 = history.connect(tmp_path / "h2.sqlite3")
+    history.record(conn2, old, 0, now=now)
+    history.record(conn2, rep("pass", started="2027-01-15T00:00:00Z"), 0, keep_days=30, now=now)
+    assert [r["started_at"] for r in history.runs(conn2)] == ["2027-01-15T00:00:00Z"]
+
+
+def test_changes_since_last_healthy(tmp_path):
+    conn = history.connect(tmp_path / "h.sqlite3")
+    assert history.changes(conn)["latest"] is None
+    history.record(conn, rep("warn", "wifi-weak"), 1)  # no healthy baseline yet
+    ch = history.changes(conn)
+    assert ch["baseline"] is None and [f["id"] for f in ch["new"]] == ["wifi-weak"]
+    h = history.record(conn, rep("pass", started="2026-11-22T01:00:00Z"), 0)
+    history.record(conn, rep("fail", "dns-timeout", "port-blocked", started="2026-11-22T02:00:00Z"), 2)
+    history.record(conn, rep("fail", "port-blocked", started="2026-11-22T03:00:00Z"), 2)
+    ch = history.changes(conn)
+    assert ch["baseline"]["id"] == h
+    assert [f["id"] for f in ch["new"]] == ["port-blocked"]
+    assert [f["id"] for f in ch["cleared"]] == ["dns-timeout"]
+    assert ch["unhealthy_since"] == "2026-11-22T02:00:00Z"
+    history.record(conn, rep("pass", started="2026-11-22T04:00:00Z"), 0)  # fixed
+    ch = history.changes(conn)
+    assert ch["baseline"]["id"] == h and ch["new"] == [] and ch["unhealthy_since"] is None
+    assert sorted(f["id"] for f in ch["cleared"]) == ["dns-timeout", "port-blocked"]
+    history.record(conn, rep("pass", started="2026-11-22T05:00:00Z", complete=False), 3)
+    assert history.changes(conn)["unhealthy_since"] == "2026-11-22T05:00:00Z"  # incomplete != healthy
+
+
+@pytest.mark.parametrize("text, ago", [("90m", 5400), ("24h", 86400), ("7d", 604800), ("30s", 30)])
+def test_parse_since_ages(text, ago):
+    assert history.parse_since(text, now=1000000.0) == 1000000.0 - ago
+
+
+def test_parse_since_dates_and_errors():
+    assert history.parse_since("2026-11-20T08:00:00Z") == 1795161600.0
+    with pytest.raises(UsageError, match="give an age like 90m"):
+        history.parse_since("yesterday")
+
+
+def test_kill_9_writers_lose_nothing_committed(tmp_path):
+    """Three processes write big reports concurrently; each is SIGKILLed at a random moment,
+    several times over. Every run a writer acknowledged (after COMMIT) must be there, whole."""
+    db = tmp_path / "h.sqlite3"
+    history.connect(db).close()
+    acked: dict[int, str] = {}
+    rng = random.Random(8)
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    kills = 0
+    for round_ in range(4):
+        procs = [subprocess.Popen([sys.executable, str(HERE / "history_writer.py"), str(db), f"w{round_}{i}",
+                                   str(200_000)], stdout=subprocess.PIPE, text=True, env=env)
+                 for i in range(3)]
+        try:
+            time.sleep(rng.uniform(0.6, 1.2))
+            for p in procs:
+                p.send_signal(signal.SIGKILL)
+                kills += 1
+        finally:
+            for p in procs:
+                p.kill()
+                out, _ = p.communicate(timeout=10)
+                assert p.returncode == -signal.SIGKILL
+                for line in out.splitlines():
+                    run_id, marker = line.split()
+                    acked[int(run_id)] = marker
+    assert kills == 12 and len(acked) >= 12, acked  # the writers really were mid-stream
+
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    rows = {r[0]: json.loads(r[1]) for r in conn.execute("SELECT id, report FROM runs")}
+    for run_id, marker in acked.items():
+        assert run_id in rows, f"acknowledged run {run_id} ({marker}) lost"
+        assert rows[run_id]["marker"] == marker
+    for r in rows.values():  # nothing half-written, acknowledged or not
+        assert hashlib.sha256(r["payload"].encode()).hexdigest() == r["sha"]
+    # And the database is still writable by a new process.
+    assert history.record(history.connect(db), rep("pass"), 0) > max(acked)
+
+
+def test_corrupt_database_is_one_clear_error(tmp_path):
+    db = tmp_path / "h.sqlite3"
+    db.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(UsageError, match="is unusable"):
+        history.connect(db)
