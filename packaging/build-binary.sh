@@ -22,6 +22,7 @@ mkdir -p "$WORK/stage"
 cp -R "$REPO/roomprobe" "$WORK/stage/roomprobe"
 rm -rf "$WORK/stage/roomprobe/probes"
 cp -R "$REPO/probes" "$WORK/stage/roomprobe/probes"
+cp -R "$REPO/packaging/schedule" "$WORK/stage/roomprobe/schedule_templates"
 find "$WORK/stage" -name __pycache__ -type d -prune -exec rm -rf {} +
 
 ROOMPROBE_STAGE="$WORK/stage" "$PY" -m PyInstaller --noconfirm --clean --log-level WARN \
