@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import socket
 import sys
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any
 
 from roomprobe.probe import Context, Finding, Probe, Result, Severity, Status
@@ -40,6 +42,8 @@ DEFAULTS: dict[str, Any] = {
     "wpad_domain": "",  # empty: the DNS search domain
     "wpad_url": "",  # a full WPAD URL instead of guessing from the domain
     "wpad_timeout": 1.5,
+    # Judge "host name resolves to loopback": auto (Windows/macOS only) | on | off.
+    "hostname_check": "auto",
 }
 
 HINTS = {
@@ -126,21 +130,41 @@ def _listener_process(port: int) -> str | None:
     return None
 
 
+def _wait(fut: Future, ctx: Context, unfinished: Any) -> Any:
+    """A worker's result, or ``unfinished`` when it is still blocked (name resolution cannot be
+    given a timeout) as the probe's deadline nears: the probe still reports what it saw."""
+    try:
+        return fut.result(timeout=max(0.0, ctx.remaining() - 0.2))
+    except FuturesTimeout:
+        return unfinished
+
+
 def _key(proxy: str) -> tuple[str, int]:
     _, host, port, _ = split_proxy(proxy)
     return host.lower(), port
 
 
+class _Daemons:
+    """Runs each call in a daemon thread. Not a ThreadPoolExecutor: its workers are joined at
+    interpreter exit, so one getaddrinfo stuck on a dead DNS server would hold the CLI open."""
+
+    def submit(self, fn: Any, *args: Any) -> Future:
+        fut: Future = Future()
+
+        def work() -> None:
+            try:
+                fut.set_result(fn(*args))
+            except BaseException as exc:
+                fut.set_exception(exc)
+        threading.Thread(target=work, daemon=True, name="proxy-worker").start()
+        return fut
+
+
 def run(ctx: Context) -> Result:
-    o = ctx.options
-    pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="proxy")
-    try:
-        return _run(ctx, o, pool)
-    finally:
-        pool.shutdown(wait=False)
+    return _run(ctx, ctx.options, _Daemons())
 
 
-def _run(ctx: Context, o: Any, pool: ThreadPoolExecutor) -> Result:
+def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
     host_f = pool.submit(_room_address, ctx) if ctx.targets.role != "controller-side" else None
     ca = str(o["ca_file"]) or None
     direct_tls_f = pool.submit(tls_check, str(o["tls_host"]), int(o["tls_port"]),
@@ -162,7 +186,10 @@ def _run(ctx: Context, o: Any, pool: ThreadPoolExecutor) -> Result:
                         "via": r.via, "error": r.error, "_proxy": r.proxy})
         return out
 
-    route_rows = [row for rows in pool.map(routes_of, active) for row in rows]
+    route_futs = [(src, pool.submit(routes_of, src)) for src in active]
+    route_rows = [row for src, fut in route_futs for row in _wait(fut, ctx, [
+        {"source": src.name, "target": "*", "proxy": None, "via": "unfinished", "error": "no answer "
+         "before the deadline", "_proxy": None}])]
     # Every proxy found anywhere: fixed proxies of every source and the ones PAC files chose.
     found: dict[tuple[str, int], tuple[str, list[str]]] = {}
     for src in active:
@@ -177,7 +204,8 @@ def _run(ctx: Context, o: Any, pool: ThreadPoolExecutor) -> Result:
     findings: list[Finding] = []
     proxies_ev = []
     for k, fut in tests.items():
-        res = fut.result()
+        res = _wait(fut, ctx, {"proxy": safe_url(found[k][0]), "host": k[0], "port": k[1],
+                               "loopback": is_loopback(k[0]), "tcp": "unfinished"})
         where = ", ".join(sorted(set(found[k][1])))
         res["sources"] = sorted(set(found[k][1]))
         proxies_ev.append(res)
@@ -201,7 +229,9 @@ def _run(ctx: Context, o: Any, pool: ThreadPoolExecutor) -> Result:
                     {"peer": peer, "source": row["source"], "proxy": row["proxy"], "via": row["via"]},
                     where=row["source"]))
 
-    tls_ev = [direct_tls_f.result()] + [p["tls"] for p in proxies_ev if "tls" in p]
+    tls_ev = [_wait(direct_tls_f, ctx, {"host": o["tls_host"], "port": o["tls_port"], "via": "direct",
+                                        "verified": None, "error": "no answer before the deadline"})]
+    tls_ev += [p["tls"] for p in proxies_ev if "tls" in p]
     for t in tls_ev:
         if t.get("verified") is False:
             findings.append(_finding(
@@ -211,15 +241,17 @@ def _run(ctx: Context, o: Any, pool: ThreadPoolExecutor) -> Result:
                 "TLS is intercepted.",
                 {k: t.get(k) for k in ("host", "port", "via", "issuer", "subject", "verify_error", "ca")}))
 
-    host_ev = host_f.result() if host_f else None
-    if host_ev:
+    host_ev = _wait(host_f, ctx, {"hostname": None, "hostname_resolves_to": [],
+                                  "resolve_error": "unfinished"}) if host_f else None
+    # Debian/Ubuntu map the host name to 127.0.1.1 by design and Zoom Rooms does not run there:
+    # by default ("auto") the clue is judged on Windows and macOS only; evidence is always kept.
+    judge = o["hostname_check"] == "on" or (o["hostname_check"] == "auto"
+                                             and not sys.platform.startswith("linux"))
+    if host_ev and judge:
         addrs = host_ev["hostname_resolves_to"]
         if addrs and all(is_loopback(a) for a in addrs):
-            # Debian/Ubuntu map the host name to 127.0.1.1 by design and Zoom Rooms does not run
-            # there: the clue matters on Windows and macOS.
-            sev = Severity.INFO if sys.platform.startswith("linux") else Severity.WARN
             findings.append(_finding(
-                "host-resolves-to-loopback", sev,
+                "host-resolves-to-loopback", Severity.WARN,
                 f"This host's name {host_ev['hostname']!r} resolves only to loopback "
                 f"({', '.join(addrs)}): Zoom may report the room's address as 127.0.0.1.",
                 {"hostname": host_ev["hostname"], "addresses": addrs,

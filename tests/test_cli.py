@@ -71,7 +71,7 @@ def test_help_imports_nothing_heavy():
 def test_loopback_room_check_json_to_file_and_stdout(tmp_path):
     path = tmp_path / "sub" / "report.json"
     path.parent.mkdir()
-    out = cli("check", "--room", "127.0.0.1", "--port", "1", "--skip", "subnet", "--json", str(path))
+    out = cli("check", "--room", "127.0.0.1", "--port", "1", "--skip", "subnet,proxy", "--json", str(path))
     assert out.returncode == 2, out.stderr  # nothing listens on port 1
     assert out.stdout.splitlines()[0].startswith("FAIL")
     report = json.loads(path.read_text())

@@ -9,7 +9,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -203,9 +202,9 @@ def test_forbidden_unreachable_and_garbage_proxies(world):
 
 PAC_GOOD = """function FindProxyForURL(url, host) {
   if (isInNet(host, "198.51.100.0", "255.255.255.128")) return "DIRECT";
-  return "PROXY %s:8888; DIRECT";
-}""" % PROXY
-PAC_ALL = 'function FindProxyForURL(url, host) { return "PROXY %s:8888"; }' % PROXY
+  return "PROXY PROXYADDR:8888; DIRECT";
+}""".replace("PROXYADDR", PROXY)
+PAC_ALL = 'function FindProxyForURL(url, host) { return "PROXY PROXYADDR:8888"; }'.replace("PROXYADDR", PROXY)
 
 
 def test_pac_over_http(world):
@@ -253,8 +252,18 @@ def test_controller_via_env_proxy_and_cidr_bypass(world):
 
 def test_hostname_resolves_to_loopback(world):
     world.hosts(f"127.0.0.1 localhost\n127.0.1.1 {socket.gethostname()}\n{ZOOM} zoom.us\n")
-    out = world.check()
+    out = world.check("proxy.hostname_check=on")
     f = finding(out, "host-resolves-to-loopback")
     assert f["evidence"]["addresses"] == ["127.0.1.1"]
     assert f["evidence"]["address_toward_peer"] == world.room.addr
-    assert f["severity"] == "info"  # on Linux (Debian convention); warn on Windows/macOS
+    assert f["severity"] == "warn" and out.rc == 1
+    # auto: judged on Windows/macOS only (Debian maps the host name to 127.0.1.1 by design)
+    out = world.check()
+    assert out.report["findings"] == []
+    assert out.probe("proxy")["evidence"]["room_address"]["hostname_resolves_to"] == ["127.0.1.1"]
+
+
+def test_hostname_on_lan_address_is_fine(world):
+    out = world.check("proxy.hostname_check=on")
+    assert out.report["findings"] == [] and out.rc == 0
+    assert out.probe("proxy")["evidence"]["room_address"]["hostname_resolves_to"] == [world.room.addr]
