@@ -17,6 +17,8 @@ SCHEMA = "org.gnome.system.proxy"
 
 def _value(text: str) -> object:
     text = text.strip()
+    if text in ("true", "false"):
+        return text == "true"
     for prefix in ("@as ", "uint32 "):
         text = text.removeprefix(prefix)
     try:
