@@ -160,7 +160,14 @@ class _Daemons:
         return fut
 
 
+CHOICES = {"wpad": ("auto", "on", "off"), "hostname_check": ("auto", "on", "off")}
+
+
 def run(ctx: Context) -> Result:
+    for key, allowed in CHOICES.items():
+        if ctx.options[key] not in allowed:
+            return Result(Status.ERROR, "bad-option", f"proxy.{key}={ctx.options[key]!r} is not one of "
+                          f"{', '.join(allowed)}", {"option": key, "value": str(ctx.options[key])})
     return _run(ctx, ctx.options, _Daemons())
 
 

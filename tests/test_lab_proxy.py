@@ -239,6 +239,9 @@ def test_wpad_from_domain(world):
     assert [p["proxy"] for p in ev["proxies"]] == [f"http://{PROXY}:8888"]
     out = world.check("proxy.wpad=off")
     assert out.probe("proxy")["evidence"]["wpad"] == {"mode": "off"}
+    out = world.check("proxy.wpad=yes")
+    p = out.probe("proxy")
+    assert (p["status"], p["reason"]) == ("error", "bad-option") and "auto, on, off" in p["summary"]
 
 
 def test_controller_via_env_proxy_and_cidr_bypass(world):
