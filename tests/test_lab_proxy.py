@@ -138,6 +138,9 @@ def test_dead_loopback_proxy(world):
     assert f["evidence"]["port"] == port and "env" in f["evidence"]["sources"]
     assert out.probe("proxy")["status"] == "fail" and out.rc == 2
     assert "controller-via-proxy" not in out.finding_ids()  # CIDR no_proxy honoured
+    first = out.report["diagnosis"][0]
+    assert (first["product"], first["code"]) == ("zoom-rooms", 2002), out.report["diagnosis"]
+    assert "proxy-loopback-dead" in first["because"]
 
 
 def test_loopback_agent_and_tls_through_it(world):
@@ -197,6 +200,7 @@ def test_forbidden_unreachable_and_garbage_proxies(world):
     out = world.check(env={"https_proxy": "http://203.0.113.21:8080"})
     f = finding(out, "proxy-bad-answer")
     assert f["evidence"]["connect"] == "garbage"
+    assert out.report["diagnosis"][0]["code"] == 5003
     assert {"proxy-auth-required", "proxy-connect-denied"}.isdisjoint(out.finding_ids())
 
 
