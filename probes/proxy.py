@@ -67,7 +67,19 @@ HINTS = {
 }
 
 
+LABELS = {"env": "the *_proxy environment variables", "wininet": "Internet Options (WinINet, this user)",
+          "winhttp": "WinHTTP (netsh winhttp)", "macos": "macOS network proxy settings",
+          "gnome": "GNOME proxy settings", "pac": "the PAC file", "wpad": "the WPAD file"}
+
+
+def _label(names: str) -> str:
+    """Source names -> where a person finds the setting (for hints)."""
+    return ", ".join(LABELS.get(n.strip(), n.strip()) for n in names.split(","))
+
+
 def _finding(fid: str, sev: Severity, msg: str, evidence: dict[str, Any], **fmt: Any) -> Finding:
+    if "where" in fmt:
+        fmt["where"] = _label(fmt["where"])
     return Finding(fid, sev, msg, evidence, hint=HINTS[fid].format(**fmt))
 
 
@@ -271,7 +283,7 @@ def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
 
 def _proxy_findings(res: dict[str, Any], where: str) -> list[Finding]:
     proxy, tcp, conn = res["proxy"], res.get("tcp"), res.get("connect")
-    ev = {k: res.get(k) for k in ("proxy", "host", "port", "loopback", "tcp", "connect", "status_code",
+    ev = {k: res.get(k) for k in ("proxy", "host", "port", "loopback", "tcp", "error", "connect", "status_code",
                                   "status_line", "target", "process", "credentials_sent")}
     ev["sources"] = where
     fmt = {"where": where, "proxy": proxy, "process": res.get("process") or "unknown process"}
@@ -281,7 +293,8 @@ def _proxy_findings(res: dict[str, Any], where: str) -> list[Finding]:
                              f"The proxy {proxy} ({where}) is on this machine but nothing listens "
                              f"({tcp}): a stale proxy setting; every proxied request fails.", ev, **fmt)]
         return [_finding("proxy-unreachable", Severity.FAIL,
-                         f"The proxy {proxy} ({where}) cannot be reached ({tcp}).", ev, **fmt)]
+                         f"The proxy {proxy} ({where}) cannot be reached ({res.get('error') or tcp}).",
+                         ev, **fmt)]
     out = []
     if res["loopback"]:
         out.append(_finding("proxy-loopback-agent", Severity.WARN,
