@@ -40,6 +40,11 @@ def _pac_eval(pac_url: str, url: str) -> list[str]:
 
 def effective_source() -> Source | None:
     """The source a user-session app would follow: the first active one in the order above."""
+    from roomprobe.proxysrc import env
+
+    first = env.read()
+    if first.active:  # the common case: no OS commands to run
+        return first
     for src in system_sources():
         if src.name in _USER_SOURCES and src.active:
             return src

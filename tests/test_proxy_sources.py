@@ -166,6 +166,8 @@ def test_proxy_for_uses_env_with_cidr_bypass(monkeypatch):
         monkeypatch.delenv(k)
     # The environment alone (this machine's desktop settings are not part of the test).
     monkeypatch.setattr(proxies, "system_sources", lambda: [envsrc.read()])
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    assert proxies.proxy_for("https://zoom.us/") is None
     monkeypatch.setenv("HTTPS_PROXY", "http://gw:3128")
     monkeypatch.setenv("no_proxy", "198.51.100.0/25")
     assert proxies.proxy_for("https://zoom.us/") == "http://gw:3128"
