@@ -22,6 +22,7 @@ BUILTIN = {
     "controller-port": "roomprobe.probes.controller_port:PROBE",
     "dns": "roomprobe.probes.dns:PROBE",
     "cloud": "roomprobe.probes.cloud:PROBE",
+    "proxy": "roomprobe.probes.proxy:PROBE",
 }
 
 

@@ -1,0 +1,113 @@
+"""Where proxy settings live, each source read and reported separately.
+
+Tools that read only the environment give false answers for Zoom Rooms: Zoom uses the OS
+settings (WinINet per user, WinHTTP for services, macOS system configuration, PAC and WPAD), and
+a scheduled task does not even see the logged-in user's settings. So every source is collected
+on its own, with where it came from, and ``route()`` answers "which proxy would this source use
+for that URL" including PAC evaluation and CIDR-aware bypass lists.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from roomprobe.proxysrc.bypass import bypassed
+
+__all__ = ["Source", "Route", "system_sources", "route", "safe_url", "normalise_proxy"]
+
+
+@dataclass
+class Source:
+    """One place proxy settings came from. ``proxies`` maps a URL scheme (or ``all``) to a proxy."""
+
+    name: str  # env | wininet | winhttp | macos | gnome | pac | wpad
+    origin: str  # human-readable: the variable names, registry key, command
+    proxies: dict[str, str] = field(default_factory=dict)
+    bypass: list[str] = field(default_factory=list)
+    pac_url: str | None = None
+    auto_detect: bool = False
+    error: str | None = None
+
+    @property
+    def active(self) -> bool:
+        """Does this source send anything through a proxy (fixed, PAC or auto-detect)?"""
+        return bool(self.proxies or self.pac_url or self.auto_detect)
+
+    def to_evidence(self) -> dict[str, Any]:
+        return {"name": self.name, "origin": self.origin, "active": self.active,
+                "proxies": {k: safe_url(v) for k, v in self.proxies.items()},
+                "bypass": list(self.bypass), "pac_url": self.pac_url and safe_url(self.pac_url),
+                "auto_detect": self.auto_detect, "error": self.error}
+
+
+@dataclass
+class Route:
+    """What a source decides for one URL: ``proxy`` None means a direct connection."""
+
+    proxy: str | None
+    via: str  # fixed | pac | bypass | direct | pac-error
+    error: str | None = None
+
+
+def safe_url(url: str) -> str:
+    """A proxy URL without its ``user:password@`` (evidence never carries credentials)."""
+    parts = urlsplit(url if "://" in url else "http://" + url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=host).geturl()
+
+
+def normalise_proxy(value: str, scheme: str = "http") -> str:
+    """``host:port`` (registry, scutil, gsettings style) -> ``scheme://host:port``."""
+    value = value.strip()
+    return value if "://" in value else f"{scheme}://{value}"
+
+
+def route(source: Source, url: str, pac_eval: Any = None) -> Route:
+    """Which proxy ``source`` would use for ``url``.
+
+    ``pac_eval(pac_url, url) -> list[str]`` evaluates a PAC file (the probe passes a cached one);
+    entries are proxy URLs or ``DIRECT``; the first is what a browser tries first.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if source.bypass and bypassed(host, source.bypass):
+        return Route(None, "bypass")
+    if source.pac_url and pac_eval is not None:
+        try:
+            chosen = pac_eval(source.pac_url, url)
+        except Exception as exc:
+            return Route(None, "pac-error", f"{type(exc).__name__}: {exc}")
+        first = chosen[0] if chosen else "DIRECT"
+        return Route(None if first == "DIRECT" else first, "pac")
+    proxy = source.proxies.get(parts.scheme) or source.proxies.get("all")
+    return Route(proxy, "fixed") if proxy else Route(None, "direct")
+
+
+def system_sources(include_gnome: bool = True) -> list[Source]:
+    """Every source this OS has, environment first (no network traffic; PAC not fetched)."""
+    from roomprobe.proxysrc import env
+
+    out = [env.read()]
+    try:
+        if sys.platform == "win32":
+            from roomprobe.proxysrc import windows
+
+            out += windows.read()
+        elif sys.platform == "darwin":
+            from roomprobe.proxysrc import macos
+
+            out.append(macos.read())
+        elif include_gnome:
+            from roomprobe.proxysrc import gnome
+
+            src = gnome.read()
+            if src is not None:
+                out.append(src)
+    except Exception as exc:  # one unreadable OS source must not hide the others
+        out.append(Source("os", sys.platform, error=f"{type(exc).__name__}: {exc}"))
+    return out
