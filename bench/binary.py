@@ -56,7 +56,7 @@ def lab_check(binary: Path) -> dict:
         room.listen(9090, comm="ZoomRooms")
         t0 = time.monotonic()
         out = ctrl.run([str(binary), "check", "--room", room.addr, "--format", "json"], check=False,
-                       env={**os.environ, "ROOMPROBE_CONFIG": os.devnull})
+                       env={**os.environ, "ROOMPROBE_CONFIG": str(lab.config_path)})
         seconds = time.monotonic() - t0
     rep = validate(out.stdout)
     probes = {p["id"]: p for p in rep["probes"]}
