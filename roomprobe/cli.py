@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("roomprobe.commands.explain:explain",
                 "Explain a Zoom error code (2002, zoom-rooms:2002, VIDEO_CAMERA_TAKEN)."),
     "codes": ("roomprobe.commands.explain:codes", "Browse the error-code catalog."),
+    "serve": ("roomprobe.commands.serve:serve",
+              "Answer 'check --peer' bandwidth/latency tests (and stand in on 9090)."),
 }
 
 

@@ -20,6 +20,7 @@ BUILTIN = {
     "interfaces": "roomprobe.probes.interfaces:PROBE",
     "subnet": "roomprobe.probes.subnet:PROBE",
     "controller-port": "roomprobe.probes.controller_port:PROBE",
+    "bandwidth": "roomprobe.probes.bandwidth:PROBE",
 }
 
 

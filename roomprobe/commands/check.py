@@ -37,10 +37,17 @@ def _split_ids(values: tuple[str, ...] | list[str]) -> list[str]:
               help="Also write the JSON report to PATH (atomically); '-' means JSON on stdout.")
 @click.option("--no-color", is_flag=True, default=False, help="No colours (also: NO_COLOR=1).")
 @click.option("-v", "--verbose", is_flag=True, default=False, help="Show each probe's evidence.")
+@click.option("--peer", default=None, metavar="ADDR[:PORT]",
+              help="Measure bandwidth/latency to a 'roomprobe serve' peer (the LAN path).")
+@click.option("--peer-token", default=None, metavar="TOKEN", envvar="ROOMPROBE_PEER_TOKEN",
+              help="The session token 'roomprobe serve' printed (also: ROOMPROBE_PEER_TOKEN).")
+@click.option("--bandwidth/--no-bandwidth", "bandwidth", default=None,
+              help="Run (or skip) the bandwidth probe [default: run it only with --peer].")
 def check(controller: str | None, room: str | None, port: int | None, timeout: float | None,
           config_path: str | None, only: tuple[str, ...], skip: tuple[str, ...],
           set_opts: tuple[str, ...], code: str | None, fmt: str | None, json_path: str | None,
-          no_color: bool, verbose: bool) -> int:
+          no_color: bool, verbose: bool, peer: str | None = None, peer_token: str | None = None,
+          bandwidth: bool | None = None) -> int:
     """Run the probes and tell why the controller, the room or Zoom's cloud cannot talk.
 
     \b
@@ -62,6 +69,7 @@ def check(controller: str | None, room: str | None, port: int | None, timeout: f
         c["color"] = False
     if verbose:
         c["verbose"] = True
+    _bandwidth_flags(c, peer, peer_token, bandwidth)
     if not (0 < float(c["timeout"]) <= 600):
         raise UsageError(f"--timeout {c['timeout']} is out of range; give seconds, e.g. --timeout 5")
     if c["format"] not in ("text", "json"):
@@ -96,8 +104,9 @@ def run_check(cfg: Any, set_opts: tuple[str, ...] = ()) -> int:
     for name in only + skip:
         if name not in all_probes:
             raise UsageError(f"no probe named {name!r}; known: {', '.join(all_probes)}")
+    enabled = set(c.get("enable", []))
     selected = [p for pid, p in all_probes.items()
-                if (pid in only if only else p.default_enabled) and pid not in skip]
+                if (pid in only if only else (p.default_enabled or pid in enabled)) and pid not in skip]
 
     started = time.time()
     t0 = time.monotonic()
@@ -151,6 +160,23 @@ def run_check(cfg: Any, set_opts: tuple[str, ...] = ()) -> int:
         color = bool(c["color"]) and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         click.echo(render_text(rep, color=color, verbose=bool(c["verbose"])), nl=False)
     return int(report.exit_code(rep))
+
+
+def _bandwidth_flags(c: dict[str, Any], peer: str | None, token: str | None,
+                     bandwidth: bool | None) -> None:
+    """--peer/--peer-token/--bandwidth/--no-bandwidth: the bandwidth probe's switches."""
+    if peer is not None:
+        from roomprobe.probes.bandwidth import DEFAULT_PEER_PORT, split_peer
+
+        try:
+            split_peer(peer, DEFAULT_PEER_PORT)
+        except ValueError as exc:
+            raise UsageError(f"{exc}; e.g. --peer 10.0.0.20 or --peer 10.0.0.20:9095") from None
+        c["peer"], c["peer_token"] = peer, token
+    if bandwidth is False:
+        c["skip"] = [*_split_ids(c["skip"]), "bandwidth"]
+    elif bandwidth or peer is not None:
+        c["enable"] = ["bandwidth"]
 
 
 def _with_timeout(p: Any, timeout: float) -> Any:
