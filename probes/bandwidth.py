@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     # Internet path (speed-test style: GET down_url?bytes=N, POST up_url).
     "down_url": "https://speed.cloudflare.com/__down",
     "up_url": "https://speed.cloudflare.com/__up",
+    "token": "",  # sent as X-Roomprobe-Token when set (a self-hosted 'roomprobe serve')
     "peer_port": DEFAULT_PEER_PORT,  # roomprobe serve's port when --peer has none
     "duration": 10.0,  # seconds for idle latency and both directions together
     "streams": 4,
@@ -141,7 +142,9 @@ def endpoint_for(ctx: Context) -> tuple[Any, str, str]:
         # The LAN peer is reached directly: Zoom Rooms' controller link never uses a proxy.
         return (Endpoint(f"{base}/__down", f"{base}/__up", headers, timeout, use_proxy=False),
                 "lan", f"{host}:{port}")
-    return Endpoint(str(o["down_url"]), str(o["up_url"]), {}, timeout), "internet", str(o["down_url"])
+    headers = {TOKEN_HEADER: str(o["token"])} if o.get("token") else {}
+    return (Endpoint(str(o["down_url"]), str(o["up_url"]), headers, timeout), "internet",
+            str(o["down_url"]))
 
 
 def split_peer(peer: str, default_port: int) -> tuple[str, int]:

@@ -138,13 +138,25 @@ def unread(sock: socket.socket | None) -> int:
     return _queued(sock, "FIONREAD")
 
 
+# A kept-alive connection the server or proxy closed between requests (tinyproxy does after each).
+STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
 def ping_once(client: Client, ep: Endpoint) -> float:
     """One tiny request round trip on ``client``'s connection, in milliseconds."""
-    t0 = time.monotonic()
-    client.conn.request("GET", client.target(with_bytes(ep.down_url, 0)),
-                        headers={**ep.headers, **client.extra})
-    resp = client.conn.getresponse()
-    resp.read()
+    for attempt in (1, 2):
+        t0 = time.monotonic()
+        reused = client.sock is not None
+        try:
+            client.conn.request("GET", client.target(with_bytes(ep.down_url, 0)),
+                                headers={**ep.headers, **client.extra})
+            resp = client.conn.getresponse()
+            resp.read()
+            break
+        except STALE:
+            client.close()
+            if attempt == 2 or not reused:
+                raise
     if resp.status != 200:
         raise EndpointError(f"HTTP {resp.status} {resp.reason}", status=resp.status, stage="http")
     return (time.monotonic() - t0) * 1000
@@ -246,10 +258,17 @@ def _download_stream(ep: Endpoint, load: _Load, i: int, first: int, cap: int) ->
         for size in _sizes(first, cap):
             if load.stop.is_set():
                 return
-            client.conn.request("GET", client.target(with_bytes(ep.down_url, size)),
-                                headers={**ep.headers, **client.extra})
-            load.socks[i] = client.sock
-            resp = client.conn.getresponse()
+            reused = client.sock is not None
+            try:
+                client.conn.request("GET", client.target(with_bytes(ep.down_url, size)),
+                                    headers={**ep.headers, **client.extra})
+                load.socks[i] = client.sock
+                resp = client.conn.getresponse()
+            except STALE:
+                if not reused:
+                    raise
+                client.close()  # closed between requests: reconnect and go on
+                continue
             if resp.status != 200:
                 load.errors.append(f"download HTTP {resp.status}")
                 return
@@ -270,6 +289,14 @@ def _download_stream(ep: Endpoint, load: _Load, i: int, first: int, cap: int) ->
         client.close()
 
 
+def _post_headers(client: Client, ep: Endpoint, size: int) -> None:
+    client.conn.putrequest("POST", client.target(ep.up_url), skip_accept_encoding=True)
+    for k, v in {**ep.headers, **client.extra, "Content-Type": "application/octet-stream",
+                 "Content-Length": str(size)}.items():
+        client.conn.putheader(k, v)
+    client.conn.endheaders()
+
+
 def _upload_stream(ep: Endpoint, load: _Load, i: int, first: int, cap: int) -> None:
     payload = memoryview(b"\0" * CHUNK)
     client = Client(ep.up_url, ep.timeout, ep.proxy())
@@ -277,23 +304,27 @@ def _upload_stream(ep: Endpoint, load: _Load, i: int, first: int, cap: int) -> N
         for size in _sizes(first, cap):
             if load.stop.is_set():
                 return
-            client.conn.putrequest("POST", client.target(ep.up_url), skip_accept_encoding=True)
-            for k, v in {**ep.headers, **client.extra, "Content-Type": "application/octet-stream",
-                         "Content-Length": str(size)}.items():
-                client.conn.putheader(k, v)
-            client.conn.endheaders()
-            sock = client.sock
-            assert sock is not None
-            load.socks[i] = sock
-            left = size
-            while left and not load.stop.is_set():
-                n = sock.send(payload[: min(CHUNK, left)])
-                load.counts[i] += n
-                left -= n
-            if load.stop.is_set():
-                return
-            resp = client.conn.getresponse()  # the peer answers once it has the whole body
-            resp.read()
+            reused, sent = client.sock is not None, 0
+            try:
+                _post_headers(client, ep, size)
+                sock = client.sock
+                assert sock is not None
+                load.socks[i] = sock
+                while sent < size and not load.stop.is_set():
+                    n = sock.send(payload[: min(CHUNK, size - sent)])
+                    load.counts[i] += n
+                    sent += n
+                if load.stop.is_set():
+                    return
+                resp = client.conn.getresponse()  # the peer answers once it has the whole body
+                resp.read()
+            except STALE:
+                if not reused:
+                    raise
+                load.socks[i] = None
+                load.counts[i] -= sent  # written into a connection that was already gone
+                client.close()
+                continue
             load.socks[i] = None
             if resp.status != 200:
                 load.errors.append(f"upload HTTP {resp.status}")
