@@ -434,11 +434,10 @@ def measure(ep: Endpoint, budget_s: float, st: Settings,
     pinger = Pinger(client, ep, st.ping_interval_s)
     pinger.thread.start()
     try:
-        idle_s = min(st.idle_s, budget_s * 0.1)
-        time.sleep(idle_s)
-        idle = latency_stats(pinger.between(t_start, time.monotonic()))
         if progress:
-            progress("latency", None)
+            progress("idle latency", None)
+        time.sleep(min(st.idle_s, budget_s * 0.1))
+        idle = latency_stats(pinger.between(t_start, time.monotonic()))
         each = max(1.0, (budget_s - (time.monotonic() - t_start)) / 2)
         down = run_direction(ep, False, each, st, progress)
         left = budget_s - (time.monotonic() - t_start)
