@@ -135,3 +135,26 @@ def test_internet_path_goes_through_the_system_proxy(lab, tmp_path):
                          "--set", "bandwidth.connect_timeout=1", timeout=60)  # no proxy: dropped
     assert out.finding_ids() == {"bandwidth-endpoint-unreachable"}
     assert out.probe("bandwidth")["evidence"]["proxy"] is None
+
+
+def test_a_link_already_busy_shows_high_idle_latency(lab):
+    """No netem on this kernel: a background iperf3 flow fills a 2 Mbit/s tbf queue (400 ms) on
+    the switch port towards the controller (a forwarding hop, like an access point), so even the
+    'idle' round trips wait in it, as on a link someone else saturates."""
+    room = lab.add_host("room", "lan", 20)
+    ctrl = lab.add_host("ctrl", "lan", 30)
+    start_serve(room)
+    room.popen(["iperf3", "-s", "-B", room.addr])
+    subprocess.run(["ip", "netns", "exec", lab.switch, "tc", "qdisc", "add", "dev", ctrl.port, "root",
+                    "tbf", "rate", "2mbit", "burst", "32kbit", "latency", "400ms"], check=True)
+    time.sleep(0.5)
+    # room -> ctrl at a little over the link rate (UDP): the queue stays full
+    ctrl.popen(["iperf3", "-c", room.addr, "-R", "-u", "-b", "2.4M", "-t", "40"])
+    time.sleep(3.0)
+    out = bw_check(ctrl, "--peer", room.addr)
+    ev = out.probe("bandwidth")["evidence"]
+    assert ev["idle"]["median_ms"] >= 100, ev["idle"]
+    latency = next(f for f in out.report["findings"] if f["id"] == "latency-high")
+    assert latency["severity"] == "warn" and latency["evidence"]["idle_median_ms"] >= 100
+    assert ev["download"]["mbps"] is None or ev["download"]["mbps"] < 1.5  # the flood wins
+    assert "bandwidth-down-low" in out.finding_ids()
