@@ -30,7 +30,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -245,7 +245,8 @@ class _Load:
         return max(0, total)
 
 
-def _sizes(first: int, cap: int) -> Any:
+def _sizes(first: int, cap: int) -> Iterator[int]:
+    """Payload sizes doubling up to ``cap``: small first (slow links), large later (fewer gaps)."""
     size = first
     while True:
         yield size

@@ -215,10 +215,11 @@ def test_bad_input_is_one_line_exit_3(args, words):
 
 
 def test_peer_runs_bandwidth_and_no_bandwidth_skips_it():
-    """--peer alone turns the probe on (a dead local port: unreachable, fast); --no-bandwidth wins."""
+    """--peer turns the probe on, even next to --only (a dead local port: unreachable, fast);
+    --no-bandwidth wins."""
     import json
 
-    out = cli("check", "--peer", "127.0.0.1:1", "--only", "interfaces,bandwidth", "--format", "json")
+    out = cli("check", "--peer", "127.0.0.1:1", "--only", "interfaces", "--format", "json")
     rep = json.loads(out.stdout)
     bw = next(p for p in rep["probes"] if p["id"] == "bandwidth")
     assert bw["status"] == "fail" and bw["reason"] == "bandwidth-endpoint-unreachable", bw

@@ -177,6 +177,8 @@ def _bandwidth_flags(c: dict[str, Any], peer: str | None, token: str | None,
         c["skip"] = [*_split_ids(c["skip"]), "bandwidth"]
     elif bandwidth or peer is not None:
         c["enable"] = ["bandwidth"]
+        if c["only"]:  # asked for explicitly: it joins an --only list too
+            c["only"] = [*_split_ids(c["only"]), "bandwidth"]
 
 
 def _with_timeout(p: Any, timeout: float) -> Any:
