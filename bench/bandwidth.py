@@ -64,7 +64,7 @@ def main() -> None:
         room = lab.add_host("room", "lan", 20)
         ctrl = lab.add_host("ctrl", "lan", 30)
         room.popen([sys.executable, "-m", "roomprobe", "serve", "--bind", room.addr, "--token", TOKEN,
-                    "--duration", "3600"])
+                    "--duration", "3600", "--max-mb", "10000000"])  # unshaped runs move ~15 GB
         room.popen(["iperf3", "-s", "-B", room.addr])
         time.sleep(1.0)
         for mbit in rates:

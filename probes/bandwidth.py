@@ -198,7 +198,16 @@ def run(ctx: Context) -> Result:
     evidence = {**base_ev, **m}
     findings = evaluate(m, dict(o), where)
     for key in ("download", "upload"):
-        if m[key]["mbps"] is None:
+        d = m[key]
+        if d["mbps"] is not None and d["errors"] and not d["stable"]:
+            findings.append(Finding(
+                "bandwidth-endpoint-unreachable", Severity.WARN,
+                f"{label} stopped answering during the {key} ({'; '.join(d['errors'])}): the "
+                f"{d['mbps']} Mbps figure is incomplete.",
+                {"direction": key, "errors": d["errors"], "path": where, "mbps": d["mbps"]},
+                hint="A server limit (roomprobe serve --max-mb/--duration) or a proxy cut the "
+                     "transfer; rerun, or raise the server's limits."))
+        if d["mbps"] is None:
             findings.append(Finding(
                 "bandwidth-endpoint-unreachable", Severity.FAIL,
                 f"The {key} to {label} moved no data: {'; '.join(m[key]['errors']) or 'no bytes'}.",

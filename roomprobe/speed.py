@@ -39,6 +39,7 @@ from roomprobe.proxies import proxy_for
 
 TOKEN_HEADER = "X-Roomprobe-Token"
 CHUNK = 256 * 1024
+SEND_CHUNK = 1024 * 1024  # send() takes what fits (the socket has a timeout), so stop stays prompt
 SAMPLE_S = 0.1
 
 
@@ -299,7 +300,7 @@ def _post_headers(client: Client, ep: Endpoint, size: int) -> None:
 
 
 def _upload_stream(ep: Endpoint, load: _Load, i: int, first: int, cap: int) -> None:
-    payload = memoryview(b"\0" * CHUNK)
+    payload = memoryview(b"\0" * SEND_CHUNK)
     client = Client(ep.up_url, ep.timeout, ep.proxy())
     try:
         for size in _sizes(first, cap):
@@ -312,7 +313,7 @@ def _upload_stream(ep: Endpoint, load: _Load, i: int, first: int, cap: int) -> N
                 assert sock is not None
                 load.socks[i] = sock
                 while sent < size and not load.stop.is_set():
-                    n = sock.send(payload[: min(CHUNK, size - sent)])
+                    n = sock.send(payload[: min(SEND_CHUNK, size - sent)])
                     load.counts[i] += n
                     sent += n
                 if load.stop.is_set():

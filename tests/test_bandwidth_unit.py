@@ -230,3 +230,29 @@ def test_peer_runs_bandwidth_and_no_bandwidth_skips_it():
     assert "bandwidth" not in {p["id"] for p in json.loads(out.stdout)["probes"]}
     out = cli("check", "--format", "json")  # the default run never touches the internet
     assert "bandwidth" not in {p["id"] for p in json.loads(out.stdout)["probes"]}
+
+
+def test_probe_reports_a_transfer_the_server_cut_short():
+    """serve's session byte cap runs out mid-download (loopback is fast): the figure is flagged
+    incomplete, not passed off as the link's rate."""
+    from roomprobe.probe import Context, Status, Targets
+
+    srv = SpeedServer(("127.0.0.1", 0), "right-token-123",
+                      Limits(max_total_bytes=40_000_000), time.monotonic() + 60)
+    th = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    th.start()
+    try:
+        ctx = Context(targets=Targets(), options={**OPTS, "duration": 4.0, "timeout": 18.0},
+                      deadline=time.monotonic() + 18, privileged=False,
+                      settings={"check": {"peer": f"127.0.0.1:{srv.server_address[1]}",
+                                          "peer_token": "right-token-123", "format": "json"}})
+        res = bandwidth.run(ctx)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    got = {(f.id, f.severity.value, f.evidence.get("direction")) for f in res.findings}
+    assert ("bandwidth-endpoint-unreachable", "warn", "download") in got, res
+    assert res.status in (Status.WARN, Status.FAIL)
+    assert res.evidence["download"]["errors"] == ["download HTTP 503"]
+    assert res.evidence["upload"]["errors"] == ["upload HTTP 503"]
+    assert srv.bytes_total <= 40_000_000
