@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "Past checks and what changed since the room was last healthy."),
     "schedule": ("roomprobe.commands.schedule:schedule",
                  "Run the check every N minutes with the OS scheduler (install|remove|status)."),
+    "serve": ("roomprobe.commands.serve:serve",
+              "Answer 'check --peer' bandwidth/latency tests (and stand in on 9090)."),
 }
 
 

@@ -23,6 +23,7 @@ BUILTIN = {
     "dns": "roomprobe.probes.dns:PROBE",
     "cloud": "roomprobe.probes.cloud:PROBE",
     "proxy": "roomprobe.probes.proxy:PROBE",
+    "bandwidth": "roomprobe.probes.bandwidth:PROBE",
 }
 
 

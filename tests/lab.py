@@ -50,7 +50,7 @@ ZOOM_DOMAINS = ("zoom.us", "zoom.com")
 LAB_CONFIG = """
 [check]
 # Probes of the cloud and the link run in their own lab tests (with --only), against lab services.
-skip = ["cloud"]
+skip = ["cloud", "bandwidth"]
 
 [probes.dns]
 allow_networks = ["203.0.113.0/24", "2001:db8::/32"]

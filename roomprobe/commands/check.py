@@ -48,12 +48,20 @@ def _split_ids(values: tuple[str, ...] | list[str]) -> list[str]:
               help="Write metrics for node_exporter/windows_exporter's textfile collector.")
 @click.option("--webhook", default=None, metavar="URL",
               help="POST the report to URL when the status changed since the last run.")
+@click.option("--peer", default=None, metavar="ADDR[:PORT]",
+              help="Measure bandwidth/latency to a 'roomprobe serve' peer (the LAN path).")
+@click.option("--peer-token", default=None, metavar="TOKEN", envvar="ROOMPROBE_PEER_TOKEN",
+              help="The session token 'roomprobe serve' printed (also: ROOMPROBE_PEER_TOKEN).")
+@click.option("--bandwidth/--no-bandwidth", "bandwidth", default=None,
+              help="Run (or skip, for a quick check) the bandwidth probe [default: run].")
 def check(controller: str | None, room: str | None, port: int | None, timeout: float | None,
           config_path: str | None, only: tuple[str, ...], skip: tuple[str, ...],
           set_opts: tuple[str, ...], code: str | None, fmt: str | None, json_path: str | None,
           no_color: bool, verbose: bool, room_name: str | None = None,
           note: str | None = None, history: bool | None = None, history_db: str | None = None,
-          prometheus_textfile: str | None = None, webhook: str | None = None) -> int:
+          prometheus_textfile: str | None = None, webhook: str | None = None,
+          peer: str | None = None, peer_token: str | None = None,
+          bandwidth: bool | None = None) -> int:
     """Run the probes and tell why the controller, the room or Zoom's cloud cannot talk.
 
     \b
@@ -77,6 +85,7 @@ def check(controller: str | None, room: str | None, port: int | None, timeout: f
         c["color"] = False
     if verbose:
         c["verbose"] = True
+    _bandwidth_flags(c, peer, peer_token, bandwidth)
     if not (0 < float(c["timeout"]) <= 600):
         raise UsageError(f"--timeout {c['timeout']} is out of range; give seconds, e.g. --timeout 5")
     if c["format"] not in ("text", "json"):
@@ -114,8 +123,9 @@ def run_check(cfg: Any, set_opts: tuple[str, ...] = ()) -> int:
     for name in only + skip:
         if name not in all_probes:
             raise UsageError(f"no probe named {name!r}; known: {', '.join(all_probes)}")
+    enabled = set(c.get("enable", []))
     selected = [p for pid, p in all_probes.items()
-                if (pid in only if only else p.default_enabled) and pid not in skip]
+                if (pid in only if only else (p.default_enabled or pid in enabled)) and pid not in skip]
     for p in selected:
         if p.validate is not None:
             p.validate(options[p.id])
@@ -211,6 +221,27 @@ def _evidence_pack(c: dict[str, Any], started: float, app_lookup: Any) -> dict[s
             "user_code": None if c.get("code") is None else str(c["code"]),
             "zoom_rooms_app": box.get("app"), "timezone": evidence.local_timezone(),
             "window": evidence.time_window(started, time.time())}
+
+
+def _bandwidth_flags(c: dict[str, Any], peer: str | None, token: str | None,
+                     bandwidth: bool | None) -> None:
+    """--peer/--peer-token/--bandwidth/--no-bandwidth: the bandwidth probe's switches."""
+    if peer is not None:
+        from roomprobe.probes.bandwidth import DEFAULT_PEER_PORT, split_peer
+
+        try:
+            split_peer(peer, DEFAULT_PEER_PORT)
+        except ValueError as exc:
+            raise UsageError(f"{exc}; e.g. --peer 10.0.0.20 or --peer 10.0.0.20:9095") from None
+        c["peer"], c["peer_token"] = peer, token
+    if bandwidth is False:
+        c["skip"] = [*_split_ids(c["skip"]), "bandwidth"]
+    elif bandwidth or peer is not None:
+        c["enable"] = ["bandwidth"]
+        # Asked for on the command line: that beats a config file's skip list.
+        c["skip"] = [p for p in _split_ids(c["skip"]) if p != "bandwidth"]
+        if c["only"]:  # asked for explicitly: it joins an --only list too
+            c["only"] = [*_split_ids(c["only"]), "bandwidth"]
 
 
 def _with_timeout(p: Any, timeout: float) -> Any:

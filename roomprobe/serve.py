@@ -1,0 +1,222 @@
+"""The server side of the LAN bandwidth test, and a stand-in for the Zoom Rooms listener.
+
+Runs on the other device (usually the room PC with Zoom Rooms stopped). It answers exactly the
+speed-test protocol the bandwidth probe speaks and nothing else:
+
+    GET  /__down?bytes=N   N bytes of zeros (N = 0 is the latency ping)
+    POST /__up             reads and discards the body, answers {"bytes": N}
+
+Safe by default, because it listens on a customer network: it binds only to the address it is
+given, every request must carry the session token printed on start (constant-time compare),
+requests are bounded in size, concurrent connections and total bytes are capped, it exits after
+its duration, and it never forwards anything: absolute-URI requests and CONNECT are refused, so
+it cannot be used as a relay or proxy.
+
+With ``zoom_port`` it also accepts (and at once closes) TCP connections on that port, so the
+controller side can prove the path to 9090 is open while the Zoom Rooms app is stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from roomprobe.speed import TOKEN_HEADER
+
+ZEROS = memoryview(b"\0" * (1024 * 1024))
+
+
+@dataclass
+class Limits:
+    """Bounds of one serve session."""
+
+    max_clients: int = 16
+    max_request_bytes: int = 256 * 1024 * 1024
+    max_total_bytes: int = 20 * 1000**3
+    idle_timeout_s: float = 30.0
+
+
+class SpeedServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, addr: tuple[str, int], token: str, limits: Limits, deadline: float) -> None:
+        self.token = token
+        self.limits = limits
+        self.deadline = deadline
+        self.bytes_total = 0
+        self.requests = 0
+        self.rejected = 0
+        self.lock = threading.Lock()
+        self.slots = threading.BoundedSemaphore(limits.max_clients)
+        family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+        self.address_family = family
+        super().__init__(addr, Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):  # too many sessions: refuse this one
+            with self.lock:
+                self.rejected += 1
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client hanging up mid-transfer is how every test ends: not worth a traceback."""
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+    def take(self, n: int) -> bool:
+        """Reserve ``n`` bytes of the session's total; False once it is used up."""
+        with self.lock:
+            if self.bytes_total + n > self.limits.max_total_bytes:
+                return False
+            self.bytes_total += n
+            self.requests += 1
+            return True
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: SpeedServer
+    server_version = "roomprobe-serve"
+
+    def setup(self) -> None:
+        self.timeout = self.server.limits.idle_timeout_s
+        super().setup()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by design
+        return
+
+    def _reply(self, status: int, body: dict[str, Any], close: bool = False) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _allowed(self, path: str) -> bool:
+        if not self.path.startswith("/"):  # absolute URI: someone wants a proxy; we are none
+            self._reply(405, {"error": "not a proxy"}, close=True)
+            return False
+        if time.monotonic() > self.server.deadline:
+            self._reply(503, {"error": "session over"}, close=True)
+            return False
+        given = self.headers.get(TOKEN_HEADER, "")
+        if not hmac.compare_digest(given.encode(), self.server.token.encode()):
+            with self.server.lock:
+                self.server.rejected += 1
+            self._reply(403, {"error": "missing or wrong session token"}, close=True)
+            return False
+        if path not in ("/__down", "/__up"):
+            self._reply(404, {"error": "no such endpoint"}, close=True)
+            return False
+        return True
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        parts = urlsplit(self.path)
+        if not self._allowed(parts.path if self.path.startswith("/") else ""):
+            return
+        if parts.path != "/__down":
+            self._reply(405, {"error": "use POST /__up"}, close=True)
+            return
+        try:
+            n = int(parse_qs(parts.query).get("bytes", ["0"])[0])
+        except ValueError:
+            n = -1
+        if not 0 <= n <= self.server.limits.max_request_bytes:
+            self._reply(400, {"error": f"bytes must be 0..{self.server.limits.max_request_bytes}"},
+                        close=True)
+            return
+        if not self.server.take(n):
+            self._reply(503, {"error": "session byte budget used up"}, close=True)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(n))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        left = n
+        while left > 0:
+            k = min(left, len(ZEROS))
+            self.wfile.write(ZEROS[:k])
+            left -= k
+
+    def do_POST(self) -> None:  # noqa: N802
+        parts = urlsplit(self.path)
+        if not self._allowed(parts.path if self.path.startswith("/") else ""):
+            return
+        if parts.path != "/__up":
+            self._reply(405, {"error": "use GET /__down"}, close=True)
+            return
+        try:
+            n = int(self.headers.get("Content-Length", "-1"))
+        except ValueError:
+            n = -1
+        if not 0 <= n <= self.server.limits.max_request_bytes:
+            self._reply(411 if n < 0 else 413, {"error": "bad or too large Content-Length"},
+                        close=True)
+            return
+        if not self.server.take(n):
+            self._reply(503, {"error": "session byte budget used up"}, close=True)
+            return
+        buf = memoryview(bytearray(1024 * 1024))  # reused: no allocation per read
+        left = n
+        while left > 0:
+            got = self.rfile.readinto1(buf[: min(left, len(buf))])
+            if not got:
+                return
+            left -= got
+        self._reply(200, {"bytes": n})
+
+    def _refuse(self) -> None:
+        self._reply(405, {"error": "method not allowed; this is not a proxy"}, close=True)
+
+    do_CONNECT = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = do_PATCH = _refuse  # noqa: N815
+
+
+def zoom_standin(bind: str, port: int, stop: threading.Event) -> socket.socket:
+    """Listen on ``port`` and close every connection at once: the path to 9090 proves open."""
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    lsock = socket.socket(family, socket.SOCK_STREAM)
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind((bind, port))
+    lsock.listen(16)
+    lsock.settimeout(0.5)
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = lsock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    threading.Thread(target=loop, daemon=True, name="zoom-standin").start()
+    return lsock

@@ -1,0 +1,457 @@
+"""The measuring engine of the bandwidth probe: steady-state throughput and latency under load.
+
+Speed-test CLIs that divide bytes by wall time under-report fast links 2-3x: TCP slow start, the
+connection set-up and the last partial request all count as time with few bytes. This engine
+measures the way iperf3 does instead:
+
+* several parallel TCP streams per direction, each sending back-to-back HTTP requests whose
+  payload ramps up (so per-request gaps vanish on fast links);
+* a sampler adds up the bytes every 100 ms; the first ``omit_s`` seconds (slow start, buffers
+  filling) are dropped and the rate is taken over the remaining, steady window only;
+* upload counts bytes the peer acknowledged, not bytes handed to the kernel: on Linux the bytes
+  still in the socket's send queue (SIOCOUTQ) are subtracted, so a deep send buffer on a slow
+  link does not inflate the figure;
+* a direction stops early once its steady rate is stable, otherwise at its time cap;
+* a separate small connection on the same path measures request round trips while idle and
+  while each direction is loaded: median, jitter and the added latency (buffer bloat).
+
+The protocol is the public speed-test style (``GET <down_url>?bytes=N``, ``POST <up_url>``), which
+``roomprobe serve`` answers too. HTTP(S) goes through the proxy the system would use for the URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import socket
+import ssl
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from roomprobe.proxies import proxy_for
+
+TOKEN_HEADER = "X-Roomprobe-Token"
+CHUNK = 256 * 1024
+SEND_CHUNK = 1024 * 1024  # send() takes what fits (the socket has a timeout), so stop stays prompt
+SAMPLE_S = 0.1
+
+
+class EndpointError(Exception):
+    """The endpoint could not be used at all (connect, TLS, proxy or HTTP status)."""
+
+    def __init__(self, message: str, *, status: int | None = None, stage: str = "connect") -> None:
+        super().__init__(message)
+        self.status = status
+        self.stage = stage
+
+
+@dataclass
+class Endpoint:
+    """Where to measure: download and upload URLs, extra headers (the serve token), timeout."""
+
+    down_url: str
+    up_url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout: float = 3.0
+    use_proxy: bool = True
+
+    def proxy(self) -> str | None:
+        return proxy_for(self.down_url) if self.use_proxy else None
+
+
+class Client:
+    """One persistent HTTP/1.1 connection to the endpoint, direct or through the system proxy."""
+
+    def __init__(self, url: str, timeout: float, proxy: str | None) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise EndpointError(f"not an http(s) URL: {url}", stage="config")
+        self.scheme, self.host = parts.scheme, parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.absolute = False
+        proxy_headers: dict[str, str] = {}
+        target_host, target_port = self.host, self.port
+        if proxy:
+            p = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+            target_host, target_port = p.hostname or "", p.port or 8080
+            if p.username:
+                cred = f"{unquote(p.username)}:{unquote(p.password or '')}".encode()
+                proxy_headers["Proxy-Authorization"] = "Basic " + base64.b64encode(cred).decode()
+        self.extra = {} if self.scheme == "https" else dict(proxy_headers)
+        if self.scheme == "https":
+            ctx = ssl.create_default_context()
+            self.conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                target_host, target_port, timeout=timeout, context=ctx)
+            if proxy:
+                self.conn.set_tunnel(self.host, self.port, headers=proxy_headers)
+        else:
+            self.conn = http.client.HTTPConnection(target_host, target_port, timeout=timeout)
+            self.absolute = bool(proxy)
+
+    def target(self, url: str) -> str:
+        """The request target: the absolute URL through an HTTP proxy, else path and query."""
+        if self.absolute:
+            return url
+        parts = urlsplit(url)
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+    @property
+    def sock(self) -> socket.socket | None:
+        return self.conn.sock
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+
+def with_bytes(url: str, n: int) -> str:
+    return f"{url}{'&' if '?' in url else '?'}bytes={n}"
+
+
+def _queued(sock: socket.socket | None, request: str) -> int:
+    if sock is None or not sys.platform.startswith("linux"):
+        return 0
+    try:
+        import fcntl
+        import struct
+        import termios
+
+        raw = fcntl.ioctl(sock.fileno(), getattr(termios, request), b"\0\0\0\0")
+        return int(struct.unpack("i", raw)[0])
+    except (OSError, ValueError):
+        return 0
+
+
+def unacked(sock: socket.socket | None) -> int:
+    """Bytes written but not yet acknowledged by the peer (Linux SIOCOUTQ); 0 where unknown."""
+    return _queued(sock, "TIOCOUTQ")
+
+
+def unread(sock: socket.socket | None) -> int:
+    """Bytes that arrived but our reader has not taken yet (Linux SIOCINQ); 0 where unknown."""
+    return _queued(sock, "FIONREAD")
+
+
+# A kept-alive connection the server or proxy closed between requests (tinyproxy does after each).
+STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
+def ping_once(client: Client, ep: Endpoint) -> float:
+    """One tiny request round trip on ``client``'s connection, in milliseconds."""
+    for attempt in (1, 2):
+        t0 = time.monotonic()
+        reused = client.sock is not None
+        try:
+            client.conn.request("GET", client.target(with_bytes(ep.down_url, 0)),
+                                headers={**ep.headers, **client.extra})
+            resp = client.conn.getresponse()
+            resp.read()
+            break
+        except STALE:
+            client.close()
+            if attempt == 2 or not reused:
+                raise
+    if resp.status != 200:
+        raise EndpointError(f"HTTP {resp.status} {resp.reason}", status=resp.status, stage="http")
+    return (time.monotonic() - t0) * 1000
+
+
+def open_endpoint(ep: Endpoint) -> tuple[Client, float]:
+    """Connect and make one request: proves the endpoint answers before any load is sent."""
+    client = Client(ep.down_url, ep.timeout, ep.proxy())
+    try:
+        ping_once(client, ep)  # connection set-up (TCP, TLS, proxy) is not a latency sample
+        return client, ping_once(client, ep)
+    except EndpointError:
+        client.close()
+        raise
+    except (OSError, http.client.HTTPException) as exc:
+        client.close()
+        kind = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+        raise EndpointError(f"{kind}: {exc}" if str(exc) else kind) from None
+
+
+# -- statistics ---------------------------------------------------------------------------------
+def steady_rate(samples: list[tuple[float, int]], omit_s: float) -> tuple[float | None, float]:
+    """Mbps over the window after the first ``omit_s`` seconds of traffic, and that window's length.
+
+    ``samples`` are (seconds, cumulative bytes). Time starts at the first sample with bytes, so a
+    slow connect does not eat the warm-up allowance.
+    """
+    first = next((i for i, (_, b) in enumerate(samples) if b > 0), None)
+    if first is None:
+        return None, 0.0
+    t_start = samples[max(0, first - 1)][0]
+    start = next((s for s in samples if s[0] >= t_start + omit_s), None)
+    end = samples[-1]
+    if start is None or end[0] - start[0] < 2 * SAMPLE_S:
+        return None, 0.0
+    seconds = end[0] - start[0]
+    return (end[1] - start[1]) * 8 / seconds / 1e6, seconds
+
+
+def is_stable(samples: list[tuple[float, int]], omit_s: float, min_steady_s: float,
+              tolerance: float) -> bool:
+    """True when the steady window is long enough and its second half agrees with the whole."""
+    whole, seconds = steady_rate(samples, omit_s)
+    if whole is None or seconds < min_steady_s or whole <= 0:
+        return False
+    t_half = samples[-1][0] - seconds / 2
+    half = [s for s in samples if s[0] >= t_half]
+    recent, _ = steady_rate(half, 0.0) if len(half) > 2 else (None, 0.0)
+    if recent is None:
+        return False
+    return abs(recent - whole) / whole <= tolerance
+
+
+def latency_stats(rtts: list[float]) -> dict[str, Any]:
+    """Median and jitter (mean absolute difference of consecutive samples, as RTP does), in ms."""
+    if not rtts:
+        return {"samples": 0, "median_ms": None, "jitter_ms": None}
+    diffs = [abs(b - a) for a, b in zip(rtts, rtts[1:], strict=False)]
+    return {"samples": len(rtts), "median_ms": round(statistics.median(rtts), 1),
+            "jitter_ms": round(statistics.fmean(diffs), 1) if diffs else 0.0,
+            "min_ms": round(min(rtts), 1), "max_ms": round(max(rtts), 1)}
+
+
+# -- load generation ----------------------------------------------------------------------------
+@dataclass
+class _Load:
+    """Shared state of one direction's streams: counters, current sockets, errors, stop flag."""
+
+    streams: int
+    counts: list[int] = field(default_factory=list)
+    socks: list[Any] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * self.streams
+        self.socks = [None] * self.streams
+
+    def delivered(self, upload: bool) -> int:
+        socks = list(self.socks)
+        total = sum(self.counts)
+        if upload:
+            total -= sum(unacked(s) for s in socks)
+        else:  # what crossed the link, even if a reader thread has not been scheduled yet
+            total += sum(unread(s) for s in socks)
+        return max(0, total)
+
+
+def _sizes(first: int, cap: int) -> Iterator[int]:
+    """Payload sizes doubling up to ``cap``: small first (slow links), large later (fewer gaps)."""
+    size = first
+    while True:
+        yield size
+        size = min(cap, size * 2)
+
+
+def _download_stream(ep: Endpoint, load: _Load, i: int, first: int, cap: int) -> None:
+    client = Client(ep.down_url, ep.timeout, ep.proxy())
+    try:
+        for size in _sizes(first, cap):
+            if load.stop.is_set():
+                return
+            reused = client.sock is not None
+            try:
+                client.conn.request("GET", client.target(with_bytes(ep.down_url, size)),
+                                    headers={**ep.headers, **client.extra})
+                load.socks[i] = client.sock
+                resp = client.conn.getresponse()
+            except STALE:
+                if not reused:
+                    raise
+                client.close()  # closed between requests: reconnect and go on
+                continue
+            if resp.status != 200:
+                load.errors.append(f"download HTTP {resp.status}")
+                return
+            while not load.stop.is_set():
+                # read1: whatever has arrived (one recv), so counting and stopping stay prompt
+                n = len(resp.read1(CHUNK))
+                if not n:
+                    break
+                load.counts[i] += n
+            if load.stop.is_set():
+                return
+            resp.read()  # read1 leaves a finished response open; this closes it for reuse
+    except (OSError, http.client.HTTPException) as exc:
+        if not load.stop.is_set():
+            load.errors.append(f"download {type(exc).__name__}: {exc}")
+    finally:
+        load.socks[i] = None
+        client.close()
+
+
+def _post_headers(client: Client, ep: Endpoint, size: int) -> None:
+    client.conn.putrequest("POST", client.target(ep.up_url), skip_accept_encoding=True)
+    for k, v in {**ep.headers, **client.extra, "Content-Type": "application/octet-stream",
+                 "Content-Length": str(size)}.items():
+        client.conn.putheader(k, v)
+    client.conn.endheaders()
+
+
+def _upload_stream(ep: Endpoint, load: _Load, i: int, first: int, cap: int) -> None:
+    payload = memoryview(b"\0" * SEND_CHUNK)
+    client = Client(ep.up_url, ep.timeout, ep.proxy())
+    try:
+        for size in _sizes(first, cap):
+            if load.stop.is_set():
+                return
+            reused, sent = client.sock is not None, 0
+            try:
+                _post_headers(client, ep, size)
+                sock = client.sock
+                assert sock is not None
+                load.socks[i] = sock
+                while sent < size and not load.stop.is_set():
+                    n = sock.send(payload[: min(SEND_CHUNK, size - sent)])
+                    load.counts[i] += n
+                    sent += n
+                if load.stop.is_set():
+                    return
+                resp = client.conn.getresponse()  # the peer answers once it has the whole body
+                resp.read()
+            except STALE:
+                if not reused:
+                    raise
+                load.socks[i] = None
+                load.counts[i] -= sent  # written into a connection that was already gone
+                client.close()
+                continue
+            load.socks[i] = None
+            if resp.status != 200:
+                load.errors.append(f"upload HTTP {resp.status}")
+                return
+    except (OSError, http.client.HTTPException) as exc:
+        if not load.stop.is_set():
+            load.errors.append(f"upload {type(exc).__name__}: {exc}")
+    finally:
+        load.socks[i] = None
+        client.close()
+
+
+@dataclass
+class Settings:
+    """How to measure; the probe fills these from its options."""
+
+    streams: int = 4
+    omit_s: float = 1.0
+    min_steady_s: float = 2.0
+    tolerance: float = 0.04
+    first_bytes: int = 256 * 1024
+    max_request_bytes: int = 64 * 1024 * 1024
+    ping_interval_s: float = 0.1
+    idle_s: float = 1.0
+
+
+class Pinger:
+    """Round trips on its own connection, all the time, labelled by the phase they fell in."""
+
+    def __init__(self, client: Client, ep: Endpoint, interval: float) -> None:
+        self.client, self.ep, self.interval = client, ep, interval
+        self.samples: list[tuple[float, float]] = []  # (time the reply came, rtt ms)
+        self.lost = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="bw-ping")
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                rtt = ping_once(self.client, self.ep)
+                self.samples.append((time.monotonic(), rtt))
+            except (OSError, http.client.HTTPException, EndpointError):
+                self.lost += 1
+                self.client.close()
+                self.client = Client(self.ep.down_url, self.ep.timeout, self.ep.proxy())
+            self.stop.wait(self.interval)
+
+    def between(self, t0: float, t1: float) -> list[float]:
+        return [rtt for t, rtt in list(self.samples) if t0 <= t <= t1]
+
+
+def run_direction(ep: Endpoint, upload: bool, seconds: float, st: Settings,
+                  progress: Callable[[str, float | None], None] | None = None) -> dict[str, Any]:
+    """Load one direction for at most ``seconds``; returns steady Mbps, bytes and the window."""
+    load = _Load(st.streams)
+    target = _upload_stream if upload else _download_stream
+    threads = [threading.Thread(target=target, daemon=True, name=f"bw-{i}",
+                                args=(ep, load, i, st.first_bytes, st.max_request_bytes))
+               for i in range(st.streams)]
+    t0 = time.monotonic()
+    for th in threads:
+        th.start()
+    samples: list[tuple[float, int]] = [(0.0, 0)]
+    stable = False
+    name = "up" if upload else "down"
+    while True:
+        time.sleep(SAMPLE_S)
+        now = time.monotonic() - t0
+        samples.append((now, load.delivered(upload)))
+        if progress and len(samples) % 3 == 0:
+            progress(name, steady_rate(samples, st.omit_s)[0])
+        if is_stable(samples, st.omit_s, st.min_steady_s, st.tolerance):
+            stable = True
+            break
+        if now >= seconds or (len(load.errors) >= st.streams and load.delivered(upload) == 0):
+            break
+        if load.errors and all(not th.is_alive() for th in threads):
+            break
+    load.stop.set()
+    for sock in list(load.socks):  # unblock streams waiting in send/recv: the link must go quiet
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+    mbps, window = steady_rate(samples, st.omit_s)
+    if mbps is None and samples[-1][1] > 0 and samples[-1][0] > 0:
+        mbps = samples[-1][1] * 8 / samples[-1][0] / 1e6  # too short for a steady window
+    join_until = time.monotonic() + 1.0
+    for th in threads:
+        th.join(timeout=max(0.0, join_until - time.monotonic()))
+    wall = time.monotonic() - t0
+    first = next((i for i, (_, b) in enumerate(samples) if b > 0), None)
+    omit_until = (samples[max(0, first - 1)][0] + st.omit_s) if first is not None else None
+    return {"mbps": round(mbps, 2) if mbps is not None else None, "bytes": int(sum(load.counts)),
+            "seconds": round(wall, 2), "steady_seconds": round(window, 2), "stable": stable,
+            "streams": st.streams, "errors": sorted(set(load.errors))[:5],
+            "_window": (t0 + (omit_until or 0.0), t0 + samples[-1][0])}
+
+
+def measure(ep: Endpoint, budget_s: float, st: Settings,
+            progress: Callable[[str, float | None], None] | None = None) -> dict[str, Any]:
+    """Idle latency, then download and upload each under load, within ``budget_s`` in total.
+
+    Raises EndpointError when the endpoint does not answer a first small request.
+    """
+    t_start = time.monotonic()
+    client, _ = open_endpoint(ep)
+    pinger = Pinger(client, ep, st.ping_interval_s)
+    pinger.thread.start()
+    try:
+        if progress:
+            progress("idle latency", None)
+        time.sleep(min(st.idle_s, budget_s * 0.1))
+        idle = latency_stats(pinger.between(t_start, time.monotonic()))
+        each = max(1.0, (budget_s - (time.monotonic() - t_start)) / 2)
+        down = run_direction(ep, False, each, st, progress)
+        left = budget_s - (time.monotonic() - t_start)
+        up = run_direction(ep, True, max(1.0, left), st, progress)
+    finally:
+        pinger.stop.set()
+        pinger.thread.join(timeout=1.0)
+        pinger.client.close()
+    out: dict[str, Any] = {"idle": idle, "ping_lost": pinger.lost}
+    for name, res in (("download", down), ("upload", up)):
+        w0, w1 = res.pop("_window")
+        out[name] = {**res, "loaded": latency_stats(pinger.between(w0, w1))}
+    out["seconds"] = round(time.monotonic() - t_start, 2)
+    out["bytes"] = down["bytes"] + up["bytes"]
+    return out

@@ -1,0 +1,258 @@
+"""The bandwidth probe's pure parts: steady-state maths, latency statistics, the profile, the
+serve endpoint's safety rules (on 127.0.0.1 only), and bad input giving exit 3."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from roomprobe.probes import bandwidth
+
+from roomprobe.serve import Limits, SpeedServer
+from roomprobe.speed import (
+    TOKEN_HEADER,
+    Endpoint,
+    EndpointError,
+    is_stable,
+    latency_stats,
+    open_endpoint,
+    steady_rate,
+)
+
+
+def series(rate_mbps: float, seconds: float, slow_start_s: float = 1.0, start_delay: float = 0.3):
+    """Cumulative (t, bytes) every 100 ms: nothing while connecting, a slow-start ramp, then
+    ``rate_mbps`` steady, like the sampler records on a real link."""
+    out, total, bps = [], 0.0, rate_mbps * 1e6 / 8
+    t = 0.0
+    while t <= seconds + 1e-9:
+        out.append((round(t, 1), int(total)))
+        if t >= start_delay:
+            ramp = min(1.0, (t - start_delay) / slow_start_s)
+            total += bps * 0.1 * ramp * ramp
+        t += 0.1
+    return out
+
+
+def test_steady_rate_drops_the_warm_up_where_bytes_over_wall_time_under_reports():
+    s = series(50.0, 4.0)
+    naive = s[-1][1] * 8 / s[-1][0] / 1e6
+    steady, window = steady_rate(s, omit_s=1.0)
+    assert steady == pytest.approx(50.0, rel=0.03)
+    assert naive < 0.75 * 50.0  # the speed-test CLI way: a third low
+    assert 2.5 <= window <= 3.0  # warm-up counted from the first byte, not from connect
+
+
+def test_steady_rate_needs_traffic_and_a_window():
+    assert steady_rate([(0.0, 0), (0.1, 0), (0.2, 0)], 1.0) == (None, 0.0)
+    assert steady_rate(series(10.0, 1.0), 1.0)[0] is None  # all of it is warm-up
+
+
+def test_is_stable_only_after_min_window_and_when_flat():
+    s = series(10.0, 6.0)
+    assert not is_stable(s[:20], 1.0, 2.0, 0.04)  # 2 s in: no 2 s steady window yet
+    assert is_stable(s, 1.0, 2.0, 0.04)
+    # the rate doubles half-way through the window: not stable
+    jump = s[:35] + [(t, b + int((t - 3.4) * 2.5e6)) for t, b in s[35:]]
+    assert not is_stable(jump, 1.0, 2.0, 0.04)
+
+
+def test_latency_stats_median_and_jitter():
+    st = latency_stats([10.0, 20.0, 10.0, 20.0, 10.0])
+    assert st["median_ms"] == 10.0 and st["jitter_ms"] == 10.0 and st["samples"] == 5
+    assert latency_stats([])["median_ms"] is None
+
+
+def measurement(down=20.0, up=20.0, idle=5.0, jitter=1.0, loaded=(10.0, 12.0)):
+    def d(mbps, loaded_ms):
+        return {"mbps": mbps, "bytes": 1000, "steady_seconds": 2.0, "errors": [],
+                "loaded": {"median_ms": loaded_ms, "jitter_ms": 2.0, "samples": 20}}
+    return {"idle": {"median_ms": idle, "jitter_ms": jitter, "samples": 10},
+            "download": d(down, loaded[0]), "upload": d(up, loaded[1])}
+
+
+OPTS = dict(bandwidth.DEFAULTS)
+
+
+def ids(findings):
+    return {(f.id, f.severity.value) for f in findings}
+
+
+def test_profile_healthy_link_has_no_findings():
+    assert bandwidth.evaluate(measurement(), OPTS, "lan") == []
+
+
+def test_profile_fail_below_minimum_and_warn_below_rooms_figure():
+    got = bandwidth.evaluate(measurement(down=2.0, up=1.0), OPTS, "lan")
+    assert ids(got) == {("bandwidth-down-low", "fail"), ("bandwidth-up-low", "fail")}
+    ev = next(f for f in got if f.id == "bandwidth-up-low").evidence
+    assert ev["mbps"] == 1.0 and ev["min_mbps"] == 2.5
+    # 5 Mbps down is enough for one display, not for three (6 Mbps)
+    assert bandwidth.evaluate(measurement(down=5.0), OPTS, "lan") == []
+    got = bandwidth.evaluate(measurement(down=5.0), {**OPTS, "displays": 3}, "lan")
+    assert ids(got) == {("bandwidth-down-low", "warn")}
+
+
+def test_profile_latency_jitter_and_bufferbloat():
+    got = bandwidth.evaluate(measurement(idle=120.0, loaded=(130.0, 125.0)), OPTS, "internet")
+    assert ids(got) == {("latency-high", "warn")}
+    got = bandwidth.evaluate(measurement(jitter=35.0), OPTS, "internet")
+    assert ids(got) == {("jitter-high", "warn")}
+    got = bandwidth.evaluate(measurement(idle=5.0, loaded=(180.0, 20.0)), OPTS, "lan")
+    assert ids(got) == {("bufferbloat", "warn")}
+    assert got[0].evidence["added_ms"] == {"download": 175.0, "upload": 15.0}
+    # thresholds are options
+    assert bandwidth.evaluate(measurement(idle=5.0, loaded=(180.0, 20.0)),
+                              {**OPTS, "bufferbloat_warn_ms": 200}, "lan") == []
+
+
+@pytest.mark.parametrize("peer, want", [("10.0.0.20", ("10.0.0.20", 9095)),
+                                        ("10.0.0.20:9100", ("10.0.0.20", 9100)),
+                                        ("[fe80::1]:9100", ("fe80::1", 9100)),
+                                        ("fe80::1", ("fe80::1", 9095))])
+def test_split_peer(peer, want):
+    assert bandwidth.split_peer(peer, 9095) == want
+
+
+@pytest.mark.parametrize("peer", ["10.0.0.20:70000", "10.0.0.20:x", ":9095", "[::1]:0"])
+def test_split_peer_rejects(peer):
+    with pytest.raises(ValueError):
+        bandwidth.split_peer(peer, 9095)
+
+
+# -- roomprobe serve, on loopback ---------------------------------------------------------------
+@pytest.fixture
+def server():
+    srv = SpeedServer(("127.0.0.1", 0), "right-token-123",
+                      Limits(max_clients=2, max_request_bytes=1_000_000, max_total_bytes=3_000_000),
+                      time.monotonic() + 60)
+    th = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    th.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def req(srv, method, path, token="right-token-123", body=None):
+    conn = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=5)
+    headers = {TOKEN_HEADER: token} if token is not None else {}
+    conn.request(method, path, body=body, headers=headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, data
+
+
+def test_serve_answers_the_protocol_with_the_token(server):
+    status, data = req(server, "GET", "/__down?bytes=1000")
+    assert status == 200 and data == b"\0" * 1000
+    status, data = req(server, "POST", "/__up", body=b"x" * 5000)
+    assert status == 200 and b'"bytes": 5000' in data
+
+
+def test_serve_rejects_wrong_or_missing_token_and_never_relays(server):
+    assert req(server, "GET", "/__down?bytes=10", token="wrong-token-123")[0] == 403
+    assert req(server, "GET", "/__down?bytes=10", token=None)[0] == 403
+    assert req(server, "GET", "http://example.invalid/__down?bytes=10")[0] == 405
+    assert req(server, "CONNECT", "example.invalid:443")[0] == 405
+    assert req(server, "GET", "/etc/passwd")[0] == 404
+    assert server.bytes_total == 0 and server.rejected == 2
+
+
+def test_serve_bounds_request_size_and_session_bytes(server):
+    assert req(server, "GET", "/__down?bytes=2000000")[0] == 400  # over max_request_bytes
+    for _ in range(3):
+        assert req(server, "GET", "/__down?bytes=1000000")[0] == 200
+    assert req(server, "GET", "/__down?bytes=10")[0] == 503  # session budget used up
+
+
+def test_serve_caps_concurrent_clients(server):
+    held = [socket.create_connection(("127.0.0.1", server.server_address[1])) for _ in range(2)]
+    try:
+        time.sleep(0.2)
+        extra = socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=2)
+        extra.sendall(b"GET /__down?bytes=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert extra.recv(100) == b""  # closed without an answer
+        extra.close()
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_open_endpoint_reports_the_token_rejection(server):
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    ep = Endpoint(f"{base}/__down", f"{base}/__up", {TOKEN_HEADER: "nope-nope-nope"}, 2.0, False)
+    with pytest.raises(EndpointError) as exc:
+        open_endpoint(ep)
+    assert exc.value.status == 403
+
+
+# -- bad input: one line, exit 3 ----------------------------------------------------------------
+def cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ROOMPROBE_CONFIG": os.devnull, "NO_COLOR": "1"}
+    return subprocess.run([sys.executable, "-m", "roomprobe", *args], capture_output=True, text=True,
+                          timeout=30, env=env)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["check", "--peer", "127.0.0.1:99999"], "is not ADDR or ADDR:PORT"),
+    (["serve", "--bind", "not-an-ip"], "is not an IP address"),
+    (["serve", "--bind", "127.0.0.1", "--token", "short"], "at least 8 characters"),
+    (["serve"], "Missing option '--bind'"),
+    (["serve", "--bind", "127.0.0.1", "--speed-port", "0"], "not in the range"),
+])
+def test_bad_input_is_one_line_exit_3(args, words):
+    out = cli(*args)
+    assert out.returncode == 3, out
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], out.stderr
+
+
+def test_peer_runs_bandwidth_and_no_bandwidth_skips_it():
+    """--peer turns the probe on, even next to --only (a dead local port: unreachable, fast);
+    --no-bandwidth wins. (Bare machine: every run names its probes, so nothing but 127.0.0.1
+    is ever contacted.)"""
+    import json
+
+    out = cli("check", "--peer", "127.0.0.1:1", "--only", "interfaces", "--format", "json")
+    rep = json.loads(out.stdout)
+    bw = next(p for p in rep["probes"] if p["id"] == "bandwidth")
+    assert bw["status"] == "fail" and bw["reason"] == "bandwidth-endpoint-unreachable", bw
+    assert "ConnectionRefusedError" in bw["evidence"]["error"] and out.returncode == 2
+    out = cli("check", "--peer", "127.0.0.1:1", "--only", "interfaces", "--no-bandwidth",
+              "--format", "json")
+    assert [p["id"] for p in json.loads(out.stdout)["probes"]] == ["interfaces"]
+    rows = {r["id"]: r for r in json.loads(cli("probes", "--format", "json").stdout)}
+    assert rows["bandwidth"]["default_enabled"] is True  # a plain check measures the link
+
+
+def test_probe_reports_a_transfer_the_server_cut_short():
+    """serve's session byte cap runs out mid-download (loopback is fast): the figure is flagged
+    incomplete, not passed off as the link's rate."""
+    from roomprobe.probe import Context, Status, Targets
+
+    srv = SpeedServer(("127.0.0.1", 0), "right-token-123",
+                      Limits(max_total_bytes=40_000_000), time.monotonic() + 60)
+    th = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    th.start()
+    try:
+        ctx = Context(targets=Targets(), options={**OPTS, "duration": 4.0, "timeout": 18.0},
+                      deadline=time.monotonic() + 18, privileged=False,
+                      settings={"check": {"peer": f"127.0.0.1:{srv.server_address[1]}",
+                                          "peer_token": "right-token-123", "format": "json"}})
+        res = bandwidth.run(ctx)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    got = {(f.id, f.severity.value, f.evidence.get("direction")) for f in res.findings}
+    assert ("bandwidth-endpoint-unreachable", "warn", "download") in got, res
+    assert res.status in (Status.WARN, Status.FAIL)
+    assert res.evidence["download"]["errors"] == ["download HTTP 503"]
+    assert res.evidence["upload"]["errors"] == ["upload HTTP 503"]
+    assert srv.bytes_total <= 40_000_000
