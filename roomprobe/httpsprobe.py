@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from roomprobe.proxies import proxy_for
+from roomprobe.wire import read_head
 
 REFUSED = {errno.ECONNREFUSED, getattr(errno, "WSAECONNREFUSED", -1)}
 UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, getattr(errno, "EHOSTDOWN", -1),
@@ -68,16 +69,6 @@ def _connect(host: str, port: int, timeout: float, timings: dict[str, float]) ->
     return sock
 
 
-def _read_head(sock: socket.socket | ssl.SSLSocket, limit: int = 65536) -> bytes:
-    buf = b""
-    while b"\r\n\r\n" not in buf and len(buf) < limit:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        buf += chunk
-    return buf
-
-
 def _status(head: bytes) -> int | None:
     parts = head.split(b"\r\n", 1)[0].split()
     if len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1].isdigit():
@@ -95,7 +86,7 @@ def _tunnel(sock: socket.socket, proxy: Any, host: str, port: int,
     t0 = time.monotonic()
     try:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        head = _read_head(sock)
+        head = read_head(sock)
     except OSError as exc:
         raise PhaseError("proxy", _errstate(exc), f"CONNECT {host}:{port}: {exc}") from None
     timings["proxy_ms"] = _ms(t0)
@@ -157,7 +148,7 @@ def fetch(url: str, *, timeout: float, ca_file: str | None = None) -> dict[str, 
             tls.sendall(request.encode())
             first = tls.recv(1)
             timings["first_byte_ms"] = _ms(t0)
-            head = first + _read_head(tls) if first else b""
+            head = first + read_head(tls) if first else b""
         except OSError as exc:
             raise PhaseError("http", _errstate(exc), str(exc) or type(exc).__name__) from None
         out["status"] = _status(head)

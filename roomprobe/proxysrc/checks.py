@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from roomprobe.proxysrc import safe_url
+from roomprobe.wire import read_head
 
 
 def split_proxy(url: str) -> tuple[str, str, int, str | None]:
@@ -50,16 +51,6 @@ def _connect(host: str, port: int, timeout: float) -> tuple[socket.socket | None
         return None, {"tcp": "error", "error": exc.strerror or str(exc),
                       "ms": round((time.monotonic() - t0) * 1000, 1)}
     return sock, {"tcp": "open", "ms": round((time.monotonic() - t0) * 1000, 1)}
-
-
-def _read_head(sock: socket.socket, limit: int = 16384) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data and len(data) < limit:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def classify_answer(head: bytes) -> tuple[str, int | None]:
@@ -97,7 +88,7 @@ def probe_proxy(url: str, target: str, timeout: float) -> dict[str, Any]:
         try:
             sock.settimeout(timeout)
             sock.sendall((req + "\r\n").encode())
-            head = _read_head(sock)
+            head = read_head(sock, limit=16384)
         except TimeoutError:
             out["connect"] = "no-answer"
             return out
@@ -146,7 +137,7 @@ def _tunnel(proxy: str | None, host: str, port: int, timeout: float) -> socket.s
     if cred:
         req += f"Proxy-Authorization: Basic {base64.b64encode(cred.encode()).decode()}\r\n"
     sock.sendall((req + "\r\n").encode())
-    kind, code = classify_answer(_read_head(sock))
+    kind, code = classify_answer(read_head(sock, limit=16384))
     if kind != "ok":
         sock.close()
         raise ConnectionError(f"proxy answered CONNECT with {code or kind}")

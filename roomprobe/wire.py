@@ -1,0 +1,18 @@
+"""Small pieces of HTTP/1.1 on raw sockets, shared by the probes that speak it by hand (they
+time every phase and talk CONNECT to proxies, which an HTTP library would hide)."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+
+def read_head(sock: socket.socket | ssl.SSLSocket, limit: int = 65536) -> bytes:
+    """Read until the end of the HTTP head (a blank line), the peer closes, or ``limit`` bytes."""
+    buf = b""
+    while b"\r\n\r\n" not in buf and len(buf) < limit:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
