@@ -254,5 +254,11 @@ def test_probe_reports_a_transfer_the_server_cut_short():
     assert ("bandwidth-endpoint-unreachable", "warn", "download") in got, res
     assert res.status in (Status.WARN, Status.FAIL)
     assert res.evidence["download"]["errors"] == ["download HTTP 503"]
-    assert res.evidence["upload"]["errors"] == ["upload HTTP 503"]
+    # The server answers 503 and closes while a stream may still be sending its body: that stream
+    # sees either the 503 or its write failing. Both mean "cut short"; nothing else may appear.
+    up_errors = res.evidence["upload"]["errors"]
+    assert up_errors, res.evidence["upload"]
+    assert all(e == "upload HTTP 503" or e.startswith(("upload BrokenPipeError",
+                                                        "upload ConnectionResetError"))
+               for e in up_errors), up_errors
     assert srv.bytes_total <= 40_000_000
