@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from roomprobe import httpsprobe, stun
 from roomprobe.errors import UsageError
 from roomprobe.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.tcpconnect import REFUSED, UNREACHABLE, connect_state
 
 # Zoom's defaults (KB0060561 / KB0065712, see docs/cloud.md). Zoom publishes IP ranges, not
 # media host names: set media_hosts / stun_hosts to your zone's addresses for a sharp answer.
@@ -46,10 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "stun_timeout": 2.0,
 }
 
-REFUSED = {errno.ECONNREFUSED, getattr(errno, "WSAECONNREFUSED", -1)}
 TCP_BLOCKED = {"refused", "filtered", "unreachable"}
-UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, getattr(errno, "EHOSTDOWN", -1),
-               getattr(errno, "WSAEHOSTUNREACH", -1), getattr(errno, "WSAENETUNREACH", -1)}
 
 
 # ------------------------------------------------------------------------------- options
@@ -97,24 +95,12 @@ def validate(options: Mapping[str, Any]) -> None:
 def tcp_connect(host: str, port: int, timeout: float) -> dict[str, Any]:
     """One TCP connect: open | refused | filtered | unreachable | unresolved | error."""
     out: dict[str, Any] = {"host": host, "port": port, "address": None}
-    t0 = time.monotonic()
     try:
         family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     except socket.gaierror as exc:
         return {**out, "state": "unresolved", "error": exc.strerror or str(exc), "ms": None}
     out["address"] = sockaddr[0]
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        try:
-            s.connect(sockaddr)
-            state, err = "open", None
-        except TimeoutError:
-            state, err = "filtered", "timeout"
-        except OSError as exc:
-            err = errno.errorcode.get(exc.errno or 0, str(exc))
-            state = ("refused" if exc.errno in REFUSED else
-                     "unreachable" if exc.errno in UNREACHABLE else "error")
-    return {**out, "state": state, "error": err, "ms": round((time.monotonic() - t0) * 1000, 1)}
+    return {**out, **connect_state(family, sockaddr, timeout)}
 
 
 def stun_binding(host: str, port: int, timeout: float) -> dict[str, Any]:

@@ -15,13 +15,12 @@ Concludes: anything but open/listening-by-Zoom-Rooms is a failure with its own f
 
 from __future__ import annotations
 
-import errno
 import socket
-import time
 from typing import Any
 
 from roomprobe import osnet
 from roomprobe.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.tcpconnect import connect_state
 
 DEFAULTS = {
     "connect_timeout": 2.5,
@@ -29,31 +28,10 @@ DEFAULTS = {
     "zoom_rooms_processes": ["ZoomRooms.exe", "ZoomRooms", "ZoomPresence", "Zoom Rooms"],
 }
 
-UNREACHABLE_ERRNOS = {errno.EHOSTUNREACH, errno.ENETUNREACH, getattr(errno, "EHOSTDOWN", -1),
-                      getattr(errno, "WSAEHOSTUNREACH", -1), getattr(errno, "WSAENETUNREACH", -1)}
-REFUSED_ERRNOS = {errno.ECONNREFUSED, getattr(errno, "WSAECONNREFUSED", -1)}
-
-
 def tcp_state(addr: str, port: int, timeout: float) -> dict[str, Any]:
     """Connect once; classify as open | refused | filtered | unreachable, with timing and errno."""
     family = socket.AF_INET6 if ":" in addr else socket.AF_INET
-    t0 = time.monotonic()
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        try:
-            s.connect((addr, port))
-            state, err = "open", None
-        except TimeoutError:
-            state, err = "filtered", "timeout"
-        except OSError as exc:
-            err = errno.errorcode.get(exc.errno or 0, str(exc))
-            if exc.errno in REFUSED_ERRNOS:
-                state = "refused"
-            elif exc.errno in UNREACHABLE_ERRNOS:
-                state = "unreachable"
-            else:
-                state = "error"
-    return {"state": state, "error": err, "ms": round((time.monotonic() - t0) * 1000, 1)}
+    return connect_state(family, (addr, port), timeout)
 
 
 FINDINGS = {

@@ -18,11 +18,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from roomprobe.proxies import proxy_for
+from roomprobe.tcpconnect import REFUSED, UNREACHABLE
 from roomprobe.wire import read_head
-
-REFUSED = {errno.ECONNREFUSED, getattr(errno, "WSAECONNREFUSED", -1)}
-UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, getattr(errno, "EHOSTDOWN", -1),
-               getattr(errno, "WSAEHOSTUNREACH", -1), getattr(errno, "WSAENETUNREACH", -1)}
 
 
 class PhaseError(Exception):
