@@ -36,7 +36,7 @@ def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess:
 def validate(text: str) -> dict:
     import jsonschema
 
-    from roomprobe.report import load_schema
+    from roomprobe.report.build import load_schema
 
     data = json.loads(text)
     jsonschema.validate(data, load_schema())

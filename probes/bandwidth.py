@@ -3,7 +3,7 @@
 Checks one path: the internet (HTTP(S) speed-test endpoints, default Cloudflare's, through the
 proxy the system would use for them, as Zoom would), or with ``check --peer ADDR`` the LAN path
 to a ``roomprobe serve`` peer (the controller's Wi-Fi to the room PC, the path behind 2002).
-How: roomprobe.speed: parallel TCP streams per direction with ramping payloads, warm-up dropped,
+How: roomprobe.net.speed: parallel TCP streams per direction with ramping payloads, warm-up dropped,
 steady-state Mbps, early stop once stable; a small request on its own connection times round
 trips while idle and while each direction is loaded. Bytes used are reported.
 Concludes against a profile: fail below 2.5 Mbps either way, warn below the Zoom Rooms figure for
@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from roomprobe.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
 
 DEFAULT_PEER_PORT = 9095
 
@@ -52,7 +52,7 @@ def _rooms_figure(table: list[float], displays: int) -> float:
 
 
 def evaluate(m: dict[str, Any], opts: dict[str, Any], where: str) -> list[Finding]:
-    """Findings from one measurement (the dict roomprobe.speed.measure returns)."""
+    """Findings from one measurement (the dict roomprobe.net.speed.measure returns)."""
     out: list[Finding] = []
     displays = int(opts["displays"])
     for key, label, fid, floor, table in (
@@ -129,7 +129,7 @@ def _progress(ctx: Context) -> Any:
 
 def endpoint_for(ctx: Context) -> tuple[Any, str, str]:
     """The endpoint to measure, the path's name (lan/internet) and a label for messages."""
-    from roomprobe.speed import TOKEN_HEADER, Endpoint
+    from roomprobe.net.speed import TOKEN_HEADER, Endpoint
 
     check = ctx.settings.get("check", {})
     o = ctx.options
@@ -163,7 +163,7 @@ def split_peer(peer: str, default_port: int) -> tuple[str, int]:
 
 
 def run(ctx: Context) -> Result:
-    from roomprobe import speed
+    from roomprobe.net import speed
 
     o = ctx.options
     ep, where, label = endpoint_for(ctx)

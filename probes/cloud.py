@@ -4,10 +4,10 @@ Checks, all at once under one deadline (one thread per endpoint, so a dead serve
 timeout, not one per item):
   HTTPS    a GET to each web URL through the proxy the system would use for it (HTTP CONNECT),
            each phase timed: resolve, connect, proxy, TLS, first byte; the first failing phase
-           is named (roomprobe.httpsprobe)
+           is named (roomprobe.net.httpsprobe)
   TCP      a connect to 8801 and 8802 on each media/zone host: open | refused | filtered |
            unreachable | unresolved
-  UDP      a STUN binding request (roomprobe.stun) to 3478, 3479 and 8801 on each STUN host, with
+  UDP      a STUN binding request (roomprobe.net.stun) to 3478, 3479 and 8801 on each STUN host, with
            retransmits: reachable (a STUN answer) | blocked (an ICMP unreachable came back, or
            the control host answers STUN while this one stays silent) | unknown (silence and
            no proof). Silence alone is never called blocked.
@@ -27,10 +27,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from roomprobe import httpsprobe, stun
-from roomprobe.errors import UsageError
-from roomprobe.probe import Context, Finding, Probe, Result, Severity, Status
-from roomprobe.tcpconnect import REFUSED, UNREACHABLE, connect_state
+from roomprobe.core.errors import UsageError
+from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.net import httpsprobe, stun
+from roomprobe.net.tcpconnect import REFUSED, UNREACHABLE, connect_state
 
 # Zoom's defaults (KB0060561 / KB0065712, see docs/cloud.md). Zoom publishes IP ranges, not
 # media host names: set media_hosts / stun_hosts to your zone's addresses for a sharp answer.

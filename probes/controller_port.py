@@ -18,9 +18,9 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from roomprobe import osnet
-from roomprobe.probe import Context, Finding, Probe, Result, Severity, Status
-from roomprobe.tcpconnect import connect_state
+from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.net import osnet
+from roomprobe.net.tcpconnect import connect_state
 
 DEFAULTS = {
     "connect_timeout": 2.5,

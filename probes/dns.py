@@ -30,9 +30,9 @@ import time
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
-from roomprobe import dnsconf
-from roomprobe.errors import UsageError
-from roomprobe.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.core.errors import UsageError
+from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.net import dnsconf
 
 DEFAULTS: dict[str, Any] = {
     # zoom.us and its web host; the client's API and web (meeting) hosts. A zone-controller

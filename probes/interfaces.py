@@ -9,8 +9,8 @@ warn when there is no default gateway (the LAN may work, Zoom's cloud cannot).
 
 from __future__ import annotations
 
-from roomprobe import osnet
-from roomprobe.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.net import osnet
 
 
 def run(ctx: Context) -> Result:

@@ -21,10 +21,10 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any
 
-from roomprobe.probe import Context, Finding, Probe, Result, Severity, Status
-from roomprobe.proxysrc import Source, route, safe_url, system_sources
-from roomprobe.proxysrc.checks import is_loopback, probe_proxy, split_proxy, tls_check
-from roomprobe.proxysrc.pac import PacCache, discover, search_domain, wpad_urls
+from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.net.proxysrc import Source, route, safe_url, system_sources
+from roomprobe.net.proxysrc.checks import is_loopback, probe_proxy, split_proxy, tls_check
+from roomprobe.net.proxysrc.pac import PacCache, discover, search_domain, wpad_urls
 
 DEFAULTS: dict[str, Any] = {
     # URLs whose route matters besides the controller's (Zoom's web and API hosts).
@@ -104,7 +104,7 @@ def _collect(ctx: Context) -> tuple[list[Source], dict[str, Any]]:
 
 def _room_address(ctx: Context) -> dict[str, Any]:
     """The address used toward the peer and what our own host name resolves to."""
-    from roomprobe import osnet
+    from roomprobe.net import osnet
 
     name = socket.gethostname()
     out: dict[str, Any] = {"hostname": name}

@@ -17,8 +17,8 @@ import ipaddress
 import time
 from typing import Any
 
-from roomprobe import osnet
-from roomprobe.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.net import osnet
 
 DEFAULTS = {"arp_tries": 3, "arp_timeout": 0.5}
 

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from roomprobe import __version__
-from roomprobe.errors import ExitCode, UsageError
+from roomprobe.core.errors import ExitCode, UsageError
 
 # name -> (module:attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {

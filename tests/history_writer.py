@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import sys
 
-from roomprobe import history
+from roomprobe.fleet import history
 
 
 def main() -> None:

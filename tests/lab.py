@@ -124,7 +124,7 @@ class LabRun:
     @property
     def report(self) -> dict[str, Any]:
         """The JSON report, validated against the published schema every time it is read."""
-        from roomprobe.report import load_schema
+        from roomprobe.report.build import load_schema
 
         data = json.loads(self.stdout)
         import jsonschema

@@ -14,8 +14,8 @@ import time
 import pytest
 from roomprobe.probes import bandwidth
 
-from roomprobe.serve import Limits, SpeedServer
-from roomprobe.speed import (
+from roomprobe.fleet.serve import Limits, SpeedServer
+from roomprobe.net.speed import (
     TOKEN_HEADER,
     Endpoint,
     EndpointError,
@@ -235,7 +235,7 @@ def test_peer_runs_bandwidth_and_no_bandwidth_skips_it():
 def test_probe_reports_a_transfer_the_server_cut_short():
     """serve's session byte cap runs out mid-download (loopback is fast): the figure is flagged
     incomplete, not passed off as the link's rate."""
-    from roomprobe.probe import Context, Status, Targets
+    from roomprobe.core.probe import Context, Status, Targets
 
     srv = SpeedServer(("127.0.0.1", 0), "right-token-123",
                       Limits(max_total_bytes=40_000_000), time.monotonic() + 60)

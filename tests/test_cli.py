@@ -14,7 +14,7 @@ import sys
 import jsonschema
 import pytest
 
-from roomprobe.report import load_schema
+from roomprobe.report.build import load_schema
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from roomprobe.probes import cloud
 
-from roomprobe.errors import UsageError
+from roomprobe.core.errors import UsageError
 
 
 def web(ok=True, phase=None, state=None, status=200, url="https://zoom.us/"):

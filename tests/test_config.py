@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from roomprobe import config
-from roomprobe.errors import UsageError
+from roomprobe.core import config
+from roomprobe.core.errors import UsageError
 
 DEFAULTS = {"dns": {"names": ["zoom.us"], "slow_ms": 300, "timeout": 2.0, "strict": False}}
 

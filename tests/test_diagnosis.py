@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from roomprobe import kb, rules
-from roomprobe.diagnosis import diagnose
-from roomprobe.errors import UsageError
+from roomprobe.core.errors import UsageError
+from roomprobe.diagnose import catalog as kb
+from roomprobe.diagnose import rules
+from roomprobe.diagnose.mapping import diagnose
 
 PROBE = {fid: probe for probe, ids in rules._raw()["probes"].items() for fid in ids}
 ALL_PROBES = set(rules._raw()["probes"])
@@ -258,7 +259,7 @@ def test_renamed_probe_still_counts_as_run() -> None:
 
 
 def test_accepts_finding_objects() -> None:
-    from roomprobe.probe import Finding, Severity
+    from roomprobe.core.probe import Finding, Severity
 
     f = Finding("port-filtered", Severity.FAIL, "no answer on 9090", probe="controller-port")
     assert codes(diagnose([f]))[0] == ("zoom-rooms", 2002)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from roomprobe.probes import dns as dnsprobe
 
-from roomprobe import dnsconf
-from roomprobe.errors import UsageError
+from roomprobe.core.errors import UsageError
+from roomprobe.net import dnsconf
 
 DATA = Path(__file__).parent / "data" / "os"
 OPTS = {**dnsprobe.DEFAULTS, "allow_networks": ["203.0.113.0/24"]}

@@ -7,9 +7,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from roomprobe import kb
 from roomprobe.commands.explain import _PRODUCTS, codes, explain
-from roomprobe.errors import UsageError
+from roomprobe.core.errors import UsageError
+from roomprobe.diagnose import catalog as kb
 
 
 def run(cmd, *args: str):  # type: ignore[no-untyped-def]
@@ -128,7 +128,7 @@ def test_commands_module_imports_nothing_heavy() -> None:
     import subprocess
     import sys
 
-    heavy = ("roomprobe.kb", "tomllib", "tomli", "roomprobe.diagnosis")
+    heavy = ("roomprobe.diagnose.catalog", "tomllib", "tomli", "roomprobe.diagnose.mapping")
     code = f"import sys, roomprobe.commands.explain; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from roomprobe import metrics, webhook
+from roomprobe.fleet import metrics, webhook
 
 
 def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -215,7 +215,7 @@ def test_history_command_text_and_json(tmp_path):
 
 def test_history_does_not_slow_the_check(tmp_path):
     """Recording is one small transaction: well under 100 ms even with a few hundred runs stored."""
-    from roomprobe import history
+    from roomprobe.fleet import history
 
     conn = history.connect(tmp_path / "h.sqlite3")
     big = json.loads(cli("check", "--only", "interfaces", "--format", "json", "--no-history").stdout)

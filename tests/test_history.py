@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from roomprobe import history
-from roomprobe.errors import UsageError
+from roomprobe.core.errors import UsageError
+from roomprobe.fleet import history
 
 HERE = Path(__file__).resolve().parent
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from roomprobe import kb
+from roomprobe.diagnose import catalog as kb
 
 SEED_003 = Path("/work/shared/seeds/003_153150c4848cef8e.txt")
 

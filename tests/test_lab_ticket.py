@@ -15,7 +15,7 @@ import sys
 import jsonschema
 import pytest
 
-from roomprobe.report import load_schema
+from roomprobe.report.build import load_schema
 
 pytestmark = pytest.mark.lab
 

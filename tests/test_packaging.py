@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from roomprobe.cli import COMMANDS
-from roomprobe.registry import BUILTIN
+from roomprobe.core.registry import BUILTIN
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,9 +57,11 @@ def test_wheel_has_probes_commands_schema_and_data(wheel):
         assert f"roomprobe/probes/{p.name}" in names, p.name
     for p in (REPO / "roomprobe").rglob("*.py"):
         assert str(p.relative_to(REPO)) in names, p
-    assert "roomprobe/schema/report-v1.json" in names
-    for p in (REPO / "roomprobe" / "data").glob("*.toml"):
-        assert f"roomprobe/data/{p.name}" in names, p.name
+    assert "roomprobe/report/schema/report-v1.json" in names
+    tomls = list((REPO / "roomprobe" / "diagnose" / "data").glob("*.toml"))
+    assert tomls
+    for p in tomls:
+        assert f"roomprobe/diagnose/data/{p.name}" in names, p.name
     for _name, (ref, _help) in COMMANDS.items():
         module = ref.partition(":")[0]
         if importlib.util.find_spec(module) is not None:
@@ -107,9 +109,9 @@ def test_pyinstaller_spec_lists_every_module_and_data(tmp_path):
         module = ref.partition(":")[0]
         if importlib.util.find_spec(module) is not None:
             assert module in hidden, module
-    assert {"roomprobe.render_md", "roomprobe.render_html", "roomprobe.evidence"} <= hidden
+    assert {"roomprobe.report.markdown", "roomprobe.report.html", "roomprobe.report.evidence"} <= hidden
     dests = {(Path(src).name, dest) for src, dest in captured["datas"]}
-    assert ("report-v1.json", "roomprobe/schema") in dests
-    for p in (REPO / "roomprobe" / "data").glob("*.toml"):
-        assert (p.name, "roomprobe/data") in dests
+    assert ("report-v1.json", "roomprobe/report/schema") in dests
+    for p in (REPO / "roomprobe" / "diagnose" / "data").glob("*.toml"):
+        assert (p.name, "roomprobe/diagnose/data") in dests
     assert Path(captured["scripts"][0]).is_file()

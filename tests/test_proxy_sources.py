@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from roomprobe.proxysrc import Source, route, safe_url
-from roomprobe.proxysrc import env as envsrc
-from roomprobe.proxysrc.bypass import bypassed, split_list
-from roomprobe.proxysrc.checks import classify_answer, split_proxy
-from roomprobe.proxysrc.gnome import parse_gsettings
-from roomprobe.proxysrc.macos import parse_scutil
-from roomprobe.proxysrc.pac import PacCache, PacError, wpad_urls
-from roomprobe.proxysrc.windows import (
+from roomprobe.net.proxysrc import Source, route, safe_url
+from roomprobe.net.proxysrc import env as envsrc
+from roomprobe.net.proxysrc.bypass import bypassed, split_list
+from roomprobe.net.proxysrc.checks import classify_answer, split_proxy
+from roomprobe.net.proxysrc.gnome import parse_gsettings
+from roomprobe.net.proxysrc.macos import parse_scutil
+from roomprobe.net.proxysrc.pac import PacCache, PacError, wpad_urls
+from roomprobe.net.proxysrc.windows import (
     parse_netsh_winhttp,
     parse_reg_query,
     parse_winhttp_blob,
@@ -160,7 +160,7 @@ def test_credentials_are_split_and_stripped():
 
 
 def test_proxy_for_uses_env_with_cidr_bypass(monkeypatch):
-    from roomprobe import proxies
+    from roomprobe.net import proxies
 
     for k in [k for k in __import__("os").environ if k.lower().endswith("_proxy")]:
         monkeypatch.delenv(k)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from roomprobe.redact import redact, redact_text
+from roomprobe.core.redact import redact, redact_text
 
 
 @pytest.mark.parametrize("raw, secret", [

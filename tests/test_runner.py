@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from roomprobe import runner
-from roomprobe.probe import Context, Finding, Probe, Result, Severity, Status, Targets
+from roomprobe.core import runner
+from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status, Targets
 
 
 def ctx_for(probe: Probe, deadline: float) -> Context:

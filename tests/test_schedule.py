@@ -16,8 +16,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from roomprobe import schedule as sch
-from roomprobe.errors import UsageError
+from roomprobe.core.errors import UsageError
+from roomprobe.fleet import schedule as sch
 
 TASK_NS = "{http://schemas.microsoft.com/windows/2004/02/mit/task}"
 ARGS = ["--controller", "198.51.100.5", "--note", "100% \"quoted\" $HOME & <tags>"]

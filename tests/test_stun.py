@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from roomprobe import stun
+from roomprobe.net import stun
 
 # RFC 5769 section 2.2, "Sample IPv4 Response" (SOFTWARE, XOR-MAPPED-ADDRESS 192.0.2.1:32853,
 # MESSAGE-INTEGRITY, FINGERPRINT).

@@ -20,10 +20,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from roomprobe import evidence
-from roomprobe.render_html import render_html
-from roomprobe.render_md import render_markdown
-from roomprobe.report import load_schema
+from roomprobe.report import evidence
+from roomprobe.report.build import load_schema
+from roomprobe.report.html import render_html
+from roomprobe.report.markdown import render_markdown
 
 DATA = Path(__file__).parent / "data" / "os"
 HOSTILE_NOTE = '<script>alert(1)</script> | pipe `tick` **bold** & "q"\nsecond line'
@@ -137,7 +137,7 @@ def test_markdown_pastes_cleanly(saved):
     md = out.stdout
     rep = json.loads(saved.read_text())
     assert md.startswith("## roomprobe: FAIL in Board \\<img src=x\\> \\| 4.01\n")
-    from roomprobe.render import verdict
+    from roomprobe.report.text import verdict
 
     assert f"**Verdict:** {verdict(rep)}" in md and "TCP 9" in verdict(rep)
     # every table row has exactly its columns: user text cannot add a cell

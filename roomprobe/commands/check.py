@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from roomprobe.errors import UsageError
+from roomprobe.core.errors import UsageError
 
 
 def _split_ids(values: tuple[str, ...] | list[str]) -> list[str]:
@@ -68,7 +68,7 @@ def check(controller: str | None, room: str | None, port: int | None, timeout: f
     On the room PC:          roomprobe check --controller 10.0.0.5
     Next to the controller:  roomprobe check --room 10.0.0.20
     """
-    from roomprobe import config as cfgmod
+    from roomprobe.core import config as cfgmod
 
     cfg = cfgmod.load(Path(config_path) if config_path else cfgmod.default_config_path())
     c = cfg.check
@@ -93,12 +93,12 @@ def check(controller: str | None, room: str | None, port: int | None, timeout: f
     if c["json"] == "-":
         c["format"], c["json"] = "json", None
     if c["code"] is not None:
-        from roomprobe import kb
+        from roomprobe.diagnose import catalog as kb
 
         if not kb.lookup(str(c["code"])):
             raise UsageError(f"--code {c['code']}: no such Zoom error code in the catalog; "
                              "find it with 'roomprobe codes --search WORDS'")
-    from roomprobe import fleet
+    from roomprobe.fleet import after_run as fleet
 
     fleet.validate(c)
     return run_check(cfg, set_opts)
@@ -106,11 +106,13 @@ def check(controller: str | None, room: str | None, port: int | None, timeout: f
 
 def run_check(cfg: Any, set_opts: tuple[str, ...] = ()) -> int:
     """The check itself, shared by ``check`` and scheduled runs: returns the exit code."""
-    from roomprobe import config as cfgmod
-    from roomprobe import osnet, report, runner, targets
-    from roomprobe.probe import Context, Probe, Result, Status
-    from roomprobe.registry import load_probes
-    from roomprobe.render import render_text
+    from roomprobe.core import config as cfgmod
+    from roomprobe.core import runner, targets
+    from roomprobe.core.probe import Context, Probe, Result, Status
+    from roomprobe.core.registry import load_probes
+    from roomprobe.net import osnet
+    from roomprobe.report import build as report
+    from roomprobe.report.text import render_text
 
     c = cfg.check
     all_probes = load_probes()
@@ -170,14 +172,14 @@ def run_check(cfg: Any, set_opts: tuple[str, ...] = ()) -> int:
     rep["diagnosis"] = _diagnose(rep, c["code"])
 
     if c["json"]:
-        from roomprobe.fsutil import atomic_write_text
+        from roomprobe.core.fsutil import atomic_write_text
 
         try:
             atomic_write_text(c["json"], report.to_json(rep))
         except OSError as exc:
             raise UsageError(f"cannot write the report to {c['json']}: {exc.strerror or exc}; "
                              "choose a writable path for --json") from None
-    from roomprobe import fleet
+    from roomprobe.fleet import after_run as fleet
 
     fleet.after_run(rep, int(report.exit_code(rep)), c, deadline=t0 + float(c["timeout"]))
     if c["format"] == "json":
@@ -196,7 +198,7 @@ def _app_lookup() -> Any:
     """
     import threading
 
-    from roomprobe import evidence
+    from roomprobe.report import evidence
 
     box: dict[str, Any] = {}
 
@@ -213,7 +215,7 @@ def _app_lookup() -> Any:
 
 def _evidence_pack(c: dict[str, Any], started: float, app_lookup: Any) -> dict[str, Any]:
     """Ticket fields (docs/report.md): room name, note, code, app version, time zone, window."""
-    from roomprobe import evidence
+    from roomprobe.report import evidence
 
     thread, box = app_lookup
     thread.join(timeout=1.0)  # at most one second more than the probes took
@@ -251,9 +253,9 @@ def _with_timeout(p: Any, timeout: float) -> Any:
 
 
 def _diagnose(rep: dict[str, Any], code: Any) -> list[dict[str, Any]]:
-    """Map findings to likely Zoom error codes (roomprobe.diagnosis), if that module is present."""
+    """Map findings to likely Zoom error codes (roomprobe.diagnose.mapping), if that module is present."""
     try:
-        from roomprobe import diagnosis
+        from roomprobe.diagnose import mapping as diagnosis
     except ImportError:
         return []
     probes_run = {p["id"] for p in rep["probes"] if p["status"] not in ("skip", "error")}

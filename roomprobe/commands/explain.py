@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from roomprobe.kb import Entry
+    from roomprobe.diagnose.catalog import Entry
 
-# Same as roomprobe.kb.PRODUCTS (a test keeps them equal); literal here to keep imports lazy.
+# Same as roomprobe.diagnose.catalog.PRODUCTS (a test keeps them equal); literal here to keep imports lazy.
 _PRODUCTS = ("zoom-rooms", "zoom-client", "video-sdk")
 _WIDTH = 100
 _WRAP = {"width": _WIDTH, "break_on_hyphens": False, "break_long_words": False}
@@ -30,8 +30,8 @@ def explain(code: str, fmt: str) -> None:
     CODE is a number (2002), product:number (zoom-rooms:2002) or a Video SDK name
     (VIDEO_CAMERA_TAKEN). A number used by several products lists every meaning.
     """
-    from roomprobe import kb
-    from roomprobe.errors import UsageError
+    from roomprobe.core.errors import UsageError
+    from roomprobe.diagnose import catalog as kb
 
     found = kb.lookup(code)
     if not found:
@@ -70,7 +70,7 @@ def codes(ctx: click.Context, product: str | None, words: str | None, more_words
     roomprobe codes --product zoom-rooms
     roomprobe codes --search camera taken
     """
-    from roomprobe import kb
+    from roomprobe.diagnose import catalog as kb
 
     words = " ".join([words or "", *more_words]).strip()
     found = kb.search(words or "", product)

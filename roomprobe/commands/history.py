@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from roomprobe.errors import UsageError
+from roomprobe.core.errors import UsageError
 
 
 @click.command()
@@ -24,7 +24,7 @@ def history(since: str | None, limit: int, fmt: str, history_db: str | None) -> 
     A run is healthy when every probe passed within the deadline. "New" findings are in the
     latest run but not in that healthy one; "cleared" ones appeared after it and are gone now.
     """
-    from roomprobe import history as hist
+    from roomprobe.fleet import history as hist
 
     if limit < 1:
         raise UsageError(f"--limit {limit}: give a positive number of runs")

@@ -11,7 +11,7 @@ import click
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def probes(fmt: str) -> None:
     """List the probes, what each needs, and its options (for --set and the config file)."""
-    from roomprobe.registry import load_probes
+    from roomprobe.core.registry import load_probes
 
     rows = [{"id": p.id, "title": p.title, "needs": list(p.needs), "timeout_s": p.timeout_s,
              "default_enabled": p.default_enabled, "long_running": p.long_running,

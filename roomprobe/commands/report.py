@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from roomprobe.errors import UsageError
+from roomprobe.core.errors import UsageError
 
 
 @click.command()
@@ -22,24 +22,24 @@ def report(file: str, fmt: str, output: str | None, verbose: bool) -> int:
     For a ticket:   roomprobe report room.json --format markdown
     To attach:      roomprobe report room.json --format html -o room.html
     """
-    from roomprobe.ticket import load_report
+    from roomprobe.report.ticket import load_report
 
     rep = load_report(file)
     if fmt == "markdown":
-        from roomprobe.render_md import render_markdown
+        from roomprobe.report.markdown import render_markdown
 
         text = render_markdown(rep)
     elif fmt == "html":
-        from roomprobe.render_html import render_html
+        from roomprobe.report.html import render_html
 
         text = render_html(rep)
     else:
-        from roomprobe.render import render_text
-        from roomprobe.ticket import render_evidence_text
+        from roomprobe.report.text import render_text
+        from roomprobe.report.ticket import render_evidence_text
 
         text = render_text(rep, verbose=verbose) + "\n" + render_evidence_text(rep)
     if output:
-        from roomprobe.fsutil import atomic_write_text
+        from roomprobe.core.fsutil import atomic_write_text
 
         try:
             atomic_write_text(output, text)

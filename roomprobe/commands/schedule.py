@@ -19,8 +19,8 @@ from typing import Any
 
 import click
 
-from roomprobe import schedule as sch
-from roomprobe.errors import UsageError
+from roomprobe.core.errors import UsageError
+from roomprobe.fleet import schedule as sch
 
 ENV_DIR = "ROOMPROBE_SCHEDULE_DIR"
 
@@ -121,7 +121,7 @@ def install(every: str, splay: str | None, args: str | None, run_as: str | None,
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create {target}: {exc.strerror or exc}; choose --dir") from None
-    from roomprobe.fsutil import atomic_write_text
+    from roomprobe.core.fsutil import atomic_write_text
 
     written = []
     for name, text in rendered.items():
@@ -248,7 +248,7 @@ def _scheduler_state(platform: str) -> str | None:
 
 
 def _last_run(history_db: str | None) -> dict[str, Any] | None:
-    from roomprobe import history
+    from roomprobe.fleet import history
 
     path = Path(history_db) if history_db else history.default_db_path()
     if not path.is_file():

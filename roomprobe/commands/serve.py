@@ -1,4 +1,4 @@
-"""``roomprobe serve``: the far end of the LAN bandwidth test (see roomprobe/serve.py)."""
+"""``roomprobe serve``: the far end of the LAN bandwidth test (see roomprobe/fleet/serve.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 
 import click
 
-from roomprobe.errors import UsageError
+from roomprobe.core.errors import UsageError
 
 DEFAULT_SPEED_PORT = 9095
 
@@ -39,7 +39,7 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
     Then on the controller side:           roomprobe check --room 10.0.0.20 --peer 10.0.0.20 \\
                                                --peer-token TOKEN
     """
-    from roomprobe.serve import Limits, SpeedServer, zoom_standin
+    from roomprobe.fleet.serve import Limits, SpeedServer, zoom_standin
 
     try:
         ipaddress.ip_address(bind)

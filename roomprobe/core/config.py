@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from roomprobe.errors import UsageError
+from roomprobe.core.errors import UsageError
 
 # [check] keys, their default and type. Flags of the same name (dashes for underscores) win.
 CHECK_DEFAULTS: dict[str, Any] = {

@@ -11,7 +11,7 @@ import sys
 from importlib import import_module
 from importlib.metadata import entry_points
 
-from roomprobe.probe import Probe
+from roomprobe.core.probe import Probe
 
 GROUP = "roomprobe.probes"
 

@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from roomprobe.probe import Context, Probe, Result, Status
+from roomprobe.core.probe import Context, Probe, Result, Status
 
 # How long past its deadline a probe may take to hand in the result it built from its own
 # timeouts before the runner stops waiting for it.

@@ -7,8 +7,8 @@ import re
 import socket
 import threading
 
-from roomprobe.errors import UsageError
-from roomprobe.probe import Targets
+from roomprobe.core.errors import UsageError
+from roomprobe.core.probe import Targets
 
 RESOLVE_TIMEOUT_S = 3.0
 

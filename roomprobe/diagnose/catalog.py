@@ -1,4 +1,4 @@
-"""The Zoom error-code knowledge base (``roomprobe/data/codes.toml``).
+"""The Zoom error-code knowledge base (``roomprobe/diagnose/data/codes.toml``).
 
 The catalog is data, not code, so support staff can correct a meaning or add a code without
 touching Python (see docs/diagnosis.md). It is parsed on first use only: ``roomprobe --help`` and
@@ -72,7 +72,7 @@ def _raw() -> dict[str, Any]:
         import tomli as tomllib  # type: ignore[no-redef]
     from importlib.resources import files
 
-    return tomllib.loads(files("roomprobe").joinpath("data/codes.toml").read_text(encoding="utf-8"))
+    return tomllib.loads(files("roomprobe.diagnose").joinpath("data/codes.toml").read_text(encoding="utf-8"))
 
 
 @lru_cache(maxsize=1)
@@ -81,7 +81,7 @@ def entries() -> tuple[Entry, ...]:
     raw = _raw()
     problems = validate(raw)
     if problems:
-        raise ValueError("roomprobe/data/codes.toml is invalid: " + "; ".join(problems[:5]))
+        raise ValueError("roomprobe/diagnose/data/codes.toml is invalid: " + "; ".join(problems[:5]))
     return tuple(_entry(t) for t in raw["code"])
 
 

@@ -2,7 +2,7 @@
 
 A technician standing in a meeting room has a code on a screen, not a list of probe results.
 ``diagnose`` turns findings into "zoom-rooms 2002, high, because port-filtered: allow TCP 9090
-on the room's firewall", using the declarative rules in ``roomprobe/data/rules.toml``. When the
+on the room's firewall", using the declarative rules in ``roomprobe/diagnose/data/rules.toml``. When the
 user tells us the code they saw, its causes come first, and the causes roomprobe checked and
 found fine are listed as ruled out, so nobody spends an hour on a firewall that is not the
 problem. Output fields are documented in docs/diagnosis.md.
@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from roomprobe import kb
-from roomprobe.errors import UsageError
-from roomprobe.rules import LIKELIHOOD, Rule, RuleSet, Target, ruleset
+from roomprobe.core.errors import UsageError
+from roomprobe.diagnose import catalog as kb
+from roomprobe.diagnose.rules import LIKELIHOOD, Rule, RuleSet, Target, ruleset
 
 __all__ = ["diagnose"]
 

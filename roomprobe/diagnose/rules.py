@@ -1,8 +1,8 @@
-"""Diagnosis rules (``roomprobe/data/rules.toml``): loading and validation.
+"""Diagnosis rules (``roomprobe/diagnose/data/rules.toml``): loading and validation.
 
 Rules live in one readable data file so that the mapping "what roomprobe saw -> which Zoom code
 the user gets" can be reviewed by people who know Zoom Rooms rather than Python. This module
-only turns that file into typed objects and refuses a broken one; ``roomprobe.diagnosis`` applies
+only turns that file into typed objects and refuses a broken one; ``roomprobe.diagnose.mapping`` applies
 them.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from roomprobe import kb
+from roomprobe.diagnose import catalog as kb
 
 __all__ = ["LIKELIHOOD", "KINDS", "Target", "Rule", "RuleSet", "ruleset", "validate_rules"]
 
@@ -79,7 +79,7 @@ def _raw() -> dict[str, Any]:
         import tomli as tomllib  # type: ignore[no-redef]
     from importlib.resources import files
 
-    return tomllib.loads(files("roomprobe").joinpath("data/rules.toml").read_text(encoding="utf-8"))
+    return tomllib.loads(files("roomprobe.diagnose").joinpath("data/rules.toml").read_text(encoding="utf-8"))
 
 
 def _target(spec: Mapping[str, Any]) -> Target:
@@ -97,7 +97,7 @@ def ruleset() -> RuleSet:
     raw = _raw()
     problems = validate_rules(raw)
     if problems:
-        raise ValueError("roomprobe/data/rules.toml is invalid: " + "; ".join(problems[:5]))
+        raise ValueError("roomprobe/diagnose/data/rules.toml is invalid: " + "; ".join(problems[:5]))
     return _build(raw)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from roomprobe.errors import UsageError
+from roomprobe.core.errors import UsageError
 
 WEBHOOK_FLOOR_S = 2.0
 
@@ -33,7 +33,7 @@ def validate(c: dict[str, Any]) -> None:
             raise UsageError(f"--prometheus-textfile {prom}: directory {parent} does not exist; "
                              "point it at the collector's --collector.textfile.directory")
     if c.get("webhook"):
-        from roomprobe.webhook import validate_url
+        from roomprobe.fleet.webhook import validate_url
 
         validate_url(str(c["webhook"]))
     for key in ("history_keep_days", "history_keep_runs"):
@@ -56,7 +56,7 @@ def after_run(rep: dict[str, Any], exit_code: int, c: dict[str, Any], deadline: 
     if c.get("history", True) or c.get("webhook"):
         previous, done["history_id"] = _history(rep, exit_code, c)
     if c.get("prometheus_textfile"):
-        from roomprobe import metrics
+        from roomprobe.fleet import metrics
 
         try:
             metrics.write(c["prometheus_textfile"], rep, exit_code)
@@ -66,7 +66,7 @@ def after_run(rep: dict[str, Any], exit_code: int, c: dict[str, Any], deadline: 
     if c.get("webhook"):
         state = f"{rep['status']}/{exit_code}"
         if state != previous:
-            from roomprobe import webhook
+            from roomprobe.fleet import webhook
 
             until = max(deadline, time.monotonic() + WEBHOOK_FLOOR_S)
             d = webhook.post(str(c["webhook"]), webhook.summary(rep, exit_code, previous), until)
@@ -80,7 +80,7 @@ def after_run(rep: dict[str, Any], exit_code: int, c: dict[str, Any], deadline: 
 
 def _history(rep: dict[str, Any], exit_code: int, c: dict[str, Any]) -> tuple[str | None, int | None]:
     """Record the run (if history is on) and return the previous run's "status/exit" state."""
-    from roomprobe import history
+    from roomprobe.fleet import history
 
     path = Path(c["history_db"]) if c.get("history_db") else history.default_db_path()
     if not c.get("history", True) and not path.exists():

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from roomprobe.errors import UsageError
+from roomprobe.core.errors import UsageError
 
 ENV_DB = "ROOMPROBE_HISTORY_DB"
 KEEP_DAYS = 30.0

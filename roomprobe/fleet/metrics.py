@@ -15,7 +15,7 @@ import os
 import re
 from typing import Any
 
-from roomprobe.errors import UsageError
+from roomprobe.core.errors import UsageError
 
 PROBE_STATUSES = ("pass", "warn", "fail", "skip", "error")
 SEVERITIES = ("info", "warn", "fail")
@@ -89,7 +89,7 @@ def _started(report: dict[str, Any]) -> float:
 
 def write(path: str | os.PathLike[str], report: dict[str, Any], exit_code: int) -> None:
     """Atomically replace ``path`` (the collector only reads files ending in ``.prom``)."""
-    from roomprobe.fsutil import atomic_write_text
+    from roomprobe.core.fsutil import atomic_write_text
 
     if not str(path).endswith(".prom"):
         raise UsageError(f"--prometheus-textfile {path}: the textfile collector only reads *.prom "

@@ -28,7 +28,7 @@ from importlib.resources import files
 from string import Template
 from xml.sax.saxutils import escape
 
-from roomprobe.errors import UsageError
+from roomprobe.core.errors import UsageError
 
 PLATFORMS = ("linux", "windows", "macos")
 TEMPLATES = "roomprobe.schedule_templates"

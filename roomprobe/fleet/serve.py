@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from roomprobe.speed import TOKEN_HEADER
+from roomprobe.net.speed import TOKEN_HEADER
 
 ZEROS = memoryview(b"\0" * (1024 * 1024))
 

@@ -17,9 +17,9 @@ import time
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from roomprobe.proxies import proxy_for
-from roomprobe.tcpconnect import REFUSED, UNREACHABLE
-from roomprobe.wire import read_head
+from roomprobe.net.proxies import proxy_for
+from roomprobe.net.tcpconnect import REFUSED, UNREACHABLE
+from roomprobe.net.wire import read_head
 
 
 class PhaseError(Exception):

@@ -2,7 +2,7 @@
 
 Zoom goes through the system proxy, so the cloud and bandwidth probes must too, or they measure
 a path Zoom does not take. This module is the single answer to ``proxy_for(url)``; the sources
-themselves (environment, WinINet, WinHTTP, macOS, GNOME, PAC) live in ``roomprobe.proxysrc``.
+themselves (environment, WinINet, WinHTTP, macOS, GNOME, PAC) live in ``roomprobe.net.proxysrc``.
 
 Order, as Zoom and WinINet-style clients decide: the environment when any ``*_proxy`` variable is
 set, otherwise the OS's per-user settings (WinINet / macOS / GNOME), whose PAC file is fetched and
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import threading
 
-from roomprobe.proxysrc import Source, route, system_sources
-from roomprobe.proxysrc.bypass import bypassed
-from roomprobe.proxysrc.env import variables
+from roomprobe.net.proxysrc import Source, route, system_sources
+from roomprobe.net.proxysrc.bypass import bypassed
+from roomprobe.net.proxysrc.env import variables
 
 # OS sources a user-session app (Zoom) follows; WinHTTP is for services and is only reported.
 _USER_SOURCES = ("env", "wininet", "macos", "gnome")
@@ -30,7 +30,7 @@ def env_proxies() -> dict[str, str]:
 
 
 def _pac_eval(pac_url: str, url: str) -> list[str]:
-    from roomprobe.proxysrc import pac
+    from roomprobe.net.proxysrc import pac
 
     with _pac_lock:
         if pac_url not in _pacs:
@@ -40,7 +40,7 @@ def _pac_eval(pac_url: str, url: str) -> list[str]:
 
 def effective_source() -> Source | None:
     """The source a user-session app would follow: the first active one in the order above."""
-    from roomprobe.proxysrc import env
+    from roomprobe.net.proxysrc import env
 
     first = env.read()
     if first.active:  # the common case: no OS commands to run
@@ -61,6 +61,6 @@ def proxy_for(url: str) -> str | None:
 
 def _bypassed(host: str, no_proxy: str) -> bool:
     """Kept for callers of the old helper: CIDR-aware ``no_proxy`` matching."""
-    from roomprobe.proxysrc.bypass import split_list
+    from roomprobe.net.proxysrc.bypass import split_list
 
     return bypassed(host, split_list(no_proxy))

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from roomprobe.proxies import proxy_for
+from roomprobe.net.proxies import proxy_for
 
 TOKEN_HEADER = "X-Roomprobe-Token"
 CHUNK = 256 * 1024

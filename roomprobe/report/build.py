@@ -1,6 +1,6 @@
 """The report: the stable JSON contract that tickets, scripts and monitoring read.
 
-Schema ``roomprobe/report/v1`` (published as ``roomprobe/schema/report-v1.json``, documented in
+Schema ``roomprobe/report/v1`` (published as ``roomprobe/report/schema/report-v1.json``, documented in
 docs/report.md). Fields are only ever added, never renamed or removed, within v1.
 """
 
@@ -12,10 +12,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from roomprobe import __version__
-from roomprobe.errors import ExitCode
-from roomprobe.probe import Status, Targets
-from roomprobe.redact import redact
-from roomprobe.runner import ProbeRun
+from roomprobe.core.errors import ExitCode
+from roomprobe.core.probe import Status, Targets
+from roomprobe.core.redact import redact
+from roomprobe.core.runner import ProbeRun
 
 SCHEMA_ID = "roomprobe/report/v1"
 
@@ -81,4 +81,4 @@ def to_json(report: dict[str, Any]) -> str:
 def load_schema() -> dict[str, Any]:
     from importlib.resources import files
 
-    return json.loads(files("roomprobe").joinpath("schema/report-v1.json").read_text("utf-8"))
+    return json.loads(files("roomprobe.report").joinpath("schema/report-v1.json").read_text("utf-8"))

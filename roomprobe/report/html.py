@@ -12,8 +12,8 @@ import json
 from html import escape
 from typing import Any
 
-from roomprobe.render import verdict
-from roomprobe.ticket import evidence_rows
+from roomprobe.report.text import verdict
+from roomprobe.report.ticket import evidence_rows
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 COLOR = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "skip": "#6e7781",

@@ -12,8 +12,8 @@ import json
 import re
 from typing import Any
 
-from roomprobe.render import verdict
-from roomprobe.ticket import evidence_rows
+from roomprobe.report.text import verdict
+from roomprobe.report.ticket import evidence_rows
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#!~])")
 ICON = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP", "error": "ERROR", "info": "INFO"}

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from roomprobe.errors import UsageError
+from roomprobe.core.errors import UsageError
 
 
 def load_report(path: str) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def load_report(path: str) -> dict[str, Any]:
                          f"{exc.lineno})") from None
     import jsonschema
 
-    from roomprobe.report import load_schema
+    from roomprobe.report.build import load_schema
 
     error = jsonschema.exceptions.best_match(
         jsonschema.Draft202012Validator(load_schema()).iter_errors(data))

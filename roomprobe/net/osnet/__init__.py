@@ -21,13 +21,13 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 def _backend() -> Any:
     if sys.platform.startswith("linux"):
-        from roomprobe.osnet import _linux as mod
+        from roomprobe.net.osnet import _linux as mod
     elif sys.platform == "win32":
-        from roomprobe.osnet import _windows as mod
+        from roomprobe.net.osnet import _windows as mod
     elif sys.platform == "darwin":
-        from roomprobe.osnet import _macos as mod
+        from roomprobe.net.osnet import _macos as mod
     else:
-        from roomprobe.osnet import _generic as mod
+        from roomprobe.net.osnet import _generic as mod
     return mod
 
 

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from roomprobe.osnet import parsers
+from roomprobe.net.osnet import parsers
 
 SYS = Path("/sys/class/net")
 

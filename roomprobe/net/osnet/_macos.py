@@ -7,7 +7,7 @@ import os
 import subprocess
 from typing import Any
 
-from roomprobe.osnet import parsers
+from roomprobe.net.osnet import parsers
 
 
 def _run(cmd: list[str], timeout: float = 3.0) -> str | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from roomprobe.proxysrc.bypass import bypassed
+from roomprobe.net.proxysrc.bypass import bypassed
 
 __all__ = ["Source", "Route", "system_sources", "route", "safe_url", "normalise_proxy"]
 
@@ -90,20 +90,20 @@ def route(source: Source, url: str, pac_eval: Any = None) -> Route:
 
 def system_sources(include_gnome: bool = True) -> list[Source]:
     """Every source this OS has, environment first (no network traffic; PAC not fetched)."""
-    from roomprobe.proxysrc import env
+    from roomprobe.net.proxysrc import env
 
     out = [env.read()]
     try:
         if sys.platform == "win32":
-            from roomprobe.proxysrc import windows
+            from roomprobe.net.proxysrc import windows
 
             out += windows.read()
         elif sys.platform == "darwin":
-            from roomprobe.proxysrc import macos
+            from roomprobe.net.proxysrc import macos
 
             out.append(macos.read())
         elif include_gnome:
-            from roomprobe.proxysrc import gnome
+            from roomprobe.net.proxysrc import gnome
 
             src = gnome.read()
             if src is not None:

@@ -16,8 +16,8 @@ import time
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from roomprobe.proxysrc import safe_url
-from roomprobe.wire import read_head
+from roomprobe.net.proxysrc import safe_url
+from roomprobe.net.wire import read_head
 
 
 def split_proxy(url: str) -> tuple[str, str, int, str | None]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from roomprobe.proxysrc import Source, normalise_proxy
-from roomprobe.proxysrc.bypass import split_list
+from roomprobe.net.proxysrc import Source, normalise_proxy
+from roomprobe.net.proxysrc.bypass import split_list
 
 
 def variables(environ: Mapping[str, str] | None = None) -> dict[str, tuple[str, str]]:

@@ -10,7 +10,7 @@ import ast
 import shutil
 import subprocess
 
-from roomprobe.proxysrc import Source
+from roomprobe.net.proxysrc import Source
 
 SCHEMA = "org.gnome.system.proxy"
 

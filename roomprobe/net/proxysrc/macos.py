@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from roomprobe.proxysrc import Source
+from roomprobe.net.proxysrc import Source
 
 _KV = re.compile(r"^\s*(?P<key>[\w]+)\s*:\s*(?P<value>.*?)\s*$")
 _ITEM = re.compile(r"^\s*\d+\s*:\s*(?P<value>.*?)\s*$")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 import subprocess
 
-from roomprobe.proxysrc import Source, normalise_proxy
-from roomprobe.proxysrc.bypass import split_list
+from roomprobe.net.proxysrc import Source, normalise_proxy
+from roomprobe.net.proxysrc.bypass import split_list
 
 INTERNET_SETTINGS = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Internet Settings"
 CONNECTIONS = INTERNET_SETTINGS + r"\Connections"

@@ -1,0 +1,10 @@
+"""The probe core: the contract every probe follows, the runner, the registry, targets, settings.
+
+Lives here: ``probe`` (Probe, Context, Result, Finding, Status), ``runner`` (threads, timeouts,
+the one deadline), ``registry`` (the ``roomprobe.probes`` entry points), ``targets`` (who we
+test against), ``config``/``settings`` (defaults <- file <- ``--set`` <- flags, typed and
+validated in one place), ``errors`` (exit codes, UsageError), ``fsutil`` (atomic writes),
+``redact`` (secrets out of everything we show or store).
+
+May import: the standard library and ``roomprobe.core`` only. Everything else builds on it.
+"""

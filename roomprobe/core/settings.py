@@ -1,0 +1,364 @@
+"""Typed settings: built once, from defaults <- config file <- ``--set`` <- flags, validated here.
+
+Why one place: a value's way from the command line to the probe that uses it should be one
+read, not a grep, and a typo in a key must fail before any probe runs with one clear line
+(exit 3), whichever of the three ways it came in. So:
+
+- :class:`CheckSettings` holds the check's own settings (``[check]`` in the file, the flags);
+- every probe declares a frozen ``Options`` dataclass (its defaults are Zoom's real endpoints and
+  the published thresholds); :func:`build` fills one per probe and hands it to the probe as
+  ``ctx.options``; the probe reads attributes, so a misspelt option is an AttributeError in the
+  tests, not a silent default in the field;
+- :class:`Settings` bundles both; commands receive it, probes see their own part.
+
+Layering follows the types: a field's kind is its default's kind (bool, int, float, str, tuple of
+str/number); a TOML list becomes a tuple, ``--set a=x,y`` a tuple of the element kind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from roomprobe.core.errors import UsageError
+
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; refuse anything absurd
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """``[check]`` in the config file; flags of the same name (dashes for underscores) win."""
+
+    controller: str | None = None
+    room: str | None = None
+    port: int = 9090
+    timeout: float = 5.0  # the one global deadline for the quick probes, seconds
+    only: tuple[str, ...] = ()
+    skip: tuple[str, ...] = ()
+    format: str = "text"
+    json: str | None = None
+    color: bool = True
+    verbose: bool = False
+    code: str | None = None
+    room_name: str | None = None
+    note: str | None = None
+    history: bool = True
+    history_db: str | None = None
+    history_keep_days: float = 30.0
+    history_keep_runs: int = 5000
+    prometheus_textfile: str | None = None
+    webhook: str | None = None
+    # Set by flags only (not config keys): probes switched on by name, the LAN peer.
+    enable: tuple[str, ...] = ()
+    peer: str | None = None
+    peer_token: str | None = None
+
+
+# [check] keys the file may set, with the types each accepts (bool is never an int here).
+CHECK_TYPES: dict[str, tuple[type, ...]] = {
+    "controller": (str,), "room": (str,), "port": (int,), "timeout": (int, float),
+    "only": (list,), "skip": (list,), "format": (str,), "json": (str,), "color": (bool,),
+    "verbose": (bool,), "code": (str, int), "room_name": (str,), "note": (str,),
+    "history": (bool,), "history_db": (str,), "history_keep_days": (int, float),
+    "history_keep_runs": (int,), "prometheus_textfile": (str,), "webhook": (str,),
+}
+CHECK_KEYS: tuple[str, ...] = tuple(CHECK_TYPES)
+FLAG_ONLY = ("enable", "peer", "peer_token")
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """One probe's typed options plus its timeout (``--set dns.timeout=3`` sets the latter)."""
+
+    options: Any
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Settings:
+    check: CheckSettings
+    probes: Mapping[str, ProbeSettings]
+    source: str | None = None  # the config file it came from
+
+
+@dataclass
+class ConfigFile:
+    """A config file as read: ``[check]`` and the raw ``[probes.<id>]`` tables."""
+
+    check: dict[str, Any] = field(default_factory=dict)
+    probes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: str | None = None
+
+
+def split_ids(values: Iterable[Any]) -> tuple[str, ...]:
+    """``("a,b", "c")`` -> ``("a", "b", "c")``: --only/--skip and their config lists."""
+    return tuple(p.strip() for v in values for p in str(v).split(",") if p.strip())
+
+
+# ---------------------------------------------------------------- the config file
+
+
+def default_config_path() -> Path | None:
+    """``$ROOMPROBE_CONFIG``, else the platform's user config dir, if the file exists."""
+    env = os.environ.get("ROOMPROBE_CONFIG")
+    if env:
+        return Path(env)
+    from platformdirs import user_config_path
+
+    path = user_config_path("roomprobe", appauthor=False) / "config.toml"
+    return path if path.is_file() else None
+
+
+def _read_bounded(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc.strerror or exc}; "
+                         "check the path given to --config") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise UsageError(f"config file {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB; "
+                         "is it the right file? (--config takes a small TOML file)")
+    return data
+
+
+def load(path: Path | None) -> ConfigFile:
+    """Read and check a config file's shape; ``None`` gives an empty one."""
+    cfg = ConfigFile()
+    if path is None:
+        return cfg
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    data = _read_bounded(path)
+    raw: dict[str, Any] = {}
+    if data.strip():
+        try:
+            raw = tomllib.loads(data.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
+    cfg.source = str(path)
+    unknown = set(raw) - {"check", "probes"}
+    if unknown:
+        raise UsageError(f"config file {path}: unknown section(s) {', '.join(sorted(unknown))}; "
+                         "use [check] and [probes.<id>]")
+    check = raw.get("check", {})
+    if not isinstance(check, dict):
+        raise UsageError(f"config file {path}: [check] must be a table")
+    for key, value in check.items():
+        if key not in CHECK_TYPES:
+            raise UsageError(f"config file {path}: unknown key [check].{key}; "
+                             f"known keys: {', '.join(CHECK_KEYS)}")
+        types = CHECK_TYPES[key]
+        if not isinstance(value, types) or isinstance(value, bool) != (bool in types):
+            raise UsageError(f"config file {path}: [check].{key} has the wrong type "
+                             f"({type(value).__name__})")
+        cfg.check[key] = value
+    probes = raw.get("probes", {})
+    if not isinstance(probes, dict) or not all(isinstance(v, dict) for v in probes.values()):
+        raise UsageError(f"config file {path}: [probes] must hold tables like [probes.dns]")
+    cfg.probes = {k: dict(v) for k, v in probes.items()}
+    return cfg
+
+
+# ---------------------------------------------------------------- probe options
+
+
+def option_defaults(options_cls: type) -> dict[str, Any]:
+    """A probe's options and their defaults, in declaration order (for ``roomprobe probes``)."""
+    out: dict[str, Any] = {}
+    for f in fields(options_cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+def options_class(probe_id: str, defaults: Mapping[str, Any]) -> type:
+    """A frozen Options dataclass from a plain defaults mapping (for third-party probes)."""
+    specs = [(key, type(value), field(default=_freeze(value))) for key, value in defaults.items()]
+    return dataclasses.make_dataclass(f"{probe_id.title().replace('-', '')}Options", specs, frozen=True)
+
+
+def _freeze(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _same_kind(value: Any, like: Any) -> bool:
+    if isinstance(like, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(like, bool)
+    if isinstance(like, float):
+        return isinstance(value, (int, float))
+    if isinstance(like, (tuple, list)):
+        return isinstance(value, (tuple, list))
+    return isinstance(value, type(like))
+
+
+def _coerce(text: str, like: Any, where: str) -> Any:
+    """Parse a ``--set`` value as the kind of the option's default."""
+    try:
+        if isinstance(like, bool):
+            low = text.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if isinstance(like, int):
+            return int(text)
+        if isinstance(like, float):
+            return float(text)
+        if isinstance(like, (tuple, list)):
+            parts = [part.strip() for part in text.split(",") if part.strip()]
+            elem = like[0] if like else ""
+            if isinstance(elem, (int, float)) and not isinstance(elem, bool):
+                return tuple(type(elem)(p) for p in parts)
+            return tuple(parts)
+        if isinstance(like, dict):
+            raise UsageError(f"{where} is a table; set it in the config file")
+        return text
+    except (ValueError, OverflowError):
+        raise UsageError(f"{where}: {text!r} is not a valid {type(like).__name__}") from None
+
+
+def _known(defaults: Mapping[str, Any]) -> str:
+    return ", ".join(defaults) or "none"
+
+
+def parse_set(items: Iterable[str], defaults: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``--set PROBE.KEY=VALUE`` (repeatable) into {probe: {key: value}}, each refused on its own line."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        probe_id, dot, key = name.partition(".")
+        if not sep or not dot or not key:
+            raise UsageError(f"--set {item!r}: expected PROBE.KEY=VALUE, e.g. --set controller-port.port=9090")
+        if probe_id not in defaults:
+            raise UsageError(f"--set {item!r}: no probe {probe_id!r}; see 'roomprobe probes'")
+        if key not in defaults[probe_id]:
+            raise UsageError(f"--set {item!r}: probe {probe_id} has no option {key!r} "
+                             f"(options: {_known(defaults[probe_id])})")
+        out.setdefault(probe_id, {})[key] = _coerce(value, defaults[probe_id][key], f"--set {name}")
+    return out
+
+
+def probe_values(probe_id: str, defaults: Mapping[str, Any], cfg: ConfigFile,
+                 overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults < config file < --set for one probe, with unknown or mistyped keys refused."""
+    values = dict(defaults)
+    for key, value in cfg.probes.get(probe_id, {}).items():
+        if key not in defaults:
+            raise UsageError(f"config file {cfg.source}: probe {probe_id} has no option {key!r} "
+                             f"(options: {_known(defaults)})")
+        like = defaults[key]
+        if like is not None and not _same_kind(value, like):
+            raise UsageError(f"config file {cfg.source}: [probes.{probe_id}].{key} should be "
+                             f"{type(like).__name__}, got {type(value).__name__}")
+        values[key] = _freeze(value)
+    values.update(overrides)
+    return values
+
+
+# ---------------------------------------------------------------- the whole build
+
+
+def build(cfg: ConfigFile, flags: Mapping[str, Any], set_items: Iterable[str], probes: Mapping[str, Any],
+          checks: Iterable[Callable[[CheckSettings], None]] = ()) -> Settings:
+    """Layer defaults <- file <- ``--set`` <- flags into typed settings and validate everything.
+
+    ``probes`` maps probe id -> Probe (its ``options`` class, ``timeout_s`` and ``validate``
+    hook). ``flags`` holds only what the command line gave (``None`` means "not given").
+    ``checks`` are the command's own validators for values whose meaning lives higher up (an
+    error code in the catalog, a webhook URL): they run here so every refusal happens before
+    any probe does, as one :class:`UsageError` line (exit 3).
+    """
+    for probe_id in cfg.probes:
+        if probe_id not in probes:
+            raise UsageError(f"config file {cfg.source}: [probes.{probe_id}] names no probe; "
+                             "see 'roomprobe probes'")
+    check = _check_settings(cfg, flags)
+    unknown = [name for name in (*check.only, *check.skip) if name not in probes]
+    if unknown:
+        raise UsageError(f"no probe named {unknown[0]!r}; known: {', '.join(probes)}")
+
+    defaults = {pid: {**option_defaults(p.options), "timeout": p.timeout_s} for pid, p in probes.items()}
+    overrides = parse_set(set_items, defaults)
+    built: dict[str, ProbeSettings] = {}
+    for pid, p in probes.items():
+        values = probe_values(pid, defaults[pid], cfg, overrides.get(pid, {}))
+        timeout = values.pop("timeout")
+        try:
+            timeout = float(timeout)
+        except (TypeError, ValueError):
+            raise UsageError(f"{pid}.timeout: {timeout!r} is not a number of seconds") from None
+        if not (0 < timeout <= 3600):
+            raise UsageError(f"{pid}.timeout {timeout:g} is out of range; give seconds, e.g. 3")
+        built[pid] = ProbeSettings(p.options(**values), timeout)
+    settings = Settings(check=check, probes=built, source=cfg.source)
+    for pid in selected(settings, probes):
+        hook = probes[pid].validate
+        if hook is not None:
+            hook(built[pid].options)
+    for extra in checks:
+        extra(check)
+    return settings
+
+
+def _check_settings(cfg: ConfigFile, flags: Mapping[str, Any]) -> CheckSettings:
+    values: dict[str, Any] = {k: _freeze(v) for k, v in cfg.check.items()}
+    if values.get("code") is not None:
+        values["code"] = str(values["code"])
+    values["only"] = split_ids(values.get("only", ()))
+    values["skip"] = split_ids(values.get("skip", ()))
+    given = {k: v for k, v in flags.items() if v is not None}
+    only, skip = split_ids(given.pop("only", ())), split_ids(given.pop("skip", ()))
+    if only:  # --only runs exactly what it names (less --skip on the same command line)
+        values["only"], values["skip"] = only, ()
+    if skip:
+        values["skip"] = skip
+    if given.pop("no_color", False):
+        values["color"] = False
+    if given.pop("verbose", False):
+        values["verbose"] = True
+    bandwidth = given.pop("bandwidth", None)
+    peer = given.pop("peer", None)
+    token = given.pop("peer_token", None)
+    if peer is not None:
+        values["peer"], values["peer_token"] = peer, token
+    if bandwidth is False:
+        values["skip"] = (*values["skip"], "bandwidth")
+    elif bandwidth or peer is not None:
+        values["enable"] = ("bandwidth",)
+        # Asked for on the command line: that beats a config file's skip list.
+        values["skip"] = tuple(p for p in values["skip"] if p != "bandwidth")
+        if values["only"]:  # asked for explicitly: it joins an --only list too
+            values["only"] = (*values["only"], "bandwidth")
+    if given.get("code") is not None:
+        given["code"] = str(given["code"])
+    values.update(given)
+    check = CheckSettings(**values)
+    try:
+        timeout = float(check.timeout)
+    except (TypeError, ValueError):
+        timeout = float("nan")
+    if not (0 < timeout <= 600):
+        raise UsageError(f"--timeout {check.timeout} is out of range; give seconds, e.g. --timeout 5")
+    if check.format not in ("text", "json"):
+        raise UsageError(f"format {check.format!r} is not text or json")
+    check = replace(check, timeout=timeout)
+    if check.json == "-":
+        check = replace(check, format="json", json=None)
+    return check
+
+
+def selected(settings: Settings, probes: Mapping[str, Any]) -> list[str]:
+    """The probes this check runs: --only, else the default set plus enabled ones, less --skip."""
+    c = settings.check
+    return [pid for pid, p in probes.items()
+            if (pid in c.only if c.only else (p.default_enabled or pid in c.enable)) and pid not in c.skip]

@@ -1,0 +1,11 @@
+"""Socket-level helpers and OS network facts: what the probes measure with.
+
+Lives here: ``tcpconnect`` (one TCP connect classifier), ``wire`` (HTTP head reader), ``stun``
+(RFC 5389 codec), ``httpsprobe`` (timed HTTPS through the proxy), ``speed`` (bandwidth
+transfers), ``dnsconf`` (the OS resolvers), ``proxies`` (which proxy a URL uses), ``osnet/``
+(interfaces, routes, neighbours, Wi-Fi per OS, with parsers for each OS's command output) and
+``proxysrc/`` (every place proxy settings live: environment, WinINet, WinHTTP, scutil, GNOME,
+PAC/WPAD).
+
+May import: ``roomprobe.core`` and ``roomprobe.net``. Never probes, diagnosis, report or fleet.
+"""
