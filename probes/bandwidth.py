@@ -14,35 +14,38 @@ the configured number of displays, warn on idle latency, jitter, and latency add
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
 
 DEFAULT_PEER_PORT = 9095
 
-DEFAULTS: dict[str, Any] = {
+@dataclass(frozen=True)
+class Options:
+    """The bandwidth probe's options: ``[probes.bandwidth]`` in the config file, ``--set``."""
+
     # Internet path (speed-test style: GET down_url?bytes=N, POST up_url).
-    "down_url": "https://speed.cloudflare.com/__down",
-    "up_url": "https://speed.cloudflare.com/__up",
-    "token": "",  # sent as X-Roomprobe-Token when set (a self-hosted 'roomprobe serve')
-    "peer_port": DEFAULT_PEER_PORT,  # roomprobe serve's port when --peer has none
-    "duration": 10.0,  # seconds for idle latency and both directions together
-    "streams": 4,
-    "omit": 1.0,  # seconds of warm-up (slow start) dropped per direction
-    "stable_tolerance": 0.04,  # stop early once the steady rate agrees within 4%
-    "min_steady": 2.0,  # ... over at least this many seconds
-    "max_request_mb": 64,
-    "connect_timeout": 3.0,
+    down_url: str = "https://speed.cloudflare.com/__down"
+    up_url: str = "https://speed.cloudflare.com/__up"
+    token: str = ""  # sent as X-Roomprobe-Token when set (a self-hosted 'roomprobe serve')
+    peer_port: int = DEFAULT_PEER_PORT  # roomprobe serve's port when --peer has none
+    duration: float = 10.0  # seconds for idle latency and both directions together
+    streams: int = 4
+    omit: float = 1.0  # seconds of warm-up (slow start) dropped per direction
+    stable_tolerance: float = 0.04  # stop early once the steady rate agrees within 4%
+    min_steady: float = 2.0  # ... over at least this many seconds
+    max_request_mb: int = 64
+    connect_timeout: float = 3.0
     # Profile (zoom-network-facts.md): 2.5 Mbps each way; Zoom Rooms 1/2/3 displays.
-    "min_down_mbps": 2.5,
-    "min_up_mbps": 2.5,
-    "displays": 1,
-    "rooms_down_mbps": [2.0, 4.0, 6.0],
-    "rooms_up_mbps": [2.0, 2.0, 2.0],
-    "latency_warn_ms": 100.0,  # idle median round trip
-    "jitter_warn_ms": 30.0,
-    "bufferbloat_warn_ms": 100.0,  # loaded median minus idle median
-}
+    min_down_mbps: float = 2.5
+    min_up_mbps: float = 2.5
+    displays: int = 1
+    rooms_down_mbps: tuple[float, ...] = (2.0, 4.0, 6.0)
+    rooms_up_mbps: tuple[float, ...] = (2.0, 2.0, 2.0)
+    latency_warn_ms: float = 100.0  # idle median round trip
+    jitter_warn_ms: float = 30.0
+    bufferbloat_warn_ms: float = 100.0  # loaded median minus idle median
 
 
 def _rooms_figure(table: list[float], displays: int) -> float:
@@ -51,10 +54,10 @@ def _rooms_figure(table: list[float], displays: int) -> float:
     return float(table[min(max(displays, 1), len(table)) - 1])
 
 
-def evaluate(m: dict[str, Any], opts: dict[str, Any], where: str) -> list[Finding]:
+def evaluate(m: dict[str, Any], opts: Options, where: str) -> list[Finding]:
     """Findings from one measurement (the dict roomprobe.net.speed.measure returns)."""
     out: list[Finding] = []
-    displays = int(opts["displays"])
+    displays = int(opts.displays)
     for key, label, fid, floor, table in (
             ("download", "Download", "bandwidth-down-low", "min_down_mbps", "rooms_down_mbps"),
             ("upload", "Upload", "bandwidth-up-low", "min_up_mbps", "rooms_up_mbps")):
@@ -62,8 +65,8 @@ def evaluate(m: dict[str, Any], opts: dict[str, Any], where: str) -> list[Findin
         mbps = d.get("mbps")
         if mbps is None:
             continue
-        minimum = float(opts[floor])
-        rooms = _rooms_figure(list(opts[table]), displays)
+        minimum = float(getattr(opts, floor))
+        rooms = _rooms_figure(list(getattr(opts, table)), displays)
         ev = {"mbps": mbps, "min_mbps": minimum, "rooms_mbps": rooms, "displays": displays,
               "path": where, "bytes": d["bytes"], "steady_seconds": d["steady_seconds"]}
         if mbps < minimum:
@@ -80,20 +83,20 @@ def evaluate(m: dict[str, Any], opts: dict[str, Any], where: str) -> list[Findin
                                hint="Expect reduced video quality on multi-display rooms; raise "
                                     "the link's capacity or reduce competing traffic."))
     idle = m["idle"]
-    if idle.get("median_ms") is not None and idle["median_ms"] >= float(opts["latency_warn_ms"]):
+    if idle.get("median_ms") is not None and idle["median_ms"] >= float(opts.latency_warn_ms):
         out.append(Finding("latency-high", Severity.WARN,
                            f"Round trip on the {where} path is {idle['median_ms']:g} ms at idle "
-                           f"(target below {float(opts['latency_warn_ms']):g} ms).",
-                           {"idle_median_ms": idle["median_ms"], "limit_ms": opts["latency_warn_ms"],
+                           f"(target below {float(opts.latency_warn_ms):g} ms).",
+                           {"idle_median_ms": idle["median_ms"], "limit_ms": opts.latency_warn_ms,
                             "path": where},
                            hint="Look for a long route (VPN, far-away proxy, satellite/LTE) or a "
                                 "congested link; Zoom traffic should go direct to Zoom."))
     jitters = [x for x in (idle.get("jitter_ms"),) if x is not None]
-    if jitters and max(jitters) >= float(opts["jitter_warn_ms"]):
+    if jitters and max(jitters) >= float(opts.jitter_warn_ms):
         out.append(Finding("jitter-high", Severity.WARN,
                            f"Latency varies by {max(jitters):g} ms between round trips on the "
-                           f"{where} path (target below {float(opts['jitter_warn_ms']):g} ms).",
-                           {"idle_jitter_ms": idle.get("jitter_ms"), "limit_ms": opts["jitter_warn_ms"],
+                           f"{where} path (target below {float(opts.jitter_warn_ms):g} ms).",
+                           {"idle_jitter_ms": idle.get("jitter_ms"), "limit_ms": opts.jitter_warn_ms,
                             "path": where},
                            hint="Jitter comes from Wi-Fi contention/interference or a busy link: "
                                 "try a cable or a cleaner channel, and apply QoS for Zoom."))
@@ -104,20 +107,20 @@ def evaluate(m: dict[str, Any], opts: dict[str, Any], where: str) -> list[Findin
             added[key] = round(loaded - idle["median_ms"], 1)
     if added:
         worst = max(added, key=lambda k: added[k])
-        if added[worst] >= float(opts["bufferbloat_warn_ms"]):
+        if added[worst] >= float(opts.bufferbloat_warn_ms):
             out.append(Finding("bufferbloat", Severity.WARN,
                                f"Latency rises by {added[worst]:g} ms while the {worst} runs on "
                                f"the {where} path (buffer bloat): calls stutter whenever the link "
                                "is busy.",
                                {"added_ms": added, "idle_median_ms": idle["median_ms"],
-                                "limit_ms": opts["bufferbloat_warn_ms"], "path": where},
+                                "limit_ms": opts.bufferbloat_warn_ms, "path": where},
                                hint="Enable smart queue management (SQM, fq_codel/cake) or QoS on "
                                     "the router/access point, or shape just below the link rate."))
     return out
 
 
 def _progress(ctx: Context) -> Any:
-    if ctx.settings.get("check", {}).get("format", "text") != "text" or not sys.stderr.isatty():
+    if (ctx.settings is not None and ctx.settings.format != "text") or not sys.stderr.isatty():
         return None
 
     def show(phase: str, mbps: float | None) -> None:
@@ -131,20 +134,19 @@ def endpoint_for(ctx: Context) -> tuple[Any, str, str]:
     """The endpoint to measure, the path's name (lan/internet) and a label for messages."""
     from roomprobe.net.speed import TOKEN_HEADER, Endpoint
 
-    check = ctx.settings.get("check", {})
     o = ctx.options
-    timeout = float(o["connect_timeout"])
-    peer = check.get("peer")
+    timeout = float(o.connect_timeout)
+    peer = ctx.settings.peer if ctx.settings is not None else None
     if peer:
-        host, port = split_peer(str(peer), int(o["peer_port"]))
+        host, port = split_peer(str(peer), int(o.peer_port))
         base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-        headers = {TOKEN_HEADER: str(check.get("peer_token") or "")}
+        headers = {TOKEN_HEADER: str((ctx.settings.peer_token if ctx.settings else None) or "")}
         # The LAN peer is reached directly: Zoom Rooms' controller link never uses a proxy.
         return (Endpoint(f"{base}/__down", f"{base}/__up", headers, timeout, use_proxy=False),
                 "lan", f"{host}:{port}")
-    headers = {TOKEN_HEADER: str(o["token"])} if o.get("token") else {}
-    return (Endpoint(str(o["down_url"]), str(o["up_url"]), headers, timeout), "internet",
-            str(o["down_url"]))
+    headers = {TOKEN_HEADER: str(o.token)} if o.token else {}
+    return (Endpoint(str(o.down_url), str(o.up_url), headers, timeout), "internet",
+            str(o.down_url))
 
 
 def split_peer(peer: str, default_port: int) -> tuple[str, int]:
@@ -168,10 +170,10 @@ def run(ctx: Context) -> Result:
     o = ctx.options
     ep, where, label = endpoint_for(ctx)
     proxy = ep.proxy()
-    st = speed.Settings(streams=max(1, int(o["streams"])), omit_s=float(o["omit"]),
-                        min_steady_s=float(o["min_steady"]), tolerance=float(o["stable_tolerance"]),
-                        max_request_bytes=int(float(o["max_request_mb"]) * 1024 * 1024))
-    budget = max(2.0, min(float(o["duration"]), ctx.remaining() - 2 * ep.timeout - 1.0))
+    st = speed.Settings(streams=max(1, int(o.streams)), omit_s=float(o.omit),
+                        min_steady_s=float(o.min_steady), tolerance=float(o.stable_tolerance),
+                        max_request_bytes=int(float(o.max_request_mb) * 1024 * 1024))
+    budget = max(2.0, min(float(o.duration), ctx.remaining() - 2 * ep.timeout - 1.0))
     ep.timeout = ctx.budget(ep.timeout)
     base_ev: dict[str, Any] = {"path": where, "endpoint": label, "proxy": proxy,
                                "budget_s": round(budget, 2)}
@@ -196,7 +198,7 @@ def run(ctx: Context) -> Result:
             sys.stderr.write("\r\x1b[K")
             sys.stderr.flush()
     evidence = {**base_ev, **m}
-    findings = evaluate(m, dict(o), where)
+    findings = evaluate(m, o, where)
     for key in ("download", "upload"):
         d = m[key]
         if d["mbps"] is not None and d["errors"] and not d["stable"]:
@@ -234,7 +236,7 @@ PROBE = Probe(
     title="Bandwidth and latency under load",
     run=run,
     timeout_s=18.0,
-    defaults=DEFAULTS,
+    options=Options,
     long_running=True,
     description="Steady-state Mbps each way (parallel streams, warm-up dropped), idle and loaded "
                 "latency, jitter, buffer bloat; internet endpoints, or a 'roomprobe serve' peer "

@@ -23,7 +23,8 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,20 +33,23 @@ from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Stat
 from roomprobe.net import httpsprobe, stun
 from roomprobe.net.tcpconnect import REFUSED, UNREACHABLE, connect_state
 
+
 # Zoom's defaults (KB0060561 / KB0065712, see docs/cloud.md). Zoom publishes IP ranges, not
 # media host names: set media_hosts / stun_hosts to your zone's addresses for a sharp answer.
-DEFAULTS: dict[str, Any] = {
-    "web_urls": ["https://zoom.us/", "https://www.zoom.us/", "https://zoom.com/"],
-    "media_hosts": ["zoom.us"],
-    "tcp_ports": [8801, 8802],
-    "stun_hosts": ["zoom.us"],
-    "udp_ports": [3478, 3479, 8801],
+@dataclass(frozen=True)
+class Options:
+    """The cloud probe's options: ``[probes.cloud]`` in the config file, ``--set``."""
+
+    web_urls: tuple[str, ...] = ("https://zoom.us/", "https://www.zoom.us/", "https://zoom.com/")
+    media_hosts: tuple[str, ...] = ("zoom.us",)
+    tcp_ports: tuple[int, ...] = (8801, 8802)
+    stun_hosts: tuple[str, ...] = ("zoom.us",)
+    udp_ports: tuple[int, ...] = (3478, 3479, 8801)
     # "host:port" of a STUN server known to answer (e.g. your own); empty = no control.
-    "control_host": "",
-    "ca_file": "",  # empty = the system trust store
-    "connect_timeout": 3.0,
-    "stun_timeout": 2.0,
-}
+    control_host: str = ""
+    ca_file: str = ""  # empty = the system trust store
+    connect_timeout: float = 3.0
+    stun_timeout: float = 2.0
 
 TCP_BLOCKED = {"refused", "filtered", "unreachable"}
 
@@ -53,7 +57,7 @@ TCP_BLOCKED = {"refused", "filtered", "unreachable"}
 # ------------------------------------------------------------------------------- options
 
 def _ports(value: Any, name: str) -> list[int]:
-    items = value if isinstance(value, list) else [value]
+    items = value if isinstance(value, (list, tuple)) else [value]
     out = []
     for item in items:
         try:
@@ -75,18 +79,18 @@ def split_hostport(text: str, name: str = "control_host") -> tuple[str, int]:
     return host, int(port)
 
 
-def validate(options: Mapping[str, Any]) -> None:
+def validate(options: Options) -> None:
     """Refuse bad options before anything runs (exit 3 with one clear line)."""
-    for url in options["web_urls"]:
+    for url in options.web_urls:
         parts = urlsplit(str(url))
         if parts.scheme != "https" or not parts.hostname:
             raise UsageError(f"cloud.web_urls: {url!r} is not an https:// URL")
-    _ports(options["tcp_ports"], "tcp_ports")
-    _ports(options["udp_ports"], "udp_ports")
-    if options["control_host"]:
-        split_hostport(str(options["control_host"]))
+    _ports(options.tcp_ports, "tcp_ports")
+    _ports(options.udp_ports, "udp_ports")
+    if options.control_host:
+        split_hostport(str(options.control_host))
     for key in ("connect_timeout", "stun_timeout"):
-        if not float(options[key]) > 0:
+        if not float(getattr(options, key)) > 0:
             raise UsageError(f"cloud.{key}: must be more than 0 seconds")
 
 
@@ -311,22 +315,22 @@ def _brief(w: dict[str, Any]) -> dict[str, Any]:
 def run(ctx: Context) -> Result:
     opts = ctx.options
     validate(opts)
-    tcp_ports, udp_ports = _ports(opts["tcp_ports"], "tcp_ports"), _ports(opts["udp_ports"], "udp_ports")
-    ca_file = str(opts["ca_file"]) or None
-    conn_t = ctx.budget(float(opts["connect_timeout"]))
-    stun_t = ctx.budget(float(opts["stun_timeout"]))
+    tcp_ports, udp_ports = _ports(opts.tcp_ports, "tcp_ports"), _ports(opts.udp_ports, "udp_ports")
+    ca_file = str(opts.ca_file) or None
+    conn_t = ctx.budget(float(opts.connect_timeout))
+    stun_t = ctx.budget(float(opts.stun_timeout))
     tasks: dict[str, Callable[[], Any]] = {}
-    web_urls = [str(u) for u in opts["web_urls"]]
+    web_urls = [str(u) for u in opts.web_urls]
     for i, url in enumerate(web_urls):
         tasks[f"web{i}"] = lambda url=url: httpsprobe.fetch(url, timeout=conn_t, ca_file=ca_file)
-    tcp_keys = [(h, p) for h in opts["media_hosts"] for p in tcp_ports]
+    tcp_keys = [(h, p) for h in opts.media_hosts for p in tcp_ports]
     for i, (h, p) in enumerate(tcp_keys):
         tasks[f"tcp{i}"] = lambda h=h, p=p: tcp_connect(str(h), p, conn_t)
-    udp_keys = [(h, p) for h in opts["stun_hosts"] for p in udp_ports]
+    udp_keys = [(h, p) for h in opts.stun_hosts for p in udp_ports]
     for i, (h, p) in enumerate(udp_keys):
         tasks[f"udp{i}"] = lambda h=h, p=p: stun_binding(str(h), p, stun_t)
-    if opts["control_host"]:
-        ch, cp = split_hostport(str(opts["control_host"]))
+    if opts.control_host:
+        ch, cp = split_hostport(str(opts.control_host))
         tasks["control"] = lambda: stun_binding(ch, cp, stun_t)
 
     # Every task bounds itself; this is the backstop (e.g. a resolver that hangs), within ours.
@@ -340,8 +344,8 @@ def run(ctx: Context) -> Result:
     udp = [res[f"udp{i}"] or {"host": h, "port": p, "state": None, "error": "deadline", "proof": None}
            for i, (h, p) in enumerate(udp_keys)]
     control = res.get("control")
-    if opts["control_host"] and control is None:
-        control = {"host": opts["control_host"], "state": None, "error": "deadline"}
+    if opts.control_host and control is None:
+        control = {"host": opts.control_host, "state": None, "error": "deadline"}
     summary, findings = conclude(web, tcp, udp, control, tcp_ports, udp_ports)
     evidence = {**summary, "web": web, "tcp": tcp, "udp": udp, "control": control}
     if any(f.severity == Severity.FAIL for f in findings):
@@ -364,7 +368,7 @@ PROBE = Probe(
     title="Zoom cloud: HTTPS, TCP 8801/8802, UDP 3478/3479/8801",
     run=run,
     timeout_s=5.0,
-    defaults=DEFAULTS,
+    options=Options,
     validate=validate,
     description="HTTPS to Zoom's web hosts through the system proxy (phases timed), TCP 8801/8802 "
                 "to media hosts, STUN over UDP 3478/3479/8801: reachable, blocked (with proof) "

@@ -16,17 +16,21 @@ Concludes: anything but open/listening-by-Zoom-Rooms is a failure with its own f
 from __future__ import annotations
 
 import socket
+from dataclasses import dataclass
 from typing import Any
 
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
 from roomprobe.net import osnet
 from roomprobe.net.tcpconnect import connect_state
 
-DEFAULTS = {
-    "connect_timeout": 2.5,
+
+@dataclass(frozen=True)
+class Options:
+    """The controller-port probe's options: ``[probes.controller-port]`` in the config file, ``--set``."""
+
+    connect_timeout: float = 2.5
     # Process names of the Zoom Rooms app (Windows, macOS); matched case-insensitively.
-    "zoom_rooms_processes": ["ZoomRooms.exe", "ZoomRooms", "ZoomPresence", "Zoom Rooms"],
-}
+    zoom_rooms_processes: tuple[str, ...] = ("ZoomRooms.exe", "ZoomRooms", "ZoomPresence", "Zoom Rooms")
 
 def tcp_state(addr: str, port: int, timeout: float) -> dict[str, Any]:
     """Connect once; classify as open | refused | filtered | unreachable, with timing and errno."""
@@ -50,7 +54,7 @@ FINDINGS = {
 
 
 def _controller_side(ctx: Context, room: str, port: int) -> Result:
-    attempt = tcp_state(room, port, ctx.budget(float(ctx.options["connect_timeout"])))
+    attempt = tcp_state(room, port, ctx.budget(float(ctx.options.connect_timeout)))
     evidence: dict[str, Any] = {"side": "controller", "room": room, "port": port, **attempt}
     on_link = osnet.interface_for_peer(room)
     evidence["on_link"] = on_link is not None
@@ -122,7 +126,7 @@ def _room_side(ctx: Context, port: int) -> Result:
                     {"port": port},
                     hint="Start the Zoom Rooms app (it listens on this port once signed in).")])
     evidence["state"] = "listening"
-    names = list(ctx.options["zoom_rooms_processes"])
+    names = list(ctx.options.zoom_rooms_processes)
     owners = {(s["pid"], s["process"]) for s in socks or []}
     others = [{"pid": pid, "process": name} for pid, name in owners
               if _is_zoom_rooms(name, names) is False]
@@ -177,7 +181,7 @@ PROBE = Probe(
     run=run,
     needs=("role",),
     timeout_s=3.5,
-    defaults=DEFAULTS,
+    options=Options,
     description="From the controller side: is room:9090 open/refused/filtered/unreachable. "
                 "On the room: who listens on 9090, and is it reachable on the LAN address.",
 )

@@ -28,26 +28,30 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
 from roomprobe.net import dnsconf
 
-DEFAULTS: dict[str, Any] = {
+
+@dataclass(frozen=True)
+class Options:
+    """The dns probe's options: ``[probes.dns]`` in the config file, ``--set``."""
+
     # zoom.us and its web host; the client's API and web (meeting) hosts. A zone-controller
     # name belongs here too, but none could be verified against live DNS from where this was
     # written, and a wrong default would raise a false dns-nxdomain on every room: add the
     # one your rooms use with [probes.dns] names = [...].
-    "names": ["zoom.us", "www.zoom.us", "api.zoom.us", "us04web.zoom.us"],
-    "types": ["A", "AAAA"],
-    "resolvers": [],  # empty: the system's resolvers; else "ADDR" or "ADDR#PORT"
-    "lifetime": 2.0,  # seconds per query (capped by the probe's deadline)
-    "slow_ms": 300,  # an answer slower than this is slow
+    names: tuple[str, ...] = ("zoom.us", "www.zoom.us", "api.zoom.us", "us04web.zoom.us")
+    types: tuple[str, ...] = ("A", "AAAA")
+    resolvers: tuple[str, ...] = ()  # empty: the system's resolvers; else "ADDR" or "ADDR#PORT"
+    lifetime: float = 2.0  # seconds per query (capped by the probe's deadline)
+    slow_ms: int = 300  # an answer slower than this is slow
     # CIDRs whose addresses are legitimate answers (split-horizon DNS, a lab), not a sinkhole.
-    "allow_networks": [],
-    "os_lookup": True,  # also resolve through getaddrinfo (hosts file + OS resolver)
-}
+    allow_networks: tuple[str, ...] = ()
+    os_lookup: bool = True  # also resolve through getaddrinfo (hosts file + OS resolver)
 
 RECORD_TYPES = {"A": socket.AF_INET, "AAAA": socket.AF_INET6}
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
@@ -92,31 +96,31 @@ TEXTS: dict[str, tuple[str, str]] = {
 
 # -- options ------------------------------------------------------------------------------------
 
-def check_options(opts: Mapping[str, Any]) -> None:
+def check_options(opts: Options) -> None:
     """Refuse bad option values up front (one clear line, exit 3), before any query runs."""
-    names = opts.get("names")
-    if not isinstance(names, list) or not names:
+    names = opts.names
+    if not isinstance(names, (list, tuple)) or not names:
         raise UsageError("dns.names must be a non-empty list of host names, e.g. zoom.us,www.zoom.us")
     for name in names:
         labels = str(name).lower().rstrip(".").split(".")
         if not all(_LABEL.match(label) for label in labels) or len(str(name)) > 253:
             raise UsageError(f"dns.names: {name!r} is not a valid host name")
-    types = opts.get("types")
-    if not isinstance(types, list) or not types or any(str(t).upper() not in RECORD_TYPES for t in types):
+    types = opts.types
+    if not isinstance(types, (list, tuple)) or not types or any(str(t).upper() not in RECORD_TYPES for t in types):
         raise UsageError(f"dns.types {types!r}: give one or more of A, AAAA")
-    for spec in opts.get("resolvers") or []:
+    for spec in opts.resolvers or []:
         try:
             dnsconf.parse_resolver_spec(str(spec))
         except ValueError as exc:
             raise UsageError(f"dns.resolvers: {exc}") from None
-    for cidr in opts.get("allow_networks") or []:
+    for cidr in opts.allow_networks or []:
         try:
             ipaddress.ip_network(str(cidr), strict=False)
         except ValueError:
             raise UsageError(f"dns.allow_networks: {cidr!r} is not a CIDR like 10.0.0.0/8") from None
     for key in ("lifetime", "slow_ms"):
-        if float(opts.get(key, 0)) <= 0:
-            raise UsageError(f"dns.{key} must be a positive number, got {opts.get(key)!r}")
+        if float(getattr(opts, key)) <= 0:
+            raise UsageError(f"dns.{key} must be a positive number, got {getattr(opts, key)!r}")
 
 
 # -- measuring ----------------------------------------------------------------------------------
@@ -221,12 +225,12 @@ def _fmt(items: list[dict[str, Any]], limit: int = 4) -> str:
 
 
 def analyse(resolvers: list[dict[str, Any]], queries: list[dict[str, Any]], os_results: list[dict[str, Any]],
-            hosts: dict[str, list[dict[str, Any]]], names: list[str], opts: Mapping[str, Any],
+            hosts: dict[str, list[dict[str, Any]]], names: list[str], opts: Options,
             no_resolver_why: str | None = None, hosts_file: str = "") -> list[Finding]:
     """Pure judgement over the measurements (unit-testable): the findings, severest first."""
-    allowed = [ipaddress.ip_network(str(c), strict=False) for c in opts.get("allow_networks") or []]
-    slow_ms = float(opts["slow_ms"])
-    lifetime = opts.get("lifetime")
+    allowed = [ipaddress.ip_network(str(c), strict=False) for c in opts.allow_networks or []]
+    slow_ms = float(opts.slow_ms)
+    lifetime = opts.lifetime
 
     def good(q: dict[str, Any]) -> bool:
         return q["outcome"] == "ok" and any(not is_suspicious(a, allowed) for a in q["answers"])
@@ -347,12 +351,12 @@ def per_resolver(queries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def run(ctx: Context) -> Result:
     opts = ctx.options
     check_options(opts)
-    names = [str(n).lower().rstrip(".") for n in opts["names"]]
-    types = [str(t).upper() for t in opts["types"]]
-    lifetime = float(opts["lifetime"])
+    names = [str(n).lower().rstrip(".") for n in opts.names]
+    types = [str(t).upper() for t in opts.types]
+    lifetime = float(opts.lifetime)
     why: str | None = None
-    if opts.get("resolvers"):
-        resolvers = [dnsconf.parse_resolver_spec(str(s)) for s in opts["resolvers"]]
+    if opts.resolvers:
+        resolvers = [dnsconf.parse_resolver_spec(str(s)) for s in opts.resolvers]
     else:
         resolvers, why = dnsconf.system_resolvers()
 
@@ -365,7 +369,7 @@ def run(ctx: Context) -> Result:
             for t in types:
                 jobs[("dns", label(r), n, t)] = (
                     lambda r=r, n=n, t=t: query(r["address"], r["port"], n, t, ctx.budget(lifetime)))
-    if opts.get("os_lookup", True):
+    if opts.os_lookup:
         for n in names:
             for t in types:
                 jobs[("os", "", n, t)] = lambda n=n, t=t: os_lookup(n, t)
@@ -392,8 +396,8 @@ def run(ctx: Context) -> Result:
 
     evidence: dict[str, Any] = {
         "resolvers": [{**r, "label": label(r)} for r in resolvers],
-        "resolvers_from": "config" if opts.get("resolvers") else "system",
-        "names": names, "types": types, "lifetime_s": lifetime, "slow_ms": opts["slow_ms"],
+        "resolvers_from": "config" if opts.resolvers else "system",
+        "names": names, "types": types, "lifetime_s": lifetime, "slow_ms": opts.slow_ms,
         "elapsed_ms": round((time.monotonic() - t0) * 1000, 1),
         "queries": queries, "os": os_results,
         "hosts_file": {"path": str(hpath), "error": hosts_note,
@@ -418,7 +422,7 @@ PROBE = Probe(
     title="DNS resolution of Zoom's names",
     run=run,
     timeout_s=3.0,
-    defaults=DEFAULTS,
+    options=Options,
     validate=check_options,
     description="Resolves Zoom's names through each resolver and the OS: timeouts, REFUSED, SERVFAIL, "
                 "NXDOMAIN, sinkholes, hosts-file overrides, slow or disagreeing resolvers.",

@@ -19,32 +19,37 @@ import sys
 import threading
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FuturesTimeout
+from dataclasses import dataclass
 from typing import Any
 
+from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
 from roomprobe.net.proxysrc import Source, route, safe_url, system_sources
 from roomprobe.net.proxysrc.checks import is_loopback, probe_proxy, split_proxy, tls_check
 from roomprobe.net.proxysrc.pac import PacCache, discover, search_domain, wpad_urls
 
-DEFAULTS: dict[str, Any] = {
+
+@dataclass(frozen=True)
+class Options:
+    """The proxy probe's options: ``[probes.proxy]`` in the config file, ``--set``."""
+
     # URLs whose route matters besides the controller's (Zoom's web and API hosts).
-    "targets": ["https://zoom.us/", "https://api.zoom.us/"],
-    "connect_target": "zoom.us:443",  # what each proxy is asked to CONNECT to
-    "connect_timeout": 2.0,
-    "tls_host": "zoom.us",
-    "tls_port": 443,
-    "ca_file": "",  # empty: the system's trust store
-    "tls_timeout": 2.5,
-    "pac_url": "",  # an extra PAC file (URL or path) to evaluate as its own source
-    "pac_timeout": 1.5,
-    "os_sources": True,  # read WinINet/WinHTTP, scutil, gsettings (off: environment only)
-    "wpad": "auto",  # auto (when a source asks for auto-detect) | on | off
-    "wpad_domain": "",  # empty: the DNS search domain
-    "wpad_url": "",  # a full WPAD URL instead of guessing from the domain
-    "wpad_timeout": 1.5,
+    targets: tuple[str, ...] = ("https://zoom.us/", "https://api.zoom.us/")
+    connect_target: str = "zoom.us:443"  # what each proxy is asked to CONNECT to
+    connect_timeout: float = 2.0
+    tls_host: str = "zoom.us"
+    tls_port: int = 443
+    ca_file: str = ""  # empty: the system's trust store
+    tls_timeout: float = 2.5
+    pac_url: str = ""  # an extra PAC file (URL or path) to evaluate as its own source
+    pac_timeout: float = 1.5
+    os_sources: bool = True  # read WinINet/WinHTTP, scutil, gsettings (off: environment only)
+    wpad: str = "auto"  # auto (when a source asks for auto-detect) | on | off
+    wpad_domain: str = ""  # empty: the DNS search domain
+    wpad_url: str = ""  # a full WPAD URL instead of guessing from the domain
+    wpad_timeout: float = 1.5
     # Judge "host name resolves to loopback": auto (Windows/macOS only) | on | off.
-    "hostname_check": "auto",
-}
+    hostname_check: str = "auto"
 
 HINTS = {
     "proxy-loopback-dead": "Remove the stale proxy setting ({where}): a VPN or debugging tool left it "
@@ -86,16 +91,16 @@ def _finding(fid: str, sev: Severity, msg: str, evidence: dict[str, Any], **fmt:
 def _collect(ctx: Context) -> tuple[list[Source], dict[str, Any]]:
     """All sources; WPAD only when asked for (bounded by ``wpad_timeout``)."""
     o = ctx.options
-    sources = system_sources() if o["os_sources"] else system_sources(include_gnome=False)[:1]
-    if o["pac_url"]:
-        sources.append(Source("pac", "option pac_url", pac_url=str(o["pac_url"])))
-    wpad: dict[str, Any] = {"mode": o["wpad"]}
-    wanted = o["wpad"] == "on" or (o["wpad"] == "auto" and any(s.auto_detect for s in sources))
+    sources = system_sources() if o.os_sources else system_sources(include_gnome=False)[:1]
+    if o.pac_url:
+        sources.append(Source("pac", "option pac_url", pac_url=str(o.pac_url)))
+    wpad: dict[str, Any] = {"mode": o.wpad}
+    wanted = o.wpad == "on" or (o.wpad == "auto" and any(s.auto_detect for s in sources))
     if wanted:
-        domain = str(o["wpad_domain"]) or search_domain()
-        urls = [str(o["wpad_url"])] if o["wpad_url"] else wpad_urls(domain) if domain else []
+        domain = str(o.wpad_domain) or search_domain()
+        urls = [str(o.wpad_url)] if o.wpad_url else wpad_urls(domain) if domain else []
         wpad.update(domain=domain or None, candidates=urls)
-        found, tried = discover(urls, ctx.budget(float(o["wpad_timeout"])))
+        found, tried = discover(urls, ctx.budget(float(o.wpad_timeout)))
         wpad.update(found=found, tried=tried)
         if found:
             sources.append(Source("wpad", f"WPAD {found}", pac_url=found))
@@ -121,10 +126,10 @@ def _room_address(ctx: Context) -> dict[str, Any]:
 
 def _proxy_and_tls(ctx: Context, proxy: str) -> dict[str, Any]:
     o = ctx.options
-    res = probe_proxy(proxy, str(o["connect_target"]), ctx.budget(float(o["connect_timeout"])))
+    res = probe_proxy(proxy, str(o.connect_target), ctx.budget(float(o.connect_timeout)))
     if res.get("connect") == "ok":
-        res["tls"] = tls_check(str(o["tls_host"]), int(o["tls_port"]), ctx.budget(float(o["tls_timeout"])),
-                               str(o["ca_file"]) or None, proxy=proxy)
+        res["tls"] = tls_check(str(o.tls_host), int(o.tls_port), ctx.budget(float(o.tls_timeout)),
+                               str(o.ca_file) or None, proxy=proxy)
     if res["loopback"] and res.get("tcp") == "open":
         res["process"] = _listener_process(res["port"])
     return res
@@ -175,24 +180,28 @@ class _Daemons:
 CHOICES = {"wpad": ("auto", "on", "off"), "hostname_check": ("auto", "on", "off")}
 
 
-def run(ctx: Context) -> Result:
+def validate(options: Options) -> None:
+    """Refuse a value the probe cannot act on before anything runs (one line, exit 3)."""
     for key, allowed in CHOICES.items():
-        if ctx.options[key] not in allowed:
-            return Result(Status.ERROR, "bad-option", f"proxy.{key}={ctx.options[key]!r} is not one of "
-                          f"{', '.join(allowed)}", {"option": key, "value": str(ctx.options[key])})
+        value = getattr(options, key)
+        if value not in allowed:
+            raise UsageError(f"proxy.{key}={value!r} is not one of {', '.join(allowed)}")
+
+
+def run(ctx: Context) -> Result:
     return _run(ctx, ctx.options, _Daemons())
 
 
 def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
     host_f = pool.submit(_room_address, ctx) if ctx.targets.role != "controller-side" else None
-    ca = str(o["ca_file"]) or None
-    direct_tls_f = pool.submit(tls_check, str(o["tls_host"]), int(o["tls_port"]),
-                               ctx.budget(float(o["tls_timeout"])), ca)
+    ca = str(o.ca_file) or None
+    direct_tls_f = pool.submit(tls_check, str(o.tls_host), int(o.tls_port),
+                               ctx.budget(float(o.tls_timeout)), ca)
     sources, wpad = _collect(ctx)
-    pac = PacCache(lambda: ctx.budget(float(o["pac_timeout"])))
+    pac = PacCache(lambda: ctx.budget(float(o.pac_timeout)))
     peer = ctx.targets.peer
     peer_label = "controller" if ctx.targets.role == "room" else "room"
-    targets = [str(t) for t in o["targets"]]
+    targets = [str(t) for t in o.targets]
     if peer:
         targets.append(f"http://{peer}:{ctx.targets.port}/")
     active = [s for s in sources if s.active]
@@ -248,7 +257,7 @@ def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
                     {"peer": peer, "source": row["source"], "proxy": row["proxy"], "via": row["via"]},
                     where=row["source"]))
 
-    tls_ev = [_wait(direct_tls_f, ctx, {"host": o["tls_host"], "port": o["tls_port"], "via": "direct",
+    tls_ev = [_wait(direct_tls_f, ctx, {"host": o.tls_host, "port": o.tls_port, "via": "direct",
                                         "verified": None, "error": "no answer before the deadline"})]
     tls_ev += [p["tls"] for p in proxies_ev if "tls" in p]
     for t in tls_ev:
@@ -264,7 +273,7 @@ def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
                                   "resolve_error": "unfinished"}) if host_f else None
     # Debian/Ubuntu map the host name to 127.0.1.1 by design and Zoom Rooms does not run there:
     # by default ("auto") the clue is judged on Windows and macOS only; evidence is always kept.
-    judge = o["hostname_check"] == "on" or (o["hostname_check"] == "auto"
+    judge = o.hostname_check == "on" or (o.hostname_check == "auto"
                                              and not sys.platform.startswith("linux"))
     if host_ev and judge:
         addrs = host_ev["hostname_resolves_to"]
@@ -337,7 +346,8 @@ PROBE = Probe(
     title="Proxy settings, proxies and TLS interception",
     run=run,
     timeout_s=4.5,
-    defaults=DEFAULTS,
+    options=Options,
+    validate=validate,
     description="Every proxy source (env, WinINet, WinHTTP, macOS, GNOME, PAC, WPAD), the route to "
                 "Zoom and the controller, CONNECT through each proxy, TLS issuer of zoom.us, and the "
                 "127.0.0.1 clue.",

@@ -15,12 +15,19 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
 from roomprobe.net import osnet
 
-DEFAULTS = {"arp_tries": 3, "arp_timeout": 0.5}
+
+@dataclass(frozen=True)
+class Options:
+    """The subnet probe's options: ``[probes.subnet]`` in the config file, ``--set``."""
+
+    arp_tries: int = 3
+    arp_timeout: float = 0.5
 
 
 def arp_request(iface: str, peer: str, source: str, tries: int, timeout: float,
@@ -94,7 +101,7 @@ def run(ctx: Context) -> Result:
                           hint="Run as root / Administrator (with Npcap on Windows) for the ARP check.")])
 
     arp = arp_request(on_link["interface"], peer, on_link["address"],
-                      int(ctx.options["arp_tries"]), float(ctx.options["arp_timeout"]), ctx)
+                      int(ctx.options.arp_tries), float(ctx.options.arp_timeout), ctx)
     evidence["arp"] = {"status": "done", **arp}
     if arp["answered"]:
         return Result(Status.PASS, "same-subnet", f"{summary}; answers ARP from {arp['mac']}",
@@ -115,6 +122,6 @@ PROBE = Probe(
     run=run,
     needs=("peer",),
     timeout_s=3.0,
-    defaults=DEFAULTS,
+    options=Options,
     description="Same subnet as the peer? Otherwise the route; on the same subnet, does it answer ARP.",
 )

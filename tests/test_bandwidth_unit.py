@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 from roomprobe.probes import bandwidth
@@ -77,7 +78,7 @@ def measurement(down=20.0, up=20.0, idle=5.0, jitter=1.0, loaded=(10.0, 12.0)):
             "download": d(down, loaded[0]), "upload": d(up, loaded[1])}
 
 
-OPTS = dict(bandwidth.DEFAULTS)
+OPTS = bandwidth.Options()
 
 
 def ids(findings):
@@ -95,7 +96,7 @@ def test_profile_fail_below_minimum_and_warn_below_rooms_figure():
     assert ev["mbps"] == 1.0 and ev["min_mbps"] == 2.5
     # 5 Mbps down is enough for one display, not for three (6 Mbps)
     assert bandwidth.evaluate(measurement(down=5.0), OPTS, "lan") == []
-    got = bandwidth.evaluate(measurement(down=5.0), {**OPTS, "displays": 3}, "lan")
+    got = bandwidth.evaluate(measurement(down=5.0), replace(OPTS, displays=3), "lan")
     assert ids(got) == {("bandwidth-down-low", "warn")}
 
 
@@ -109,7 +110,7 @@ def test_profile_latency_jitter_and_bufferbloat():
     assert got[0].evidence["added_ms"] == {"download": 175.0, "upload": 15.0}
     # thresholds are options
     assert bandwidth.evaluate(measurement(idle=5.0, loaded=(180.0, 20.0)),
-                              {**OPTS, "bufferbloat_warn_ms": 200}, "lan") == []
+                              replace(OPTS, bufferbloat_warn_ms=200), "lan") == []
 
 
 @pytest.mark.parametrize("peer, want", [("10.0.0.20", ("10.0.0.20", 9095)),
@@ -236,16 +237,17 @@ def test_probe_reports_a_transfer_the_server_cut_short():
     """serve's session byte cap runs out mid-download (loopback is fast): the figure is flagged
     incomplete, not passed off as the link's rate."""
     from roomprobe.core.probe import Context, Status, Targets
+    from roomprobe.core.settings import CheckSettings
 
     srv = SpeedServer(("127.0.0.1", 0), "right-token-123",
                       Limits(max_total_bytes=40_000_000), time.monotonic() + 60)
     th = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     th.start()
     try:
-        ctx = Context(targets=Targets(), options={**OPTS, "duration": 4.0, "timeout": 18.0},
+        ctx = Context(targets=Targets(), options=replace(OPTS, duration=4.0),
                       deadline=time.monotonic() + 18, privileged=False,
-                      settings={"check": {"peer": f"127.0.0.1:{srv.server_address[1]}",
-                                          "peer_token": "right-token-123", "format": "json"}})
+                      settings=CheckSettings(peer=f"127.0.0.1:{srv.server_address[1]}",
+                                             peer_token="right-token-123", format="json"))
         res = bandwidth.run(ctx)
     finally:
         srv.shutdown()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from roomprobe.probes import cloud
 
@@ -94,10 +96,10 @@ def test_tcp_media_states():
 ])
 def test_bad_options_are_usage_errors(key, value, msg):
     with pytest.raises(UsageError, match=msg):
-        cloud.validate({**cloud.DEFAULTS, key: value})
+        cloud.validate(replace(cloud.Options(), **{key: value}))
 
 
 def test_defaults_are_valid_and_hostport_parses():
-    cloud.validate(cloud.DEFAULTS)
+    cloud.validate(cloud.Options())
     assert cloud.split_hostport("[2001:db8::1]:3478") == ("2001:db8::1", 3478)
     assert cloud.split_hostport("stun.example.net:19302") == ("stun.example.net", 19302)

@@ -10,6 +10,7 @@ import ipaddress
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from roomprobe.core.errors import UsageError
 from roomprobe.net import dnsconf
 
 DATA = Path(__file__).parent / "data" / "os"
-OPTS = {**dnsprobe.DEFAULTS, "allow_networks": ["203.0.113.0/24"]}
+OPTS = dnsprobe.Options(allow_networks=("203.0.113.0/24",))
 NAMES = ["zoom.us", "www.zoom.us"]
 R1 = {"address": "192.0.2.1", "port": 53, "source": "test"}
 R2 = {"address": "192.0.2.2", "port": 53, "source": "test"}
@@ -37,7 +38,7 @@ def ids(findings) -> dict[str, str]:
 
 def judge(queries, os_results=(), hosts=None, resolvers=(R1,), **opts):
     return dnsprobe.analyse(list(resolvers), list(queries), list(os_results), hosts or {}, NAMES,
-                            {**OPTS, **opts}, hosts_file="/etc/hosts")
+                            replace(OPTS, **opts), hosts_file="/etc/hosts")
 
 
 def test_scutil_parser_on_recorded_layout():
@@ -169,7 +170,7 @@ def test_no_resolver():
 ])
 def test_check_options_rejects(key, value, words):
     with pytest.raises(UsageError, match=words):
-        dnsprobe.check_options({**dnsprobe.DEFAULTS, key: value})
+        dnsprobe.check_options(replace(dnsprobe.Options(), **{key: value}))
 
 
 def test_bad_option_is_one_line_exit_3_before_any_query():

@@ -243,9 +243,11 @@ def test_wpad_from_domain(world):
     assert [p["proxy"] for p in ev["proxies"]] == [f"http://{PROXY}:8888"]
     out = world.check("proxy.wpad=off")
     assert out.probe("proxy")["evidence"]["wpad"] == {"mode": "off"}
-    out = world.check("proxy.wpad=yes")
-    p = out.probe("proxy")
-    assert (p["status"], p["reason"]) == ("error", "bad-option") and "auto, on, off" in p["summary"]
+    # A value the probe cannot act on is refused before anything runs: one line, exit 3.
+    bad = world.room.roomprobe("check", "--controller", world.ctrl_addr, "--only", "proxy",
+                               "--set", "proxy.wpad=yes")
+    assert bad.rc == 3 and bad.stdout == "", bad
+    assert bad.stderr.strip().splitlines() == ["roomprobe: proxy.wpad='yes' is not one of auto, on, off"]
 
 
 def test_controller_via_env_proxy_and_cidr_bypass(world):

@@ -20,6 +20,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from roomprobe.core.settings import CheckSettings
 from roomprobe.report import evidence
 from roomprobe.report.build import load_schema
 from roomprobe.report.html import render_html
@@ -253,7 +254,7 @@ def test_app_lookup_never_delays_or_breaks_the_report(monkeypatch):
         for name, fn in cases.items():
             monkeypatch.setattr(evidence, "zoom_rooms_app", fn)
             t0 = time.monotonic()
-            pack = check._evidence_pack({"code": 2002}, time.time(), check._app_lookup())
+            pack = check._evidence_pack(CheckSettings(code="2002"), time.time(), check._app_lookup())
             assert time.monotonic() - t0 < 1.5, name
             expected = {"version": "6.2.5 (4578)", "source": "registry HKLM"} if name == "found" else None
             assert pack["zoom_rooms_app"] == expected, name

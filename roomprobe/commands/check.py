@@ -6,15 +6,17 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from roomprobe.core.errors import UsageError
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
-def _split_ids(values: tuple[str, ...] | list[str]) -> list[str]:
-    return [p.strip() for v in values for p in str(v).split(",") if p.strip()]
+    from roomprobe.core.probe import Probe
+    from roomprobe.core.settings import CheckSettings, Settings
 
 
 @click.command()
@@ -68,74 +70,64 @@ def check(controller: str | None, room: str | None, port: int | None, timeout: f
     On the room PC:          roomprobe check --controller 10.0.0.5
     Next to the controller:  roomprobe check --room 10.0.0.20
     """
-    from roomprobe.core import config as cfgmod
+    from roomprobe.core import settings as st
+    from roomprobe.core.registry import load_probes
 
-    cfg = cfgmod.load(Path(config_path) if config_path else cfgmod.default_config_path())
-    c = cfg.check
+    cfg = st.load(Path(config_path) if config_path else st.default_config_path())
     flags = {"controller": controller, "room": room, "port": port, "timeout": timeout,
              "code": code, "format": fmt, "json": json_path, "room_name": room_name, "note": note,
              "history": history, "history_db": history_db,
-             "prometheus_textfile": prometheus_textfile, "webhook": webhook}
-    c.update({k: v for k, v in flags.items() if v is not None})
-    if only:  # --only runs exactly what it names (less --skip on the same command line)
-        c["only"], c["skip"] = _split_ids(only), []
-    if skip:
-        c["skip"] = _split_ids(skip)
-    if no_color:
-        c["color"] = False
-    if verbose:
-        c["verbose"] = True
-    _bandwidth_flags(c, peer, peer_token, bandwidth)
-    if not (0 < float(c["timeout"]) <= 600):
-        raise UsageError(f"--timeout {c['timeout']} is out of range; give seconds, e.g. --timeout 5")
-    if c["format"] not in ("text", "json"):
-        raise UsageError(f"format {c['format']!r} is not text or json")
-    if c["json"] == "-":
-        c["format"], c["json"] = "json", None
-    if c["code"] is not None:
-        from roomprobe.diagnose import catalog as kb
+             "prometheus_textfile": prometheus_textfile, "webhook": webhook,
+             "only": only, "skip": skip, "no_color": no_color, "verbose": verbose,
+             "peer": peer, "peer_token": peer_token, "bandwidth": bandwidth}
+    probes = load_probes()
+    settings = st.build(cfg, flags, set_opts, probes, checks=(_check_code, _check_peer, _check_fleet))
+    return run_check(settings, probes)
 
-        if not kb.lookup(str(c["code"])):
-            raise UsageError(f"--code {c['code']}: no such Zoom error code in the catalog; "
+
+def _check_code(c: CheckSettings) -> None:
+    """--code must name a code in the catalog (its causes are put first)."""
+    if c.code is not None:
+        from roomprobe.diagnose import catalog
+
+        if not catalog.lookup(str(c.code)):
+            raise UsageError(f"--code {c.code}: no such Zoom error code in the catalog; "
                              "find it with 'roomprobe codes --search WORDS'")
-    from roomprobe.fleet import after_run as fleet
-
-    fleet.validate(c)
-    return run_check(cfg, set_opts)
 
 
-def run_check(cfg: Any, set_opts: tuple[str, ...] = ()) -> int:
+def _check_peer(c: CheckSettings) -> None:
+    """--peer must be ADDR or ADDR:PORT (the bandwidth probe's LAN peer)."""
+    if c.peer is not None:
+        from roomprobe.probes.bandwidth import DEFAULT_PEER_PORT, split_peer
+
+        try:
+            split_peer(c.peer, DEFAULT_PEER_PORT)
+        except ValueError as exc:
+            raise UsageError(f"{exc}; e.g. --peer 10.0.0.20 or --peer 10.0.0.20:9095") from None
+
+
+def _check_fleet(c: CheckSettings) -> None:
+    from roomprobe.fleet import after_run
+
+    after_run.validate(c)
+
+
+def run_check(settings: Settings, all_probes: Mapping[str, Probe]) -> int:
     """The check itself, shared by ``check`` and scheduled runs: returns the exit code."""
-    from roomprobe.core import config as cfgmod
     from roomprobe.core import runner, targets
-    from roomprobe.core.probe import Context, Probe, Result, Status
-    from roomprobe.core.registry import load_probes
+    from roomprobe.core.probe import Context, Result, Status
+    from roomprobe.core.settings import selected as selected_ids
     from roomprobe.net import osnet
     from roomprobe.report import build as report
     from roomprobe.report.text import render_text
 
-    c = cfg.check
-    all_probes = load_probes()
-    cfgmod.check_unknown_probe_tables(cfg, set(all_probes))
-    defaults = {pid: {**p.defaults, "timeout": p.timeout_s} for pid, p in all_probes.items()}
-    overrides = cfgmod.parse_set(set_opts, defaults)
-    options = {pid: cfgmod.probe_options(pid, defaults[pid], cfg, overrides.get(pid, {}))
-               for pid in all_probes}
-    only, skip = _split_ids(c["only"]), _split_ids(c["skip"])
-    for name in only + skip:
-        if name not in all_probes:
-            raise UsageError(f"no probe named {name!r}; known: {', '.join(all_probes)}")
-    enabled = set(c.get("enable", []))
-    selected = [p for pid, p in all_probes.items()
-                if (pid in only if only else (p.default_enabled or pid in enabled)) and pid not in skip]
-    for p in selected:
-        if p.validate is not None:
-            p.validate(options[p.id])
+    c = settings.check
+    selected = [all_probes[pid] for pid in selected_ids(settings, all_probes)]
 
     started = time.time()
     app_lookup = _app_lookup()  # in the background, while the probes run
     t0 = time.monotonic()
-    tgt = targets.resolve(c["controller"], c["room"], int(c["port"]), osnet.local_addresses())
+    tgt = targets.resolve(c.controller, c.room, int(c.port), osnet.local_addresses())
     privileged = osnet.is_privileged()
 
     def needs_unmet(p: Probe) -> Result | None:
@@ -155,12 +147,11 @@ def run_check(cfg: Any, set_opts: tuple[str, ...] = ()) -> int:
             runnable.append(p)
 
     def make_context(p: Probe, deadline: float) -> Context:
-        opts = options[p.id]
-        return Context(targets=tgt, options=opts, deadline=deadline, privileged=privileged,
-                       settings={"check": dict(c), "probes": options}, user_code=c["code"])
+        return Context(targets=tgt, options=settings.probes[p.id].options, deadline=deadline,
+                       privileged=privileged, settings=c, user_code=c.code)
 
-    timed = [_with_timeout(p, options[p.id]["timeout"]) for p in runnable]
-    runs_, complete = runner.run(timed, make_context, float(c["timeout"]))
+    timed = [_with_timeout(p, settings.probes[p.id].timeout) for p in runnable]
+    runs_, complete = runner.run(timed, make_context, float(c.timeout))
     by_id = {r.probe.id: r for r in runs_}
     all_runs = [by_id[p.id] if p.id in by_id else runner.ProbeRun(p, skipped[p.id], 0.0)
                 for p in selected]
@@ -169,24 +160,24 @@ def run_check(cfg: Any, set_opts: tuple[str, ...] = ()) -> int:
             "default_gateway": list(osnet.default_gateways()), "raw_sockets": osnet.raw_sockets()}
     rep = report.build(runs=all_runs, complete=complete, targets=tgt, started_at=started,
                        duration_s=time.monotonic() - t0, host=host, extra=_evidence_pack(c, started, app_lookup))
-    rep["diagnosis"] = _diagnose(rep, c["code"])
+    rep["diagnosis"] = _diagnose(rep, c.code)
 
-    if c["json"]:
+    if c.json:
         from roomprobe.core.fsutil import atomic_write_text
 
         try:
-            atomic_write_text(c["json"], report.to_json(rep))
+            atomic_write_text(c.json, report.to_json(rep))
         except OSError as exc:
-            raise UsageError(f"cannot write the report to {c['json']}: {exc.strerror or exc}; "
+            raise UsageError(f"cannot write the report to {c.json}: {exc.strerror or exc}; "
                              "choose a writable path for --json") from None
-    from roomprobe.fleet import after_run as fleet
+    from roomprobe.fleet import after_run
 
-    fleet.after_run(rep, int(report.exit_code(rep)), c, deadline=t0 + float(c["timeout"]))
-    if c["format"] == "json":
+    after_run.after_run(rep, int(report.exit_code(rep)), c, deadline=t0 + float(c.timeout))
+    if c.format == "json":
         click.echo(report.to_json(rep), nl=False)
     else:
-        color = bool(c["color"]) and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-        click.echo(render_text(rep, color=color, verbose=bool(c["verbose"])), nl=False)
+        color = bool(c.color) and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        click.echo(render_text(rep, color=color, verbose=bool(c.verbose)), nl=False)
     return int(report.exit_code(rep))
 
 
@@ -213,37 +204,16 @@ def _app_lookup() -> Any:
     return thread, box
 
 
-def _evidence_pack(c: dict[str, Any], started: float, app_lookup: Any) -> dict[str, Any]:
+def _evidence_pack(c: CheckSettings, started: float, app_lookup: Any) -> dict[str, Any]:
     """Ticket fields (docs/report.md): room name, note, code, app version, time zone, window."""
     from roomprobe.report import evidence
 
     thread, box = app_lookup
     thread.join(timeout=1.0)  # at most one second more than the probes took
-    return {"room_name": c.get("room_name"), "note": c.get("note"),
-            "user_code": None if c.get("code") is None else str(c["code"]),
+    return {"room_name": c.room_name, "note": c.note,
+            "user_code": None if c.code is None else str(c.code),
             "zoom_rooms_app": box.get("app"), "timezone": evidence.local_timezone(),
             "window": evidence.time_window(started, time.time())}
-
-
-def _bandwidth_flags(c: dict[str, Any], peer: str | None, token: str | None,
-                     bandwidth: bool | None) -> None:
-    """--peer/--peer-token/--bandwidth/--no-bandwidth: the bandwidth probe's switches."""
-    if peer is not None:
-        from roomprobe.probes.bandwidth import DEFAULT_PEER_PORT, split_peer
-
-        try:
-            split_peer(peer, DEFAULT_PEER_PORT)
-        except ValueError as exc:
-            raise UsageError(f"{exc}; e.g. --peer 10.0.0.20 or --peer 10.0.0.20:9095") from None
-        c["peer"], c["peer_token"] = peer, token
-    if bandwidth is False:
-        c["skip"] = [*_split_ids(c["skip"]), "bandwidth"]
-    elif bandwidth or peer is not None:
-        c["enable"] = ["bandwidth"]
-        # Asked for on the command line: that beats a config file's skip list.
-        c["skip"] = [p for p in _split_ids(c["skip"]) if p != "bandwidth"]
-        if c["only"]:  # asked for explicitly: it joins an --only list too
-            c["only"] = [*_split_ids(c["only"]), "bandwidth"]
 
 
 def _with_timeout(p: Any, timeout: float) -> Any:

@@ -15,7 +15,7 @@ def probes(fmt: str) -> None:
 
     rows = [{"id": p.id, "title": p.title, "needs": list(p.needs), "timeout_s": p.timeout_s,
              "default_enabled": p.default_enabled, "long_running": p.long_running,
-             "description": p.description, "options": dict(p.defaults)}
+             "description": p.description, "options": p.option_defaults}
             for p in load_probes().values()]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, default=str))

@@ -1,8 +1,10 @@
 """The probe contract: what every probe declares, receives and returns.
 
 A probe is one module exposing ``PROBE = Probe(...)``. It states what it checks (id, title),
-what it needs (a peer, raw sockets), its own options with their defaults (so the config file and
-``--set`` can override every endpoint), and a ``run(ctx) -> Result`` function.
+what it needs (a peer, raw sockets), its own options as a frozen ``Options`` dataclass whose
+defaults are Zoom's real endpoints and thresholds (so the config file and ``--set`` can override
+every one, see ``roomprobe.core.settings``), and a ``run(ctx) -> Result`` function. The probe
+reads ``ctx.options.<name>``: typed, and a misspelt name fails in the tests, not in the field.
 
 The runner, not the probe, owns timing: it starts every probe in its own thread, applies the
 per-probe timeout and the global deadline, and turns a crash or an overrun into a result with
@@ -16,7 +18,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from roomprobe.core.settings import option_defaults, options_class
+
+if TYPE_CHECKING:
+    from roomprobe.core.settings import CheckSettings
 
 __all__ = [
     "Status",
@@ -109,13 +116,13 @@ class Targets:
 
 @dataclass
 class Context:
-    """Everything a probe gets. ``options`` are this probe's options, defaults merged with config."""
+    """Everything a probe gets. ``options`` is this probe's typed Options (defaults <- file <- --set)."""
 
     targets: Targets
-    options: Mapping[str, Any]
+    options: Any  # the probe's own frozen Options dataclass
     deadline: float  # time.monotonic() value after which the runner stops waiting
     privileged: bool
-    settings: Mapping[str, Any] = field(default_factory=dict)  # the whole effective config
+    settings: CheckSettings | None = None  # the check's own settings (format, peer, ...)
     user_code: str | None = None  # the error code the user saw (--code), if any
 
     def remaining(self) -> float:
@@ -131,19 +138,38 @@ Need = str  # "peer" | "controller" | "room" | "raw-sockets"
 
 
 @dataclass(frozen=True)
+class NoOptions:
+    """For probes that take no options."""
+
+
+@dataclass(frozen=True)
 class Probe:
-    """A probe's declaration. ``defaults`` lists every option the config may set for it."""
+    """A probe's declaration. ``options`` is the frozen dataclass of every option it takes.
+
+    A third-party probe may still pass a plain ``defaults`` mapping; it is turned into an
+    Options dataclass here, so the settings layer and the probe see one contract.
+    """
 
     id: str
     title: str
     run: Callable[[Context], Result]
     needs: tuple[Need, ...] = ()
     timeout_s: float = 3.0
-    defaults: Mapping[str, Any] = field(default_factory=dict)
+    options: type = NoOptions
     description: str = ""
     # Long-running probes (bandwidth) get their own budget instead of the global deadline.
     long_running: bool = False
     # Off unless named in --only or enabled in config (e.g. probes that cost traffic).
     default_enabled: bool = True
-    # Checks this probe's merged options before anything runs; raises UsageError (exit 3).
-    validate: Callable[[Mapping[str, Any]], None] | None = None
+    # Checks this probe's typed options before anything runs; raises UsageError (exit 3).
+    validate: Callable[[Any], None] | None = None
+    defaults: Mapping[str, Any] | None = None  # legacy plugins only; built-ins declare ``options``
+
+    def __post_init__(self) -> None:
+        if self.defaults is not None and self.options is NoOptions:
+            object.__setattr__(self, "options", options_class(self.id, self.defaults))
+
+    @property
+    def option_defaults(self) -> dict[str, Any]:
+        """Every option and its default, in declaration order (``roomprobe probes``)."""
+        return option_defaults(self.options)

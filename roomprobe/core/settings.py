@@ -18,6 +18,7 @@ str/number); a TOML list becomes a tuple, ``--set a=x,y`` a tuple of the element
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -213,7 +214,10 @@ def _coerce(text: str, like: Any, where: str) -> Any:
         if isinstance(like, int):
             return int(text)
         if isinstance(like, float):
-            return float(text)
+            number = float(text)
+            if not math.isfinite(number):
+                raise ValueError(text)
+            return number
         if isinstance(like, (tuple, list)):
             parts = [part.strip() for part in text.split(",") if part.strip()]
             elem = like[0] if like else ""
