@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from roomprobe.net import tlstrust
+
 MAX_PAC_BYTES = 1_000_000
 
 
@@ -27,7 +29,8 @@ def fetch(url: str, timeout: float) -> str:
         if parts.scheme in ("", "file"):
             path = parts.path if parts.scheme == "file" else url
             return Path(path).read_text(encoding="utf-8", errors="replace")[:MAX_PAC_BYTES]
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                             urllib.request.HTTPSHandler(context=tlstrust.client_context()))
         with opener.open(url, timeout=timeout) as resp:
             return resp.read(MAX_PAC_BYTES).decode("utf-8", errors="replace")
     except Exception as exc:
