@@ -312,3 +312,14 @@ def test_macos_scutil_proxy_samples():
     assert man.bypass == ["*.local", "169.254/16"] and man.pac_url is None
     pac = parse_scutil(sample(MAC + "scutil-proxy/en-pac-macos10.15.txt"))
     assert pac.pac_url == "http://wpad.company.com/wpad.dat" and pac.proxies == {} and pac.bypass == []
+
+
+def test_wpad_domain_on_windows_is_the_connection_suffix(windows_console, monkeypatch):
+    import sys
+
+    from roomprobe.net.proxysrc import pac
+
+    rel = "windows/ipconfig-all/de-win11.oem"
+    windows_console(oem_page(rel), {("ipconfig", "/all"): (SAMPLES / rel).read_bytes()})
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert pac.search_domain() == "fritz.box"

@@ -7,6 +7,7 @@ domain (or a full WPAD URL) is an option, so tests never touch real names, and i
 
 from __future__ import annotations
 
+import sys
 import threading
 import urllib.request
 from collections.abc import Callable
@@ -93,7 +94,15 @@ class PacCache:
 
 
 def search_domain(resolv_conf: str = "/etc/resolv.conf") -> str | None:
-    """The first DNS search (or domain) entry: the domain WPAD would use."""
+    """The first DNS search (or domain) entry: the domain WPAD would use.
+
+    Windows has no resolv.conf: WPAD uses the connection-specific DNS suffix of the active
+    adapter (GetAdaptersAddresses, else ``ipconfig /all``).
+    """
+    if sys.platform == "win32":
+        from roomprobe.net.osnet import _windows
+
+        return _windows.dns_suffix()
     try:
         text = Path(resolv_conf).read_text()
     except OSError:
