@@ -21,7 +21,7 @@ def test_netsh_wlan_connected_and_disconnected():
     assert parsers.netsh_wlan_ssid(rec("netsh_wlan_connected.txt"), "Wi-Fi 2") is None
     assert parsers.netsh_wlan_ssid(rec("netsh_wlan_disconnected.txt")) is None
     block = parsers.netsh_wlan_interfaces(rec("netsh_wlan_connected.txt"))[0]
-    assert block["ap bssid"] == "70:3a:0e:aa:bb:cc" and block["signal"] == "92%"
+    assert block["bssid"] == "70:3a:0e:aa:bb:cc" and block["signal"] == "92%"
 
 
 def test_iw_link():
@@ -32,7 +32,7 @@ def test_iw_link():
 @pytest.mark.parametrize("name, kind", [
     ("Wi-Fi", "wifi"), ("Ethernet 2", "wired"), ("vEthernet (WSL)", "virtual"),
     ("Loopback Pseudo-Interface 1", "loopback"), ("Bluetooth Network Connection", "virtual"),
-    ("Local Area Connection* 10", "wired"), ("Tailscale", "virtual"), ("Foo", "unknown"),
+    ("Local Area Connection* 10", "virtual"), ("Tailscale", "virtual"), ("Foo", "unknown"),
 ])
 def test_windows_kinds(name, kind):
     assert parsers.windows_interface_kind(name) == kind

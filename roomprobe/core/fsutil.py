@@ -5,7 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from pathlib import Path
+
+# Windows: ERROR_ACCESS_DENIED (5) and ERROR_SHARING_VIOLATION (32) while an antivirus or the
+# search indexer holds the target open for a moment after the last write.
+_TRANSIENT_WINERRORS = (5, 32)
+REPLACE_ATTEMPTS = 10
+REPLACE_DELAY_S = 0.05
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, mode: int = 0o644) -> None:
@@ -19,8 +26,24 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, mode: int = 0o644
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, target)
+        replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """``os.replace``, retried briefly (about half a second) on Windows' transient sharing errors.
+
+    Only WinError 5/32 is retried: anything else (a read-only directory on any OS) is real and
+    raised at once.
+    """
+    for attempt in range(REPLACE_ATTEMPTS):
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError as exc:
+            if getattr(exc, "winerror", None) not in _TRANSIENT_WINERRORS or attempt + 1 == REPLACE_ATTEMPTS:
+                raise
+            time.sleep(REPLACE_DELAY_S * (attempt + 1) / 2)

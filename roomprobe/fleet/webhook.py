@@ -78,7 +78,10 @@ def post(url: str, payload: dict[str, Any], deadline: float, *, attempts: int = 
 
     body = json.dumps(payload).encode("utf-8")
     proxy = proxy_for(url)
-    handlers: list[Any] = [urllib.request.ProxyHandler({urlsplit(url).scheme: proxy} if proxy else {})]
+    from roomprobe.net import tlstrust
+
+    handlers: list[Any] = [urllib.request.ProxyHandler({urlsplit(url).scheme: proxy} if proxy else {}),
+                           urllib.request.HTTPSHandler(context=tlstrust.client_context())]
     opener = urllib.request.build_opener(*handlers)
     out = Delivery()
     for i in range(attempts):

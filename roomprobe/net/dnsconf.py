@@ -19,10 +19,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from roomprobe.core import oscmd
 
 __all__ = ["system_resolvers", "parse_scutil_dns", "general_nameservers", "hosts_path",
            "parse_hosts", "parse_resolver_spec"]
@@ -80,31 +81,43 @@ def general_nameservers(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The resolvers macOS uses for an ordinary public name such as zoom.us.
 
     Those are default-section blocks without a ``domain`` (per-domain and reverse zones), not
-    mDNS and not flagged Supplemental (VPN split DNS), in ``order``; duplicates dropped.
+    mDNS and not flagged Supplemental (VPN split DNS), in ``order``; duplicates dropped. When
+    the default section has no nameserver at all (seen with a VPN whose only resolvers are
+    scoped to its utun interface), the scoped resolvers are what answers: those are returned,
+    marked "scoped". Entries that are not IP addresses (edited placeholders) are skipped.
     """
     picked = [b for b in blocks if b["section"] == "default" and "domain" not in b
               and b.get("options") != "mdns" and "Supplemental" not in b.get("flags", [])]
-    picked.sort(key=lambda b: (b.get("order", 10**9), b["number"]))
+    out = _nameservers(picked, "scutil --dns resolver")
+    if not out:
+        scoped = [b for b in blocks if b["section"] == "scoped" and "domain" not in b]
+        out = _nameservers(scoped, "scutil --dns scoped resolver")
+    return out
+
+
+def _nameservers(picked: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
+    picked = sorted(picked, key=lambda b: (b.get("order", 10**9), b["number"]))
     out: list[dict[str, Any]] = []
     seen: set[tuple[str, int]] = set()
     for b in picked:
         for ns in b["nameservers"]:
+            try:
+                ipaddress.ip_address(ns.split("%", 1)[0])
+            except ValueError:
+                continue
             key = (ns, int(b.get("port", 53)))
             if key in seen:
                 continue
             seen.add(key)
             out.append({"address": ns, "port": key[1],
-                        "source": f"scutil --dns resolver #{b['number']}"
+                        "source": f"{label} #{b['number']}"
                                   + (f" ({b['interface']})" if b.get("interface") else "")})
     return out
 
 
 def _macos_resolvers() -> list[dict[str, Any]]:
-    try:
-        proc = subprocess.run(["scutil", "--dns"], capture_output=True, text=True, timeout=2)
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return general_nameservers(parse_scutil_dns(proc.stdout)) if proc.returncode == 0 else []
+    out = oscmd.run(["scutil", "--dns"], timeout=3.0)
+    return general_nameservers(parse_scutil_dns(out.text)) if out.ok else []
 
 
 def system_resolvers() -> tuple[list[dict[str, Any]], str | None]:

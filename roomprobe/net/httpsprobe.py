@@ -17,6 +17,7 @@ import time
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from roomprobe.net import tlstrust
 from roomprobe.net.proxies import proxy_for
 from roomprobe.net.tcpconnect import REFUSED, UNREACHABLE
 from roomprobe.net.wire import read_head
@@ -98,7 +99,8 @@ def fetch(url: str, *, timeout: float, ca_file: str | None = None) -> dict[str, 
 
     Returns ``{"url", "proxy", "ok", "phase", "state", "detail", "status", "timings", "tls"}``:
     ``phase``/``state`` name the first phase that failed (None when the request completed),
-    ``status`` is the HTTP status code, ``timings`` has resolve/connect/proxy/tls/first_byte ms.
+    ``status`` is the HTTP status code, ``timings`` has resolve/connect/proxy/tls/first_byte ms,
+    ``trust`` (once TLS starts) names the trust store that judged the chain (net.tlstrust).
     """
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port or 443
@@ -121,7 +123,8 @@ def fetch(url: str, *, timeout: float, ca_file: str | None = None) -> dict[str, 
             _tunnel(sock, proxy, host, port, timings)
         else:
             sock = _connect(host, port, left(), timings)
-        ctx = ssl.create_default_context(cafile=ca_file or None)
+        ctx = tlstrust.client_context(ca_file)
+        out["trust"] = tlstrust.describe(ca_file or None)
         t0 = time.monotonic()
         sock.settimeout(left())
         try:

@@ -25,7 +25,6 @@ import base64
 import contextlib
 import http.client
 import socket
-import ssl
 import statistics
 import sys
 import threading
@@ -35,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from roomprobe.net import tlstrust
 from roomprobe.net.proxies import proxy_for
 
 TOKEN_HEADER = "X-Roomprobe-Token"
@@ -86,7 +86,7 @@ class Client:
                 proxy_headers["Proxy-Authorization"] = "Basic " + base64.b64encode(cred).decode()
         self.extra = {} if self.scheme == "https" else dict(proxy_headers)
         if self.scheme == "https":
-            ctx = ssl.create_default_context()
+            ctx = tlstrust.client_context()
             self.conn: http.client.HTTPConnection = http.client.HTTPSConnection(
                 target_host, target_port, timeout=timeout, context=ctx)
             if proxy:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import plistlib
 import re
-import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+from roomprobe.core import oscmd
 
 # The names Zoom Rooms registers under (DisplayName) on Windows.
 _ZR_DISPLAY_NAME = re.compile(r"^zoom\s*rooms\b(?!\s*controller)", re.IGNORECASE)
@@ -121,12 +122,9 @@ def parse_file_version(text: str) -> str | None:
 # ---- OS lookups -----------------------------------------------------------------------------
 
 def _run(cmd: list[str], timeout: float) -> str | None:
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              errors="replace", check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return proc.stdout if proc.returncode == 0 else None
+    """The command's text (OEM code page on Windows, see core.oscmd), or None if it failed."""
+    out = oscmd.run(cmd, timeout)
+    return out.text if out.ok else None
 
 
 def _windows_version(timeout: float) -> dict[str, Any] | None:

@@ -42,14 +42,18 @@ def host_info() -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=1)
 def interfaces() -> tuple[dict[str, Any], ...]:
-    """Every interface: name, kind, up, MAC, addresses with prefix length, SSID for Wi-Fi."""
+    """Every interface: name, kind, up, MAC, addresses with prefix length, SSID for Wi-Fi.
+
+    A Wi-Fi interface without an SSID may carry ``ssid_note``: why the OS did not tell it
+    (macOS/Windows location permission, netsh unreadable), so "hidden" is not read as "no Wi-Fi".
+    """
     import psutil
 
     backend = _backend()
     stats = psutil.net_if_stats()
     out = []
     for name, addrs in sorted(psutil.net_if_addrs().items()):
-        entry: dict[str, Any] = {"name": name, "kind": backend.interface_kind(name),
+        entry: dict[str, Any] = {"name": name, "kind": _kind(backend, name),
                                  "up": bool(stats[name].isup) if name in stats else False,
                                  "mac": None, "addresses": []}
         for a in addrs:
@@ -63,9 +67,28 @@ def interfaces() -> tuple[dict[str, Any], ...]:
                     "prefixlen": _prefixlen(a.netmask, a.family),
                 })
         if entry["kind"] == "wifi":
-            entry["ssid"] = backend.wifi_ssid(name)
+            entry["ssid"], note = _wifi(backend, name)
+            if note:
+                entry["ssid_note"] = note
         out.append(entry)
     return tuple(out)
+
+
+def _kind(backend: Any, name: str) -> str:
+    try:
+        return str(backend.interface_kind(name))
+    except Exception:  # an OS source failing must not lose the interface list
+        return "unknown"
+
+
+def _wifi(backend: Any, name: str) -> tuple[str | None, str | None]:
+    """(SSID, why there is none): an OS failure is a note, never a lost interface list."""
+    try:
+        ssid = backend.wifi_ssid(name)
+        note = None if ssid else getattr(backend, "wifi_note", lambda _n: None)(name)
+    except Exception as exc:  # a parser or OS surprise on one interface
+        return None, f"SSID unreadable: {type(exc).__name__}: {exc}"
+    return ssid, note
 
 
 def _prefixlen(netmask: str | None, family: int) -> int | None:

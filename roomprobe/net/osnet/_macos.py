@@ -1,20 +1,24 @@
-"""macOS: hardware ports from networksetup, routes from route(8), neighbours from arp(8)."""
+"""macOS: hardware ports from networksetup, routes from route(8), neighbours from arp(8).
+
+Every command goes through roomprobe.core.oscmd (bytes decoded here, timeout, never raises).
+The SSID: ``networksetup -getairportnetwork``; when it says "not associated", ``ipconfig
+getsummary`` tells a real disconnection from macOS 14.4+/15 hiding the name from a process
+without location permission (``SSID : <redacted>``).
+"""
 
 from __future__ import annotations
 
 import functools
 import os
-import subprocess
 from typing import Any
 
+from roomprobe.core import oscmd
 from roomprobe.net.osnet import parsers
 
 
 def _run(cmd: list[str], timeout: float = 3.0) -> str | None:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
+    out = oscmd.run(cmd, timeout)
+    return out.text if out.ok else None
 
 
 @functools.lru_cache(maxsize=1)
@@ -26,8 +30,20 @@ def interface_kind(name: str) -> str:
     return parsers.macos_kind(name, _ports().get(name))
 
 
+@functools.lru_cache(maxsize=8)
+def _airport(name: str) -> str:
+    return oscmd.run(["networksetup", "-getairportnetwork", name]).text
+
+
 def wifi_ssid(name: str) -> str | None:
-    return parsers.macos_airport_network(_run(["networksetup", "-getairportnetwork", name]) or "")
+    return parsers.macos_airport_network(_airport(name))
+
+
+def wifi_note(name: str) -> str | None:
+    """"SSID hidden by macOS (location permission)" when connected but redacted, else None."""
+    if parsers.macos_airport_network(_airport(name)):
+        return None
+    return parsers.macos_wifi_note(_airport(name), oscmd.run(["ipconfig", "getsummary", name]).text)
 
 
 def raw_sockets() -> bool:

@@ -1,34 +1,116 @@
-"""Windows: interface kinds from friendly names, SSID from netsh, admin and Npcap for raw frames."""
+"""Windows: interface kinds from GetAdaptersAddresses, SSID from netsh, admin and Npcap.
+
+Structured sources first: GetAdaptersAddresses (iphlpapi, via ctypes) gives each adapter's
+IfType (71 = Wi-Fi, 6 = Ethernet), description and connection DNS suffix in every language.
+When it cannot be read, ``ipconfig /all`` (parsed by structure) and then the friendly name
+decide. netsh output is decoded with the console's OEM code page (roomprobe.core.oscmd) and
+parsed by structure, so a German, French or Japanese room PC gives the same answers.
+"""
 
 from __future__ import annotations
 
 import functools
 import os
-import subprocess
 from typing import Any
 
+from roomprobe.core import oscmd
 from roomprobe.net.osnet import parsers
 
 
-def _run(cmd: list[str], timeout: float = 3.0) -> str | None:
+@functools.lru_cache(maxsize=1)
+def adapters() -> dict[str, dict[str, Any]]:
+    """Friendly name -> {"if_type", "description", "dns_suffix"}; {} when unavailable."""
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0)).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
+        return _get_adapters_addresses()
+    except Exception:  # ctypes on an odd build, a changed API: fall back to the commands
+        return {}
 
 
-def interface_kind(name: str) -> str:
-    return parsers.windows_interface_kind(name)
+def _get_adapters_addresses() -> dict[str, dict[str, Any]]:
+    """GetAdaptersAddresses, reading only the leading fields of IP_ADAPTER_ADDRESSES (stable
+    since Windows XP); the list is walked through the Next pointers the OS filled in."""
+    import ctypes
+    from ctypes import wintypes
+
+    class _Adapter(ctypes.Structure):
+        pass
+
+    _Adapter._fields_ = [
+        ("Length", wintypes.ULONG), ("IfIndex", wintypes.DWORD),
+        ("Next", ctypes.POINTER(_Adapter)), ("AdapterName", ctypes.c_char_p),
+        ("FirstUnicastAddress", ctypes.c_void_p), ("FirstAnycastAddress", ctypes.c_void_p),
+        ("FirstMulticastAddress", ctypes.c_void_p), ("FirstDnsServerAddress", ctypes.c_void_p),
+        ("DnsSuffix", ctypes.c_wchar_p), ("Description", ctypes.c_wchar_p),
+        ("FriendlyName", ctypes.c_wchar_p), ("PhysicalAddress", ctypes.c_ubyte * 8),
+        ("PhysicalAddressLength", wintypes.ULONG), ("Flags", wintypes.ULONG),
+        ("Mtu", wintypes.ULONG), ("IfType", wintypes.DWORD), ("OperStatus", ctypes.c_int),
+    ]
+    iphlpapi = ctypes.windll.iphlpapi  # type: ignore[attr-defined]
+    size = wintypes.ULONG(64 * 1024)
+    for _ in range(3):
+        buf = ctypes.create_string_buffer(size.value)
+        # AF_UNSPEC, GAA_FLAG_SKIP_ANYCAST | SKIP_MULTICAST
+        rc = iphlpapi.GetAdaptersAddresses(0, 0x2 | 0x4, None, buf, ctypes.byref(size))
+        if rc == 0:
+            break
+        if rc != 111:  # ERROR_BUFFER_OVERFLOW: size now holds what is needed
+            return {}
+    else:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    node = ctypes.cast(buf, ctypes.POINTER(_Adapter))
+    while node:
+        a = node.contents
+        out[a.FriendlyName or ""] = {"if_type": int(a.IfType), "description": a.Description or "",
+                                     "dns_suffix": a.DnsSuffix or None,
+                                     "up": int(a.OperStatus) == 1}
+        node = a.Next
+    return out
 
 
 @functools.lru_cache(maxsize=1)
-def _netsh_wlan() -> str:
-    return _run(["netsh", "wlan", "show", "interfaces"]) or ""
+def _ipconfig() -> list[dict[str, object]]:
+    out = oscmd.run(["ipconfig", "/all"], timeout=5.0)
+    return parsers.ipconfig_all(out.text) if out.text else []
+
+
+def interface_kind(name: str) -> str:
+    info = adapters().get(name)
+    if info:
+        return parsers.windows_kind_from_iftype(info["if_type"], info["description"])
+    found = parsers.ipconfig_adapter(_ipconfig(), name)
+    return parsers.windows_interface_kind(name, str(found.get("description") or "") if found else "")
+
+
+def dns_suffix() -> str | None:
+    """The connection-specific DNS suffix of the first up adapter that has one (WPAD's domain)."""
+    for info in adapters().values():
+        if info.get("up") and info.get("dns_suffix"):
+            return str(info["dns_suffix"])
+    for a in _ipconfig():
+        if not a.get("disconnected") and a.get("dns_suffix") and a.get("addresses"):
+            return str(a["dns_suffix"])
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _netsh_wlan() -> oscmd.CmdOutput:
+    return oscmd.run(["netsh", "wlan", "show", "interfaces"], timeout=5.0)
 
 
 def wifi_ssid(name: str) -> str | None:
-    return parsers.netsh_wlan_ssid(_netsh_wlan(), name)
+    return parsers.netsh_wlan_ssid(_netsh_wlan().text, name)
+
+
+def wifi_note(name: str) -> str | None:
+    """Why there is no SSID, when netsh says (location permission) or failed."""
+    out = _netsh_wlan()
+    note = parsers.netsh_wlan_note(out.text)
+    if note:
+        return note
+    if out.error and not parsers.netsh_wlan_interfaces(out.text):
+        return f"netsh wlan unreadable: {out.error}"
+    return None
 
 
 def is_admin() -> bool:

@@ -10,13 +10,14 @@ for that URL" including PAC evaluation and CIDR-aware bypass lists.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from roomprobe.net.proxysrc.bypass import bypassed
 
-__all__ = ["Source", "Route", "system_sources", "route", "safe_url", "normalise_proxy"]
+__all__ = ["Source", "Route", "system_sources", "guarded", "route", "safe_url", "normalise_proxy"]
 
 
 @dataclass
@@ -88,26 +89,38 @@ def route(source: Source, url: str, pac_eval: Any = None) -> Route:
     return Route(proxy, "fixed") if proxy else Route(None, "direct")
 
 
+def guarded(name: str, origin: str, read: Callable[[], Source]) -> Source:
+    """``read()``, or a Source carrying its error: one unreadable source never hides another."""
+    try:
+        return read()
+    except Exception as exc:
+        return Source(name, origin, error=f"{type(exc).__name__}: {exc}")
+
+
 def system_sources(include_gnome: bool = True) -> list[Source]:
-    """Every source this OS has, environment first (no network traffic; PAC not fetched)."""
+    """Every source this OS has, environment first (no network traffic; PAC not fetched).
+
+    Each OS source is read under its own guard (``guarded``): on Windows a failing WinHTTP
+    read leaves the WinINet source standing, and the other way round.
+    """
     from roomprobe.net.proxysrc import env
 
-    out = [env.read()]
+    out = [guarded("env", "environment", env.read)]
     try:
         if sys.platform == "win32":
             from roomprobe.net.proxysrc import windows
 
-            out += windows.read()
+            out += [guarded(name, origin, fn) for name, origin, fn in windows.READERS]
         elif sys.platform == "darwin":
             from roomprobe.net.proxysrc import macos
 
-            out.append(macos.read())
+            out.append(guarded("macos", "scutil --proxy", macos.read))
         elif include_gnome:
             from roomprobe.net.proxysrc import gnome
 
             src = gnome.read()
             if src is not None:
                 out.append(src)
-    except Exception as exc:  # one unreadable OS source must not hide the others
+    except Exception as exc:  # an import or platform surprise: still a report, with the reason
         out.append(Source("os", sys.platform, error=f"{type(exc).__name__}: {exc}"))
     return out

@@ -16,6 +16,7 @@ import time
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from roomprobe.net import tlstrust
 from roomprobe.net.proxysrc import safe_url
 from roomprobe.net.wire import read_head
 
@@ -148,8 +149,8 @@ def tls_check(host: str, port: int, timeout: float, ca_file: str | None = None,
               proxy: str | None = None) -> dict[str, Any]:
     """TLS to host:port (directly or through ``proxy``): does the chain verify, who issued it."""
     out: dict[str, Any] = {"host": host, "port": port, "via": safe_url(proxy) if proxy else "direct",
-                           "ca": ca_file or "system"}
-    ctx = ssl.create_default_context(cafile=ca_file or None)
+                           "ca": ca_file or "system", "trust": tlstrust.describe(ca_file or None)}
+    ctx = tlstrust.client_context(ca_file)
     try:
         with _tunnel(proxy, host, port, timeout) as raw, ctx.wrap_socket(raw, server_hostname=host) as s:
             cert = s.getpeercert() or {}

@@ -7,8 +7,8 @@ Covers fixed HTTP/HTTPS/SOCKS proxies, the PAC URL (ProxyAutoConfigURLString), a
 from __future__ import annotations
 
 import re
-import subprocess
 
+from roomprobe.core import oscmd
 from roomprobe.net.proxysrc import Source
 
 _KV = re.compile(r"^\s*(?P<key>[\w]+)\s*:\s*(?P<value>.*?)\s*$")
@@ -51,5 +51,8 @@ def parse_scutil(text: str) -> Source:
 
 
 def read() -> Source:
-    out = subprocess.run(["scutil", "--proxy"], capture_output=True, text=True, timeout=3, check=False)
-    return parse_scutil(out.stdout)
+    """The live macOS source; a failing scutil is this source's error, not an exception."""
+    out = oscmd.run(["scutil", "--proxy"], timeout=5.0)
+    if out.error:
+        return Source("macos", "scutil --proxy", error=out.error)
+    return parse_scutil(out.text)

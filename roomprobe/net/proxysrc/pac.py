@@ -7,11 +7,14 @@ domain (or a full WPAD URL) is an option, so tests never touch real names, and i
 
 from __future__ import annotations
 
+import sys
 import threading
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from roomprobe.net import tlstrust
 
 MAX_PAC_BYTES = 1_000_000
 
@@ -27,7 +30,8 @@ def fetch(url: str, timeout: float) -> str:
         if parts.scheme in ("", "file"):
             path = parts.path if parts.scheme == "file" else url
             return Path(path).read_text(encoding="utf-8", errors="replace")[:MAX_PAC_BYTES]
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                             urllib.request.HTTPSHandler(context=tlstrust.client_context()))
         with opener.open(url, timeout=timeout) as resp:
             return resp.read(MAX_PAC_BYTES).decode("utf-8", errors="replace")
     except Exception as exc:
@@ -90,7 +94,15 @@ class PacCache:
 
 
 def search_domain(resolv_conf: str = "/etc/resolv.conf") -> str | None:
-    """The first DNS search (or domain) entry: the domain WPAD would use."""
+    """The first DNS search (or domain) entry: the domain WPAD would use.
+
+    Windows has no resolv.conf: WPAD uses the connection-specific DNS suffix of the active
+    adapter (GetAdaptersAddresses, else ``ipconfig /all``).
+    """
+    if sys.platform == "win32":
+        from roomprobe.net.osnet import _windows
+
+        return _windows.dns_suffix()
     try:
         text = Path(resolv_conf).read_text()
     except OSError:

@@ -2,14 +2,17 @@
 
 They differ on purpose: browsers and Zoom's UI use the logged-in user's WinINet settings, while
 services and scheduled tasks use WinHTTP (``netsh winhttp show proxy``) or a different HKCU.
-The parsers work on the text of ``reg query`` and ``netsh`` so they are tested on recorded output.
+Both are read from the registry with ``winreg`` (language-independent; WinHTTP's binary
+WinHttpSettings blob is decoded here), falling back to ``reg query`` and ``netsh`` through
+roomprobe.core.oscmd (OEM code page) whose text parsers match by structure, not English words,
+and are tested on recorded real output in several languages.
 """
 
 from __future__ import annotations
 
 import re
-import subprocess
 
+from roomprobe.core import oscmd
 from roomprobe.net.proxysrc import Source, normalise_proxy
 from roomprobe.net.proxysrc.bypass import split_list
 
@@ -96,34 +99,122 @@ def parse_winhttp_blob(blob_hex: str) -> Source:
     return src
 
 
+_NONE_VALUE = re.compile(r"^\(\s*[^;.:/\s]+\s*\)$")  # "(none)", "(なし)", "(keine)"
+
+
 def parse_netsh_winhttp(text: str) -> Source:
-    """``netsh winhttp show proxy`` output (English): direct access, or proxy and bypass list."""
+    """``netsh winhttp show proxy`` output, in any language, matched by structure.
+
+    The header line names "WinHTTP" (a product name, untranslated) and ends with a colon.
+    Direct access is a sentence with no "key : value" line after it. A proxy is two
+    "key : value" lines: the proxy server(s) first, then the bypass list, where a single
+    parenthesised word ("(none)", "(なし)") means no list.
+    """
     src = Source("winhttp", "netsh winhttp show proxy")
-    proxy = re.search(r"Proxy Server\(s\)\s*:\s*(\S.*?)\s*$", text, re.M)
-    bypass = re.search(r"Bypass List\s*:\s*(\S.*?)\s*$", text, re.M)
-    if proxy:
-        src.proxies = parse_proxy_server(proxy.group(1))
-        if bypass and bypass.group(1) != "(none)":
-            src.bypass = split_list(bypass.group(1))
-    elif "Direct access" not in text:
+    lines = [ln.replace("\uff1a", ":").replace("\xa0", " ") for ln in text.splitlines()]
+    head = next((i for i, ln in enumerate(lines) if "WinHTTP" in ln and ln.rstrip().endswith(":")), None)
+    if head is None:
         src.error = "unrecognised netsh output: " + " ".join(text.split())[:120]
+        return src
+    body = [ln.strip() for ln in lines[head + 1:] if ln.strip()]
+    pairs = [(k.strip(), v.strip()) for k, _, v in (ln.partition(":") for ln in body) if _]
+    pairs = [(k, v) for k, v in pairs if k and v]
+    if not pairs:
+        if not body:
+            src.error = "netsh printed the WinHTTP header and nothing else"
+        return src  # "Direct access (no proxy server)." in the user's language
+    proxy = pairs[0][1]
+    if not re.search(r"[\w\].-]+:\d+|=", proxy):
+        src.error = "unrecognised netsh proxy line: " + proxy[:120]
+        return src
+    src.proxies = parse_proxy_server(proxy)
+    if len(pairs) > 1 and not _NONE_VALUE.match(pairs[1][1]):
+        src.bypass = split_list(pairs[1][1])
     return src
 
 
-def _run(cmd: list[str]) -> str:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=3, check=False).stdout
+def _reg_values(key: str, names: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Values of an HKCU/HKLM key through winreg, as ``parse_reg_query`` gives them.
+
+    DWORDs become decimal text and binaries hex, so one code path serves both readers.
+    Raises OSError (key missing, access denied) or ImportError (not Windows).
+    """
+    import winreg  # type: ignore[import-not-found,unused-ignore]
+
+    hive_name, _, sub = key.partition("\\")
+    hive = {"HKCU": winreg.HKEY_CURRENT_USER, "HKLM": winreg.HKEY_LOCAL_MACHINE}[hive_name]
+    out: dict[str, str] = {}
+    with winreg.OpenKey(hive, sub) as k:
+        i = 0
+        while i < 512:
+            try:
+                name, data, kind = winreg.EnumValue(k, i)
+            except OSError:
+                break
+            i += 1
+            if names is not None and name not in names:
+                continue
+            if kind == winreg.REG_DWORD:
+                out[name] = str(int(data))
+            elif kind == winreg.REG_BINARY:
+                out[name] = bytes(data).hex()
+            elif isinstance(data, str):
+                out[name] = data
+    return out
+
+
+def _reg_query(key: str, value: str | None = None) -> dict[str, str]:
+    """The registry through ``reg query`` (oscmd: OEM code page, timeout, never raises)."""
+    cmd = ["reg", "query", key] + (["/v", value] if value else [])
+    out = oscmd.run(cmd, timeout=5.0)
+    if out.error and value is None:
+        raise OSError(out.error)
+    return parse_reg_query(out.text)
+
+
+def read_wininet() -> Source:
+    """This user's WinINet settings: winreg first, ``reg query`` when winreg is unavailable."""
+    try:
+        user = _reg_values(INTERNET_SETTINGS)
+        try:
+            conns = _reg_values(CONNECTIONS, ("DefaultConnectionSettings",))
+        except OSError:
+            conns = {}
+        return wininet_source(user, conns, "registry " + INTERNET_SETTINGS)
+    except ImportError:
+        pass
+    except OSError as exc:
+        return Source("wininet", "registry " + INTERNET_SETTINGS, error=f"unreadable: {exc}")
+    user = _reg_query(INTERNET_SETTINGS)
+    conns = _reg_query(CONNECTIONS, "DefaultConnectionSettings")
+    return wininet_source(user, conns, "reg query " + INTERNET_SETTINGS)
+
+
+def read_winhttp() -> Source:
+    """Machine-wide WinHTTP: the WinHttpSettings blob (no language involved), else netsh."""
+    try:
+        blob = _reg_values(WINHTTP_KEY, ("WinHttpSettings",)).get("WinHttpSettings")
+    except ImportError:  # no winreg (a test, an odd build): reg query reads the same value
+        blob = _reg_query(WINHTTP_KEY, "WinHttpSettings").get("WinHttpSettings")
+    except OSError:  # never configured (no value) or access denied: netsh answers
+        blob = None
+    if blob:
+        src = parse_winhttp_blob(blob)
+        if src.error is None:
+            return src
+    out = oscmd.run(["netsh", "winhttp", "show", "proxy"], timeout=5.0)
+    src = parse_netsh_winhttp(out.text)
+    if out.error and src.error:
+        src.error = out.error
+    return src
+
+
+# Each reader is guarded on its own by proxysrc.system_sources: one failing never hides the other.
+READERS = (("wininet", INTERNET_SETTINGS, read_wininet), ("winhttp", WINHTTP_KEY, read_winhttp))
 
 
 def read() -> list[Source]:
-    """The live WinINet (this user) and WinHTTP (machine) sources."""
-    user = parse_reg_query(_run(["reg", "query", INTERNET_SETTINGS]))
-    conns = parse_reg_query(_run(["reg", "query", CONNECTIONS, "/v", "DefaultConnectionSettings"]))
-    out = [wininet_source(user, conns)]
-    text = _run(["netsh", "winhttp", "show", "proxy"])
-    if "WinHTTP" in text:
-        out.append(parse_netsh_winhttp(text))
-    else:  # localized netsh output: read the registry value instead
-        blob = parse_reg_query(_run(["reg", "query", WINHTTP_KEY, "/v", "WinHttpSettings"]))
-        out.append(parse_winhttp_blob(blob.get("WinHttpSettings", "")) if blob else
-                   Source("winhttp", "netsh winhttp show proxy", error="unreadable"))
-    return out
+    """The live WinINet (this user) and WinHTTP (machine) sources, each read on its own."""
+    from roomprobe.net.proxysrc import guarded
+
+    return [guarded(name, origin, fn) for name, origin, fn in READERS]
