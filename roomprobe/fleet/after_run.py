@@ -99,7 +99,7 @@ def _history(rep: dict[str, Any], exit_code: int, c: dict[str, Any]) -> tuple[st
                                     keep_runs=int(c.get("history_keep_runs", history.KEEP_RUNS)))
         return previous, run_id
     except Exception as exc:  # sqlite3.Error, full disk: never lose the check's verdict over it
-        _warn(f"could not record the run in {path}: {exc}")
+        _warn(f"could not record the run: {history.db_error(path, exc)}")
         return None, None
     finally:
         conn.close()
