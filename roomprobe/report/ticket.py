@@ -35,7 +35,11 @@ def load_report(path: str) -> dict[str, Any]:
         message = error.message if len(error.message) <= 160 else error.message[:157] + "..."
         raise UsageError(f"{path} is not a roomprobe report (schema roomprobe/report/v1: {where}: "
                          f"{message})")
-    return data
+    from roomprobe.core.redact import redact
+
+    # Reports we write are redacted already; one from an older version or edited by hand may not
+    # be, and rendering it for a ticket must not print a password either.
+    return redact(data)
 
 
 def _addresses(iface: dict[str, Any]) -> str:
