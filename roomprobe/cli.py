@@ -76,8 +76,15 @@ def cli() -> None:
         click.echo(ctx.get_help())
 
 
+def one_line(message: str, limit: int = 1000) -> str:
+    """A message as ONE printable line: a value the user typed may hold a newline, a carriage
+    return or an escape sequence, and echoing it raw would split or rewrite the error line."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _fail(message: str) -> None:
-    click.echo(f"roomprobe: {message}", err=True)
+    click.echo(f"roomprobe: {one_line(message)}", err=True)
     sys.exit(ExitCode.UNKNOWN)
 
 
