@@ -159,8 +159,12 @@ def split_peer(peer: str, default_port: int) -> tuple[str, int]:
         host, port_s = peer.split(":")
     else:
         host, port_s = peer, str(default_port)
-    if not host or not port_s.isdigit() or not 0 < int(port_s) < 65536:
-        raise ValueError(f"--peer {peer!r} is not ADDR or ADDR:PORT")
+    shown = peer if len(peer) <= 80 else peer[:77] + "..."
+    # isascii: '²'.isdigit() is True but int('²') raises with Python's own message.
+    if not host or not (port_s.isascii() and port_s.isdigit()) or len(port_s) > 5 \
+            or not 0 < int(port_s) < 65536:
+        raise ValueError(f"--peer {shown!r} is not ADDR or ADDR:PORT (PORT a number from 1 "
+                         "to 65535)")
     return host, int(port_s)
 
 

@@ -57,7 +57,8 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="roomprobe")
 def cli() -> None:
     """roomprobe: why can't the Zoom Rooms controller, the room, or Zoom's cloud talk?
@@ -70,10 +71,20 @@ def cli() -> None:
     Exit codes: 0 all passed, 1 warnings, 2 failures, 3 unknown (bad usage, internal error,
     interrupted).
     """
+    ctx = click.get_current_context()
+    if ctx.invoked_subcommand is None:  # plain 'roomprobe': the help, as asked, and exit 0
+        click.echo(ctx.get_help())
+
+
+def one_line(message: str, limit: int = 1000) -> str:
+    """A message as ONE printable line: a value the user typed may hold a newline, a carriage
+    return or an escape sequence, and echoing it raw would split or rewrite the error line."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _fail(message: str) -> None:
-    click.echo(f"roomprobe: {message}", err=True)
+    click.echo(f"roomprobe: {one_line(message)}", err=True)
     sys.exit(ExitCode.UNKNOWN)
 
 

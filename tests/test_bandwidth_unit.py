@@ -174,13 +174,17 @@ def test_serve_bounds_request_size_and_session_bytes(server):
 
 
 def test_serve_caps_concurrent_clients(server):
-    held = [socket.create_connection(("127.0.0.1", server.server_address[1])) for _ in range(2)]
+    """Two sessions past the token (uploads in progress) hold both slots: a third gets 503."""
+    port = server.server_address[1]
+    held = []
+    for _ in range(2):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(f"POST /__up HTTP/1.1\r\nHost: x\r\n{TOKEN_HEADER}: right-token-123\r\n"
+                  "Content-Length: 900000\r\n\r\nxx".encode())
+        held.append(s)
     try:
-        time.sleep(0.2)
-        extra = socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=2)
-        extra.sendall(b"GET /__down?bytes=0 HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert extra.recv(100) == b""  # closed without an answer
-        extra.close()
+        time.sleep(0.3)
+        assert req(server, "GET", "/__down?bytes=0")[0] == 503
     finally:
         for s in held:
             s.close()

@@ -88,9 +88,30 @@ def test_loopback_room_check_json_to_file_and_stdout(tmp_path):
     assert json.loads(out.stdout)["status"] == "fail"
 
 
-def test_unwritable_json_path_is_a_usage_error(tmp_path):
-    out = cli("check", "--only", "interfaces", "--json", str(tmp_path / "missing-dir" / "r.json"))
-    assert out.returncode == 3 and "cannot write the report" in out.stderr
+def test_unwritable_json_path_keeps_the_verdict_and_exits_3(tmp_path):
+    out = cli("check", "--only", "interfaces", "--no-history", "--json", str(tmp_path / "missing-dir" / "r.json"))
+    assert out.returncode == 3 and "could not write the report" in out.stderr
+    assert out.stdout.startswith(("PASS", "WARN", "FAIL")), out.stdout  # the verdict is still shown
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0,
+                    reason="needs unshare -m (root)")
+def test_json_on_a_full_disk_prints_the_verdict_then_says_so(tmp_path):
+    """A real full file system (a 64 KiB tmpfs, filled): every probe ran, so the verdict is printed,
+    then one line saying the file could not be written; no temp file is left behind."""
+    d = tmp_path / "full"
+    d.mkdir()
+    script = (f"mount -t tmpfs -o size=64k tmpfs {d} && (dd if=/dev/zero of={d}/fill bs=4k 2>/dev/null; true) && "
+              f"{sys.executable} -m roomprobe check --only interfaces --no-history --no-color "
+              f"--json {d}/r.json; echo RC=$?; ls -a {d}")
+    out = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "ROOMPROBE_CONFIG": os.devnull})
+    verdict, _, rest = out.stdout.partition("RC=")
+    assert rest.startswith("3"), out
+    assert verdict.startswith(("PASS", "WARN", "FAIL")) and "interfaces" in verdict, out.stdout
+    assert "No space left on device" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert sorted(rest.split()[1:]) == [".", "..", "fill"], rest  # no r.json, no temp file
 
 
 def test_config_file_sets_what_flags_set(tmp_path):

@@ -130,5 +130,106 @@ def test_kill_9_writers_lose_nothing_committed(tmp_path):
 def test_corrupt_database_is_one_clear_error(tmp_path):
     db = tmp_path / "h.sqlite3"
     db.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(UsageError, match="is unusable"):
+    with pytest.raises(UsageError, match="is damaged"):
         history.connect(db)
+
+
+# -- damaged databases, read-only mounts, full disks: one clear line, never a traceback --------
+def hist_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ROOMPROBE_CONFIG": os.devnull}
+    return subprocess.run([sys.executable, "-m", "roomprobe", "history", *args], capture_output=True,
+                          text=True, timeout=60, env=env)
+
+
+def _db_with_runs(path: Path) -> None:
+    conn = history.connect(path)
+    history.record(conn, rep("pass"), 0)
+    history.record(conn, rep("fail", "port-refused"), 2)
+    conn.close()
+
+
+@pytest.mark.parametrize("damage, words", [
+    ("UPDATE runs SET findings = 'not json' WHERE id = 2", "run #2: column findings is not JSON"),
+    ("UPDATE runs SET findings = '{\"a\": 1}' WHERE id = 2", "is not a JSON list"),
+    ("UPDATE runs SET findings = '[1, 2]' WHERE id = 1", "run #1: findings are not"),
+    ("UPDATE runs SET status = x'00ff' WHERE id = 2", "wrong type"),
+    ("UPDATE runs SET duration_s = 'slow' WHERE id = 1", "wrong type"),
+    ("UPDATE runs SET findings = '' WHERE id = 2", "not JSON"),
+    ("UPDATE runs SET findings = '[' || replace(hex(zeroblob(5000)), '00', '[') WHERE id = 2",
+     "not JSON"),
+    ("ALTER TABLE runs DROP COLUMN findings", "lacks column(s) findings"),
+    ("DROP TABLE runs", "no 'runs' table"),
+    ("DROP TABLE runs; CREATE TABLE runs (id INTEGER, x TEXT)", "lacks column(s)"),
+])
+def test_damaged_history_is_one_line_exit_3(tmp_path, damage, words):
+    db = tmp_path / "h.sqlite3"
+    _db_with_runs(db)
+    conn = sqlite3.connect(db)
+    conn.executescript(damage)
+    conn.close()
+    for fmt in ("text", "json"):
+        out = hist_cli("--history-db", str(db), "--format", fmt)
+        assert out.returncode == 3 and "Traceback" not in out.stderr, out
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0] and "is damaged" in lines[0], out.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--limit", "99999999999999999999"], "not in the range"),
+    (["--limit", "0"], "not in the range"),
+    (["--since", "0001-01-01"], "give an age like"),
+    (["--since", "9" * 400 + "d"], "give an age like"),
+])
+def test_history_flag_errors_are_one_line(tmp_path, args, words):
+    db = tmp_path / "h.sqlite3"
+    _db_with_runs(db)
+    out = hist_cli("--history-db", str(db), *args)
+    assert out.returncode == 3 and len(out.stderr.strip().splitlines()) == 1, out
+    assert words in out.stderr
+
+
+def _unshare_ok() -> bool:
+    return subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _unshare_ok(), reason="needs unshare -m (root)")
+def test_history_on_a_read_only_mount_is_read_not_refused(tmp_path):
+    """A real read-only bind mount (root ignores file modes, so chmod would prove nothing):
+    'history' reads it; a check says read-only, not "unusable, move it away"."""
+    d = tmp_path / "ro"
+    d.mkdir()
+    _db_with_runs(d / "h.sqlite3")
+    script = (f"mount --bind {d} {d} && mount -o remount,bind,ro {d} && "
+              f"{sys.executable} -m roomprobe history --history-db {d}/h.sqlite3 --format json; "
+              f"echo RC=$?; {sys.executable} -m roomprobe check --only interfaces "
+              f"--history-db {d}/h.sqlite3")
+    out = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "ROOMPROBE_CONFIG": os.devnull})
+    head, _, tail = out.stdout.partition("RC=")
+    assert tail.startswith("0"), out
+    data = json.loads(head)
+    assert [r["id"] for r in data["runs"]] == [2, 1] and data["changes"]["new"], data
+    assert "read-only" in out.stderr and "unusable" not in out.stderr and "damaged" not in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.skipif(not _unshare_ok(), reason="needs unshare -m (root)")
+def test_history_on_a_full_disk_says_full(tmp_path):
+    """A small tmpfs filled to the last byte: the check keeps its verdict and says the disk is
+    full; the history already there is still readable and intact."""
+    d = tmp_path / "full"
+    d.mkdir()
+    script = (f"mount -t tmpfs -o size=256k tmpfs {d} && "
+              f"{sys.executable} -m roomprobe check --only interfaces --history-db {d}/h.sqlite3 "
+              f"&& (dd if=/dev/zero of={d}/fill bs=4k 2>/dev/null; true) && "
+              f"{sys.executable} -c \"import json,sys; print(json.dumps({{'x': 'y' * 300000}}))\" > /dev/null && "
+              f"{sys.executable} -m roomprobe check --only interfaces --history-db {d}/h.sqlite3 "
+              f"--note {'n' * 100000}; echo RC=$?; "
+              f"{sys.executable} -m roomprobe history --history-db {d}/h.sqlite3 --format json")
+    out = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
+                         timeout=90, env={**os.environ, "ROOMPROBE_CONFIG": os.devnull})
+    assert "RC=0" in out.stdout, out
+    assert "is full" in out.stderr and "unusable" not in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    data = json.loads(out.stdout.split("RC=0", 1)[1])
+    assert len(data["runs"]) == 1

@@ -204,10 +204,10 @@ def test_an_older_report_without_the_pack_still_renders(saved, tmp_path):
 
 
 @pytest.mark.parametrize("content, words", [
-    (b"this is not json", "is not a roomprobe report (not JSON"),
+    (b"this is not json", "is not JSON (Expecting value"),
     (b'{"hello": "world"}', "is not a roomprobe report (schema roomprobe/report/v1: top level: "
                            "'schema' is a required property"),
-    (b"\xff\xfe\x00garbage", "is not a roomprobe report (not UTF-8 text)"),
+    (b"\xff\xfe\x00garbage", "is not UTF-8 text"),
     (b"[1, 2]", "is not a roomprobe report (schema"),
 ])
 def test_not_a_report_is_one_line_exit_3(tmp_path, content, words):
@@ -269,3 +269,29 @@ def test_note_is_redacted_like_everything_else():
     rep = json.loads(out.stdout)
     assert "s3cret" not in out.stdout and "alice" not in out.stdout
     assert rep["note"] == "proxy is http://***:***@proxy.corp:3128 since Monday"
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: p.write_text("[" * 100000 + "]" * 100000), "nested more than 64 levels"),
+    (lambda p: p.write_text('{"a":' * 5000 + "1" + "}" * 5000), "nested more than 64 levels"),
+    (lambda p: p.write_bytes(b" " * (32 * 1024 * 1024 + 10)), "larger than 32 MiB"),
+    (lambda p: p.write_text("1" * 5000), "not usable JSON"),
+])
+def test_hostile_report_files_are_one_line(tmp_path, make, words):
+    """Deep nesting was a RecursionError; a huge file or /dev/zero was read whole into memory."""
+    bad = tmp_path / "bad.json"
+    make(bad)
+    out = cli("report", str(bad))
+    assert out.returncode == 3 and out.stdout == "", out
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], out.stderr
+
+
+def test_dev_zero_report_is_bounded():
+    """/dev/zero never ends: the reader stops at the cap (this would hang or eat memory before)."""
+    import time
+
+    t0 = time.monotonic()
+    out = cli("report", "/dev/zero")
+    assert out.returncode == 3 and "larger than" in out.stderr and "Traceback" not in out.stderr
+    assert time.monotonic() - t0 < 20

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from roomprobe.core.errors import UsageError
+from roomprobe.core.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -162,14 +162,15 @@ def run_check(settings: Settings, all_probes: Mapping[str, Probe]) -> int:
                        duration_s=time.monotonic() - t0, host=host, extra=_evidence_pack(c, started, app_lookup))
     rep["diagnosis"] = _diagnose(rep, c.code)
 
+    write_error = None
     if c.json:
         from roomprobe.core.fsutil import atomic_write_text
 
         try:
             atomic_write_text(c.json, report.to_json(rep))
-        except OSError as exc:
-            raise UsageError(f"cannot write the report to {c.json}: {exc.strerror or exc}; "
-                             "choose a writable path for --json") from None
+        except OSError as exc:  # a full disk: the verdict is still shown, then the failure
+            write_error = (f"could not write the report to {c.json}: {exc.strerror or exc}; "
+                           "the verdict above is complete; free space or choose a writable path for --json")
     from roomprobe.fleet import after_run
 
     after_run.after_run(rep, int(report.exit_code(rep)), c, deadline=t0 + float(c.timeout))
@@ -178,6 +179,9 @@ def run_check(settings: Settings, all_probes: Mapping[str, Probe]) -> int:
     else:
         color = bool(c.color) and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         click.echo(render_text(rep, color=color, verbose=bool(c.verbose)), nl=False)
+    if write_error:
+        click.echo(f"roomprobe: {write_error}", err=True)
+        return int(ExitCode.UNKNOWN)  # the file the user asked for does not exist: never "OK"
     return int(report.exit_code(rep))
 
 

@@ -14,7 +14,8 @@ from roomprobe.core.errors import UsageError
 @click.command()
 @click.option("--since", default=None, metavar="AGE|DATE",
               help="Only runs since then: 90m, 24h, 7d, or 2026-11-20[T08:00].")
-@click.option("--limit", type=int, default=20, show_default=True, help="At most this many runs.")
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=20, show_default=True,
+              help="At most this many runs.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--history-db", default=None, metavar="PATH",
               help="History database [default: $ROOMPROBE_HISTORY_DB or the user state dir].")
@@ -24,19 +25,22 @@ def history(since: str | None, limit: int, fmt: str, history_db: str | None) -> 
     A run is healthy when every probe passed within the deadline. "New" findings are in the
     latest run but not in that healthy one; "cleared" ones appeared after it and are gone now.
     """
+    import sqlite3
+
     from roomprobe.fleet import history as hist
 
-    if limit < 1:
-        raise UsageError(f"--limit {limit}: give a positive number of runs")
     since_ts = hist.parse_since(since) if since else None
     path = Path(history_db) if history_db else hist.default_db_path()
     if not path.is_file():
         raise UsageError(f"no history at {path}: run 'roomprobe check' first (history is on by "
                          "default), or point --history-db at the database")
-    conn = hist.connect(path)
+    # Read-only: reading must work on a read-only mount and never change the file.
+    conn = hist.connect_readonly(path)
     try:
         data = {"db": str(path), "runs": hist.runs(conn, since=since_ts, limit=limit),
                 "changes": hist.changes(conn)}
+    except (sqlite3.Error, hist.DamagedHistory) as exc:
+        raise hist.db_error(path, exc) from None
     finally:
         conn.close()
     if fmt == "json":

@@ -11,6 +11,7 @@ import time
 import click
 
 from roomprobe.core.errors import UsageError
+from roomprobe.core.threads import start_guarded
 
 DEFAULT_SPEED_PORT = 9095
 
@@ -27,11 +28,21 @@ DEFAULT_SPEED_PORT = 9095
 @click.option("--duration", type=click.FloatRange(1, 86400), default=900.0, show_default=True,
               metavar="S", help="Exit after this many seconds.")
 @click.option("--max-clients", type=click.IntRange(1, 256), default=16, show_default=True,
-              help="Concurrent connections at most.")
-@click.option("--max-mb", type=click.IntRange(1, 10**7), default=20000, show_default=True,
-              help="Total megabytes served and received, at most.")
+              help="Concurrent sessions (clients that presented the token) at most.")
+@click.option("--max-pending", type=click.IntRange(1, 4096), default=64, show_default=True,
+              help="Connections still sending their request head, at most; each gets "
+                   "--header-timeout seconds and takes no session slot.")
+@click.option("--header-timeout", type=click.FloatRange(0.2, 60), default=2.0, show_default=True,
+              metavar="S", help="Seconds a connection has to send its request head (with the token).")
+@click.option("--max-mb", type=click.IntRange(1, 10**7), default=30000, show_default=True,
+              help="Megabytes one client address may move (down + up) per --window.")
+@click.option("--window", type=click.FloatRange(1, 86400), default=300.0, show_default=True,
+              metavar="S", help="The time window of --max-mb.")
+@click.option("--total-mb", type=click.IntRange(1, 10**9), default=None, metavar="MB",
+              help="Optional cap on megabytes for the whole serve lifetime (all clients).")
 def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, duration: float,
-          max_clients: int, max_mb: int) -> int:
+          max_clients: int, max_pending: int, header_timeout: float, max_mb: int, window: float,
+          total_mb: int | None) -> int:
     """Answer the bandwidth/latency test (and optionally 9090) for 'check --peer'.
 
     \b
@@ -49,7 +60,9 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
     if token is not None and len(token) < 8:
         raise UsageError("--token must be at least 8 characters (or leave it out for a random one)")
     token = token or secrets.token_urlsafe(12)
-    limits = Limits(max_clients=max_clients, max_total_bytes=max_mb * 1000**2)
+    limits = Limits(max_clients=max_clients, max_pending=max_pending, header_timeout_s=header_timeout,
+                    max_client_bytes=max_mb * 1000**2, client_window_s=window,
+                    max_total_bytes=total_mb * 1000**2 if total_mb else None)
     deadline = time.monotonic() + duration
     try:
         server = SpeedServer((bind, speed_port), token, limits, deadline)
@@ -70,20 +83,22 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
     peer = bind if speed_port == DEFAULT_SPEED_PORT else f"{host}:{speed_port}"
     click.echo(f"on the other device: roomprobe check --peer {peer} --peer-token {token}")
     sys.stdout.flush()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                              daemon=True)
-    thread.start()
+    thread = start_guarded(server.serve_forever, "serve", poll_interval=0.2)
     try:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and thread.is_alive():
             time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
     except KeyboardInterrupt:
         pass
     finally:
         stop.set()
-        server.shutdown()
+        if thread.is_alive():
+            server.shutdown()
         server.server_close()
         if zoom_port is not None:
             standin.close()
+    if thread.error is not None:
+        raise UsageError(f"serve stopped: {type(thread.error).__name__}: {thread.error}")
     click.echo(f"roomprobe serve: done; {server.requests} requests, "
-               f"{server.bytes_total / 1e6:.1f} MB, {server.rejected} rejected")
+               f"{server.bytes_total / 1e6:.1f} MB, {server.rejected} rejected, "
+               f"{server.head_timeouts} too slow to send a request head")
     return 0

@@ -47,3 +47,122 @@ def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
             if getattr(exc, "winerror", None) not in _TRANSIENT_WINERRORS or attempt + 1 == REPLACE_ATTEMPTS:
                 raise
             time.sleep(REPLACE_DELAY_S * (attempt + 1) / 2)
+
+
+# ---------------------------------------------------------------- bounded reads of user files
+#
+# Every file a user hands us (a saved report, a PAC file, a config file) is read through here:
+# a size cap (so /dev/zero or a 40 GB log given by mistake costs a few MB, not all memory) and,
+# for JSON and TOML, a nesting cap (so ``[[[[...]]]]`` is a clear "too deeply nested", not a
+# RecursionError halfway through a parser or a schema validator).
+
+MAX_DEPTH = 64
+
+
+def read_bounded(path: str | os.PathLike[str], max_bytes: int, what: str) -> bytes:
+    """The bytes of ``path``, at most ``max_bytes``; anything wrong is one UsageError line.
+
+    ``what`` names the file for the user ("report file", "PAC file"): the message says which
+    file, what was wrong and what to do.
+    """
+    from roomprobe.core.errors import UsageError
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {os.fspath(path)}: {exc.strerror or exc}; "
+                         "check the path") from None
+    except ValueError as exc:  # e.g. an embedded NUL in the path
+        raise UsageError(f"cannot read {what} {os.fspath(path)!r}: {exc}") from None
+    if len(data) > max_bytes:
+        raise UsageError(f"{what} {os.fspath(path)} is larger than {_size(max_bytes)}; "
+                         f"is it the right file?")
+    return data
+
+
+def read_text_bounded(path: str | os.PathLike[str], max_bytes: int, what: str) -> str:
+    """``read_bounded`` decoded as UTF-8 (a BOM is allowed); not UTF-8 is a UsageError."""
+    from roomprobe.core.errors import UsageError
+
+    data = read_bounded(path, max_bytes, what)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} {os.fspath(path)} is not UTF-8 text; is it the right file?") from None
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of ``[`` / ``{`` in JSON text, counted without recursion.
+
+    Strings are skipped, so a bracket inside a string does not count.
+    """
+    import re
+
+    depth = deepest = 0
+    for m in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
+        tok = m.group()
+        if tok in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif tok in "]}":
+            depth -= 1
+    return deepest
+
+
+def data_depth(value: object) -> int:
+    """The nesting depth of parsed JSON/TOML data (lists and dicts), counted without recursion."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            deepest = max(deepest, d + 1)
+            stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            deepest = max(deepest, d + 1)
+            stack.extend((x, d + 1) for x in v)
+    return deepest
+
+
+def load_json_bounded(path: str | os.PathLike[str], max_bytes: int, what: str,
+                      max_depth: int = MAX_DEPTH) -> object:
+    """JSON from a user file, size- and depth-capped; every problem is one UsageError line."""
+    import json
+
+    from roomprobe.core.errors import UsageError
+
+    text = read_text_bounded(path, max_bytes, what)
+    if json_depth(text) > max_depth:
+        raise UsageError(f"{what} {os.fspath(path)} is nested more than {max_depth} levels deep; "
+                         "is it the right file?")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{what} {os.fspath(path)} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    except (RecursionError, ValueError) as exc:  # a huge integer literal, or depth we missed
+        raise UsageError(f"{what} {os.fspath(path)} is not usable JSON ({type(exc).__name__}: "
+                         f"{str(exc)[:100]})") from None
+
+
+def loads_toml_bounded(data: bytes, where: str, max_depth: int = MAX_DEPTH) -> dict[str, object]:
+    """TOML from bytes already read with ``read_bounded``; depth-capped, one UsageError line."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    from roomprobe.core.errors import UsageError
+
+    try:
+        raw = tomllib.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise UsageError(f"{where} is not UTF-8 text; is it the right file?") from None
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError) as exc:
+        raise UsageError(f"{where} is not valid TOML: {str(exc)[:160]}") from None
+    if data_depth(raw) > max_depth:
+        raise UsageError(f"{where} is nested more than {max_depth} levels deep; is it the right file?")
+    return raw
+
+
+def _size(n: int) -> str:
+    return f"{n // (1024 * 1024)} MiB" if n >= 1024 * 1024 else f"{n // 1024} KiB"

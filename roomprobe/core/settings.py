@@ -114,35 +114,15 @@ def default_config_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def _read_bounded(path: Path) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"cannot read config file {path}: {exc.strerror or exc}; "
-                         "check the path given to --config") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise UsageError(f"config file {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB; "
-                         "is it the right file? (--config takes a small TOML file)")
-    return data
-
-
 def load(path: Path | None) -> ConfigFile:
     """Read and check a config file's shape; ``None`` gives an empty one."""
     cfg = ConfigFile()
     if path is None:
         return cfg
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    data = _read_bounded(path)
-    raw: dict[str, Any] = {}
-    if data.strip():
-        try:
-            raw = tomllib.loads(data.decode("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
+    from roomprobe.core.fsutil import loads_toml_bounded, read_bounded
+
+    data = read_bounded(path, MAX_CONFIG_BYTES, "config file")
+    raw: dict[str, Any] = loads_toml_bounded(data, f"config file {path}") if data.strip() else {}
     cfg.source = str(path)
     unknown = set(raw) - {"check", "probes"}
     if unknown:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-import threading
 
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Targets
+from roomprobe.core.threads import start_guarded
 
 RESOLVE_TIMEOUT_S = 3.0
 
@@ -21,22 +21,26 @@ def parse_address(text: str, flag: str) -> str:
     except ValueError:
         pass
     looks_numeric = bool(re.fullmatch(r"[0-9.]+", text)) or ":" in text
-    if looks_numeric or not text or any(c.isspace() for c in text) or not all(
+    if looks_numeric or not text or any(c.isspace() or not c.isprintable() for c in text) or not all(
             part and len(part) < 64 for part in text.rstrip(".").split(".")):
         raise UsageError(f"{flag} {text!r} is not an IP address or host name; "
                          f"give it like {flag} 10.0.0.5")
-    result: list[str] = []
+    try:
+        text.encode("idna")  # a label too long once encoded, or characters IDNA forbids
+    except UnicodeError:
+        raise UsageError(f"{flag} {text!r} is not a valid host name; give the device's IP "
+                         f"address, e.g. {flag} 10.0.0.5") from None
 
-    def lookup() -> None:
-        try:
-            infos = socket.getaddrinfo(text, None, type=socket.SOCK_STREAM)
-            result.extend(str(info[4][0]) for info in infos)
-        except OSError:
-            pass
+    def lookup() -> list[str]:
+        infos = socket.getaddrinfo(text, None, type=socket.SOCK_STREAM)
+        return [str(info[4][0]) for info in infos]
 
-    t = threading.Thread(target=lookup, daemon=True)
-    t.start()
+    t = start_guarded(lookup, "resolve-target")
     t.join(RESOLVE_TIMEOUT_S)
+    result: list[str] = [] if t.is_alive() or t.error is not None else (t.result or [])
+    if isinstance(t.error, ValueError):  # UnicodeError, an embedded NUL: not a name at all
+        raise UsageError(f"{flag} {text!r} is not a valid host name; give the device's IP "
+                         f"address, e.g. {flag} 10.0.0.5")
     if not result:
         raise UsageError(f"{flag} {text!r} does not resolve to an address; "
                          "give the device's IP address (shown in its network settings)")

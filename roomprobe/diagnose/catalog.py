@@ -165,11 +165,19 @@ def lookup(text: str) -> list[Entry]:
     if product is not None and product not in PRODUCTS:
         return []
     pool = [e for e in entries() if product is None or e.product == product]
-    if rest.isdigit():
+    if _is_number(rest):
         return [e for e in pool if e.code == int(rest)]
+    if rest.isdigit() or len(rest) > 200:  # '²', '٣', a 5000-digit number: no such code
+        return []
     symbol = re.sub(r"[\s-]+", "_", rest).upper()
     found = [e for e in pool if e.name == symbol]
     return found or [e for e in pool if e.group == rest]
+
+
+def _is_number(text: str) -> bool:
+    """ASCII digits of a sane length: ``str.isdigit`` is also true for '²' and '٣', which
+    ``int()`` rejects (or reads as another number), and a 5000-digit string makes int() raise."""
+    return text.isascii() and text.isdigit() and len(text) <= 12
 
 
 def search(words: str | Iterable[str], product: str | None = None) -> list[Entry]:
@@ -195,9 +203,11 @@ def search(words: str | Iterable[str], product: str | None = None) -> list[Entry
 def unknown_code_message(text: str) -> str:
     """The one line a user sees for a code we do not know, with what to do next."""
     product, rest = split_code(text)
+    text = text if len(text) <= 60 else text[:57] + "..."  # one readable line, whatever was typed
     if product is not None and product not in PRODUCTS:
+        product = product if len(product) <= 40 else product[:37] + "..."
         return (f"unknown product {product!r} in {text!r}; use one of {', '.join(PRODUCTS)} "
                 f"(e.g. zoom-rooms:2002)")
-    hint = rest if rest and not rest.isdigit() else "WORDS"
+    hint = rest if rest and not _is_number(rest) and rest.isprintable() and len(rest) < 40 else "WORDS"
     return (f"unknown error code {text!r}; run 'roomprobe codes --search {hint}' to find it, or "
             f"'roomprobe codes' to list them all")

@@ -102,7 +102,7 @@ def _history(rep: dict[str, Any], exit_code: int, c: CheckSettings) -> tuple[str
                                     keep_runs=int(c.history_keep_runs))
         return previous, run_id
     except Exception as exc:  # sqlite3.Error, full disk: never lose the check's verdict over it
-        _warn(f"could not record the run in {path}: {exc}")
+        _warn(f"could not record the run: {history.db_error(path, exc)}")
         return None, None
     finally:
         conn.close()

@@ -57,6 +57,75 @@ def default_db_path() -> Path:
     return user_state_path("roomprobe", appauthor=False) / "history.sqlite3"
 
 
+REQUIRED_COLUMNS = ("id", "ts", "started_at", "status", "complete", "exit_code", "duration_s",
+                    "findings", "report")
+
+
+class DamagedHistory(UsageError):
+    """A row or the schema of the history database is not what roomprobe wrote.
+
+    A UsageError, so even a caller that does not turn it into ``db_error``'s line naming the
+    file still ends with one line and exit 3."""
+
+
+def db_error(path: str | os.PathLike[str], exc: BaseException) -> UsageError:
+    """One line that names what is really wrong with the database file, and what to do.
+
+    A full disk and a read-only mount are not a broken database: saying "unusable, move it
+    away" would make the user delete a good history."""
+    p = os.fspath(path)
+    code = getattr(exc, "sqlite_errorcode", None)
+    errno_ = getattr(exc, "errno", None)
+    text = str(exc).lower()
+    fs = None if isinstance(exc, DamagedHistory) else _fs_state(Path(p))
+    # ENOSPC, SQLITE_FULL
+    if fs == "full" or errno_ == 28 or code == 13 or "disk is full" in text or "no space" in text:
+        return UsageError(f"the disk holding the history database {p} is full; free some space "
+                          "(history itself keeps at most 30 days) or move it with --history-db")
+    if fs == "readonly" or errno_ in (30, 13) or code in (8, 1032) or "readonly" in text or "read-only" in text:
+        return UsageError(f"the history database {p} is on a read-only file system or not "
+                          "writable; 'roomprobe history' can still read it; to record runs, give "
+                          "a writable path with --history-db")
+    if isinstance(exc, DamagedHistory) or code in (11, 26) or "not a database" in text \
+            or "malformed" in text:
+        return UsageError(f"the history database {p} is damaged ({str(exc)[:160]}); move it away "
+                          "and rerun (a new one is created)")
+    if isinstance(exc, sqlite3.OperationalError) and ("unable to open" in text or "cannot open" in text):
+        return UsageError(f"cannot open the history database {p} ({exc}); check the path, or "
+                          "choose another with --history-db")
+    return UsageError(f"the history database {p} is unusable ({str(exc)[:160]}); move it away "
+                      "and rerun (a new one is created)")
+
+
+def _fs_state(path: Path) -> str | None:
+    """"readonly" or "full" for the file system holding ``path`` (POSIX statvfs), else None.
+
+    SQLite reports both as a generic "disk I/O error" or "unable to open database file" (the
+    WAL's -shm file cannot be created), so the file system is asked directly."""
+    if not hasattr(os, "statvfs"):
+        return None
+    d = path if path.is_dir() else path.parent
+    try:
+        st = os.statvfs(d)
+    except OSError:
+        return None
+    if st.f_flag & getattr(os, "ST_RDONLY", 1):
+        return "readonly"
+    if st.f_bavail * st.f_frsize < 64 * 1024:
+        return "full"
+    return None
+
+
+def check_schema(conn: sqlite3.Connection) -> None:
+    """The ``runs`` table with every column this version reads, or DamagedHistory."""
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+    if not cols:
+        raise DamagedHistory("no 'runs' table: not a roomprobe history database")
+    missing = [c for c in REQUIRED_COLUMNS if c not in cols]
+    if missing:
+        raise DamagedHistory(f"table 'runs' lacks column(s) {', '.join(missing)}")
+
+
 def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     """Open (creating if needed) the history database in WAL mode with durable commits."""
     p = Path(path)
@@ -64,6 +133,8 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
         p.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(p), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
     except (OSError, sqlite3.Error) as exc:
+        if isinstance(exc, OSError) and exc.errno in (28, 30):
+            raise db_error(p, exc) from None
         raise UsageError(f"cannot open the history database {p}: {exc}; "
                          "choose a writable path with --history-db") from None
     try:
@@ -73,11 +144,41 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
         with _tx(conn):
             for stmt in filter(str.strip, _SCHEMA.split(";")):
                 conn.execute(stmt)
-    except sqlite3.DatabaseError as exc:
+        check_schema(conn)
+    except (sqlite3.Error, DamagedHistory) as exc:
         conn.close()
-        raise UsageError(f"the history database {p} is unusable ({exc}); move it away and rerun "
-                         "(a new one is created)") from None
+        raise db_error(p, exc) from None
     return conn
+
+
+def connect_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """Open the database for reading only (``roomprobe history``): works on a read-only mount.
+
+    ``mode=ro`` first; a WAL database on a read-only file system cannot create its ``-shm``
+    file, so then ``immutable=1`` (nothing can be writing to a read-only mount anyway)."""
+    from urllib.parse import quote
+
+    p = Path(path)
+    uri = "file:" + quote(str(p.resolve()))
+    last: BaseException | None = None
+    for params in ("mode=ro", "mode=ro&immutable=1"):
+        try:
+            conn = sqlite3.connect(f"{uri}?{params}", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                                   isolation_level=None)
+        except sqlite3.Error as exc:
+            last = exc
+            continue
+        try:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            check_schema(conn)
+            return conn
+        except DamagedHistory as exc:
+            conn.close()
+            raise db_error(p, exc) from None
+        except sqlite3.Error as exc:
+            conn.close()
+            last = exc
+    raise db_error(p, last or sqlite3.DatabaseError("cannot open")) from None
 
 
 @contextmanager
@@ -145,12 +246,41 @@ def runs(conn: sqlite3.Connection, *, since: float | None = None, limit: int | N
         args.append(int(limit))
     out = []
     for r in conn.execute(sql, args):
-        row = {"id": r[0], "started_at": r[2], "status": r[3], "complete": bool(r[4]),
-               "exit_code": r[5], "duration_s": r[6], "findings": json.loads(r[7])}
+        row = _row(r)
         if with_report:
-            row["report"] = json.loads(r[8])
+            row["report"] = _json(r[8], r[0], "report", dict)
         out.append(row)
     return out
+
+
+def _json(raw: Any, run_id: Any, column: str, kind: type) -> Any:
+    """A JSON column of one run, or DamagedHistory naming the run and the column."""
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError, RecursionError):
+        raise DamagedHistory(f"run #{run_id}: column {column} is not JSON") from None
+    if not isinstance(value, kind):
+        raise DamagedHistory(f"run #{run_id}: column {column} is not a JSON {kind.__name__}")
+    return value
+
+
+def _row(r: tuple[Any, ...]) -> dict[str, Any]:
+    """(id, ts, started_at, status, complete, exit_code, duration_s, findings) -> a checked run.
+
+    Every value is checked for the type the renderers use, so a row edited by hand or by
+    another program is one DamagedHistory line, not a TypeError halfway through the table."""
+    run_id = r[0]
+    findings = _json(r[7], run_id, "findings", list)
+    if not all(isinstance(f, dict) and isinstance(f.get("id"), str)
+               and isinstance(f.get("severity"), str) and isinstance(f.get("probe", ""), str)
+               for f in findings):
+        raise DamagedHistory(f"run #{run_id}: findings are not {{id, severity, probe}} records")
+    if not isinstance(run_id, int) or not isinstance(r[2], str) or not isinstance(r[3], str) \
+            or not isinstance(r[5], int) or isinstance(r[6], bool) \
+            or not isinstance(r[6], (int, float)) or r[4] not in (0, 1):
+        raise DamagedHistory(f"run #{run_id}: a column holds a value of the wrong type")
+    return {"id": run_id, "started_at": r[2], "status": r[3], "complete": bool(r[4]),
+            "exit_code": r[5], "duration_s": float(r[6]), "findings": findings}
 
 
 def healthy(run: dict[str, Any]) -> bool:
@@ -194,20 +324,18 @@ def _key(f: dict[str, str]) -> tuple[str, str]:
 
 
 def _rows_between(conn: sqlite3.Connection, lo: int, hi: int) -> list[dict[str, Any]]:
-    rows = conn.execute("SELECT id, started_at, status, complete, exit_code, findings FROM runs "
-                        "WHERE id > ? AND id < ? ORDER BY id", (lo, hi)).fetchall()
-    return [{"id": r[0], "started_at": r[1], "status": r[2], "complete": bool(r[3]),
-             "exit_code": r[4], "findings": json.loads(r[5])} for r in rows]
+    rows = conn.execute("SELECT id, ts, started_at, status, complete, exit_code, duration_s, findings "
+                        "FROM runs WHERE id > ? AND id < ? ORDER BY id", (lo, hi)).fetchall()
+    return [_row(r) for r in rows]
 
 
 def _one(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:
-    r = conn.execute("SELECT id, started_at, status, complete, exit_code, findings FROM runs "
-                     "WHERE id = ?", (run_id,)).fetchone()
-    return {"id": r[0], "started_at": r[1], "status": r[2], "complete": bool(r[3]),
-            "exit_code": r[4], "findings": json.loads(r[5])}
+    r = conn.execute("SELECT id, ts, started_at, status, complete, exit_code, duration_s, findings "
+                     "FROM runs WHERE id = ?", (run_id,)).fetchone()
+    return _row(r)
 
 
-_AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_AGO = re.compile(r"^\s*(\d{1,9}(?:\.\d{1,9})?)\s*([smhdw])\s*$", re.ASCII)
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -219,7 +347,8 @@ def parse_since(text: str, now: float | None = None) -> float:
         return now - float(m.group(1)) * _UNIT_S[m.group(2)]
     try:
         dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"--since {text!r}: give an age like 90m, 24h, 7d or a date like "
+        return dt.timestamp() if dt.tzinfo else dt.astimezone(timezone.utc).timestamp()
+    except (ValueError, OverflowError, OSError):  # not a date; year 1 or 9999 near the edges
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise UsageError(f"--since {shown!r}: give an age like 90m, 24h, 7d or a date like "
                          "2026-11-20 or 2026-11-20T08:00") from None
-    return dt.timestamp() if dt.tzinfo else dt.astimezone(timezone.utc).timestamp()

@@ -24,11 +24,13 @@ import json
 import socket
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from roomprobe.core.threads import start_guarded
 from roomprobe.net.speed import TOKEN_HEADER
 
 ZEROS = memoryview(b"\0" * (1024 * 1024))
@@ -36,17 +38,29 @@ ZEROS = memoryview(b"\0" * (1024 * 1024))
 
 @dataclass
 class Limits:
-    """Bounds of one serve session."""
+    """Bounds of one serve session.
+
+    ``max_clients`` counts sessions that presented the token; connections that have not yet
+    sent a complete request head are counted separately (``max_pending``) and get
+    ``header_timeout_s`` for it, so clients trickling a header byte a second cannot take the
+    slots a real client needs. Bytes are capped per client address per ``client_window_s``
+    (one check over a fast LAN must not starve the next client); a lifetime cap is optional.
+    """
 
     max_clients: int = 16
+    max_pending: int = 64
+    header_timeout_s: float = 2.0
     max_request_bytes: int = 256 * 1024 * 1024
-    max_total_bytes: int = 20 * 1000**3
+    max_client_bytes: int | None = 30 * 1000**3
+    client_window_s: float = 300.0
+    max_total_bytes: int | None = None
     idle_timeout_s: float = 30.0
 
 
 class SpeedServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128
 
     def __init__(self, addr: tuple[str, int], token: str, limits: Limits, deadline: float) -> None:
         self.token = token
@@ -55,43 +69,92 @@ class SpeedServer(ThreadingHTTPServer):
         self.bytes_total = 0
         self.requests = 0
         self.rejected = 0
+        self.head_timeouts = 0
+        self.errors: list[str] = []
         self.lock = threading.Lock()
         self.slots = threading.BoundedSemaphore(limits.max_clients)
+        self.pending: dict[Any, float] = {}  # connection -> deadline for its request head
+        self.client_use: dict[str, deque[tuple[float, int]]] = {}
+        self._stop = threading.Event()
         family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
         self.address_family = family
         super().__init__(addr, Handler)
+        self.reaper = start_guarded(self._reap, "serve-header-deadline")
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self.slots.acquire(blocking=False):  # too many sessions: refuse this one
-            with self.lock:
+        """No slot yet: a connection first has ``header_timeout_s`` to send a request head."""
+        with self.lock:
+            if len(self.pending) >= self.limits.max_pending:  # too many idle connections
                 self.rejected += 1
+                full = True
+            else:
+                self.pending[request] = time.monotonic() + self.limits.header_timeout_s
+                full = False
+        if full:
             self.shutdown_request(request)
             return
         super().process_request(request, client_address)
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
+    def head_arrived(self, request: Any) -> bool:
+        """The request head is complete: the header deadline no longer applies.
+
+        False if the deadline had already closed the connection."""
+        with self.lock:
+            return self.pending.pop(request, None) is not None
+
+    def _reap(self) -> None:
+        """Shut down connections whose request head did not arrive in time (slowloris)."""
+        while not self._stop.wait(0.1):
+            now = time.monotonic()
+            with self.lock:
+                late = [r for r, dl in self.pending.items() if now > dl]
+                for r in late:
+                    del self.pending[r]
+                self.head_timeouts += len(late)
+            for r in late:
+                with contextlib.suppress(OSError):
+                    r.shutdown(socket.SHUT_RDWR)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.lock:
+            self.pending.pop(request, None)
+        super().shutdown_request(request)
+
+    def server_close(self) -> None:
+        self._stop.set()
+        super().server_close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client hanging up mid-transfer is how every test ends: not worth a traceback."""
+        """Kept, never printed: a client hanging up mid-transfer is how every test ends, and a
+        traceback on the terminal of a room PC helps nobody."""
         import sys
 
         exc = sys.exc_info()[1]
         if isinstance(exc, (ConnectionError, TimeoutError)):
             return
-        super().handle_error(request, client_address)
-
-    def take(self, n: int) -> bool:
-        """Reserve ``n`` bytes of the session's total; False once it is used up."""
         with self.lock:
-            if self.bytes_total + n > self.limits.max_total_bytes:
-                return False
+            if len(self.errors) < 20:
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def take(self, n: int, client: str) -> str | None:
+        """Reserve ``n`` bytes for ``client``; None if granted, else why not (for the 503)."""
+        now = time.monotonic()
+        lim = self.limits
+        with self.lock:
+            if lim.max_total_bytes is not None and self.bytes_total + n > lim.max_total_bytes:
+                return "the serve session's total byte budget (--total-mb) is used up"
+            if lim.max_client_bytes is not None:
+                use = self.client_use.setdefault(client, deque())
+                while use and use[0][0] < now - lim.client_window_s:
+                    use.popleft()
+                if sum(k for _, k in use) + n > lim.max_client_bytes:
+                    wait = lim.client_window_s - (now - use[0][0]) if use else lim.client_window_s
+                    return (f"this client's byte budget for {lim.client_window_s:g} s is used up; "
+                            f"try again in {max(1, round(wait))} s")
+                use.append((now, n))
             self.bytes_total += n
             self.requests += 1
-            return True
+            return None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -101,7 +164,24 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         self.timeout = self.server.limits.idle_timeout_s
+        self.has_slot = False
         super().setup()
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            if self.has_slot:
+                self.has_slot = False
+                self.server.slots.release()
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        if not self.server.head_arrived(self.connection) and not self.has_slot:
+            # The header deadline closed this connection (or it never was pending): drop it.
+            self.close_connection = True
+            return False
+        return ok
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by design
         return
@@ -134,6 +214,14 @@ class Handler(BaseHTTPRequestHandler):
         if path not in ("/__down", "/__up"):
             self._reply(404, {"error": "no such endpoint"}, close=True)
             return False
+        if not self.has_slot:  # the token is good: only now does the client take a slot
+            if not self.server.slots.acquire(blocking=False):
+                with self.server.lock:
+                    self.server.rejected += 1
+                self._reply(503, {"error": f"busy: {self.server.limits.max_clients} clients "
+                                           "already connected; try again shortly"}, close=True)
+                return False
+            self.has_slot = True
         return True
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
@@ -151,8 +239,9 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(400, {"error": f"bytes must be 0..{self.server.limits.max_request_bytes}"},
                         close=True)
             return
-        if not self.server.take(n):
-            self._reply(503, {"error": "session byte budget used up"}, close=True)
+        why = self.server.take(n, str(self.client_address[0]))
+        if why is not None:
+            self._reply(503, {"error": why}, close=True)
             return
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
@@ -180,8 +269,9 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(411 if n < 0 else 413, {"error": "bad or too large Content-Length"},
                         close=True)
             return
-        if not self.server.take(n):
-            self._reply(503, {"error": "session byte budget used up"}, close=True)
+        why = self.server.take(n, str(self.client_address[0]))
+        if why is not None:
+            self._reply(503, {"error": why}, close=True)
             return
         buf = memoryview(bytearray(1024 * 1024))  # reused: no allocation per read
         left = n
@@ -218,5 +308,5 @@ def zoom_standin(bind: str, port: int, stop: threading.Event) -> socket.socket:
             with contextlib.suppress(OSError):
                 conn.close()
 
-    threading.Thread(target=loop, daemon=True, name="zoom-standin").start()
+    start_guarded(loop, "zoom-standin")
     return lsock

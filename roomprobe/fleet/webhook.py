@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +21,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from roomprobe.core.errors import UsageError
+from roomprobe.core.redact import redact_text
+from roomprobe.core.threads import start_guarded
 
 ATTEMPTS = 4
 BASE_DELAY_S = 0.5
@@ -114,21 +115,18 @@ def _attempt(opener: urllib.request.OpenerDirector, req: urllib.request.Request,
              left: float) -> tuple[int | None, str | None]:
     """One POST, abandoned at ``left`` seconds even if the server trickles bytes (the socket
     timeout alone bounds each read, not the whole exchange). Returns (HTTP status, error)."""
-    box: dict[str, Any] = {}
-
-    def go() -> None:
+    def go() -> int | None:
         try:
             with opener.open(req, timeout=left) as resp:
-                box["code"] = resp.status
+                return int(resp.status)
         except urllib.error.HTTPError as exc:
-            box["code"] = exc.code
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            box["error"] = f"{type(reason).__name__}: {reason}"
+            return int(exc.code)
 
-    worker = threading.Thread(target=go, name="roomprobe-webhook", daemon=True)
-    worker.start()
+    worker = start_guarded(go, "roomprobe-webhook")
     worker.join(left)
     if worker.is_alive():
         return None, "timeout: no complete answer before the deadline"
-    return box.get("code"), box.get("error")
+    if worker.error is not None:  # network trouble, or a bad proxy value (ALL_PROXY=$'\x97')
+        reason = getattr(worker.error, "reason", worker.error)
+        return None, redact_text(f"{type(reason).__name__}: {reason}")[:300]
+    return worker.result, None

@@ -16,3 +16,15 @@ def read_head(sock: socket.socket | ssl.SSLSocket, limit: int = 65536) -> bytes:
             break
         buf += chunk
     return buf
+
+
+def head_line(head: bytes, limit: int = 120) -> str:
+    """The status line of an HTTP head as evidence text, with credentials redacted.
+
+    A proxy that echoes our request back (some error pages do) would otherwise put our
+    ``Proxy-Authorization: Basic ...`` into the report; only the first line is kept, and it
+    goes through the same redaction as every other string we store.
+    """
+    from roomprobe.core.redact import redact_text
+
+    return redact_text(head.split(b"\r\n", 1)[0].decode("latin-1", "replace"))[:limit]

@@ -8,27 +8,22 @@ all show the same evidence pack, in the same order, built here once.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from roomprobe.core.errors import UsageError
 
+MAX_REPORT_BYTES = 32 * 1024 * 1024  # a real report is well under 1 MiB; 32 leaves room
+
 
 def load_report(path: str) -> dict[str, Any]:
-    """Read and validate a saved report; any problem is a UsageError naming the file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}; give the path of a report "
-                         "written by 'roomprobe check --json PATH'") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path} is not a roomprobe report (not UTF-8 text)") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path} is not a roomprobe report (not JSON: {exc.msg} at line "
-                         f"{exc.lineno})") from None
+    """Read and validate a saved report; any problem is a UsageError naming the file.
+
+    Read through the bounded reader: a huge file, /dev/zero or JSON nested a thousand levels
+    deep is one line, not all memory or a RecursionError.
+    """
+    from roomprobe.core.fsutil import load_json_bounded
+
+    data = load_json_bounded(path, MAX_REPORT_BYTES, "report file")
     import jsonschema
 
     from roomprobe.report.build import load_schema
@@ -40,7 +35,11 @@ def load_report(path: str) -> dict[str, Any]:
         message = error.message if len(error.message) <= 160 else error.message[:157] + "..."
         raise UsageError(f"{path} is not a roomprobe report (schema roomprobe/report/v1: {where}: "
                          f"{message})")
-    return data
+    from roomprobe.core.redact import redact
+
+    # Reports we write are redacted already; one from an older version or edited by hand may not
+    # be, and rendering it for a ticket must not print a password either.
+    return redact(data)
 
 
 def _addresses(iface: dict[str, Any]) -> str:

@@ -54,12 +54,20 @@ class Route:
 
 
 def safe_url(url: str) -> str:
-    """A proxy URL without its ``user:password@`` (evidence never carries credentials)."""
-    parts = urlsplit(url if "://" in url else "http://" + url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=host).geturl()
+    """A proxy or PAC URL without its ``user:password@`` and with query values masked.
+
+    Evidence never carries credentials; the parsing (a raw ``@``, ``/`` or ``#`` inside a
+    password) is roomprobe.core.redact's, so there is one rule for every place a URL is shown.
+    """
+    from roomprobe.core.redact import MASK, redact_text
+
+    text = redact_text(url)
+    for userinfo in (f"{MASK}:{MASK}@", f"{MASK}@"):
+        if "://" + userinfo in text:
+            return text.replace("://" + userinfo, "://", 1)
+        if text.startswith(userinfo):
+            return text[len(userinfo):]
+    return text
 
 
 def normalise_proxy(value: str, scheme: str = "http") -> str:

@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from roomprobe.net import tlstrust
 from roomprobe.net.proxysrc import safe_url
-from roomprobe.net.wire import read_head
+from roomprobe.net.wire import head_line, read_head
 
 
 def split_proxy(url: str) -> tuple[str, str, int, str | None]:
@@ -98,7 +98,7 @@ def probe_proxy(url: str, target: str, timeout: float) -> dict[str, Any]:
             return out
     kind, code = classify_answer(head)
     out.update(connect=kind, status_code=code,
-               status_line=head.split(b"\r\n", 1)[0].decode("latin-1", "replace")[:120])
+               status_line=head_line(head))
     return out
 
 

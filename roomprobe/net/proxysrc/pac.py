@@ -14,7 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from roomprobe.core.redact import redact_text
 from roomprobe.net import tlstrust
+from roomprobe.net.proxysrc import safe_url
 
 MAX_PAC_BYTES = 1_000_000
 
@@ -29,13 +31,28 @@ def fetch(url: str, timeout: float) -> str:
     try:
         if parts.scheme in ("", "file"):
             path = parts.path if parts.scheme == "file" else url
-            return Path(path).read_text(encoding="utf-8", errors="replace")[:MAX_PAC_BYTES]
+            return read_pac_file(path)
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
                                              urllib.request.HTTPSHandler(context=tlstrust.client_context()))
         with opener.open(url, timeout=timeout) as resp:
             return resp.read(MAX_PAC_BYTES).decode("utf-8", errors="replace")
+    except PacError:
+        raise
     except Exception as exc:
-        raise PacError(f"cannot fetch PAC file {url}: {getattr(exc, 'reason', None) or exc}") from None
+        raise PacError(f"cannot fetch PAC file {safe_url(url)}: "
+                       f"{redact_text(str(getattr(exc, 'reason', None) or exc))}") from None
+
+
+def read_pac_file(path: str) -> str:
+    """A PAC file from disk through the bounded reader: a PAC bigger than MAX_PAC_BYTES (or
+    /dev/zero) is refused, never read whole or silently cut in half mid-function."""
+    from roomprobe.core.errors import UsageError
+    from roomprobe.core.fsutil import read_bounded
+
+    try:
+        return read_bounded(path, MAX_PAC_BYTES, "PAC file").decode("utf-8", errors="replace")
+    except UsageError as exc:
+        raise PacError(str(exc)) from None
 
 
 def compile_pac(js: str) -> object:

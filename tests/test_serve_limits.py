@@ -1,0 +1,173 @@
+"""roomprobe serve under abuse, with real sockets on 127.0.0.1: slowloris clients must not lock
+out a real one, idle connections are capped, and the byte cap is per client, not for life."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+import time
+
+import pytest
+
+from roomprobe.fleet.serve import Limits, SpeedServer
+from roomprobe.net.speed import TOKEN_HEADER
+
+TOKEN = "right-token-123"
+
+
+def start(limits: Limits) -> SpeedServer:
+    srv = SpeedServer(("127.0.0.1", 0), TOKEN, limits, time.monotonic() + 120)
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return srv
+
+
+def stop(srv: SpeedServer) -> None:
+    srv.shutdown()
+    srv.server_close()
+
+
+def get(srv: SpeedServer, n: int, timeout: float = 5.0, source: str | None = None) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=timeout,
+                                      source_address=(source, 0) if source else None)
+    conn.request("GET", f"/__down?bytes={n}", headers={TOKEN_HEADER: TOKEN})
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    assert resp.status != 200 or len(body) == n
+    return resp.status
+
+
+class Slowloris:
+    """Clients that send one header byte a second (never a complete head) until stopped."""
+
+    def __init__(self, srv: SpeedServer, count: int) -> None:
+        self.port = srv.server_address[1]
+        self.stop = threading.Event()
+        self.connections = 0
+        self.threads = [threading.Thread(target=self._one, daemon=True) for _ in range(count)]
+        for t in self.threads:
+            t.start()
+
+    def _one(self) -> None:
+        head = f"GET /__down?bytes=10 HTTP/1.1\r\nHost: x\r\n{TOKEN_HEADER}: {TOKEN}\r\n".encode()
+        while not self.stop.is_set():  # reconnect when the server drops us, like a real attacker
+            try:
+                s = socket.create_connection(("127.0.0.1", self.port), timeout=3)
+            except OSError:
+                time.sleep(0.1)
+                continue
+            self.connections += 1
+            with s:
+                for b in head:
+                    if self.stop.wait(1.0):
+                        return
+                    try:
+                        s.sendall(bytes([b]))
+                    except OSError:
+                        break
+
+    def close(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(3)
+
+
+def test_slowloris_clients_do_not_lock_out_a_real_client():
+    """16 clients trickling a header byte a second, max_clients=16: before the fix every slot was
+    taken by them and the real client was refused; now it is served, repeatedly."""
+    srv = start(Limits(max_clients=16, max_pending=64, header_timeout_s=2.0))
+    loris = Slowloris(srv, 16)
+    try:
+        time.sleep(1.0)  # every slowloris connection is open and trickling, none timed out yet
+        assert len(srv.pending) == 16
+        for _ in range(8):
+            t0 = time.monotonic()
+            assert get(srv, 100_000) == 200
+            assert time.monotonic() - t0 < 2.0
+            time.sleep(0.5)
+        time.sleep(1.0)
+        assert srv.head_timeouts >= 16  # their connections were cut at the header deadline
+        assert srv.requests == 8  # only the real client's requests counted
+    finally:
+        loris.close()
+        stop(srv)
+
+
+def test_idle_connections_are_capped_and_cut_at_the_header_deadline():
+    """max_pending idle connections at most; the next one is closed at once; idle ones are cut
+    after header_timeout_s; a real client still gets through once they are gone."""
+    srv = start(Limits(max_clients=4, max_pending=3, header_timeout_s=1.0))
+    port = srv.server_address[1]
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+    try:
+        time.sleep(0.3)
+        extra = socket.create_connection(("127.0.0.1", port), timeout=3)
+        assert extra.recv(10) == b""  # refused: closed without an answer
+        extra.close()
+        for s in idle:
+            t0 = time.monotonic()
+            assert s.recv(10) == b""  # the header deadline closed it
+            assert time.monotonic() - t0 < 2.0
+        assert srv.head_timeouts == 3
+        assert get(srv, 10) == 200
+    finally:
+        for s in idle:
+            s.close()
+        stop(srv)
+
+
+def test_byte_cap_is_per_client_not_for_the_lifetime():
+    """Issue 18 item 8: one client using its whole budget must not make every later client get
+    503. 127.0.0.1 and 127.0.0.2 are two clients (both loopback)."""
+    srv = start(Limits(max_request_bytes=1_000_000, max_client_bytes=2_000_000,
+                       client_window_s=1.5))
+    try:
+        assert get(srv, 1_000_000, source="127.0.0.1") == 200
+        assert get(srv, 1_000_000, source="127.0.0.1") == 200
+        assert get(srv, 1_000_000, source="127.0.0.1") == 503  # this client's window is used up
+        assert get(srv, 1_000_000, source="127.0.0.2") == 200  # another client is not affected
+        time.sleep(1.6)
+        assert get(srv, 1_000_000, source="127.0.0.1") == 200  # the window moved on
+    finally:
+        stop(srv)
+
+
+def test_lifetime_cap_is_optional_and_applies_to_all_clients():
+    srv = start(Limits(max_request_bytes=1_000_000, max_client_bytes=None,
+                       max_total_bytes=1_500_000))
+    try:
+        assert get(srv, 1_000_000, source="127.0.0.1") == 200
+        assert get(srv, 1_000_000, source="127.0.0.2") == 503
+    finally:
+        stop(srv)
+
+
+def test_wrong_token_takes_no_slot():
+    srv = start(Limits(max_clients=1))
+    try:
+        for _ in range(5):
+            conn = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=5)
+            conn.request("GET", "/__down?bytes=1", headers={TOKEN_HEADER: "wrong-token-xx"})
+            assert conn.getresponse().status == 403
+            conn.close()
+        assert get(srv, 1) == 200
+    finally:
+        stop(srv)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--max-pending", "0"], "not in the range"),
+    (["--header-timeout", "0"], "not in the range"),
+    (["--window", "x"], "is not a valid float"),
+])
+def test_serve_flag_errors_are_one_line(args, words):
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "roomprobe", "serve", "--bind", "127.0.0.1", *args],
+                         capture_output=True, text=True, timeout=30,
+                         env={**os.environ, "ROOMPROBE_CONFIG": os.devnull})
+    assert out.returncode == 3 and len(out.stderr.strip().splitlines()) == 1, out
+    assert words in out.stderr
