@@ -129,7 +129,7 @@ def test_route_fixed_bypass_and_pac(tmp_path):
     r = route(Source("pac", "option", pac_url=str(bad)), "https://zoom.us/", cache)
     assert r.via == "pac-error" and "malformed" in (r.error or "")
     with pytest.raises(PacError):
-        cache.get(str(tmp_path / "missing.pac"))
+        cache.script(str(tmp_path / "missing.pac"))
 
 
 def test_wpad_candidates():
