@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import functools
 import http.server
 import socket
@@ -37,9 +38,18 @@ def main() -> None:
         ctx.load_cert_chain(sys.argv[4], sys.argv[5])
 
         def tls(conn: socket.socket) -> None:
+            conn.settimeout(5)
             try:
                 with ctx.wrap_socket(conn, server_side=True) as s:
-                    s.recv(1)
+                    head = b""
+                    while b"\r\n\r\n" not in head and len(head) < 16384:
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            return
+                        head += chunk
+                    date = email.utils.formatdate(usegmt=True)
+                    s.sendall(f"HTTP/1.1 200 OK\r\nDate: {date}\r\nContent-Length: 0\r\n"
+                              "Connection: close\r\n\r\n".encode())
             except (OSError, ssl.SSLError):
                 conn.close()
         _serve(_bind(addr, port), tls)
