@@ -1,19 +1,23 @@
-"""proxy: which proxies this host would use, do they work, and do they intercept TLS.
+"""proxy: which proxies this host would use for Zoom, do they work, and do they intercept TLS.
 
 Checks: every proxy source separately (environment, Windows WinINet per user and WinHTTP
 machine-wide, macOS ``scutil --proxy``, GNOME, a PAC file given as an option, WPAD), which proxy
-each would use for Zoom's web/API hosts and for the controller (PAC evaluated, CIDR-aware
-bypass), every proxy found (TCP, then a real HTTP CONNECT to a Zoom host), who issued the
-certificate of zoom.us seen directly and through each working proxy, and what this host's own
-name resolves to (Zoom's 127.0.0.1 clue).
-How: sockets, ssl, pypac for PAC; everything concurrent and bounded by the probe's deadline.
-Concludes: a dead or unreachable proxy, a proxy that demands credentials, refuses or answers
-garbage, a broken PAC file, TLS interception, controller traffic sent through a proxy, and a host
-name that resolves to loopback, each with its own finding.
+each would use for Zoom's web/API hosts and for the controller (the same ``Resolver`` the cloud
+and bandwidth probes use: PAC/WPAD evaluated in a killable child process, the full
+``PROXY a; PROXY b; DIRECT`` chain, curl-like bypass lists), then only the proxies some target
+actually uses (TCP, then a real HTTP CONNECT or SOCKS5 CONNECT to a Zoom host), TLS to zoom.us
+directly and through each working proxy with its verdict (roomprobe.net.tlsverdict), and what
+this host's own name resolves to (Zoom's 127.0.0.1 clue).
+How: sockets, ssl, a child process for PAC; everything concurrent and bounded by the deadline.
+Pass means, with proof: every route was decided (no PAC error, no unusable setting), every proxy
+a target uses accepted CONNECT and the TLS handshake through it completed with a certificate
+that verifies against this device's store and the public web PKI, and so did the direct path
+when a target goes direct. Anything not proven is a finding.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import threading
@@ -24,9 +28,9 @@ from typing import Any
 
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
-from roomprobe.net.proxysrc import Source, route, safe_url, system_sources
+from roomprobe.net import proxies
+from roomprobe.net.proxysrc import Source, safe_url
 from roomprobe.net.proxysrc.checks import is_loopback, probe_proxy, split_proxy, tls_check
-from roomprobe.net.proxysrc.pac import PacCache, discover, search_domain, wpad_urls
 
 
 @dataclass(frozen=True)
@@ -40,9 +44,10 @@ class Options:
     tls_host: str = "zoom.us"
     tls_port: int = 443
     ca_file: str = ""  # empty: the system's trust store
+    public_ca_file: str = ""  # the public web PKI; empty: certifi's Mozilla roots
     tls_timeout: float = 2.5
     pac_url: str = ""  # an extra PAC file (URL or path) to evaluate as its own source
-    pac_timeout: float = 1.5
+    pac_timeout: float = 2.0
     os_sources: bool = True  # read WinINet/WinHTTP, scutil, gsettings (off: environment only)
     wpad: str = "auto"  # auto (when a source asks for auto-detect) | on | off
     wpad_domain: str = ""  # empty: the DNS search domain
@@ -60,11 +65,26 @@ HINTS = {
     "proxy-auth-required": "Zoom Rooms cannot answer proxy authentication prompts: exempt Zoom's "
                            "hosts from proxy authentication, or fix the credentials in {where}.",
     "proxy-connect-denied": "Allow CONNECT to Zoom's hosts (*.zoom.us, *.zoom.com, port 443) on {proxy}.",
-    "proxy-bad-answer": "{proxy} is not a working HTTP proxy: check the port in {where}.",
+    "proxy-bad-answer": "{proxy} is not a working proxy: check the address, port and scheme in {where}.",
+    "proxy-fallback": "Remove the dead first proxy {proxy} from {where}: clients wait for it to time "
+                      "out before they fall back, which slows every connection.",
+    "proxy-bad-setting": "Correct the proxy setting {setting} (a URL like http://host:3128), or remove it.",
+    "proxy-not-tested": "roomprobe cannot test {scheme}:// proxies: check {proxy} by hand, or use an "
+                        "HTTP proxy for Zoom.",
     "proxy-pac-error": "Fix the PAC file or its URL ({where}); browsers and Zoom fall back "
                        "unpredictably when it fails.",
     "tls-intercepted": "Exempt Zoom's hosts from TLS inspection on the gateway/security software, "
                        "or Zoom shows 'Untrusted Server Certificate'.",
+    "tls-inspected": "A company CA this device trusts inspects Zoom's TLS; Zoom advises exempting "
+                     "*.zoom.us and *.zoom.com from inspection on {via}.",
+    "tls-cert-expired": "Check this device's clock and time zone (local {local_time}, server {server_date}); "
+                        "fix time sync (NTP), then retry.",
+    "tls-name-mismatch": "Something answers for {host} with a certificate for another name (a block "
+                         "page or a wrong route): find it on the path ({via}) and let Zoom through.",
+    "tls-handshake-failed": "The TLS handshake with {host} {via_text} did not complete: check the proxy "
+                            "or firewall between this device and Zoom (it may stall or reset TLS).",
+    "tls-not-checked": "roomprobe could not reach {host} {via_text} to check its certificate; fix the "
+                       "path first (see the cloud probe), then rerun.",
     "controller-via-proxy": "Add the controller's address (or its subnet) to the proxy bypass list "
                             "of {where}.",
     "host-resolves-to-loopback": "Make this host's name resolve to its LAN address (hosts file/DNS) and "
@@ -88,22 +108,28 @@ def _finding(fid: str, sev: Severity, msg: str, evidence: dict[str, Any], **fmt:
     return Finding(fid, sev, msg, evidence, hint=HINTS[fid].format(**fmt))
 
 
-def _collect(ctx: Context) -> tuple[list[Source], dict[str, Any]]:
-    """All sources; WPAD only when asked for (bounded by ``wpad_timeout``)."""
+def _resolver(o: Any) -> proxies.Resolver:
+    """The process-wide resolver when the options are the defaults (so cloud, bandwidth and this
+    probe share one answer and one PAC evaluation); an own one when they override WPAD/PAC."""
+    own = {"wpad": o.wpad, "wpad_domain": str(o.wpad_domain), "wpad_url": str(o.wpad_url),
+           "wpad_timeout": float(o.wpad_timeout), "pac_timeout": float(o.pac_timeout),
+           "os_sources": bool(o.os_sources)}
+    shared = proxies.resolver()
+    if all(getattr(shared, k) == v for k, v in own.items()):
+        return shared
+    return proxies.Resolver(**own)
+
+
+def _collect(ctx: Context, res: proxies.Resolver) -> tuple[list[Source], dict[str, Any]]:
+    """All sources; WPAD when a source auto-detects or the option forces it."""
     o = ctx.options
-    sources = system_sources() if o.os_sources else system_sources(include_gnome=False)[:1]
+    sources = res.sources()
     if o.pac_url:
         sources.append(Source("pac", "option pac_url", pac_url=str(o.pac_url)))
-    wpad: dict[str, Any] = {"mode": o.wpad}
-    wanted = o.wpad == "on" or (o.wpad == "auto" and any(s.auto_detect for s in sources))
-    if wanted:
-        domain = str(o.wpad_domain) or search_domain()
-        urls = [str(o.wpad_url)] if o.wpad_url else wpad_urls(domain) if domain else []
-        wpad.update(domain=domain or None, candidates=urls)
-        found, tried = discover(urls, ctx.budget(float(o.wpad_timeout)))
-        wpad.update(found=found, tried=tried)
-        if found:
-            sources.append(Source("wpad", f"WPAD {found}", pac_url=found))
+    auto = any(s.auto_detect for s in sources)
+    wpad = res.wpad_info(o.wpad == "on" or (o.wpad == "auto" and auto))
+    if wpad.get("found") and not any(s.auto_detect and s.active for s in sources):
+        sources.append(Source("wpad", f"WPAD {wpad['found']}", auto_detect=True))
     return sources, wpad
 
 
@@ -129,7 +155,8 @@ def _proxy_and_tls(ctx: Context, proxy: str) -> dict[str, Any]:
     res = probe_proxy(proxy, str(o.connect_target), ctx.budget(float(o.connect_timeout)))
     if res.get("connect") == "ok":
         res["tls"] = tls_check(str(o.tls_host), int(o.tls_port), ctx.budget(float(o.tls_timeout)),
-                               str(o.ca_file) or None, proxy=proxy)
+                               str(o.ca_file) or None, proxy=proxy,
+                               public_ca_file=str(o.public_ca_file) or None)
     if res["loopback"] and res.get("tcp") == "open":
         res["process"] = _listener_process(res["port"])
     return res
@@ -192,64 +219,127 @@ def run(ctx: Context) -> Result:
     return _run(ctx, ctx.options, _Daemons())
 
 
-def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
-    host_f = pool.submit(_room_address, ctx) if ctx.targets.role != "controller-side" else None
-    ca = str(o.ca_file) or None
-    direct_tls_f = pool.submit(tls_check, str(o.tls_host), int(o.tls_port),
-                               ctx.budget(float(o.tls_timeout)), ca)
-    sources, wpad = _collect(ctx)
-    pac = PacCache(lambda: ctx.budget(float(o.pac_timeout)))
-    peer = ctx.targets.peer
-    peer_label = "controller" if ctx.targets.role == "room" else "room"
-    targets = [str(t) for t in o.targets]
-    if peer:
-        targets.append(f"http://{peer}:{ctx.targets.port}/")
-    active = [s for s in sources if s.active]
-
+def _routes(ctx: Context, res: proxies.Resolver, active: list[Source], targets: list[str],
+            pool: _Daemons) -> list[dict[str, Any]]:
     def routes_of(src: Source) -> list[dict[str, Any]]:
         out = []
         for url in targets:
-            r = route(src, url, pac)
+            r = res.route(src, url)
             out.append({"source": src.name, "target": url, "proxy": r.proxy and safe_url(r.proxy),
-                        "via": r.via, "error": r.error, "_proxy": r.proxy})
+                        "chain": [safe_url(p) if p else "DIRECT" for p in r.chain], "via": r.via,
+                        "error": r.error, "_chain": r.chain})
         return out
 
-    route_futs = [(src, pool.submit(routes_of, src)) for src in active]
-    route_rows = [row for src, fut in route_futs for row in _wait(fut, ctx, [
-        {"source": src.name, "target": "*", "proxy": None, "via": "unfinished", "error": "no answer "
-         "before the deadline", "_proxy": None}])]
-    # Every proxy found anywhere: fixed proxies of every source and the ones PAC files chose.
-    found: dict[tuple[str, int], tuple[str, list[str]]] = {}
-    for src in active:
-        for p in src.proxies.values():
-            found.setdefault(_key(p), (p, []))[1].append(src.name)
+    def batch(src: Source) -> list[dict[str, Any]]:
+        wpad = res.wpad_info()["found"] if src.auto_detect else None
+        for pac_url in (wpad, src.pac_url):
+            if pac_url:  # one child evaluates every target of this PAC file at once
+                with contextlib.suppress(Exception):  # reported per route as pac-error
+                    res.pacs.evaluate(pac_url, targets)
+                break
+        return routes_of(src)
+
+    futs = [(src, pool.submit(batch, src)) for src in active]
+    return [row for src, fut in futs for row in _wait(fut, ctx, [
+        {"source": src.name, "target": t, "proxy": None, "chain": [], "via": "unfinished",
+         "error": "no answer before the deadline", "_chain": []} for t in targets])]
+
+
+def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
+    host_f = pool.submit(_room_address, ctx) if ctx.targets.role != "controller-side" else None
+    ca, pub = str(o.ca_file) or None, str(o.public_ca_file) or None
+    direct_tls_f = pool.submit(tls_check, str(o.tls_host), int(o.tls_port),
+                               ctx.budget(float(o.tls_timeout)), ca, None, pub)
+    res = _resolver(o)
+    collected = _wait(pool.submit(_collect, ctx, res), ctx, None)
+    if collected is None:
+        return Result(Status.ERROR, "unfinished", "the proxy settings could not be read before the "
+                      "deadline", {"routes": []}, [])
+    sources, wpad = collected
+    peer = ctx.targets.peer
+    peer_label = "controller" if ctx.targets.role == "room" else "room"
+    targets = [str(t) for t in o.targets]
+    peer_url = f"http://{peer}:{ctx.targets.port}/" if peer else None
+    if peer_url:
+        targets.append(peer_url)
+    active = [s for s in sources if s.active]
+    route_rows = _routes(ctx, res, active, targets, pool)
+
+    # Only the proxies some target actually uses (anywhere in its chain) are tested.
+    used: dict[tuple[str, int], tuple[str, set[str], set[str]]] = {}
     for row in route_rows:
-        if row["_proxy"]:
-            found.setdefault(_key(row["_proxy"]), (row["_proxy"], []))[1].append(row["source"])
-    tests: dict[tuple[str, int], Future] = {k: pool.submit(_proxy_and_tls, ctx, p)
-                                            for k, (p, _) in found.items()}
+        for p in row["_chain"]:
+            if p:
+                k = _key(p)
+                used.setdefault(k, (p, set(), set()))
+                used[k][1].add(row["source"])
+                used[k][2].add(row["target"])
+    unused = sorted({safe_url(p) for s in active for p in s.proxies.values()}
+                    - {safe_url(p) for p, _, _ in used.values()})
+    tests = {k: pool.submit(_proxy_and_tls, ctx, p) for k, (p, _, _) in used.items()}
 
     findings: list[Finding] = []
-    proxies_ev = []
+    proxies_ev: dict[tuple[str, int], dict[str, Any]] = {}
     for k, fut in tests.items():
-        res = _wait(fut, ctx, {"proxy": safe_url(found[k][0]), "host": k[0], "port": k[1],
-                               "loopback": is_loopback(k[0]), "tcp": "unfinished"})
-        where = ", ".join(sorted(set(found[k][1])))
-        res["sources"] = sorted(set(found[k][1]))
-        proxies_ev.append(res)
-        findings += _proxy_findings(res, where)
-    for row in route_rows:
-        del row["_proxy"]
+        r = _wait(fut, ctx, {"proxy": safe_url(used[k][0]), "host": k[0], "port": k[1],
+                             "loopback": is_loopback(k[0]), "tcp": "unfinished"})
+        r["sources"] = sorted(used[k][1])
+        r["targets"] = sorted(used[k][2])
+        proxies_ev[k] = r
+    direct_tls = _wait(direct_tls_f, ctx, {"host": o.tls_host, "port": o.tls_port, "via": "direct",
+                                           "verified": None, "verdict": "no-answer",
+                                           "error": "no answer before the deadline"})
 
-    for pac_url, err in pac.errors.items():
-        where = ", ".join(s.name for s in sources if s.pac_url == pac_url)
+    def works(entry: str | None) -> bool:
+        if entry is None:
+            return direct_tls.get("verdict") in ("ok", "inspected")
+        r = proxies_ev.get(_key(entry), {})
+        return r.get("connect") == "ok" and r.get("tls", {}).get("verdict") in ("ok", "inspected")
+
+    for k, r in proxies_ev.items():
+        # A proxy whose every use has a working fallback later in the chain costs time, not the path.
+        fallbacks = []
+        for row in route_rows:
+            chain = row["_chain"]
+            idx = [i for i, p in enumerate(chain) if p and _key(p) == k]
+            if idx:
+                fallbacks.append(next((("DIRECT" if e is None else safe_url(e)) for e in chain[idx[0] + 1:]
+                                       if works(e)), None))
+        fallback = fallbacks[0] if fallbacks and all(fallbacks) else None
+        findings += _proxy_findings(r, ", ".join(r["sources"]), fallback)
+
+    seen_bad: set[str] = set()
+    for row in route_rows:
+        if row["via"] == "invalid" and row["error"] not in seen_bad:
+            seen_bad.add(row["error"])
+            setting = row["error"].split(" = ", 1)[0]
+            findings.append(_finding(
+                "proxy-bad-setting", Severity.FAIL,
+                f"The proxy setting {row['error']}: it is no usable proxy URL, so requests that "
+                f"should use it fail or go direct ({row['source']}).",
+                {"setting": setting, "source": row["source"], "error": row["error"]}, setting=setting))
+    for row in route_rows:
+        row.pop("_chain")
+
+    for pac_url, err in res.pacs.errors.items():
+        where = ", ".join(s.name for s in sources if s.pac_url == pac_url
+                          or (s.auto_detect and wpad.get("found") == pac_url)) or "wpad"
+        if not any(r["via"] == "pac-error" and r["error"] == err for r in route_rows):
+            continue
         findings.append(_finding("proxy-pac-error", Severity.FAIL, f"The PAC file {safe_url(pac_url)} "
                                  f"({where}) does not work: {err}",
                                  {"pac_url": safe_url(pac_url), "sources": where, "error": err},
                                  where=where))
-    if peer:
+    for row in route_rows:
+        if row["via"] == "unfinished":
+            findings.append(Finding("proxy-pac-error", Severity.FAIL,
+                                    f"The route of {row['target']} ({row['source']}) was not decided "
+                                    "before the deadline.", {"sources": row["source"], "error": row["error"]},
+                                    hint=HINTS["proxy-pac-error"].format(where=_label(row["source"]))))
+            break
+    if peer_url:
         for row in route_rows:
-            if row["target"].startswith(f"http://{peer}:") and row["proxy"]:
+            if row["target"] == peer_url and row["proxy"]:
                 findings.append(_finding(
                     "controller-via-proxy", Severity.FAIL,
                     f"Traffic to the {peer_label} {peer} would go through the proxy {row['proxy']} "
@@ -257,17 +347,13 @@ def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
                     {"peer": peer, "source": row["source"], "proxy": row["proxy"], "via": row["via"]},
                     where=row["source"]))
 
-    tls_ev = [_wait(direct_tls_f, ctx, {"host": o.tls_host, "port": o.tls_port, "via": "direct",
-                                        "verified": None, "error": "no answer before the deadline"})]
-    tls_ev += [p["tls"] for p in proxies_ev if "tls" in p]
+    zoom_rows = [r for r in route_rows if r["target"] != peer_url]
+    direct_used = not active or any(r["chain"][:1] == ["DIRECT"] for r in zoom_rows)
+    tls_ev = [direct_tls] + [p["tls"] for p in proxies_ev.values() if "tls" in p]
     for t in tls_ev:
-        if t.get("verified") is False:
-            findings.append(_finding(
-                "tls-intercepted", Severity.FAIL,
-                f"The certificate of {t['host']} seen {'directly' if t['via'] == 'direct' else 'via ' + t['via']} "
-                f"does not verify ({t.get('verify_error')}); issuer: {t.get('issuer') or 'unknown'}. "
-                "TLS is intercepted.",
-                {k: t.get(k) for k in ("host", "port", "via", "issuer", "subject", "verify_error", "ca")}))
+        if t["via"] == "direct" and not direct_used and t.get("verdict") not in ("untrusted", "inspected"):
+            continue  # the direct path is not used: its trouble is not Zoom's (the cloud probe judges it)
+        findings += _tls_findings(t)
 
     host_ev = _wait(host_f, ctx, {"hostname": None, "hostname_resolves_to": [],
                                   "resolve_error": "unfinished"}) if host_f else None
@@ -286,44 +372,98 @@ def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
                  "address_toward_peer": host_ev.get("address_toward_peer")}))
 
     evidence = {"sources": [s.to_evidence() for s in sources], "wpad": wpad, "routes": route_rows,
-                "proxies": proxies_ev, "tls": tls_ev, "room_address": host_ev}
+                "proxies": list(proxies_ev.values()), "unused_proxies": unused, "tls": tls_ev,
+                "room_address": host_ev}
     return _verdict(findings, evidence, active)
 
 
-def _proxy_findings(res: dict[str, Any], where: str) -> list[Finding]:
+def _via_text(t: dict[str, Any]) -> str:
+    return "directly" if t["via"] == "direct" else f"through {t['via']}"
+
+
+def _tls_findings(t: dict[str, Any]) -> list[Finding]:
+    """One finding per TLS verdict that is not ``ok``; each has its own id, hint and Zoom code."""
+    v = t.get("verdict")
+    ev = {k: t.get(k) for k in ("host", "port", "via", "verdict", "issuer", "subject", "verify_error",
+                                "error", "ca", "public", "local_time", "server_date")}
+    fmt = {"host": t["host"], "via": t["via"], "via_text": _via_text(t),
+           "local_time": t.get("local_time"), "server_date": t.get("server_date") or "unknown"}
+    seen = f"The certificate of {t['host']} seen {_via_text(t)}"
+    if v == "untrusted":
+        return [_finding("tls-intercepted", Severity.FAIL,
+                         f"{seen} is issued by {t.get('issuer') or 'an unknown CA'}, which this device "
+                         f"does not trust ({t.get('verify_error')}): TLS is intercepted.",
+                         ev, **fmt)]
+    if v == "inspected":
+        return [_finding("tls-inspected", Severity.WARN, f"{seen} is issued by {t.get('issuer')}, trusted by this "
+                         "device but not by the public web PKI: a company CA inspects Zoom's traffic.",
+                         ev, **fmt)]
+    if v in ("expired", "not-yet-valid"):
+        word = "has expired" if v == "expired" else "is not valid yet"
+        return [_finding("tls-cert-expired", Severity.FAIL, f"{seen} {word} for this device: local time "
+                         f"{t.get('local_time')}, the server's clock {t.get('server_date') or 'unknown'}. "
+                         "Check the clock.", ev, **fmt)]
+    if v == "name-mismatch":
+        return [_finding("tls-name-mismatch", Severity.FAIL, f"{seen} is for another name "
+                         f"({t.get('subject') or 'unknown subject'}): {t.get('verify_error')}.", ev, **fmt)]
+    if v in ("handshake-failed", "no-answer"):
+        what = "stalled" if v == "no-answer" else "failed"
+        return [_finding("tls-handshake-failed", Severity.FAIL, f"The TLS handshake with {t['host']} "
+                         f"{_via_text(t)} {what} ({t.get('error')}): no certificate could be checked.",
+                         ev, **fmt)]
+    if v == "not-checked":
+        return [_finding("tls-not-checked", Severity.WARN, f"TLS to {t['host']} {_via_text(t)} could "
+                         f"not be tried ({t.get('error')}): interception is not checked.", ev, **fmt)]
+    return []
+
+
+def _proxy_findings(res: dict[str, Any], where: str, fallback: str | None = None) -> list[Finding]:
     proxy, tcp, conn = res["proxy"], res.get("tcp"), res.get("connect")
-    ev = {k: res.get(k) for k in ("proxy", "host", "port", "loopback", "tcp", "error", "connect", "status_code",
-                                  "status_line", "target", "process", "credentials_sent")}
+    ev = {k: res.get(k) for k in ("proxy", "scheme", "host", "port", "loopback", "tcp", "error", "connect",
+                                  "status_code", "status_line", "target", "targets", "process",
+                                  "credentials_sent")}
     ev["sources"] = where
-    fmt = {"where": where, "proxy": proxy, "process": res.get("process") or "unknown process"}
+    ev["fallback"] = fallback
+    targets = ", ".join(res.get("targets") or []) or res.get("target", "?")
+    fmt = {"where": where, "proxy": proxy, "process": res.get("process") or "unknown process",
+           "scheme": res.get("scheme") or "?"}
+    used_by = f" (used for {targets}; set in {where})"
+    if fallback and (tcp != "open" or conn != "ok"):
+        return [_finding("proxy-fallback", Severity.WARN,
+                         f"The proxy {proxy}{used_by} does not work ({res.get('error') or conn or tcp}); "
+                         f"clients fall back to {fallback}, after a delay.", ev, **fmt)]
     if tcp != "open":
         if res["loopback"]:
             return [_finding("proxy-loopback-dead", Severity.FAIL,
-                             f"The proxy {proxy} ({where}) is on this machine but nothing listens "
+                             f"The proxy {proxy}{used_by} is on this machine but nothing listens "
                              f"({tcp}): a stale proxy setting; every proxied request fails.", ev, **fmt)]
         return [_finding("proxy-unreachable", Severity.FAIL,
-                         f"The proxy {proxy} ({where}) cannot be reached ({res.get('error') or tcp}).",
+                         f"The proxy {proxy}{used_by} cannot be reached ({res.get('error') or tcp}).",
                          ev, **fmt)]
     out = []
     if res["loopback"]:
         out.append(_finding("proxy-loopback-agent", Severity.WARN,
                             f"A local agent ({fmt['process']}) on {proxy} proxies this host's web "
-                            f"traffic ({where}): Zoom may see the room as 127.0.0.1.", ev, **fmt))
-    if conn == "auth-required":
+                            f"traffic{used_by}: Zoom may see the room as 127.0.0.1.", ev, **fmt))
+    if conn == "not-tested":
+        out.append(_finding("proxy-not-tested", Severity.WARN,
+                            f"The proxy {proxy}{used_by} listens, but roomprobe cannot test "
+                            f"{fmt['scheme']}:// proxies: the path through it is not proven.", ev, **fmt))
+    elif conn == "auth-required":
         out.append(_finding("proxy-auth-required", Severity.FAIL,
-                            f"The proxy {proxy} ({where}) "
+                            f"The proxy {proxy}{used_by} "
                             + ("rejects the configured credentials" if res.get("credentials_sent")
                                else "demands authentication")
-                            + f" ({res.get('status_code')}) to CONNECT to {res['target']}.", ev, **fmt))
+                            + f" ({res.get('status_code') or 'SOCKS'}) to CONNECT to {res['target']}.", ev, **fmt))
     elif conn == "forbidden":
         out.append(_finding("proxy-connect-denied", Severity.FAIL,
-                            f"The proxy {proxy} ({where}) refuses CONNECT to {res['target']} (403).",
-                            ev, **fmt))
+                            f"The proxy {proxy}{used_by} refuses CONNECT to {res['target']} "
+                            f"({res.get('status_code') or 'SOCKS: not allowed'}).", ev, **fmt))
     elif conn in ("garbage", "closed", "no-answer", "refused-other"):
         what = {"garbage": "answers something that is not HTTP", "closed": "closes the connection",
                 "no-answer": "does not answer", "refused-other": f"answers {res.get('status_code')}"}
         out.append(_finding("proxy-bad-answer", Severity.FAIL,
-                            f"The proxy {proxy} ({where}) {what[conn]} to CONNECT {res['target']}.",
+                            f"The proxy {proxy}{used_by} {what[conn]} to CONNECT {res['target']}.",
                             ev, **fmt))
     return out
 
@@ -335,9 +475,15 @@ def _verdict(findings: list[Finding], evidence: dict[str, Any], active: list[Sou
     if status != Status.PASS:
         worst = next(f for f in findings if f.severity.value == status.value)
         return Result(status, worst.id, worst.message, evidence, findings)
+    # Pass only on proof: every used path completed TLS with a verdict of ok (checked above;
+    # anything else made a finding). Say what was proven.
+    ok_paths = [t["via"] for t in evidence["tls"] if t.get("verdict") == "ok"]
+    if not ok_paths:
+        return Result(Status.ERROR, "unproven", "no TLS path to Zoom was verified", evidence, findings)
     reason = "proxied" if active else "direct"
-    summary = (f"proxy sources in use: {names}; {len(evidence['proxies'])} proxy(ies) work"
-               if active else "no proxy configured: direct connections")
+    summary = (f"proxy sources in use: {names}; {len(evidence['proxies'])} proxy(ies) used and "
+               f"verified: TLS to Zoom verified via {', '.join(ok_paths)}"
+               if active else "no proxy configured: direct connections; TLS to Zoom verified")
     return Result(status, reason, summary, evidence, findings)
 
 

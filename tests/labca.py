@@ -38,8 +38,11 @@ class LabCA:
         self.cert_path = self.dir / "ca.pem"
         self.cert_path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, stem: str, names: list[str]) -> Issued:
-        """A server certificate for DNS names and/or IP addresses, signed by this CA."""
+    def issue(self, stem: str, names: list[str], valid_from_days: float = -1,
+              valid_to_days: float = 30) -> Issued:
+        """A server certificate for DNS names and/or IP addresses, signed by this CA, valid from
+        ``valid_from_days`` to ``valid_to_days`` around now (negative: in the past; an expired
+        certificate is ``valid_to_days=-1``)."""
         key = ec.generate_private_key(ec.SECP256R1())
         sans: list[x509.GeneralName] = []
         for n in names:
@@ -52,8 +55,8 @@ class LabCA:
                 .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
                 .issuer_name(self.name).public_key(key.public_key())
                 .serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(days=1))
-                .not_valid_after(now + dt.timedelta(days=30))
+                .not_valid_before(now + dt.timedelta(days=valid_from_days))
+                .not_valid_after(now + dt.timedelta(days=valid_to_days))
                 .add_extension(x509.SubjectAlternativeName(sans), critical=False)
                 .sign(self.key, hashes.SHA256()))
         cert_path, key_path = self.dir / f"{stem}.pem", self.dir / f"{stem}.key"

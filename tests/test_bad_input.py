@@ -107,13 +107,19 @@ def test_bounded_reader(tmp_path):
         fsutil.loads_toml_bounded(("a = " + "[" * 5000 + "]" * 5000).encode(), "x.toml")
 
 
-def test_pac_file_from_a_path_is_bounded():
-    """proxy.pac_url=/dev/zero used to be read forever; now it is a PAC error at once."""
+def test_pac_file_from_a_path_is_bounded(tmp_path):
+    """proxy.pac_url=/dev/zero used to be read forever; now it is a PAC error at once, and a
+    regular file past the size cap is refused, not read whole."""
     from roomprobe.net.proxysrc import pac
 
     t0 = time.monotonic()
-    with pytest.raises(pac.PacError, match="larger than"):
+    with pytest.raises(pac.PacError, match="not a regular file"):
         pac.fetch("/dev/zero", 2.0)
-    with pytest.raises(pac.PacError, match="larger than"):
+    with pytest.raises(pac.PacError, match="not a regular file"):
         pac.fetch("file:///dev/zero", 2.0)
+    huge = tmp_path / "huge.pac"
+    with open(huge, "wb") as f:  # sparse: costs no disk
+        f.truncate(pac.MAX_PAC_BYTES + 1)
+    with pytest.raises(pac.PacError, match="larger than"):
+        pac.fetch(str(huge), 2.0)
     assert time.monotonic() - t0 < 5

@@ -90,8 +90,9 @@ class World:
               extra: tuple[str, ...] = ()):
         args = ["check", "--controller", self.ctrl_addr, "--only", "proxy", "--format", "json",
                 "--timeout", "8"]
-        if trust_lab:
-            args += ["--set", f"proxy.ca_file={self.ca.cert_path}"]
+        if trust_lab:  # the lab CA plays both this device's store and the public web PKI
+            args += ["--set", f"proxy.ca_file={self.ca.cert_path}",
+                     "--set", f"proxy.public_ca_file={self.ca.cert_path}"]
         for s in sets:
             args += ["--set", s]
         out = self.room.roomprobe(*args, *extra, env=env)

@@ -129,7 +129,7 @@ def test_route_fixed_bypass_and_pac(tmp_path):
     r = route(Source("pac", "option", pac_url=str(bad)), "https://zoom.us/", cache)
     assert r.via == "pac-error" and "malformed" in (r.error or "")
     with pytest.raises(PacError):
-        cache.get(str(tmp_path / "missing.pac"))
+        cache.script(str(tmp_path / "missing.pac"))
 
 
 def test_wpad_candidates():
@@ -173,3 +173,73 @@ def test_proxy_for_uses_env_with_cidr_bypass(monkeypatch):
     assert proxies.proxy_for("https://zoom.us/") == "http://gw:3128"
     assert proxies.proxy_for("https://198.51.100.30:9090/") is None
     assert proxies.proxy_for("http://zoom.us/") is None
+
+
+@pytest.mark.parametrize(("host", "port", "entries", "expected"), [
+    ("zoom.us", 443, ["zoom.us:443"], True),
+    ("zoom.us", 443, ["zoom.us:8443"], False),  # a port entry matches only that port
+    ("api.zoom.us", 443, [".zoom.us"], True),
+    ("ZOOM.US.", 443, ["zoom.us"], True),  # case and trailing dot
+    ("notzoom.us", 443, ["zoom.us"], False),
+    ("::1", 80, ["[::1]:80"], True),
+    ("10.1.2.3", 443, [" 10.0.0.0/8 "], True),
+])
+def test_bypass_curl_semantics(host, port, entries, expected):
+    assert bypassed(host, entries, port) is expected
+
+
+@pytest.mark.parametrize(("value", "ok"), [
+    ("http://127.0.0.1:abc", False), ("http://[::1", False), ("ftp://gw:21", False), ("http://:3128", False),
+    ("\xc2\x97", False), ("http://gw:3128", True), ("socks5://gw:1080", True), ("gw:3128", True),
+])
+def test_proxy_problem_never_raises(value, ok):
+    from roomprobe.net.proxysrc import proxy_problem
+
+    assert (proxy_problem(value) is None) is ok
+
+
+def test_bad_env_proxy_is_a_route_not_a_crash(monkeypatch):
+    from roomprobe.net import httpsprobe, proxies
+
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:abc")
+    monkeypatch.setattr(proxies, "system_sources", lambda: [envsrc.read()])
+    proxies.reset()
+    r = proxies.route_for("https://zoom.us/")
+    assert r.via == "invalid" and "https_proxy" in (r.error or "")
+    assert proxies.proxy_for("https://zoom.us/") is None
+    out = httpsprobe.fetch("https://zoom.us/", timeout=1.0)  # returns before any packet
+    assert (out["phase"], out["state"], out["ok"]) == ("proxy", "bad-setting", False)
+    proxies.reset()
+
+
+def test_wpad_answers_proxy_for_an_auto_detect_source(monkeypatch, tmp_path):
+    """cloud/bandwidth (proxy_for) and the proxy probe take the WPAD proxy for auto-detect sources."""
+    from roomprobe.net import proxies
+
+    wpad = tmp_path / "wpad.dat"
+    wpad.write_text('function FindProxyForURL(u, h) { return "PROXY gw:3128; DIRECT"; }')
+    for k in [k for k in __import__("os").environ if k.lower().endswith("_proxy")]:
+        monkeypatch.delenv(k)
+    auto = Source("wininet", "HKCU", auto_detect=True)
+    monkeypatch.setattr(proxies, "system_sources", lambda: [envsrc.read(), auto])
+    res = proxies.Resolver(wpad_url=str(wpad))
+    r = res.route_for("https://zoom.us/")
+    assert (r.proxy, r.via, r.chain) == ("http://gw:3128", "wpad", ["http://gw:3128", None])
+    assert res.wpad_info()["found"] == str(wpad)
+
+
+def test_pac_child_is_killed_and_limits_hold(tmp_path):
+    import time
+
+    from roomprobe.net.proxysrc import pac
+
+    loop = tmp_path / "loop.pac"
+    loop.write_text("function FindProxyForURL(u, h) { while (true) {} }")
+    cache = PacCache(lambda: 1.0)
+    t0 = time.monotonic()
+    with pytest.raises(PacError, match="did not finish"):
+        cache("file://" + str(loop), "https://192.0.2.1/")
+    assert time.monotonic() - t0 < 3
+    assert pac.parse_entries("PROXY a:1; SOCKS b:2;  HTTPS c:3; junk; DIRECT") == [
+        "http://a:1", "socks5://b:2", "https://c:3", "DIRECT"]
+    assert pac.parse_entries("") == ["DIRECT"]

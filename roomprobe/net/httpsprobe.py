@@ -18,8 +18,9 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from roomprobe.net import tlstrust
-from roomprobe.net.proxies import proxy_for
+from roomprobe.net.proxies import route_for
 from roomprobe.net.tcpconnect import REFUSED, UNREACHABLE
+from roomprobe.net.tlsverdict import ssl_context, verdict_of
 from roomprobe.net.wire import read_head
 
 
@@ -105,11 +106,15 @@ def fetch(url: str, *, timeout: float, ca_file: str | None = None) -> dict[str, 
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port or 443
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    proxy_url = proxy_for(url)
+    chosen = route_for(url)
+    proxy_url = chosen.proxy
     proxy = urlsplit(proxy_url) if proxy_url else None
     timings: dict[str, float] = {}
     out: dict[str, Any] = {"url": url, "proxy": proxy_url, "ok": False, "phase": None, "state": None,
                            "detail": None, "status": None, "timings": timings, "tls": None}
+    if chosen.via == "invalid":  # a proxy setting that is no usable URL: name it, never raise
+        out.update(phase="proxy", state="bad-setting", detail=chosen.error)
+        return out
     deadline = time.monotonic() + timeout
 
     def left() -> float:
@@ -118,19 +123,22 @@ def fetch(url: str, *, timeout: float, ca_file: str | None = None) -> dict[str, 
     sock: socket.socket | None = None
     try:
         if proxy is not None:
+            if not proxy.scheme.startswith("http"):  # a SOCKS proxy: not spoken here (proxy probe)
+                raise PhaseError("proxy", "not-tested", f"{proxy.scheme}:// proxies are not tested "
+                                 "by this probe; the proxy probe checks them")
             sock = _connect(proxy.hostname or "", proxy.port or 8080, left(), timings)
             sock.settimeout(left())
             _tunnel(sock, proxy, host, port, timings)
         else:
             sock = _connect(host, port, left(), timings)
-        ctx = tlstrust.client_context(ca_file)
+        ctx = ssl_context(ca_file)
         out["trust"] = tlstrust.describe(ca_file or None)
         t0 = time.monotonic()
         sock.settimeout(left())
         try:
             tls = ctx.wrap_socket(sock, server_hostname=host)
         except ssl.SSLCertVerificationError as exc:
-            raise PhaseError("tls", "untrusted", exc.verify_message or str(exc)) from None
+            raise PhaseError("tls", verdict_of(exc), exc.verify_message or str(exc)) from None
         except ssl.SSLError as exc:
             raise PhaseError("tls", "handshake-failed", exc.reason or str(exc)) from None
         except OSError as exc:

@@ -17,7 +17,11 @@ from urllib.parse import urlsplit
 
 from roomprobe.net.proxysrc.bypass import bypassed
 
-__all__ = ["Source", "Route", "system_sources", "guarded", "route", "safe_url", "normalise_proxy"]
+__all__ = ["Source", "Route", "system_sources", "guarded", "route", "safe_url", "normalise_proxy",
+           "proxy_problem", "PROXY_SCHEMES"]
+
+# Proxy URL schemes roomprobe understands (what curl, browsers and PAC files can name).
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h", "socks4", "socks4a", "socks")
 
 
 @dataclass
@@ -31,6 +35,13 @@ class Source:
     pac_url: str | None = None
     auto_detect: bool = False
     error: str | None = None
+    # scheme -> the exact setting that holds its proxy (e.g. "HTTPS_PROXY"), for findings
+    settings: dict[str, str] = field(default_factory=dict)
+
+    def where(self, scheme: str) -> str:
+        """Where the proxy for ``scheme`` is set, as precisely as the source knows it."""
+        name = self.settings.get(scheme) or self.settings.get("all")
+        return f"{name} ({self.name})" if name else self.origin
 
     @property
     def active(self) -> bool:
@@ -41,16 +52,28 @@ class Source:
         return {"name": self.name, "origin": self.origin, "active": self.active,
                 "proxies": {k: safe_url(v) for k, v in self.proxies.items()},
                 "bypass": list(self.bypass), "pac_url": self.pac_url and safe_url(self.pac_url),
-                "auto_detect": self.auto_detect, "error": self.error}
+                "auto_detect": self.auto_detect, "error": self.error,
+                "settings": dict(self.settings)}
 
 
 @dataclass
 class Route:
-    """What a source decides for one URL: ``proxy`` None means a direct connection."""
+    """What a source decides for one URL: ``proxy`` None means a direct connection.
+
+    ``chain`` is every entry in the order a browser tries them (a PAC file's
+    ``"PROXY a; PROXY b; DIRECT"``; None stands for DIRECT); ``proxy`` is its first entry.
+    ``via`` is fixed | pac | wpad | bypass | direct | pac-error | invalid (a proxy setting that is
+    no usable URL: ``error`` names the setting and what is wrong with it).
+    """
 
     proxy: str | None
-    via: str  # fixed | pac | bypass | direct | pac-error
+    via: str
     error: str | None = None
+    chain: list[str | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.chain:
+            self.chain = [self.proxy]
 
 
 def safe_url(url: str) -> str:
@@ -70,31 +93,74 @@ def safe_url(url: str) -> str:
     return text
 
 
+def proxy_problem(url: str) -> str | None:
+    """Why ``url`` is no usable proxy URL (None: it is one). Never raises."""
+    if not url.isprintable() or any(c.isspace() for c in url):
+        return "it contains spaces or control characters"
+    try:
+        parts = urlsplit(url if "://" in url else "http://" + url)
+        port = parts.port
+    except ValueError as exc:
+        text = str(exc)
+        if "Port could not be cast" in text or "out of range" in text:
+            return "its port is not a number from 1 to 65535"
+        return "it is not a URL (" + text.split(":")[0] + ")"
+    if parts.scheme.lower() not in PROXY_SCHEMES:
+        return f"its scheme {parts.scheme!r} is no proxy scheme ({', '.join(PROXY_SCHEMES[:4])})"
+    if not parts.hostname:
+        return "it names no host"
+    if port == 0:
+        return "its port is 0"
+    return None
+
+
 def normalise_proxy(value: str, scheme: str = "http") -> str:
     """``host:port`` (registry, scutil, gsettings style) -> ``scheme://host:port``."""
     value = value.strip()
     return value if "://" in value else f"{scheme}://{value}"
 
 
-def route(source: Source, url: str, pac_eval: Any = None) -> Route:
-    """Which proxy ``source`` would use for ``url``.
+def route(source: Source, url: str, pac_eval: Any = None, wpad_url: str | None = None) -> Route:
+    """Which proxy ``source`` would use for ``url``, in the order WinINet and browsers decide:
+    auto-detect (the WPAD file ``wpad_url``, when the source asks for it and one was found), then
+    the PAC URL, then the fixed proxies with their bypass list (which applies to fixed proxies
+    only, not to PAC files).
 
-    ``pac_eval(pac_url, url) -> list[str]`` evaluates a PAC file (the probe passes a cached one);
-    entries are proxy URLs or ``DIRECT``; the first is what a browser tries first.
+    ``pac_eval(pac_url, url) -> list[str]`` evaluates a PAC file (entries are proxy URLs or
+    ``DIRECT``, in order). A PAC entry that is no usable proxy URL is skipped, as browsers do.
     """
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if source.bypass and bypassed(host, source.bypass):
-        return Route(None, "bypass")
-    if source.pac_url and pac_eval is not None:
+    for pac_url, via in ((wpad_url if source.auto_detect else None, "wpad"), (source.pac_url, "pac")):
+        if not pac_url or pac_eval is None:
+            continue
         try:
-            chosen = pac_eval(source.pac_url, url)
+            entries = pac_eval(pac_url, url)
         except Exception as exc:
-            return Route(None, "pac-error", f"{type(exc).__name__}: {exc}")
-        first = chosen[0] if chosen else "DIRECT"
-        return Route(None if first == "DIRECT" else first, "pac")
+            return Route(None, "pac-error", str(exc) or type(exc).__name__)
+        chain: list[str | None] = [None if e == "DIRECT" else e for e in entries
+                                   if e == "DIRECT" or proxy_problem(e) is None]
+        bad = [e for e in entries if e != "DIRECT" and proxy_problem(e) is not None]
+        chain = chain or [None]
+        return Route(chain[0], via, f"unusable PAC entries skipped: {', '.join(bad)}" if bad else None,
+                     chain)
     proxy = source.proxies.get(parts.scheme) or source.proxies.get("all")
-    return Route(proxy, "fixed") if proxy else Route(None, "direct")
+    if not proxy:
+        return Route(None, "direct")
+    if source.bypass and bypassed(host, source.bypass, _port(parts)):
+        return Route(None, "bypass")
+    problem = proxy_problem(proxy)
+    if problem:
+        scheme = parts.scheme if parts.scheme in source.proxies else "all"
+        return Route(None, "invalid", f"{source.where(scheme)} = {safe_url(proxy)!r}: {problem}")
+    return Route(proxy, "fixed")
+
+
+def _port(parts: Any) -> int | None:
+    try:
+        return parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return None
 
 
 def guarded(name: str, origin: str, read: Callable[[], Source]) -> Source:

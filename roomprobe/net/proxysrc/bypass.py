@@ -1,8 +1,15 @@
 """Bypass lists (no_proxy, WinINet ProxyOverride, macOS ExceptionsList, GNOME ignore-hosts).
 
-urllib's bypass ignores CIDR entries, so ``10.0.0.0/8`` in no_proxy silently proxies the
-controller. This matcher understands CIDR (also macOS' short ``169.254/16``), wildcards
-(``*.corp.example``, ``10.*``), leading-dot suffixes, ``<local>`` (names without a dot) and ``*``.
+Semantics, as curl and Python's requests apply ``no_proxy`` (docs/proxy.md has the table):
+
+- ``*`` alone bypasses everything;
+- a name matches itself and every sub-domain: ``zoom.us`` and ``.zoom.us`` both match ``zoom.us``
+  and ``api.zoom.us`` (not ``notzoom.us``); matching ignores case and a trailing dot;
+- ``*.corp.example``, ``10.*`` (WinINet wildcards) match by pattern;
+- an IP address matches itself; CIDR ``10.0.0.0/8`` (and macOS' short ``169.254/16``) matches
+  addresses inside (urllib ignores CIDR, so ``10.0.0.0/8`` there silently proxies the controller);
+- ``host:port`` (and ``[v6]:port``) matches only requests to that port;
+- ``<local>`` (WinINet) matches names without a dot.
 """
 
 from __future__ import annotations
@@ -26,12 +33,26 @@ def _network(entry: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None
 
 def split_list(value: str) -> list[str]:
     """A bypass string separated by commas, semicolons or spaces, as the various OSes write it."""
-    return [e for e in value.replace(";", ",").replace(" ", ",").split(",") if e.strip()]
+    return [e.strip() for e in value.replace(";", ",").replace(" ", ",").split(",") if e.strip()]
 
 
-def bypassed(host: str, entries: list[str]) -> bool:
-    """Would a request to ``host`` skip the proxy, given these bypass entries?"""
-    host = host.strip("[]").lower()
+def _split_port(entry: str) -> tuple[str, int | None]:
+    """``host:port`` / ``[v6]:port`` -> (host, port); a bare IPv6 address keeps its colons."""
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+        return host, int(port) if port.isdigit() else None
+    if entry.count(":") == 1:
+        host, _, port = entry.partition(":")
+        if port.isdigit():
+            return host, int(port)
+        return host, None
+    return entry, None
+
+
+def bypassed(host: str, entries: list[str], port: int | None = None) -> bool:
+    """Would a request to ``host`` (on ``port``, when known) skip the proxy, given these entries?"""
+    host = host.strip("[]").lower().rstrip(".")
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
@@ -46,20 +67,27 @@ def bypassed(host: str, entries: list[str]) -> bool:
             if ip is None and "." not in host:
                 return True
             continue
+        if "://" in entry:
+            entry = entry.split("://", 1)[1]
         net = _network(entry)
         if net is not None:
             if ip is not None and ip.version == net.version and ip in net:
                 return True
             continue
-        if "://" in entry:
-            entry = entry.split("://", 1)[1]
-        if entry.count(":") == 1:  # host:port: the port is not ours to check
-            entry = entry.split(":", 1)[0]
+        entry, entry_port = _split_port(entry)
+        if entry_port is not None and port is not None and entry_port != port:
+            continue
+        entry = entry.rstrip(".")
+        net = _network(entry)
+        if net is not None:
+            if ip is not None and ip.version == net.version and ip in net:
+                return True
+            continue
         if "*" in entry or "?" in entry:
             if fnmatch.fnmatchcase(host, entry):
                 return True
             continue
         bare = entry.lstrip(".")
-        if host == bare or host.endswith("." + bare):
+        if bare and (host == bare or host.endswith("." + bare)):
             return True
     return False

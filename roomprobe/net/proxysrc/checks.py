@@ -22,13 +22,21 @@ from roomprobe.net.wire import head_line, read_head
 
 
 def split_proxy(url: str) -> tuple[str, str, int, str | None]:
-    """scheme, host, port and the Basic credentials (``user:password``) of a proxy URL."""
+    """scheme, host, port and the Basic credentials (``user:password``) of a proxy URL.
+
+    Raises ValueError (with a message that carries no credentials) for an unusable URL; callers
+    that take settings from the user check ``proxysrc.proxy_problem`` first."""
+    from roomprobe.net.proxysrc import proxy_problem
+
+    problem = proxy_problem(url)
+    if problem:
+        raise ValueError(f"{safe_url(url)!r}: {problem}")
     parts = urlsplit(url if "://" in url else "http://" + url)
     default = {"https": 443, "socks5": 1080, "socks4": 1080, "socks": 1080}.get(parts.scheme, 8080)
     cred = None
     if parts.username is not None:
         cred = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-    return parts.scheme or "http", parts.hostname or "", parts.port or default, cred
+    return (parts.scheme or "http").lower(), parts.hostname or "", parts.port or default, cred
 
 
 def is_loopback(host: str) -> bool:
@@ -69,10 +77,18 @@ def classify_answer(head: bytes) -> tuple[str, int | None]:
     return {407: "auth-required", 401: "auth-required", 403: "forbidden"}.get(code, "refused-other"), code
 
 
+TESTED_SCHEMES = ("http", "socks5", "socks5h")
+
+
 def probe_proxy(url: str, target: str, timeout: float) -> dict[str, Any]:
-    """TCP connect to the proxy, then ``CONNECT target`` (``host:port``); never raises."""
-    scheme, host, port, cred = split_proxy(url)
-    out: dict[str, Any] = {"proxy": safe_url(url), "host": host, "port": port,
+    """TCP connect to the proxy, then ``CONNECT target`` (``host:port``; HTTP CONNECT or SOCKS5);
+    never raises. A scheme roomprobe cannot speak (https://, socks4://) is ``not-tested``."""
+    try:
+        scheme, host, port, cred = split_proxy(url)
+    except ValueError as exc:
+        return {"proxy": safe_url(url), "host": "", "port": None, "loopback": False, "target": target,
+                "tcp": "not-tried", "connect": "bad-setting", "error": str(exc)}
+    out: dict[str, Any] = {"proxy": safe_url(url), "scheme": scheme, "host": host, "port": port,
                            "loopback": is_loopback(host), "target": target,
                            "credentials_sent": cred is not None}
     sock, tcp = _connect(host, port, timeout)
@@ -80,8 +96,18 @@ def probe_proxy(url: str, target: str, timeout: float) -> dict[str, Any]:
     if sock is None:
         return out
     with sock:
-        if scheme.startswith("socks"):
-            out["connect"] = "not-tested"  # SOCKS: reachability only
+        if scheme not in TESTED_SCHEMES:
+            out["connect"] = "not-tested"
+            return out
+        if scheme.startswith("socks5"):
+            thost, _, tport = target.rpartition(":")
+            try:
+                sock.settimeout(timeout)
+                out["connect"] = _socks5(sock, thost.strip("[]"), int(tport), cred)
+            except TimeoutError:
+                out["connect"] = "no-answer"
+            except (OSError, ValueError) as exc:
+                out.update(connect="closed", error=str(exc))
             return out
         req = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: roomprobe\r\n"
         if cred:
@@ -129,11 +155,64 @@ def _name(rdns: Any) -> str:
     return ",".join(f"{k}={v}" for rdn in rdns for k, v in rdn)
 
 
+def _socks5(sock: socket.socket, host: str, port: int, cred: str | None) -> str:
+    """A SOCKS5 CONNECT (RFC 1928, user/password per RFC 1929) on ``sock``: ``ok`` or why not."""
+    methods = b"\x00\x02" if cred else b"\x00"
+    sock.sendall(b"\x05" + bytes([len(methods)]) + methods)
+    hello = _recv_exact(sock, 2)
+    if len(hello) < 2 or hello[0] != 5:
+        return "garbage" if hello else "closed"
+    if hello[1] == 0x02 and cred:
+        user, _, pw = cred.partition(":")
+        u, p = user.encode()[:255], pw.encode()[:255]
+        sock.sendall(b"\x01" + bytes([len(u)]) + u + bytes([len(p)]) + p)
+        auth = _recv_exact(sock, 2)
+        if len(auth) < 2 or auth[1] != 0:
+            return "auth-required"
+    elif hello[1] == 0xFF or hello[1] == 0x02:
+        return "auth-required"
+    elif hello[1] != 0:
+        return "garbage"
+    try:
+        addr = b"\x01" + socket.inet_aton(host) if host.count(".") == 3 and host.replace(".", "").isdigit() \
+            else b"\x03" + bytes([len(host.encode()[:255])]) + host.encode()[:255]
+    except OSError:
+        addr = b"\x03" + bytes([len(host.encode()[:255])]) + host.encode()[:255]
+    sock.sendall(b"\x05\x01\x00" + addr + port.to_bytes(2, "big"))
+    reply = _recv_exact(sock, 4)
+    if len(reply) < 4 or reply[0] != 5:
+        return "garbage" if reply else "closed"
+    if reply[1] != 0:
+        return {2: "forbidden"}.get(reply[1], "refused-other")
+    rest = {1: 4, 4: 16}.get(reply[3])
+    if rest is None:
+        n = _recv_exact(sock, 1)
+        rest = n[0] if n else 0
+    _recv_exact(sock, rest + 2)
+    return "ok"
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
 def _tunnel(proxy: str | None, host: str, port: int, timeout: float) -> socket.socket:
     if proxy is None:
         return socket.create_connection((host, port), timeout=timeout)
-    _, phost, pport, cred = split_proxy(proxy)
+    scheme, phost, pport, cred = split_proxy(proxy)
     sock = socket.create_connection((phost, pport), timeout=timeout)
+    if scheme.startswith("socks5"):
+        kind = _socks5(sock, host, port, cred)
+        if kind != "ok":
+            sock.close()
+            raise ConnectionError(f"SOCKS proxy answered CONNECT with {kind}")
+        return sock
     req = f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n"
     if cred:
         req += f"Proxy-Authorization: Basic {base64.b64encode(cred.encode()).decode()}\r\n"
@@ -145,30 +224,78 @@ def _tunnel(proxy: str | None, host: str, port: int, timeout: float) -> socket.s
     return sock
 
 
-def tls_check(host: str, port: int, timeout: float, ca_file: str | None = None,
-              proxy: str | None = None) -> dict[str, Any]:
-    """TLS to host:port (directly or through ``proxy``): does the chain verify, who issued it."""
-    out: dict[str, Any] = {"host": host, "port": port, "via": safe_url(proxy) if proxy else "direct",
-                           "ca": ca_file or "system", "trust": tlstrust.describe(ca_file or None)}
-    ctx = tlstrust.client_context(ca_file)
-    try:
-        with _tunnel(proxy, host, port, timeout) as raw, ctx.wrap_socket(raw, server_hostname=host) as s:
-            cert = s.getpeercert() or {}
-            out.update(verified=True, issuer=_name(cert.get("issuer", ())),
-                       subject=_name(cert.get("subject", ())))
-            return out
-    except ssl.SSLCertVerificationError as exc:
-        out.update(verified=False, verify_error=exc.verify_message or str(exc))
-    except (OSError, ssl.SSLError) as exc:
-        out.update(verified=None, error=f"{type(exc).__name__}: {exc}")
-        return out
-    # Not verified: fetch the certificate without verification to name its issuer.
+def _handshake(ctx: ssl.SSLContext, proxy: str | None, host: str, port: int,
+               timeout: float) -> dict[str, Any]:
+    with _tunnel(proxy, host, port, timeout) as raw, ctx.wrap_socket(raw, server_hostname=host) as s:
+        cert = s.getpeercert() or {}
+        return {"issuer": _name(cert.get("issuer", ())), "subject": _name(cert.get("subject", ()))}
+
+
+def _loose_look(proxy: str | None, host: str, port: int, timeout: float) -> dict[str, Any]:
+    """The certificate's names without verification, and the server's ``Date`` header (clock)."""
     loose = ssl.create_default_context()
     loose.check_hostname = False
     loose.verify_mode = ssl.CERT_NONE
+    out: dict[str, Any] = {}
     try:
         with _tunnel(proxy, host, port, timeout) as raw, loose.wrap_socket(raw, server_hostname=host) as s:
             out.update(_issuer(s.getpeercert(binary_form=True)))
+            try:
+                s.sendall(f"HEAD / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: roomprobe\r\n"
+                          "Connection: close\r\n\r\n".encode())
+                head = read_head(s, limit=16384)
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"date":
+                        out["server_date"] = value.strip().decode("latin-1")[:64]
+            except (OSError, ssl.SSLError):
+                pass
     except (OSError, ssl.SSLError) as exc:
         out["issuer_error"] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+def tls_check(host: str, port: int, timeout: float, ca_file: str | None = None,
+              proxy: str | None = None, public_ca_file: str | None = None) -> dict[str, Any]:
+    """TLS to host:port (directly or through ``proxy``) and its verdict (roomprobe.net.tlsverdict):
+    does the chain verify against this device's store (or ``ca_file``), against the public web
+    PKI, who issued it; for a date error, the local time and the server's Date header."""
+    import datetime as dt
+
+    from roomprobe.net.tlsverdict import public_context, ssl_context, verdict_of
+
+    out: dict[str, Any] = {"host": host, "port": port, "via": safe_url(proxy) if proxy else "direct",
+                           "ca": ca_file or "system", "trust": tlstrust.describe(ca_file or None)}
+    try:
+        out.update(_handshake(ssl_context(ca_file), proxy, host, port, timeout))
+    except ssl.SSLCertVerificationError as exc:
+        out.update(verified=False, verdict=verdict_of(exc), verify_error=exc.verify_message or str(exc))
+        out.update(_loose_look(proxy, host, port, timeout))
+        if out["verdict"] in ("expired", "not-yet-valid"):
+            out["local_time"] = dt.datetime.now(dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
+        return out
+    except TimeoutError as exc:
+        out.update(verified=None, verdict="no-answer", error=f"{type(exc).__name__}: {exc}")
+        return out
+    except ssl.SSLError as exc:
+        out.update(verified=None, verdict="handshake-failed", error=f"{type(exc).__name__}: {exc}")
+        return out
+    except (OSError, ValueError) as exc:
+        out.update(verified=None, verdict="not-checked", error=f"{type(exc).__name__}: {exc}")
+        return out
+    out["verified"] = True
+    pub = public_context(public_ca_file)
+    if pub is None:
+        out.update(verdict="ok", public="not-compared")
+        return out
+    try:
+        _handshake(pub, proxy, host, port, timeout)
+        out.update(verdict="ok", public="verified")
+    except ssl.SSLCertVerificationError as exc:
+        # Trusted here, not by the public web PKI: a company CA inspects the traffic. (A name or
+        # date error cannot be it: the first handshake checked those.)
+        out.update(verdict="inspected" if verdict_of(exc) == "untrusted" else "ok",
+                   public=exc.verify_message or str(exc))
+    except (OSError, ssl.SSLError) as exc:
+        out.update(verdict="ok", public=f"not compared: {type(exc).__name__}: {exc}")
     return out

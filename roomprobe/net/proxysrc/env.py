@@ -31,4 +31,5 @@ def read(environ: Mapping[str, str] | None = None) -> Source:
     bypass = split_list(found.pop("no", ("", ""))[1])
     proxies = {scheme: normalise_proxy(v) for scheme, (_, v) in found.items()}
     origin = "environment" + (f" ({', '.join(sorted(k for k, _ in found.values()))})" if found else "")
-    return Source("env", origin, proxies=proxies, bypass=bypass if proxies else bypass)
+    return Source("env", origin, proxies=proxies, bypass=bypass,
+                  settings={scheme: name for scheme, (name, _) in found.items()})
