@@ -46,14 +46,16 @@ class Ranges:
         return bool(self.networks)
 
     def contains(self, address: str) -> bool | None:
-        """True/False for an address; None when no ranges are loaded or it is not an address."""
-        if not self.networks:
-            return None
+        """True/False for an address; None when it is not an address or no range of its family
+        (IPv4/IPv6) is loaded: an IPv6 answer is never "outside" a list that has only IPv4."""
         try:
             ip = ipaddress.ip_address(address.split("%", 1)[0])
         except ValueError:
             return None
-        return any(ip.version == n.version and ip in n for n in self.networks)
+        same = [n for n in self.networks if n.version == ip.version]
+        if not same:
+            return None
+        return any(ip in n for n in same)
 
     def age_s(self) -> float | None:
         """Age of the oldest source that loaded (what the report calls the list's age)."""
