@@ -13,7 +13,9 @@ access error is reported as such, never as "not running".
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 from typing import Any
 
 import psutil
@@ -28,14 +30,26 @@ def _norm(name: str) -> str:
     return name[:-4] if name.endswith(".exe") else name
 
 
+def _netns(pid: int | str) -> int | None:
+    """Linux: the network namespace's inode (a process in another one is not on our network)."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
 def find_processes(names: list[str] | tuple[str, ...]) -> list[psutil.Process]:
     """Processes whose name (or executable's base name) matches one of ``names``, case-insensitive,
-    ``.exe`` optional. Linux truncates names to 15 characters, so a 15-character prefix matches."""
+    ``.exe`` optional. Linux truncates names to 15 characters, so a 15-character prefix matches;
+    there, a process in another network namespace (a container) is not counted."""
     wanted = {_norm(n) for n in names if n.strip()}
+    ours = _netns("self") if sys.platform.startswith("linux") else None
     found = []
     for proc in psutil.process_iter(["name"]):
         name = _norm(proc.info.get("name") or "")
         if name and (name in wanted or (len(name) == 15 and any(w.startswith(name) for w in wanted))):
+            if ours is not None and _netns(proc.pid) not in (ours, None):
+                continue
             found.append(proc)
     return found
 
