@@ -1,25 +1,40 @@
-"""cloud: can this device reach Zoom's cloud on the ports and hosts Zoom's firewall articles list?
+"""cloud: can this device reach Zoom's cloud, and which media path will the Zoom Rooms app use?
 
-Checks, all at once under one deadline (one thread per endpoint, so a dead server costs one
-timeout, not one per item):
-  HTTPS    a GET to each web URL through the proxy the system would use for it (HTTP CONNECT),
-           each phase timed: resolve, connect, proxy, TLS, first byte; the first failing phase
-           is named (roomprobe.net.httpsprobe)
-  TCP      a connect to 8801 and 8802 on each media/zone host: open | refused | filtered |
-           unreachable | unresolved
-  UDP      a STUN binding request (roomprobe.net.stun) to 3478, 3479 and 8801 on each STUN host, with
-           retransmits: reachable (a STUN answer) | blocked (an ICMP unreachable came back, or
-           the control host answers STUN while this one stays silent) | unknown (silence and
-           no proof). Silence alone is never called blocked.
-Concludes: no web URL reachable is a failure (sign-in and joining need HTTPS); a TLS failure or
-an HTTP error from a web URL is its own finding; blocked TCP or UDP media ports are warnings,
-because Zoom falls back to TCP 443; the evidence says which media path would be used.
+Zoom's client tries media in this order (Zoom's "Connection Process" white paper, KB0061864):
+UDP 8801 to the meeting's multimedia router (MMR), then TCP 8801/8802, then TLS over TCP 443
+(through the web proxy if one applies). Each step down costs delay and quality. Zoom publishes
+no media or STUN host that answers outside a meeting (the MMR is handed out at join time, and
+zoom.us is a web front end), so this probe measures only what can answer, all at once under one
+deadline:
+
+  HTTPS    a GET to each web URL through the proxy the system would use (the TLS 443 floor),
+           phases timed, the first failing one named (roomprobe.net.httpsprobe)
+  app      the Zoom Rooms app's own connections (roomprobe.net.appconns): the transport in use
+           right now, whether its servers lie in Zoom's ranges, TCP connect RTT to them
+  control  a STUN request to a server known to answer (default a public one, stated in the
+           report): proves UDP leaves this network at all
+  STUN     requests to ``stun_hosts`` (servers the customer knows answer STUN) on udp_ports
+  TCP      connects to 8801/8802 on ``media_hosts`` (media servers the customer names)
+  ranges   Zoom's published IP ranges (roomprobe.net.zoomranges): do Zoom's names resolve
+           into them (a sinkhole or DNS-hijack test), and how old is the list
+
+What a UDP outcome proves (roomprobe.net.stun.judge_error): a STUN answer = open; EPERM on
+send = blocked by this device's own firewall; ICMP port-unreachable from the target itself = the
+packet arrived (path open, no STUN there); ICMP admin-prohibited, or host/net unreachable, or a
+port-unreachable sent by a router = blocked; silence = blocked only when the host is one known
+to answer STUN (``stun_hosts``) AND the control answered on the same path; else unknown.
+
+PASS = at least one web URL answered over TLS with a trusted certificate (HTTP status < 400),
+no step of the media path is proven blocked, and what ``media_path`` claims is backed by a
+measurement (seen in the app, answered by a server, or, as the floor, TLS 443 itself). A HTTPS
+check cut short by the deadline is never success: without a working URL the status is
+``error`` (could not finish) or ``fail`` (proven broken).
 """
 
 from __future__ import annotations
 
-import errno
 import queue
+import re
 import socket
 import threading
 import time
@@ -28,30 +43,46 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from roomprobe.probes import _cloudpath
+
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
-from roomprobe.net import httpsprobe, stun
-from roomprobe.net.tcpconnect import REFUSED, UNREACHABLE, connect_state
+from roomprobe.net import appconns, httpsprobe, stun, zoomranges
+from roomprobe.net.tcpconnect import connect_state
+
+RANGES_URL = "https://assets.zoom.us/docs/ipranges/Zoom.txt"
 
 
-# Zoom's defaults (KB0060561 / KB0065712, see docs/cloud.md). Zoom publishes IP ranges, not
-# media host names: set media_hosts / stun_hosts to your zone's addresses for a sharp answer.
+# Defaults: see docs/cloud.md "Why these defaults". Zoom publishes IP ranges, not media or STUN
+# host names, so media_hosts and stun_hosts start empty: the customer names servers that answer.
 @dataclass(frozen=True)
 class Options:
     """The cloud probe's options: ``[probes.cloud]`` in the config file, ``--set``."""
 
     web_urls: tuple[str, ...] = ("https://zoom.us/", "https://www.zoom.us/", "https://zoom.com/")
-    media_hosts: tuple[str, ...] = ("zoom.us",)
+    # Media servers you know listen on TCP 8801/8802 (your Zoom Node / Meeting Connector MMR).
+    media_hosts: tuple[str, ...] = ()
     tcp_ports: tuple[int, ...] = (8801, 8802)
-    stun_hosts: tuple[str, ...] = ("zoom.us",)
+    # STUN servers you know answer (your own); silence from them can prove a block.
+    stun_hosts: tuple[str, ...] = ()
     udp_ports: tuple[int, ...] = (3478, 3479, 8801)
-    # "host:port" of a STUN server known to answer (e.g. your own); empty = no control.
-    control_host: str = ""
+    # "host:port" of a STUN server known to answer: proves UDP leaves this network. Empty = none.
+    control_host: str = "stun.cloudflare.com:3478"
     ca_file: str = ""  # empty = the system trust store
     connect_timeout: float = 3.0
     stun_timeout: float = 2.0
+    # Zoom's published ranges: file paths or https URLs, one CIDR per line. Empty = skip the check.
+    zoom_ranges: tuple[str, ...] = (RANGES_URL,)
+    ranges_max_age_days: float = 7.0
+    # Names whose addresses must lie in Zoom's ranges (checked only when ranges are loaded).
+    range_check_names: tuple[str, ...] = ("zoom.us",)
+    # The Zoom Rooms app's process names (Windows, macOS); empty = do not read the app's sockets.
+    app_process_names: tuple[str, ...] = ("ZoomRooms.exe", "ZoomRooms", "ZoomPresence", "Zoom Rooms")
+
 
 TCP_BLOCKED = {"refused", "filtered", "unreachable"}
+LOCAL_ERRNOS = {"EPERM", "EACCES"}
+_HOST_RE = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$")
 
 
 # ------------------------------------------------------------------------------- options
@@ -70,94 +101,131 @@ def _ports(value: Any, name: str) -> list[int]:
     return out
 
 
+def _is_host(text: str) -> bool:
+    """A DNS name or an IP address (v6 with or without brackets)."""
+    text = text.strip("[]")
+    if ":" in text:
+        try:
+            socket.inet_pton(socket.AF_INET6, text.split("%", 1)[0])
+            return True
+        except OSError:
+            return False
+    return bool(_HOST_RE.match(text))
+
+
+def _hosts(value: Any, name: str) -> list[str]:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    for item in items:
+        if not isinstance(item, str) or not _is_host(item):
+            raise UsageError(f"cloud.{name}: {item!r} is not a host name or IP address "
+                             "(e.g. mmr.example.net or 192.0.2.10)")
+    return [str(i).strip("[]") for i in items]
+
+
 def split_hostport(text: str, name: str = "control_host") -> tuple[str, int]:
     """``host:port`` or ``[v6]:port`` into (host, port); bad input is a UsageError."""
     host, sep, port = text.strip().rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or not _is_host(host):
         raise UsageError(f"cloud.{name}: {text!r} is not HOST:PORT, e.g. stun.example.net:3478")
     return host, int(port)
 
 
 def validate(options: Options) -> None:
     """Refuse bad options before anything runs (exit 3 with one clear line)."""
+    if not options.web_urls:
+        raise UsageError("cloud.web_urls: give at least one https:// URL (HTTPS is the floor "
+                         "of Zoom's media path)")
     for url in options.web_urls:
         parts = urlsplit(str(url))
-        if parts.scheme != "https" or not parts.hostname:
+        try:
+            host = parts.hostname
+            parts.port  # noqa: B018 (raises ValueError for a bad port)
+        except ValueError:
+            host = None
+        if parts.scheme != "https" or not host:
             raise UsageError(f"cloud.web_urls: {url!r} is not an https:// URL")
     _ports(options.tcp_ports, "tcp_ports")
     _ports(options.udp_ports, "udp_ports")
+    _hosts(options.media_hosts, "media_hosts")
+    _hosts(options.stun_hosts, "stun_hosts")
+    _hosts(options.range_check_names, "range_check_names")
     if options.control_host:
         split_hostport(str(options.control_host))
-    for key in ("connect_timeout", "stun_timeout"):
+    for src in options.zoom_ranges:
+        scheme = urlsplit(str(src)).scheme
+        if scheme in ("http", "ftp") or (scheme not in ("", "https", "file") and len(scheme) > 1):
+            raise UsageError(f"cloud.zoom_ranges: {src!r} is neither a file path nor an "
+                             "https:// URL")
+    for name in options.app_process_names:
+        if not isinstance(name, str) or not name.strip() or len(name) > 255:
+            raise UsageError(f"cloud.app_process_names: {name!r} is not a process name")
+    for key in ("connect_timeout", "stun_timeout", "ranges_max_age_days"):
         if not float(getattr(options, key)) > 0:
-            raise UsageError(f"cloud.{key}: must be more than 0 seconds")
+            raise UsageError(f"cloud.{key}: must be more than 0")
 
 
 # ------------------------------------------------------------------------------- checks
 
-def tcp_connect(host: str, port: int, timeout: float) -> dict[str, Any]:
-    """One TCP connect: open | refused | filtered | unreachable | unresolved | error."""
-    out: dict[str, Any] = {"host": host, "port": port, "address": None}
+def _resolve(host: str, port: int, kind: int) -> tuple[int, tuple] | str:
+    """(family, sockaddr) or an error sentence; a malformed name is unresolved, not a crash."""
     try:
-        family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=kind)[0]
     except socket.gaierror as exc:
-        return {**out, "state": "unresolved", "error": exc.strerror or str(exc), "ms": None}
+        return exc.strerror or str(exc)
+    except (UnicodeError, ValueError) as exc:
+        return f"not a valid name: {exc}"
+    return family, sockaddr
+
+
+def tcp_connect(host: str, port: int, timeout: float) -> dict[str, Any]:
+    """One TCP connect: open | refused | filtered | unreachable | blocked (local) | unresolved."""
+    out: dict[str, Any] = {"host": host, "port": port, "address": None, "proof": None}
+    got = _resolve(host, port, socket.SOCK_STREAM)
+    if isinstance(got, str):
+        return {**out, "state": "unresolved", "error": got, "ms": None}
+    family, sockaddr = got
     out["address"] = sockaddr[0]
-    return {**out, **connect_state(family, sockaddr, timeout)}
+    res = {**out, **connect_state(family, sockaddr, timeout)}
+    if res["state"] == "error" and res.get("error") in LOCAL_ERRNOS:
+        res.update(state="blocked", proof="local")  # this device's own firewall said no
+    return res
 
 
 def stun_binding(host: str, port: int, timeout: float) -> dict[str, Any]:
-    """A STUN binding request with retransmits on a connected UDP socket.
-
-    answered -> ``reachable``; an ICMP unreachable (ECONNREFUSED/EHOSTUNREACH on the connected
-    socket) -> ``blocked`` with ``proof: icmp``; silence -> ``silent`` (the caller decides between
-    blocked and unknown with the control host).
-    """
+    """A STUN exchange (roomprobe.net.stun.exchange) after resolving ``host``."""
     out: dict[str, Any] = {"host": host, "port": port, "address": None, "proof": None}
-    t0 = time.monotonic()
-    try:
-        family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
-    except socket.gaierror as exc:
-        return {**out, "state": "unresolved", "error": exc.strerror or str(exc), "ms": None}
+    got = _resolve(host, port, socket.SOCK_DGRAM)
+    if isinstance(got, str):
+        return {**out, "state": "unresolved", "error": got, "ms": None}
+    family, sockaddr = got
     out["address"] = sockaddr[0]
-    txid = stun.new_transaction_id()
-    request = stun.binding_request(txid)
-    deadline = t0 + timeout
-    sends = 0
-    # RFC 5389 retransmits with a doubling interval; start short so a lost packet costs little.
-    interval = max(0.05, timeout / 7)
-    with socket.socket(family, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(sockaddr)
-            while True:
-                now = time.monotonic()
-                if now >= deadline:
-                    return {**out, "state": "silent", "error": "timeout", "sends": sends,
-                            "ms": round((now - t0) * 1000, 1)}
-                s.send(request)
-                sends += 1
-                wait_until = min(deadline, now + interval)
-                interval *= 2
-                while (left := wait_until - time.monotonic()) > 0:
-                    s.settimeout(left)
-                    try:
-                        data = s.recv(2048)
-                    except TimeoutError:
-                        break
-                    try:
-                        answer = stun.parse_response(data, txid)
-                    except stun.StunError:
-                        continue  # not our answer: keep listening
-                    return {**out, "state": "reachable", "error": None, "sends": sends,
-                            "ms": round((time.monotonic() - t0) * 1000, 1), "answer": answer}
-        except OSError as exc:
-            if exc.errno in REFUSED or exc.errno in UNREACHABLE:
-                return {**out, "state": "blocked", "proof": "icmp",
-                        "error": errno.errorcode.get(exc.errno or 0, str(exc)), "sends": sends,
-                        "ms": round((time.monotonic() - t0) * 1000, 1)}
-            return {**out, "state": "error", "error": str(exc), "sends": sends,
-                    "ms": round((time.monotonic() - t0) * 1000, 1)}
+    return {**out, **stun.exchange(family, sockaddr, timeout)}
+
+
+def resolve_all(name: str) -> dict[str, Any]:
+    """Every address the system resolver gives for ``name`` (what the app would use)."""
+    try:
+        infos = socket.getaddrinfo(name, 443, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, ValueError) as exc:
+        return {"name": name, "addresses": [], "error": getattr(exc, "strerror", None) or str(exc)}
+    return {"name": name, "addresses": sorted({i[4][0] for i in infos}), "error": None}
+
+
+def app_check(names: tuple[str, ...], timeout: float) -> dict[str, Any]:
+    """The app's snapshot plus a TCP connect RTT to each server it talks to (in parallel)."""
+    snap = appconns.snapshot(names)
+    servers = appconns.servers(snap)
+    tasks: dict[str, Callable[[], Any]] = {
+        f"{ip}|{port}": (lambda ip=ip, port=port: tcp_connect(ip, port, timeout))
+        for ip, port in servers}
+    res = run_all(tasks, time.monotonic() + timeout + 0.2) if tasks else {}
+    snap["servers"] = [{"address": ip, "port": port,
+                        **({k: v for k, v in (res.get(f"{ip}|{port}") or
+                                              {"state": "timeout", "ms": None}).items()
+                            if k in ("state", "ms", "error")})}
+                       for ip, port in servers]
+    return snap
 
 
 def run_all(tasks: dict[str, Callable[[], Any]], deadline: float) -> dict[str, Any]:
@@ -185,46 +253,168 @@ def run_all(tasks: dict[str, Callable[[], Any]], deadline: float) -> dict[str, A
     return results
 
 
+# ------------------------------------------------------------------------------- normalising
+
+WEB_KEYS = ("url", "proxy", "ok", "phase", "state", "detail", "status", "timings", "tls")
+
+
+def web_result(url: str, raw: Any, progress: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A web result with every key, whatever happened: past the deadline or a crash is not ok."""
+    if raw is None:
+        return httpsprobe.deadline_result(url, progress)
+    if not isinstance(raw, dict) or any(k not in raw for k in WEB_KEYS):
+        err = raw.get("error") if isinstance(raw, dict) else repr(raw)
+        return {"url": url, "proxy": None, "ok": False, "phase": "error", "state": "error",
+                "detail": str(err)[:200], "status": None, "timings": {}, "tls": None}
+    return raw
+
+
+def endpoint_result(host: str, port: int, raw: Any) -> dict[str, Any]:
+    """A TCP/UDP attempt with host, port, state and proof, whatever happened."""
+    base = {"host": host, "port": port, "address": None, "proof": None, "error": None, "ms": None}
+    if raw is None:
+        return {**base, "state": "deadline", "error": "no result before the deadline"}
+    if not isinstance(raw, dict):
+        return {**base, "state": "error", "error": repr(raw)[:200]}
+    return {**base, **raw, "host": host, "port": port, "state": raw.get("state") or "error"}
+
+
 # ------------------------------------------------------------------------------- verdict
 
+UDP_PROVEN_BLOCK = {"local", "no-route", "icmp-router", "icmp-admin-prohibited", "icmp-unreachable"}
+
+
 def _udp_verdicts(attempts: list[dict[str, Any]], control: dict[str, Any] | None) -> None:
-    """Turn ``silent`` into ``blocked`` (control answered) or ``unknown`` (no proof), in place."""
+    """Per attempt: reachable | open (arrived, no STUN) | blocked (with proof) | unknown, in place.
+
+    Silence from a ``stun_hosts`` entry (a server known to answer STUN) is a block only when
+    the control answered on the same path; anything else unproven is unknown.
+    """
     control_ok = bool(control and control.get("state") == "reachable")
     for a in attempts:
-        if a["state"] == "silent":
+        state = a.get("state")
+        if state == "open-no-stun":
+            a["state"] = "open"
+        elif state == "silent":
             if control_ok:
                 a.update(state="blocked", proof="control")
             else:
                 a["state"] = "unknown"
-        elif a["state"] in ("unresolved", "error", None):
+        elif state == "blocked" and a.get("proof") in UDP_PROVEN_BLOCK:
+            pass
+        elif state != "reachable":
             a["state"] = "unknown"
 
 
-def _by_port(attempts: list[dict[str, Any]], ports: list[int], good: str) -> dict[int, str]:
-    """One word per port: ``good`` if any host is, else blocked if every host is, else unknown."""
+def _by_port(attempts: list[dict[str, Any]], ports: list[int], good: tuple[str, ...]) -> dict[int, str]:
+    """One word per port: the best good word any host got, else blocked if every host is
+    blocked, else unknown (no attempts at all: ``untested``)."""
     out = {}
     for port in ports:
         states = [a["state"] for a in attempts if a["port"] == port]
-        if good in states:
-            out[port] = good
+        hit = next((g for g in good if g in states), None)
+        if hit:
+            out[port] = hit
         elif states and all(s == "blocked" for s in states):
             out[port] = "blocked"
         else:
-            out[port] = "unknown"
+            out[port] = "unknown" if states else "untested"
     return out
 
 
+def _udp_step(udp_state: dict[int, str], udp: list[dict[str, Any]], control: dict[str, Any] | None,
+              app: dict[str, Any] | None) -> dict[str, Any]:
+    if app and app.get("transport") == "udp-8801":
+        return _cloudpath.step("udp-8801", "open", "the Zoom Rooms app uses it now")
+    media = {p: s for p, s in udp_state.items() if 8801 <= p <= 8810}
+    if any(s in ("reachable", "open") for s in media.values()):
+        hosts = sorted({a["host"] for a in udp if 8801 <= a["port"] <= 8810
+                        and a["state"] in ("reachable", "open")})
+        return _cloudpath.step("udp-8801", "open", f"UDP 8801 reached {', '.join(hosts)}")
+    if any(s == "blocked" for s in media.values()):
+        proofs = sorted({a["proof"] for a in udp if 8801 <= a["port"] <= 8810 and a.get("proof")})
+        return _cloudpath.step("udp-8801", "blocked", f"UDP 8801 proven blocked ({', '.join(proofs)})")
+    tested = [s for s in udp_state.values() if s != "untested"]
+    c_state, c_proof = (control or {}).get("state"), (control or {}).get("proof")
+    local = c_state == "blocked" and c_proof == "local"
+    if (tested and all(s == "blocked" for s in tested)) or (local and not tested):
+        return _cloudpath.step("udp-8801", "blocked",
+                               "every Zoom UDP port tested is proven blocked"
+                               + (" (this device's own firewall refuses UDP)" if local else ""))
+    if c_state == "reachable" or any(s in ("reachable", "open") for s in tested):
+        who = (f"the control STUN server {control['host']}:{control['port']} answered"
+               if c_state == "reachable" else "a Zoom UDP port other than 8801 got through")
+        return _cloudpath.step("udp-8801", "likely",
+                               f"UDP leaves this network ({who}); no Zoom media server answers "
+                               "a probe outside a meeting, so 8801 to Zoom itself is not proven")
+    if control is None:
+        return _cloudpath.step("udp-8801", "unknown", "nothing tested it: no control STUN server "
+                               "and no STUN host known to answer")
+    return _cloudpath.step("udp-8801", "unknown",
+                           f"the control STUN server {control['host']}:{control['port']} did not "
+                           f"answer ({c_state}{', ' + c_proof if c_proof else ''})")
+
+
+def _tcp_step(tcp_state: dict[int, str], tcp: list[dict[str, Any]],
+              app: dict[str, Any] | None) -> dict[str, Any]:
+    if app and app.get("transport") == "tcp-8801":
+        return _cloudpath.step("tcp-8801", "open", "the Zoom Rooms app uses it now")
+    if "open" in tcp_state.values():
+        hosts = sorted({a["host"] for a in tcp if a["state"] == "open"})
+        return _cloudpath.step("tcp-8801", "open", f"connected to {', '.join(hosts)}")
+    tested = [s for s in tcp_state.values() if s != "untested"]
+    if tested and all(s == "blocked" for s in tested):
+        return _cloudpath.step("tcp-8801", "blocked", "every media host refused or dropped it")
+    if not tested:
+        return _cloudpath.step("tcp-8801", "unknown", "not tested: no media_hosts set (Zoom "
+                               "publishes no server that accepts 8801/8802 outside a meeting)")
+    return _cloudpath.step("tcp-8801", "unknown", "no media host gave a clear answer")
+
+
+def _tls_step(web: list[dict[str, Any]], https_ok: bool) -> dict[str, Any]:
+    ok = [w for w in web if w["ok"] and (w["status"] or 0) < 400]
+    if https_ok:
+        via = f" through the proxy {ok[0]['proxy']}" if ok[0]["proxy"] else " directly"
+        return _cloudpath.step("tls-443", "open", f"{ok[0]['url']} answered over TLS{via}")
+    if web and all(w["phase"] in ("deadline", "error") for w in web):
+        return _cloudpath.step("tls-443", "unknown", "no web URL answered before the deadline")
+    return _cloudpath.step("tls-443", "blocked", "no web URL answered over trusted TLS")
+
+
+def _ranges_check(ranges: zoomranges.Ranges | None, why_none: str | None,
+                  dns: list[dict[str, Any]], app: dict[str, Any] | None) -> dict[str, Any]:
+    """Where Zoom's names and the app's servers lie relative to Zoom's published ranges."""
+    if ranges is None or not ranges.loaded:
+        why = why_none or "; ".join(f"{s['source']}: {s['why']}" for s in (ranges.sources if ranges else [])
+                                    ) or "no range source"
+        return {"checked": False, "why": why, "sources": ranges.sources if ranges else [],
+                "names": dns}
+    age = ranges.age_s()
+    names = [{**d, "outside": [a for a in d["addresses"] if ranges.contains(a) is False],
+              "no_range_for_family": [a for a in d["addresses"] if ranges.contains(a) is None]}
+             for d in dns]
+    if app:
+        for c in app.get("connections", []):
+            c["in_zoom_ranges"] = ranges.contains(c["remote_ip"])
+    return {"checked": True, "count": len(ranges.networks), "age_days": None if age is None
+            else round(age / 86400, 2), "sources": ranges.sources, "names": names}
+
+
 def conclude(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list[dict[str, Any]],
-             control: dict[str, Any] | None, tcp_ports: list[int], udp_ports: list[int],
+             control: dict[str, Any] | None, tcp_ports: list[int], udp_ports: list[int], *,
+             app: dict[str, Any] | None = None, ranges_check: dict[str, Any] | None = None,
              ) -> tuple[dict[str, Any], list[Finding]]:
-    """Pure verdict from the measurements: the summary evidence and the findings."""
+    """Pure verdict from the measurements: the summary evidence (with ``media_path``) and findings."""
     findings: list[Finding] = []
     _udp_verdicts(udp, control)
+    if control is not None:
+        _udp_verdicts([control], None)
     tcp_words = [{**a, "state": "open" if a["state"] == "open" else
-                  "blocked" if a["state"] in TCP_BLOCKED else "unknown"} for a in tcp]
-    tcp_state = _by_port(tcp_words, tcp_ports, "open")
-    udp_state = _by_port(udp, udp_ports, "reachable")
-    # A completed request with a 4xx/5xx (a filter's block page) does not count as working.
+                  "blocked" if a["state"] in TCP_BLOCKED or a["state"] == "blocked" else "unknown"}
+                 for a in tcp]
+    tcp_state = _by_port(tcp_words, tcp_ports, ("open",))
+    udp_state = _by_port(udp, udp_ports, ("reachable", "open"))
+    # Working = TLS verified (an untrusted certificate fails the tls phase) and a status < 400.
     https_ok = any(w["ok"] and (w["status"] or 0) < 400 for w in web)
 
     unreachable = [w for w in web if not w["ok"] and w["phase"] in ("resolve", "connect", "proxy")]
@@ -237,7 +427,16 @@ def conclude(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list[dic
             {"urls": [_brief(x) for x in unreachable]},
             hint="Allow TCP 443 to Zoom's domains (zoom.us, zoom.com) on the firewall and web "
                  "filter" + (", and through the proxy" if w["proxy"] else "") +
-                 "; if the phase is resolve, fix DNS first."))
+                 "; if the phase is resolve, fix DNS first; if it is proxy, fix the proxy setting."))
+    cut = [w for w in web if w["phase"] in ("deadline", "error")]
+    if web and not https_ok and cut and not unreachable:
+        findings.append(Finding(
+            "cloud-https-unproven", Severity.WARN,
+            f"HTTPS to Zoom is not proven: {cut[0]['url']} gave no result before the deadline "
+            f"({cut[0]['detail']}).",
+            {"urls": [_brief(x) for x in cut]},
+            hint="Rerun with a longer --timeout; if it is stuck in resolve, the DNS resolver is "
+                 "silent (see the dns probe)."))
     tls_bad = [w for w in web if w["phase"] == "tls"]
     if tls_bad:
         w = tls_bad[0]
@@ -257,44 +456,90 @@ def conclude(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list[dic
             {"urls": [_brief(x) for x in http_bad]},
             hint="Open that URL from this device to see who answers, and allow Zoom in that "
                  "filter or proxy."))
-    blocked_tcp = sorted(p for p, s in tcp_state.items() if s == "blocked")
+
+    steps = [_udp_step(udp_state, udp, control, app), _tcp_step(tcp_state, tcp, app),
+             _tls_step(web, https_ok)]
+    media = _cloudpath.predict(steps, app)
+    udp_open = steps[0]["state"] in ("open", "likely")
     open_tcp = sorted(p for p, s in tcp_state.items() if s == "open")
-    udp_ok = any(s == "reachable" for s in udp_state.values())
+
+    blocked_tcp = sorted(p for p, s in tcp_state.items() if s == "blocked")
     if blocked_tcp:
         findings.append(Finding(
             "cloud-tcp-media-blocked", Severity.WARN,
-            f"TCP {', '.join(map(str, blocked_tcp))} to Zoom's media hosts is blocked"
-            f"{_fallback(udp_ok, open_tcp, https_ok)}.",
+            f"TCP {', '.join(map(str, blocked_tcp))} to the media hosts is blocked"
+            f"{_fallback(udp_open, open_tcp, https_ok)}.",
             {"ports": blocked_tcp, "attempts": [a for a in tcp if a["port"] in blocked_tcp]},
             hint="Allow TCP 8801-8802 to Zoom's IP ranges on the firewall."))
-    blocked_udp = sorted(p for p, s in udp_state.items() if s == "blocked")
-    unknown_udp = sorted(p for p, s in udp_state.items() if s == "unknown")
+    local = [a for a in [*udp, *([control] if control else [])]
+             if a.get("state") == "blocked" and a.get("proof") == "local"]
+    if local:
+        ports = sorted({a["port"] for a in local})
+        findings.append(Finding(
+            "cloud-udp-local-block", Severity.WARN,
+            f"This device's own firewall refuses to send UDP to port {', '.join(map(str, ports))} "
+            f"(EPERM){_fallback(False, open_tcp, https_ok)}, with more delay and lower quality.",
+            {"ports": ports, "attempts": local},
+            hint="Allow outbound UDP 8801-8810 and 3478-3479 for Zoom Rooms in this device's "
+                 "firewall (Windows Defender Firewall outbound rules, security software)."))
+    blocked_udp = sorted(p for p, s in udp_state.items() if s == "blocked"
+                         and not all(a.get("proof") == "local" for a in udp if a["port"] == p))
     if blocked_udp:
         proofs = sorted({a["proof"] for a in udp if a["port"] in blocked_udp and a.get("proof")})
         findings.append(Finding(
             "cloud-udp-media-blocked", Severity.WARN,
-            f"UDP {', '.join(map(str, blocked_udp))} to Zoom is blocked (proof: "
-            f"{' and '.join(proofs)})" + (_fallback(udp_ok, open_tcp, https_ok) + ", with more delay "
-                                          "and lower quality" if not udp_ok else "") + ".",
+            f"UDP {', '.join(map(str, blocked_udp))} is blocked on the way to the STUN hosts "
+            f"(proof: {' and '.join(proofs)})"
+            + (_fallback(False, open_tcp, https_ok) + ", with more delay and lower quality"
+               if steps[0]["state"] == "blocked" else "") + ".",
             {"ports": blocked_udp, "proof": proofs,
              "attempts": [a for a in udp if a["port"] in blocked_udp]},
             hint="Allow UDP 3478-3479 and 8801-8810 to Zoom's IP ranges on the firewall."))
-    if unknown_udp:
+    if steps[0]["state"] == "unknown":
+        tested = control is not None or bool(udp)
         findings.append(Finding(
-            "cloud-udp-unknown", Severity.INFO,
-            f"UDP {', '.join(map(str, unknown_udp))} to Zoom got no STUN answer and no proof "
-            "either way: it may be dropped, or the host does not answer STUN.",
-            {"ports": unknown_udp, "control_host": control["host"] if control else None,
-             "attempts": [a for a in udp if a["port"] in unknown_udp]},
-            hint="Set cloud.control_host to a STUN server you know answers (HOST:PORT) to tell "
-                 "a drop from silence, or point cloud.stun_hosts at your Zoom zone's addresses."))
+            "cloud-udp-unknown", Severity.WARN if tested else Severity.INFO,
+            "UDP media (8801) is not proven either way: " + steps[0]["why"] + ".",
+            {"control": _brief_ep(control) if control else None,
+             "attempts": [_brief_ep(a) for a in udp]},
+            hint="Run roomprobe on the room PC during a meeting (the app's own sockets show the "
+                 "transport in use), or set cloud.control_host to a STUN server you know "
+                 "answers; list in cloud.stun_hosts only servers known to answer STUN."))
+    if app and app.get("in_meeting") and app.get("transport") == "tcp-8801":
+        findings.append(Finding(
+            "cloud-app-media-degraded", Severity.WARN,
+            "The Zoom Rooms app is in a meeting on TCP 8801/8802 instead of UDP 8801: more delay "
+            "and lower quality.",
+            {"transport": app["transport"], "connections": app.get("connections", [])[:20]},
+            hint="Allow UDP 8801-8810 to Zoom's IP ranges (and in this device's firewall)."))
+    if ranges_check is not None:
+        findings.extend(_ranges_findings(ranges_check))
 
-    media = ("udp" if udp_ok else "tcp-media" if "open" in tcp_state.values()
-             else "tcp-443" if https_ok else "none")
     summary = {"https_ok": https_ok, "tcp_ports": {str(k): v for k, v in tcp_state.items()},
                "udp_ports": {str(k): v for k, v in udp_state.items()}, "media_path": media,
-               "udp_falls_back_to_tcp_443": not udp_ok and https_ok}
+               # kept from 0.1: UDP proven blocked while TLS 443 works (Zoom's last resort)
+               "udp_falls_back_to_tcp_443": steps[0]["state"] == "blocked" and https_ok}
     return summary, findings
+
+
+def _ranges_findings(rc: dict[str, Any]) -> list[Finding]:
+    if not rc["checked"]:
+        return [Finding("cloud-ranges-skipped", Severity.INFO,
+                        f"Zoom's published IP ranges were not checked: {rc['why']}.",
+                        {"sources": rc.get("sources", [])},
+                        hint="Set cloud.zoom_ranges to a copy of Zoom.txt (a file, or Zoom's "
+                             "https URL reachable from here).")]
+    outside = [n for n in rc["names"] if n["outside"]]
+    if not outside:
+        return []
+    n = outside[0]
+    return [Finding("cloud-dns-outside-zoom-ranges", Severity.WARN,
+                    f"{n['name']} resolves to {', '.join(n['outside'])}, outside Zoom's published "
+                    f"IP ranges (list {rc['age_days']} days old): a DNS sinkhole, a hijack or a "
+                    "filter's redirect, unless the list is out of date.",
+                    {"names": outside, "age_days": rc["age_days"]},
+                    hint="Compare with a trusted resolver (nslookup zoom.us 1.1.1.1); fix the "
+                         "local DNS or filter that rewrites Zoom's names.")]
 
 
 def _fallback(udp_ok: bool, open_tcp: list[int], https_ok: bool) -> str:
@@ -304,12 +549,30 @@ def _fallback(udp_ok: bool, open_tcp: list[int], https_ok: bool) -> str:
     if open_tcp:
         return f": media falls back to TCP {', '.join(map(str, open_tcp))}"
     if https_ok:
-        return ": media falls back to TCP 443"
-    return ": and no fallback path (TCP media or 443) works either"
+        return ": media falls back to TLS 443"
+    return ": and no fallback path (TCP media or 443) is proven either"
 
 
 def _brief(w: dict[str, Any]) -> dict[str, Any]:
-    return {k: w[k] for k in ("url", "proxy", "phase", "state", "detail", "status")}
+    return {k: w.get(k) for k in ("url", "proxy", "phase", "state", "detail", "status")}
+
+
+def _brief_ep(a: dict[str, Any]) -> dict[str, Any]:
+    return {k: a.get(k) for k in ("host", "port", "address", "state", "proof", "error")}
+
+
+def _status(https_ok: bool, findings: list[Finding], web: list[dict[str, Any]]) -> tuple[Status, str]:
+    """PASS only with HTTPS proven (see the module docstring); a cut-short run is ``error``."""
+    worst = next((f for f in findings if f.severity == Severity.FAIL), None)
+    if worst:
+        return Status.FAIL, worst.id
+    if not https_ok:
+        return Status.ERROR, ("https-deadline" if any(w["phase"] == "deadline" for w in web)
+                              else "https-unproven")
+    warn = next((f for f in findings if f.severity == Severity.WARN), None)
+    if warn:
+        return Status.WARN, warn.id
+    return Status.PASS, "reachable"
 
 
 def run(ctx: Context) -> Result:
@@ -321,56 +584,78 @@ def run(ctx: Context) -> Result:
     stun_t = ctx.budget(float(opts.stun_timeout))
     tasks: dict[str, Callable[[], Any]] = {}
     web_urls = [str(u) for u in opts.web_urls]
+    progress: list[dict[str, Any]] = [{} for _ in web_urls]
     for i, url in enumerate(web_urls):
-        tasks[f"web{i}"] = lambda url=url: httpsprobe.fetch(url, timeout=conn_t, ca_file=ca_file)
-    tcp_keys = [(h, p) for h in opts.media_hosts for p in tcp_ports]
+        tasks[f"web{i}"] = lambda url=url, p=progress[i]: httpsprobe.fetch(
+            url, timeout=conn_t, ca_file=ca_file, progress=p)
+    tcp_keys = [(h, p) for h in _hosts(opts.media_hosts, "media_hosts") for p in tcp_ports]
     for i, (h, p) in enumerate(tcp_keys):
-        tasks[f"tcp{i}"] = lambda h=h, p=p: tcp_connect(str(h), p, conn_t)
-    udp_keys = [(h, p) for h in opts.stun_hosts for p in udp_ports]
+        tasks[f"tcp{i}"] = lambda h=h, p=p: tcp_connect(h, p, conn_t)
+    udp_keys = [(h, p) for h in _hosts(opts.stun_hosts, "stun_hosts") for p in udp_ports]
     for i, (h, p) in enumerate(udp_keys):
-        tasks[f"udp{i}"] = lambda h=h, p=p: stun_binding(str(h), p, stun_t)
-    if opts.control_host:
-        ch, cp = split_hostport(str(opts.control_host))
+        tasks[f"udp{i}"] = lambda h=h, p=p: stun_binding(h, p, stun_t)
+    ch, cp = split_hostport(str(opts.control_host)) if opts.control_host else ("", 0)
+    if ch:
         tasks["control"] = lambda: stun_binding(ch, cp, stun_t)
+    names = [str(n) for n in opts.range_check_names]
+    if opts.zoom_ranges:
+        tasks["ranges"] = lambda: zoomranges.load(
+            list(opts.zoom_ranges), max_age_s=float(opts.ranges_max_age_days) * 86400,
+            timeout=conn_t)
+        for i, name in enumerate(names):
+            tasks[f"dns{i}"] = lambda name=name: resolve_all(name)
+    if opts.app_process_names:
+        tasks["app"] = lambda: app_check(tuple(opts.app_process_names), conn_t)
 
     # Every task bounds itself; this is the backstop (e.g. a resolver that hangs), within ours.
     res = run_all(tasks, min(ctx.deadline, time.monotonic() + max(conn_t, stun_t) + 0.5))
-    # A task with no result by the deadline is reported as such, not dropped.
-    web = [res[f"web{i}"] or {"url": u, "proxy": None, "ok": False, "phase": "deadline",
-                              "state": "timeout", "detail": "no result in time", "status": None,
-                              "timings": {}, "tls": None} for i, u in enumerate(web_urls)]
-    tcp = [res[f"tcp{i}"] or {"host": h, "port": p, "state": None, "error": "deadline"}
-           for i, (h, p) in enumerate(tcp_keys)]
-    udp = [res[f"udp{i}"] or {"host": h, "port": p, "state": None, "error": "deadline", "proof": None}
-           for i, (h, p) in enumerate(udp_keys)]
-    control = res.get("control")
-    if opts.control_host and control is None:
-        control = {"host": opts.control_host, "state": None, "error": "deadline"}
-    summary, findings = conclude(web, tcp, udp, control, tcp_ports, udp_ports)
-    evidence = {**summary, "web": web, "tcp": tcp, "udp": udp, "control": control}
-    if any(f.severity == Severity.FAIL for f in findings):
-        status = Status.FAIL
-    elif any(f.severity == Severity.WARN for f in findings):
-        status = Status.WARN
+    web = [web_result(u, res[f"web{i}"], progress[i]) for i, u in enumerate(web_urls)]
+    tcp = [endpoint_result(h, p, res[f"tcp{i}"]) for i, (h, p) in enumerate(tcp_keys)]
+    udp = [endpoint_result(h, p, res[f"udp{i}"]) for i, (h, p) in enumerate(udp_keys)]
+    control = endpoint_result(ch, cp, res["control"]) if ch else None
+    app = res.get("app") if opts.app_process_names else None
+    if opts.app_process_names and (not isinstance(app, dict) or "running" not in app):
+        app = {"running": None, "in_meeting": None, "transport": None, "connections": [],
+               "why": None, "error": "no result before the deadline" if not isinstance(app, dict)
+               else str(app.get("error"))[:200]}
+    ranges_check = None
+    if opts.zoom_ranges:
+        ranges = res.get("ranges")
+        dns = [res.get(f"dns{i}") or {"name": n, "addresses": [], "error": "no result in time"}
+               for i, n in enumerate(names)]
+        ranges_check = _ranges_check(ranges if isinstance(ranges, zoomranges.Ranges) else None,
+                                     None if isinstance(ranges, zoomranges.Ranges)
+                                     else "the range list did not load before the deadline", dns, app)
     else:
-        status = Status.PASS
-    first = next((f for f in findings if f.severity != Severity.INFO), None)
-    reason = first.id if first else "reachable"
-    text = (f"HTTPS {'ok' if summary['https_ok'] else 'FAILED'}; TCP "
-            + ", ".join(f"{p} {s}" for p, s in summary["tcp_ports"].items())
-            + "; UDP " + ", ".join(f"{p} {s}" for p, s in summary["udp_ports"].items())
-            + f"; media path: {summary['media_path']}")
+        ranges_check = {"checked": False, "why": "cloud.zoom_ranges is empty", "sources": [],
+                        "names": []}
+    summary, findings = conclude(web, tcp, udp, control, tcp_ports, udp_ports, app=app,
+                                 ranges_check=ranges_check)
+    evidence = {**summary, "web": web, "tcp": tcp, "udp": udp, "control": control,
+                "control_host": opts.control_host or None, "app": app, "zoom_ranges": ranges_check}
+    status, reason = _status(summary["https_ok"], findings, web)
+    mp = summary["media_path"]
+    n_ok = sum(1 for w in web if w["ok"] and (w["status"] or 0) < 400)
+    app_word = ("app not checked" if app is None else "app not running" if app.get("running") is False
+                else f"app in a meeting on {_cloudpath.LABEL[app['transport']]}"
+                if app.get("in_meeting") else "app running, not in a meeting" if app.get("running")
+                else "app unknown")
+    text = (f"media path: {mp['summary']}; HTTPS {'ok' if summary['https_ok'] else 'FAILED'} "
+            f"({n_ok}/{len(web)}); UDP " + ", ".join(f"{p} {s}" for p, s in summary["udp_ports"].items())
+            + (f"; control {control['state']}" if control else "; no control")
+            + "; TCP " + ", ".join(f"{p} {s}" for p, s in summary["tcp_ports"].items())
+            + f"; {app_word}")
     return Result(status, reason, text, evidence, findings)
 
 
 PROBE = Probe(
     id="cloud",
-    title="Zoom cloud: HTTPS, TCP 8801/8802, UDP 3478/3479/8801",
+    title="Zoom cloud: HTTPS floor, media path (UDP 8801 > TCP 8801/8802 > TLS 443), Zoom ranges",
     run=run,
     timeout_s=5.0,
     options=Options,
     validate=validate,
-    description="HTTPS to Zoom's web hosts through the system proxy (phases timed), TCP 8801/8802 "
-                "to media hosts, STUN over UDP 3478/3479/8801: reachable, blocked (with proof) "
-                "or unknown; which media path would be used.",
+    description="HTTPS to Zoom's web hosts through the system proxy (phases timed); the media "
+                "path the Zoom Rooms app will use, from its own sockets, a control STUN server "
+                "and the servers you name; Zoom's names checked against Zoom's published ranges.",
 )

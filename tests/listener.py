@@ -1,7 +1,7 @@
 """A lab TCP listener with a chosen process name: stands in for Zoom Rooms, or for a squatter.
 
-Usage: listener.py COMM BIND PORT. Prints "listening" once the socket is bound, then accepts
-and closes connections until killed.
+Usage: listener.py COMM BIND PORT [hold]. Prints "listening" once the socket is bound, then accepts
+and closes connections until killed (with "hold": keeps them open, like a media server).
 """
 
 import socket
@@ -15,7 +15,12 @@ srv = socket.socket(family, socket.SOCK_STREAM)
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind((bind, port))
 srv.listen(64)
+hold = sys.argv[4:5] == ["hold"]
+held = []
 print("listening", flush=True)
 while True:
     conn, _ = srv.accept()
-    conn.close()
+    if hold:
+        held.append(conn)
+    else:
+        conn.close()

@@ -35,12 +35,20 @@ def check(room, cfg, *extra, env=None):
     return out, out.probe("cloud")
 
 
+def mp(probe):
+    return probe["evidence"]["media_path"]
+
+
 def test_healthy_cloud(lab, tmp_path):
     cloud, room = cloudlab.build(lab, tmp_path)
     out, probe = check(room, cloud.config(control=True))
     assert out.rc == 0 and probe["status"] == "pass", probe
     ev = probe["evidence"]
-    assert ev["https_ok"] is True and ev["media_path"] == "udp"
+    assert ev["https_ok"] is True
+    assert (mp(probe)["transport"], mp(probe)["basis"]) == ("udp-8801", "proven")
+    assert [s["state"] for s in mp(probe)["steps"]] == ["open", "open", "open"]
+    assert mp(probe)["app"]["running"] is False  # no Zoom Rooms here: said, not guessed
+    assert "media path: UDP 8801 (proven)" in probe["summary"] and "app not running" in probe["summary"]
     assert ev["tcp_ports"] == {"8801": "open", "8802": "open"}
     assert ev["udp_ports"] == {"3478": "reachable", "3479": "reachable", "8801": "reachable"}
     assert ev["udp_falls_back_to_tcp_443"] is False
@@ -51,22 +59,66 @@ def test_healthy_cloud(lab, tmp_path):
     for a in ev["udp"]:  # coturn saw us: the mapped address is the room's own
         assert a["answer"]["mapped"]["address"] == room.addr
         assert a["answer"]["software"].startswith("Coturn")
+    zr = ev["zoom_ranges"]  # the lab's range file: the name resolves inside it
+    assert zr["checked"] is True and zr["count"] == 1 and zr["names"][0]["outside"] == []
     assert out.finding_ids() == set() and out.report["diagnosis"] == []
     assert out.seconds < 5
 
 
-def test_udp_rejected_is_blocked_with_icmp_proof(lab, tmp_path):
+def test_control_alone_makes_udp_likely(lab, tmp_path):
+    """Zoom's real case: no STUN host of Zoom's to ask, a control that answers."""
     cloud, room = cloudlab.build(lab, tmp_path)
-    fw(lab, f"ip daddr {cloudlab.STUN} udp dport {{ 3478, 3479, 8801 }} reject")  # icmp port-unreachable
+    out, probe = check(room, cloud.config(control=True, stun_hosts=(), media_hosts=()))
+    assert (mp(probe)["transport"], mp(probe)["basis"]) == ("udp-8801", "likely")
+    assert probe["status"] == "pass" and out.finding_ids() == set()
+    assert probe["evidence"]["control_host"] == "control.zoomlab.test:3478"  # stated in the report
+
+
+def test_host_without_stun_is_an_open_path_not_a_block(lab, tmp_path):
+    cloud, room = cloudlab.build(lab, tmp_path)
+    out, probe = check(room, cloud.config(control=True, stun_hosts=("nostun.zoomlab.test",)))
+    ev = probe["evidence"]
+    assert {a["proof"] for a in ev["udp"]} == {"icmp-port-unreachable-from-host"}
+    assert {a["icmp"]["from"] for a in ev["udp"]} == {cloudlab.NOSTUN}
+    assert ev["udp_ports"] == {"3478": "open", "3479": "open", "8801": "open"}
+    assert "cloud-udp-media-blocked" not in out.finding_ids()
+    assert mp(probe)["transport"] == "udp-8801" and probe["status"] == "pass"
+
+
+def test_udp_rejected_by_a_filter_is_blocked_with_icmp_proof(lab, tmp_path):
+    cloud, room = cloudlab.build(lab, tmp_path)
+    # A plain reject on the STUN host itself is port-unreachable from that host: path open.
+    fw(lab, f"ip daddr {cloudlab.STUN} udp dport {{ 3478, 3479, 8801 }} reject")
+    out, probe = check(room, cloud.config())
+    assert probe["evidence"]["udp_ports"] == {"3478": "open", "3479": "open", "8801": "open"}
+    assert "cloud-udp-media-blocked" not in out.finding_ids()
+    # A filter that says "administratively prohibited" is proof of a block.
+    lab.router_exec(["nft", "delete", "table", "inet", "cloudfw"])
+    fw(lab, f"ip daddr {cloudlab.STUN} udp dport {{ 3478, 3479, 8801 }} reject with icmp type admin-prohibited")
     out, probe = check(room, cloud.config())
     ev = probe["evidence"]
     assert probe["status"] == "warn" and probe["reason"] == "cloud-udp-media-blocked"
     assert ev["udp_ports"] == {"3478": "blocked", "3479": "blocked", "8801": "blocked"}
-    assert {a["proof"] for a in ev["udp"]} == {"icmp"} and {a["error"] for a in ev["udp"]} == {"ECONNREFUSED"}
-    assert ev["media_path"] == "tcp-media" and ev["udp_falls_back_to_tcp_443"] is True
+    assert {a["proof"] for a in ev["udp"]} == {"icmp-admin-prohibited"}
+    assert (mp(probe)["transport"], mp(probe)["basis"]) == ("tcp-8801", "proven")
+    assert ev["udp_falls_back_to_tcp_443"] is True
     assert out.finding_ids() == {"cloud-udp-media-blocked"}
     assert out.rc == 1
-    assert any(d["code"] == "104101-104118" or "104101" in str(d["code"]) for d in out.report["diagnosis"])
+    assert any(d["code"] == 104101 or "104101" in str(d["code"]) for d in out.report["diagnosis"])
+
+
+def test_room_firewall_eperm_is_a_local_block(lab, tmp_path):
+    cloud, room = cloudlab.build(lab, tmp_path)
+    room.nft("table inet roomfw {\n chain output {\n  type filter hook output priority 0; policy accept;\n"
+             "  udp dport { 3478, 3479, 8801 } drop\n }\n}\n")
+    out, probe = check(room, cloud.config(control=True))
+    ev = probe["evidence"]
+    assert {a["proof"] for a in ev["udp"]} == {"local"} and {a["error"] for a in ev["udp"]} == {"EPERM"}
+    assert ev["control"]["proof"] == "local"
+    assert "cloud-udp-local-block" in out.finding_ids()
+    assert probe["status"] == "warn" and probe["reason"] == "cloud-udp-local-block"
+    assert mp(probe)["steps"][0]["state"] == "blocked"
+    assert mp(probe)["transport"] == "tcp-8801"
 
 
 def test_udp_dropped_is_unknown_without_control_and_blocked_with_it(lab, tmp_path):
@@ -76,7 +128,8 @@ def test_udp_dropped_is_unknown_without_control_and_blocked_with_it(lab, tmp_pat
     ev = probe["evidence"]
     assert ev["udp_ports"] == {"3478": "unknown", "3479": "unknown", "8801": "unknown"}
     assert out.finding_ids() == {"cloud-udp-unknown"}  # silence alone is never "blocked"
-    assert probe["status"] == "pass" and ev["control"] is None
+    assert probe["status"] == "warn" and ev["control"] is None  # tested, nothing proven
+    assert (mp(probe)["transport"], mp(probe)["basis"]) == ("tcp-8801", "floor")
     assert all(a["sends"] >= 2 for a in ev["udp"])  # it retransmitted before giving up
     assert probe["duration_s"] < 1.9  # three silent ports in parallel cost one 1 s timeout
 
@@ -86,6 +139,77 @@ def test_udp_dropped_is_unknown_without_control_and_blocked_with_it(lab, tmp_pat
     assert ev["udp_ports"] == {"3478": "blocked", "3479": "blocked", "8801": "blocked"}
     assert {a["proof"] for a in ev["udp"]} == {"control"}
     assert out.finding_ids() == {"cloud-udp-media-blocked"}
+    assert mp(probe)["transport"] == "tcp-8801" and probe["status"] == "warn"
+
+
+def test_only_443_network(lab, tmp_path):
+    cloud, room = cloudlab.build(lab, tmp_path)
+    fw(lab, 'iifname "r-lan" meta l4proto udp reject with icmp type admin-prohibited',
+       'iifname "r-lan" tcp dport != 443 reject with tcp reset')
+    out, probe = check(room, cloud.config(control=True))
+    ev = probe["evidence"]
+    assert [s["state"] for s in mp(probe)["steps"]] == ["blocked", "blocked", "open"]
+    assert (mp(probe)["transport"], mp(probe)["basis"]) == ("tls-443", "proven")
+    assert ev["udp_falls_back_to_tcp_443"] is True
+    assert {"cloud-udp-media-blocked", "cloud-tcp-media-blocked"} <= out.finding_ids()
+    assert probe["status"] == "warn" and out.rc == 1
+
+
+def test_app_in_a_meeting_on_udp_is_observed(lab, tmp_path):
+    cloud, room = cloudlab.build(lab, tmp_path)
+    cloudlab.zoom_app(room, f"udp:{cloudlab.STUN}:8801", f"tcp:{cloudlab.WEB}:443")
+    # Everything the probe could test itself is dropped: the app's own sockets still tell.
+    fw(lab, f"ip daddr {cloudlab.STUN} udp dport {{ 3478, 3479, 8801 }} drop")
+    out, probe = check(room, cloud.config(control=False))
+    app = probe["evidence"]["app"]
+    assert app["running"] is True and app["in_meeting"] is True and app["transport"] == "udp-8801"
+    assert {c["remote"] for c in app["connections"]} >= {f"{cloudlab.STUN}:8801", f"{cloudlab.WEB}:443"}
+    assert all(c["in_zoom_ranges"] is True for c in app["connections"])
+    servers = {(s["address"], s["port"]): s for s in app["servers"]}
+    assert servers[(cloudlab.WEB, 443)]["state"] == "open" and servers[(cloudlab.WEB, 443)]["ms"] > 0
+    assert (mp(probe)["transport"], mp(probe)["basis"]) == ("udp-8801", "observed")
+    assert "app in a meeting on UDP 8801" in probe["summary"]
+
+
+def test_app_on_tcp_media_is_degraded_and_443_only_is_not_a_meeting(lab, tmp_path):
+    cloud, room = cloudlab.build(lab, tmp_path)
+    proc = cloudlab.zoom_app(room, f"tcp:{cloudlab.MEDIA}:8801", comm="ZoomRooms.exe")
+    out, probe = check(room, cloud.config(control=True))
+    assert (mp(probe)["transport"], mp(probe)["basis"]) == ("tcp-8801", "observed")
+    assert "cloud-app-media-degraded" in out.finding_ids() and probe["status"] == "warn"
+    proc.kill()
+    proc.wait()
+    cloudlab.zoom_app(room, f"tcp:{cloudlab.WEB}:443")
+    out, probe = check(room, cloud.config(control=True))
+    app = probe["evidence"]["app"]
+    assert app["transport"] == "tls-443" and app["in_meeting"] is None
+    assert "not in a meeting" in app["why"]
+    assert mp(probe)["basis"] != "observed"
+
+
+def test_silent_resolver_is_never_pass(lab, tmp_path):
+    cloud, room = cloudlab.build(lab, tmp_path)
+    # Web names the hosts file does not know, a resolver that never answers (5 s timeout).
+    lab.etc_file(room, "resolv.conf", "nameserver 203.0.113.99\noptions timeout:5 attempts:1\n")
+    lab.add_cloud_address(99)
+    fw(lab, "ip daddr 203.0.113.99 udp dport 53 drop", "ip daddr 203.0.113.99 tcp dport 53 drop")
+    cfg = cloud.config(control=True)
+    text = cfg.read_text().replace('web_urls = ["https://web.zoomlab.test/", "https://www.zoomlab.test/"]',
+                                   'web_urls = ["https://silent.zoomlab.test/"]')
+    cfg.write_text(text)
+    out, probe = check(room, cfg)
+    web = probe["evidence"]["web"]
+    assert web[0]["ok"] is False and web[0]["phase"] == "deadline" and "resolve" in web[0]["detail"]
+    assert probe["status"] == "error" and probe["reason"] == "https-deadline"
+    assert "cloud-https-unproven" in out.finding_ids()
+    assert out.rc != 0
+
+
+def test_bad_proxy_value_is_a_finding_not_a_crash(lab, tmp_path):
+    cloud, room = cloudlab.build(lab, tmp_path)
+    out, probe = check(room, cloud.config(), env={"https_proxy": "http://127.0.0.1:abc"})
+    assert probe["status"] == "fail" and probe["reason"] == "cloud-https-blocked"
+    assert {(w["phase"], w["state"]) for w in probe["evidence"]["web"]} == {("proxy", "bad-setting")}
 
 
 def test_tcp_media_dropped_and_reset(lab, tmp_path):
@@ -98,7 +222,7 @@ def test_tcp_media_dropped_and_reset(lab, tmp_path):
     assert states == {8801: "filtered", 8802: "refused"}
     assert ev["tcp_ports"] == {"8801": "blocked", "8802": "blocked"}
     assert out.finding_ids() == {"cloud-tcp-media-blocked"}
-    assert ev["media_path"] == "udp"  # UDP still works: media is fine
+    assert mp(probe)["transport"] == "udp-8801"  # UDP still works: media is fine
     assert probe["status"] == "warn"
 
 
@@ -110,6 +234,7 @@ def test_https_blocked(lab, tmp_path):
     assert out.rc == 2 and probe["status"] == "fail" and probe["reason"] == "cloud-https-blocked"
     assert {(w["phase"], w["state"]) for w in ev["web"]} == {("connect", "timeout")}
     assert ev["https_ok"] is False and ev["udp_falls_back_to_tcp_443"] is False
+    assert mp(probe)["steps"][2]["state"] == "blocked"
     assert probe["duration_s"] < 2.4  # two dropped URLs in parallel cost one 1.5 s timeout
     assert out.finding_ids() == {"cloud-https-blocked"}
     first = out.report["diagnosis"][0]
@@ -145,9 +270,14 @@ def test_https_goes_through_the_system_proxy(lab, tmp_path):
     assert out.finding_ids() == {"cloud-https-blocked"}  # bypassed: direct, and direct is dropped
 
 
-def test_bad_option_exits_3():
+@pytest.mark.parametrize("setting,line", [
+    ("cloud.udp_ports=3478,99999", "roomprobe: cloud.udp_ports: 99999 is not a port number (1-65535)"),
+    ("cloud.media_hosts=a..b", "roomprobe: cloud.media_hosts: 'a..b' is not a host name or IP address "
+                               "(e.g. mmr.example.net or 192.0.2.10)"),
+])
+def test_bad_option_exits_3(setting, line):
     proc = subprocess.run([sys.executable, "-m", "roomprobe", "check", "--only", "cloud",
-                           "--set", "cloud.udp_ports=3478,99999"], capture_output=True, text=True,
+                           "--set", setting], capture_output=True, text=True,
                           env={"ROOMPROBE_CONFIG": "/dev/null", "PATH": "/usr/bin:/bin"}, timeout=30)
     assert proc.returncode == 3
-    assert proc.stderr.strip().splitlines() == ["roomprobe: cloud.udp_ports: 99999 is not a port number (1-65535)"]
+    assert proc.stderr.strip().splitlines() == [line]

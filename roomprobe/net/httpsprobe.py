@@ -95,17 +95,22 @@ def _tunnel(sock: socket.socket, proxy: Any, host: str, port: int,
                          head.split(b"\r\n", 1)[0].decode("latin-1")[:200] or "connection closed")
 
 
-def fetch(url: str, *, timeout: float, ca_file: str | None = None) -> dict[str, Any]:
+def fetch(url: str, *, timeout: float, ca_file: str | None = None,
+          progress: dict[str, Any] | None = None) -> dict[str, Any]:
     """GET ``url`` through the system proxy; never raises for network trouble.
 
     Returns ``{"url", "proxy", "ok", "phase", "state", "detail", "status", "timings", "tls"}``:
     ``phase``/``state`` name the first phase that failed (None when the request completed),
     ``status`` is the HTTP status code, ``timings`` has resolve/connect/proxy/tls/first_byte ms,
     ``trust`` (once TLS starts) names the trust store that judged the chain (net.tlstrust).
+    ``progress`` (optional) gets ``{"phase": ...}`` as each phase starts, so a caller that stops
+    waiting at its deadline can say where the request was stuck (``deadline_result``).
     """
+    progress = progress if progress is not None else {}
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port or 443
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    progress["phase"] = "proxy-lookup"
     chosen = route_for(url)
     proxy_url = chosen.proxy
     proxy = urlsplit(proxy_url) if proxy_url else None
@@ -126,11 +131,21 @@ def fetch(url: str, *, timeout: float, ca_file: str | None = None) -> dict[str, 
             if not proxy.scheme.startswith("http"):  # a SOCKS proxy: not spoken here (proxy probe)
                 raise PhaseError("proxy", "not-tested", f"{proxy.scheme}:// proxies are not tested "
                                  "by this probe; the proxy probe checks them")
-            sock = _connect(proxy.hostname or "", proxy.port or 8080, left(), timings)
+            try:
+                proxy_port = proxy.port or 8080
+            except ValueError:  # Python's message may quote part of a password: say less
+                raise PhaseError("proxy", "bad-setting",
+                                 f"the proxy set for {host} is not HOST:PORT (port is not a "
+                                 "number): fix the proxy setting (environment, OS or PAC)") from None
+            progress["phase"] = "connect"
+            sock = _connect(proxy.hostname or "", proxy_port, left(), timings)
             sock.settimeout(left())
+            progress["phase"] = "proxy"
             _tunnel(sock, proxy, host, port, timings)
         else:
+            progress["phase"] = "resolve"
             sock = _connect(host, port, left(), timings)
+        progress["phase"] = "tls"
         ctx = ssl_context(ca_file)
         out["trust"] = tlstrust.describe(ca_file or None)
         t0 = time.monotonic()
@@ -149,6 +164,7 @@ def fetch(url: str, *, timeout: float, ca_file: str | None = None) -> dict[str, 
         issuer = dict(x[0] for x in cert.get("issuer", ()))
         out["tls"] = {"version": tls.version(), "cipher": (tls.cipher() or (None,))[0],
                       "issuer": issuer.get("commonName") or issuer.get("organizationName")}
+        progress["phase"] = "http"
         t0 = time.monotonic()
         request = (f"GET {path} HTTP/1.1\r\nHost: {parts.netloc.rsplit('@', 1)[-1]}\r\n"
                    "User-Agent: roomprobe\r\nAccept: */*\r\nConnection: close\r\n\r\n")
@@ -169,3 +185,15 @@ def fetch(url: str, *, timeout: float, ca_file: str | None = None) -> dict[str, 
         if sock is not None:
             sock.close()
     return out
+
+
+def deadline_result(url: str, progress: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The result for a fetch its caller stopped waiting for: NOT ok, phase ``deadline``.
+
+    A request cut short proves nothing either way (e.g. a silent resolver outlasts the probe's
+    deadline), so it must never count as working; ``detail`` says which phase it was stuck in.
+    """
+    stuck = (progress or {}).get("phase") or "start"
+    return {"url": url, "proxy": None, "ok": False, "phase": "deadline", "state": "timeout",
+            "detail": f"no result before the deadline (still in {stuck})", "status": None,
+            "timings": {}, "tls": None, "stuck_in": stuck}
