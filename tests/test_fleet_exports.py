@@ -194,3 +194,11 @@ def test_nagios_unknown_explains_itself_on_stdout(tmp_path):
     assert r.returncode == 3
     assert r.stdout.startswith("UNKNOWN - ") and "sweep" in r.stdout and len(r.stdout.splitlines()[0]) < 80
     assert "sweep" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian: prometheus) not installed")
+def test_shipped_alert_rules_pass_promtool_unit_tests():
+    d = Path(__file__).resolve().parent.parent / "packaging" / "monitoring"
+    res = subprocess.run([PROMTOOL, "test", "rules", "roomprobe-alerts.test.yml"], cwd=d,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
