@@ -126,7 +126,7 @@ def test_bad_probe_options_are_usage_errors(tmp_path):
         build(sets=("dns.slow_ms=-4",))
     with pytest.raises(UsageError, match="out of range"):
         build(flags={"timeout": 0.0})
-    with pytest.raises(UsageError, match="is not text or json"):
+    with pytest.raises(UsageError, match="is not text, json or nagios"):
         build(tmp_path, '[check]\nformat = "yaml"\n')
 
     def refuse(c: st.CheckSettings) -> None:

@@ -93,26 +93,33 @@ def test_prometheus_textfile_from_a_real_check(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if "prom" in p.name] == ["roomprobe.prom"]  # no temp left
 
 
-def test_prometheus_latency_bandwidth_and_bounded_labels():
+def test_prometheus_measurements_and_bounded_labels():
+    """The bandwidth evidence as the probe nests it; no address or server name becomes a label."""
     report = {"started_at": "2026-11-22T00:00:00Z", "duration_s": 3.2, "complete": True, "status": "warn",
+              "targets": {"room": "198.51.100.20", "controller": None, "role": "controller", "port": 9090},
               "probes": [
                   {"id": "controller-port", "status": "pass", "duration_s": 0.02,
-                   "evidence": {"ms": 12.5, "room": "198.51.100.20", "port": 9090, "on_link": True}},
-                  {"id": "bandwidth", "status": "warn", "duration_s": 3.0,
-                   "evidence": {"down_mbps": 42.0, "up_mbps": 1.5, "jitter_ms": 7.0, "server": "x"}}],
+                   "evidence": {"state": "open", "ms": 12.5, "room": "198.51.100.20", "port": 9090}},
+                  {"id": "bandwidth", "status": "warn", "duration_s": 3.0, "evidence": {
+                      "path": "internet", "endpoint": "x", "min_down_mbps": 2.5, "ping_lost": 1,
+                      "idle": {"samples": 9, "median_ms": 20.0, "jitter_ms": 7.0},
+                      "download": {"mbps": 42.0, "loaded": {"samples": 5, "median_ms": 80.0}},
+                      "upload": {"mbps": 1.5, "loaded": {"samples": 5, "median_ms": None}}}}],
               "findings": [{"id": "upload-low", "severity": "warn"}, {"id": "note", "severity": "info"}]}
     fam = families(metrics.render(report, 1))
-    lat = {(s.labels["probe"], s.labels["field"]): s.value for s in fam["roomprobe_probe_latency_seconds"]}
-    assert lat == {("controller-port", "ms"): 0.0125, ("bandwidth", "jitter_ms"): 0.007}
-    bw = {s.labels["field"]: s.value for s in fam["roomprobe_probe_bandwidth_bits_per_second"]}
-    assert bw == {"down_mbps": 42e6, "up_mbps": 1.5e6}
+    assert fam["roomprobe_controller_port_connect_seconds"][0].value == 0.0125
+    bw = {s.labels["direction"]: s.value for s in fam["roomprobe_bandwidth_bytes_per_second"]}
+    assert bw == {"download": 42e6 / 8, "upload": 1.5e6 / 8}
+    assert fam["roomprobe_bandwidth_idle_jitter_seconds"][0].value == 0.007
+    assert [s.value for s in fam["roomprobe_bandwidth_loaded_rtt_seconds"]] == [0.08]
+    assert fam["roomprobe_bandwidth_rtt_loss_ratio"][0].value == pytest.approx(1 / 20)
     assert {s.labels["severity"]: s.value for s in fam["roomprobe_findings"]} == {
         "info": 1.0, "warn": 1.0, "fail": 0.0}
-    # No measured value (address, port, server name) ever becomes a label.
-    labels = {v for samples in fam.values() for s in samples for v in s.labels.values()}
-    assert not labels & {"198.51.100.20", "9090", "x"}
-    names = {k for samples in fam.values() for s in samples for k in s.labels}
-    assert names <= {"probe", "status", "field", "severity"}
+    labels = {k: v for samples in fam.values() for s in samples for k, v in s.labels.items()
+              if k not in ("room", "target")}
+    assert not set(labels.values()) & {"198.51.100.20", "9090", "x"}
+    assert set(labels) <= {"probe", "status", "severity", "direction", "path", "version", "role"}
+    assert {s.labels["room"] for samples in fam.values() for s in samples} == {"198.51.100.20"}
 
 
 @pytest.mark.parametrize("args, words", [
@@ -138,8 +145,14 @@ def test_webhook_posts_only_on_state_change(tmp_path, receiver):
     out = cli("check", "--room", "127.0.0.1", "--port", "1", "--only", "controller-port",
               "--history-db", db, "--webhook", r.url)
     assert out.returncode == 2
-    assert len(r.posts) == 2 and r.posts[1]["status"] == "fail" and r.posts[1]["previous_status"] == "pass/0"
+    # Another target and probe set: its own first run, not a change from the interfaces run.
+    assert len(r.posts) == 2 and r.posts[1]["status"] == "fail" and r.posts[1]["previous_status"] is None
     assert [f["id"] for f in r.posts[1]["findings"]] == ["port-not-listening"]
+    # Alternating the two never fakes a change (before keying, each of these posted).
+    cli("check", "--only", "interfaces", "--history-db", db, "--webhook", r.url)
+    cli("check", "--room", "127.0.0.1", "--port", "1", "--only", "controller-port",
+        "--history-db", db, "--webhook", r.url)
+    assert len(r.posts) == 2
 
 
 def test_webhook_retries_5xx_with_backoff_then_delivers(receiver, no_proxy_env):
@@ -199,7 +212,8 @@ def test_history_command_text_and_json(tmp_path):
     data = json.loads(out.stdout)
     assert [r["status"] for r in data["runs"]] == ["fail", "pass"]
     assert [f["id"] for f in data["changes"]["new"]] == ["port-not-listening"]
-    assert data["changes"]["baseline"]["id"] == data["runs"][1]["id"]
+    # The interfaces-only run is not a baseline for the controller-port run (other probe set).
+    assert data["changes"]["baseline"] is None
     text = cli("history", "--history-db", db).stdout
     assert "FAIL" in text and "+ port-not-listening (fail, controller-port)" in text
     limited = cli("history", "--history-db", db, "--limit", "1", "--format", "json")

@@ -233,3 +233,62 @@ def test_history_on_a_full_disk_says_full(tmp_path):
     assert "Traceback" not in out.stderr
     data = json.loads(out.stdout.split("RC=0", 1)[1])
     assert len(data["runs"]) == 1
+
+
+def keyed(status: str, room: str, probes: tuple[str, ...], *ids: str) -> dict:
+    r = rep(status, *ids)
+    r["targets"] = {"room": room, "controller": None, "role": "controller", "port": 9090}
+    r["probes"] = [{"id": p} for p in probes]
+    return r
+
+
+def test_state_is_keyed_by_target_and_probe_set(tmp_path):
+    """Two rooms alternating, or a partial run, never become each other's "previous" state."""
+    conn = history.connect(tmp_path / "h.sqlite3")
+    full = ("controller-port", "interfaces", "subnet")
+    a_bad = keyed("fail", "198.51.100.20", full, "port-refused")
+    b_ok = keyed("pass", "198.51.100.21", full)
+    a_partial = keyed("pass", "198.51.100.20", ("interfaces",))
+    for r in (a_bad, b_ok, a_partial):
+        history.record(conn, r, 2 if r["status"] == "fail" else 0)
+    last_a = history.last_run(conn, key=history.run_key(a_bad))
+    assert last_a["status"] == "fail"  # not room B's pass, not the --only interfaces pass
+    assert history.last_run(conn, key=history.run_key(b_ok))["status"] == "pass"
+    assert history.last_run(conn, key=history.run_key(keyed("pass", "198.51.100.99", full))) is None
+    # "what changed": the partial run clears nothing of room A's full runs.
+    history.record(conn, keyed("fail", "198.51.100.20", full, "port-refused"), 2)
+    history.record(conn, a_partial, 0)
+    ch = history.changes(conn)
+    assert ch["cleared"] == [] and ch["new"] == []
+
+
+def test_an_old_database_gains_the_key_columns(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(history._SCHEMA)
+    old.execute("INSERT INTO runs (ts, started_at, status, complete, exit_code, duration_s, findings, "
+                "report) VALUES (?, 'x', 'pass', 1, 0, 1.0, '[]', '{}')", (time.time(),))
+    old.commit()
+    old.close()
+    conn = history.connect(path)
+    history.record(conn, keyed("pass", "198.51.100.20", ("interfaces",)), 0)
+    assert [r["status"] for r in history.runs(conn)] == ["pass", "pass"]
+    assert len(history.runs(conn, key=history.run_key(keyed("pass", "198.51.100.20", ("interfaces",))))) == 1
+
+
+def test_an_old_database_opened_read_only_still_shows_changes(tmp_path):
+    """'roomprobe history' opens read-only (no migration): an older database without the key
+    columns is compared as one target, not refused or crashed on."""
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(history._SCHEMA)
+    for status, findings in (("pass", "[]"), ("fail", '[{"id": "port-refused", "severity": "fail", '
+                                                      '"probe": "controller-port"}]')):
+        old.execute("INSERT INTO runs (ts, started_at, status, complete, exit_code, duration_s, findings, "
+                    "report) VALUES (?, 'x', ?, 1, 0, 1.0, ?, '{}')", (time.time(), status, findings))
+    old.commit()
+    old.close()
+    conn = history.connect_readonly(path)
+    ch = history.changes(conn)
+    assert [f["id"] for f in ch["new"]] == ["port-refused"] and ch["baseline"]["status"] == "pass"
+    assert "target" not in {r[1] for r in conn.execute("PRAGMA table_info(runs)")}  # untouched

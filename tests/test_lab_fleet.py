@@ -21,10 +21,10 @@ def test_history_and_textfile_follow_a_fault_and_its_fix(lab, tmp_path):
     healthy = ctrl.roomprobe("check", *flags)
     assert healthy.rc == 0, healthy.stdout + healthy.stderr
     fam = {f.name: f.samples for f in text_string_to_metric_families(prom.read_text())}
-    lat = {s.labels["field"]: s.value for s in fam["roomprobe_probe_latency_seconds"]
-           if s.labels["probe"] == "controller-port"}
+    [lat] = fam["roomprobe_controller_port_connect_seconds"]
     measured_ms = healthy.probe("controller-port")["evidence"]["ms"]
-    assert lat["ms"] == pytest.approx(measured_ms / 1000)
+    assert lat.value == pytest.approx(measured_ms / 1000)
+    assert lat.labels["room"] == room.addr and lat.labels["target"] == room.addr
 
     listener.kill()
     listener.wait()

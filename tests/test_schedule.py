@@ -108,7 +108,7 @@ def test_windows_task_xml_is_valid_utf16_with_repetition_and_random_delay():
     exe = root.find(f"{TASK_NS}Actions/{TASK_NS}Exec")
     assert exe.find(f"{TASK_NS}Command").text == sys.executable
     args = exe.find(f"{TASK_NS}Arguments").text
-    assert args.startswith("-m roomprobe check --controller 198.51.100.5 --note ")
+    assert args.startswith("-m roomprobe check --no-bandwidth --controller 198.51.100.5 --note ")
     assert '"100% \\"quoted\\" $HOME & <tags>"' in args  # CommandLineToArgvW quoting
     assert sch.read_meta(text)["command"][-1] == ARGS[-1]  # the comment survived "--" in args
     user = ET.fromstring(sch.render(spec("windows", run_as="ROOM\\zoom"))["roomprobe-check.xml"].encode("utf-16"))
@@ -121,7 +121,7 @@ def test_launchd_plist_parses_with_a_per_machine_calendar(every, key):
     s = spec("macos", every=every, run_as="zoom")
     plist = plistlib.loads(sch.render(s)["com.roomprobe.check.plist"].encode())
     assert plist["Label"] == "com.roomprobe.check" and plist["UserName"] == "zoom"
-    assert plist["ProgramArguments"] == [sys.executable, "-m", "roomprobe", "check", *ARGS]
+    assert plist["ProgramArguments"] == [sys.executable, "-m", "roomprobe", "check", "--no-bandwidth", *ARGS]
     assert key in plist
     if every == "15m":
         minutes = sorted(d["Minute"] for d in plist[key])
@@ -179,3 +179,13 @@ def test_bad_install_input_is_one_line_exit_3(tmp_path, args, words):
     out = cli("schedule", "install", "--dir", str(tmp_path), *args)
     assert out.returncode == 3 and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert words in out.stderr and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, quick", [
+    ([], True), (["--controller", "10.0.0.5"], True), (["--bandwidth"], False),
+    (["--peer", "10.0.0.20"], False), (["--only", "dns"], False), (["--no-bandwidth"], False)])
+def test_scheduled_checks_skip_the_link_saturating_bandwidth_test_unless_asked(args, quick):
+    spec = sch.make_spec("linux", "15m", None, list(args), exe=["roomprobe"])
+    assert spec.command[:2] == ["roomprobe", "check"] and spec.command[-len(args) or len(spec.command):] == args
+    assert (len(spec.command) == len(args) + 3 and spec.command[2] == "--no-bandwidth") == quick
+    assert spec.command.count("--no-bandwidth") <= 1

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.option("--controller", metavar="ADDR", help="The controller's address (run this on the room).")
-@click.option("--room", metavar="ADDR", help="The room's address (run this next to the controller).")
+@click.option("--controller", metavar="ADDR", multiple=True,
+              help="The controller's address (run this on the room).")
+@click.option("--room", metavar="ADDR", multiple=True,
+              help="The room's address (run this next to the controller); one per check.")
 @click.option("--port", type=int, default=None, help="Controller-to-room TCP port [default: 9090].")
 @click.option("--timeout", type=float, default=None, metavar="S",
               help="Global deadline in seconds for all quick probes [default: 5].")
@@ -36,8 +38,8 @@ if TYPE_CHECKING:
 @click.option("--room-name", default=None, metavar="NAME",
               help="The room's name as the customer knows it (for the ticket) [config: room_name].")
 @click.option("--note", default=None, metavar="TEXT", help="Free text for the ticket (what the user saw).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default=None,
-              help="Output on stdout [default: text].")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "nagios"]), default=None,
+              help="Output on stdout; nagios: one status line + perfdata [default: text].")
 @click.option("--json", "json_path", default=None, metavar="PATH|-",
               help="Also write the JSON report to PATH (atomically); '-' means JSON on stdout.")
 @click.option("--no-color", is_flag=True, default=False, help="No colours (also: NO_COLOR=1).")
@@ -50,36 +52,75 @@ if TYPE_CHECKING:
               help="Write metrics for node_exporter/windows_exporter's textfile collector.")
 @click.option("--webhook", default=None, metavar="URL",
               help="POST the report to URL when the status changed since the last run.")
+@click.option("--webhook-format", default=None, type=click.Choice(["json", "slack", "teams"]),
+              help="Webhook body: roomprobe json, a Slack message, a Teams Adaptive Card [default: json].")
+@click.option("--webhook-header", "webhook_headers", multiple=True, metavar="'NAME: VALUE'",
+              help="Extra header on each webhook POST (e.g. a ticket system's Authorization).")
+@click.option("--webhook-secret", default=None, metavar="KEY", envvar="ROOMPROBE_WEBHOOK_SECRET",
+              help="Sign webhook POSTs (X-Roomprobe-Signature: HMAC-SHA256; also: ROOMPROBE_WEBHOOK_SECRET).")
 @click.option("--peer", default=None, metavar="ADDR[:PORT]",
               help="Measure bandwidth/latency to a 'roomprobe serve' peer (the LAN path).")
 @click.option("--peer-token", default=None, metavar="TOKEN", envvar="ROOMPROBE_PEER_TOKEN",
               help="The session token 'roomprobe serve' printed (also: ROOMPROBE_PEER_TOKEN).")
 @click.option("--bandwidth/--no-bandwidth", "bandwidth", default=None,
               help="Run (or skip, for a quick check) the bandwidth probe [default: run].")
-def check(controller: str | None, room: str | None, port: int | None, timeout: float | None,
+def check(controller: tuple[str, ...], room: tuple[str, ...], port: int | None, timeout: float | None,
           config_path: str | None, only: tuple[str, ...], skip: tuple[str, ...],
           set_opts: tuple[str, ...], code: str | None, fmt: str | None, json_path: str | None,
           no_color: bool, verbose: bool, room_name: str | None = None,
           note: str | None = None, history: bool | None = None, history_db: str | None = None,
           prometheus_textfile: str | None = None, webhook: str | None = None,
           peer: str | None = None, peer_token: str | None = None,
-          bandwidth: bool | None = None) -> int:
+          bandwidth: bool | None = None, webhook_format: str | None = None,
+          webhook_headers: tuple[str, ...] = (), webhook_secret: str | None = None) -> int:
     """Run the probes and tell why the controller, the room or Zoom's cloud cannot talk.
 
     \b
     On the room PC:          roomprobe check --controller 10.0.0.5
     Next to the controller:  roomprobe check --room 10.0.0.20
     """
+    try:
+        return _check(controller, room, port, timeout, config_path, only, skip, set_opts, code, fmt,
+                      json_path, no_color, verbose, room_name, note, history, history_db,
+                      prometheus_textfile, webhook, peer, peer_token, bandwidth, webhook_format,
+                      webhook_headers, webhook_secret)
+    except UsageError as exc:
+        if fmt == "nagios":  # a monitoring plugin's UNKNOWN explains itself on stdout
+            from roomprobe.report.nagios import usage_line
+
+            click.echo(usage_line(str(exc)))
+        raise
+
+
+def _one(flag: str, values: tuple[str, ...]) -> str | None:
+    """--room/--controller name one address per check; several are refused, never half-used."""
+    if len(values) > 1:
+        raise UsageError(f"--{flag} given {len(values)} times: a check looks at one room; for "
+                         f"several use 'roomprobe sweep {' '.join(values[:3])}'")
+    return values[0] if values else None
+
+
+def _check(controller: tuple[str, ...], room: tuple[str, ...], port: int | None, timeout: float | None,
+           config_path: str | None, only: tuple[str, ...], skip: tuple[str, ...],
+           set_opts: tuple[str, ...], code: str | None, fmt: str | None, json_path: str | None,
+           no_color: bool, verbose: bool, room_name: str | None, note: str | None,
+           history: bool | None, history_db: str | None, prometheus_textfile: str | None,
+           webhook: str | None, peer: str | None, peer_token: str | None, bandwidth: bool | None,
+           webhook_format: str | None, webhook_headers: tuple[str, ...],
+           webhook_secret: str | None) -> int:
     from roomprobe.core import settings as st
     from roomprobe.core.registry import load_probes
 
     cfg = st.load(Path(config_path) if config_path else st.default_config_path())
-    flags = {"controller": controller, "room": room, "port": port, "timeout": timeout,
+    flags = {"controller": _one("controller", controller), "room": _one("room", room),
+             "port": port, "timeout": timeout,
              "code": code, "format": fmt, "json": json_path, "room_name": room_name, "note": note,
              "history": history, "history_db": history_db,
              "prometheus_textfile": prometheus_textfile, "webhook": webhook,
              "only": only, "skip": skip, "no_color": no_color, "verbose": verbose,
-             "peer": peer, "peer_token": peer_token, "bandwidth": bandwidth}
+             "peer": peer, "peer_token": peer_token, "bandwidth": bandwidth,
+             "webhook_format": webhook_format, "webhook_headers": webhook_headers or None,
+             "webhook_secret": webhook_secret}
     probes = load_probes()
     settings = st.build(cfg, flags, set_opts, probes, checks=(_check_code, _check_peer, _check_fleet))
     return run_check(settings, probes)
@@ -176,6 +217,10 @@ def run_check(settings: Settings, all_probes: Mapping[str, Probe]) -> int:
     after_run.after_run(rep, int(report.exit_code(rep)), c, deadline=t0 + float(c.timeout))
     if c.format == "json":
         click.echo(report.to_json(rep), nl=False)
+    elif c.format == "nagios":
+        from roomprobe.report.nagios import render_nagios
+
+        click.echo(render_nagios(rep, int(report.exit_code(rep))), nl=False)
     else:
         color = bool(c.color) and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         click.echo(render_text(rep, color=color, verbose=bool(c.verbose)), nl=False)

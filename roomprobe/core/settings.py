@@ -53,6 +53,9 @@ class CheckSettings:
     history_keep_runs: int = 5000
     prometheus_textfile: str | None = None
     webhook: str | None = None
+    webhook_format: str = "json"  # json | slack | teams
+    webhook_headers: tuple[str, ...] = ()  # "Name: value" added to each webhook POST
+    webhook_secret: str | None = None  # HMAC key (flag or $ROOMPROBE_WEBHOOK_SECRET only)
     # Set by flags only (not config keys): probes switched on by name, the LAN peer.
     enable: tuple[str, ...] = ()
     peer: str | None = None
@@ -66,9 +69,10 @@ CHECK_TYPES: dict[str, tuple[type, ...]] = {
     "verbose": (bool,), "code": (str, int), "room_name": (str,), "note": (str,),
     "history": (bool,), "history_db": (str,), "history_keep_days": (int, float),
     "history_keep_runs": (int,), "prometheus_textfile": (str,), "webhook": (str,),
+    "webhook_format": (str,), "webhook_headers": (list,),
 }
 CHECK_KEYS: tuple[str, ...] = tuple(CHECK_TYPES)
-FLAG_ONLY = ("enable", "peer", "peer_token")
+FLAG_ONLY = ("enable", "peer", "peer_token", "webhook_secret")
 
 
 @dataclass(frozen=True)
@@ -333,8 +337,8 @@ def _check_settings(cfg: ConfigFile, flags: Mapping[str, Any]) -> CheckSettings:
         timeout = float("nan")
     if not (0 < timeout <= 600):
         raise UsageError(f"--timeout {check.timeout} is out of range; give seconds, e.g. --timeout 5")
-    if check.format not in ("text", "json"):
-        raise UsageError(f"format {check.format!r} is not text or json")
+    if check.format not in ("text", "json", "nagios"):
+        raise UsageError(f"format {check.format!r} is not text, json or nagios")
     check = replace(check, timeout=timeout)
     if check.json == "-":
         check = replace(check, format="json", json=None)

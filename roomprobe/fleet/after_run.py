@@ -6,10 +6,17 @@ here changes the check's verdict or exit code: a full disk or a dead webhook rec
 reported as one ``roomprobe: warning:`` line on stderr, because the network's health is what the
 exit code is about. The webhook is the only step that can wait, and it stops at the check's
 deadline (with a small floor so a check that used its whole budget can still send).
+
+"Changed" means: this run's "status/exit code" differs from the previous run of the SAME target
+and probe set (history.run_key), so two rooms checked alternately from one machine, or an
+``--only interfaces`` run between full ones, never fake a change. A change goes into the
+outbox (roomprobe.fleet.outbox) before it is sent, and leaves it only once delivered (or
+refused for good, which is logged), so a receiver that is down hears of it on a later run.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +46,12 @@ def validate(c: CheckSettings) -> None:
         from roomprobe.fleet.webhook import validate_url
 
         validate_url(str(c.webhook))
+    from roomprobe.fleet.webhook import FORMATS, parse_header
+
+    if c.webhook_format not in FORMATS:
+        raise UsageError(f"--webhook-format {c.webhook_format}: choose one of {', '.join(FORMATS)}")
+    for h in c.webhook_headers:
+        parse_header(str(h))
     for key in ("history_keep_days", "history_keep_runs"):
         if float(getattr(c, key) or 0) < 0:
             raise UsageError(f"[check] {key} = {getattr(c, key)}: give 0 (no limit) or a positive number")
@@ -56,8 +69,9 @@ def after_run(rep: dict[str, Any], exit_code: int, c: CheckSettings, deadline: f
     """Do the post-run work the flags asked for; returns what happened (for tests and logs)."""
     done: dict[str, Any] = {}
     previous: str | None = None
+    first = True
     if c.history or c.webhook:
-        previous, done["history_id"] = _history(rep, exit_code, c)
+        first, previous, done["history_id"] = _history(rep, exit_code, c)
     if c.prometheus_textfile:
         from roomprobe.fleet import metrics
 
@@ -68,42 +82,102 @@ def after_run(rep: dict[str, Any], exit_code: int, c: CheckSettings, deadline: f
             _warn(str(exc))
     if c.webhook:
         state = f"{rep['status']}/{exit_code}"
-        if state != previous:
-            from roomprobe.fleet import webhook
-
-            until = max(deadline, time.monotonic() + WEBHOOK_FLOOR_S)
-            d = webhook.post(str(c.webhook), webhook.summary(rep, exit_code, previous), until)
-            done["webhook"] = d
-            if not d.delivered:
-                last = d.attempts[-1] if d.attempts else {}
-                _warn(f"webhook not delivered after {len(d.attempts)} attempt(s) "
-                      f"({d.gave_up}; last: {last.get('status') or last.get('error')})")
+        changed = first or state != previous
+        until = max(deadline, time.monotonic() + WEBHOOK_FLOOR_S)
+        done["webhook"] = _webhook(rep, exit_code, c, previous if changed else None, changed, until)
     return done
 
 
-def _history(rep: dict[str, Any], exit_code: int, c: CheckSettings) -> tuple[str | None, int | None]:
-    """Record the run (if history is on) and return the previous run's "status/exit" state."""
+def _db_path(c: CheckSettings) -> Path:
     from roomprobe.fleet import history
 
-    path = Path(c.history_db) if c.history_db else history.default_db_path()
+    return Path(c.history_db) if c.history_db else history.default_db_path()
+
+
+def _webhook(rep: dict[str, Any], exit_code: int, c: CheckSettings, previous: str | None,
+             changed: bool, until: float) -> list[Any]:
+    """Queue this change (if any) in the outbox, then deliver the outbox for this URL in order.
+
+    Stops at the first entry that cannot be delivered (later ones wait behind it, so the
+    receiver sees events in order). Returns the Delivery of each attempt made.
+    """
+    import uuid
+
+    from roomprobe.fleet import outbox, webhook
+
+    url = str(c.webhook)
+    box_path = outbox.path_for(_db_path(c))
+    entries, problem = outbox.load(box_path)
+    if problem:
+        _warn(problem)
+    uid = outbox.url_id(url)
+    if changed:
+        eid = str(uuid.uuid4())
+        body = webhook.render(c.webhook_format, rep, exit_code, previous, eid)
+        before = len(entries)
+        entries = outbox.add(entries, {"event_id": eid, "url_id": uid, "created": rep.get("started_at"),
+                                       "format": c.webhook_format, "payload": body})
+        if len(entries) <= before:
+            _warn(f"webhook outbox full ({outbox.MAX_ENTRIES} undelivered changes): the oldest was dropped")
+        _save(box_path, entries)
+    headers = dict(webhook.parse_header(str(h)) for h in c.webhook_headers)
+    secret = c.webhook_secret or os.environ.get("ROOMPROBE_WEBHOOK_SECRET") or None
+    results: list[Any] = []
+    for entry in [e for e in entries if e.get("url_id") == uid]:
+        d = webhook.post(url, entry.get("payload") or {}, until, headers=headers, secret=secret,
+                         event_id=str(entry.get("event_id") or ""))
+        results.append(d)
+        last = d.attempts[-1] if d.attempts else {}
+        if d.delivered or d.gave_up == "rejected":
+            if d.gave_up == "rejected":
+                _warn(f"webhook receiver refused event {entry.get('event_id')} with HTTP "
+                      f"{last.get('status')} ({last.get('error') or 'no reason given'}); it is not "
+                      f"retried: check --webhook-format ({c.webhook_format}) matches the receiver")
+            entries = [e for e in entries if e is not entry]
+            _save(box_path, entries)
+            continue
+        pending = sum(1 for e in entries if e.get("url_id") == uid)
+        _warn(f"webhook not delivered after {len(d.attempts)} attempt(s) "
+              f"({d.gave_up}; last: {last.get('status') or last.get('error')}); "
+              f"{pending} change(s) kept in {box_path} for the next run")
+        break
+    return results
+
+
+def _save(path: Path, entries: list[dict[str, Any]]) -> None:
+    from roomprobe.fleet import outbox
+
+    try:
+        outbox.save(path, entries)
+    except OSError as exc:
+        _warn(f"cannot write the webhook outbox {path}: {exc.strerror or exc}; an undelivered "
+              "change will not be re-sent (choose a writable --history-db directory)")
+
+
+def _history(rep: dict[str, Any], exit_code: int, c: CheckSettings) -> tuple[bool, str | None, int | None]:
+    """Record the run (if history is on); return (first run of this target and probe set?,
+    the previous such run's "status/exit" state, the new run's id)."""
+    from roomprobe.fleet import history
+
+    path = _db_path(c)
     if not c.history and not path.exists():
-        return None, None
+        return True, None, None
     try:
         conn = history.connect(path)
     except UsageError as exc:
         _warn(str(exc))
-        return None, None
+        return True, None, None
     try:
-        last = history.last_run(conn)
+        last = history.last_run(conn, key=history.run_key(rep))
         previous = f"{last['status']}/{last['exit_code']}" if last else None
         run_id = None
         if c.history:
             run_id = history.record(conn, rep, exit_code, keep_days=float(c.history_keep_days),
                                     keep_runs=int(c.history_keep_runs))
-        return previous, run_id
+        return last is None, previous, run_id
     except Exception as exc:  # sqlite3.Error, full disk: never lose the check's verdict over it
         _warn(f"could not record the run: {history.db_error(path, exc)}")
-        return None, None
+        return True, None, None
     finally:
         conn.close()
 

@@ -45,6 +45,11 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_ts ON runs(ts);
 """
+# Added later (older databases get them by ALTER TABLE in _migrate): which room/target a run
+# checked and which probes it ran. "Previous state" and "what changed" compare only runs with
+# the same key, so two rooms checked alternately, or a partial run (--only interfaces), never
+# look like a change.
+_KEY_COLUMNS = {"target": "TEXT NOT NULL DEFAULT ''", "probe_set": "TEXT NOT NULL DEFAULT ''"}
 
 
 def default_db_path() -> Path:
@@ -144,6 +149,7 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
         with _tx(conn):
             for stmt in filter(str.strip, _SCHEMA.split(";")):
                 conn.execute(stmt)
+            _migrate(conn)
         check_schema(conn)
     except (sqlite3.Error, DamagedHistory) as exc:
         conn.close()
@@ -193,6 +199,32 @@ def _tx(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Add the key columns to a database made by an older roomprobe (inside connect's transaction)."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+    for col, decl in _KEY_COLUMNS.items():
+        if col not in have:
+            conn.execute(f"ALTER TABLE runs ADD COLUMN {col} {decl}")
+    conn.execute("CREATE INDEX IF NOT EXISTS runs_key ON runs(target, probe_set, id)")
+
+
+def _has_key_columns(conn: sqlite3.Connection) -> bool:
+    return set(_KEY_COLUMNS) <= {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+
+
+def run_key(report: dict[str, Any]) -> tuple[str, str]:
+    """(target, probe set) of a report: the room it checked and the probes it selected.
+
+    target is "role|room|address" (role: room or controller side; room: --room-name or address),
+    so the same address checked from two sides, or two names for one address, stay apart.
+    """
+    t = report.get("targets") or {}
+    addr = str(t.get("room") or t.get("controller") or "")
+    target = f"{t.get('role') or ''}|{report.get('room_name') or ''}|{addr}"
+    probe_set = ",".join(sorted(str(p.get("id")) for p in report.get("probes", [])))
+    return target, probe_set
+
+
 def _findings_summary(report: dict[str, Any]) -> list[dict[str, str]]:
     return [{"id": f["id"], "severity": f["severity"], "probe": f.get("probe", "")}
             for f in report.get("findings", [])]
@@ -211,10 +243,12 @@ def record(conn: sqlite3.Connection, report: dict[str, Any], exit_code: int, *,
     now = time.time() if now is None else now
     row = (_ts(report), report.get("started_at", ""), report.get("status", "fail"),
            int(bool(report.get("complete"))), int(exit_code), float(report.get("duration_s", 0.0)),
-           json.dumps(_findings_summary(report)), json.dumps(report, separators=(",", ":")))
+           json.dumps(_findings_summary(report)), json.dumps(report, separators=(",", ":")),
+           *run_key(report))
     with _tx(conn):
         cur = conn.execute("INSERT INTO runs (ts, started_at, status, complete, exit_code, duration_s, "
-                           "findings, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+                           "findings, report, target, probe_set) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           row)
         run_id = int(cur.lastrowid or 0)
         if keep_days > 0:
             conn.execute("DELETE FROM runs WHERE ts < ? AND id != ?", (now - keep_days * 86400, run_id))
@@ -224,22 +258,26 @@ def record(conn: sqlite3.Connection, report: dict[str, Any], exit_code: int, *,
     return run_id
 
 
-def last_run(conn: sqlite3.Connection) -> dict[str, Any] | None:
-    """The most recent run (without its full report), or None."""
-    rows = runs(conn, limit=1)
+def last_run(conn: sqlite3.Connection, key: tuple[str, str] | None = None) -> dict[str, Any] | None:
+    """The most recent run (without its full report), or None; with ``key`` (see
+    :func:`run_key`) the most recent run of that target and probe set."""
+    rows = runs(conn, limit=1, key=key)
     return rows[0] if rows else None
 
 
 def runs(conn: sqlite3.Connection, *, since: float | None = None, limit: int | None = None,
-         with_report: bool = False) -> list[dict[str, Any]]:
-    """Runs newest first."""
+         with_report: bool = False, key: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+    """Runs newest first (only those of ``key``'s target and probe set when given)."""
     cols = "id, ts, started_at, status, complete, exit_code, duration_s, findings"
     if with_report:
         cols += ", report"
-    sql, args = f"SELECT {cols} FROM runs", []  # noqa: S608 (fixed column list)
+    sql, args = f"SELECT {cols} FROM runs WHERE 1=1", []  # noqa: S608 (fixed column list)
     if since is not None:
-        sql += " WHERE ts >= ?"
+        sql += " AND ts >= ?"
         args.append(since)
+    if key is not None:
+        sql += " AND target = ? AND probe_set = ?"
+        args.extend(key)
     sql += " ORDER BY id DESC"
     if limit is not None:
         sql += " LIMIT ?"
@@ -289,7 +327,8 @@ def healthy(run: dict[str, Any]) -> bool:
 
 
 def changes(conn: sqlite3.Connection) -> dict[str, Any]:
-    """What changed in the latest run since the last healthy run before it.
+    """What changed in the latest run since the last healthy run before it (of the same
+    target and probe set: another room's or a partial run's findings are not "cleared").
 
     ``new``: findings in the latest run that the healthy baseline did not have. ``cleared``:
     findings seen in a run after the baseline that the latest run no longer has (fixed, or
@@ -298,10 +337,18 @@ def changes(conn: sqlite3.Connection) -> dict[str, Any]:
     latest = last_run(conn)
     if latest is None:
         return {"latest": None, "baseline": None, "unhealthy_since": None, "new": [], "cleared": []}
-    base_row = conn.execute("SELECT id FROM runs WHERE id < ? AND status = 'pass' AND complete = 1 "
-                            "ORDER BY id DESC LIMIT 1", (latest["id"],)).fetchone()
+    key: tuple[str, str] | None = None
+    if _has_key_columns(conn):  # an older database opened read-only has no key columns yet
+        key = tuple(conn.execute("SELECT target, probe_set FROM runs WHERE id = ?",
+                                 (latest["id"],)).fetchone())  # type: ignore[assignment]
+    base_sql = "SELECT id FROM runs WHERE id < ? AND status = 'pass' AND complete = 1"
+    base_args: list[Any] = [latest["id"]]
+    if key is not None:
+        base_sql += " AND target = ? AND probe_set = ?"
+        base_args.extend(key)
+    base_row = conn.execute(base_sql + " ORDER BY id DESC LIMIT 1", base_args).fetchone()
     base_id = base_row[0] if base_row else 0
-    between = _rows_between(conn, base_id, latest["id"])
+    between = _rows_between(conn, base_id, latest["id"], key)
     baseline = _one(conn, base_id) if base_id else None
     base_keys = {_key(f) for f in baseline["findings"]} if baseline else set()
     latest_keys = {_key(f): f for f in latest["findings"]}
@@ -323,10 +370,15 @@ def _key(f: dict[str, str]) -> tuple[str, str]:
     return (f.get("probe", ""), f["id"])
 
 
-def _rows_between(conn: sqlite3.Connection, lo: int, hi: int) -> list[dict[str, Any]]:
-    rows = conn.execute("SELECT id, ts, started_at, status, complete, exit_code, duration_s, findings "
-                        "FROM runs WHERE id > ? AND id < ? ORDER BY id", (lo, hi)).fetchall()
-    return [_row(r) for r in rows]
+def _rows_between(conn: sqlite3.Connection, lo: int, hi: int,
+                  key: tuple[str, str] | None) -> list[dict[str, Any]]:
+    sql = ("SELECT id, ts, started_at, status, complete, exit_code, duration_s, findings "
+           "FROM runs WHERE id > ? AND id < ?")
+    args: list[Any] = [lo, hi]
+    if key is not None:
+        sql += " AND target = ? AND probe_set = ?"
+        args.extend(key)
+    return [_row(r) for r in conn.execute(sql + " ORDER BY id", args).fetchall()]
 
 
 def _one(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:

@@ -4,75 +4,117 @@ Why a textfile and not our own HTTP endpoint: every fleet already runs an export
 PC needs no new open port. The file is written atomically (temp file + rename in the same
 directory) because the collector may read it at any moment and must never see half a file.
 
-Labels are bounded by construction: ``probe`` comes from the registered probes, ``status`` and
-``severity`` from fixed enums, ``field`` from evidence key names written in the probes' code.
-No address, host name, message or other run-time value ever becomes a label.
+Why every series carries ``room`` and ``target``: a monitoring host that checks several rooms
+writes one textfile per room, and node_exporter merges all files into one scrape; without a
+label that tells them apart two files produce the same series and the scrape fails
+("collected before with the same name and label values"), losing every room's status.
+
+Why measurements are read by name, per probe (:data:`EXTRACTORS`), not by a key pattern: a
+pattern cannot tell a measured ``ms`` from a configured ``slow_ms`` threshold, and it misses
+values nested the way the probe really stores them (bandwidth's ``download.mbps``). Only what a
+probe measured is exported; units are in the names (seconds, bits per second, ratio).
+
+Labels are bounded: ``room``/``target`` are one value per file (the room's name or address),
+``probe`` comes from the registered probes, ``status``/``severity`` from fixed enums,
+``direction``/``path`` from fixed sets, ``port`` from the configured port list. No message, host
+name list or other run-time text becomes a label.
 """
 
 from __future__ import annotations
 
 import os
-import re
+from collections.abc import Iterator
 from typing import Any
 
 from roomprobe.core.errors import UsageError
+from roomprobe.report.measures import EXTRACTORS
 
 PROBE_STATUSES = ("pass", "warn", "fail", "skip", "error")
 SEVERITIES = ("info", "warn", "fail")
-MAX_FIELDS_PER_PROBE = 16
-_LATENCY = re.compile(r"^(?:[a-z0-9_]+_)?ms$")  # rtt_ms, connect_ms, ms
-_BANDWIDTH = re.compile(r"^[a-z0-9_]+_(mbps|kbps|bps)$")
-_BPS = {"mbps": 1e6, "kbps": 1e3, "bps": 1.0}
+MAX_LABEL_LEN = 128
+
+def room_labels(report: dict[str, Any]) -> dict[str, str]:
+    """``room``: the name given with --room-name, else the room's address, else this host's name
+    (a check on the room PC itself); ``target``: the address checked (room or controller)."""
+    t = report.get("targets") or {}
+    host = report.get("host") or {}
+    target = str(t.get("room") or t.get("controller") or "")
+    room = str(report.get("room_name") or t.get("room") or host.get("hostname") or "")
+    return {"room": room[:MAX_LABEL_LEN], "target": target[:MAX_LABEL_LEN]}
 
 
-def _numbers(evidence: Any) -> list[tuple[str, float]]:
-    if not isinstance(evidence, dict):
-        return []
-    return [(k, float(v)) for k, v in evidence.items()
-            if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)]
+# ---------------------------------------------------------------- rendering
 
 
-def render(report: dict[str, Any], exit_code: int) -> str:
-    """The report as Prometheus text exposition format (via prometheus_client)."""
-    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+def families(report: dict[str, Any], exit_code: int) -> dict[str, tuple[str, list[tuple[dict[str, str], float]]]]:
+    """name -> (help, [(labels without room/target, value)]) for one report."""
+    from roomprobe import __version__
 
-    reg = CollectorRegistry()
-    ns = "roomprobe"
-    Gauge("last_run_timestamp_seconds", "Unix time the last check started.", namespace=ns,
-          registry=reg).set(_started(report))
-    Gauge("last_run_duration_seconds", "How long the last check took.", namespace=ns,
-          registry=reg).set(float(report.get("duration_s", 0.0)))
-    Gauge("exit_code", "Last check's exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
-          namespace=ns, registry=reg).set(exit_code)
-    Gauge("complete", "1 if every probe finished within the deadline.", namespace=ns,
-          registry=reg).set(1 if report.get("complete") else 0)
-    status = Gauge("probe_status", "1 for the probe's status in the last check, 0 for the others.",
-                   ["probe", "status"], namespace=ns, registry=reg)
-    dur = Gauge("probe_duration_seconds", "How long each probe took.", ["probe"], namespace=ns,
-                registry=reg)
-    lat = Gauge("probe_latency_seconds", "Latencies a probe measured (evidence *_ms fields).",
-                ["probe", "field"], namespace=ns, registry=reg)
-    bw = Gauge("probe_bandwidth_bits_per_second", "Bandwidth a probe measured (evidence *_mbps).",
-               ["probe", "field"], namespace=ns, registry=reg)
+    fam: dict[str, tuple[str, list[tuple[dict[str, str], float]]]] = {}
+
+    def add(name: str, help_: str, labels: dict[str, str], value: float) -> None:
+        fam.setdefault(f"roomprobe_{name}", (help_, []))[1].append((labels, float(value)))
+
+    t = report.get("targets") or {}
+    add("info", "roomprobe's version and the check's role (value always 1).",
+        {"version": str(report.get("roomprobe_version") or __version__), "role": str(t.get("role") or "")}, 1)
+    add("last_run_timestamp_seconds", "Unix time the last check started.", {}, _started(report))
+    add("last_run_duration_seconds", "How long the last check took.", {},
+        float(report.get("duration_s", 0.0)))
+    add("exit_code", "Last check's exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", {}, exit_code)
+    add("complete", "1 if every probe finished within the deadline.", {},
+        1 if report.get("complete") else 0)
     for p in report.get("probes", []):
-        pid = str(p["id"])
+        pid = str(p.get("id"))
         for s in PROBE_STATUSES:
-            status.labels(pid, s).set(1 if p.get("status") == s else 0)
-        dur.labels(pid).set(float(p.get("duration_s", 0.0)))
-        n = 0
-        for key, value in _numbers(p.get("evidence")):
-            if n >= MAX_FIELDS_PER_PROBE:
-                break
-            if _LATENCY.match(key):
-                lat.labels(pid, key).set(value / 1000.0)
-                n += 1
-            elif m := _BANDWIDTH.match(key):
-                bw.labels(pid, key).set(value * _BPS[m.group(1)])
-                n += 1
-    findings = Gauge("findings", "Findings in the last check, by severity.", ["severity"],
-                     namespace=ns, registry=reg)
+            add("probe_status", "1 for the probe's status in the last check, 0 for the others.",
+                {"probe": pid, "status": s}, 1 if p.get("status") == s else 0)
+        if p.get("status") == "skip":
+            continue
+        add("success", "1 if the probe passed on measured evidence, 0 if not (blackbox style).",
+            {"probe": pid}, 1 if p.get("status") == "pass" else 0)
+        add("probe_duration_seconds", "How long each probe took.", {"probe": pid},
+            float(p.get("duration_s", 0.0)))
+        ev = p.get("evidence")
+        extract = EXTRACTORS.get(pid)
+        if extract and isinstance(ev, dict):
+            for name, help_, labels, value in extract(ev):
+                add(name, help_, labels, value)
     for sev in SEVERITIES:
-        findings.labels(sev).set(sum(1 for f in report.get("findings", []) if f.get("severity") == sev))
+        add("findings", "Findings in the last check, by severity.", {"severity": sev},
+            sum(1 for f in report.get("findings", []) if f.get("severity") == sev))
+    return fam
+
+
+def render(report: dict[str, Any], exit_code: int, *, extra_labels: dict[str, str] | None = None) -> str:
+    """The report as Prometheus text exposition format (via prometheus_client, which escapes)."""
+    return render_many([(report, exit_code)], extra_labels=extra_labels)
+
+
+def render_many(items: list[tuple[dict[str, Any], int]], *,
+                extra_labels: dict[str, str] | None = None) -> str:
+    """Several rooms' reports in one exposition (``sweep``): one family per name, room-labelled."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import GaugeMetricFamily
+
+    merged: dict[str, tuple[str, list[tuple[dict[str, str], float]]]] = {}
+    for report, code in items:
+        base = {**room_labels(report), **(extra_labels or {})}
+        for name, (help_, samples) in families(report, code).items():
+            merged.setdefault(name, (help_, []))[1].extend(({**base, **lb}, v) for lb, v in samples)
+
+    class _Collector:
+        def collect(self) -> Iterator[GaugeMetricFamily]:
+            for name, (help_, samples) in merged.items():
+                # One family per name; every sample gets the union of label names ("" if absent).
+                keys = list(dict.fromkeys(k for labels, _ in samples for k in labels))
+                fam = GaugeMetricFamily(name, help_, labels=keys)
+                for labels, value in samples:
+                    fam.add_metric([labels.get(k, "") for k in keys], value)
+                yield fam
+
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(_Collector())  # type: ignore[arg-type]
     return generate_latest(reg).decode("utf-8")
 
 
@@ -89,13 +131,18 @@ def _started(report: dict[str, Any]) -> float:
 
 def write(path: str | os.PathLike[str], report: dict[str, Any], exit_code: int) -> None:
     """Atomically replace ``path`` (the collector only reads files ending in ``.prom``)."""
+    write_text(path, render(report, exit_code))
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Atomically write an already rendered exposition to ``path`` (``*.prom``)."""
     from roomprobe.core.fsutil import atomic_write_text
 
     if not str(path).endswith(".prom"):
         raise UsageError(f"--prometheus-textfile {path}: the textfile collector only reads *.prom "
                          "files; name it e.g. roomprobe.prom")
     try:
-        atomic_write_text(path, render(report, exit_code))
+        atomic_write_text(path, text)
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}; point --prometheus-textfile "
                          "at the collector's directory") from None

@@ -1,5 +1,13 @@
 """Webhook: POST the report to a URL when the room's state changes.
 
+Formats (``--webhook-format``): ``json`` (roomprobe's own payload: the change on top, then the
+whole report), ``slack`` (an incoming-webhook message: ``text`` plus ``blocks``; Slack refuses a
+message without ``text`` with 400 no_text), ``teams`` (a message carrying one Adaptive Card, as
+Teams workflows / incoming webhooks require). Optional: ``--webhook-header 'Name: value'`` for a
+ticket system's auth, and ``--webhook-secret`` (or ``$ROOMPROBE_WEBHOOK_SECRET``) to sign each
+POST: ``X-Roomprobe-Signature: sha256=HEX`` where HEX is HMAC-SHA256(secret, TIMESTAMP + "." +
+body) and TIMESTAMP is the ``X-Roomprobe-Timestamp`` header, so a receiver can refuse replays.
+
 Why only on a change: a fleet of hundreds of rooms checking every 15 minutes would otherwise
 flood the receiving chat or ticket system with "still fine". Why bounded: a scheduled check
 must end; delivery (every attempt, every back-off sleep) stops at a hard deadline, and a
@@ -11,6 +19,9 @@ everything else roomprobe sends.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
 import json
 import random
 import time
@@ -27,6 +38,12 @@ from roomprobe.core.threads import start_guarded
 ATTEMPTS = 4
 BASE_DELAY_S = 0.5
 MAX_DELAY_S = 8.0
+FORMATS = ("json", "slack", "teams")
+STATE_WORDS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
+MAX_FINDINGS_LISTED = 8
+_HEADER_NAME = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_RESERVED = {"content-type", "content-length", "host", "x-roomprobe-signature", "x-roomprobe-timestamp",
+             "x-roomprobe-event-id"}
 
 
 def validate_url(url: str) -> None:
@@ -35,6 +52,82 @@ def validate_url(url: str) -> None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"--webhook {url!r}: give an http:// or https:// URL, "
                          "e.g. --webhook https://hooks.example.com/roomprobe")
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """``Name: value`` -> (name, value); a bad one is a usage error (its value is never echoed)."""
+    name, sep, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep or not name or set(name) - _HEADER_NAME or any(c in value for c in "\r\n"):
+        raise UsageError(f"--webhook-header {name[:40]!r}...: give 'Name: value', "
+                         "e.g. --webhook-header 'Authorization: Bearer TOKEN'")
+    if name.lower() in _RESERVED:
+        raise UsageError(f"--webhook-header {name}: roomprobe sets this header itself; choose another")
+    return name, value
+
+
+def room_title(report: dict[str, Any]) -> str:
+    """How a message names the room: --room-name, else the checked address, else this host."""
+    t = report.get("targets") or {}
+    return str(report.get("room_name") or t.get("room") or (report.get("host") or {}).get("hostname")
+               or "this room")
+
+
+def headline(report: dict[str, Any], exit_code: int, previous: str | None) -> str:
+    """One line for a chat: "Room X: CRITICAL (was OK) - first finding"."""
+    word = STATE_WORDS.get(exit_code, "UNKNOWN")
+    was = ""
+    if previous:
+        try:
+            was = f" (was {STATE_WORDS.get(int(previous.split('/')[-1]), previous)})"
+        except ValueError:
+            was = f" (was {previous})"
+    worst = next((f for sev in ("fail", "warn") for f in report.get("findings", [])
+                  if f.get("severity") == sev), None)
+    tail = f" - {worst['message']}" if worst else (" - all checks passed" if exit_code == 0 else "")
+    return f"Room {room_title(report)}: {word}{was}{tail}"
+
+
+def render(fmt: str, report: dict[str, Any], exit_code: int, previous: str | None,
+           event_id: str) -> dict[str, Any]:
+    """The body for ``fmt`` (json | slack | teams)."""
+    if fmt == "json":
+        return {**summary(report, exit_code, previous), "event_id": event_id}
+    title = headline(report, exit_code, previous)
+    lines = [f"{f['severity'].upper()}: {f['message']}" for f in report.get("findings", [])
+             if f.get("severity") in ("fail", "warn")][:MAX_FINDINGS_LISTED]
+    codes = [f"{d.get('code')}" for d in report.get("diagnosis", []) if isinstance(d, dict)
+             and d.get("code")][:3]
+    facts = [("Status", STATE_WORDS.get(exit_code, "UNKNOWN")), ("Previous", previous or "first run"),
+             ("Host", str((report.get("host") or {}).get("hostname") or "")),
+             ("Started", str(report.get("started_at") or "")),
+             ("Likely codes", ", ".join(codes) or "none")]
+    if fmt == "slack":
+        blocks: list[dict[str, Any]] = [
+            {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+            {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"[:2000]}
+                                           for k, v in facts]}]
+        if lines:
+            blocks.append({"type": "section",
+                           "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}})
+        blocks.append({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": f"roomprobe {report.get('roomprobe_version', '')} event {event_id}"}]})
+        return {"text": title[:3000], "blocks": blocks}
+    card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
+            "version": "1.4", "body": [
+                {"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium", "wrap": True,
+                 "color": {0: "Good", 1: "Warning"}.get(exit_code, "Attention")},
+                {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts]},
+                *({"type": "TextBlock", "text": line, "wrap": True} for line in lines),
+                {"type": "TextBlock", "text": f"event {event_id}", "isSubtle": True, "size": "Small"}]}
+    return {"type": "message", "summary": title[:150], "attachments": [
+        {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """``sha256=HEX`` of HMAC-SHA256(secret, timestamp + "." + body)."""
+    mac = hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
 
 
 def summary(report: dict[str, Any], exit_code: int, previous: str | None) -> dict[str, Any]:
@@ -69,7 +162,8 @@ def backoff(attempt: int, rng: random.Random | None = None) -> float:
 
 
 def post(url: str, payload: dict[str, Any], deadline: float, *, attempts: int = ATTEMPTS,
-         rng: random.Random | None = None) -> Delivery:
+         rng: random.Random | None = None, headers: dict[str, str] | None = None,
+         secret: str | None = None, event_id: str | None = None) -> Delivery:
     """POST with bounded retries; nothing here runs past ``deadline`` (time.monotonic()).
 
     Retries network errors, timeouts, 408, 429 and 5xx; any other 4xx is final (the receiver
@@ -90,8 +184,14 @@ def post(url: str, payload: dict[str, Any], deadline: float, *, attempts: int = 
         if left <= 0.05:
             out.gave_up = "deadline"
             return out
-        req = urllib.request.Request(url, data=body, method="POST", headers={
-            "Content-Type": "application/json", "User-Agent": "roomprobe"})
+        hdrs = {"User-Agent": "roomprobe", **(headers or {}), "Content-Type": "application/json"}
+        if event_id:
+            hdrs["X-Roomprobe-Event-Id"] = event_id
+        if secret:
+            stamp = str(int(time.time()))
+            hdrs["X-Roomprobe-Timestamp"] = stamp
+            hdrs["X-Roomprobe-Signature"] = sign(secret, stamp, body)
+        req = urllib.request.Request(url, data=body, method="POST", headers=hdrs)
         t0 = time.monotonic()
         code, err = _attempt(opener, req, left)
         out.attempts.append({"status": code, "error": err, "ms": round((time.monotonic() - t0) * 1000, 1)})
@@ -115,12 +215,16 @@ def _attempt(opener: urllib.request.OpenerDirector, req: urllib.request.Request,
              left: float) -> tuple[int | None, str | None]:
     """One POST, abandoned at ``left`` seconds even if the server trickles bytes (the socket
     timeout alone bounds each read, not the whole exchange). Returns (HTTP status, error)."""
-    def go() -> int | None:
+    def go() -> tuple[int, str | None]:
         try:
             with opener.open(req, timeout=left) as resp:
-                return int(resp.status)
+                return int(resp.status), None
         except urllib.error.HTTPError as exc:
-            return int(exc.code)
+            # The receiver's reason (Slack: "no_text", "invalid_blocks"), bounded and one line.
+            reason = None
+            with contextlib.suppress(OSError, ValueError):
+                reason = " ".join(exc.read(200).decode("utf-8", "replace").split())[:120] or None
+            return int(exc.code), reason
 
     worker = start_guarded(go, "roomprobe-webhook")
     worker.join(left)
@@ -129,4 +233,5 @@ def _attempt(opener: urllib.request.OpenerDirector, req: urllib.request.Request,
     if worker.error is not None:  # network trouble, or a bad proxy value (ALL_PROXY=$'\x97')
         reason = getattr(worker.error, "reason", worker.error)
         return None, redact_text(f"{type(reason).__name__}: {reason}")[:300]
-    return worker.result, None
+    code, reason = worker.result
+    return code, redact_text(reason) if reason else None
