@@ -74,6 +74,13 @@ def _controller_side(ctx: Context, room: str, port: int) -> Result:
     if attempt["state"] == "filtered" and on_link is not None:
         neigh = osnet.neighbor(room)
         evidence["neighbor"] = neigh
+        if neigh is not None and neigh.get("state") == "none":
+            # A SYN to an on-link room that left this host would have made the OS ask ARP: no
+            # neighbour entry at all means nothing was sent (a local firewall dropped it).
+            return Result.unmeasured(
+                "blocked-locally", f"no packet to {room}:{port} left this host (the OS never "
+                "asked ARP for the room): this host's firewall drops it, so the path to the room "
+                f"was not tested: allow outbound TCP {port} here and run again", evidence)
         if neigh is not None and not neigh.get("mac"):
             evidence.update(state="unreachable", why="no ARP answer from the room")
     if attempt["state"] == "error" and attempt["error"] in LOCAL_BLOCK:

@@ -12,11 +12,11 @@ from types import SimpleNamespace
 
 import jsonschema
 import pytest
+from roomprobe.probes import controller_port, dns, interfaces, subnet
 
 from roomprobe.core.errors import ExitCode
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status, Targets
 from roomprobe.core.runner import ProbeRun
-from roomprobe.probes import controller_port, dns, interfaces, subnet
 from roomprobe.report import build
 from roomprobe.report.html import render_html
 from roomprobe.report.markdown import render_markdown
@@ -98,8 +98,8 @@ def test_old_incomplete_reports_still_exit_unknown():
 
 # -- probes: fakes for the OS -----------------------------------------------------------------
 
-def ctx(options=None, targets=Targets(), seconds: float = 3.0) -> Context:
-    return Context(targets=targets, options=options, deadline=time.monotonic() + seconds,
+def ctx(options=None, targets: Targets | None = None, seconds: float = 3.0) -> Context:
+    return Context(targets=targets or Targets(), options=options, deadline=time.monotonic() + seconds,
                    privileged=False)
 
 
@@ -182,6 +182,20 @@ def test_controller_side_verdicts(monkeypatch, attempt, seconds, status, reason)
     r = _controller(monkeypatch, attempt, seconds)
     assert (r.status, r.reason) == (status, reason)
     assert (r.status == P) == ("proof" in r.evidence)
+
+
+def test_controller_side_timeout_with_no_neighbour_entry_is_a_local_block(monkeypatch):
+    """On-link room, silence, and the OS never even asked ARP: nothing left this host."""
+    attempt = {"state": "filtered", "error": "timeout", "ms": 2500.0}
+    monkeypatch.setattr(controller_port, "tcp_state", lambda addr, port, timeout: dict(attempt))
+    monkeypatch.setattr(controller_port.osnet, "interface_for_peer", lambda peer: {"interface": "eth0"})
+    for neigh, status, reason in (({"mac": None, "state": "none"}, E, "blocked-locally"),
+                                  ({"mac": None, "state": "failed"}, F, "port-unreachable"),
+                                  ({"mac": "02:00:00:00:00:14", "state": "reachable"}, F, "port-filtered"),
+                                  (None, F, "port-filtered")):
+        monkeypatch.setattr(controller_port.osnet, "neighbor", lambda peer, n=neigh: n)
+        r = controller_port.run(ctx(CP_OPTS, Targets(room="198.51.100.20", role="controller-side")))
+        assert (r.status, r.reason) == (status, reason), neigh
 
 
 def _room(monkeypatch, socks, self_connect: dict | None, seconds: float = 5.0) -> Result:
