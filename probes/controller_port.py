@@ -11,6 +11,13 @@ is it bound to loopback only, and does a connection to our own LAN address on 90
 How: plain sockets and psutil. A timed-out connect is told apart from a dead host by the OS
 neighbour table: no ARP answer for an on-link peer means unreachable, not filtered.
 Concludes: anything but open/listening-by-Zoom-Rooms is a failure with its own finding.
+PASS proves, controller side: the room completed a TCP handshake on the port (``open``).
+Room side: a process listens on the port on a non-loopback address (psutil), is not a known
+other program, and, when this room's LAN address is known, a connection to it was accepted;
+it does not prove the network path from the controller (run from the controller side for that).
+Not measured is ``error``, never PASS: a connect the deadline cut short of ``connect_timeout``
+(silence for less than the configured time proves nothing), this host's own firewall refusing
+to send (EPERM: the path was never tried), or no way to see the listeners or to connect.
 """
 
 from __future__ import annotations
@@ -53,22 +60,47 @@ FINDINGS = {
 }
 
 
+LOCAL_BLOCK = ("EPERM", "EACCES")  # this host refused to send: a local firewall
+
+
 def _controller_side(ctx: Context, room: str, port: int) -> Result:
-    attempt = tcp_state(room, port, ctx.budget(float(ctx.options.connect_timeout)))
-    evidence: dict[str, Any] = {"side": "controller", "room": room, "port": port, **attempt}
+    wanted = float(ctx.options.connect_timeout)
+    wait = ctx.budget(wanted)
+    attempt = tcp_state(room, port, wait)
+    evidence: dict[str, Any] = {"side": "controller", "room": room, "port": port, **attempt,
+                                "timeout_s": wanted, "waited_s": round(wait, 2)}
     on_link = osnet.interface_for_peer(room)
     evidence["on_link"] = on_link is not None
     if attempt["state"] == "filtered" and on_link is not None:
         neigh = osnet.neighbor(room)
         evidence["neighbor"] = neigh
+        if neigh is not None and neigh.get("state") == "none":
+            # A SYN to an on-link room that left this host would have made the OS ask ARP: no
+            # neighbour entry at all means nothing was sent (a local firewall dropped it).
+            return Result.unmeasured(
+                "blocked-locally", f"no packet to {room}:{port} left this host (the OS never "
+                "asked ARP for the room): this host's firewall drops it, so the path to the room "
+                f"was not tested: allow outbound TCP {port} here and run again", evidence)
         if neigh is not None and not neigh.get("mac"):
             evidence.update(state="unreachable", why="no ARP answer from the room")
+    if attempt["state"] == "error" and attempt["error"] in LOCAL_BLOCK:
+        return Result.unmeasured(
+            "blocked-locally", f"this host's firewall refused to send to {room}:{port} "
+            f"({attempt['error']}), so the path to the room was not tested: allow outbound TCP "
+            f"{port} here and run again", evidence)
     if attempt["state"] == "error":
-        return Result(Status.ERROR, "connect-error", f"connect to {room}:{port} failed: "
-                      f"{attempt['error']}", evidence)
+        return Result.unmeasured("connect-error", f"connect to {room}:{port} failed: "
+                                 f"{attempt['error']}", evidence)
     state = evidence["state"]
+    if state == "filtered" and wait < wanted - 0.01:
+        return Result.unmeasured(
+            "deadline", f"no answer from {room}:{port} in {wait:.2f} s, but the deadline cut the "
+            f"wait short of controller-port.connect_timeout ({wanted} s): run with a longer "
+            "--timeout", evidence)
     if state == "open":
-        return Result(Status.PASS, "open", f"{room}:{port} is open ({attempt['ms']} ms)", evidence)
+        return Result.passed("open", f"{room}:{port} is open ({attempt['ms']} ms)", evidence,
+                             {"handshake": "completed", "room": room, "port": port,
+                              "ms": attempt["ms"]})
     why = evidence.get("why") or {"timeout": "no answer", None: ""}.get(attempt["error"],
                                                                          attempt["error"])
     fid, msg, hint = FINDINGS[state]
@@ -115,7 +147,10 @@ def _room_side(ctx: Context, port: int) -> Result:
         socks = None
         evidence["listeners_error"] = f"{type(exc).__name__}: {exc}"
     if lan:
-        evidence["self_connect"] = tcp_state(lan, port, ctx.budget(1.0))
+        wait = ctx.budget(1.0)
+        evidence["self_connect"] = {**tcp_state(lan, port, wait), "waited_s": round(wait, 2)}
+        if evidence["self_connect"]["state"] == "filtered" and wait < 0.99:
+            evidence["self_connect"]["cut_short"] = True
 
     findings: list[Finding] = []
     if socks == [] or (socks is None and evidence.get("self_connect", {}).get("state") == "refused"):
@@ -147,7 +182,12 @@ def _room_side(ctx: Context, port: int) -> Result:
             hint="Check the room's proxy/VPN settings (a room that shows as 127.0.0.1) and "
                  "restart Zoom Rooms."))
     selfc = evidence.get("self_connect", {}).get("state")
-    if selfc and selfc != "open" and not findings:
+    self_error = evidence.get("self_connect", {}).get("error")
+    if selfc == "error" and self_error in LOCAL_BLOCK:
+        selfc = "filtered"  # this host's own firewall refuses the connection: a block
+    unmeasured = bool(evidence.get("self_connect", {}).get("cut_short") or selfc == "error"
+                      or (socks is None and selfc is None))
+    if selfc and selfc != "open" and not findings and not unmeasured:
         fid = {"refused": "port-refused", "filtered": "port-filtered"}.get(selfc, "port-unreachable")
         findings.append(Finding(
             fid, Severity.FAIL,
@@ -159,8 +199,18 @@ def _room_side(ctx: Context, port: int) -> Result:
     if findings:
         return Result(Status.FAIL, findings[0].id, f"TCP {port}: {findings[0].message}", evidence,
                       findings)
+    if unmeasured:
+        why = ("the deadline cut the connection to our own address short" if selfc == "filtered"
+               else f"connecting to our own address failed ({self_error})" if selfc == "error"
+               else "the listening sockets could not be read and no LAN address to connect to")
+        return Result.unmeasured("not-measured", f"could not tell whether TCP {port} accepts "
+                                 f"connections: {why}", evidence)
     note = "" if selfc is None else f"; {lan}:{port} {selfc} from here"
-    return Result(Status.PASS, "listening", f"TCP {port} is listening ({owner}){note}", evidence)
+    proof: dict[str, Any] = {"listeners": [s["address"] for s in socks or []
+                                           if not _is_loopback(s["address"])]}
+    if selfc == "open":
+        proof["self_connect"] = f"{lan}:{port} accepted"
+    return Result.passed("listening", f"TCP {port} is listening ({owner}){note}", evidence, proof)
 
 
 def _is_loopback(addr: str) -> bool:

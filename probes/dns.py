@@ -16,10 +16,18 @@ name unusable and a warning when another resolver still answers. NXDOMAIN is nev
 globally routable (0.0.0.0, 127/8, RFC 1918, CGNAT, documentation ranges) for public names are a
 sinkhole (a DNS filter or captive portal) unless ``allow_networks`` says they are legitimate
 (split-horizon DNS).
+Every query outcome is judged: a local refusal to send (EPERM: this host's firewall) and no
+route (ENETUNREACH, EHOSTUNREACH) are findings of their own, not silence. The OS path must agree:
+a name DNS resolves but getaddrinfo (what Zoom uses) cannot is a failure.
+PASS proves: every probed name resolved to a usable address through at least one resolver,
+and (with ``os_lookup``) getaddrinfo resolved it too; ``evidence.proof`` names the answers.
+A timeout counts only after the full ``lifetime``: a wait the probe's deadline cut short proves
+nothing, and a name left unproven that way makes the result ``error``/``not-measured``, never PASS.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import queue
 import re
@@ -54,6 +62,13 @@ class Options:
     os_lookup: bool = True  # also resolve through getaddrinfo (hosts file + OS resolver)
 
 RECORD_TYPES = {"A": socket.AF_INET, "AAAA": socket.AF_INET6}
+# How a socket error reads: "blocked" is a local refusal to send (a firewall on this host).
+ERRNO_OUTCOME = {errno.ENETUNREACH: "unreachable", errno.EHOSTUNREACH: "unreachable",
+                 errno.ECONNREFUSED: "unreachable", getattr(errno, "EHOSTDOWN", -1): "unreachable",
+                 errno.EPERM: "blocked", errno.EACCES: "blocked"}
+# Outcomes that measured nothing: the probe's deadline ended the wait before ``lifetime``.
+UNFINISHED = "unfinished"
+NOT_ANSWERS = ("timeout", "error", "unreachable", "blocked", UNFINISHED)  # no response arrived
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 
 # finding id -> (message template, hint). {what} is a list like "zoom.us (A) via 198.51.100.1".
@@ -87,6 +102,23 @@ TEXTS: dict[str, tuple[str, str]] = {
                            "Remove the Zoom entries from the hosts file ({path}) so DNS decides."),
     "dns-slow": ("DNS answers are slow: {what} (threshold {slow_ms} ms).",
                  "Use a closer or faster resolver; check the path to the DNS server for loss."),
+    "dns-unreachable": ("DNS resolver(s) {resolvers} cannot be reached: {errors} ({what}).",
+                        "Check this device's routes and gateway to the DNS server (no route means "
+                        "no gateway or a wrong subnet), or configure a DNS server it can reach."),
+    "dns-blocked-locally": ("This host refuses to send DNS queries to {resolvers} ({errors}): a local "
+                            "firewall or security software blocks them ({what}).",
+                            "Allow outbound UDP and TCP 53 to the DNS servers in this host's firewall "
+                            "or security software."),
+    "dns-query-error": ("DNS queries to {resolvers} failed: {errors} ({what}).",
+                        "Check the DNS server's logs and configuration; try another resolver."),
+    "dns-os-fails": ("The OS resolver (getaddrinfo, which Zoom uses) cannot resolve {what} although "
+                     "DNS answers it: {errors}.",
+                     "Check the OS name service setup: the hosts line of /etc/nsswitch.conf, "
+                     "systemd-resolved, the Windows DNS Client service or a VPN's DNS settings."),
+    "dns-os-timeout": ("The OS resolver (getaddrinfo) gave no answer for {what} within {lifetime} s "
+                       "although DNS answers it.",
+                       "Remove dead or slow servers from the room's DNS settings (the OS asks them "
+                       "first and waits), then check again."),
     "dns-resolvers-disagree": ("The configured resolvers give different answers for {what}, so "
                                "connections work only with some of them.",
                                "Make every configured resolver give the same answers for Zoom's "
@@ -128,7 +160,8 @@ def check_options(opts: Options) -> None:
 def query(server: str, port: int, name: str, rdtype: str, timeout: float) -> dict[str, Any]:
     """One recursive query, over UDP (TCP if truncated): outcome, rcode, answers, latency.
 
-    outcome is ok | empty | nxdomain | servfail | refused | rcode-<x> | timeout | error.
+    outcome is ok | empty | nxdomain | servfail | refused | rcode-<x> | timeout | unreachable
+    (no route, ICMP) | blocked (EPERM/EACCES: this host refuses to send) | error.
     """
     import dns.exception
     import dns.message
@@ -144,7 +177,9 @@ def query(server: str, port: int, name: str, rdtype: str, timeout: float) -> dic
     except dns.exception.Timeout:
         return {**out, "outcome": "timeout", "ms": round((time.monotonic() - t0) * 1000, 1)}
     except (OSError, dns.exception.DNSException) as exc:
-        return {**out, "outcome": "error", "error": f"{type(exc).__name__}: {exc}",
+        code = exc.errno if isinstance(exc, OSError) else None
+        return {**out, "outcome": ERRNO_OUTCOME.get(code, "error") if code else "error",
+                "error": f"{type(exc).__name__}: {exc}", "errno": errno.errorcode.get(code or 0),
                 "ms": round((time.monotonic() - t0) * 1000, 1)}
     ms = round((time.monotonic() - t0) * 1000, 1)
     rcode = dns.rcode.to_text(resp.rcode())
@@ -263,6 +298,44 @@ def analyse(resolvers: list[dict[str, Any]], queries: list[dict[str, Any]], os_r
             add(fid, items, any(not usable[n] for n in affected),
                 {"queries": items, "names_unresolvable": [n for n in affected if not usable[n]]})
 
+    # Local errors: no route / ICMP, this host's firewall, anything else (odd rcodes included).
+    def failed_as(q: dict[str, Any]) -> str | None:
+        if q["outcome"] in ("unreachable", "blocked"):
+            return {"unreachable": "dns-unreachable", "blocked": "dns-blocked-locally"}[q["outcome"]]
+        if q["outcome"] == "error" or q["outcome"].startswith("rcode-"):
+            return "dns-query-error"
+        return None
+
+    for fid in ("dns-blocked-locally", "dns-unreachable", "dns-query-error"):
+        bad = [q for q in queries if failed_as(q) == fid]
+        if bad:
+            items = [{k: q.get(k) for k in ("resolver", "name", "type", "rcode", "ms", "errno", "error")}
+                     for q in bad]
+            affected = sorted({i["name"] for i in items})
+            errors = ", ".join(sorted({str(q.get("errno") or q.get("rcode") or q.get("error")) for q in bad}))
+            add(fid, items, any(not usable[n] for n in affected),
+                {"queries": items, "names_unresolvable": [n for n in affected if not usable[n]]},
+                errors=errors)
+
+    # The OS path (getaddrinfo) must agree: a name DNS resolves but the OS cannot is what Zoom sees.
+    os_by_name: dict[str, list[dict[str, Any]]] = {}
+    for o in os_results:
+        os_by_name.setdefault(o["name"], []).append(o)
+    os_fail, os_slow = [], []
+    for n, results in os_by_name.items():
+        if not usable.get(n) or any(o["outcome"] == "ok" and o["answers"] for o in results):
+            continue  # DNS itself fails for n (its own finding), or the OS resolved it
+        if any(o["outcome"] == "timeout" for o in results):
+            os_slow.append({"name": n, "type": "/".join(o["type"] for o in results)})
+        elif all(o["outcome"] not in ("timeout", UNFINISHED) for o in results):
+            os_fail.append({"name": n, "type": "/".join(o["type"] for o in results),
+                            "outcomes": {o["type"]: o.get("error") or o["outcome"] for o in results}})
+    if os_fail:
+        add("dns-os-fails", os_fail, True, {"lookups": os_fail},
+            errors="; ".join(sorted({str(v) for i in os_fail for v in i["outcomes"].values()})))
+    if os_slow:
+        add("dns-os-timeout", os_slow, False, {"lookups": os_slow})
+
     # Empty: a resolver answered NOERROR with no address for every type asked about a name
     # (one empty type, typically AAAA, is normal).
     by_rn: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -302,7 +375,7 @@ def analyse(resolvers: list[dict[str, Any]], queries: list[dict[str, Any]], os_r
             {"overrides": overrides, "hosts_file": hosts_file},
             what=", ".join(f"{o['name']} -> {o['address']}" for o in overrides[:4]))
 
-    slow = [q for q in queries if q.get("ms") is not None and q["outcome"] not in ("timeout", "error")
+    slow = [q for q in queries if q.get("ms") is not None and q["outcome"] not in NOT_ANSWERS
             and q["ms"] > slow_ms]
     if slow:
         per: dict[str, list[float]] = {}
@@ -341,7 +414,7 @@ def per_resolver(queries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for q in queries:
         row = out.setdefault(q["resolver"], {})
         row[q["outcome"]] = row.get(q["outcome"], 0) + 1
-        if q.get("ms") is not None and q["outcome"] not in ("timeout", "error"):
+        if q.get("ms") is not None and q["outcome"] not in NOT_ANSWERS:
             row["max_ms"] = max(row.get("max_ms", 0.0), q["ms"])
     return out
 
@@ -363,20 +436,33 @@ def run(ctx: Context) -> Result:
     def label(r: dict[str, Any]) -> str:
         return r["address"] if r["port"] == 53 else f"{r['address']}#{r['port']}"
 
+    def timed_query(r: dict[str, Any], n: str, t: str) -> dict[str, Any]:
+        wait = ctx.budget(lifetime)
+        res = query(r["address"], r["port"], n, t, wait)
+        if res["outcome"] == "timeout" and wait < lifetime - 0.01:
+            # The deadline, not the resolver, ended this wait: silence for less than lifetime
+            # proves nothing.
+            res.update(outcome=UNFINISHED, waited_s=round(wait, 2),
+                       note=f"the probe's deadline cut the wait to {wait:.2f} s (dns.lifetime {lifetime} s)")
+        return res
+
     jobs: dict[Hashable, Callable[[], dict[str, Any]]] = {}
     for r in resolvers:
         for n in names:
             for t in types:
-                jobs[("dns", label(r), n, t)] = (
-                    lambda r=r, n=n, t=t: query(r["address"], r["port"], n, t, ctx.budget(lifetime)))
+                jobs[("dns", label(r), n, t)] = lambda r=r, n=n, t=t: timed_query(r, n, t)
     if opts.os_lookup:
         for n in names:
             for t in types:
                 jobs[("os", "", n, t)] = lambda n=n, t=t: os_lookup(n, t)
     t0 = time.monotonic()
     done = run_parallel(jobs, ctx)
-    unfinished = {"outcome": "timeout", "rcode": None, "answers": [], "ms": None,
-                  "note": "no answer before the probe's deadline"}
+    waited = time.monotonic() - t0
+    # A job still running at the deadline: silence for the full lifetime is a measured timeout;
+    # anything shorter measured nothing.
+    unfinished = {"outcome": "timeout" if waited >= lifetime else UNFINISHED, "rcode": None,
+                  "answers": [], "ms": None, "waited_s": round(waited, 2),
+                  "note": f"no answer within {waited:.2f} s, when the probe's deadline came"}
     queries, os_results = [], []
     for key in jobs:
         kind, res_label, n, t = key  # type: ignore[misc]
@@ -398,6 +484,7 @@ def run(ctx: Context) -> Result:
         "resolvers": [{**r, "label": label(r)} for r in resolvers],
         "resolvers_from": "config" if opts.resolvers else "system",
         "names": names, "types": types, "lifetime_s": lifetime, "slow_ms": opts.slow_ms,
+        "allow_networks": [str(c) for c in opts.allow_networks or []],
         "elapsed_ms": round((time.monotonic() - t0) * 1000, 1),
         "queries": queries, "os": os_results,
         "hosts_file": {"path": str(hpath), "error": hosts_note,
@@ -406,15 +493,58 @@ def run(ctx: Context) -> Result:
     evidence["per_resolver"] = per_resolver(queries)
     if why:
         evidence["no_resolver_why"] = why
+    return verdict(evidence, findings, names, resolvers, bool(opts.os_lookup))
+
+
+def verdict(evidence: dict[str, Any], findings: list[Finding], names: list[str],
+            resolvers: list[dict[str, Any]], os_lookup: bool) -> Result:
+    """The probe's status from its findings and its proof (the rule in roomprobe.core.probe).
+
+    fail: a measured failure. error/not-measured: a name's answer was cut short by the deadline
+    and nothing else explains it. warn: measured warnings only. pass: every name has a usable
+    DNS answer and (with os_lookup) an OS answer, named in ``evidence.proof``.
+    """
+    queries, os_results = evidence["queries"], evidence["os"]
+    allowed = [ipaddress.ip_network(str(c), strict=False)
+               for c in evidence.get("allow_networks", [])]
+    proof: dict[str, Any] = {}
+    for n in names:
+        good = [q for q in queries if q["name"] == n and q["outcome"] == "ok"
+                and any(not is_suspicious(a, allowed) for a in q["answers"])]
+        if not good:
+            continue
+        q = min(good, key=lambda x: x.get("ms") or 0.0)
+        entry: dict[str, Any] = {"resolver": q["resolver"], "type": q["type"],
+                                 "address": next(a for a in q["answers"] if not is_suspicious(a, allowed)),
+                                 "ms": q.get("ms")}
+        if os_lookup:
+            os_ok = [o for o in os_results if o["name"] == n and o["outcome"] == "ok" and o["answers"]]
+            if not os_ok:
+                continue
+            entry["os_address"] = os_ok[0]["answers"][0]
+        proof[n] = entry
+    unproven = [n for n in names if n not in proof]
+    cut = sorted({f"{r.get('resolver') or 'OS'} {r['name']} ({r['type']})"
+                  for r in [*queries, *os_results] if r["outcome"] == UNFINISHED and r["name"] in unproven})
+    if findings and findings[0].severity == Severity.FAIL:
+        worst = findings[0]
+        more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
+        return Result(Status.FAIL, worst.id, worst.message + more, evidence, findings)
+    if unproven and (cut or not findings):
+        evidence["not_measured"] = cut
+        what = ", ".join(cut[:4]) + (f" and {len(cut) - 4} more" if len(cut) > 4 else "")
+        return Result.unmeasured(
+            "not-measured", f"could not prove {', '.join(unproven)} resolve: "
+            + (f"the probe's deadline cut {what} short of dns.lifetime; run with a longer --timeout"
+               if cut else "no usable answer and no fault measured"), evidence, findings)
     if findings:
         worst = findings[0]
-        status = Status.FAIL if worst.severity == Severity.FAIL else Status.WARN
         more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
-        return Result(status, worst.id, worst.message + more, evidence, findings)
+        return Result(Status.WARN, worst.id, worst.message + more, evidence, findings)
     ms = [q["ms"] for q in queries if q.get("ms") is not None]
-    return Result(Status.PASS, "resolved",
-                  f"{len(names)} names resolve through {len(resolvers)} resolver(s)"
-                  + (f", slowest {max(ms):.0f} ms" if ms else ""), evidence)
+    return Result.passed("resolved", f"{len(names)} names resolve through {len(resolvers)} resolver(s)"
+                         + (" and the OS" if os_lookup else "")
+                         + (f", slowest {max(ms):.0f} ms" if ms else ""), evidence, proof)
 
 
 PROBE = Probe(

@@ -5,12 +5,33 @@ with prefix length, MAC, Wi-Fi SSID), the default gateway(s) and whether raw soc
 How: psutil and netifaces, plus the OS for interface kind and SSID.
 Concludes: fail when no interface outside loopback is up with an address (nothing else can work);
 warn when there is no default gateway (the LAN may work, Zoom's cloud cannot).
+PASS proves: the OS reports at least one interface other than loopback up with a routable
+address (not link-local: 169.254.0.0/16 means DHCP gave nothing, fe80::/10 is for the link
+only) and a default gateway. It does not prove the gateway answers (cloud and dns do that).
 """
 
 from __future__ import annotations
 
+import ipaddress
+from typing import Any
+
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
 from roomprobe.net import osnet
+
+
+def routable(address: str) -> bool:
+    """An address that can carry traffic beyond the link: not link-local, loopback or unspecified."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    return not (ip.is_link_local or ip.is_loopback or ip.is_unspecified)
+
+
+def usable_interfaces(ifaces: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Interfaces up, not loopback, with at least one routable address."""
+    return [i for i in ifaces if i["up"] and i["kind"] != "loopback"
+            and any(routable(a["address"]) for a in i["addresses"])]
 
 
 def run(ctx: Context) -> Result:
@@ -19,12 +40,17 @@ def run(ctx: Context) -> Result:
     raw = osnet.raw_sockets()
     evidence = {"interfaces": ifaces, "default_gateway": gateways, "raw_sockets": raw}
 
-    usable = [i for i in ifaces if i["up"] and i["kind"] != "loopback" and any(
-        not a["address"].startswith("fe80") for a in i["addresses"])]
+    usable = usable_interfaces(ifaces)
     if not usable:
-        return Result(Status.FAIL, "no-network", "no interface is up with an address", evidence, [
-            Finding("no-network", Severity.FAIL, "No network interface is up with an IP address.",
-                    {"interfaces": [i["name"] for i in ifaces]},
+        link_local = sorted({a["address"] for i in ifaces if i["up"] and i["kind"] != "loopback"
+                             for a in i["addresses"] if a["address"].startswith("169.254.")})
+        extra = (f" (only the link-local {', '.join(link_local)}: no DHCP answer)"
+                 if link_local else "")
+        return Result(Status.FAIL, "no-network", f"no interface is up with a routable address{extra}",
+                      evidence, [
+            Finding("no-network", Severity.FAIL,
+                    f"No network interface is up with a routable IP address{extra}.",
+                    {"interfaces": [i["name"] for i in ifaces], "link_local": link_local},
                     hint="Connect the cable or join the Wi-Fi, then check DHCP gave an address.")])
 
     names = ", ".join(f"{i['name']} ({i['kind']}{', ' + i['ssid'] if i.get('ssid') else ''})"
@@ -36,7 +62,10 @@ def run(ctx: Context) -> Result:
                           "There is no default gateway: the local network may work, Zoom's cloud cannot.",
                           {}, hint="Check the DHCP lease or the static IP settings (gateway field).")])
     gw = ", ".join(f"{g['gateway']} via {g['interface']}" for g in gateways)
-    return Result(Status.PASS, "ok", f"up: {names}; gateway {gw}", evidence)
+    proof = {"interfaces": {i["name"]: [a["address"] for a in i["addresses"] if routable(a["address"])]
+                            for i in usable},
+             "default_gateway": [f"{g['gateway']} via {g['interface']}" for g in gateways]}
+    return Result.passed("ok", f"up: {names}; gateway {gw}", evidence, proof)
 
 
 PROBE = Probe(

@@ -9,6 +9,12 @@ Concludes: another subnet is a warning (Zoom Rooms wants controller and room on 
 routed setups work only if 9090 is allowed across, which controller-port tests). Same subnet but
 no ARP answer is a failure: Wi-Fi client isolation, a VLAN split, or the peer is off. Without
 raw sockets the ARP step is skipped with a hint, never a crash.
+PASS proves: the peer's address lies inside the network of one of this host's interfaces, as
+the OS reports it (reason ``same-subnet``), and the peer answered our ARP request (evidence
+``arp.answered``, its MAC in the proof). Without raw sockets or for IPv6 no ARP is sent: the
+reason is then ``same-subnet-arp-unchecked`` and PASS proves the address arithmetic only, not
+that the peer is up or visible (the ``arp-skipped-unprivileged`` info finding says so;
+controller-port's connect is the reachability proof).
 """
 
 from __future__ import annotations
@@ -88,13 +94,16 @@ def run(ctx: Context) -> Result:
 
     evidence.update(same_subnet=True, **on_link)
     summary = f"{who} {peer} is on {on_link['network']} with {on_link['interface']}"
+    subnet_proof = {"peer": peer, "network": on_link["network"], "interface": on_link["interface"],
+                    "address": f"{on_link['address']}/{on_link['prefixlen']}"}
     if ip.version != 4:
         evidence["arp"] = {"status": "skip", "why": "IPv6 neighbour discovery is not probed"}
-        return Result(Status.PASS, "same-subnet", summary + " (no ARP for IPv6)", evidence)
+        return Result.passed("same-subnet-arp-unchecked", summary + " (no ARP for IPv6)", evidence,
+                             subnet_proof)
     if not osnet.raw_sockets():
         evidence["arp"] = {"status": "skip", "why": "no raw-socket privilege"}
-        return Result(Status.PASS, "same-subnet", summary + "; ARP skipped (not privileged)",
-                      evidence, [Finding(
+        return Result.passed("same-subnet-arp-unchecked", summary + "; ARP skipped (not privileged)",
+                             evidence, subnet_proof, [Finding(
                           "arp-skipped-unprivileged", Severity.INFO,
                           "Could not check whether the peer answers ARP (client isolation) "
                           "without raw-socket privileges.", {},
@@ -104,8 +113,8 @@ def run(ctx: Context) -> Result:
                       int(ctx.options.arp_tries), float(ctx.options.arp_timeout), ctx)
     evidence["arp"] = {"status": "done", **arp}
     if arp["answered"]:
-        return Result(Status.PASS, "same-subnet", f"{summary}; answers ARP from {arp['mac']}",
-                      evidence)
+        return Result.passed("same-subnet", f"{summary}; answers ARP from {arp['mac']}", evidence,
+                             {**subnet_proof, "arp_mac": arp["mac"], "arp_rtt_ms": arp["rtt_ms"]})
     return Result(Status.FAIL, "peer-no-arp-reply",
                   f"{summary}, but it does not answer ARP ({arp['tries']} tries)", evidence, [Finding(
                       "peer-no-arp-reply", Severity.FAIL,

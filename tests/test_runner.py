@@ -50,7 +50,7 @@ def test_crash_and_garbage_become_errors_and_others_still_report():
               Probe(id="unjsonable", title="t", run=unjsonable)]
     runs, complete = runner.run(probes, ctx_for, global_timeout=5)
     by = {r.probe.id: r.result for r in runs}
-    assert complete
+    assert not complete  # a crashed probe reached no verdict: the run is incomplete (issue 13)
     assert by["ok"].status == Status.PASS
     assert by["crash"].status == Status.ERROR and by["crash"].reason == "probe-crashed"
     assert "boom" in by["crash"].summary and by["crash"].evidence["exception"] == "RuntimeError"
@@ -67,6 +67,7 @@ def test_overrun_is_a_timeout_error_within_its_budget():
     by = {r.probe.id: r.result for r in runs}
     assert by["hang"].status == Status.ERROR and by["hang"].reason == "timeout"
     assert by["fast"].status == Status.PASS
+    assert not complete  # an overrun is no verdict
 
 
 def test_global_deadline_caps_every_quick_probe_but_not_long_running_ones():

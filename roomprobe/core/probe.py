@@ -10,6 +10,22 @@ The runner, not the probe, owns timing: it starts every probe in its own thread,
 per-probe timeout and the global deadline, and turns a crash or an overrun into a result with
 status ``error``. A probe only has to respect ``ctx.remaining()`` in its own socket timeouts so
 it can report what it saw before the runner gives up on it.
+
+The verdict rule (docs/probes.md states, per probe, what PASS proves):
+
+* A probe passes only on positive evidence it measured: an answer, an accepted connection, an
+  address read from the OS. It builds that result with ``Result.passed(..., proof={...})``,
+  which refuses an empty proof and stores it under ``evidence["proof"]``.
+* Anything it could not prove is a finding (``warn``/``fail``) when it measured a fault, or the
+  status ``error`` (built with ``Result.unmeasured``) with a reason when it could not measure at
+  all: a deadline that cut a wait short, a local error, nothing to ask.
+* Never PASS by the absence of findings: "no finding" after measuring nothing is ``error``.
+* A timeout is measured silence only when the probe waited its full configured timeout; a wait
+  cut short by the deadline proves nothing and is ``error``.
+
+``error`` is the one status for "no verdict": the runner gives it to crashes, overruns and
+Ctrl-C, a probe gives it to what it could not measure. Any ``error`` makes the run incomplete:
+the report status is ``unknown`` (exit 3) unless a measured failure elsewhere makes it ``fail``.
 """
 
 from __future__ import annotations
@@ -37,7 +53,7 @@ __all__ = [
 
 
 class Status(str, Enum):
-    """Outcome of one probe. ``error`` means the probe itself could not finish."""
+    """Outcome of one probe. ``error`` means no verdict: the probe could not finish or measure."""
 
     PASS = "pass"
     WARN = "warn"
@@ -88,6 +104,31 @@ class Result:
     summary: str
     evidence: dict[str, Any] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+
+    @classmethod
+    def passed(cls, reason: str, summary: str, evidence: dict[str, Any], proof: dict[str, Any],
+               findings: list[Finding] | None = None) -> Result:
+        """A PASS, which must carry the measurement that proves it (``evidence["proof"]``).
+
+        Raises ValueError on an empty proof or a warn/fail finding: a probe bug the tests catch,
+        never a PASS made of nothing. Info findings (e.g. a step skipped) may ride along.
+        """
+        if not proof or not any(v not in (None, "", [], {}, ()) for v in proof.values()):
+            raise ValueError(f"PASS {reason!r} without proof: a probe passes only on what it measured")
+        bad = [f.id for f in findings or [] if f.severity != Severity.INFO]
+        if bad:
+            raise ValueError(f"PASS {reason!r} with warn/fail findings {bad}")
+        return cls(Status.PASS, reason, summary, {**evidence, "proof": proof}, list(findings or []))
+
+    @classmethod
+    def unmeasured(cls, reason: str, summary: str, evidence: dict[str, Any],
+                   findings: list[Finding] | None = None) -> Result:
+        """No verdict: the probe could not measure (deadline, local error, nothing to ask).
+
+        Status ``error``; ``summary`` says what was not measured and why, so the reader knows
+        what to fix (a longer --timeout, privileges, a setting) before running again.
+        """
+        return cls(Status.ERROR, reason, summary, evidence, list(findings or []))
 
 
 @dataclass(frozen=True)

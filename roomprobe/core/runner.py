@@ -3,8 +3,12 @@
 Probes block on sockets, subprocesses and scapy, so each gets a daemon thread: a probe that
 hangs past its deadline is reported as ``error``/``timeout`` and simply abandoned, and the others
 still report. The total wall time is the slowest probe's budget, never the sum of timeouts.
-Ctrl-C returns what finished so far and marks the rest ``interrupted`` (the report is then
-``complete: false``).
+Ctrl-C returns what finished so far and marks the rest ``interrupted``.
+
+The run is *complete* only when every probe reached a verdict: a crash, an overrun of the
+deadline, Ctrl-C, or a probe's own ``error`` (it could not measure) makes it incomplete, and
+the report then says ``unknown`` (exit 3) unless a measured failure says ``fail``
+(roomprobe.report.build.overall_status, docs/report.md).
 """
 
 from __future__ import annotations
@@ -65,7 +69,8 @@ def _worker(probe: Probe, ctx: Context, out: queue.Queue) -> None:
 def run(probes: Iterable[Probe], make_context: Callable[[Probe, float], Context],
         global_timeout: float, on_result: Callable[[ProbeRun], None] | None = None,
         ) -> tuple[list[ProbeRun], bool]:
-    """Run ``probes``; returns their runs in the given order and whether the run completed.
+    """Run ``probes``; returns their runs in the given order and whether the run completed
+    (no Ctrl-C, and every probe reached a verdict: none ended in ``error``).
 
     ``make_context(probe, deadline)`` builds each probe's context; ``deadline`` is a
     ``time.monotonic()`` value. Long-running probes get their own timeout instead of the global one.
@@ -115,4 +120,6 @@ def run(probes: Iterable[Probe], make_context: Callable[[Probe, float], Context]
         for probe, _, t0 in list(pending.values()):
             finish(ProbeRun(probe, _error("interrupted", "stopped by Ctrl-C before it finished"),
                             now - t0))
-    return [runs[p.id] for p in order], complete
+    ordered = [runs[p.id] for p in order]
+    complete = complete and all(r.result.status != Status.ERROR for r in ordered)
+    return ordered, complete

@@ -20,21 +20,40 @@ from roomprobe.core.runner import ProbeRun
 SCHEMA_ID = "roomprobe/report/v1"
 
 
-def overall_status(runs: Sequence[ProbeRun]) -> str:
-    """fail if any probe failed; warn if any warned or could not finish; pass otherwise."""
+STATUS_EXIT = {"pass": ExitCode.OK, "warn": ExitCode.WARNING, "fail": ExitCode.CRITICAL,
+               "unknown": ExitCode.UNKNOWN}
+
+
+def overall_status(runs: Sequence[ProbeRun], complete: bool = True) -> str:
+    """The run's verdict; precedence fail > unknown > warn > pass (docs/report.md).
+
+    ``fail``: some probe measured a failure. Nothing left unmeasured could make it better, so a
+    measured failure wins even over an incomplete run. ``unknown``: the run is incomplete (a
+    probe ended in ``error``, or Ctrl-C) or nothing was measured at all (every probe skipped):
+    what was not measured might be a failure, so neither ``warn`` nor ``pass`` would be true.
+    ``warn``: everything finished and some probe warned. ``pass``: everything finished, at least
+    one probe passed on its proof, and nothing warned or failed.
+    """
     statuses = {r.result.status for r in runs}
     if Status.FAIL in statuses:
         return "fail"
-    if statuses & {Status.WARN, Status.ERROR}:
+    if not complete or Status.ERROR in statuses or not statuses & {Status.PASS, Status.WARN}:
+        return "unknown"
+    if Status.WARN in statuses:
         return "warn"
     return "pass"
 
 
 def exit_code(report: dict[str, Any]) -> ExitCode:
-    """Monitoring-plugin exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (incomplete run)."""
-    if not report["complete"]:
+    """Monitoring-plugin exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+
+    Follows ``status``; a report written before ``unknown`` existed (status ``warn`` or
+    ``pass`` with ``complete: false``) still gives UNKNOWN.
+    """
+    status = report.get("status")
+    if status != "fail" and not report.get("complete", False):
         return ExitCode.UNKNOWN
-    return {"pass": ExitCode.OK, "warn": ExitCode.WARNING, "fail": ExitCode.CRITICAL}[report["status"]]
+    return STATUS_EXIT.get(str(status), ExitCode.UNKNOWN)
 
 
 def rfc3339(ts: float) -> str:
@@ -52,8 +71,8 @@ def build(*, runs: Sequence[ProbeRun], complete: bool, targets: Targets, started
         "roomprobe_version": __version__,
         "started_at": rfc3339(started_at),
         "duration_s": round(duration_s, 3),
-        "complete": complete,
-        "status": overall_status(runs),
+        "complete": complete and all(r.result.status != Status.ERROR for r in runs),
+        "status": overall_status(runs, complete),
         "host": host,
         "targets": {"controller": targets.controller, "room": targets.room, "role": targets.role,
                     "port": targets.port},

@@ -17,7 +17,7 @@ from roomprobe.report.ticket import evidence_rows
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 COLOR = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "skip": "#6e7781",
-         "error": "#8250df", "info": "#0969da"}
+         "error": "#8250df", "info": "#0969da", "unknown": "#8250df"}
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2328;margin:0;

@@ -16,7 +16,8 @@ from roomprobe.report.text import verdict
 from roomprobe.report.ticket import evidence_rows
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#!~])")
-ICON = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP", "error": "ERROR", "info": "INFO"}
+ICON = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP", "error": "ERROR", "info": "INFO",
+        "unknown": "UNKNOWN"}
 
 
 def esc(text: Any) -> str:

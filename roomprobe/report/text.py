@@ -8,12 +8,12 @@ from typing import Any
 import click
 
 COLORS = {"pass": "green", "warn": "yellow", "fail": "red", "error": "magenta", "skip": "bright_black",
-          "info": "cyan"}
+          "info": "cyan", "unknown": "magenta"}
 
 
 def _tag(word: str, color: bool) -> str:
     text = f"{word.upper():<5}"
-    return click.style(text, fg=COLORS.get(word), bold=word in ("fail", "error")) if color else text
+    return click.style(text, fg=COLORS.get(word), bold=word in ("fail", "error", "unknown")) if color else text
 
 
 def verdict(report: dict[str, Any]) -> str:
@@ -29,9 +29,13 @@ def verdict(report: dict[str, Any]) -> str:
         head = f"{len(errors)} probe(s) could not finish: {', '.join(p['id'] for p in errors)}"
     else:
         ran = [p for p in report["probes"] if p["status"] == "pass"]
-        head = f"no problem found ({len(ran)} probe(s) passed)"
+        head = (f"no problem found ({len(ran)} probe(s) passed)" if ran
+                else "nothing was measured (every probe was skipped)")
     counts = f"{len(fails)} failure(s), {len(warns)} warning(s)"
-    tail = "" if report["complete"] else " [INCOMPLETE: interrupted]"
+    tail = ""
+    if not report["complete"]:
+        unfinished = ", ".join(f"{p['id']}: {p['reason']}" for p in errors)
+        tail = f" [INCOMPLETE: {unfinished or 'interrupted'}]"
     return f"{head} ({counts}, {report['duration_s']:.2f} s){tail}"
 
 

@@ -90,7 +90,7 @@ def evidence_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("Targets", f"role {tgt['role']}; controller {tgt.get('controller') or '-'}; "
                     f"room {tgt.get('room') or '-'}; port {tgt.get('port', 9090)}"),
         ("roomprobe", f"{report['roomprobe_version']}, "
-                      f"{'complete' if report['complete'] else 'INCOMPLETE (interrupted)'}, "
+                      f"{'complete' if report['complete'] else 'INCOMPLETE (a probe could not finish)'}, "
                       f"{report['duration_s']} s"),
     ]
     return [(k, v) for k, v in rows if v]  # an empty note is left out
