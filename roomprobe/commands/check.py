@@ -56,6 +56,13 @@ if TYPE_CHECKING:
               help="The session token 'roomprobe serve' printed (also: ROOMPROBE_PEER_TOKEN).")
 @click.option("--bandwidth/--no-bandwidth", "bandwidth", default=None,
               help="Run (or skip, for a quick check) the bandwidth probe [default: run].")
+@click.option("--displays", type=click.IntRange(1, 3), default=None, metavar="1-3",
+              help="The room's display count for the bandwidth profile [default: detected "
+                   "from the OS on the room PC, else 1].")
+@click.option("--resolution", type=click.Choice(["720p", "1080p"]), default=None,
+              help="The room's video resolution for the bandwidth profile [default: 720p].")
+@click.option("--share/--no-share", "share", default=None,
+              help="Count screen sharing in the bandwidth profile [default: off].")
 def check(controller: str | None, room: str | None, port: int | None, timeout: float | None,
           config_path: str | None, only: tuple[str, ...], skip: tuple[str, ...],
           set_opts: tuple[str, ...], code: str | None, fmt: str | None, json_path: str | None,
@@ -63,7 +70,8 @@ def check(controller: str | None, room: str | None, port: int | None, timeout: f
           note: str | None = None, history: bool | None = None, history_db: str | None = None,
           prometheus_textfile: str | None = None, webhook: str | None = None,
           peer: str | None = None, peer_token: str | None = None,
-          bandwidth: bool | None = None) -> int:
+          bandwidth: bool | None = None, displays: int | None = None,
+          resolution: str | None = None, share: bool | None = None) -> int:
     """Run the probes and tell why the controller, the room or Zoom's cloud cannot talk.
 
     \b
@@ -79,7 +87,8 @@ def check(controller: str | None, room: str | None, port: int | None, timeout: f
              "history": history, "history_db": history_db,
              "prometheus_textfile": prometheus_textfile, "webhook": webhook,
              "only": only, "skip": skip, "no_color": no_color, "verbose": verbose,
-             "peer": peer, "peer_token": peer_token, "bandwidth": bandwidth}
+             "peer": peer, "peer_token": peer_token, "bandwidth": bandwidth,
+             "displays": displays, "resolution": resolution, "share": share}
     probes = load_probes()
     settings = st.build(cfg, flags, set_opts, probes, checks=(_check_code, _check_peer, _check_fleet))
     return run_check(settings, probes)

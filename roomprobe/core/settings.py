@@ -53,10 +53,14 @@ class CheckSettings:
     history_keep_runs: int = 5000
     prometheus_textfile: str | None = None
     webhook: str | None = None
-    # Set by flags only (not config keys): probes switched on by name, the LAN peer.
+    # Set by flags only (not config keys): probes switched on by name, the LAN peer, and the
+    # room profile the bandwidth probe judges against (its config home is [probes.bandwidth]).
     enable: tuple[str, ...] = ()
     peer: str | None = None
     peer_token: str | None = None
+    displays: int | None = None
+    resolution: str | None = None
+    share: bool | None = None
 
 
 # [check] keys the file may set, with the types each accepts (bool is never an int here).
@@ -68,7 +72,7 @@ CHECK_TYPES: dict[str, tuple[type, ...]] = {
     "history_keep_runs": (int,), "prometheus_textfile": (str,), "webhook": (str,),
 }
 CHECK_KEYS: tuple[str, ...] = tuple(CHECK_TYPES)
-FLAG_ONLY = ("enable", "peer", "peer_token")
+FLAG_ONLY = ("enable", "peer", "peer_token", "displays", "resolution", "share")
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,94 @@ class EndpointError(Exception):
         self.stage = stage
 
 
+class ProxySettingError(EndpointError):
+    """The proxy the system would use for the URL is not a usable proxy address.
+
+    ``setting`` names it (``https_proxy``, "proxy server", a PAC answer) and ``where`` says where
+    it lives (the environment, the registry key, the PAC file), so the message tells the user
+    exactly what to fix. ``shown`` is the value with any credentials removed.
+    """
+
+    def __init__(self, problem: str, *, setting: str, where: str, shown: str,
+                 unsupported: bool = False) -> None:
+        super().__init__(f"the proxy setting {setting} ({where}) = {shown!r} {problem}",
+                         stage="proxy-setting")
+        self.problem, self.setting, self.where, self.shown = problem, setting, where, shown
+        self.unsupported = unsupported
+
+
+def redact_proxy(value: str) -> str:
+    """A proxy value for messages: ``user:password@`` cut out without parsing (it may not parse)."""
+    value = value.strip()[:200]
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        scheme, rest = "", value
+    if "@" in rest:
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{rest}"
+
+
+def proxy_problem(proxy: str) -> tuple[str, bool] | None:
+    """Why ``proxy`` cannot be used for the measurement (and whether it is merely unsupported)."""
+    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    try:
+        port = parts.port  # ValueError for a non-numeric or out-of-range port
+    except ValueError:
+        return "has a port that is not a number from 1 to 65535", False
+    if not parts.hostname:
+        return "names no proxy host", False
+    if port == 0:
+        return "has port 0", False
+    if parts.scheme.lower() != "http":
+        return (f"is a {parts.scheme} proxy; the measurement speaks to HTTP proxies only "
+                "(as Zoom does for its web traffic)", True)
+    return None
+
+
+def _where_set(url: str) -> tuple[str, str]:
+    """(setting, where it lives) for the proxy the system uses for ``url``; never raises."""
+    try:
+        from roomprobe.net.proxies import effective_source
+        from roomprobe.net.proxysrc.env import variables
+
+        src = effective_source()
+        if src is None:
+            return "proxy", "system settings"
+        if src.name == "env":
+            found = variables()
+            scheme = urlsplit(url).scheme
+            name = found.get(scheme, found.get("all", ("", "")))[0]
+            return (name or f"{scheme}_proxy"), "environment variable"
+        if src.pac_url:
+            return "the PAC file's answer", f"{src.origin}, PAC {redact_proxy(src.pac_url)}"
+        return "proxy server", src.origin
+    except Exception as exc:  # naming the place must never hide the problem itself
+        return "proxy", f"system settings (could not tell which: {type(exc).__name__})"
+
+
+def system_proxy(url: str) -> str | None:
+    """The proxy the system would use for ``url`` (None: direct), checked before any traffic.
+
+    Raises ProxySettingError naming the setting and where it lives when the value is not a
+    usable proxy address (``https_proxy=http://127.0.0.1:abc``), instead of a crash deep in a
+    stream thread; and when the proxy settings cannot be read at all.
+    """
+    try:
+        proxy = proxy_for(url)
+    except Exception as exc:
+        setting, where = _where_set(url)
+        raise ProxySettingError(f"could not be used ({type(exc).__name__})", setting=setting,
+                                where=where, shown="?") from None
+    if proxy is None:
+        return None
+    problem = proxy_problem(proxy)
+    if problem is not None:
+        setting, where = _where_set(url)
+        raise ProxySettingError(problem[0], setting=setting, where=where,
+                                shown=redact_proxy(proxy), unsupported=problem[1])
+    return proxy
+
+
 @dataclass
 class Endpoint:
     """Where to measure: download and upload URLs, extra headers (the serve token), timeout."""
@@ -61,9 +149,18 @@ class Endpoint:
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 3.0
     use_proxy: bool = True
+    _proxy: list[str | None] = field(default_factory=list, repr=False)
 
     def proxy(self) -> str | None:
-        return proxy_for(self.down_url) if self.use_proxy else None
+        """The proxy for these URLs, decided once (every stream must take the same path).
+
+        Raises ProxySettingError on an unusable proxy setting (see :func:`system_proxy`).
+        """
+        if not self.use_proxy:
+            return None
+        if not self._proxy:
+            self._proxy.append(system_proxy(self.down_url))
+        return self._proxy[0]
 
 
 class Client:
@@ -231,19 +328,35 @@ class _Load:
     socks: list[Any] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.counts = [0] * self.streams
         self.socks = [None] * self.streams
 
     def delivered(self, upload: bool) -> int:
-        socks = list(self.socks)
-        total = sum(self.counts)
-        if upload:
-            total -= sum(unacked(s) for s in socks)
-        else:  # what crossed the link, even if a reader thread has not been scheduled yet
-            total += sum(unread(s) for s in socks)
+        with self.lock:  # a stream detaching its socket moves bytes between the two terms
+            socks = list(self.socks)
+            total = sum(self.counts)
+            if upload:
+                total -= sum(unacked(s) for s in socks)
+            else:  # what crossed the link, even if a reader thread has not been scheduled yet
+                total += sum(unread(s) for s in socks)
         return max(0, total)
+
+    def detach(self, i: int, upload: bool) -> None:
+        """Stream ``i`` lets go of its socket; an upload takes back what the peer never acked.
+
+        Without this, an upload stream that fails (a send timing out on a congested link) or is
+        stopped would leave its unacknowledged send queue counted as delivered the moment its
+        socket is forgotten: a jump of up to a send buffer in one sample, which over a 2 Mbit/s
+        link read as 2.47 Mbps.
+        """
+        with self.lock:
+            sock = self.socks[i]
+            if upload and sock is not None:
+                self.counts[i] -= unacked(sock)
+            self.socks[i] = None
 
 
 def _sizes(first: int, cap: int) -> Iterator[int]:
@@ -323,11 +436,12 @@ def _upload_stream(ep: Endpoint, load: _Load, i: int, first: int, cap: int) -> N
             except STALE:
                 if not reused:
                     raise
-                load.socks[i] = None
-                load.counts[i] -= sent  # written into a connection that was already gone
+                with load.lock:
+                    load.socks[i] = None
+                    load.counts[i] -= sent  # written into a connection that was already gone
                 client.close()
                 continue
-            load.socks[i] = None
+            load.detach(i, upload=True)
             if resp.status != 200:
                 load.errors.append(f"upload HTTP {resp.status}")
                 return
@@ -335,7 +449,7 @@ def _upload_stream(ep: Endpoint, load: _Load, i: int, first: int, cap: int) -> N
         if not load.stop.is_set():
             load.errors.append(f"upload {type(exc).__name__}: {exc}")
     finally:
-        load.socks[i] = None
+        load.detach(i, upload=True)  # before close: the kernel still knows what is unacked
         client.close()
 
 
