@@ -168,7 +168,7 @@ def judge(mbps: float, need: float, headroom_warn: float) -> tuple[str, float]:
     headroom = (mbps - need) / need if need > 0 else float("inf")
     if mbps < need:
         return "fail", headroom
-    if headroom < headroom_warn:
+    if round(headroom, 6) < headroom_warn:  # 4.8 over 4.0 is 20%, not 19.999...%
         return "warn", headroom
     return "met", headroom
 
