@@ -46,9 +46,9 @@ def _stalling_server() -> tuple[socket.socket, list[socket.socket]]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIOCOUTQ/SIOCINQ are Linux's")
 def test_an_upload_stream_that_stalls_is_not_credited_with_its_unacked_send_queue():
     """The lab flake (2.47 Mbps over a 2 Mbit/s tbf, an upload TimeoutError in the errors): a
-    stream whose send timed out let go of its socket, and the bytes still queued unacknowledged
-    in it were then counted as delivered. Here the peer stops reading, so everything beyond its
-    receive buffer sits unacked in ours until the send times out."""
+    stream that timed out let go of its socket, and the bytes still queued unacknowledged in it
+    were then counted as delivered. Here the peer stops reading, so everything beyond its
+    receive buffer sits unacked in ours until the direction's watchdog gives up."""
     srv, held = _stalling_server()
     port = srv.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
@@ -56,13 +56,16 @@ def test_an_upload_stream_that_stalls_is_not_credited_with_its_unacked_send_queu
     st = speed.Settings(streams=1, omit_s=0.2, min_steady_s=10.0, first_bytes=16 * 1024 * 1024)
     try:
         res = speed.run_direction(ep, True, 3.0, st)
-        assert res["errors"] and "TimeoutError" in res["errors"][0], res
+        assert res["errors"] == ["upload stalled: no data for 0.6 s"] or \
+            res["errors"][0].startswith("upload stalled"), res
         conn, head = held[0], held[1]
         raw = fcntl.ioctl(conn.fileno(), termios.FIONREAD, b"\0\0\0\0")
         acked = struct.unpack("i", raw)[0]  # all the peer's kernel took (it read only the head)
         assert acked > 0
-        # counted = acknowledged body bytes, exactly; before the fix it was acked + the send queue
-        assert res["bytes"] == acked, (res["bytes"], acked, len(head))
+        # counted = acknowledged body bytes; before the fix it was acked + the whole send queue
+        # (3 MB against 49 kB). One byte of slack: the FIN of the stop's shutdown() takes a
+        # sequence number and shows in the unacked count.
+        assert acked - 1 <= res["bytes"] <= acked, (res["bytes"], acked, len(head))
     finally:
         for s in held:
             if isinstance(s, socket.socket):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.client
+import select
 import socket
 import ssl
 import statistics
@@ -329,6 +330,10 @@ class _Load:
     errors: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Socket timeout while a body moves: past the direction's end (stop shuts sockets down).
+    # One stream starved for seconds on a tail-drop link (TCP backing off) is not a failure
+    # while the others fill the link; a silence of the whole direction is (see run_direction).
+    hold: float = 30.0
 
     def __post_init__(self) -> None:
         self.counts = [0] * self.streams
@@ -378,6 +383,7 @@ def _download_stream(ep: Endpoint, load: _Load, i: int, first: int, cap: int) ->
                 client.conn.request("GET", client.target(with_bytes(ep.down_url, size)),
                                     headers={**ep.headers, **client.extra})
                 load.socks[i] = client.sock
+                _hold(client.sock, load)
                 resp = client.conn.getresponse()
             except STALE:
                 if not reused:
@@ -412,6 +418,30 @@ def _post_headers(client: Client, ep: Endpoint, size: int) -> None:
     client.conn.endheaders()
 
 
+def _hold(sock: socket.socket | None, load: _Load) -> None:
+    """Connected with the connect timeout; while the body moves, wait as long as the run does."""
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.settimeout(load.hold)
+
+
+def _drain(sock: socket.socket, load: _Load) -> None:
+    """Wait while the peer acknowledges the body still queued in our socket.
+
+    The last send() returns once the tail of the body is in the kernel, which on a slow link
+    can hold seconds of data (the send buffer grows with the window): on a 2 Mbit/s link,
+    400 KB queued in each of four streams takes 6.4 s to leave. Asking for the answer at once,
+    under a 3 s socket timeout, timed out on a healthy link and cut the stream (and, before
+    ``_Load.detach``, counted its queue as delivered). So wait here, in small steps, until the
+    queue is empty, the peer answers early (an error status, a close) or the run stops; a
+    silence of the whole direction is caught by run_direction's watchdog. Linux; elsewhere the
+    queue is unknown (0) and the answer is awaited under the socket timeout.
+    """
+    while unacked(sock) > 0 and not load.stop.is_set():
+        if select.select([sock], [], [], 0.02)[0]:
+            return
+
+
 def _upload_stream(ep: Endpoint, load: _Load, i: int, first: int, cap: int) -> None:
     payload = memoryview(b"\0" * SEND_CHUNK)
     client = Client(ep.up_url, ep.timeout, ep.proxy())
@@ -425,10 +455,14 @@ def _upload_stream(ep: Endpoint, load: _Load, i: int, first: int, cap: int) -> N
                 sock = client.sock
                 assert sock is not None
                 load.socks[i] = sock
+                _hold(sock, load)
                 while sent < size and not load.stop.is_set():
                     n = sock.send(payload[: min(SEND_CHUNK, size - sent)])
                     load.counts[i] += n
                     sent += n
+                if load.stop.is_set():
+                    return
+                _drain(sock, load)
                 if load.stop.is_set():
                     return
                 resp = client.conn.getresponse()  # the peer answers once it has the whole body
@@ -495,7 +529,7 @@ class Pinger:
 def run_direction(ep: Endpoint, upload: bool, seconds: float, st: Settings,
                   progress: Callable[[str, float | None], None] | None = None) -> dict[str, Any]:
     """Load one direction for at most ``seconds``; returns steady Mbps, bytes and the window."""
-    load = _Load(st.streams)
+    load = _Load(st.streams, hold=seconds + 2 * ep.timeout + 2.0)
     target = _upload_stream if upload else _download_stream
     threads = [threading.Thread(target=target, daemon=True, name=f"bw-{i}",
                                 args=(ep, load, i, st.first_bytes, st.max_request_bytes))
@@ -506,10 +540,17 @@ def run_direction(ep: Endpoint, upload: bool, seconds: float, st: Settings,
     samples: list[tuple[float, int]] = [(0.0, 0)]
     stable = False
     name = "up" if upload else "down"
+    moved_at = 0.0  # when the delivered count last grew: the whole-direction watchdog
     while True:
         time.sleep(SAMPLE_S)
         now = time.monotonic() - t0
         samples.append((now, load.delivered(upload)))
+        if samples[-1][1] > samples[-2][1]:
+            moved_at = now
+        elif now - moved_at > max(ep.timeout, 2 * SAMPLE_S):
+            load.errors.append(f"{'upload' if upload else 'download'} stalled: no data for "
+                               f"{now - moved_at:.1f} s")
+            break
         if progress and len(samples) % 3 == 0:
             progress(name, steady_rate(samples, st.omit_s)[0])
         if is_stable(samples, st.omit_s, st.min_steady_s, st.tolerance):
