@@ -1,4 +1,4 @@
-"""bandwidth: is there enough steady throughput each way, and does latency hold under load?
+"""bandwidth: is there enough steady throughput each way for this room, and does latency hold?
 
 Checks one path: the internet (HTTP(S) speed-test endpoints, default Cloudflare's, through the
 proxy the system would use for them, as Zoom would), or with ``check --peer ADDR`` the LAN path
@@ -6,20 +6,33 @@ to a ``roomprobe serve`` peer (the controller's Wi-Fi to the room PC, the path b
 How: roomprobe.net.speed: parallel TCP streams per direction with ramping payloads, warm-up dropped,
 steady-state Mbps, early stop once stable; a small request on its own connection times round
 trips while idle and while each direction is loaded. Bytes used are reported.
-Concludes against a profile: fail below 2.5 Mbps either way, warn below the Zoom Rooms figure for
-the configured number of displays, warn on idle latency, jitter, and latency added under load
-(buffer bloat). An endpoint that does not answer is its own finding.
+
+Concludes against the room's profile (docs/bandwidth.md): Zoom Rooms' figure for its display
+count (1-3, configured or detected from the OS) and resolution (720p/1080p), plus screen
+sharing when on; or the plain-client profile (2.5 Mbps each way). Each direction: fail below
+the figure, warn when the headroom above it is under ``headroom_warn`` (20%), else met.
+Also warns on idle latency, jitter and latency added under load (buffer bloat).
+
+PASS = both directions measured to completion (no stream cut short, a steady window of at least
+``min_steady`` seconds after warm-up) and each met its figure with the headroom, and idle round
+trips were measured. An unreachable endpoint, an unusable proxy setting, a transfer cut short,
+a run the deadline shortened, a direction that moved no data: never PASS.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Any
 
+from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
 
 DEFAULT_PEER_PORT = 9095
+RESOLUTIONS = ("720p", "1080p")
+PROFILES = ("rooms", "client")
+
 
 @dataclass(frozen=True)
 class Options:
@@ -34,54 +47,174 @@ class Options:
     streams: int = 4
     omit: float = 1.0  # seconds of warm-up (slow start) dropped per direction
     stable_tolerance: float = 0.04  # stop early once the steady rate agrees within 4%
-    min_steady: float = 2.0  # ... over at least this many seconds
+    min_steady: float = 2.0  # ... over at least this many seconds; shorter is "cut short"
     max_request_mb: int = 64
     connect_timeout: float = 3.0
-    # Profile (zoom-network-facts.md): 2.5 Mbps each way; Zoom Rooms 1/2/3 displays.
-    min_down_mbps: float = 2.5
+    # The room profile (zoom-network-facts.md, "Added after the first release"; docs/bandwidth.md).
+    profile: str = "rooms"  # rooms: Zoom Rooms per display | client: a plain Zoom client
+    displays: int = 0  # 1-3; 0: detect from the OS on the room PC, else 1 (flag: --displays)
+    resolution: str = "720p"  # 720p | 1080p (flag: --resolution)
+    share: bool = False  # screen sharing on: adds share_mbps each way (flag: --share)
+    share_mbps: float = 0.3  # Zoom: sharing adds 150-300 kbps; the upper figure
+    detect_displays: bool = True
+    headroom_warn: float = 0.20  # warn when measured is less than 20% above the figure
+    rooms_720p_up_mbps: tuple[float, ...] = (2.0, 2.0, 2.0)  # for 1 / 2 / 3 displays
+    rooms_720p_down_mbps: tuple[float, ...] = (2.0, 4.0, 6.0)
+    rooms_1080p_up_mbps: tuple[float, ...] = (4.0, 4.0, 4.0)
+    rooms_1080p_down_mbps: tuple[float, ...] = (4.0, 8.0, 12.0)
+    min_down_mbps: float = 2.5  # the "client" profile: Zoom's group-call figure each way
     min_up_mbps: float = 2.5
-    displays: int = 1
-    rooms_down_mbps: tuple[float, ...] = (2.0, 4.0, 6.0)
-    rooms_up_mbps: tuple[float, ...] = (2.0, 2.0, 2.0)
     latency_warn_ms: float = 100.0  # idle median round trip
     jitter_warn_ms: float = 30.0
     bufferbloat_warn_ms: float = 100.0  # loaded median minus idle median
 
 
-def _rooms_figure(table: list[float], displays: int) -> float:
-    if not table:
-        return 0.0
-    return float(table[min(max(displays, 1), len(table)) - 1])
+def validate(o: Options) -> None:
+    """Refuse a profile that cannot be judged, before any traffic (one line, exit 3)."""
+    if o.profile not in PROFILES:
+        raise UsageError(f"bandwidth.profile {o.profile!r} is not one of {', '.join(PROFILES)}")
+    if o.resolution not in RESOLUTIONS:
+        raise UsageError(f"bandwidth.resolution {o.resolution!r} is not one of "
+                         f"{', '.join(RESOLUTIONS)}; e.g. --resolution 1080p")
+    if not 0 <= o.displays <= 3:
+        raise UsageError(f"bandwidth.displays {o.displays} is out of range; give 1-3 "
+                         "(0 detects it from the OS)")
+    if not 0 <= o.headroom_warn <= 1:
+        raise UsageError(f"bandwidth.headroom_warn {o.headroom_warn:g} is out of range; give a "
+                         "fraction, e.g. 0.2 for 20%")
+    for name in ("rooms_720p_up_mbps", "rooms_720p_down_mbps", "rooms_1080p_up_mbps",
+                 "rooms_1080p_down_mbps"):
+        table = getattr(o, name)
+        if len(table) != 3 or not all(float(x) > 0 for x in table):
+            raise UsageError(f"bandwidth.{name} needs three positive figures (1, 2, 3 displays), "
+                             f"got {list(table)}")
+    if o.min_down_mbps <= 0 or o.min_up_mbps <= 0 or o.share_mbps < 0:
+        raise UsageError("bandwidth.min_down_mbps/min_up_mbps must be above 0, share_mbps >= 0")
 
 
-def evaluate(m: dict[str, Any], opts: Options, where: str) -> list[Finding]:
+# ---------------------------------------------------------------- the room profile
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What this room needs each way, and where its display count came from."""
+
+    name: str  # rooms | client
+    up_mbps: float
+    down_mbps: float
+    displays: int | None = None
+    displays_source: str | None = None  # configured | detected | default
+    resolution: str | None = None
+    share: bool = False
+    detection: dict[str, Any] | None = None
+
+    def label(self) -> str:
+        """"3 displays at 1080p" / "1 display at 720p with sharing" / "a plain Zoom client"."""
+        if self.name == "client":
+            return "a plain Zoom client"
+        n = self.displays or 1
+        text = f"{n} display{'s' if n != 1 else ''} at {self.resolution}"
+        return text + (" with screen sharing" if self.share else "")
+
+    def to_evidence(self) -> dict[str, Any]:
+        return {"name": self.name, "label": self.label(), "up_mbps": self.up_mbps,
+                "down_mbps": self.down_mbps, "displays": self.displays,
+                "displays_source": self.displays_source, "resolution": self.resolution,
+                "share": self.share, "detection": self.detection}
+
+
+def make_profile(o: Options, settings: Any = None, detected: Any = None) -> Profile:
+    """The profile from options, the check's flags (``settings``) and the OS's display count.
+
+    Display count: a flag or option wins ("configured"); else what the OS said ("detected",
+    clamped to 1-3); else 1 ("default"). ``detected`` is a roomprobe.net.displays.Displays.
+    """
+    flag = (lambda name: getattr(settings, name, None)) if settings is not None else (lambda _: None)
+    resolution = flag("resolution") or o.resolution
+    share = bool(o.share if flag("share") is None else flag("share"))
+    extra = float(o.share_mbps) if share else 0.0
+    detection = detected.to_evidence() if detected is not None else None
+    if o.profile == "client":
+        return Profile("client", round(float(o.min_up_mbps) + extra, 2),
+                       round(float(o.min_down_mbps) + extra, 2), share=share, detection=detection)
+    if flag("displays"):
+        displays, source = int(flag("displays")), "configured"
+    elif o.displays:
+        displays, source = int(o.displays), "configured"
+    elif detected is not None and detected.count:
+        displays, source = min(3, max(1, int(detected.count))), "detected"
+    else:
+        displays, source = 1, "default"
+    up = getattr(o, f"rooms_{resolution}_up_mbps")[displays - 1]
+    down = getattr(o, f"rooms_{resolution}_down_mbps")[displays - 1]
+    return Profile("rooms", round(float(up) + extra, 2), round(float(down) + extra, 2), displays,
+                   source, resolution, share, detection)
+
+
+def _needs_line(p: Profile) -> str:
+    return f"needs {p.up_mbps:.1f} up / {p.down_mbps:.1f} down for {p.label()}"
+
+
+def _source_note(p: Profile) -> str:
+    """Where the display count came from, for the end of the summary line."""
+    if p.displays_source is None:
+        return ""
+    how = (p.detection or {}).get("method") if p.displays_source == "detected" else None
+    return f"; displays {p.displays_source}" + (f" ({how})" if how else "")
+
+
+def judge(mbps: float, need: float, headroom_warn: float) -> tuple[str, float]:
+    """("fail" | "warn" | "met", headroom): headroom is (measured - need) / need."""
+    headroom = (mbps - need) / need if need > 0 else float("inf")
+    if mbps < need:
+        return "fail", headroom
+    if round(headroom, 6) < headroom_warn:  # 4.8 over 4.0 is 20%, not 19.999...%
+        return "warn", headroom
+    return "met", headroom
+
+
+def complete(d: dict[str, Any], min_steady: float) -> bool:
+    """A direction measured to the end: data, no stream cut short, a long enough steady window."""
+    return (d.get("mbps") is not None and not d.get("errors")
+            and float(d.get("steady_seconds") or 0.0) >= float(min_steady))
+
+
+def evaluate(m: dict[str, Any], opts: Options, where: str,
+             profile: Profile | None = None) -> list[Finding]:
     """Findings from one measurement (the dict roomprobe.net.speed.measure returns)."""
+    profile = profile or make_profile(opts)
     out: list[Finding] = []
-    displays = int(opts.displays)
-    for key, label, fid, floor, table in (
-            ("download", "Download", "bandwidth-down-low", "min_down_mbps", "rooms_down_mbps"),
-            ("upload", "Upload", "bandwidth-up-low", "min_up_mbps", "rooms_up_mbps")):
+    for key, label, fid, need in (
+            ("download", "Download", "bandwidth-down-low", profile.down_mbps),
+            ("upload", "Upload", "bandwidth-up-low", profile.up_mbps)):
         d = m[key]
         mbps = d.get("mbps")
         if mbps is None:
             continue
-        minimum = float(getattr(opts, floor))
-        rooms = _rooms_figure(list(getattr(opts, table)), displays)
-        ev = {"mbps": mbps, "min_mbps": minimum, "rooms_mbps": rooms, "displays": displays,
-              "path": where, "bytes": d["bytes"], "steady_seconds": d["steady_seconds"]}
-        if mbps < minimum:
+        verdict, headroom = judge(float(mbps), float(need), float(opts.headroom_warn))
+        whole = complete(d, opts.min_steady)
+        ev = {"mbps": mbps, "need_mbps": need, "headroom": round(headroom, 3),
+              "headroom_warn": opts.headroom_warn, "profile": profile.label(),
+              "complete": whole, "path": where, "bytes": d.get("bytes"),
+              "steady_seconds": d.get("steady_seconds")}
+        who = ("a plain Zoom client needs" if profile.name == "client"
+               else f"Zoom Rooms needs for {profile.label()}")
+        partial = "" if whole else " (measured before the transfer was cut short)"
+        if verdict == "fail":
             out.append(Finding(fid, Severity.FAIL,
-                               f"{label} on the {where} path is {mbps:.2f} Mbps, below the "
-                               f"{minimum:g} Mbps a stable Zoom call needs.", ev,
+                               f"{label} on the {where} path is {mbps:.2f} Mbps{partial}, below the "
+                               f"{need:.1f} Mbps {who}.", ev,
                                hint="Move the device closer to the access point or onto a cable, "
                                     "check for other heavy traffic, and ask the ISP/network team "
                                     "about the link's capacity."))
-        elif mbps < rooms:
+        elif verdict == "warn":
             out.append(Finding(fid, Severity.WARN,
-                               f"{label} on the {where} path is {mbps:.2f} Mbps, below the "
-                               f"{rooms:g} Mbps Zoom Rooms wants with {displays} display(s).", ev,
-                               hint="Expect reduced video quality on multi-display rooms; raise "
-                                    "the link's capacity or reduce competing traffic."))
+                               f"{label} on the {where} path is {mbps:.2f} Mbps{partial}, only "
+                               f"{headroom * 100:.0f}% above the {need:.1f} Mbps {who} (less than "
+                               f"the {opts.headroom_warn * 100:.0f}% headroom a busy link needs).",
+                               ev,
+                               hint="Any other traffic on this link will degrade the call: raise "
+                                    "the link's capacity, reduce competing traffic or apply QoS."))
     idle = m["idle"]
     if idle.get("median_ms") is not None and idle["median_ms"] >= float(opts.latency_warn_ms):
         out.append(Finding("latency-high", Severity.WARN,
@@ -168,12 +301,70 @@ def split_peer(peer: str, default_port: int) -> tuple[str, int]:
     return host, int(port_s)
 
 
+def _detect_displays(ctx: Context) -> tuple[threading.Thread, dict[str, Any]] | None:
+    """Start reading the OS's display count, when it is the room's and nothing configured it.
+
+    Next to the controller (``--room`` given, role controller-side) this PC's screens are not
+    the room's, so nothing is detected there. Runs beside the measurement in a daemon thread;
+    roomprobe.net.displays never raises, and the guard below keeps even a surprise contained.
+    """
+    o = ctx.options
+    configured = bool(getattr(ctx.settings, "displays", None) or o.displays)
+    if o.profile != "rooms" or configured or not o.detect_displays:
+        return None
+    if ctx.targets.role == "controller-side":
+        return None
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            from roomprobe.net import displays
+
+            box["found"] = displays.detect(timeout=4.0)
+        except Exception:  # pragma: no cover - displays.detect is guarded itself
+            box["found"] = None
+
+    thread = threading.Thread(target=work, name="bw-displays", daemon=True)
+    thread.start()
+    return thread, box
+
+
+def _profile(ctx: Context, pending: tuple[threading.Thread, dict[str, Any]] | None,
+             wait: float) -> Profile:
+    detected = None
+    if pending is not None:
+        thread, box = pending
+        thread.join(timeout=max(0.0, wait))
+        detected = box.get("found")
+    return make_profile(ctx.options, ctx.settings, detected)
+
+
+def _unusable(status: Status, fid: str, severity: Severity, summary: str, message: str,
+              ev: dict[str, Any], hint: str) -> Result:
+    return Result(status, fid, summary, ev, [Finding(fid, severity, message, ev, hint=hint)])
+
+
 def run(ctx: Context) -> Result:
     from roomprobe.net import speed
 
     o = ctx.options
     ep, where, label = endpoint_for(ctx)
-    proxy = ep.proxy()
+    pending = _detect_displays(ctx)
+    try:
+        proxy = ep.proxy()
+    except speed.ProxySettingError as exc:
+        profile = _profile(ctx, pending, ctx.budget(1.0))
+        ev = {"path": where, "endpoint": label, "stage": exc.stage, "setting": exc.setting,
+              "where": exc.where, "value": exc.shown, "problem": exc.problem,
+              "profile": profile.to_evidence()}
+        sev = Severity.WARN if exc.unsupported else Severity.FAIL
+        return _unusable(Status.WARN if exc.unsupported else Status.FAIL,
+                         "bandwidth-endpoint-unreachable", sev,
+                         f"{_needs_line(profile)}; not measured: proxy setting {exc.setting} "
+                         f"({exc.where}) is unusable{_source_note(profile)}",
+                         f"The {where} bandwidth endpoint cannot be reached: {exc}.", ev,
+                         hint=f"Fix or remove {exc.setting} ({exc.where}): a proxy is "
+                              "http://HOST:PORT with a numeric port; Zoom reads the same setting.")
     st = speed.Settings(streams=max(1, int(o.streams)), omit_s=float(o.omit),
                         min_steady_s=float(o.min_steady), tolerance=float(o.stable_tolerance),
                         max_request_bytes=int(float(o.max_request_mb) * 1024 * 1024))
@@ -185,54 +376,86 @@ def run(ctx: Context) -> Result:
     try:
         m = speed.measure(ep, budget, st, show)
     except speed.EndpointError as exc:
-        ev = {**base_ev, "stage": exc.stage, "http_status": exc.status, "error": str(exc)}
+        profile = _profile(ctx, pending, ctx.budget(1.0))
+        ev = {**base_ev, "stage": exc.stage, "http_status": exc.status, "error": str(exc),
+              "profile": profile.to_evidence()}
         why = ("it rejected our session token (check --peer-token)" if exc.status == 403
                else str(exc))
-        return Result(Status.FAIL, "bandwidth-endpoint-unreachable",
-                      f"{label} did not answer: {why}", ev,
-                      [Finding("bandwidth-endpoint-unreachable", Severity.FAIL,
-                               f"The {where} bandwidth endpoint {label} cannot be used: {why}.", ev,
-                               hint=("Start 'roomprobe serve --bind ADDR' on the peer and pass its "
-                                     "address and token (--peer, --peer-token); check a firewall "
-                                     "allows the port." if where == "lan" else
-                                     "Check internet access and the proxy for this URL, or point "
-                                     "bandwidth.down_url/up_url at a reachable speed-test server."))])
+        return _unusable(Status.FAIL, "bandwidth-endpoint-unreachable", Severity.FAIL,
+                         f"{_needs_line(profile)}; not measured: {label} did not answer: {why}"
+                         f"{_source_note(profile)}",
+                         f"The {where} bandwidth endpoint {label} cannot be used: {why}.", ev,
+                         hint=("Start 'roomprobe serve --bind ADDR' on the peer and pass its "
+                               "address and token (--peer, --peer-token); check a firewall "
+                               "allows the port." if where == "lan" else
+                               "Check internet access and the proxy for this URL, or point "
+                               "bandwidth.down_url/up_url at a reachable speed-test server."))
     finally:
         if show:
             sys.stderr.write("\r\x1b[K")
             sys.stderr.flush()
-    evidence = {**base_ev, **m}
-    findings = evaluate(m, o, where)
-    for key in ("download", "upload"):
-        d = m[key]
-        if d["mbps"] is not None and d["errors"] and not d["stable"]:
-            findings.append(Finding(
-                "bandwidth-endpoint-unreachable", Severity.WARN,
-                f"{label} stopped answering during the {key} ({'; '.join(d['errors'])}): the "
-                f"{d['mbps']} Mbps figure is incomplete.",
-                {"direction": key, "errors": d["errors"], "path": where, "mbps": d["mbps"]},
-                hint="A server limit (roomprobe serve --max-mb/--duration) or a proxy cut the "
-                     "transfer; rerun, or raise the server's limits."))
-        if d["mbps"] is None:
-            findings.append(Finding(
-                "bandwidth-endpoint-unreachable", Severity.FAIL,
-                f"The {key} to {label} moved no data: {'; '.join(m[key]['errors']) or 'no bytes'}.",
-                {"direction": key, "errors": m[key]["errors"], "path": where},
-                hint="The endpoint answers small requests but not transfers: a proxy or firewall "
-                     "may block large or POST requests; try another endpoint."))
+    profile = _profile(ctx, pending, ctx.budget(1.0))
+    evidence = {**base_ev, **m, "profile": profile.to_evidence()}
+    findings = evaluate(m, o, where, profile)
+    findings += incomplete_findings(m, o, where, label)
+    proven = (all(complete(m[k], o.min_steady) for k in ("download", "upload"))
+              and bool(m["idle"].get("samples")))
     down, up = m["download"]["mbps"], m["upload"]["mbps"]
     idle = m["idle"]["median_ms"]
-    summary = (f"{where} {label}: down {down if down is not None else '-'} Mbps, "
-               f"up {up if up is not None else '-'} Mbps, idle RTT {idle} ms, "
-               f"{m['bytes'] / 1e6:.1f} MB in {m['seconds']} s")
+    summary = (f"{_needs_line(profile)}; measured {up if up is not None else '-'} up / "
+               f"{down if down is not None else '-'} down Mbps on the {where} path to {label}, "
+               f"idle RTT {idle} ms, {m['bytes'] / 1e6:.1f} MB in {m['seconds']} s"
+               f"{_source_note(profile)}")
     if any(f.severity == Severity.FAIL for f in findings):
         status = Status.FAIL
     elif findings:
         status = Status.WARN
-    else:
+    elif proven:  # positive evidence: both directions complete, steady, above the figure
         status = Status.PASS
+    else:  # cannot happen while incomplete_findings covers every gap; never PASS by default
+        return Result(Status.ERROR, "bandwidth-unproven", summary, evidence, findings)
     reason = findings[0].id if findings else "ok"
     return Result(status, reason, summary, evidence, findings)
+
+
+def incomplete_findings(m: dict[str, Any], o: Options, where: str, label: str) -> list[Finding]:
+    """Every way the measurement fell short of proof, each its own finding (never a PASS)."""
+    out: list[Finding] = []
+    for key in ("download", "upload"):
+        d = m[key]
+        if d["mbps"] is None:
+            out.append(Finding(
+                "bandwidth-endpoint-unreachable", Severity.FAIL,
+                f"The {key} to {label} moved no data: {'; '.join(d['errors']) or 'no bytes'}.",
+                {"direction": key, "errors": d["errors"], "path": where},
+                hint="The endpoint answers small requests but not transfers: a proxy or firewall "
+                     "may block large or POST requests; try another endpoint."))
+        elif d["errors"]:
+            out.append(Finding(
+                "bandwidth-incomplete", Severity.WARN,
+                f"{label} stopped answering during the {key} ({'; '.join(d['errors'])}): the "
+                f"{d['mbps']} Mbps figure is incomplete and proves nothing.",
+                {"direction": key, "errors": d["errors"], "path": where, "mbps": d["mbps"],
+                 "steady_seconds": d["steady_seconds"]},
+                hint="A server limit (roomprobe serve --max-mb/--duration), a proxy or a stalled "
+                     "link cut the transfer; rerun, or raise the server's limits."))
+        elif float(d["steady_seconds"]) < float(o.min_steady):
+            out.append(Finding(
+                "bandwidth-incomplete", Severity.WARN,
+                f"The {key} on the {where} path was cut short: {d['steady_seconds']} s of steady "
+                f"transfer after warm-up, less than the {float(o.min_steady):g} s a figure needs; "
+                f"{d['mbps']} Mbps is not proof.",
+                {"direction": key, "path": where, "mbps": d["mbps"],
+                 "steady_seconds": d["steady_seconds"], "min_steady": o.min_steady},
+                hint="Give the probe more time: --set bandwidth.timeout=30 (its deadline) or "
+                     "--set bandwidth.duration=10."))
+    if not m["idle"].get("samples"):
+        out.append(Finding(
+            "bandwidth-incomplete", Severity.WARN,
+            f"No idle round trip to {label} was measured: latency and buffer bloat are unknown.",
+            {"path": where, "ping_lost": m.get("ping_lost")},
+            hint="The endpoint stopped answering small requests; rerun the check."))
+    return out
 
 
 PROBE = Probe(
@@ -241,8 +464,10 @@ PROBE = Probe(
     run=run,
     timeout_s=18.0,
     options=Options,
+    validate=validate,
     long_running=True,
-    description="Steady-state Mbps each way (parallel streams, warm-up dropped), idle and loaded "
-                "latency, jitter, buffer bloat; internet endpoints, or a 'roomprobe serve' peer "
-                "with --peer. Skip it for a quick check with --no-bandwidth.",
+    description="Steady-state Mbps each way (parallel streams, warm-up dropped) judged against the "
+                "room's profile (displays, resolution, sharing), idle and loaded latency, jitter, "
+                "buffer bloat; internet endpoints, or a 'roomprobe serve' peer with --peer. "
+                "Skip it for a quick check with --no-bandwidth.",
 )

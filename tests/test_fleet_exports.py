@@ -66,6 +66,7 @@ def two_rooms(peer, tmp_path_factory):
         r = cli("check", "--room", "127.0.0.1", "--room-name", name, "--port", str(zoom),
                 "--only", "controller-port,bandwidth", "--peer", f"127.0.0.1:{speed}",
                 "--peer-token", TOKEN, "--set", "bandwidth.duration=2", "--set", "bandwidth.streams=1",
+                "--set", "bandwidth.min_steady=0.5", "--set", "bandwidth.omit=0.3",
                 "--timeout", "15", "--format", "nagios", "--json", str(js),
                 "--history-db", str(d / "h.sqlite3"), "--prometheus-textfile", str(prom))
         import json
@@ -192,8 +193,8 @@ def test_nagios_output_is_a_short_status_line_with_perfdata(two_rooms):
 def test_nagios_unknown_explains_itself_on_stdout(tmp_path):
     r = cli("check", "--only", "interfaces", "--format", "nagios", "--room", "10.0.0.1", "--room", "10.0.0.2")
     assert r.returncode == 3
-    assert r.stdout.startswith("UNKNOWN - ") and "sweep" in r.stdout and len(r.stdout.splitlines()[0]) < 80
-    assert "sweep" in r.stderr and "Traceback" not in r.stderr
+    assert r.stdout.startswith("UNKNOWN - ") and "one check per room" in r.stdout and len(r.stdout.splitlines()[0]) < 80
+    assert "one check per room" in r.stderr and "Traceback" not in r.stderr
 
 
 @pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian: prometheus) not installed")

@@ -64,15 +64,14 @@ if TYPE_CHECKING:
               help="The session token 'roomprobe serve' printed (also: ROOMPROBE_PEER_TOKEN).")
 @click.option("--bandwidth/--no-bandwidth", "bandwidth", default=None,
               help="Run (or skip, for a quick check) the bandwidth probe [default: run].")
-def check(controller: tuple[str, ...], room: tuple[str, ...], port: int | None, timeout: float | None,
-          config_path: str | None, only: tuple[str, ...], skip: tuple[str, ...],
-          set_opts: tuple[str, ...], code: str | None, fmt: str | None, json_path: str | None,
-          no_color: bool, verbose: bool, room_name: str | None = None,
-          note: str | None = None, history: bool | None = None, history_db: str | None = None,
-          prometheus_textfile: str | None = None, webhook: str | None = None,
-          peer: str | None = None, peer_token: str | None = None,
-          bandwidth: bool | None = None, webhook_format: str | None = None,
-          webhook_headers: tuple[str, ...] = (), webhook_secret: str | None = None) -> int:
+@click.option("--displays", type=click.IntRange(1, 3), default=None, metavar="1-3",
+              help="The room's display count for the bandwidth profile [default: detected "
+                   "from the OS on the room PC, else 1].")
+@click.option("--resolution", type=click.Choice(["720p", "1080p"]), default=None,
+              help="The room's video resolution for the bandwidth profile [default: 720p].")
+@click.option("--share/--no-share", "share", default=None,
+              help="Count screen sharing in the bandwidth profile [default: off].")
+def check(**opts: Any) -> int:
     """Run the probes and tell why the controller, the room or Zoom's cloud cannot talk.
 
     \b
@@ -80,12 +79,9 @@ def check(controller: tuple[str, ...], room: tuple[str, ...], port: int | None, 
     Next to the controller:  roomprobe check --room 10.0.0.20
     """
     try:
-        return _check(controller, room, port, timeout, config_path, only, skip, set_opts, code, fmt,
-                      json_path, no_color, verbose, room_name, note, history, history_db,
-                      prometheus_textfile, webhook, peer, peer_token, bandwidth, webhook_format,
-                      webhook_headers, webhook_secret)
+        return _check(opts)
     except UsageError as exc:
-        if fmt == "nagios":  # a monitoring plugin's UNKNOWN explains itself on stdout
+        if opts.get("fmt") == "nagios":  # a monitoring plugin's UNKNOWN explains itself on stdout
             from roomprobe.report.nagios import usage_line
 
             click.echo(usage_line(str(exc)))
@@ -95,34 +91,27 @@ def check(controller: tuple[str, ...], room: tuple[str, ...], port: int | None, 
 def _one(flag: str, values: tuple[str, ...]) -> str | None:
     """--room/--controller name one address per check; several are refused, never half-used."""
     if len(values) > 1:
-        raise UsageError(f"--{flag} given {len(values)} times: a check looks at one room; for "
-                         f"several use 'roomprobe sweep {' '.join(values[:3])}'")
+        raise UsageError(f"--{flag} given {len(values)} times: a check looks at one room; "
+                         f"run one check per room (e.g. for a in {' '.join(values[:3])}; do "
+                         f"roomprobe check --{flag} $a; done)")
     return values[0] if values else None
 
 
-def _check(controller: tuple[str, ...], room: tuple[str, ...], port: int | None, timeout: float | None,
-           config_path: str | None, only: tuple[str, ...], skip: tuple[str, ...],
-           set_opts: tuple[str, ...], code: str | None, fmt: str | None, json_path: str | None,
-           no_color: bool, verbose: bool, room_name: str | None, note: str | None,
-           history: bool | None, history_db: str | None, prometheus_textfile: str | None,
-           webhook: str | None, peer: str | None, peer_token: str | None, bandwidth: bool | None,
-           webhook_format: str | None, webhook_headers: tuple[str, ...],
-           webhook_secret: str | None) -> int:
+def _check(o: dict[str, Any]) -> int:
+    """Flags (click's names) -> typed settings -> the run."""
     from roomprobe.core import settings as st
     from roomprobe.core.registry import load_probes
 
-    cfg = st.load(Path(config_path) if config_path else st.default_config_path())
-    flags = {"controller": _one("controller", controller), "room": _one("room", room),
-             "port": port, "timeout": timeout,
-             "code": code, "format": fmt, "json": json_path, "room_name": room_name, "note": note,
-             "history": history, "history_db": history_db,
-             "prometheus_textfile": prometheus_textfile, "webhook": webhook,
-             "only": only, "skip": skip, "no_color": no_color, "verbose": verbose,
-             "peer": peer, "peer_token": peer_token, "bandwidth": bandwidth,
-             "webhook_format": webhook_format, "webhook_headers": webhook_headers or None,
-             "webhook_secret": webhook_secret}
+    cfg = st.load(Path(o["config_path"]) if o["config_path"] else st.default_config_path())
+    flags = {"controller": _one("controller", o["controller"]), "room": _one("room", o["room"]),
+             "format": o["fmt"], "json": o["json_path"],
+             "webhook_headers": o["webhook_headers"] or None,
+             **{k: o[k] for k in ("port", "timeout", "code", "room_name", "note", "history", "history_db",
+                                  "prometheus_textfile", "webhook", "only", "skip", "no_color", "verbose",
+                                  "peer", "peer_token", "bandwidth", "webhook_format", "webhook_secret",
+                                  "displays", "resolution", "share")}}
     probes = load_probes()
-    settings = st.build(cfg, flags, set_opts, probes, checks=(_check_code, _check_peer, _check_fleet))
+    settings = st.build(cfg, flags, o["set_opts"], probes, checks=(_check_code, _check_peer, _check_fleet))
     return run_check(settings, probes)
 
 

@@ -56,10 +56,14 @@ class CheckSettings:
     webhook_format: str = "json"  # json | slack | teams
     webhook_headers: tuple[str, ...] = ()  # "Name: value" added to each webhook POST
     webhook_secret: str | None = None  # HMAC key (flag or $ROOMPROBE_WEBHOOK_SECRET only)
-    # Set by flags only (not config keys): probes switched on by name, the LAN peer.
+    # Set by flags only (not config keys): probes switched on by name, the LAN peer, and the
+    # room profile the bandwidth probe judges against (its config home is [probes.bandwidth]).
     enable: tuple[str, ...] = ()
     peer: str | None = None
     peer_token: str | None = None
+    displays: int | None = None
+    resolution: str | None = None
+    share: bool | None = None
 
 
 # [check] keys the file may set, with the types each accepts (bool is never an int here).
@@ -72,7 +76,7 @@ CHECK_TYPES: dict[str, tuple[type, ...]] = {
     "webhook_format": (str,), "webhook_headers": (list,),
 }
 CHECK_KEYS: tuple[str, ...] = tuple(CHECK_TYPES)
-FLAG_ONLY = ("enable", "peer", "peer_token", "webhook_secret")
+FLAG_ONLY = ("enable", "peer", "peer_token", "webhook_secret", "displays", "resolution", "share")
 
 
 @dataclass(frozen=True)

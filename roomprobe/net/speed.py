@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.client
+import select
 import socket
 import statistics
 import sys
@@ -35,7 +36,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from roomprobe.net import tlstrust
-from roomprobe.net.proxies import proxy_for
+from roomprobe.net.proxies import route_for
 
 TOKEN_HEADER = "X-Roomprobe-Token"
 CHUNK = 256 * 1024
@@ -52,6 +53,105 @@ class EndpointError(Exception):
         self.stage = stage
 
 
+class ProxySettingError(EndpointError):
+    """The proxy the system would use for the URL is not a usable proxy address.
+
+    ``setting`` names it (``https_proxy``, "proxy server", a PAC answer) and ``where`` says where
+    it lives (the environment, the registry key, the PAC file), so the message tells the user
+    exactly what to fix. ``shown`` is the value with any credentials removed.
+    """
+
+    def __init__(self, problem: str, *, setting: str, where: str, shown: str,
+                 unsupported: bool = False) -> None:
+        super().__init__(f"the proxy setting {setting} ({where}) = {shown!r} {problem}",
+                         stage="proxy-setting")
+        self.problem, self.setting, self.where, self.shown = problem, setting, where, shown
+        self.unsupported = unsupported
+
+
+def redact_proxy(value: str) -> str:
+    """A proxy value for messages: ``user:password@`` cut out without parsing (it may not parse)."""
+    value = value.strip()[:200]
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        scheme, rest = "", value
+    if "@" in rest:
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{rest}"
+
+
+def proxy_problem(proxy: str) -> tuple[str, bool] | None:
+    """Why ``proxy`` cannot be used for the measurement (and whether it is merely unsupported).
+
+    Whether it is a proxy URL at all is the shared rule (``proxysrc.proxy_problem``, the one the
+    proxy and cloud probes use); on top of that the measurement speaks to HTTP proxies only.
+    """
+    from roomprobe.net.proxysrc import proxy_problem as url_problem
+
+    problem = url_problem(proxy)
+    if problem is not None:
+        return problem, False
+    scheme = urlsplit(proxy if "://" in proxy else f"http://{proxy}").scheme.lower()
+    if scheme != "http":
+        return (f"is a {scheme} proxy; the measurement speaks to HTTP proxies only "
+                "(as Zoom does for its web traffic)", True)
+    return None
+
+
+def _raw_proxy(url: str) -> str | None:
+    """The proxy value as set (before the resolver judged it), for the message; never raises."""
+    try:
+        from roomprobe.net.proxies import effective_source
+
+        src = effective_source()
+        scheme = urlsplit(url).scheme
+        return None if src is None else (src.proxies.get(scheme) or src.proxies.get("all"))
+    except Exception:
+        return None
+
+
+def _where_set(url: str) -> tuple[str, str]:
+    """(setting, where it lives) for the proxy the system uses for ``url``; never raises."""
+    try:
+        from roomprobe.net.proxies import effective_source
+        from roomprobe.net.proxysrc.env import variables
+
+        src = effective_source()
+        if src is None:
+            return "proxy", "system settings"
+        if src.name == "env":
+            found = variables()
+            scheme = urlsplit(url).scheme
+            name = found.get(scheme, found.get("all", ("", "")))[0]
+            return (name or f"{scheme}_proxy"), "environment variable"
+        if src.pac_url:
+            return "the PAC file's answer", f"{src.origin}, PAC {redact_proxy(src.pac_url)}"
+        return "proxy server", src.origin
+    except Exception as exc:  # naming the place must never hide the problem itself
+        return "proxy", f"system settings (could not tell which: {type(exc).__name__})"
+
+
+def system_proxy(url: str) -> str | None:
+    """The proxy the system would use for ``url`` (None: direct), checked before any traffic.
+
+    Raises ProxySettingError naming the setting and where it lives when the value is not a
+    usable proxy address (``https_proxy=http://127.0.0.1:abc``), instead of a crash deep in a
+    stream thread; and when the proxy settings cannot be read at all.
+    """
+    route = route_for(url)  # never raises; "invalid" when the setting is no proxy URL
+    proxy = route.proxy if route.via != "invalid" else _raw_proxy(url) or "?"
+    if route.via != "invalid" and proxy is None:
+        return None
+    problem = proxy_problem(proxy)
+    if problem is None and route.via == "invalid":  # unreadable settings, or a PAC's odd answer
+        problem = (f"could not be used ({route.error or 'invalid'})", False)
+    if problem is not None:
+        setting, where = _where_set(url)
+        raise ProxySettingError(problem[0], setting=setting, where=where,
+                                shown=redact_proxy(proxy), unsupported=problem[1])
+    return proxy
+
+
 @dataclass
 class Endpoint:
     """Where to measure: download and upload URLs, extra headers (the serve token), timeout."""
@@ -61,9 +161,18 @@ class Endpoint:
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 3.0
     use_proxy: bool = True
+    _proxy: list[str | None] = field(default_factory=list, repr=False)
 
     def proxy(self) -> str | None:
-        return proxy_for(self.down_url) if self.use_proxy else None
+        """The proxy for these URLs, decided once (every stream must take the same path).
+
+        Raises ProxySettingError on an unusable proxy setting (see :func:`system_proxy`).
+        """
+        if not self.use_proxy:
+            return None
+        if not self._proxy:
+            self._proxy.append(system_proxy(self.down_url))
+        return self._proxy[0]
 
 
 class Client:
@@ -231,19 +340,39 @@ class _Load:
     socks: list[Any] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Socket timeout while a body moves: past the direction's end (stop shuts sockets down).
+    # One stream starved for seconds on a tail-drop link (TCP backing off) is not a failure
+    # while the others fill the link; a silence of the whole direction is (see run_direction).
+    hold: float = 30.0
 
     def __post_init__(self) -> None:
         self.counts = [0] * self.streams
         self.socks = [None] * self.streams
 
     def delivered(self, upload: bool) -> int:
-        socks = list(self.socks)
-        total = sum(self.counts)
-        if upload:
-            total -= sum(unacked(s) for s in socks)
-        else:  # what crossed the link, even if a reader thread has not been scheduled yet
-            total += sum(unread(s) for s in socks)
+        with self.lock:  # a stream detaching its socket moves bytes between the two terms
+            socks = list(self.socks)
+            total = sum(self.counts)
+            if upload:
+                total -= sum(unacked(s) for s in socks)
+            else:  # what crossed the link, even if a reader thread has not been scheduled yet
+                total += sum(unread(s) for s in socks)
         return max(0, total)
+
+    def detach(self, i: int, upload: bool) -> None:
+        """Stream ``i`` lets go of its socket; an upload takes back what the peer never acked.
+
+        Without this, an upload stream that fails (a send timing out on a congested link) or is
+        stopped would leave its unacknowledged send queue counted as delivered the moment its
+        socket is forgotten: a jump of up to a send buffer in one sample, which over a 2 Mbit/s
+        link read as 2.47 Mbps.
+        """
+        with self.lock:
+            sock = self.socks[i]
+            if upload and sock is not None:
+                self.counts[i] -= unacked(sock)
+            self.socks[i] = None
 
 
 def _sizes(first: int, cap: int) -> Iterator[int]:
@@ -265,6 +394,7 @@ def _download_stream(ep: Endpoint, load: _Load, i: int, first: int, cap: int) ->
                 client.conn.request("GET", client.target(with_bytes(ep.down_url, size)),
                                     headers={**ep.headers, **client.extra})
                 load.socks[i] = client.sock
+                _hold(client.sock, load)
                 resp = client.conn.getresponse()
             except STALE:
                 if not reused:
@@ -299,6 +429,30 @@ def _post_headers(client: Client, ep: Endpoint, size: int) -> None:
     client.conn.endheaders()
 
 
+def _hold(sock: socket.socket | None, load: _Load) -> None:
+    """Connected with the connect timeout; while the body moves, wait as long as the run does."""
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.settimeout(load.hold)
+
+
+def _drain(sock: socket.socket, load: _Load) -> None:
+    """Wait while the peer acknowledges the body still queued in our socket.
+
+    The last send() returns once the tail of the body is in the kernel, which on a slow link
+    can hold seconds of data (the send buffer grows with the window): on a 2 Mbit/s link,
+    400 KB queued in each of four streams takes 6.4 s to leave. Asking for the answer at once,
+    under a 3 s socket timeout, timed out on a healthy link and cut the stream (and, before
+    ``_Load.detach``, counted its queue as delivered). So wait here, in small steps, until the
+    queue is empty, the peer answers early (an error status, a close) or the run stops; a
+    silence of the whole direction is caught by run_direction's watchdog. Linux; elsewhere the
+    queue is unknown (0) and the answer is awaited under the socket timeout.
+    """
+    while unacked(sock) > 0 and not load.stop.is_set():
+        if select.select([sock], [], [], 0.02)[0]:
+            return
+
+
 def _upload_stream(ep: Endpoint, load: _Load, i: int, first: int, cap: int) -> None:
     payload = memoryview(b"\0" * SEND_CHUNK)
     client = Client(ep.up_url, ep.timeout, ep.proxy())
@@ -312,10 +466,14 @@ def _upload_stream(ep: Endpoint, load: _Load, i: int, first: int, cap: int) -> N
                 sock = client.sock
                 assert sock is not None
                 load.socks[i] = sock
+                _hold(sock, load)
                 while sent < size and not load.stop.is_set():
                     n = sock.send(payload[: min(SEND_CHUNK, size - sent)])
                     load.counts[i] += n
                     sent += n
+                if load.stop.is_set():
+                    return
+                _drain(sock, load)
                 if load.stop.is_set():
                     return
                 resp = client.conn.getresponse()  # the peer answers once it has the whole body
@@ -323,11 +481,12 @@ def _upload_stream(ep: Endpoint, load: _Load, i: int, first: int, cap: int) -> N
             except STALE:
                 if not reused:
                     raise
-                load.socks[i] = None
-                load.counts[i] -= sent  # written into a connection that was already gone
+                with load.lock:
+                    load.socks[i] = None
+                    load.counts[i] -= sent  # written into a connection that was already gone
                 client.close()
                 continue
-            load.socks[i] = None
+            load.detach(i, upload=True)
             if resp.status != 200:
                 load.errors.append(f"upload HTTP {resp.status}")
                 return
@@ -335,7 +494,7 @@ def _upload_stream(ep: Endpoint, load: _Load, i: int, first: int, cap: int) -> N
         if not load.stop.is_set():
             load.errors.append(f"upload {type(exc).__name__}: {exc}")
     finally:
-        load.socks[i] = None
+        load.detach(i, upload=True)  # before close: the kernel still knows what is unacked
         client.close()
 
 
@@ -381,7 +540,7 @@ class Pinger:
 def run_direction(ep: Endpoint, upload: bool, seconds: float, st: Settings,
                   progress: Callable[[str, float | None], None] | None = None) -> dict[str, Any]:
     """Load one direction for at most ``seconds``; returns steady Mbps, bytes and the window."""
-    load = _Load(st.streams)
+    load = _Load(st.streams, hold=seconds + 2 * ep.timeout + 2.0)
     target = _upload_stream if upload else _download_stream
     threads = [threading.Thread(target=target, daemon=True, name=f"bw-{i}",
                                 args=(ep, load, i, st.first_bytes, st.max_request_bytes))
@@ -392,10 +551,17 @@ def run_direction(ep: Endpoint, upload: bool, seconds: float, st: Settings,
     samples: list[tuple[float, int]] = [(0.0, 0)]
     stable = False
     name = "up" if upload else "down"
+    moved_at = 0.0  # when the delivered count last grew: the whole-direction watchdog
     while True:
         time.sleep(SAMPLE_S)
         now = time.monotonic() - t0
         samples.append((now, load.delivered(upload)))
+        if samples[-1][1] > samples[-2][1]:
+            moved_at = now
+        elif now - moved_at > max(ep.timeout, 2 * SAMPLE_S):
+            load.errors.append(f"{'upload' if upload else 'download'} stalled: no data for "
+                               f"{now - moved_at:.1f} s")
+            break
         if progress and len(samples) % 3 == 0:
             progress(name, steady_rate(samples, st.omit_s)[0])
         if is_stable(samples, st.omit_s, st.min_steady_s, st.tolerance):
