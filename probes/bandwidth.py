@@ -13,11 +13,13 @@ the configured number of displays, warn on idle latency, jitter, and latency add
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.net.peerlink import PEER_LINK
 
 DEFAULT_PEER_PORT = 9095
 
@@ -179,7 +181,9 @@ def run(ctx: Context) -> Result:
                                "budget_s": round(budget, 2)}
     show = _progress(ctx)
     try:
-        m = speed.measure(ep, budget, st, show)
+        # The quality probe waits for the LAN peer while this test loads it (net/peerlink.py).
+        with PEER_LINK if where == "lan" else contextlib.nullcontext():
+            m = speed.measure(ep, budget, st, show)
     except speed.EndpointError as exc:
         ev = {**base_ev, "stage": exc.stage, "http_status": exc.status, "error": str(exc)}
         why = ("it rejected our session token (check --peer-token)" if exc.status == 403
