@@ -73,7 +73,7 @@ def irtt(ctrl: Host, room: Host, duration: float) -> dict[str, float]:
         return st.get(block, {}).get(key, 0) / 1e6
 
     return {"up_loss_pct": st["upstream_loss_percent"], "down_loss_pct": st["downstream_loss_percent"],
-            "up_jitter_ms": ms("send_ipdv", "mean"), "down_jitter_ms": ms("receive_ipdv", "mean"),
+            "up_jitter_ms": ms("ipdv_send", "mean"), "down_jitter_ms": ms("ipdv_receive", "mean"),
             "rtt_p50_ms": ms("rtt", "median"), "rtt_max_ms": ms("rtt", "max")}
 
 
@@ -105,12 +105,15 @@ def main() -> int:
         serve = room.popen([sys.executable, "-m", "roomprobe", "serve", "--bind", room.addr, "--token",
                             TOKEN, "--duration", "3600"], stdout=subprocess.PIPE, text=True)
         assert serve.stdout is not None and TOKEN in serve.stdout.readline()
-        room.popen(["irtt", "server", "-b", f"{room.addr}:{IRTT_PORT}"])
-        time.sleep(0.5)
+        server = None
         print(f"{'scenario':9} {'figure':15} {'irtt':>9} {'roomprobe':>10} {'diff':>8}")
         worst = {"loss": 0.0, "jitter": 0.0}
         for name in args.scenarios.split(","):
             fault(ctrl, room, **SCENARIOS[name])
+            if server is None or server.poll() is not None:  # it has been seen to exit mid-bench
+                server = room.popen(["irtt", "server", "-b", f"{room.addr}:{IRTT_PORT}"],
+                                    stderr=subprocess.PIPE, text=True)
+                time.sleep(0.5)
             try:
                 a = irtt(ctrl, room, args.duration)
             except subprocess.CalledProcessError as exc:  # e.g. its handshake lost: say so, go on
