@@ -21,6 +21,7 @@ a run the deadline shortened, a direction that moved no data: never PASS.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from typing import Any
 
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.net.peerlink import PEER_LINK
 
 DEFAULT_PEER_PORT = 9095
 RESOLUTIONS = ("720p", "1080p")
@@ -374,7 +376,9 @@ def run(ctx: Context) -> Result:
                                "budget_s": round(budget, 2)}
     show = _progress(ctx)
     try:
-        m = speed.measure(ep, budget, st, show)
+        # The quality probe waits for the LAN peer while this test loads it (net/peerlink.py).
+        with PEER_LINK if where == "lan" else contextlib.nullcontext():
+            m = speed.measure(ep, budget, st, show)
     except speed.EndpointError as exc:
         profile = _profile(ctx, pending, ctx.budget(1.0))
         ev = {**base_ev, "stage": exc.stage, "http_status": exc.status, "error": str(exc),

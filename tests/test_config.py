@@ -84,7 +84,7 @@ def test_flag_switches(tmp_path):
     assert not s.check.color and s.check.verbose and s.check.format == "json" and s.check.json is None
     assert s.check.code == "2002"
     s = build(tmp_path, '[check]\nskip = ["legacy"]\n', flags={"peer": "10.0.0.20", "bandwidth": None})
-    assert s.check.peer == "10.0.0.20" and s.check.enable == ("bandwidth",)
+    assert s.check.peer == "10.0.0.20" and s.check.enable == ("bandwidth", "quality")
     assert st.selected(s, PROBES) == ["dns", "bandwidth"]
     s = build(flags={"bandwidth": False})
     assert "bandwidth" in s.check.skip

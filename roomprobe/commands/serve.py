@@ -1,4 +1,5 @@
-"""``roomprobe serve``: the far end of the LAN bandwidth test (see roomprobe/fleet/serve.py)."""
+"""``roomprobe serve``: the far end of the LAN bandwidth test (see roomprobe/fleet/serve.py) and,
+on the same port number over UDP, of the quality test (roomprobe/fleet/reflector.py)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ DEFAULT_SPEED_PORT = 9095
 def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, duration: float,
           max_clients: int, max_pending: int, header_timeout: float, max_mb: int, window: float,
           total_mb: int | None) -> int:
-    """Answer the bandwidth/latency test (and optionally 9090) for 'check --peer'.
+    """Answer the bandwidth/latency and call-quality tests (and optionally 9090) for 'check --peer'.
 
     \b
     On the room PC (Zoom Rooms stopped):  roomprobe serve --bind 10.0.0.20 --port 9090
@@ -68,16 +69,26 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
         server = SpeedServer((bind, speed_port), token, limits, deadline)
     except OSError as exc:
         raise UsageError(f"cannot listen on {bind}:{speed_port}: {exc.strerror or exc}") from None
+    from roomprobe.fleet.reflector import Reflector, ReflectorLimits
+
+    try:  # the quality probe's UDP reflector: same port number, same token
+        reflector = Reflector(bind, speed_port, token,
+                              ReflectorLimits(max_sessions=max(1, min(max_clients, 64))))
+    except OSError as exc:
+        server.server_close()
+        raise UsageError(f"cannot listen on {bind}:{speed_port}/udp: {exc.strerror or exc}") from None
+    reflector.start()
     stop = threading.Event()
     if zoom_port is not None:
         try:
             standin = zoom_standin(bind, zoom_port, stop)
         except OSError as exc:
             server.server_close()
+            reflector.close()
             raise UsageError(f"cannot listen on {bind}:{zoom_port}: {exc.strerror or exc}; is "
                              "Zoom Rooms still running?") from None
     host = f"[{bind}]" if ":" in bind else bind
-    click.echo(f"roomprobe serve: bandwidth/latency on {host}:{speed_port}"
+    click.echo(f"roomprobe serve: bandwidth/latency on {host}:{speed_port}, quality on UDP {speed_port}"
                + (f", TCP {zoom_port} open" if zoom_port else "")
                + f", for {duration:g} s; session token: {token}")
     peer = bind if speed_port == DEFAULT_SPEED_PORT else f"{host}:{speed_port}"
@@ -94,11 +105,14 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
         if thread.is_alive():
             server.shutdown()
         server.server_close()
+        reflector.close()
         if zoom_port is not None:
             standin.close()
     if thread.error is not None:
         raise UsageError(f"serve stopped: {type(thread.error).__name__}: {thread.error}")
     click.echo(f"roomprobe serve: done; {server.requests} requests, "
                f"{server.bytes_total / 1e6:.1f} MB, {server.rejected} rejected, "
-               f"{server.head_timeouts} too slow to send a request head")
+               f"{server.head_timeouts} too slow to send a request head; "
+               f"UDP: {reflector.counters.echoed} echoed, {reflector.counters.rejected} rejected, "
+               f"{reflector.counters.capped} over limits")
     return 0

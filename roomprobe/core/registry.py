@@ -24,6 +24,7 @@ BUILTIN = {
     "cloud": "roomprobe.probes.cloud:PROBE",
     "proxy": "roomprobe.probes.proxy:PROBE",
     "bandwidth": "roomprobe.probes.bandwidth:PROBE",
+    "quality": "roomprobe.probes.quality:PROBE",
 }
 
 

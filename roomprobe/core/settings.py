@@ -331,6 +331,9 @@ def _check_settings(cfg: ConfigFile, flags: Mapping[str, Any]) -> CheckSettings:
         values["skip"] = tuple(p for p in values["skip"] if p != "bandwidth")
         if values["only"]:  # asked for explicitly: it joins an --only list too
             values["only"] = (*values["only"], "bandwidth")
+    if peer is not None and "quality" not in values["skip"]:
+        # A peer to measure against: the call-quality test (UDP to its reflector) runs too.
+        values["enable"] = (*values.get("enable", ()), "quality")
     if given.get("code") is not None:
         given["code"] = str(given["code"])
     values.update(given)

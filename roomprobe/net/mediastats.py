@@ -1,0 +1,96 @@
+"""Figures of a media flow, as pure functions over timestamps: testable without a network.
+
+Definitions (the same ones irtt and RTP receivers use, so the numbers compare):
+- interarrival jitter: RFC 3550 section 6.4.1, J += (|D| - J) / 16 with
+  D = (R_j - R_i) - (S_j - S_i) over packets in arrival order; clock offsets cancel, so it works
+  per direction with the reflector's receive stamps. Reported as the mean of J over the test
+  (the last J alone reflects only the last ~16 packets) and the last J;
+- IPDV: mean |D| between consecutive arrivals (irtt's "IPDV", for the benchmark);
+- one-way delay variation: spread (p95 - min, max - min) of send->receive delays, which need
+  no clock sync because only differences count;
+- E-model: ITU-T G.107's R-factor in the simplified form of Cole & Rosenbluth (2001) for a
+  G.711-like codec with packet loss concealment (Ie = 0, Bpl = 25.1, G.113), and MOS from R.
+  It is an estimate of how a call would sound, not a listening test.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+
+def percentile(values: Sequence[float], p: float) -> float | None:
+    """Nearest-rank percentile (p in 0..100) of ``values``, or None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))
+    return ordered[k]
+
+
+def rfc3550_jitter(pairs: Iterable[tuple[int, int]]) -> tuple[float | None, float | None, float | None]:
+    """(mean J, last J, mean |D|) in ms over ``(send_ns, recv_ns)`` pairs in arrival order."""
+    j = 0.0
+    js: list[float] = []
+    ds: list[float] = []
+    prev: tuple[int, int] | None = None
+    for s, r in pairs:
+        if prev is not None:
+            d = ((r - prev[1]) - (s - prev[0])) / 1e6
+            j += (abs(d) - j) / 16.0
+            js.append(j)
+            ds.append(abs(d))
+        prev = (s, r)
+    if not js:
+        return None, None, None
+    return sum(js) / len(js), js[-1], sum(ds) / len(ds)
+
+
+def delay_variation(pairs: Sequence[tuple[int, int]]) -> dict[str, float | None]:
+    """Spread of one-way delays (ms) from ``(send_ns, recv_ns)``: offsets cancel in differences."""
+    delays = [(r - s) / 1e6 for s, r in pairs]
+    if not delays:
+        return {"p95_minus_min_ms": None, "max_minus_min_ms": None}
+    lo = min(delays)
+    p95 = percentile(delays, 95)
+    return {"p95_minus_min_ms": round((p95 or lo) - lo, 2), "max_minus_min_ms": round(max(delays) - lo, 2)}
+
+
+def longest_run_missing(present: set[int], first: int, last: int) -> int:
+    """Longest run of integers in [first, last] not in ``present``."""
+    best = run = 0
+    for n in range(first, last + 1):
+        if n in present:
+            run = 0
+        else:
+            run += 1
+            best = max(best, run)
+    return best
+
+
+def r_factor(one_way_ms: float, loss_pct: float, burst_ratio: float = 1.0) -> float:
+    """ITU-T G.107 R (simplified): 93.2 - Id(delay) - Ie_eff(loss, burstiness)."""
+    d = max(0.0, one_way_ms)
+    i_d = 0.024 * d + (0.11 * (d - 177.3) if d > 177.3 else 0.0)
+    ppl = max(0.0, min(100.0, loss_pct))
+    ie, bpl = 0.0, 25.1
+    ie_eff = ie + (95 - ie) * ppl / (ppl / max(1.0, burst_ratio) + bpl)
+    return 93.2 - i_d - ie_eff
+
+
+def mos(r: float) -> float:
+    """MOS (1..4.5) from R, G.107 Annex B."""
+    if r <= 0:
+        return 1.0
+    if r >= 100:
+        return 4.5
+    return 1 + 0.035 * r + 7e-6 * r * (r - 60) * (100 - r)
+
+
+def burst_ratio(lost: int, total: int, bursts: int) -> float:
+    """G.113 burst ratio: mean observed burst length over the mean expected for random loss."""
+    if lost <= 0 or bursts <= 0 or total <= 0:
+        return 1.0
+    p = lost / total
+    expected = 1 / (1 - p) if p < 1 else float(lost)
+    return max(1.0, (lost / bursts) / expected)
