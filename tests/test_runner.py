@@ -88,3 +88,28 @@ def test_findings_are_stamped_with_their_probe():
     probes = [Probe(id="warner", title="t", run=sleeper(0, Status.WARN))]
     runs, _ = runner.run(probes, ctx_for, global_timeout=2)
     assert runs[0].result.findings[0].probe == "warner"
+
+
+def test_link_loading_probes_start_after_the_quick_ones_with_their_own_budget():
+    """bandwidth/quality fill the link: they must not overlap the quick probes' measurements
+    (a saturated link turns a healthy DNS answer into a timeout), and their budget starts when
+    they do, not when the check began."""
+    events: dict[str, float] = {}
+
+    def quick(ctx: Context) -> Result:
+        events["quick_start"] = time.monotonic()
+        time.sleep(0.6)
+        events["quick_end"] = time.monotonic()
+        return Result(Status.PASS, "ok", "q", {"x": 1})
+
+    def loader(ctx: Context) -> Result:
+        events["long_start"] = time.monotonic()
+        events["long_budget"] = ctx.remaining()
+        return Result(Status.PASS, "ok", "l", {"x": 1})
+
+    probes = [Probe(id="bw", title="t", run=loader, timeout_s=2.0, long_running=True),
+              Probe(id="dns", title="t", run=quick, timeout_s=3)]
+    runs, complete = runner.run(probes, ctx_for, global_timeout=5)
+    assert complete and [r.probe.id for r in runs] == ["bw", "dns"]
+    assert events["long_start"] >= events["quick_end"], events
+    assert events["long_budget"] > 1.9, events  # its 2 s budget counted from its own start

@@ -73,7 +73,11 @@ def run(probes: Iterable[Probe], make_context: Callable[[Probe, float], Context]
     (no Ctrl-C, and every probe reached a verdict: none ended in ``error``).
 
     ``make_context(probe, deadline)`` builds each probe's context; ``deadline`` is a
-    ``time.monotonic()`` value. Long-running probes get their own timeout instead of the global one.
+    ``time.monotonic()`` value. The quick probes run concurrently under the one global deadline.
+    Long-running probes (bandwidth, call quality) fill the link on purpose, so they start only
+    once every quick probe has finished (or run out of time), each with its own budget from
+    then: a saturated link would otherwise turn a healthy room's DNS, 9090 connect or TLS
+    handshake into false timeouts.
     """
     order = list(probes)
     start = time.monotonic()
@@ -81,15 +85,21 @@ def run(probes: Iterable[Probe], make_context: Callable[[Probe, float], Context]
     done: queue.Queue = queue.Queue()
     pending: dict[str, tuple[Probe, float, float]] = {}
     runs: dict[str, ProbeRun] = {}
+    later = [p for p in order if p.long_running]
 
-    for probe in order:
-        own = start + probe.timeout_s
+    def launch(probe: Probe) -> None:
+        now = time.monotonic()
+        own = now + probe.timeout_s
         deadline = own if probe.long_running else min(own, global_deadline)
         ctx = make_context(probe, deadline)
         thread = threading.Thread(target=_worker, args=(probe, ctx, done), daemon=True,
                                   name=f"probe-{probe.id}")
-        pending[probe.id] = (probe, deadline, time.monotonic())
+        pending[probe.id] = (probe, deadline, now)
         thread.start()
+
+    for probe in order:
+        if not probe.long_running:
+            launch(probe)
 
     def finish(run_: ProbeRun) -> None:
         runs[run_.probe.id] = run_
@@ -99,7 +109,11 @@ def run(probes: Iterable[Probe], make_context: Callable[[Probe, float], Context]
 
     complete = True
     try:
-        while pending:
+        while pending or later:
+            if not pending:  # the quick probes are done: now the ones that load the link
+                for probe in later:
+                    launch(probe)
+                later = []
             wait = min(d for _, d, _ in pending.values()) + GRACE_S - time.monotonic()
             try:
                 probe_id, result, duration = done.get(timeout=max(0.0, wait))
@@ -120,6 +134,8 @@ def run(probes: Iterable[Probe], make_context: Callable[[Probe, float], Context]
         for probe, _, t0 in list(pending.values()):
             finish(ProbeRun(probe, _error("interrupted", "stopped by Ctrl-C before it finished"),
                             now - t0))
+        for probe in later:
+            finish(ProbeRun(probe, _error("interrupted", "stopped by Ctrl-C before it started"), 0.0))
     ordered = [runs[p.id] for p in order]
     complete = complete and all(r.result.status != Status.ERROR for r in ordered)
     return ordered, complete
