@@ -93,7 +93,8 @@ def test_profile_pass_warn_fail_at_the_edges(lab):
     assert f["severity"] == "warn" and f["evidence"]["need_mbps"] == 4.0, f
     assert 0 <= f["evidence"]["headroom"] < 0.2 and "% above the 4.0 Mbps" in f["message"]
     assert "bandwidth-up-low" not in out.finding_ids()  # 2 Mbps up: plenty of headroom
-    assert out.probe("bandwidth")["status"] == "warn" and out.rc == 1, [(p["id"], p["status"], p["reason"]) for p in out.report["probes"]]
+    statuses = [(p["id"], p["status"], p["reason"]) for p in out.report["probes"]]
+    assert out.probe("bandwidth")["status"] == "warn" and out.rc == 1, statuses
 
     out = bw_check(ctrl, "--peer", room.addr, "--displays", "3")
     f = next(f for f in out.report["findings"] if f["id"] == "bandwidth-down-low")
