@@ -18,8 +18,6 @@ import socket
 import sys
 from typing import Any
 
-import psutil
-
 MEDIA_UDP = range(8801, 8811)  # Zoom's media ports (KB0060561: UDP 8801-8810)
 MEDIA_TCP = (8801, 8802)
 MAX_CONNECTIONS = 200  # a report is for people: keep the list bounded
@@ -38,10 +36,12 @@ def _netns(pid: int | str) -> int | None:
         return None
 
 
-def find_processes(names: list[str] | tuple[str, ...]) -> list[psutil.Process]:
+def find_processes(names: list[str] | tuple[str, ...]) -> list[Any]:
     """Processes whose name (or executable's base name) matches one of ``names``, case-insensitive,
     ``.exe`` optional. Linux truncates names to 15 characters, so a 15-character prefix matches;
     there, a process in another network namespace (a container) is not counted."""
+    import psutil  # lazily: 'roomprobe probes' and --help must not pay for it
+
     wanted = {_norm(n) for n in names if n.strip()}
     ours = _netns("self") if sys.platform.startswith("linux") else None
     found = []
@@ -82,6 +82,8 @@ def classify(conns: list[dict[str, Any]]) -> tuple[str | None, bool | None, str]
 def snapshot(names: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """The app's processes and connections: ``{running, processes, connections, transport,
     in_meeting, why, error}``. Never raises for OS trouble."""
+    import psutil  # lazily: 'roomprobe probes' and --help must not pay for it
+
     out: dict[str, Any] = {"names": list(names), "running": False, "processes": [],
                            "connections": [], "transport": None, "in_meeting": None,
                            "why": None, "error": None}

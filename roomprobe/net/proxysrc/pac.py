@@ -23,7 +23,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -73,6 +72,8 @@ def _fetch(url: str, timeout: float) -> str:
         return data.decode("utf-8", errors="replace")
     if parts.scheme not in ("http", "https"):
         raise PacError(f"unsupported PAC URL scheme {parts.scheme!r} (http, https, file or a path)")
+    import urllib.request  # lazily: importing the proxy modules stays cheap
+
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
                                          urllib.request.HTTPSHandler(context=tlstrust.client_context()))
     try:
