@@ -203,7 +203,8 @@ def test_a_run_as_task_is_hidden_and_a_system_task_is_not():
 
 def test_launchd_logs_go_to_the_logs_folders_never_tmp():
     assert sch.launchd_log(daemon=True) == "/Library/Logs/roomprobe/roomprobe-check.log"
-    assert sch.launchd_log(daemon=False, home="/Users/zoom") == "/Users/zoom/Library/Logs/roomprobe/roomprobe-check.log"
+    agent_log = sch.launchd_log(daemon=False, home="/Users/zoom")
+    assert agent_log == "/Users/zoom/Library/Logs/roomprobe/roomprobe-check.log"
     plist = plistlib.loads(sch.render(spec("macos"))["com.roomprobe.check.plist"].encode())
     assert plist["StandardOutPath"] == plist["StandardErrorPath"] == "/Library/Logs/roomprobe/roomprobe-check.log"
     agent = sch.make_spec("macos", "15m", None, [], exe=["roomprobe"], log=sch.launchd_log(False, "/Users/z"))
