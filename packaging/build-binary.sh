@@ -3,6 +3,9 @@
 #
 #   packaging/build-binary.sh [OUTDIR]      (default: dist/)
 #
+# On Windows it also builds roomprobe-w.exe, the windowless twin for scheduled runs
+# (ROOMPROBE_WINDOWED=1 builds it elsewhere too, =0 skips it).
+#
 # Needs: the Python that has roomprobe's dependencies and PyInstaller ($PYTHON, default
 # python3; e.g. PYTHON=.venv/bin/python after '.venv/bin/pip install pyinstaller').
 # The package is staged from this repo exactly as it installs (probes/ becomes roomprobe/probes),
@@ -29,3 +32,8 @@ ROOMPROBE_STAGE="$WORK/stage" "$PY" -m PyInstaller --noconfirm --clean --log-lev
     --distpath "$OUT" --workpath "$WORK/build" "$REPO/packaging/pyinstaller/roomprobe.spec"
 "$OUT/roomprobe" --version
 echo "built $OUT/roomprobe"
+# The windowless twin (Windows by default, ROOMPROBE_WINDOWED=1 elsewhere): it has no console to
+# print --version to, so only its presence is checked here.
+for w in "$OUT/roomprobe-w" "$OUT/roomprobe-w.exe"; do
+    if [ -f "$w" ]; then echo "built $w (windowless, for scheduled runs)"; fi
+done

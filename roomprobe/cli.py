@@ -117,6 +117,46 @@ def main(argv: list[str] | None = None) -> Any:
     sys.exit(0)
 
 
+WINDOWLESS_LOG_MAX = 1024 * 1024  # one old generation is kept: a scheduled run's log stays small
+
+
+def main_windowless(argv: list[str] | None = None) -> Any:
+    """Entry point for scheduled runs without a console (``roomprobe-w``, the windowed build).
+
+    Why: a task running as the room's logged-on user with a console program opens a console
+    window on the room's display every run. A windowless program (pythonw, PyInstaller
+    ``console=False``) has no stdout/stderr at all, so output and errors would vanish: they go
+    to ``roomprobe-w.log`` in the user's log directory instead (kept below about 1 MiB, one
+    previous file ``.1``). With a console (streams present) this is exactly :func:`main`.
+    """
+    if sys.stdout is None or sys.stderr is None:
+        try:
+            log = _windowless_log()
+            sys.stdout = sys.stdout or log
+            sys.stderr = sys.stderr or log
+        except OSError:  # nowhere to write: run anyway (history and exports still record it)
+            import io
+
+            sys.stdout = sys.stdout or io.StringIO()
+            sys.stderr = sys.stderr or io.StringIO()
+    return main(argv)
+
+
+def _windowless_log() -> Any:
+    from platformdirs import user_log_path
+
+    from roomprobe.core.fsutil import replace
+
+    path = user_log_path("roomprobe", appauthor=False) / "roomprobe-w.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if path.stat().st_size > WINDOWLESS_LOG_MAX:
+            replace(path, path.with_name(path.name + ".1"))
+    except FileNotFoundError:
+        pass
+    return open(path, "a", encoding="utf-8", errors="replace", buffering=1)  # noqa: SIM115 (lives with the process)
+
+
 def _sub(exc: click.ClickException) -> str:
     ctx = getattr(exc, "ctx", None)
     if ctx is not None and ctx.info_name and ctx.parent is not None:

@@ -74,13 +74,14 @@ def test_wheel_metadata_entry_points(wheel):
     eps.read_string(wheel.read(ep_file).decode())
     assert dict(eps["roomprobe.probes"]) == BUILTIN
     assert eps["console_scripts"]["roomprobe"] == "roomprobe.cli:main"
+    assert eps["gui_scripts"]["roomprobe-w"] == "roomprobe.cli:main_windowless"  # scheduled runs
     (meta,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
     requires = wheel.read(meta).decode()
     assert "Requires-Dist: jsonschema" in requires  # 'roomprobe report' validates at run time
 
 
-def test_pyinstaller_spec_lists_every_module_and_data(tmp_path):
-    pytest.importorskip("PyInstaller")
+def _run_spec(tmp_path, windowed: str) -> tuple[dict, list[dict]]:
+    """Execute the spec with PyInstaller's build functions stubbed; (Analysis kwargs, EXE kwargs)."""
     stage = tmp_path / "stage"
     shutil.copytree(REPO / "roomprobe", stage / "roomprobe",
                     ignore=shutil.ignore_patterns("__pycache__"))
@@ -93,15 +94,45 @@ def test_pyinstaller_spec_lists_every_module_and_data(tmp_path):
         captured.update(kw, scripts=scripts)
         return type("A", (), {"pure": [], "scripts": [], "binaries": [], "datas": []})()
 
+    exes: list[dict] = []
     spec = REPO / "packaging" / "pyinstaller" / "roomprobe.spec"
-    env = {"Analysis": analysis, "PYZ": lambda *a, **k: None, "EXE": lambda *a, **k: None,
+    env = {"Analysis": analysis, "PYZ": lambda *a, **k: None, "EXE": lambda *a, **k: exes.append(k),
            "SPECPATH": str(spec.parent), "__file__": str(spec)}
     mp = pytest.MonkeyPatch()
     mp.setenv("ROOMPROBE_STAGE", str(stage))
+    mp.setenv("ROOMPROBE_WINDOWED", windowed)
     try:
         exec(compile(spec.read_text(), str(spec), "exec"), env)
     finally:
         mp.undo()
+    return captured, exes
+
+
+def test_pyinstaller_spec_builds_a_windowless_twin_for_scheduled_runs(tmp_path):
+    pytest.importorskip("PyInstaller")
+    _, exes = _run_spec(tmp_path / "w", "1")
+    assert [(e["name"], e["console"]) for e in exes] == [("roomprobe", True), ("roomprobe-w", False)]
+    _, exes = _run_spec(tmp_path / "c", "0")
+    assert [(e["name"], e["console"]) for e in exes] == [("roomprobe", True)]
+
+
+def test_windowless_entry_writes_to_a_log_not_nowhere(tmp_path):
+    """pythonw / console=False: sys.stdout is None; the output must land in roomprobe-w.log."""
+    code = ("import sys; sys.stdout = None; sys.stderr = None\n"
+            "from roomprobe.cli import main_windowless\nmain_windowless(sys.argv[1:])")
+    env = {"HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "state"), "PATH": "/usr/bin:/bin"}
+    for args, rc in ((["--version"], 0), (["--no-such-flag"], 3)):
+        out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                             timeout=60, env=env)
+        assert out.returncode == rc and out.stdout == "" and out.stderr == "", out.stderr
+    (log,) = tmp_path.rglob("roomprobe-w.log")
+    text = log.read_text()
+    assert "roomprobe, version" in text and "no such option: --no-such-flag" in text
+
+
+def test_pyinstaller_spec_lists_every_module_and_data(tmp_path):
+    pytest.importorskip("PyInstaller")
+    captured, _ = _run_spec(tmp_path, "0")
     hidden = set(captured["hiddenimports"])
     for ref in BUILTIN.values():
         assert ref.partition(":")[0] in hidden, ref

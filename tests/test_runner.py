@@ -113,3 +113,26 @@ def test_link_loading_probes_start_after_the_quick_ones_with_their_own_budget():
     assert complete and [r.probe.id for r in runs] == ["bw", "dns"]
     assert events["long_start"] >= events["quick_end"], events
     assert events["long_budget"] > 1.9, events  # its 2 s budget counted from its own start
+
+
+def test_waits_are_short_slices_so_ctrl_c_reaches_the_runner_on_windows(monkeypatch):
+    """Windows does not interrupt a blocking queue wait for Ctrl-C: no single wait may be long.
+    A KeyboardInterrupt raised inside a wait ends the run as interrupted, long before the budget."""
+    import queue
+
+    waits: list[float | None] = []
+    real_get = queue.Queue.get
+
+    def get(self, block=True, timeout=None):
+        waits.append(timeout)
+        if len(waits) == 3:
+            raise KeyboardInterrupt
+        return real_get(self, block, timeout)
+
+    monkeypatch.setattr(queue.Queue, "get", get)
+    t0 = time.monotonic()
+    runs, complete = runner.run([Probe(id="slow", title="t", run=sleeper(5), timeout_s=10)], ctx_for,
+                                global_timeout=20)
+    assert time.monotonic() - t0 < 2 and not complete
+    assert waits and all(w is not None and w <= runner.WAIT_SLICE_S for w in waits)
+    assert runs[0].result.reason == "interrupted"

@@ -189,3 +189,55 @@ def test_scheduled_checks_skip_the_link_saturating_bandwidth_test_unless_asked(a
     assert spec.command[:2] == ["roomprobe", "check"] and spec.command[-len(args) or len(spec.command):] == args
     assert (len(spec.command) == len(args) + 3 and spec.command[2] == "--no-bandwidth") == quick
     assert spec.command.count("--no-bandwidth") <= 1
+
+
+def _task(s: sch.Spec) -> ET.Element:
+    return ET.fromstring(sch.render(s)["roomprobe-check.xml"].encode("utf-16"))
+
+
+def test_a_run_as_task_is_hidden_and_a_system_task_is_not():
+    hidden = _task(spec("windows", run_as="ROOM\\zoom")).find(f"{TASK_NS}Settings/{TASK_NS}Hidden")
+    assert hidden is not None and hidden.text == "true"
+    assert _task(spec("windows")).find(f"{TASK_NS}Settings/{TASK_NS}Hidden").text == "false"
+
+
+def test_launchd_logs_go_to_the_logs_folders_never_tmp():
+    assert sch.launchd_log(daemon=True) == "/Library/Logs/roomprobe/roomprobe-check.log"
+    agent_log = sch.launchd_log(daemon=False, home="/Users/zoom")
+    assert agent_log == "/Users/zoom/Library/Logs/roomprobe/roomprobe-check.log"
+    plist = plistlib.loads(sch.render(spec("macos"))["com.roomprobe.check.plist"].encode())
+    assert plist["StandardOutPath"] == plist["StandardErrorPath"] == "/Library/Logs/roomprobe/roomprobe-check.log"
+    agent = sch.make_spec("macos", "15m", None, [], exe=["roomprobe"], log=sch.launchd_log(False, "/Users/z"))
+    plist = plistlib.loads(sch.render(agent)["com.roomprobe.check.plist"].encode())
+    assert plist["StandardOutPath"].startswith("/Users/z/Library/Logs/roomprobe/")
+    for platform in sch.PLATFORMS:
+        assert all("/tmp" not in text for text in sch.render(spec(platform)).values())
+
+
+HOOK = "https://hooks.example.com/services/T000/B000/XXXXsecretXXXX"
+
+
+@pytest.mark.parametrize("args, secret", [
+    ([], False), (["--webhook", HOOK], True), ([f"--webhook={HOOK}"], True),
+    (["--peer", "10.0.0.20", "--peer-token", "s3cret"], True),
+    (["--note", "see https://user:pw@wiki.example/x"], True), (["--note", "room 4"], False)])
+def test_secret_detection_decides_the_file_mode(args, secret):
+    s = sch.make_spec("linux", "15m", None, args, exe=["roomprobe"])
+    assert sch.has_secret(s) is secret and sch.file_mode(s) == (0o600 if secret else 0o644)
+
+
+@pytest.mark.parametrize("platform", sch.PLATFORMS)
+def test_files_with_a_webhook_are_written_owner_only(tmp_path, platform):
+    plain, secret = tmp_path / "plain", tmp_path / "secret"
+    assert cli("schedule", "install", "--platform", platform, "--dir", str(plain)).returncode == 0
+    out = cli("schedule", "install", "--platform", platform, "--dir", str(secret),
+              "--args", f"--webhook {HOOK}")
+    assert out.returncode == 0, out.stderr
+    assert "owner-only (0600)" in out.stdout and HOOK not in out.stdout
+    assert {oct(p.stat().st_mode & 0o777) for p in plain.iterdir()} == {"0o644"}
+    assert {oct(p.stat().st_mode & 0o777) for p in secret.iterdir()} == {"0o600"}
+    st = cli("schedule", "status", "--platform", platform, "--dir", str(secret), "--format", "json")
+    assert st.returncode == 0 and HOOK not in st.stdout and "XXXXsecretXXXX" not in st.stdout
+    assert json.loads(st.stdout)["schedule"]["command"][-2:] == ["--webhook", "***"]
+    text = cli("schedule", "status", "--platform", platform, "--dir", str(secret))
+    assert "--webhook ***" in text.stdout and "XXXXsecretXXXX" not in text.stdout

@@ -295,3 +295,41 @@ def test_dev_zero_report_is_bounded():
     out = cli("report", "/dev/zero")
     assert out.returncode == 3 and "larger than" in out.stderr and "Traceback" not in out.stderr
     assert time.monotonic() - t0 < 20
+
+
+# ---- a Wi-Fi name the OS withheld is explained, never shown as "no Wi-Fi" ------------------------
+
+HIDDEN_NOTE = "SSID hidden by macOS (location permission)"
+
+
+@pytest.fixture()
+def hidden_ssid_report(saved, tmp_path) -> Path:
+    """The saved report with a Wi-Fi interface whose SSID macOS withheld, plus one that has its SSID."""
+    rep = json.loads(saved.read_text())
+    rep["host"]["interfaces"] += [
+        {"name": "en0", "kind": "wifi", "up": True, "mac": None, "ssid": None, "ssid_note": HIDDEN_NOTE,
+         "addresses": [{"family": "ipv4", "address": "192.0.2.10", "prefixlen": 24}]},
+        {"name": "en1", "kind": "wifi", "up": True, "mac": None, "ssid": "RoomNet", "addresses": []}]
+    jsonschema.validate(rep, load_schema())
+    path = tmp_path / "hidden.json"
+    path.write_text(json.dumps(rep))
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
+def test_a_hidden_ssid_shows_its_note_in_every_ticket_format(hidden_ssid_report, fmt):
+    out = cli("report", str(hidden_ssid_report), "--format", fmt)
+    assert out.returncode == 0, out.stderr
+    assert f"en0 (wifi, up, {HIDDEN_NOTE}): 192.0.2.10/24" in out.stdout
+    quoted = "&quot;RoomNet&quot;" if fmt == "html" else '"RoomNet"'
+    assert f"en1 (wifi, up, SSID {quoted})" in out.stdout
+
+
+def test_a_hidden_ssid_is_named_in_the_check_text_output(hidden_ssid_report):
+    from roomprobe.report.text import render_text
+
+    rep = json.loads(hidden_ssid_report.read_text())
+    text = render_text(rep)
+    assert f"en0 (Wi-Fi): {HIDDEN_NOTE}" in text and "en1 (Wi-Fi)" not in text
+    rep["host"]["interfaces"] = [i for i in rep["host"]["interfaces"] if i["name"] != "en0"]
+    assert HIDDEN_NOTE not in render_text(rep)

@@ -1,6 +1,10 @@
-"""The frozen binary's entry point: the same ``main`` as the ``roomprobe`` console script."""
+"""The frozen binaries' entry point (both ``roomprobe`` and the windowless ``roomprobe-w``).
 
-from roomprobe.cli import main
+``main_windowless`` is ``main`` when a console exists; in the ``console=False`` build it sends
+output to a log file instead of nowhere.
+"""
+
+from roomprobe.cli import main_windowless
 
 if __name__ == "__main__":
-    main()
+    main_windowless()

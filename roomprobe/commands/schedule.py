@@ -111,9 +111,13 @@ def install(every: str, splay: str | None, args: str | None, run_as: str | None,
     except ValueError as exc:
         raise UsageError(f"--args {args!r}: {exc}") from None
     _validate_check_args(check_args)
-    spec = sch.make_spec(platform, every, splay, check_args, run_as=run_as, exe=[exe] if exe else None)
-    rendered = sch.render(spec)
     target, live = _target(platform, directory)
+    # launchd: a daemon (root, or any file set rendered for a fleet image) logs to /Library/Logs,
+    # a per-user agent to ~/Library/Logs; never /tmp.
+    log = sch.launchd_log(daemon=not (live and platform == "macos" and not _is_root()))
+    spec = sch.make_spec(platform, every, splay, check_args, run_as=run_as, exe=[exe] if exe else None, log=log)
+    rendered = sch.render(spec)
+    mode = sch.file_mode(spec)
     if live and platform == "linux" and run_as and not _is_root():
         raise UsageError("--run-as needs a system unit: run 'roomprobe schedule install' as root "
                          "(a per-user unit always runs as you)")
@@ -128,28 +132,59 @@ def install(every: str, splay: str | None, args: str | None, run_as: str | None,
         path = target / name
         try:
             if name.endswith(".xml"):  # Task Scheduler wants UTF-16, as the XML declaration says
-                _atomic_write_bytes(path, text.encode("utf-16"))
+                _atomic_write_bytes(path, text.encode("utf-16"), mode)
             else:
-                atomic_write_text(path, text)
+                atomic_write_text(path, text, mode=mode)
         except OSError as exc:
             raise UsageError(f"cannot write {path}: {exc.strerror or exc}; run as root or choose --dir") from None
         written.append(path)
+    if live and platform == "macos":
+        _make_log_dir(Path(spec.log).parent, run_as)
     if live:
         _run(_activate_cmds(platform, written, remove=False))
     click.echo(f"Scheduled 'roomprobe check' every {spec.every_s}s (this machine's offset "
                f"{spec.offset_s}s, random delay up to {spec.splay_s}s) for {platform}:")
     for path in written:
         click.echo(f"  wrote {path}")
+    if mode == 0o600:
+        click.echo("  the command holds a secret (webhook URL or token): files written owner-only (0600)")
+    if platform == "macos":
+        click.echo(f"  log: {spec.log}" + ("" if live else " (create its folder when you install the plist)"))
     if not live:
         click.echo("  not activated (files only); activate with: "
                    + " && ".join(" ".join(c) for c in _activate_cmds(platform, written, remove=False)))
     return 0
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def _atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` whole or not at all, with ``mode`` set before the file appears (mkstemp
+    creates it 0600, so a secret is never readable by others, not even for a moment)."""
+    import tempfile
+
+    from roomprobe.core.fsutil import replace
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _make_log_dir(path: Path, run_as: str | None) -> None:
+    """launchd opens StandardOutPath but does not create its folder; a daemon running as
+    ``run_as`` must be able to write there."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if run_as and _is_root():
+            shutil.chown(path, user=run_as)
+    except (OSError, LookupError) as exc:
+        raise UsageError(f"cannot prepare the log folder {path}: {exc}; create it and run again") from None
 
 
 def _validate_check_args(args: list[str]) -> None:
@@ -210,6 +245,11 @@ def status(platform: str | None, directory: str | None, fmt: str, history_db: st
             bom = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
             text = raw.decode("utf-16") if bom else raw.decode("utf-8", "replace")
             meta = meta or sch.read_meta(text)
+    if meta and isinstance(meta.get("command"), list):  # a webhook URL or token is never printed
+        from roomprobe.core.redact import redact_text
+
+        meta["command"] = [_redact_arg(prev, redact_text(str(a))) for prev, a in
+                           zip([None, *meta["command"]], meta["command"], strict=False)]
     out: dict[str, Any] = {"platform": platform, "dir": str(target), "installed": all(present.values()),
                            "files": {n: str(p) if present[n] else None for n, p in files.items()},
                            "schedule": meta, "scheduler": _scheduler_state(platform) if live else None,
@@ -232,6 +272,18 @@ def status(platform: str | None, directory: str | None, fmt: str, history_db: st
     click.echo(f"last run: {lr['started_at']} {lr['status'].upper()} (exit {lr['exit_code']})" if lr
                else "last run: none recorded")
     return 0
+
+
+def _redact_arg(previous: str | None, arg: str) -> str:
+    """The value after --webhook / --peer-token (or inside --webhook=...) is masked whole."""
+    from roomprobe.core.redact import MASK
+
+    for flag in sch.SECRET_FLAGS:
+        if previous == flag:
+            return MASK
+        if arg.startswith(flag + "="):
+            return f"{flag}={MASK}"
+    return arg
 
 
 def _scheduler_state(platform: str) -> str | None:

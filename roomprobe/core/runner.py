@@ -26,6 +26,7 @@ from roomprobe.core.probe import Context, Probe, Result, Status
 # How long past its deadline a probe may take to hand in the result it built from its own
 # timeouts before the runner stops waiting for it.
 GRACE_S = 0.3
+WAIT_SLICE_S = 0.25  # longest single wait, so Ctrl-C is seen promptly on Windows
 
 
 @dataclass
@@ -116,7 +117,9 @@ def run(probes: Iterable[Probe], make_context: Callable[[Probe, float], Context]
                 later = []
             wait = min(d for _, d, _ in pending.values()) + GRACE_S - time.monotonic()
             try:
-                probe_id, result, duration = done.get(timeout=max(0.0, wait))
+                # Short slices: on Windows a blocking wait is not interrupted by Ctrl-C, so
+                # KeyboardInterrupt would arrive only when the longest probe budget ran out.
+                probe_id, result, duration = done.get(timeout=min(max(0.0, wait), WAIT_SLICE_S))
             except queue.Empty:
                 now = time.monotonic()
                 for probe, deadline, t0 in list(pending.values()):

@@ -69,7 +69,7 @@ class Spec:
     command: list[str]
     run_as: str | None = None
     time_limit_s: int = 600
-    log: str = "/tmp/roomprobe-check.log"
+    log: str = "/Library/Logs/roomprobe/roomprobe-check.log"  # launchd only: see launchd_log()
     env_file: str = "/etc/roomprobe/environment"
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -86,7 +86,8 @@ class Spec:
 
 
 def make_spec(platform: str, every: str, splay: str | None, args: list[str], *, run_as: str | None = None,
-              exe: list[str] | None = None, rng: random.Random | None = None) -> Spec:
+              exe: list[str] | None = None, rng: random.Random | None = None,
+              log: str | None = None) -> Spec:
     """Check the inputs and draw this machine's offset."""
     if platform not in PLATFORMS:
         raise UsageError(f"--platform {platform!r}: choose one of {', '.join(PLATFORMS)}")
@@ -97,9 +98,44 @@ def make_spec(platform: str, every: str, splay: str | None, args: list[str], *, 
     if not 0 <= splay_s < every_s:
         raise UsageError(f"--splay {splay}: must be shorter than --every ({every_s}s)")
     offset_s = (rng or random.SystemRandom()).randrange(every_s)
-    command = (exe or default_exe()) + ["check", *quick_args(args)]
+    command = (exe or default_exe(platform)) + ["check", *quick_args(args)]
     return Spec(platform, every_s, splay_s, offset_s, command, run_as,
-                time_limit_s=max(120, min(every_s, 1800)))
+                time_limit_s=max(120, min(every_s, 1800)), log=log or launchd_log(daemon=True))
+
+
+DAEMON_LOG_DIR = "/Library/Logs/roomprobe"
+
+
+def launchd_log(daemon: bool, home: str | None = None) -> str:
+    """Where a launchd job's output goes: the system log folder for a daemon, the user's for an agent.
+
+    Why not /tmp: it is world-writable and shared by every account (another user can create the
+    file first, or read what the check printed), and it is emptied at reboot. Console.app shows
+    both Logs folders. launchd does not create the folder: ``schedule install`` does.
+    """
+    if daemon:
+        return f"{DAEMON_LOG_DIR}/roomprobe-check.log"
+    return f"{home or os.path.expanduser('~')}/Library/Logs/roomprobe/roomprobe-check.log"
+
+
+SECRET_FLAGS = ("--webhook", "--peer-token")
+
+
+def has_secret(spec: Spec) -> bool:
+    """Does the scheduled command carry a secret (a webhook URL, a token, a URL with credentials
+    or a query string)? Then its files are written owner-only (0600): unit files, task XML and
+    plists are world-readable by default, and a webhook URL is itself the credential."""
+    from roomprobe.core.redact import redact_text
+
+    for arg in spec.command:
+        if any(arg == f or arg.startswith(f + "=") for f in SECRET_FLAGS) or redact_text(arg) != arg:
+            return True
+    return False
+
+
+def file_mode(spec: Spec) -> int:
+    """0600 when the files hold a secret (see :func:`has_secret`), else 0644."""
+    return 0o600 if has_secret(spec) else 0o644
 
 
 BANDWIDTH_CHOICES = ("--bandwidth", "--no-bandwidth", "--peer", "--only")
@@ -117,14 +153,27 @@ def quick_args(args: list[str]) -> list[str]:
     return ["--no-bandwidth", *args]
 
 
-def default_exe() -> list[str]:
-    """How the scheduler should start roomprobe: the frozen binary, the script, or python -m."""
+def default_exe(platform: str | None = None) -> list[str]:
+    """How the scheduler should start roomprobe: the frozen binary, the script, or python -m.
+
+    For a Windows task on Windows the windowless twin is preferred when it exists (the
+    ``roomprobe-w.exe`` build next to this one, the ``roomprobe-w`` gui-script, ``pythonw.exe``):
+    a console program run in the room user's session flashes a window on the room's display.
+    """
+    windowless = (platform or current_platform()) == "windows" and sys.platform == "win32"
     if getattr(sys, "frozen", False):
-        return [sys.executable]
-    script = shutil.which("roomprobe")
+        exe = os.path.abspath(sys.executable)
+        twin = os.path.join(os.path.dirname(exe), "roomprobe-w.exe")
+        return [twin if windowless and os.path.isfile(twin) else exe]
+    script = shutil.which("roomprobe-w") if windowless else None
+    script = script or shutil.which("roomprobe")
     if script:
         return [os.path.abspath(script)]
-    return [sys.executable, "-m", "roomprobe"]
+    python = sys.executable
+    if windowless:
+        pythonw = os.path.join(os.path.dirname(python), "pythonw.exe")
+        python = pythonw if os.path.isfile(pythonw) else python
+    return [python, "-m", "roomprobe"]
 
 
 def _template(name: str) -> Template:
@@ -170,11 +219,14 @@ def render(spec: Spec) -> dict[str, str]:
                          "      <RunLevel>LeastPrivilege</RunLevel>")
         else:
             principal = "      <UserId>S-1-5-18</UserId>\n      <RunLevel>HighestAvailable</RunLevel>"
+        # Hidden: the task is left out of Task Scheduler's default list for the room's user (admins
+        # see it with View > Show Hidden Tasks). Only a --run-as task runs on the room's desktop.
+        hidden = "true" if spec.run_as else "false"
         start = (datetime(2026, 1, 1) + timedelta(seconds=spec.offset_s)).isoformat()
         xml = _template(f"{UNIT}.xml").substitute(
             meta=spec.meta_xml(), every_s=spec.every_s, splay_s=spec.splay_s, start_boundary=start,
             every_iso=_iso_duration(spec.every_s), splay_iso=_iso_duration(spec.splay_s),
-            principal=principal, time_limit_iso=_iso_duration(spec.time_limit_s),
+            principal=principal, hidden=hidden, time_limit_iso=_iso_duration(spec.time_limit_s),
             command=escape(spec.command[0]), arguments=escape(_windows_args(spec.command[1:])))
         return {f"{UNIT}.xml": xml}
     if spec.platform == "macos":

@@ -39,6 +39,17 @@ def verdict(report: dict[str, Any]) -> str:
     return f"{head} ({counts}, {report['duration_s']:.2f} s){tail}"
 
 
+def ssid_notes(report: dict[str, Any]) -> list[str]:
+    """Why a Wi-Fi interface shows no SSID (the OS hid it: location permission), one line each.
+
+    The probe summaries name the SSID when there is one; without this line a hidden SSID would
+    read as "not on Wi-Fi".
+    """
+    host = report.get("host") or {}
+    return [f"  {'':5} {i['name']} (Wi-Fi): {i['ssid_note']}" for i in host.get("interfaces", [])
+            if i.get("ssid_note") and not i.get("ssid")]
+
+
 def render_text(report: dict[str, Any], *, color: bool = False, verbose: bool = False) -> str:
     lines = [f"{_tag(report['status'], color)} {verdict(report)}", ""]
     width = max((len(p["id"]) for p in report["probes"]), default=8)
@@ -47,6 +58,7 @@ def render_text(report: dict[str, Any], *, color: bool = False, verbose: bool = 
         if verbose and p["evidence"]:
             for ln in json.dumps(p["evidence"], indent=2).splitlines():
                 lines.append(f"        {ln}")
+    lines += ssid_notes(report)
     if report["findings"]:
         lines += ["", "Findings:"]
         for f in report["findings"]:

@@ -49,12 +49,17 @@ def _addresses(iface: dict[str, Any]) -> str:
 
 
 def interface_lines(report: dict[str, Any]) -> list[str]:
-    """One line per non-loopback interface: name, kind, up/down, SSID, every address."""
+    """One line per non-loopback interface: name, kind, up/down, SSID, every address.
+
+    A Wi-Fi interface whose SSID the OS withheld shows why (``ssid_note``, e.g. "SSID hidden by
+    macOS (location permission)"), so a ticket never reads "no Wi-Fi name" as "not on Wi-Fi".
+    """
     lines = []
     for iface in report["host"]["interfaces"]:
         if iface["kind"] == "loopback":
             continue
-        ssid = f', SSID "{iface["ssid"]}"' if iface.get("ssid") else ""
+        ssid = (f', SSID "{iface["ssid"]}"' if iface.get("ssid")
+                else f", {iface['ssid_note']}" if iface.get("ssid_note") else "")
         state = "up" if iface["up"] else "down"
         lines.append(f"{iface['name']} ({iface['kind']}, {state}{ssid}): {_addresses(iface)}")
     return lines

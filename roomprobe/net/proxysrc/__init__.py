@@ -37,6 +37,9 @@ class Source:
     error: str | None = None
     # scheme -> the exact setting that holds its proxy (e.g. "HTTPS_PROXY"), for findings
     settings: dict[str, str] = field(default_factory=dict)
+    # whose settings these are, for per-user sources (WinINet): a scheduled task running as
+    # SYSTEM reads the Zoom Rooms user's hive, and the report must say which account it read
+    user: str | None = None
 
     def where(self, scheme: str) -> str:
         """Where the proxy for ``scheme`` is set, as precisely as the source knows it."""
@@ -53,7 +56,7 @@ class Source:
                 "proxies": {k: safe_url(v) for k, v in self.proxies.items()},
                 "bypass": list(self.bypass), "pac_url": self.pac_url and safe_url(self.pac_url),
                 "auto_detect": self.auto_detect, "error": self.error,
-                "settings": dict(self.settings)}
+                "settings": dict(self.settings), "user": self.user}
 
 
 @dataclass

@@ -13,10 +13,13 @@ from __future__ import annotations
 import re
 
 from roomprobe.core import oscmd
+from roomprobe.net.osnet import winuser
+from roomprobe.net.osnet.winuser import Registry
 from roomprobe.net.proxysrc import Source, normalise_proxy
 from roomprobe.net.proxysrc.bypass import split_list
 
-INTERNET_SETTINGS = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Internet Settings"
+USER_SUB = r"Software\Microsoft\Windows\CurrentVersion\Internet Settings"
+INTERNET_SETTINGS = "HKCU\\" + USER_SUB
 CONNECTIONS = INTERNET_SETTINGS + r"\Connections"
 WINHTTP_KEY = r"HKLM\Software\Microsoft\Windows\CurrentVersion\Internet Settings\Connections"
 
@@ -139,28 +142,9 @@ def _reg_values(key: str, names: tuple[str, ...] | None = None) -> dict[str, str
     DWORDs become decimal text and binaries hex, so one code path serves both readers.
     Raises OSError (key missing, access denied) or ImportError (not Windows).
     """
-    import winreg  # type: ignore[import-not-found,unused-ignore]
+    from roomprobe.net.osnet.winuser import WinReg
 
-    hive_name, _, sub = key.partition("\\")
-    hive = {"HKCU": winreg.HKEY_CURRENT_USER, "HKLM": winreg.HKEY_LOCAL_MACHINE}[hive_name]
-    out: dict[str, str] = {}
-    with winreg.OpenKey(hive, sub) as k:
-        i = 0
-        while i < 512:
-            try:
-                name, data, kind = winreg.EnumValue(k, i)
-            except OSError:
-                break
-            i += 1
-            if names is not None and name not in names:
-                continue
-            if kind == winreg.REG_DWORD:
-                out[name] = str(int(data))
-            elif kind == winreg.REG_BINARY:
-                out[name] = bytes(data).hex()
-            elif isinstance(data, str):
-                out[name] = data
-    return out
+    return WinReg().values(key, names)
 
 
 def _reg_query(key: str, value: str | None = None) -> dict[str, str]:
@@ -172,22 +156,71 @@ def _reg_query(key: str, value: str | None = None) -> dict[str, str]:
     return parse_reg_query(out.text)
 
 
-def read_wininet() -> Source:
-    """This user's WinINet settings: winreg first, ``reg query`` when winreg is unavailable."""
+def _wininet_at(reg: Registry, base: str) -> Source:
+    r"""The WinINet source from ``base`` (``HKCU\...`` or ``HKU\<SID>\...`` Internet Settings)."""
     try:
-        user = _reg_values(INTERNET_SETTINGS)
-        try:
-            conns = _reg_values(CONNECTIONS, ("DefaultConnectionSettings",))
-        except OSError:
-            conns = {}
-        return wininet_source(user, conns, "registry " + INTERNET_SETTINGS)
-    except ImportError:
-        pass
+        values = reg.values(base)
     except OSError as exc:
-        return Source("wininet", "registry " + INTERNET_SETTINGS, error=f"unreadable: {exc}")
+        return Source("wininet", "registry " + base, error=f"unreadable: {exc}")
+    try:
+        conns = reg.values(base + r"\Connections", ("DefaultConnectionSettings",))
+    except OSError:
+        conns = {}
+    return wininet_source(values, conns, "registry " + base)
+
+
+def wininet_from_registry(reg: Registry, me: str, as_system: bool, zoom_owners: list[str]) -> Source:
+    r"""The WinINet settings the Zoom Rooms app uses, and whose they are (``Source.user``).
+
+    As a normal account: this account's HKCU (the app's own when --run-as names its user).
+    As SYSTEM (a task scheduled without --run-as): the Zoom Rooms user's hive ``HKU\<SID>``
+    (found by :func:`roomprobe.net.osnet.winuser.find_room_user`). If that user is known but
+    its hive is not loaded, the source is an error (SYSTEM's own settings would describe another
+    path than the app's); if no Zoom Rooms user exists at all, SYSTEM's own settings are read
+    and ``user`` says so.
+    """
+    if not as_system:
+        src = _wininet_at(reg, INTERNET_SETTINGS)
+        src.user = me
+        return src
+    room = winuser.find_room_user(reg, zoom_owners)
+    if room.sid and room.error is None:
+        src = _wininet_at(reg, f"HKU\\{room.sid}\\{USER_SUB}")
+        src.user = room.label()
+        return src
+    if room.name or room.sid:  # the app's user exists, its settings cannot be read now
+        return Source("wininet", "registry HKU\\<Zoom Rooms user>\\" + USER_SUB, user=room.label(),
+                      error=f"running as SYSTEM and {room.error}; schedule the check with "
+                            f"--run-as {room.name or 'THE-ROOM-USER'}, or run it while that user is logged on")
+    src = _wininet_at(reg, INTERNET_SETTINGS)
+    src.user = f"SYSTEM ({room.error}: these are SYSTEM's own settings, not the Zoom Rooms app's)"
+    return src
+
+
+def _whoami() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no USERNAME variable: the report still says whose settings it read
+        return "this account"
+
+
+def read_wininet() -> Source:
+    """The Zoom Rooms user's WinINet settings: winreg first, ``reg query`` when winreg is unavailable."""
+    try:
+        reg = winuser.WinReg()
+    except ImportError:
+        reg = None
+    if reg is not None:
+        system = winuser.running_as_system()
+        owners = winuser.zoom_rooms_owners() if system else []
+        return wininet_from_registry(reg, _whoami(), system, owners)
     user = _reg_query(INTERNET_SETTINGS)
     conns = _reg_query(CONNECTIONS, "DefaultConnectionSettings")
-    return wininet_source(user, conns, "reg query " + INTERNET_SETTINGS)
+    src = wininet_source(user, conns, "reg query " + INTERNET_SETTINGS)
+    src.user = _whoami()
+    return src
 
 
 def read_winhttp() -> Source:
