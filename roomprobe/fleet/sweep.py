@@ -370,7 +370,9 @@ def sweep(rooms: Sequence[Room], *, timeout: float, concurrency: int,
     on_link = {a: osnet.interface_for_peer(a) for a in {e[0] for e in endpoints}}
     # A silent on-link address: did it answer ARP? (the connect made the OS ask)
     neigh = neighbours(a for (a, _p), att in attempts.items() if att.state == "filtered" and on_link[a])
-    host = host_facts()
+    from roomprobe.core.redact import redact
+
+    host = redact(host_facts())  # once: the same for every room, and redaction is not free
     out = []
     for r in rooms:
         out.append(room_report(r, attempts, on_link, neigh, host, timeout, rfc3339(started)))
@@ -499,7 +501,6 @@ def room_report(r: Room, attempts: dict[tuple[str, int], Attempt],
                 host: dict[str, Any], timeout: float, started_at: str) -> dict[str, Any]:
     """One room's report: the check's v1 shape, so report/metrics/history tools read it."""
     from roomprobe.core.redact import redact
-    from roomprobe.diagnose.mapping import diagnose
 
     att = attempts[(r.address, r.port)]
     link, nb = on_link.get(r.address), neigh.get(r.address)
@@ -513,13 +514,13 @@ def room_report(r: Room, attempts: dict[tuple[str, int], Attempt],
     status = ("fail" if "fail" in statuses else "unknown" if not complete or not statuses & {"pass", "warn"}
               else "warn" if "warn" in statuses else "pass")
     ran = {"controller-port"} | ({"subnet"} if reach_p["status"] in ("pass", "fail") else set())
-    diag = diagnose(findings, probes_run=ran)
+    diag = _diagnose(findings, frozenset(ran))
     top = diag[0] if diag and findings else None
     state = port_p["evidence"]["state"]
     rep: dict[str, Any] = {
         "schema": "roomprobe/report/v1", "roomprobe_version": _version(), "started_at": started_at,
         "duration_s": round(max(float(p["duration_s"]) for p in probes), 3), "complete": complete,
-        "status": status, "host": host,
+        "status": status,
         "targets": {"controller": r.controllers[0] if r.controllers else None, "room": r.address,
                     "role": "controller-side", "port": r.port},
         "probes": probes, "findings": findings, "diagnosis": diag,
@@ -531,7 +532,28 @@ def room_report(r: Room, attempts: dict[tuple[str, int], Attempt],
     }
     if r.name:
         rep["room_name"] = r.name
-    return redact(rep)
+    # Redacted: what came from the inventory and the measurements (a peer URL may carry a
+    # token). Not: the diagnosis (catalog text) and the host (redacted once by the caller),
+    # which would cost more than the sweep itself for a thousand rooms.
+    for key in ("probes", "findings", "sweep", "room_name", "targets"):
+        if key in rep:
+            rep[key] = redact(rep[key])
+    rep["host"] = host
+    return rep
+
+
+_DIAG_CACHE: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+
+
+def _diagnose(findings: list[dict[str, Any]], ran: frozenset[str]) -> list[dict[str, Any]]:
+    """diagnose(), once per distinct set of finding ids: a sweep has thousands of rooms and a
+    handful of distinct faults, and the diagnosis reads only ids, severities and probes."""
+    from roomprobe.diagnose.mapping import diagnose
+
+    key = (tuple((f["id"], f["severity"], f["probe"]) for f in findings), ran)
+    if key not in _DIAG_CACHE:
+        _DIAG_CACHE[key] = diagnose(findings, probes_run=set(ran))
+    return _DIAG_CACHE[key]  # shared between rooms: read-only from here on
 
 
 def _version() -> str:
