@@ -325,7 +325,7 @@ def max_concurrency(wanted: int) -> int:
 # ------------------------------------------------------------------ per-room reports
 
 
-def neighbours(addresses: Iterable[str], workers: int = 8) -> dict[str, dict[str, Any] | None]:
+def neighbours(addresses: Iterable[str], workers: int = 16) -> dict[str, dict[str, Any] | None]:
     """The OS neighbour entry of each address (osnet.neighbor), a few lookups at a time."""
     from roomprobe.core.threads import start_guarded
     from roomprobe.net import osnet
@@ -364,10 +364,13 @@ def sweep(rooms: Sequence[Room], *, timeout: float, concurrency: int,
     endpoints = list(dict.fromkeys([(r.address, r.port) for r in rooms]
                                    + [(c, r.port) for r in rooms for c in r.controllers]))
     total = len(endpoints)
+    # Before the connects, so the neighbour lookups below start the moment the connects end:
+    # the entry of an unanswered ARP turns FAILED about 3 s after the first SYN and a busy
+    # neighbour table drops FAILED entries soon after.
+    on_link = {a: osnet.interface_for_peer(a) for a in {e[0] for e in endpoints}}
     attempts = dict(zip(endpoints, connect_all(
         endpoints, timeout, max_concurrency(concurrency),
         (lambda n: progress(n, total)) if progress else None), strict=True))
-    on_link = {a: osnet.interface_for_peer(a) for a in {e[0] for e in endpoints}}
     # A silent on-link address: did it answer ARP? (the connect made the OS ask)
     neigh = neighbours(a for (a, _p), att in attempts.items() if att.state == "filtered" and on_link[a])
     from roomprobe.core.redact import redact
@@ -394,10 +397,14 @@ def _port_probe(r: Room, att: Attempt, link: dict[str, Any] | None, nb: dict[str
     if att.state == "filtered" and link is not None:
         ev["neighbor"] = nb
         if nb is not None and nb.get("state") == "none":
-            return {**probe, "status": "error", "reason": "blocked-locally",
-                    "summary": f"no packet to {r.address}:{r.port} left this host (the OS never "
-                               f"asked ARP): this host's firewall drops it; allow outbound TCP "
-                               f"{r.port} here and sweep again"}, []
+            # A check reads this as "blocked here" (the OS never asked ARP). In a sweep the
+            # entry of an unanswered ARP may also have been dropped already from a table
+            # holding hundreds of rooms: not measured, and the message says both.
+            return {**probe, "status": "error", "reason": "no-neighbour-entry",
+                    "summary": f"no answer from {r.address}:{r.port} and no ARP entry for it "
+                               "afterwards: this host's firewall may drop the SYN, or the entry "
+                               "of an unanswered ARP expired among many rooms; run 'roomprobe "
+                               f"check --room {r.address}' for this room"}, []
         if nb is not None and not nb.get("mac"):
             ev.update(state="unreachable", why="no ARP answer from the room")
     if att.state == "error":
