@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "Past checks and what changed since the room was last healthy."),
     "schedule": ("roomprobe.commands.schedule:schedule",
                  "Run the check every N minutes with the OS scheduler (install|remove|status)."),
+    "sweep": ("roomprobe.commands.sweep:sweep", "Check many rooms at once: 9090 state, ARP, likely code."),
     "serve": ("roomprobe.commands.serve:serve",
               "Answer 'check --peer' bandwidth/latency tests (and stand in on 9090)."),
 }

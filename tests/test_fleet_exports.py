@@ -193,9 +193,9 @@ def test_nagios_output_is_a_short_status_line_with_perfdata(two_rooms):
 def test_nagios_unknown_explains_itself_on_stdout(tmp_path):
     r = cli("check", "--only", "interfaces", "--format", "nagios", "--room", "10.0.0.1", "--room", "10.0.0.2")
     assert r.returncode == 3
-    assert r.stdout.startswith("UNKNOWN - ") and "one check per room" in r.stdout
+    assert r.stdout.startswith("UNKNOWN - ") and "roomprobe sweep 10.0.0.1 10.0.0.2" in r.stdout
     assert len(r.stdout.splitlines()[0]) < 80
-    assert "one check per room" in r.stderr and "Traceback" not in r.stderr
+    assert "roomprobe sweep 10.0.0.1 10.0.0.2" in r.stderr and "Traceback" not in r.stderr
 
 
 @pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian: prometheus) not installed")

@@ -90,9 +90,12 @@ def check(**opts: Any) -> int:
 
 def _one(flag: str, values: tuple[str, ...]) -> str | None:
     """--room/--controller name one address per check; several are refused, never half-used."""
+    if len(values) > 1 and flag == "room":
+        raise UsageError(f"--room given {len(values)} times: a check looks at one room; for "
+                         f"several rooms at once run 'roomprobe sweep {' '.join(values[:3])}'")
     if len(values) > 1:
         raise UsageError(f"--{flag} given {len(values)} times: a check looks at one room; "
-                         f"run one check per room (e.g. for a in {' '.join(values[:3])}; do "
+                         f"run one check per {flag} (e.g. for a in {' '.join(values[:3])}; do "
                          f"roomprobe check --{flag} $a; done)")
     return values[0] if values else None
 

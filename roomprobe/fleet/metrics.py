@@ -80,6 +80,11 @@ def families(report: dict[str, Any], exit_code: int) -> dict[str, tuple[str, lis
         if extract and isinstance(ev, dict):
             for name, help_, labels, value in extract(ev):
                 add(name, help_, labels, value)
+    top = next(iter(report.get("diagnosis") or []), None)
+    if report.get("findings") and isinstance(top, dict) and top.get("code") is not None:
+        # The likely Zoom code (from the catalog: a bounded label set), for "rooms failing by code".
+        add("likely_code", "1 for the Zoom error code the findings most likely cause.",
+            {"product": str(top.get("product") or ""), "code": str(top.get("code"))}, 1)
     for sev in SEVERITIES:
         add("findings", "Findings in the last check, by severity.", {"severity": sev},
             sum(1 for f in report.get("findings", []) if f.get("severity") == sev))

@@ -1,0 +1,89 @@
+"""``roomprobe sweep``: every room's TCP 9090 state, reachability and likely Zoom code at once."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from roomprobe.core.errors import UsageError
+
+
+@click.command()
+@click.argument("targets", nargs=-1, metavar="[INVENTORY] [ADDR|CIDR ...]")
+@click.option("--port", type=click.IntRange(1, 65535), default=9090, show_default=True,
+              help="Port for rooms whose inventory row names none.")
+@click.option("--timeout", type=click.FloatRange(0.1, 60), default=2.5, show_default=True, metavar="S",
+              help="Deadline per room: silence this long is 'filtered'.")
+@click.option("--concurrency", type=click.IntRange(1, 4096), default=1024, show_default=True,
+              help="Rooms checked at the same time.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text",
+              show_default=True, help="What goes to stdout.")
+@click.option("--prometheus-textfile", default=None, metavar="PATH.prom",
+              help="Also write every room's metrics (room/target labels) for node_exporter.")
+@click.option("--html", "html_path", default=None, metavar="FILE",
+              help="Also write a self-contained html page (sortable, worst first).")
+def sweep(targets: tuple[str, ...], port: int, timeout: float, concurrency: int, fmt: str,
+          prometheus_textfile: str | None, html_path: str | None) -> int:
+    """Check many rooms at once from this host: TCP 9090, ARP on this subnet, the likely code.
+
+    \b
+    roomprobe sweep rooms.csv                 (columns: name,address,controller,port,peer)
+    roomprobe sweep rooms.toml 10.0.5.0/24    ([[room]] tables with the same keys)
+    roomprobe sweep 10.0.0.20 10.0.0.21 --format json
+
+    Measured from this host only: the controller -> room path itself needs 'roomprobe check
+    --room ADDR' on the controller. Exit code: the worst room's (0 OK, 1 WARNING, 2 CRITICAL,
+    3 UNKNOWN). docs/fleet.md has the details.
+    """
+    from roomprobe.fleet import metrics, sweep_out
+    from roomprobe.fleet import sweep as sw
+    from roomprobe.report.build import rfc3339
+
+    if not targets:
+        raise UsageError("nothing to sweep: give an inventory file (.csv/.toml), addresses or "
+                         "CIDRs, e.g. 'roomprobe sweep 10.0.0.0/24'")
+    if prometheus_textfile and not prometheus_textfile.endswith(".prom"):
+        raise UsageError(f"--prometheus-textfile {prometheus_textfile}: the textfile collector "
+                         "only reads *.prom files; name it e.g. rooms.prom")
+    rooms = sw.parse_targets(targets, port)
+    started, t0 = time.time(), time.monotonic()
+    reports = sw.sweep(rooms, timeout=timeout, concurrency=concurrency, progress=_progress())
+    if sys.stderr.isatty():
+        click.echo("\r\033[K", nl=False, err=True)
+    summary = sw.summary(reports, time.monotonic() - t0)
+    if prometheus_textfile:
+        metrics.write_text(prometheus_textfile,
+                           metrics.render_many([(r, sw.exit_of(r)) for r in reports]))
+    if html_path:
+        from roomprobe.core.fsutil import atomic_write_text
+
+        try:
+            atomic_write_text(html_path, sweep_out.render_html(reports, summary, rfc3339(started)))
+        except OSError as exc:
+            raise UsageError(f"cannot write {html_path}: {exc.strerror or exc}") from None
+    if fmt == "json":
+        click.echo(sweep_out.to_json(reports, summary), nl=False)
+    elif fmt == "csv":
+        click.echo(sweep_out.to_csv(reports), nl=False)
+    else:
+        click.echo(sweep_out.text_table(reports, summary), nl=False)
+    return int(summary["exit_code"])
+
+
+def _progress():  # type: ignore[no-untyped-def]
+    """A progress line on stderr, only on a terminal, at most ten updates a second."""
+    if not sys.stderr.isatty():
+        return None
+    last = [0.0]
+
+    def show(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - last[0] >= 0.1:
+            last[0] = now
+            width = 30
+            fill = width * done // max(total, 1)
+            click.echo(f"\rsweep [{'#' * fill}{'.' * (width - fill)}] {done}/{total}", nl=False, err=True)
+
+    return show

@@ -1,0 +1,142 @@
+"""A lab subnet with hundreds of room addresses, for the sweep's lab test and bench/sweep.py.
+
+On top of tests/lab.py's Lab (its switch namespace, prefix and teardown): a bridge holding one
+/22 of the RFC 2544 benchmarking range (198.18.0.0/15, never routed on a real network), a
+scanner namespace at 198.18.0.1 and a few target namespaces, each carrying many addresses
+(``ip -batch``) of one kind:
+
+  open      a listener on 0.0.0.0:9090 (large backlog: the scan must not overflow it)
+  refused   nothing listens: the kernel answers RST
+  dropped   nftables drops TCP 9090 (the host still answers ARP): filtered
+  absent    no host has the address: no ARP answer
+
+Kinds are interleaved over the address range so no tool gains from their order.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Any
+
+from lab import Host, Lab, sh
+
+NET = "198.18.0"  # the /22 is 198.18.0.0 - 198.18.3.255
+PLEN = 22
+SCANNER = "198.18.0.1"
+KINDS = ("open", "refused", "dropped", "absent")
+DROP_9090 = """
+table inet sweepdrop {
+  chain input { type filter hook input priority 0; policy accept;
+    tcp dport 9090 drop
+  }
+}
+"""
+LISTENER = (
+    "import socket,sys\n"
+    "s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+    "s.bind(('0.0.0.0',9090));s.listen(4096);print('listening',flush=True)\n"
+    "while True:\n c,_=s.accept();c.close()\n"
+)
+# what roomprobe's port state is in nmap's words (nmap cannot tell a dead host from a drop)
+NMAP_WORD = {"open": "open", "refused": "closed", "filtered": "filtered", "unreachable": "filtered"}
+
+
+def address(i: int) -> str:
+    """The i-th target address: 198.18.0.10 upward through the /22."""
+    n = 10 + i
+    return f"198.18.{n // 256}.{n % 256}"
+
+
+@dataclass
+class SweepLab:
+    """Targets by kind: ``expected[address] = kind``; ``scanner`` runs roomprobe and nmap."""
+
+    lab: Lab
+    scanner: Host
+    expected: dict[str, str] = field(default_factory=dict)
+
+    def addresses(self) -> list[str]:
+        return list(self.expected)
+
+    def nmap(self, addresses: list[str], timeout: float = 300) -> tuple[dict[str, str], float]:
+        """``nmap -n -Pn -p 9090 -T4`` from the scanner: {address: state}, wall seconds."""
+        import time
+
+        listfile = self.lab.tmp / "nmap-targets.txt"
+        listfile.write_text("\n".join(addresses) + "\n")
+        t0 = time.monotonic()
+        out = self.scanner.run(["nmap", "-n", "-Pn", "-p", "9090", "-T4", "-iL", str(listfile),
+                                "-oX", "-"], timeout=timeout).stdout
+        seconds = time.monotonic() - t0
+        states: dict[str, str] = {}
+        for host in ET.fromstring(out).iter("host"):
+            addr = host.find("address").get("addr")  # type: ignore[union-attr]
+            port = host.find("ports/port/state")
+            states[str(addr)] = port.get("state") if port is not None else "host-down"  # type: ignore[union-attr]
+        for a in addresses:  # a host nmap left out of its output
+            states.setdefault(a, "host-down")
+        return states, seconds
+
+
+def build(lab: Lab, counts: dict[str, int], hosts_per_kind: int = 2) -> SweepLab:
+    """Plug the scanner and the target namespaces into a new bridge; ``counts`` per kind."""
+    sh(["ip", "-n", lab.switch, "link", "add", "swp", "type", "bridge"])
+    sh(["ip", "-n", lab.switch, "link", "set", "swp", "up"])
+    ns = lab._ns("scan")
+    lab._plug(ns, "p-scan", "swp", f"{SCANNER}/{PLEN}", ifname="eth0")
+    scanner = Host(lab, "scan", ns, SCANNER, PLEN, "swp", "p-scan")
+    sl = SweepLab(lab, scanner)
+    mixed = _interleave({k: counts.get(k, 0) for k in KINDS})
+    per_host: dict[tuple[str, int], list[str]] = {}
+    seen: dict[str, int] = {}
+    for i, kind in enumerate(mixed):
+        addr = address(i)
+        sl.expected[addr] = kind
+        if kind != "absent":
+            n = seen.get(kind, 0)
+            seen[kind] = n + 1
+            per_host.setdefault((kind, n % hosts_per_kind), []).append(addr)
+    for (kind, k), addrs in sorted(per_host.items()):
+        name = f"{kind[:3]}{k}"
+        tns = lab._ns(name)
+        lab._plug(tns, f"p-{name}", "swp", f"{addrs[0]}/{PLEN}", ifname="eth0")
+        batch = "".join(f"addr add {a}/{PLEN} dev eth0\n" for a in addrs[1:])
+        if batch:
+            sh(["ip", "-n", tns, "-batch", "-"], input=batch, timeout=120)
+        host = Host(lab, name, tns, addrs[0], PLEN, "swp", f"p-{name}")
+        if kind == "open":
+            proc = host.popen([sys.executable, "-c", LISTENER], stdout=subprocess.PIPE, text=True)
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "listening"
+        elif kind == "dropped":
+            host.nft(DROP_9090)
+    return sl
+
+
+def _interleave(counts: dict[str, int]) -> list[str]:
+    """A sequence with each kind spread evenly (largest remainder first at every step)."""
+    total = sum(counts.values())
+    placed = dict.fromkeys(counts, 0)
+    out = []
+    for i in range(1, total + 1):
+        kind = max(counts, key=lambda k: (counts[k] * i / total - placed[k], counts[k]))
+        placed[kind] += 1
+        out.append(kind)
+    return out
+
+
+def agreement(ours: dict[str, str], nmap: dict[str, str]) -> tuple[int, list[tuple[str, str, str]]]:
+    """How many addresses both tools put in the same state, and the ones they disagree on."""
+    same, diff = 0, []
+    for addr, state in ours.items():
+        if NMAP_WORD.get(state) == nmap.get(addr) or (state == "unreachable" and nmap.get(addr) == "host-down"):
+            same += 1
+        else:
+            diff.append((addr, state, nmap.get(addr, "?")))
+    return same, diff
+
+
+def states_of(sweep_json: dict[str, Any]) -> dict[str, str]:
+    return {r["targets"]["room"]: r["sweep"]["state"] for r in sweep_json["rooms"]}

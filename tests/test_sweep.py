@@ -1,0 +1,128 @@
+"""roomprobe sweep on this machine: bad input (one line, exit 3, nothing sent) and loopback rooms.
+
+Only loopback is connected to here (the traffic rule); the lab test (test_lab_sweep.py) covers
+filtered, unreachable and ARP on a real subnet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from roomprobe.core.errors import UsageError
+from roomprobe.fleet import sweep as sw
+
+
+def cli(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env["NO_COLOR"] = "1"
+    return subprocess.run([sys.executable, "-m", "roomprobe", *args], capture_output=True,
+                          text=True, timeout=60, env=env, cwd=cwd)
+
+
+def one_line_exit3(r: subprocess.CompletedProcess, *words: str) -> None:
+    assert r.returncode == 3, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    for w in words:
+        assert w in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args,words", [
+    ((), ["nothing to sweep"]),
+    (("10.0.0.0/8",), ["16777216 addresses", "split it"]),
+    (("bogus",), ["neither an address", "--help"]),
+    (("10.0.0.1", "--prometheus-textfile", "x.txt"), ["*.prom"]),
+    (("10.0.0.1", "--concurrency", "0"), ["--concurrency"]),
+    (("missing.csv",), ["cannot read inventory", "check the path"]),
+])
+def test_bad_arguments_are_one_line_exit_3(args, words):
+    one_line_exit3(cli("sweep", *args), *words)
+
+
+@pytest.mark.parametrize("name,text,words", [
+    ("rooms.csv", "name,ip\nA,10.0.0.1\n", ["must name the columns", "'address'"]),
+    ("rooms.csv", "name,address\nA,10.0.0.999\n", ["line 2", "not an IP address"]),
+    ("rooms.csv", "address,port\n10.0.0.1,70000\n", ["port '70000'"]),
+    ("rooms.csv", "address,controller\n10.0.0.1,nope\n", ["controller", "not an IP address"]),
+    ("rooms.toml", "[[room]\naddress=1", ["not valid TOML"]),
+    ("rooms.toml", "title = 'x'\n", ["no [[room]] tables"]),
+    ("rooms.toml", "[[room]]\nname = 'A'\n", ["room 1", "no address"]),
+    ("rooms.toml", "[[room]]\naddress = '10.0.0.1'\nname = 7\n", ["name must be text"]),
+    ("rooms.txt", "10.0.0.1\n", ["name it .csv or .toml"]),
+    ("rooms.csv", b"address\n\xff\xfe\n", ["UTF-8"]),
+])
+def test_bad_inventories_are_one_line_exit_3(tmp_path, name, text, words):
+    p = tmp_path / name
+    p.write_bytes(text if isinstance(text, bytes) else text.encode())
+    one_line_exit3(cli("sweep", str(p)), *words)
+
+
+def test_inventory_is_read_bounded(tmp_path):
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"address\n" + b"10.0.0.1\n" * (sw.MAX_INVENTORY_BYTES // 9 + 1))
+    one_line_exit3(cli("sweep", str(big)), "larger than")
+    zero = tmp_path / "zero.csv"
+    zero.symlink_to("/dev/zero")
+    one_line_exit3(cli("sweep", str(zero)), "larger than")
+
+
+def test_targets_parse_cidrs_inventories_and_drop_repeats(tmp_path):
+    inv = tmp_path / "r.toml"
+    inv.write_text("[defaults]\nport = 9091\n[[room]]\nname='A'\naddress='10.0.0.5'\n"
+                   "controllers=['10.0.0.9']\n[[room]]\naddress='10.0.0.6'\nport=9090\npeer='http://10.0.0.6:8080'\n")
+    rooms = sw.parse_targets([str(inv), "10.0.0.4/30", "10.0.0.5"], 9090)
+    # the /30's 10.0.0.6:9090 and the last 10.0.0.5:9090 repeat earlier rooms
+    assert [(r.address, r.port) for r in rooms] == [("10.0.0.5", 9091), ("10.0.0.6", 9090),
+                                                    ("10.0.0.5", 9090)]
+    assert rooms[0].name == "A" and rooms[0].controllers == ("10.0.0.9",)
+    assert [r.address for r in sw.cidr_addresses("10.0.0.0/31", 9090)] == ["10.0.0.0", "10.0.0.1"]
+    assert [r.address for r in sw.cidr_addresses("10.0.0.7/32", 9090)] == ["10.0.0.7"]
+    assert len(sw.cidr_addresses("10.0.0.0/20", 9090)) == 4094
+    with pytest.raises(UsageError, match="more than"):
+        sw.parse_targets(["10.0.0.0/20", "10.1.0.0/24"], 9090)
+
+
+@pytest.fixture()
+def loopback_rooms():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connects are refused
+    yield srv.getsockname()[1], closed.getsockname()[1]
+    srv.close()
+    closed.close()
+
+
+def test_loopback_sweep_table_json_and_exit_code(tmp_path, loopback_rooms):
+    open_port, refused_port = loopback_rooms
+    inv = tmp_path / "rooms.csv"
+    inv.write_text(f"name,address,port\nUp,127.0.0.1,{open_port}\nDown,127.0.0.1,{refused_port}\n")
+    r = cli("sweep", str(inv))
+    assert r.returncode == 2, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["STATUS", "ROOM", "ADDRESS", "STATE", "CODE", "WHY"]
+    assert lines[1].split()[:5] == ["FAIL", "Down", f"127.0.0.1:{refused_port}", "refused", "zoom-rooms:2002"]
+    assert lines[2].split()[:5] == ["PASS", "Up", f"127.0.0.1:{open_port}", "open", "-"]
+    assert r.stderr == ""  # no progress line when stderr is not a terminal
+    data = json.loads(cli("sweep", str(inv), "--format", "json").stdout)
+    assert data["summary"]["by_state"] == {"open": 1, "refused": 1}
+    assert [x["room_name"] for x in data["rooms"]] == ["Down", "Up"]
+    inv.write_text(f"address,port\n127.0.0.1,{open_port}\n")
+    ok = cli("sweep", str(inv), "--format", "csv")
+    assert ok.returncode == 0 and ok.stdout.splitlines()[1].startswith("pass,127.0.0.1,127.0.0.1,")
+
+
+def test_worst_exit_follows_the_check_precedence():
+    def rep(status: str, complete: bool = True) -> dict:
+        return {"status": status, "complete": complete}
+
+    assert sw.worst_exit([rep("pass"), rep("warn")]) == 1
+    assert sw.worst_exit([rep("unknown", False), rep("warn")]) == 3
+    assert sw.worst_exit([rep("unknown", False), rep("fail")]) == 2
+    assert sw.worst_exit([rep("pass")]) == 0
