@@ -402,8 +402,6 @@ def run(ctx: Context) -> Result:
     evidence = {**base_ev, **m, "profile": profile.to_evidence()}
     findings = evaluate(m, o, where, profile)
     findings += incomplete_findings(m, o, where, label)
-    proven = (all(complete(m[k], o.min_steady) for k in ("download", "upload"))
-              and bool(m["idle"].get("samples")))
     down, up = m["download"]["mbps"], m["upload"]["mbps"]
     idle = m["idle"]["median_ms"]
     summary = (f"{_needs_line(profile)}; measured {up if up is not None else '-'} up / "
@@ -411,15 +409,35 @@ def run(ctx: Context) -> Result:
                f"idle RTT {idle} ms, {m['bytes'] / 1e6:.1f} MB in {m['seconds']} s"
                f"{_source_note(profile)}")
     if any(f.severity == Severity.FAIL for f in findings):
-        status = Status.FAIL
-    elif findings:
-        status = Status.WARN
-    elif proven:  # positive evidence: both directions complete, steady, above the figure
-        status = Status.PASS
-    else:  # cannot happen while incomplete_findings covers every gap; never PASS by default
-        return Result(Status.ERROR, "bandwidth-unproven", summary, evidence, findings)
-    reason = findings[0].id if findings else "ok"
-    return Result(status, reason, summary, evidence, findings)
+        return Result(Status.FAIL, findings[0].id, summary, evidence, findings)
+    if findings:
+        return Result(Status.WARN, findings[0].id, summary, evidence, findings)
+    got = proof(m, o, profile)
+    if not got:  # cannot happen while incomplete_findings covers every gap; never PASS by default
+        return Result.unmeasured("bandwidth-unproven", summary, evidence, findings)
+    return Result.passed("ok", summary, evidence, got, findings)
+
+
+def proof(m: dict[str, Any], o: Options, profile: Profile) -> dict[str, Any]:
+    """What a bandwidth PASS stands on: each direction's steady figure, measured to completion,
+    against the profile's need with the headroom met, and the idle round trips. Empty when any
+    part is missing (then no PASS is possible)."""
+    out: dict[str, Any] = {"profile": profile.label()}
+    for key, need in (("download", profile.down_mbps), ("upload", profile.up_mbps)):
+        d = m[key]
+        if not complete(d, o.min_steady):
+            return {}
+        verdict, headroom = judge(float(d["mbps"]), float(need), float(o.headroom_warn))
+        if verdict != "met":
+            return {}
+        out[key] = {"mbps": d["mbps"], "need_mbps": need, "headroom": round(headroom, 3),
+                    "steady_seconds": d["steady_seconds"], "bytes": d.get("bytes")}
+    idle = m["idle"]
+    if not idle.get("samples") or idle.get("median_ms") is None:
+        return {}
+    out["idle_rtt"] = {"median_ms": idle["median_ms"], "jitter_ms": idle.get("jitter_ms"),
+                       "samples": idle["samples"]}
+    return out
 
 
 def incomplete_findings(m: dict[str, Any], o: Options, where: str, label: str) -> list[Finding]:

@@ -372,8 +372,8 @@ def _tcp_step(tcp_state: dict[int, str], tcp: list[dict[str, Any]],
 
 
 def _tls_step(web: list[dict[str, Any]], https_ok: bool) -> dict[str, Any]:
-    ok = [w for w in web if w["ok"] and (w["status"] or 0) < 400]
-    if https_ok:
+    ok = _working(web)
+    if ok:
         via = f" through the proxy {ok[0]['proxy']}" if ok[0]["proxy"] else " directly"
         return _cloudpath.step("tls-443", "open", f"{ok[0]['url']} answered over TLS{via}")
     if web and all(w["phase"] in ("deadline", "error") for w in web):
@@ -415,7 +415,7 @@ def conclude(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list[dic
     tcp_state = _by_port(tcp_words, tcp_ports, ("open",))
     udp_state = _by_port(udp, udp_ports, ("reachable", "open"))
     # Working = TLS verified (an untrusted certificate fails the tls phase) and a status < 400.
-    https_ok = any(w["ok"] and (w["status"] or 0) < 400 for w in web)
+    https_ok = bool(_working(web))
 
     unreachable = [w for w in web if not w["ok"] and w["phase"] in ("resolve", "connect", "proxy")]
     if web and not https_ok and unreachable:
@@ -561,18 +561,47 @@ def _brief_ep(a: dict[str, Any]) -> dict[str, Any]:
     return {k: a.get(k) for k in ("host", "port", "address", "state", "proof", "error")}
 
 
-def _status(https_ok: bool, findings: list[Finding], web: list[dict[str, Any]]) -> tuple[Status, str]:
-    """PASS only with HTTPS proven (see the module docstring); a cut-short run is ``error``."""
+def _working(web: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Web results that prove the TLS 443 floor: verified TLS and an HTTP status below 400."""
+    return [w for w in web if w.get("ok") is True and w.get("phase") is None
+            and isinstance(w.get("status"), int) and w["status"] < 400]
+
+
+def proof(web: list[dict[str, Any]], media: dict[str, Any]) -> dict[str, Any]:
+    """What a cloud PASS stands on: the web URL(s) that answered over trusted TLS with their
+    HTTP status and route, and the media path with its basis (observed, proven, likely, floor).
+
+    Empty (no PASS possible) when no URL answered or no media path is backed by a measurement.
+    """
+    ok = _working(web)
+    if not ok or media.get("transport") in (None, "none") or media.get("basis") in (None, "none"):
+        return {}
+    step = next((s for s in media.get("steps", []) if s["step"] == media["transport"]), None)
+    return {"web": [{"url": w["url"], "status": w["status"], "via": w.get("proxy") or "direct",
+                     "tls": (w.get("tls") or {}).get("version"),
+                     "issuer": (w.get("tls") or {}).get("issuer")} for w in ok],
+            "media_path": {"transport": media["transport"], "basis": media["basis"],
+                           "why": step["why"] if step else media.get("summary")}}
+
+
+def verdict(summary: dict[str, Any], findings: list[Finding], web: list[dict[str, Any]],
+            evidence: dict[str, Any], text: str) -> Result:
+    """PASS only with HTTPS proven and a media path backed by a measurement (module docstring);
+    a measured failure is FAIL, a warning WARN, a run cut short or unproven ``error``."""
     worst = next((f for f in findings if f.severity == Severity.FAIL), None)
     if worst:
-        return Status.FAIL, worst.id
-    if not https_ok:
-        return Status.ERROR, ("https-deadline" if any(w["phase"] == "deadline" for w in web)
-                              else "https-unproven")
+        return Result(Status.FAIL, worst.id, text, evidence, findings)
+    if not summary["https_ok"] or not _working(web):
+        reason = ("https-deadline" if any(w["phase"] == "deadline" for w in web)
+                  else "https-unproven")
+        return Result.unmeasured(reason, text, evidence, findings)
     warn = next((f for f in findings if f.severity == Severity.WARN), None)
     if warn:
-        return Status.WARN, warn.id
-    return Status.PASS, "reachable"
+        return Result(Status.WARN, warn.id, text, evidence, findings)
+    got = proof(web, summary["media_path"])
+    if not got:  # cannot happen while TLS 443 is the floor; never PASS on nothing
+        return Result.unmeasured("media-path-unproven", text, evidence, findings)
+    return Result.passed("reachable", text, evidence, got, findings)
 
 
 def run(ctx: Context) -> Result:
@@ -633,9 +662,8 @@ def run(ctx: Context) -> Result:
                                  ranges_check=ranges_check)
     evidence = {**summary, "web": web, "tcp": tcp, "udp": udp, "control": control,
                 "control_host": opts.control_host or None, "app": app, "zoom_ranges": ranges_check}
-    status, reason = _status(summary["https_ok"], findings, web)
     mp = summary["media_path"]
-    n_ok = sum(1 for w in web if w["ok"] and (w["status"] or 0) < 400)
+    n_ok = len(_working(web))
     app_word = ("app not checked" if app is None else "app not running" if app.get("running") is False
                 else f"app in a meeting on {_cloudpath.LABEL[app['transport']]}"
                 if app.get("in_meeting") else "app running, not in a meeting" if app.get("running")
@@ -645,7 +673,7 @@ def run(ctx: Context) -> Result:
             + (f"; control {control['state']}" if control else "; no control")
             + "; TCP " + ", ".join(f"{p} {s}" for p, s in summary["tcp_ports"].items())
             + f"; {app_word}")
-    return Result(status, reason, text, evidence, findings)
+    return verdict(summary, findings, web, evidence, text)
 
 
 PROBE = Probe(

@@ -150,13 +150,33 @@ def _room_address(ctx: Context) -> dict[str, Any]:
     return out
 
 
+def _cut_short(given: float, configured: float) -> bool:
+    """The deadline shortened this wait: silence within it is not measured silence."""
+    return given < configured - 0.06
+
+
+def _tls(ctx: Context, proxy: str | None) -> dict[str, Any]:
+    """tls_check with the probe's budget; a silence the deadline cut short is ``unfinished``."""
+    o = ctx.options
+    budget = ctx.budget(float(o.tls_timeout))
+    t = tls_check(str(o.tls_host), int(o.tls_port), budget, str(o.ca_file) or None, proxy,
+                  str(o.public_ca_file) or None)
+    if t.get("verdict") == "no-answer" and _cut_short(budget, float(o.tls_timeout)):
+        t["verdict"] = "unfinished"
+    return t
+
+
 def _proxy_and_tls(ctx: Context, proxy: str) -> dict[str, Any]:
     o = ctx.options
-    res = probe_proxy(proxy, str(o.connect_target), ctx.budget(float(o.connect_timeout)))
+    budget = ctx.budget(float(o.connect_timeout))
+    res = probe_proxy(proxy, str(o.connect_target), budget)
+    if _cut_short(budget, float(o.connect_timeout)):
+        if res.get("tcp") == "timeout":
+            res["tcp"] = "unfinished"
+        elif res.get("connect") == "no-answer":
+            res["connect"] = "unfinished"
     if res.get("connect") == "ok":
-        res["tls"] = tls_check(str(o.tls_host), int(o.tls_port), ctx.budget(float(o.tls_timeout)),
-                               str(o.ca_file) or None, proxy=proxy,
-                               public_ca_file=str(o.public_ca_file) or None)
+        res["tls"] = _tls(ctx, proxy)
     if res["loopback"] and res.get("tcp") == "open":
         res["process"] = _listener_process(res["port"])
     return res
@@ -247,9 +267,7 @@ def _routes(ctx: Context, res: proxies.Resolver, active: list[Source], targets: 
 
 def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
     host_f = pool.submit(_room_address, ctx) if ctx.targets.role != "controller-side" else None
-    ca, pub = str(o.ca_file) or None, str(o.public_ca_file) or None
-    direct_tls_f = pool.submit(tls_check, str(o.tls_host), int(o.tls_port),
-                               ctx.budget(float(o.tls_timeout)), ca, None, pub)
+    direct_tls_f = pool.submit(_tls, ctx, None)
     res = _resolver(o)
     collected = _wait(pool.submit(_collect, ctx, res), ctx, None)
     if collected is None:
@@ -287,7 +305,7 @@ def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
         r["targets"] = sorted(used[k][2])
         proxies_ev[k] = r
     direct_tls = _wait(direct_tls_f, ctx, {"host": o.tls_host, "port": o.tls_port, "via": "direct",
-                                           "verified": None, "verdict": "no-answer",
+                                           "verified": None, "verdict": "unfinished",
                                            "error": "no answer before the deadline"})
 
     def works(entry: str | None) -> bool:
@@ -318,6 +336,7 @@ def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
                 f"The proxy setting {row['error']}: it is no usable proxy URL, so requests that "
                 f"should use it fail or go direct ({row['source']}).",
                 {"setting": setting, "source": row["source"], "error": row["error"]}, setting=setting))
+    route_proof = _route_proof(route_rows, proxies_ev, direct_tls, peer_url)
     for row in route_rows:
         row.pop("_chain")
 
@@ -330,13 +349,18 @@ def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
                                  f"({where}) does not work: {err}",
                                  {"pac_url": safe_url(pac_url), "sources": where, "error": err},
                                  where=where))
+    # A PAC failure the cache did not record (an evaluation that raised something else) is still
+    # a route nobody can take: a finding, never a silent DIRECT. A route the deadline left
+    # undecided ("unfinished") proves nothing either way: it makes the verdict error, below.
+    told = {f.evidence.get("error") for f in findings if f.id == "proxy-pac-error"}
     for row in route_rows:
-        if row["via"] == "unfinished":
-            findings.append(Finding("proxy-pac-error", Severity.FAIL,
-                                    f"The route of {row['target']} ({row['source']}) was not decided "
-                                    "before the deadline.", {"sources": row["source"], "error": row["error"]},
-                                    hint=HINTS["proxy-pac-error"].format(where=_label(row["source"]))))
-            break
+        if row["via"] == "pac-error" and row["error"] not in told:
+            told.add(row["error"])
+            findings.append(_finding("proxy-pac-error", Severity.FAIL,
+                                     f"The PAC file of {row['source']} gave no route for "
+                                     f"{row['target']}: {row['error']}",
+                                     {"sources": row["source"], "error": row["error"]},
+                                     where=row["source"]))
     if peer_url:
         for row in route_rows:
             if row["target"] == peer_url and row["proxy"]:
@@ -374,7 +398,7 @@ def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
     evidence = {"sources": [s.to_evidence() for s in sources], "wpad": wpad, "routes": route_rows,
                 "proxies": list(proxies_ev.values()), "unused_proxies": unused, "tls": tls_ev,
                 "room_address": host_ev}
-    return _verdict(findings, evidence, active)
+    return _verdict(findings, evidence, active, route_proof)
 
 
 def _via_text(t: dict[str, Any]) -> str:
@@ -419,6 +443,8 @@ def _tls_findings(t: dict[str, Any]) -> list[Finding]:
 
 def _proxy_findings(res: dict[str, Any], where: str, fallback: str | None = None) -> list[Finding]:
     proxy, tcp, conn = res["proxy"], res.get("tcp"), res.get("connect")
+    if "unfinished" in (tcp, conn):
+        return []  # cut short by the deadline: no verdict on this proxy (the probe says error)
     ev = {k: res.get(k) for k in ("proxy", "scheme", "host", "port", "loopback", "tcp", "error", "connect",
                                   "status_code", "status_line", "target", "targets", "process",
                                   "credentials_sent")}
@@ -468,23 +494,67 @@ def _proxy_findings(res: dict[str, Any], where: str, fallback: str | None = None
     return out
 
 
-def _verdict(findings: list[Finding], evidence: dict[str, Any], active: list[Source]) -> Result:
+def _route_proof(rows: list[dict[str, Any]], proxies_ev: dict[tuple[str, int], dict[str, Any]],
+                 direct_tls: dict[str, Any], peer_url: str | None) -> dict[str, Any]:
+    """What a proxy PASS stands on, per route a target takes (the first entry of its chain,
+    the one a client uses): the proxy with its CONNECT answer and TLS verdict ``ok``, or direct
+    with the direct TLS verdict ``ok``. With no active source: "no proxy applies: direct".
+
+    Returns ``{"routes": [...], "unproven": [...]}``; a route that is undecided, unusable or
+    not verified lands in ``unproven`` and no PASS is possible.
+    """
+    proven: list[dict[str, Any]] = []
+    unproven: list[dict[str, Any]] = []
+    direct_ok = direct_tls.get("verdict") == "ok"
+    if not rows:
+        entry = {"route": "no proxy applies: direct", "tls_direct": direct_tls.get("verdict")}
+        (proven if direct_ok else unproven).append(entry)
+    for row in rows:
+        base = {"target": row["target"], "source": row["source"], "via": row["via"]}
+        chain = row["_chain"]
+        if row["target"] == peer_url:  # the controller: proven by going direct (no TLS there)
+            (proven if row["via"] not in ("invalid", "pac-error", "unfinished")
+             and chain[:1] == [None] else unproven).append({**base, "route": "direct"})
+            continue
+        if row["via"] in ("invalid", "pac-error", "unfinished") or not chain:
+            unproven.append({**base, "route": None, "why": row["error"] or row["via"]})
+        elif chain[0] is None:
+            (proven if direct_ok else unproven).append(
+                {**base, "route": "direct", "tls_direct": direct_tls.get("verdict")})
+        else:
+            r = proxies_ev.get(_key(chain[0]), {})
+            entry = {**base, "route": safe_url(chain[0]), "tcp": r.get("tcp"), "connect": r.get("connect"),
+                     "status_code": r.get("status_code"), "tls": (r.get("tls") or {}).get("verdict")}
+            (proven if entry["connect"] == "ok" and entry["tls"] == "ok" else unproven).append(entry)
+    return {"routes": proven, "unproven": unproven}
+
+
+def _verdict(findings: list[Finding], evidence: dict[str, Any], active: list[Source],
+             route_proof: dict[str, Any]) -> Result:
     sevs = {f.severity for f in findings}
-    status = Status.FAIL if Severity.FAIL in sevs else Status.WARN if Severity.WARN in sevs else Status.PASS
     names = ", ".join(s.name for s in active) or "none"
-    if status != Status.PASS:
+    if Severity.FAIL in sevs or Severity.WARN in sevs:
+        status = Status.FAIL if Severity.FAIL in sevs else Status.WARN
         worst = next(f for f in findings if f.severity.value == status.value)
         return Result(status, worst.id, worst.message, evidence, findings)
-    # Pass only on proof: every used path completed TLS with a verdict of ok (checked above;
-    # anything else made a finding). Say what was proven.
-    ok_paths = [t["via"] for t in evidence["tls"] if t.get("verdict") == "ok"]
-    if not ok_paths:
-        return Result(Status.ERROR, "unproven", "no TLS path to Zoom was verified", evidence, findings)
+    # Pass only on proof: every route a target takes went through a proxy that accepted CONNECT
+    # and completed TLS with the verdict ok, or went direct with the direct TLS verdict ok.
+    if route_proof["unproven"] or not route_proof["routes"]:
+        def gap(u: dict[str, Any]) -> str:
+            what = next((u[k] for k in ("why", "tls", "tls_direct", "connect", "tcp") if u.get(k)), "?")
+            return f"{u.get('target', 'zoom')} ({u.get('source', 'direct')}): {what}"
+        gaps = "; ".join(gap(u) for u in route_proof["unproven"][:3]) or "no route"
+        cut = "unfinished" in repr(route_proof["unproven"])
+        return Result.unmeasured("unfinished" if cut else "unproven",
+                                 ("not proven before the deadline: " if cut else "not proven: ")
+                                 + gaps + ("; rerun with a longer --timeout" if cut else ""),
+                                 {**evidence, "unproven": route_proof["unproven"]}, findings)
     reason = "proxied" if active else "direct"
+    via = sorted({r["route"] for r in route_proof["routes"]})
     summary = (f"proxy sources in use: {names}; {len(evidence['proxies'])} proxy(ies) used and "
-               f"verified: TLS to Zoom verified via {', '.join(ok_paths)}"
-               if active else "no proxy configured: direct connections; TLS to Zoom verified")
-    return Result(status, reason, summary, evidence, findings)
+               f"verified: TLS to Zoom verified via {', '.join(via)}"
+               if active else "no proxy applies: direct connections; TLS to Zoom verified")
+    return Result.passed(reason, summary, evidence, {"routes": route_proof["routes"]}, findings)
 
 
 PROBE = Probe(

@@ -216,15 +216,15 @@ def run(ctx: Context) -> Result:
     try:
         host, port = split_peer(str(peer), int(o.peer_port))
     except ValueError as exc:
-        return Result(Status.ERROR, "bad-peer", str(exc))
+        return Result.unmeasured("bad-peer", str(exc), {})
     token = str((ctx.settings.peer_token if ctx.settings else None) or "")
     label = f"{f'[{host}]' if ':' in host else host}:{port}/udp"
     need = float(o.duration) + 3.0
     if not PEER_LINK.acquire(timeout=max(0.0, min(float(o.wait_for_link_s), ctx.remaining() - need))):
         ev = {"peer": label, "waited_s": round(float(o.wait_for_link_s), 1)}
-        return Result(Status.ERROR, "peer-link-busy",
-                      "the bandwidth test held the link to the peer too long; rerun with "
-                      "--no-bandwidth or raise quality.timeout", ev)
+        return Result.unmeasured("peer-link-busy",
+                                 "the bandwidth test held the link to the peer too long; rerun "
+                                 "with --no-bandwidth or raise quality.timeout", ev)
     try:
         specs = flows(o)
         duration = max(1.0, min(float(o.duration), ctx.remaining() - 3.0))
@@ -262,13 +262,14 @@ def run(ctx: Context) -> Result:
         findings += judge_dscp(figures)
     if mtu is not None:
         findings += judge_mtu(mtu, int(o.video_packet_bytes))
-    incomplete = [f["flow"] for f in figures if not f["complete"] or f.get("capped")]
+    gaps = {f["flow"]: gap for f in figures if (gap := unproven(f))}
+    incomplete = list(gaps)
     if incomplete:
         findings.append(Finding("quality-incomplete", Severity.WARN,
-                                f"The quality measurement of {', '.join(incomplete)} is incomplete: "
-                                "the reflector's counts did not come back, or it capped the flow, so "
-                                "upstream figures are unknown.",
-                                {"flows": incomplete},
+                                f"The quality measurement of {', '.join(incomplete)} is incomplete "
+                                f"({'; '.join(f'{k}: {v}' for k, v in gaps.items())}), so its figures "
+                                "prove nothing.",
+                                {"flows": incomplete, "why": gaps},
                                 hint="Rerun; if it repeats, raise the peer's limits or check that "
                                      "UDP to the peer is not rate-limited."))
     if o.dscp and all((f.get(d) or {}).get("dscp", {}).get("verdict", "unknown") == "unknown"
@@ -290,14 +291,55 @@ def run(ctx: Context) -> Result:
         summary += f"; est. MOS {min(mos):g}"
     if mtu and mtu.get("largest_ok"):
         summary += f"; path MTU {mtu['largest_ok']}"
-    if any(f.severity == Severity.FAIL for f in findings):
-        status = Status.FAIL
-    elif any(f.severity == Severity.WARN for f in findings):
-        status = Status.WARN
-    else:
-        status = Status.PASS
-    reason = next((f.id for f in findings if f.severity != Severity.INFO), "ok")
-    return Result(status, reason, summary, evidence, findings)
+    worst = next((f for f in findings if f.severity == Severity.FAIL), None) or next(
+        (f for f in findings if f.severity == Severity.WARN), None)
+    if worst is not None:
+        status = Status.FAIL if worst.severity == Severity.FAIL else Status.WARN
+        reason = next(f.id for f in findings if f.severity != Severity.INFO)
+        return Result(status, reason, summary, evidence, findings)
+    got = proof(figures)
+    if not got:  # cannot happen while unproven() names every gap; never PASS on nothing
+        return Result.unmeasured("quality-unproven", summary, evidence, findings)
+    return Result.passed("ok", summary, evidence, got, findings)
+
+
+def unproven(f: dict[str, Any]) -> str | None:
+    """Why one flow's figures prove nothing, or None when they are complete.
+
+    Complete = the reflector's counts came back uncapped, every packet of the call shape was
+    sent, and both directions have loss and jitter, the flow an RTT: a figure that could not be
+    computed (nothing sent, nothing echoed) is a gap, never a pass by silence of the judge.
+    """
+    if not f.get("complete"):
+        return "the reflector's counts did not come back"
+    if f.get("capped"):
+        return "the reflector capped the flow"
+    if not f.get("sent"):
+        return f"nothing was sent ({f.get('send_errors') or 0} send errors)"
+    if f.get("send_errors"):
+        return f"{f['send_errors']} packets could not be sent"
+    for direction in ("up", "down"):
+        if (f.get(direction) or {}).get("loss_pct") is None:
+            return f"no {direction} loss figure (nothing was expected that way)"
+    if not f.get("replies"):
+        return None  # total loss is a measured figure: the loss finding carries the verdict
+    for direction in ("up", "down"):
+        if f[direction].get("jitter_ms") is None:
+            return f"no {direction} jitter figure (fewer than two packets came back)"
+    if (f.get("rtt_ms") or {}).get("p95") is None:
+        return "no round trip measured"
+    return None
+
+
+def proof(figures: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a quality PASS stands on: every flow complete (``unproven`` is None) with its loss,
+    jitter and RTT figures per direction; empty (no PASS) when any flow has a gap or none ran."""
+    if not figures or any(unproven(f) or not f.get("replies") for f in figures):
+        return {}
+    return {f["flow"]: {"sent": f["sent"], "replies": f["replies"], "rtt_p95_ms": f["rtt_ms"]["p95"],
+                        **{d: {"loss_pct": f[d]["loss_pct"], "jitter_ms": f[d]["jitter_ms"],
+                               "expected": f[d].get("expected")} for d in ("up", "down")}}
+            for f in figures}
 
 
 PROBE = Probe(

@@ -326,3 +326,57 @@ def test_probe_reports_a_transfer_the_server_cut_short():
                                                         "upload ConnectionResetError"))
                for e in up_errors), up_errors
     assert srv.bytes_total <= 40_000_000
+
+
+# -- verdicts (issue 13): PASS only through Result.passed, with both directions' proof ----------
+
+def _run_with(monkeypatch, m, **opts):
+    from types import SimpleNamespace
+
+    from roomprobe.core.probe import Context, Targets
+    from roomprobe.net import speed
+
+    ep = SimpleNamespace(timeout=1.0, proxy=lambda: None)
+    monkeypatch.setattr(bandwidth, "endpoint_for", lambda ctx: (ep, "lan", "192.0.2.9:9095"))
+    monkeypatch.setattr(speed, "measure", lambda *a, **k: {**m, "bytes": 4_000_000, "seconds": 6.0})
+    o = replace(OPTS, detect_displays=False, **opts)
+    return bandwidth.run(Context(targets=Targets(), options=o, deadline=time.monotonic() + 18,
+                                 privileged=False))
+
+
+def test_pass_carries_both_directions_against_the_profile(monkeypatch):
+    from roomprobe.core.probe import Status
+
+    res = _run_with(monkeypatch, measurement(down=20.0, up=10.0))
+    assert (res.status, res.reason) == (Status.PASS, "ok")
+    p = res.evidence["proof"]
+    assert p["download"]["mbps"] == 20.0 and p["download"]["need_mbps"] == 2.0
+    assert p["upload"]["mbps"] == 10.0 and p["upload"]["steady_seconds"] == 2.0
+    assert p["idle_rtt"]["samples"] == 10 and p["profile"] == "1 display at 720p"
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda m: m["upload"].update(mbps=None, errors=["upload ConnectionResetError"]),
+     "bandwidth-endpoint-unreachable"),                                   # one way moved nothing
+    (lambda m: m["download"].update(steady_seconds=0.8), "bandwidth-incomplete"),  # deadline-short
+    (lambda m: m["download"].update(errors=["download HTTP 503"]), "bandwidth-incomplete"),
+    (lambda m: m["idle"].update(samples=0, median_ms=None), "bandwidth-incomplete"),
+    (lambda m: m["upload"].update(mbps=2.1), "bandwidth-up-low"),           # met, but no headroom
+])
+def test_a_gap_in_the_measurement_is_never_pass(monkeypatch, change, reason):
+    from roomprobe.core.probe import Status
+
+    m = measurement()
+    change(m)
+    res = _run_with(monkeypatch, m)
+    assert res.status in (Status.WARN, Status.FAIL) and res.reason == reason, res
+    assert "proof" not in res.evidence
+
+
+def test_proof_is_empty_without_a_complete_met_figure_each_way():
+    prof = bandwidth.make_profile(OPTS)
+    assert bandwidth.proof(measurement(), OPTS, prof)["upload"]["headroom"] == 9.0
+    m = measurement()
+    m["upload"]["steady_seconds"] = 1.0
+    assert bandwidth.proof(m, OPTS, prof) == {}
+    assert bandwidth.proof(measurement(up=2.2), OPTS, prof) == {}  # 10% headroom < 20%

@@ -24,6 +24,10 @@ def tcp(port, state, host="m"):
     return {"host": host, "port": port, "state": state}
 
 
+def verdict(summary, findings, web_results):
+    return cloud.verdict(summary, findings, web_results, {}, "text")
+
+
 def ids(findings):
     return {f.id: f for f in findings}
 
@@ -48,7 +52,11 @@ def test_nothing_tested_is_info_and_the_floor_is_tls_443():
     mp = summary["media_path"]
     assert (mp["transport"], mp["basis"]) == ("tls-443", "floor")
     assert summary["tcp_ports"] == {"8801": "untested", "8802": "untested"}
-    assert cloud._status(summary["https_ok"], findings, [web()]) == (Status.PASS, "reachable")
+    r = verdict(summary, findings, [web()])
+    assert (r.status, r.reason) == (Status.PASS, "reachable")
+    assert r.evidence["proof"]["web"] == [{"url": "https://zoom.us/", "status": 200, "via": "direct",
+                                           "tls": None, "issuer": None}]
+    assert r.evidence["proof"]["media_path"]["basis"] == "floor"
 
 
 def test_control_answer_turns_silence_from_a_known_stun_host_into_blocked():
@@ -130,12 +138,13 @@ def test_a_deadline_is_never_success():
     summary, findings = cloud.conclude([cut], [], [], None, [], [])
     assert summary["https_ok"] is False and "cloud-https-unproven" in ids(findings)
     assert summary["media_path"]["steps"][2]["state"] == "unknown"
-    assert cloud._status(False, findings, [cut]) == (Status.ERROR, "https-deadline")
+    r = verdict(summary, findings, [cut])
+    assert (r.status, r.reason) == (Status.ERROR, "https-deadline") and "proof" not in r.evidence
     # a crashed job (run_all's placeholder has no "ok") is normalised, not a KeyError
     crashed = cloud.web_result("https://zoom.us/", {"state": "error", "error": "ValueError: port"})
     summary, findings = cloud.conclude([crashed], [], [], None, [], [])
     assert summary["https_ok"] is False
-    assert cloud._status(False, findings, [crashed])[0] is Status.ERROR
+    assert verdict(summary, findings, [crashed]).status is Status.ERROR
     ep = cloud.endpoint_result("m", 8801, None)
     assert ep["state"] == "deadline" and ep["port"] == 8801
     ep = cloud.endpoint_result("m", 8801, {"state": "error", "error": "x"})

@@ -181,3 +181,60 @@ def test_judge_names_the_flow_and_direction():
     jitter = found["quality-jitter"]
     assert jitter.severity.value == "warn" and "video down 35 ms" in jitter.message
     assert "quality-rtt" not in found
+
+
+# -- verdicts (issue 13): PASS only through Result.passed, every flow's figures as proof --------
+
+def _fig(flow="audio", sent=200, replies=200, send_errors=0, up_loss=0.0, down_loss=0.0,
+         jitter=1.0, p95=2.0, complete=True, capped=0):
+    def d(loss):
+        return {"expected": sent, "lost": 0, "loss_pct": loss, "jitter_ms": jitter,
+                "dscp": {"verdict": "kept", "sent": 56, "received": {56: sent}}}
+    return {"flow": flow, "sent": sent, "send_errors": send_errors, "replies": replies,
+            "complete": complete, "capped": capped, "rtt_ms": {"p50": 1.0, "p95": p95},
+            "up": d(up_loss), "down": d(down_loss)}
+
+
+def _run(monkeypatch, figures):
+    from roomprobe.core.probe import Context, Targets
+    from roomprobe.core.settings import CheckSettings
+
+    monkeypatch.setattr(mediaflow, "run_flows", lambda *a, **k: {f["flow"]: f for f in figures})
+    monkeypatch.setattr(mediaflow, "analyse", lambda rec: rec)
+    ctx = Context(targets=Targets(), options=quality.Options(mtu=False), privileged=False,
+                  deadline=time.monotonic() + 30, settings=CheckSettings(peer="192.0.2.9:9095"))
+    return quality.run(ctx)
+
+
+def test_pass_carries_every_flows_figures(monkeypatch):
+    from roomprobe.core.probe import Status
+
+    r = _run(monkeypatch, [_fig("audio"), _fig("video", sent=750, replies=750)])
+    assert (r.status, r.reason) == (Status.PASS, "ok")
+    p = r.evidence["proof"]
+    assert set(p) == {"audio", "video"} and p["video"]["sent"] == 750
+    assert p["audio"]["up"]["loss_pct"] == 0.0 and p["audio"]["rtt_p95_ms"] == 2.0
+
+
+@pytest.mark.parametrize("video, why", [
+    # every video packet refused by the OS (EMSGSIZE, a local firewall): nothing measured
+    (dict(sent=0, replies=0, send_errors=750, up_loss=None, down_loss=None, jitter=None, p95=None),
+     "nothing was sent"),
+    (dict(send_errors=12), "could not be sent"),
+    (dict(jitter=None), "jitter"),
+    (dict(complete=False), "counts did not come back"),
+    (dict(capped=40), "capped"),
+])
+def test_a_flow_that_proves_nothing_is_never_pass(monkeypatch, video, why):
+    from roomprobe.core.probe import Status
+
+    r = _run(monkeypatch, [_fig("audio"), _fig("video", **video)])
+    assert (r.status, r.reason) == (Status.WARN, "quality-incomplete"), r.summary
+    assert why in r.findings[-1].message or why in str(r.findings[-1].evidence["why"])
+    assert "proof" not in r.evidence
+
+
+def test_total_loss_of_one_flow_is_a_loss_failure_not_a_gap():
+    fig = _fig("video", replies=0, down_loss=100.0, jitter=None, p95=None)
+    assert quality.unproven(fig) is None and quality.proof([fig]) == {}
+    assert quality.judge([fig], quality.Options())[0].severity.value == "fail"

@@ -1,11 +1,13 @@
 """Verdicts from proof (issue 13): PASS needs proof, no verdict is `error`, an incomplete run is
 UNKNOWN (exit 3) unless a failure was measured. Unit tests over the contract, the report and the
 verdict paths of interfaces, subnet, controller-port and dns; the lab tests measure the same
-paths with real sockets (test_lab_verdicts.py)."""
+paths with real sockets (test_lab_verdicts.py). The AST check below holds every module in
+probes/ to the rule (cloud, proxy, bandwidth and quality have their own verdict tests in
+test_cloud_verdict.py, test_proxy_verdict.py, test_bandwidth_unit.py, test_quality_unit.py)."""
 
 from __future__ import annotations
 
-import re
+import ast
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -43,12 +45,79 @@ def test_pass_with_a_warning_is_refused_but_info_rides_along():
     assert Result.unmeasured("deadline", "cut short", {}).status == Status.ERROR
 
 
-def test_my_probes_never_build_a_pass_by_hand():
-    """The grep the issue asks for: in these probes a PASS is only ever built by Result.passed."""
-    for mod in ("interfaces", "subnet", "controller_port", "dns"):
-        text = (REPO / "probes" / f"{mod}.py").read_text()
-        assert not re.search(r"Status\.PASS", text), f"probes/{mod}.py builds a PASS by hand"
-        assert "Result.passed(" in text
+def hand_made_passes(source: str) -> list[str]:
+    """Every place ``source`` could make a PASS without ``Result.passed``, as "line: what".
+
+    Flags any ``.PASS`` attribute (``Status.PASS``, an alias ``S.PASS``), ``Status(...)`` and
+    ``Status[...]`` (a status from a value or a name), ``getattr(Status, ...)``, and the string
+    ``"pass"`` handed to ``Result(...)`` as its status. Only roomprobe/core/probe.py may do these.
+    """
+    tree = ast.parse(source)
+    status_names = {"Status"} | {a.asname for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                                 for a in n.names if a.name == "Status" and a.asname}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == "PASS":
+            out.append(f"{node.lineno}: .PASS")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id in status_names:
+                out.append(f"{node.lineno}: Status(...)")
+            elif node.func.id == "getattr" and node.args and isinstance(node.args[0], ast.Name) \
+                    and node.args[0].id in status_names:
+                out.append(f"{node.lineno}: getattr(Status, ...)")
+            elif node.func.id == "Result":
+                first = node.args[0] if node.args else next(
+                    (k.value for k in node.keywords if k.arg == "status"), None)
+                if isinstance(first, ast.Constant) and str(first.value).lower() == "pass":
+                    out.append(f"{node.lineno}: Result('pass', ...)")
+        elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) \
+                and node.value.id in status_names:
+            out.append(f"{node.lineno}: Status[...]")
+    return out
+
+
+BAD_SAMPLES = [
+    "from roomprobe.core.probe import Result, Status\nr = Result(Status.PASS, 'ok', 's')",
+    "from roomprobe.core.probe import Status as S\nst = S.PASS",
+    "from roomprobe.core.probe import Status\nst = Status('pass')",
+    "from roomprobe.core.probe import Status\nst = Status['PASS']",
+    "from roomprobe.core.probe import Status\nst = getattr(Status, 'PA' + 'SS')",
+    "from roomprobe.core.probe import Result\nr = Result('pass', 'ok', 's')",
+    "from roomprobe.core.probe import Result\nr = Result(status='PASS', reason='ok', summary='s')",
+    "import roomprobe.core.probe as p\nr = p.Result(p.Status.PASS, 'ok', 's')",
+]
+
+
+@pytest.mark.parametrize("sample", BAD_SAMPLES)
+def test_the_checker_catches_a_hand_made_pass(sample):
+    assert hand_made_passes(sample), sample
+
+
+def test_the_checker_lets_the_honest_ways_through():
+    good = ("from roomprobe.core.probe import Result, Status\n"
+            "a = Result.passed('ok', 's', {}, {'answer': '203.0.113.10'})\n"
+            "b = Result(Status.FAIL, 'x', 's')\nc = Result.unmeasured('deadline', 's', {})\n"
+            "d = 'pass'  # a word in a string is not a status\n")
+    assert hand_made_passes(good) == []
+
+
+def probe_modules() -> list[Path]:
+    mods = sorted(p for p in (REPO / "probes").glob("*.py") if p.name != "__init__.py")
+    assert len(mods) >= 9, mods  # the checker must see the probes, or it proves nothing
+    return mods
+
+
+def test_no_probe_builds_a_pass_by_hand():
+    """The grep the issue asks for, over every module in probes/ (future ones included): a PASS
+    is only ever built by Result.passed, which refuses an empty proof."""
+    bad = {p.name: found for p in probe_modules() if (found := hand_made_passes(p.read_text()))}
+    assert not bad, f"PASS built by hand (use Result.passed with a proof): {bad}"
+
+
+@pytest.mark.parametrize("mod", ["interfaces", "subnet", "controller_port", "dns", "cloud", "proxy",
+                                 "bandwidth", "quality"])
+def test_every_probe_that_can_pass_passes_with_proof(mod):
+    assert "Result.passed(" in (REPO / "probes" / f"{mod}.py").read_text()
 
 
 # -- the run's status and exit code ---------------------------------------------------------
