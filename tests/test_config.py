@@ -33,6 +33,7 @@ PROBES = {
     "legacy": Probe(id="legacy", title="t", run=_run, defaults={"hosts": ["a"], "n": 1},
                     default_enabled=False),
     "bandwidth": Probe(id="bandwidth", title="t", run=_run),
+    "quality": Probe(id="quality", title="t", run=_run, default_enabled=False),
 }
 
 
@@ -85,9 +86,21 @@ def test_flag_switches(tmp_path):
     assert s.check.code == "2002"
     s = build(tmp_path, '[check]\nskip = ["legacy"]\n', flags={"peer": "10.0.0.20", "bandwidth": None})
     assert s.check.peer == "10.0.0.20" and s.check.enable == ("bandwidth", "quality")
-    assert st.selected(s, PROBES) == ["dns", "bandwidth"]
+    assert st.selected(s, PROBES) == ["dns", "bandwidth", "quality"]
     s = build(flags={"bandwidth": False})
     assert "bandwidth" in s.check.skip
+    # --peer asks for the peer probes, but a --skip on the same command line wins ...
+    s = build(flags={"peer": "10.0.0.20", "skip": ("bandwidth",)})
+    assert "bandwidth" not in s.check.enable and "bandwidth" in s.check.skip
+    assert st.selected(s, PROBES) == ["dns"]
+    s = build(flags={"peer": "10.0.0.20", "bandwidth": False})
+    assert s.check.enable == ("quality",) and "bandwidth" in s.check.skip
+    # ... a config file's skip does not stop bandwidth (asked for), but does stop quality,
+    s = build(tmp_path, '[check]\nskip = ["bandwidth", "quality"]\n', flags={"peer": "10.0.0.20"})
+    assert s.check.enable == ("bandwidth",)
+    # and both join an --only list.
+    s = build(flags={"peer": "10.0.0.20", "only": ("dns",)})
+    assert s.check.only == ("dns", "bandwidth", "quality")
 
 
 def test_selected_honours_enable_only_skip():

@@ -22,7 +22,7 @@ def probes(fmt: str) -> None:
         return
     for r in rows:
         needs = ", ".join(r["needs"]) or "nothing"
-        flag = "" if r["default_enabled"] else " (off unless --only)"
+        flag = "" if r["default_enabled"] else " (off unless named in --only; the peer probes also with --peer)"
         click.echo(f"{r['id']}{flag}: {r['title']}\n    {r['description']}\n    needs: {needs}; "
                    f"timeout {r['timeout_s']} s")
         for key, value in r["options"].items():

@@ -323,17 +323,22 @@ def _check_settings(cfg: ConfigFile, flags: Mapping[str, Any]) -> CheckSettings:
     token = given.pop("peer_token", None)
     if peer is not None:
         values["peer"], values["peer_token"] = peer, token
+    # The peer probes: --bandwidth asks for the bandwidth test; --peer asks for both LAN
+    # measurements (bandwidth and, unless skipped anywhere, call quality). Asked for on the
+    # command line they beat a config file's skip list and join an --only list; a --skip or
+    # --no-bandwidth on the same command line always wins.
+    asked: list[str] = []
     if bandwidth is False:
         values["skip"] = (*values["skip"], "bandwidth")
-    elif bandwidth or peer is not None:
-        values["enable"] = ("bandwidth",)
-        # Asked for on the command line: that beats a config file's skip list.
+    elif (bandwidth or peer is not None) and "bandwidth" not in skip:
+        asked.append("bandwidth")
         values["skip"] = tuple(p for p in values["skip"] if p != "bandwidth")
-        if values["only"]:  # asked for explicitly: it joins an --only list too
-            values["only"] = (*values["only"], "bandwidth")
     if peer is not None and "quality" not in values["skip"]:
-        # A peer to measure against: the call-quality test (UDP to its reflector) runs too.
-        values["enable"] = (*values.get("enable", ()), "quality")
+        asked.append("quality")
+    if asked:
+        values["enable"] = tuple(asked)
+        if values["only"]:
+            values["only"] = (*values["only"], *(a for a in asked if a not in values["only"]))
     if given.get("code") is not None:
         given["code"] = str(given["code"])
     values.update(given)
