@@ -19,8 +19,8 @@ sch_netem is not on this kernel, so the faults are built from nftables and tc's 
 - ``loss2r``: random drops (nft ``numgen random``), both tools at once: the difference here
   includes that sampling noise; the line prints its standard deviation.
 - ``jitter``: real queueing delay. Each host's link is a tbf at 4 Mbit/s, and a competing flow
-  sends a 36 KB burst (30 x 1200 B) every 100 ms each way, like a video frame: a burst takes
-  ~72 ms to drain, so an audio packet waits 0-72 ms depending on where it lands.
+  sends a 30 KB burst (25 x 1200 B) every 100 ms each way, like a video frame: a burst takes
+  ~60 ms to drain, so an audio packet waits 0-60 ms depending on where it lands.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ SCENARIOS: dict[str, dict[str, int]] = {
     "loss2r": {"random_x10": 20},
     "jitter": {"bursts": 1},
 }
-# A burst sender: 30 x 1200 bytes every 100 ms to the other host's BURST_PORT (dropped there).
+# A burst sender: 25 x 1200 bytes every 100 ms to the other host's BURST_PORT (dropped there).
 BURSTER = """
 import socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -58,7 +58,7 @@ s.connect((sys.argv[1], int(sys.argv[2])))
 payload = bytes(1200)
 t = time.monotonic()
 while True:
-    for _ in range(30):
+    for _ in range(25):
         try:
             s.send(payload)
         except OSError:
@@ -184,6 +184,10 @@ def main() -> int:
                     print(f"{name:9} {exc}")
                     continue
             finally:
+                if SCENARIOS[name].get("bursts"):  # show that the queues really filled
+                    for h in (ctrl, room):
+                        q = h.run(["tc", "-s", "qdisc", "show", "dev", "eth0"], check=False).stdout
+                        print(f"{name:9} {h.name} qdisc: {' '.join(q.split())[:160]}")
                 for p in procs:
                     p.terminate()
                     p.wait(timeout=5)
