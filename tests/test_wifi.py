@@ -237,3 +237,17 @@ def test_in_use():
     assert probe.in_use(IFACES, set()) == (["wlan0"], [])
     link_local = [dict(IFACES[1], addresses=[{"address": "169.254.3.4"}])]
     assert probe.in_use(link_local, set()) == ([], [])
+
+
+def test_ticket_evidence_row_shows_the_wifi_facts():
+    from roomprobe.report.ticket import wifi_line
+
+    facts = wifi.merge_linux(wifi.parse_iw_link(rec("iw_link_connected.txt"), "wlan0"), {},
+                             {"noise_dbm": -92.0})
+    line = wifi_line({"probes": [{"id": "wifi", "status": "pass", "evidence": {"links": [facts]}}]})
+    assert line == ("wlan0: -51 dBm, noise -92 dBm, 5 GHz channel 36, AP 70:3a:0e:aa:bb:cc, "
+                    "780 Mbit/s 802.11ac")
+    skipped = {"probes": [{"id": "wifi", "status": "skip", "summary": "no Wi-Fi interface is up"}]}
+    assert wifi_line(skipped).startswith("not in use")
+    assert wifi_line({"probes": []}) is None
+    assert wifi_line({"probes": [{"id": "wifi", "status": "warn", "evidence": {"links": ["x"]}}]}) is None
