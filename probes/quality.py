@@ -118,6 +118,15 @@ def estimate(flow: dict[str, Any], direction: str) -> dict[str, Any] | None:
             "estimate": True}
 
 
+def timeline(records: dict[str, Any]) -> dict[str, Any] | None:
+    """RTT and loss per direction over the test's time (the html ticket's picture), all flows."""
+    from roomprobe.net import mediastats as ms
+
+    return ms.timeline([(rec.sent, [(r.seq, r.r_seq, r.t_send,
+                                     (r.t_recv - r.t_send - max(0, r.r_send - r.r_recv)) / 1e6)
+                                    for r in rec.replies]) for rec in records.values()])
+
+
 def judge(figures: list[dict[str, Any]], o: Options) -> list[Finding]:
     """Findings for loss, jitter and RTT: one per figure, naming the direction(s) and flow(s)."""
     out: list[Finding] = []
@@ -245,7 +254,8 @@ def run(ctx: Context) -> Result:
         if f["flow"] == "audio":
             f["call_estimate"] = {d: estimate(f, d) for d in ("up", "down")}
     evidence: dict[str, Any] = {"peer": label, "duration_s": round(duration, 2),
-                                "flows": {f["flow"]: f for f in figures}, "mtu": mtu}
+                                "flows": {f["flow"]: f for f in figures}, "mtu": mtu,
+                                "timeline": timeline(records)}
     if not any(f["replies"] for f in figures):
         complete = all(f["complete"] for f in figures)
         why = ("the reflector answered the final count but no echo came back" if complete else

@@ -92,7 +92,7 @@ def test_flag_switches(tmp_path):
     # --peer asks for the peer probes, but a --skip on the same command line wins ...
     s = build(flags={"peer": "10.0.0.20", "skip": ("bandwidth",)})
     assert "bandwidth" not in s.check.enable and "bandwidth" in s.check.skip
-    assert st.selected(s, PROBES) == ["dns"]
+    assert st.selected(s, PROBES) == ["dns", "quality"]
     s = build(flags={"peer": "10.0.0.20", "bandwidth": False})
     assert s.check.enable == ("quality",) and "bandwidth" in s.check.skip
     # ... a config file's skip does not stop bandwidth (asked for), but does stop quality,

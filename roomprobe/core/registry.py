@@ -25,6 +25,7 @@ BUILTIN = {
     "proxy": "roomprobe.probes.proxy:PROBE",
     "bandwidth": "roomprobe.probes.bandwidth:PROBE",
     "quality": "roomprobe.probes.quality:PROBE",
+    "wifi": "roomprobe.probes.wifi:PROBE",
 }
 
 

@@ -94,3 +94,96 @@ def burst_ratio(lost: int, total: int, bursts: int) -> float:
     p = lost / total
     expected = 1 / (1 - p) if p < 1 else float(lost)
     return max(1.0, (lost / bursts) / expected)
+
+
+# One reply as the timeline needs it: (our seq, the reflector's reply seq, our send stamp in ns,
+# RTT in ms).
+TimelineReply = tuple[int, int, int, float]
+
+
+def _send_times(known: dict[int, int], sent: int) -> list[int]:
+    """Send stamp of every seq 0..sent-1: known ones as stamped, the lost ones interpolated."""
+    if not known:
+        return []
+    seqs = sorted(known)
+    step = ((known[seqs[-1]] - known[seqs[0]]) / (seqs[-1] - seqs[0])) if len(seqs) > 1 else 0.0
+    out: list[int] = []
+    j = 0
+    for n in range(sent):
+        while j + 1 < len(seqs) and seqs[j + 1] <= n:
+            j += 1
+        a = seqs[j]
+        if n == a:
+            out.append(known[a])
+        elif n < a or j + 1 >= len(seqs):  # before the first or after the last answered one
+            out.append(int(known[a] + (n - a) * step))
+        else:
+            b = seqs[j + 1]
+            out.append(int(known[a] + (known[b] - known[a]) * (n - a) / (b - a)))
+    return out
+
+
+def timeline(flows: Sequence[tuple[int, Sequence[TimelineReply]]], bucket_ms: float = 250.0,
+             max_points: int = 200) -> dict[str, object] | None:
+    """RTT and loss per direction over the test's time, for the html ticket's picture.
+
+    ``flows``: per flow, (packets sent, replies in arrival order). Buckets of ``bucket_ms``
+    (widened so there are at most ``max_points``), by our send time. Per bucket: the median RTT
+    of the replies sent in it, and the loss each way. Which way a missing reply was lost is
+    told by the reflector's reply numbers: a gap there is a reply lost on the way back (placed
+    between its neighbours' send times); a request without reply and without such a gap was
+    lost on the way out. An estimate per bucket; the totals are the probe's own figures.
+    None when nothing came back (there is no time axis to draw).
+    """
+    per_flow = []
+    t0: int | None = None
+    t_end: int | None = None
+    for sent, replies in flows:
+        first: dict[int, TimelineReply] = {}
+        for r in replies:
+            if 0 <= r[0] < sent and r[0] not in first:
+                first[r[0]] = r
+        times = _send_times({s: r[2] for s, r in first.items()}, sent)
+        if not times:
+            continue
+        per_flow.append((first, times))
+        t0 = min(times) if t0 is None else min(t0, min(times))
+        t_end = max(times) if t_end is None else max(t_end, max(times))
+    if t0 is None or t_end is None:
+        return None
+    span_ms = (t_end - t0) / 1e6
+    width = max(bucket_ms, math.ceil(span_ms / max_points / 50.0) * 50.0)
+    n = max(1, min(max_points, int(span_ms // width) + 1))
+
+    def slot(t_ns: float) -> int:
+        return max(0, min(n - 1, int((t_ns - t0) / 1e6 // width)))
+
+    sent_b = [0] * n
+    unanswered = [0] * n
+    down_lost = [0] * n
+    answered = [0] * n
+    rtts: list[list[float]] = [[] for _ in range(n)]
+    for first, times in per_flow:
+        for seq, t in enumerate(times):
+            b = slot(t)
+            sent_b[b] += 1
+            if seq in first:
+                answered[b] += 1
+                rtts[b].append(first[seq][3])
+            else:
+                unanswered[b] += 1
+        by_rseq = sorted((r[1], r[2]) for r in first.values())
+        for (ra, ta), (rb, tb) in zip(by_rseq, by_rseq[1:], strict=False):
+            for k in range(ra + 1, rb):  # replies the reflector sent that never arrived
+                down_lost[slot(ta + (tb - ta) * (k - ra) / (rb - ra))] += 1
+    up_loss: list[float | None] = []
+    down_loss: list[float | None] = []
+    for b in range(n):
+        d = min(down_lost[b], unanswered[b])
+        up = unanswered[b] - d
+        up_loss.append(round(100.0 * up / sent_b[b], 1) if sent_b[b] else None)
+        arrived = sent_b[b] - up
+        down_loss.append(round(100.0 * d / arrived, 1) if arrived else None)
+    return {"bucket_ms": width, "t_s": [round(b * width / 1000.0, 3) for b in range(n)],
+            "rtt_p50_ms": [None if not v else round(percentile(v, 50) or 0.0, 2) for v in rtts],
+            "up_loss_pct": up_loss, "down_loss_pct": down_loss}

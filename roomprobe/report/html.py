@@ -9,6 +9,7 @@ do (fix steps), findings, the evidence pack, the probes, and the raw measurement
 from __future__ import annotations
 
 import json
+import math
 from html import escape
 from typing import Any
 
@@ -36,6 +37,99 @@ pre{background:#f6f8fa;padding:10px;overflow:auto;white-space:pre-wrap;word-brea
 ol{margin:6px 0 10px}.fix{border-left:4px solid #0969da;padding-left:12px;margin-bottom:14px}
 .muted{color:#57606a}.hint{margin:2px 0 10px 58px}
 """
+
+
+MAX_POINTS = 200  # the probe writes at most this many; a report edited by hand may hold more
+PLOT_W, PLOT_H, PAD_L, PAD_R, PAD_T, PAD_B = 440, 150, 44, 40, 22, 26
+
+
+def _numbers(value: Any) -> list[float | None] | None:
+    """A list of finite numbers or None; anything else (a hand-edited report) is no series."""
+    if not isinstance(value, list):
+        return None
+    out: list[float | None] = []
+    for v in value[:5000]:
+        if v is None:
+            out.append(None)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            out.append(float(v))
+        else:
+            return None
+    return out
+
+
+def _plot(direction: str, t: list[float], rtt: list[float | None], loss: list[float | None]) -> str:
+    """One direction as an inline SVG: RTT as a line (left axis), loss % as bars (right axis)."""
+    step = max(1, math.ceil(len(t) / MAX_POINTS))
+    t, rtt, loss = t[::step], rtt[::step], loss[::step]
+    w, h = PLOT_W - PAD_L - PAD_R, PLOT_H - PAD_T - PAD_B
+    t_max = max(t[-1], 0.001)
+    r_max = max([v for v in rtt if v is not None] or [1.0]) * 1.15 or 1.0
+    l_max = max(5.0, max([v for v in loss if v is not None] or [0.0]))
+    bar = max(1.0, w / len(t) - 1)
+
+    def x(v: float) -> float:
+        return PAD_L + w * v / t_max if len(t) > 1 else PAD_L + w / 2
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{PLOT_W}" '
+             f'height="{PLOT_H}" viewBox="0 0 {PLOT_W} {PLOT_H}" class="plot">',
+             f"<title>{direction}: round trip (line) and loss (bars) over the quality test</title>",
+             f'<rect x="{PAD_L}" y="{PAD_T}" width="{w}" height="{h}" fill="#f6f8fa" '
+             'stroke="#d0d7de"/>']
+    for ti, lv in zip(t, loss, strict=True):
+        if lv:
+            bh = h * min(lv, l_max) / l_max
+            parts.append(f'<rect class="loss" x="{x(ti):.1f}" y="{PAD_T + h - bh:.1f}" '
+                         f'width="{bar:.1f}" height="{bh:.1f}" fill="#cf222e" fill-opacity="0.7">'
+                         f"<title>{ti:g} s: {lv:g}% lost</title></rect>")
+    runs: list[list[str]] = [[]]
+    for ti, rv in zip(t, rtt, strict=True):
+        if rv is None:
+            runs.append([])
+            continue
+        runs[-1].append(f"{x(ti):.1f},{PAD_T + h - h * rv / r_max:.1f}")
+    for pts in runs:
+        if len(pts) > 1:
+            parts.append(f'<polyline points="{" ".join(pts)}" fill="none" stroke="#0969da" '
+                         'stroke-width="1.5"/>')
+        elif pts:
+            cx, cy = pts[0].split(",")
+            parts.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="#0969da"/>')
+    font = 'font-size="10" font-family="sans-serif"'
+    parts += [f'<text x="{PAD_L - 4}" y="{PAD_T + 8}" text-anchor="end" fill="#0969da" {font}>'
+              f"{r_max:.3g} ms</text>",
+              f'<text x="{PAD_L - 4}" y="{PAD_T + h}" text-anchor="end" fill="#57606a" {font}>0</text>',
+              f'<text x="{PAD_L + w + 4}" y="{PAD_T + 8}" fill="#cf222e" {font}>{l_max:.3g}%</text>',
+              f'<text x="{PAD_L}" y="{PLOT_H - 8}" fill="#57606a" {font}>0 s</text>',
+              f'<text x="{PAD_L + w}" y="{PLOT_H - 8}" text-anchor="end" fill="#57606a" {font}>'
+              f"{t_max:.3g} s</text>",
+              f'<text x="{PAD_L}" y="14" fill="#1f2328" font-size="12" font-weight="600" '
+              f'font-family="sans-serif">{direction.capitalize()}: RTT (blue) and loss (red)</text>',
+              "</svg>"]
+    return "".join(parts)
+
+
+def quality_plots(report: dict[str, Any]) -> list[str]:
+    """The quality probe's timeline as one SVG per direction (upstream, downstream), or none.
+
+    Pure SVG (the page's CSP forbids scripts); every number is checked to be a finite number
+    first, so a hand-edited report draws nothing rather than injecting markup.
+    """
+    probe = next((p for p in report.get("probes", []) if p.get("id") == "quality"), None)
+    tl = (probe or {}).get("evidence", {}).get("timeline") if isinstance(probe, dict) else None
+    if not isinstance(tl, dict):
+        return []
+    t = _numbers(tl.get("t_s"))
+    rtt = _numbers(tl.get("rtt_p50_ms"))
+    if not t or rtt is None or len(rtt) != len(t) or any(v is None for v in t):
+        return []
+    out = []
+    for key, word in (("up_loss_pct", "upstream"), ("down_loss_pct", "downstream")):
+        loss = _numbers(tl.get(key))
+        if loss is None or len(loss) != len(t):
+            continue
+        out.append(_plot(word, [float(v or 0.0) for v in t], rtt, loss))
+    return out
 
 
 def _tag(word: str) -> str:
@@ -85,6 +179,12 @@ def render_html(report: dict[str, Any]) -> str:
             if f.get("hint"):
                 parts.append(f'<div class="hint">&rarr; {escape(f["hint"])}</div>')
         parts.append("</section>")
+
+    plots = quality_plots(report)
+    if plots:
+        parts.append("<section><h2>Quality test over time</h2>" + "".join(plots)
+                     + '<p class="muted">Round trip (median per interval) and the share of '
+                       "packets lost in each interval, per direction.</p></section>")
 
     parts.append("<section><h2>Evidence pack</h2><table>")
     parts += [f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in evidence_rows(report)]

@@ -65,6 +65,33 @@ def interface_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def wifi_line(report: dict[str, Any]) -> str | None:
+    """The wifi probe's facts in one line (signal, noise, band/channel, AP, rate), or None."""
+    probe = next((p for p in report.get("probes", []) if p.get("id") == "wifi"), None)
+    if not probe:
+        return None
+    if probe.get("status") == "skip":
+        return f"not in use ({probe.get('summary', '')})"
+    links = probe.get("evidence", {}).get("links")
+    if not isinstance(links, list) or not links:
+        return probe.get("summary") or None
+    parts = []
+    for f in links:
+        if not isinstance(f, dict):
+            continue
+        sig = f.get("signal_dbm")
+        bits = [f"{sig:g} dBm{' (est.)' if f.get('signal_estimated') else ''}"
+                if isinstance(sig, (int, float)) else "signal unknown"]
+        if isinstance(f.get("noise_dbm"), (int, float)):
+            bits.append(f"noise {f['noise_dbm']:g} dBm")
+        bits.append(f"{f.get('band') or '? GHz'} channel {f.get('channel') or '?'}")
+        bits.append(f"AP {f.get('bssid') or 'hidden'}")
+        if isinstance(f.get("tx_mbps"), (int, float)):
+            bits.append(f"{f['tx_mbps']:g} Mbit/s {f.get('phy') or ''}".strip())
+        parts.append(f"{f.get('interface', '?')}: " + ", ".join(bits))
+    return "; ".join(parts) or None
+
+
 def evidence_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, value) pairs of the evidence pack, in the order a support engineer reads them.
 
@@ -86,6 +113,7 @@ def evidence_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
          else ("not recorded" if "zoom_rooms_app" not in report
                else "no Zoom Rooms app on Linux" if host["os"] == "Linux" else "not found")),
         ("Interfaces", "; ".join(interface_lines(report)) or "none"),
+        ("Wi-Fi", wifi_line(report) or ""),
         ("Default gateway", ", ".join(f"{g['gateway']} via {g.get('interface') or '?'}"
                                       for g in host["default_gateway"]) or "none"),
         ("Time zone", f"{tz['name']} (UTC{tz['utc_offset']})" if tz else "not recorded"),

@@ -1,0 +1,226 @@
+"""wifi: is the room's Wi-Fi link good enough for a call?
+
+Checks: for each Wi-Fi interface that carries this host's traffic (up with a routable address and
+holding the default route, or the route to the controller/room), the OS's facts: signal (RSSI
+dBm), noise where the driver reports it, band and channel, BSSID, PHY rates (roomprobe.net.wifi).
+Concludes: fail when the signal is at or below ``rssi_fail_dbm`` (-80 dBm: basic connectivity
+only), warn at or below ``rssi_warn_dbm`` (-70 dBm: the floor for reliable delivery); warn on
+the 2.4 GHz band (crowded, few channels, lower rates); roaming between runs from the history
+database (``--history``): the BSSID differs from the previous run's (info), or ``roam_warn``
+different access points in the last ``roam_runs`` runs (warn: the room sits between two APs).
+SKIP when no Wi-Fi interface is in use (a wired room), with the reason.
+PASS proves: the OS reported a signal for the Wi-Fi link in use, above the warn level, on a
+band other than 2.4 GHz (or none reported). It does not prove the air is free (interference
+shows as loss in the quality probe).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from roomprobe.core.errors import UsageError
+from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.net import osnet
+
+HISTORY_ENV = "ROOMPROBE_HISTORY_DB"  # the same variable fleet.history reads
+MAX_HISTORY_REPORT = 4 * 1024 * 1024  # one stored report; a bigger row is skipped
+
+
+@dataclass(frozen=True)
+class Options:
+    """``[probes.wifi]`` in the config file, ``--set wifi.KEY=VALUE``."""
+
+    rssi_warn_dbm: float = -70.0  # below this, delivery is no longer reliable
+    rssi_fail_dbm: float = -80.0  # below this, basic connectivity only
+    warn_2ghz: bool = True  # the 2.4 GHz band is crowded and slower
+    roam_runs: int = 10  # how many earlier runs to look at for roaming
+    roam_warn: int = 3  # this many different access points in those runs is a warning
+
+
+def validate(o: Options) -> None:
+    """Levels in dBm, fail below warn; roaming counts that can happen."""
+    if not -100 <= o.rssi_fail_dbm < o.rssi_warn_dbm <= -30:
+        raise UsageError("wifi.rssi_fail_dbm must be below wifi.rssi_warn_dbm, both -100..-30 dBm")
+    if not 0 <= o.roam_runs <= 100 or not 2 <= o.roam_warn <= 100:
+        raise UsageError("wifi.roam_runs must be 0-100 and wifi.roam_warn 2-100")
+
+
+def _routable(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    return not (ip.is_link_local or ip.is_loopback or ip.is_unspecified)
+
+
+def in_use(ifaces: list[dict[str, Any]], carriers: set[str]) -> tuple[list[str], list[str]]:
+    """(Wi-Fi interfaces carrying traffic, Wi-Fi interfaces up but idle).
+
+    ``carriers``: interfaces named by the default route(s) or the route to the target. With no
+    route known at all, every Wi-Fi interface up with a routable address counts as in use.
+    """
+    wifi = [i["name"] for i in ifaces if i.get("kind") == "wifi" and i.get("up")
+            and any(_routable(a["address"]) for a in i.get("addresses", []))]
+    if not carriers:
+        return wifi, []
+    return [n for n in wifi if n in carriers], [n for n in wifi if n not in carriers]
+
+
+def history_path(ctx: Context) -> Path | None:
+    """The history database this run would use (as fleet.history.default_db_path does)."""
+    s = ctx.settings
+    if s is not None and s.history_db:
+        return Path(s.history_db)
+    if os.environ.get(HISTORY_ENV):
+        return Path(os.environ[HISTORY_ENV])
+    try:
+        from platformdirs import user_state_path
+    except ImportError:
+        return None
+    return user_state_path("roomprobe", appauthor=False) / "history.sqlite3"
+
+
+def earlier_bssids(path: Path | None, interface: str, runs: int) -> list[str] | None:
+    """BSSIDs of ``interface`` in the last ``runs`` stored reports, newest first (None: no DB).
+
+    Read-only and bounded: the newest ``runs`` rows, each report at most 4 MiB; a damaged row
+    is skipped (the history command reports damage, this probe only looks for roaming).
+    """
+    if path is None or runs <= 0 or not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
+    except sqlite3.Error:
+        return None
+    out: list[str] = []
+    try:
+        rows = conn.execute("SELECT report FROM runs WHERE length(report) <= ? ORDER BY id DESC "
+                            "LIMIT ?", (MAX_HISTORY_REPORT, int(runs))).fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    for (raw,) in rows:
+        try:
+            rep = json.loads(raw)
+            probe = next(p for p in rep["probes"] if p.get("id") == "wifi")
+            for facts in probe["evidence"]["links"]:
+                if facts.get("interface") == interface and isinstance(facts.get("bssid"), str):
+                    out.append(facts["bssid"])
+                    break
+        except (ValueError, TypeError, KeyError, StopIteration, RecursionError, AttributeError):
+            continue
+    return out
+
+
+def judge(facts: dict[str, Any], o: Options, earlier: list[str] | None) -> list[Finding]:
+    """Findings for one Wi-Fi link: weak signal, 2.4 GHz, roaming."""
+    out: list[Finding] = []
+    name, sig = facts["interface"], facts.get("signal_dbm")
+    est = " (estimated from Windows' signal quality %)" if facts.get("signal_estimated") else ""
+    noise = f", noise {facts['noise_dbm']:g} dBm" if facts.get("noise_dbm") is not None else ""
+    if sig is not None and sig <= o.rssi_warn_dbm:
+        sev = Severity.FAIL if sig <= o.rssi_fail_dbm else Severity.WARN
+        out.append(Finding("wifi-signal-weak", sev,
+                           f"The Wi-Fi signal on {name} is {sig:g} dBm{est}{noise} (warn at "
+                           f"{o.rssi_warn_dbm:g}, fail at {o.rssi_fail_dbm:g} dBm): calls lose "
+                           "packets and the rate drops.",
+                           {k: facts.get(k) for k in ("interface", "signal_dbm", "noise_dbm",
+                                                      "signal_estimated", "bssid", "band", "channel")},
+                           hint="Wire the room if you can; otherwise add or move an access point "
+                                "so the room sees -67 dBm or better."))
+    if o.warn_2ghz and facts.get("band") == "2.4 GHz":
+        out.append(Finding("wifi-band-2ghz", Severity.WARN,
+                           f"{name} is on the 2.4 GHz band (channel {facts.get('channel') or '?'}): "
+                           "crowded, only three free channels, lower rates, and shared with "
+                           "Bluetooth and microwaves.",
+                           {k: facts.get(k) for k in ("interface", "band", "channel", "bssid")},
+                           hint="Join the SSID on 5 GHz (or 6 GHz), or enable band steering on the "
+                                "access points."))
+    bssid = facts.get("bssid")
+    if bssid and earlier:
+        distinct = list(dict.fromkeys([bssid, *earlier]))
+        if len(distinct) >= o.roam_warn:
+            out.append(Finding("wifi-roaming", Severity.WARN,
+                               f"{name} used {len(distinct)} different access points in the last "
+                               f"{len(earlier) + 1} runs: the room sits between access points and "
+                               "hands over, which cuts calls for a moment each time.",
+                               {"interface": name, "bssids": distinct, "runs": len(earlier) + 1},
+                               hint="Fix the coverage so one access point is clearly strongest in "
+                                    "the room, or wire it."))
+        elif earlier[0] != bssid:
+            out.append(Finding("wifi-roamed", Severity.INFO,
+                               f"{name} is on another access point than in the previous run "
+                               f"({earlier[0]} then, {bssid} now).",
+                               {"interface": name, "previous": earlier[0], "now": bssid}))
+    return out
+
+
+def _carriers(ctx: Context) -> set[str]:
+    names = {g["interface"] for g in osnet.default_gateways() if g.get("interface")}
+    target = ctx.targets.peer
+    if target:
+        route = osnet.route_to(target) or {}
+        if route.get("interface"):
+            names.add(route["interface"])
+    return names
+
+
+def run(ctx: Context) -> Result:
+    from roomprobe.net import wifi
+
+    o = ctx.options
+    ifaces = list(osnet.interfaces())
+    used, idle = in_use(ifaces, _carriers(ctx))
+    if not used:
+        why = (f"Wi-Fi {', '.join(idle)} is up but traffic leaves by another interface" if idle
+               else "no Wi-Fi interface is up with an address (a wired room)")
+        return Result(Status.SKIP, "no-wifi", why, {"idle_wifi": idle})
+    links = [wifi.read(name) for name in used]
+    evidence: dict[str, Any] = {"links": links}
+    unread = [f for f in links if f.get("signal_dbm") is None]
+    if unread:
+        why = "; ".join(f"{f['interface']}: " + (f["error"] or ("not associated" if f["connected"]
+                                                                is False else "no signal reported"))
+                        for f in unread)
+        return Result.unmeasured("wifi-unreadable", f"Wi-Fi signal not read ({why})", evidence)
+    findings: list[Finding] = []
+    path = history_path(ctx)
+    for f in links:
+        earlier = earlier_bssids(path, f["interface"], int(o.roam_runs))
+        findings += judge(f, o, earlier)
+    parts = []
+    for f in links:
+        rate = f" {f['tx_mbps']:g} Mbit/s" if f.get("tx_mbps") else ""
+        where = f"{f.get('band') or '? GHz'} ch {f.get('channel') or '?'}"
+        parts.append(f"{f['interface']} {f['signal_dbm']:g} dBm{'~' if f.get('signal_estimated') else ''}, "
+                     f"{where}{rate}, AP {f.get('bssid') or 'hidden'}")
+    summary = "; ".join(parts)
+    if any(x.severity == Severity.FAIL for x in findings):
+        status = Status.FAIL
+    elif any(x.severity == Severity.WARN for x in findings):
+        status = Status.WARN
+    else:
+        proof = {f["interface"]: {"signal_dbm": f["signal_dbm"], "band": f.get("band"),
+                                  "source": f["source"]} for f in links}
+        return Result.passed("ok", summary, evidence, proof, findings)
+    reason = next(x.id for x in findings if x.severity != Severity.INFO)
+    return Result(status, reason, summary, evidence, findings)
+
+
+PROBE = Probe(
+    id="wifi",
+    title="Wi-Fi link (signal, band, roaming)",
+    run=run,
+    timeout_s=20.0,  # macOS system_profiler takes seconds
+    options=Options,
+    validate=validate,
+    description="Signal (RSSI dBm), noise, band and channel, BSSID and PHY rate of the Wi-Fi link "
+                "in use, judged (weak signal, 2.4 GHz, roaming between runs); skips a wired room.",
+)

@@ -1,0 +1,253 @@
+"""Wi-Fi facts: parsers on real OS outputs, the WLAN API struct, the probe's verdicts and roaming.
+
+The parsers read recorded text (tests/data/os, see WIFI_SOURCES.md; tests/data/samples for
+netsh in five languages). The probe runs with the OS layer replaced (this machine has no Wi-Fi),
+so each verdict is driven by facts a real OS printed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from roomprobe.probes import wifi as probe
+
+from roomprobe.core.errors import UsageError
+from roomprobe.core.probe import Context, Status, Targets
+from roomprobe.core.settings import CheckSettings
+from roomprobe.net import wifi
+
+OS = Path(__file__).parent / "data" / "os"
+WLAN = Path(__file__).parent / "data" / "samples" / "windows" / "netsh-wlan-show-interfaces"
+
+
+def rec(name: str) -> str:
+    return (OS / name).read_text("utf-8")
+
+
+def test_band_and_channel_from_frequency():
+    assert wifi.band_channel(2412) == ("2.4 GHz", 1) and wifi.band_channel(2447) == ("2.4 GHz", 8)
+    assert wifi.band_channel(2484) == ("2.4 GHz", 14) and wifi.band_channel(5180) == ("5 GHz", 36)
+    assert wifi.band_channel(5260) == ("5 GHz", 52) and wifi.band_channel(5955) == ("6 GHz", 1)
+    assert wifi.band_channel(None) == (None, None) and wifi.band_channel(900) == (None, None)
+    assert wifi.band_from_text("2,4 GHz") == "2.4 GHz" and wifi.band_from_text("6 (2GHz, 20MHz)") == "2.4 GHz"
+    assert wifi.band_from_text(None, 11) == "2.4 GHz" and wifi.band_from_text(None, 116) == "5 GHz"
+    assert wifi.quality_to_dbm(100) == -50 and wifi.quality_to_dbm(0) == -100 and wifi.quality_to_dbm(60) == -70
+
+
+def test_iw_link_5ghz_and_2ghz_and_disconnected():
+    f = wifi.parse_iw_link(rec("iw_link_connected.txt"), "wlp0s20f3")
+    assert f["connected"] and f["bssid"] == "70:3a:0e:aa:bb:cc" and f["ssid"] == "Room 4.01 Wi-Fi"
+    assert (f["freq_mhz"], f["band"], f["channel"], f["signal_dbm"]) == (5180, "5 GHz", 36, -51)
+    assert (f["tx_mbps"], f["rx_mbps"], f["phy"]) == (780.0, 866.7, "802.11ac")
+    g = wifi.parse_iw_link(rec("iw_link_2ghz.txt"), "wlan0")
+    assert (g["band"], g["channel"], g["signal_dbm"], g["tx_mbps"]) == ("2.4 GHz", 8, -37, 48.0)
+    d = wifi.parse_iw_link(rec("iw_link_disconnected.txt"), "wlan0")
+    assert d["connected"] is False and d["signal_dbm"] is None
+    assert wifi.parse_iw_link("command failed: No such device (-19)\n")["error"]
+
+
+def test_iw_station_dump_prefers_averages_and_distrusts_a_bogus_last_signal():
+    st = wifi.parse_iw_station(rec("iw_station_dump_vht.txt"))
+    assert st["bssid"] == "04:f0:21:32:3f:d2" and st["signal_dbm"] == -60 and st["signal_avg_dbm"] == -59
+    assert st["tx_mbps"] == 650.0 and st["tx_retries"] == 976 and st["phy"] == "802.11ac"
+    assert wifi.station_signal(st) == -59
+    eht = wifi.parse_iw_station(rec("iw_station_dump_ath12k_eht.txt"))
+    assert eht["signal_dbm"] == -95 and eht["beacon_signal_avg_dbm"] == -20 and eht["phy"] == "802.11be"
+    assert wifi.station_signal(eht) == -20  # the driver bug's -95 is not believed
+    assert wifi.parse_iw_station("") == {}
+
+
+def test_proc_net_wireless_noise_unknown_is_none():
+    p = wifi.parse_proc_wireless(rec("proc_net_wireless.txt"), "wlan0")
+    assert p == {"link": 49.0, "level_dbm": -61.0, "noise_dbm": None}
+    assert wifi.parse_proc_wireless(rec("proc_net_wireless.txt"), "wlan1") == {}
+    noisy = rec("proc_net_wireless.txt").replace("-256", "-92.")
+    assert wifi.parse_proc_wireless(noisy, "wlan0")["noise_dbm"] == -92.0
+
+
+def test_merge_linux_uses_the_station_entry_of_the_same_ap():
+    link = wifi.parse_iw_link(rec("iw_link_connected.txt"), "wlp0s20f3")
+    other = wifi.parse_iw_station(rec("iw_station_dump_vht.txt"))  # another BSSID: not merged
+    m = wifi.merge_linux(link, other, {"noise_dbm": -92.0, "level_dbm": -50.0, "link": 60})
+    assert m["signal_dbm"] == -51 and m["noise_dbm"] == -92.0 and m["tx_mbps"] == 780.0
+    same = dict(other, bssid=link["bssid"])
+    assert wifi.merge_linux(link, same, {})["signal_dbm"] == -59
+
+
+@pytest.mark.parametrize("stem, band, channel, rx, tx, pct, bssid", [
+    ("en-win11-connected-band", "5 GHz", 36, 72, 144, 53, "xx:xx:xx:xx:xx:xx"),
+    ("de-win11-connected", "5 GHz", 116, 300, 300, 43, "fe:dc:ba:09:87:02"),
+    ("es-win11-connected", "2.4 GHz", 11, 69, 206, 81, "fe:dc:ba:09:87:02"),
+    ("fr-win11-connected", "2.4 GHz", 11, 103, 206, 80, "fe:dc:ba:09:87:02"),
+    ("it-connected", "2.4 GHz", 4, 130, 130, 85, "fe:dc:ba:09:87:02"),  # no band line: from channel
+])
+def test_netsh_by_layout_in_every_language(stem, band, channel, rx, tx, pct, bssid):
+    f = wifi.parse_netsh((WLAN / f"{stem}.txt").read_text("utf-8"))
+    assert f is not None and f["connected"] and f["ssid"]
+    assert (f["band"], f["channel"], f["rx_mbps"], f["tx_mbps"], f["signal_pct"]) == (band, channel, rx, tx, pct)
+    assert f["bssid"] == bssid and f["signal_estimated"] and f["signal_dbm"] == wifi.quality_to_dbm(pct)
+    assert f["phy"] and f["phy"].startswith("802.11")
+
+
+def test_netsh_disconnected_and_other_interface():
+    text = (WLAN / "en-disconnected.txt").read_text("utf-8")
+    f = wifi.parse_netsh(text, "WiFi")
+    assert f is not None and f["connected"] is False and f["signal_dbm"] is None
+    assert wifi.parse_netsh(text, "Ethernet") is None
+
+
+def _conn_bytes(state=1, ssid=b"CorpRooms", bssid=b"\x70\x3a\x0e\xaa\xbb\xcc", phy=10, quality=62,
+                rx=866_700, tx=780_000):
+    profile = "CorpRooms".encode("utf-16-le").ljust(512, b"\0")
+    return wifi.WLAN_CONN.pack(state, 0, profile, len(ssid), ssid.ljust(32, b"\0"), 1, bssid, phy, 0,
+                               quality, rx, tx, 1, 0, 7, 4)
+
+
+def test_wlan_connection_attributes_from_bytes():
+    assert wifi.WLAN_CONN.size == 604  # sizeof(WLAN_CONNECTION_ATTRIBUTES) on Windows
+    f = wifi.parse_wlan_connection(_conn_bytes(), "Wi-Fi")
+    assert f["connected"] and f["ssid"] == "CorpRooms" and f["bssid"] == "70:3a:0e:aa:bb:cc"
+    assert (f["phy"], f["signal_pct"], f["signal_dbm"], f["rx_mbps"], f["tx_mbps"]) == \
+        ("802.11ax", 62, -69, 866.7, 780.0)
+    assert wifi.parse_wlan_connection(_conn_bytes(state=4))["connected"] is False
+    assert wifi.parse_wlan_connection(b"\0" * 100)["error"]
+
+
+def test_system_profiler_json():
+    f = wifi.parse_system_profiler(rec("system_profiler_airport.json"), "en0")
+    assert f["connected"] and f["ssid"] is None  # "<redacted>" by macOS
+    assert (f["signal_dbm"], f["noise_dbm"], f["channel"], f["band"], f["tx_mbps"], f["phy"]) == \
+        (-51, -90, 40, "5 GHz", 1297.0, "802.11ax")
+    assert wifi.parse_system_profiler(rec("system_profiler_airport.json"), "en1")["connected"] is False
+    assert wifi.parse_system_profiler("[[[", "en0")["error"]
+
+
+# ---------------------------------------------------------------- the probe
+
+IFACES = [
+    {"name": "eth0", "kind": "wired", "up": True, "addresses": [{"address": "10.0.0.5"}]},
+    {"name": "wlan0", "kind": "wifi", "up": True, "addresses": [{"address": "10.1.0.5"}]},
+]
+
+
+def ctx(tmp_path: Path, **opts) -> Context:
+    settings = CheckSettings(history_db=str(tmp_path / "h.sqlite3"))
+    return Context(Targets(), probe.Options(**opts), deadline=1e12, privileged=False, settings=settings)
+
+
+@pytest.fixture
+def host(monkeypatch):
+    state = {"gateway": "wlan0", "facts": wifi.parse_iw_link(rec("iw_link_connected.txt"), "wlan0")}
+    monkeypatch.setattr(probe.osnet, "interfaces", lambda: IFACES)
+    monkeypatch.setattr(probe.osnet, "default_gateways",
+                        lambda: [{"gateway": "10.1.0.1", "interface": state["gateway"]}])
+    monkeypatch.setattr(wifi, "read", lambda name: dict(state["facts"], interface=name))
+    return state
+
+
+def test_wired_room_is_skipped_with_the_reason(host, tmp_path):
+    host["gateway"] = "eth0"
+    r = probe.run(ctx(tmp_path))
+    assert r.status == Status.SKIP and "another interface" in r.summary
+
+
+def test_good_5ghz_signal_passes_with_proof(host, tmp_path):
+    r = probe.run(ctx(tmp_path))
+    assert r.status == Status.PASS and r.evidence["proof"]["wlan0"]["signal_dbm"] == -51
+    assert "-51 dBm" in r.summary and "5 GHz ch 36" in r.summary
+
+
+@pytest.mark.parametrize("dbm, status", [(-72, Status.WARN), (-83, Status.FAIL), (-69, Status.PASS)])
+def test_weak_signal_levels(host, tmp_path, dbm, status):
+    host["facts"] = dict(host["facts"], signal_dbm=dbm)
+    r = probe.run(ctx(tmp_path))
+    assert r.status == status
+    assert ("wifi-signal-weak" in {f.id for f in r.findings}) == (status != Status.PASS)
+
+
+def test_2ghz_band_warns(host, tmp_path):
+    host["facts"] = wifi.parse_iw_link(rec("iw_link_2ghz.txt"), "wlan0")
+    r = probe.run(ctx(tmp_path))
+    assert r.status == Status.WARN and r.reason == "wifi-band-2ghz"
+
+
+def test_unreadable_signal_is_no_verdict(host, tmp_path):
+    facts = wifi.empty("wlan0", "iw")
+    facts["error"] = "iw: command not found; install 'iw' (Debian/Ubuntu: apt install iw)"
+    host["facts"] = facts
+    r = probe.run(ctx(tmp_path))
+    assert r.status == Status.ERROR and "apt install iw" in r.summary
+
+
+def _store(db: Path, bssid: str) -> None:
+    from roomprobe.fleet import history
+
+    conn = history.connect(db)
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    report = {"started_at": now, "status": "pass", "complete": True, "duration_s": 1,
+              "findings": [], "targets": {}, "probes": [
+                  {"id": "wifi", "evidence": {"links": [{"interface": "wlan0", "bssid": bssid}]}}]}
+    history.record(conn, report, 0)
+    conn.close()
+
+
+def test_roaming_from_history(host, tmp_path):
+    db = tmp_path / "h.sqlite3"
+    assert probe.run(ctx(tmp_path)).status == Status.PASS  # no history yet
+    _store(db, "70:3a:0e:aa:bb:cc")
+    r = probe.run(ctx(tmp_path))
+    assert r.status == Status.PASS and not r.findings  # same AP as last time
+    _store(db, "70:3a:0e:00:00:01")
+    r = probe.run(ctx(tmp_path))
+    assert r.status == Status.PASS and [f.id for f in r.findings] == ["wifi-roamed"]
+    _store(db, "70:3a:0e:00:00:02")
+    r = probe.run(ctx(tmp_path))
+    assert r.status == Status.WARN and r.reason == "wifi-roaming"
+    assert len(r.findings[0].evidence["bssids"]) == 3
+
+
+def test_damaged_history_is_ignored_not_fatal(host, tmp_path):
+    (tmp_path / "h.sqlite3").write_bytes(b"not a database at all")
+    assert probe.run(ctx(tmp_path)).status == Status.PASS
+
+
+def test_history_path_matches_the_fleet_default(monkeypatch, tmp_path):
+    from roomprobe.fleet import history
+
+    c = Context(Targets(), probe.Options(), deadline=1e12, privileged=False, settings=CheckSettings())
+    monkeypatch.delenv(history.ENV_DB, raising=False)
+    assert probe.history_path(c) == history.default_db_path()
+    monkeypatch.setenv(history.ENV_DB, str(tmp_path / "x.db"))
+    assert probe.HISTORY_ENV == history.ENV_DB and probe.history_path(c) == history.default_db_path()
+
+
+def test_options_validated():
+    with pytest.raises(UsageError):
+        probe.validate(probe.Options(rssi_warn_dbm=-80, rssi_fail_dbm=-70))
+    with pytest.raises(UsageError):
+        probe.validate(probe.Options(roam_warn=1))
+    probe.validate(probe.Options())
+
+
+def test_in_use():
+    assert probe.in_use(IFACES, {"wlan0"}) == (["wlan0"], [])
+    assert probe.in_use(IFACES, {"eth0"}) == ([], ["wlan0"])
+    assert probe.in_use(IFACES, set()) == (["wlan0"], [])
+    link_local = [dict(IFACES[1], addresses=[{"address": "169.254.3.4"}])]
+    assert probe.in_use(link_local, set()) == ([], [])
+
+
+def test_ticket_evidence_row_shows_the_wifi_facts():
+    from roomprobe.report.ticket import wifi_line
+
+    facts = wifi.merge_linux(wifi.parse_iw_link(rec("iw_link_connected.txt"), "wlan0"), {},
+                             {"noise_dbm": -92.0})
+    line = wifi_line({"probes": [{"id": "wifi", "status": "pass", "evidence": {"links": [facts]}}]})
+    assert line == ("wlan0: -51 dBm, noise -92 dBm, 5 GHz channel 36, AP 70:3a:0e:aa:bb:cc, "
+                    "780 Mbit/s 802.11ac")
+    skipped = {"probes": [{"id": "wifi", "status": "skip", "summary": "no Wi-Fi interface is up"}]}
+    assert wifi_line(skipped).startswith("not in use")
+    assert wifi_line({"probes": []}) is None
+    assert wifi_line({"probes": [{"id": "wifi", "status": "warn", "evidence": {"links": ["x"]}}]}) is None
