@@ -1,6 +1,17 @@
-"""The frozen binary's entry point: the same ``main`` as the ``roomprobe`` console script."""
+"""The frozen binary's entry point: the same ``main`` as the ``roomprobe`` console script.
 
-from roomprobe.cli import main
+``roomprobe --pac-worker`` (how roomprobe.net.proxysrc.pac starts its PAC child when frozen: there
+is no ``python -m`` inside the binary) becomes the worker before click is even imported, so the
+child starts as fast as the binary can.
+"""
+
+import sys
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--pac-worker"]:
+        from roomprobe.net.proxysrc.pacworker import main as pac_worker
+
+        raise SystemExit(pac_worker())
+    from roomprobe.cli import main
+
     main()
