@@ -67,23 +67,31 @@ def _check(room, cfg, *extra: str, env: dict[str, str] | None = None):
     return out
 
 
-def test_cloud_proxy_and_bandwidth_agree_on_wpad(lab, tmp_path):
-    cloud, room = cloudlab.build(lab, tmp_path)
-    cloud.proxy()
-    _block_direct_https(lab)
+def _gnome_auto(lab, room, tmp_path, files: dict[str, str], pac_url: str = "") -> dict[str, str]:
+    """PAC/WPAD files served on WPAD_ADDR:80 and the room's desktop set to "automatic" (with
+    ``pac_url``, or WPAD through the search domain); returns the env that makes it so."""
     lab.add_cloud_address(int(WPAD_ADDR.rsplit(".", 1)[1]))
     www = tmp_path / "www"
     www.mkdir()
-    (www / "wpad.dat").write_text(WPAD_PAC)
+    for name, text in files.items():
+        (www / name).write_text(text)
     wait_line(lab.router_popen([sys.executable, str(HERE / "proxylab.py"), "http", WPAD_ADDR, "80", str(www)],
                                stdout=subprocess.PIPE, text=True))
     lab.etc_file(room, "hosts", cloudlab.hosts_text() + f"{WPAD_ADDR} wpad.lab.example\n")
     lab.etc_file(room, "resolv.conf", cloudlab.RESOLV_LOCAL + "search lab.example\n")
     fake = tmp_path / "bin"
     fake.mkdir()
-    (fake / "gsettings").write_text(GSETTINGS)
+    (fake / "gsettings").write_text(GSETTINGS.replace("autoconfig-url ''", f"autoconfig-url '{pac_url}'"))
     (fake / "gsettings").chmod(0o755)
-    env = {"PATH": f"{fake}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+    return {"PATH": f"{fake}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+
+
+def test_cloud_proxy_and_bandwidth_agree_on_wpad(lab, tmp_path):
+    cloud, room = cloudlab.build(lab, tmp_path)
+    cloud.proxy()
+    _block_direct_https(lab)
+    env = _gnome_auto(lab, room, tmp_path, {"wpad.dat": WPAD_PAC})
+    fake = tmp_path / "bin"
     cfg = cloud.config(extra=_proxy_options(cloud))
 
     out = _check(room, cfg, env=env)
@@ -144,3 +152,45 @@ def test_proxy_demanding_credentials_is_the_headline(lab, tmp_path):
     out = _check(room, cfg, env={"https_proxy": good, "no_proxy": "198.51.100.0/25"})
     assert {"proxy-auth-required", "cloud-https-blocked"}.isdisjoint(out.finding_ids()), out.report["findings"]
     assert out.probe("proxy")["status"] == "pass" and SECRET not in out.stdout
+
+
+def test_https_walks_the_pac_fallback_chain(lab, tmp_path):
+    """``PROXY dead; PROXY works; DIRECT``: the cloud's HTTPS tries the chain in order, as browsers
+    do, and says which entry worked (tests/test_https_chain.py: what falls back and what not)."""
+    cloud, room = cloudlab.build(lab, tmp_path)
+    cloud.proxy()
+    dead = f"{cloudlab.PROXY}:9"  # the proxy's address, a port where nothing listens
+    chain = f"PROXY {dead}; PROXY {cloudlab.PROXY}:8888; DIRECT"
+    env = _gnome_auto(lab, room, tmp_path, {
+        "chain.pac": f'function FindProxyForURL(u, h) {{ return "{chain}"; }}',
+        "direct.pac": f'function FindProxyForURL(u, h) {{ return "PROXY {dead}; DIRECT"; }}'},
+        pac_url=f"http://{WPAD_ADDR}/chain.pac")
+    _block_direct_https(lab)  # a pass can only come from the second entry
+    out, web = _cloud_web(room, cloud, env)
+    for w in web:
+        assert w["ok"] and w["status"] == 200 and w["proxy"] == PROXY, w
+        assert w["chain"] == [f"http://{dead}", PROXY, "DIRECT"], w
+        assert [(t["proxy"], t["phase"], t["state"]) for t in w["tried"]] == [
+            (f"http://{dead}", "connect", "refused")], w
+    assert "cloud-https-blocked" not in out.finding_ids(), out.report["findings"]
+
+    # "PROXY dead; DIRECT" with direct HTTPS dropped too: nothing works, and it says so.
+    bin_gs = tmp_path / "bin" / "gsettings"
+    bin_gs.write_text(bin_gs.read_text().replace("chain.pac", "direct.pac"))
+    out, web = _cloud_web(room, cloud, env)
+    for w in web:
+        assert not w["ok"] and w["proxy"] is None and w["phase"] == "connect", w
+        assert [t["proxy"] for t in w["tried"]] == [f"http://{dead}"], w
+    assert "cloud-https-blocked" in out.finding_ids() and out.rc == 2
+    # ... and with direct allowed again, DIRECT (the last entry) is the one that works.
+    lab.router_exec(["nft", "delete", "table", "inet", "onlyproxy"])
+    out, web = _cloud_web(room, cloud, env)
+    for w in web:
+        assert w["ok"] and w["proxy"] is None and w["chain"] == [f"http://{dead}", "DIRECT"], w
+
+
+def _cloud_web(room, cloud, env):
+    out = room.roomprobe("check", "--only", "cloud", "--config", str(cloud.config()), "--format", "json",
+                         "--timeout", "8", env=env)
+    assert out.rc in (0, 1, 2), out.stdout + out.stderr
+    return out, out.probe("cloud")["evidence"]["web"]
