@@ -123,6 +123,9 @@ def fetch(url: str, *, timeout: float, ca_file: str | None = None,
     waiting at its deadline can say where the request was stuck (``deadline_result``).
     """
     progress = progress if progress is not None else {}
+    # One deadline for the whole request, the route lookup (a PAC file evaluated in a child
+    # process) and every entry of the chain included: the caller stops waiting after ``timeout``.
+    deadline = time.monotonic() + timeout
     progress["phase"] = "proxy-lookup"
     chosen = route_for(url)
     chain = list(chosen.chain) or [chosen.proxy]
@@ -130,7 +133,6 @@ def fetch(url: str, *, timeout: float, ca_file: str | None = None,
     if chosen.via == "invalid":  # a proxy setting that is no usable URL: name it, never raise
         return {**base, "proxy": chosen.proxy, "ok": False, "phase": "proxy", "state": "bad-setting",
                 "detail": chosen.error, "status": None, "timings": {}, "tls": None}
-    deadline = time.monotonic() + timeout
     for i, entry in enumerate(chain):
         res = _attempt(url, entry, deadline, ca_file, progress)
         if i + 1 < len(chain) and _falls_back(res) and time.monotonic() < deadline:
