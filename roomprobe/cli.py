@@ -89,8 +89,26 @@ def _fail(message: str) -> None:
     sys.exit(ExitCode.UNKNOWN)
 
 
+# Internal roles of the same executable, chosen by the first argument before click parses
+# anything: a frozen binary has no ``python -m``, so roomprobe.net.proxysrc.pac starts the binary
+# itself with ``--pac-worker`` to evaluate a PAC file in a killable child. Found by name, like
+# COMMANDS, so this module imports core only.
+HELPERS: dict[str, str] = {"--pac-worker": "roomprobe.net.proxysrc.pacworker:main"}
+
+
+def run_helper(argv: list[str]) -> int | None:
+    """Run the helper role ``argv`` names (its exit code), or None when it names none."""
+    if len(argv) != 1 or argv[0] not in HELPERS:
+        return None
+    module, _, attr = HELPERS[argv[0]].partition(":")
+    return int(getattr(import_module(module), attr)())
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: click in non-standalone mode so every usage error becomes exit 3."""
+    helper = run_helper(sys.argv[1:] if argv is None else argv)
+    if helper is not None:
+        sys.exit(helper)
     try:
         rv = cli.main(args=argv, prog_name="roomprobe", standalone_mode=False)
     except UsageError as exc:

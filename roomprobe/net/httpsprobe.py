@@ -95,32 +95,64 @@ def _tunnel(sock: socket.socket, proxy: Any, host: str, port: int,
                          head.split(b"\r\n", 1)[0].decode("latin-1")[:200] or "connection closed")
 
 
+# Failures that mean "this entry of the chain cannot be used at all": the next entry is tried,
+# as browsers do with "PROXY a; PROXY b; DIRECT". A proxy that answered with a status (407, 403)
+# or a path that reached TLS gave its answer: that is the result, not a reason to fall back.
+_FALLBACK_PHASES = ("resolve", "connect")
+_FALLBACK_PROXY_STATES = ("timeout", "refused", "unreachable", "reset", "error", "bad-answer")
+
+
+def _falls_back(res: dict[str, Any]) -> bool:
+    return not res["ok"] and (res["phase"] in _FALLBACK_PHASES or (
+        res["phase"] == "proxy" and res["state"] in _FALLBACK_PROXY_STATES))
+
+
 def fetch(url: str, *, timeout: float, ca_file: str | None = None,
           progress: dict[str, Any] | None = None) -> dict[str, Any]:
     """GET ``url`` through the system proxy; never raises for network trouble.
 
-    Returns ``{"url", "proxy", "ok", "phase", "state", "detail", "status", "timings", "tls"}``:
-    ``phase``/``state`` name the first phase that failed (None when the request completed),
-    ``status`` is the HTTP status code, ``timings`` has resolve/connect/proxy/tls/first_byte ms,
-    ``trust`` (once TLS starts) names the trust store that judged the chain (net.tlstrust).
+    Returns ``{"url", "proxy", "ok", "phase", "state", "detail", "status", "timings", "tls",
+    "chain", "tried"}``: ``phase``/``state`` name the first phase that failed (None when the
+    request completed), ``status`` is the HTTP status code, ``timings`` has
+    resolve/connect/proxy/tls/first_byte ms, ``trust`` (once TLS starts) names the trust store
+    that judged the chain (net.tlstrust). The route's fallback chain (a PAC file's ``PROXY a;
+    PROXY b; DIRECT``) is walked in order as browsers do: ``chain`` lists it (``DIRECT`` for a
+    direct entry), ``proxy`` is the entry the result came from (None: direct), ``tried`` the
+    entries that could not be used before it (each with its phase, state and detail).
     ``progress`` (optional) gets ``{"phase": ...}`` as each phase starts, so a caller that stops
     waiting at its deadline can say where the request was stuck (``deadline_result``).
     """
     progress = progress if progress is not None else {}
+    # One deadline for the whole request, the route lookup (a PAC file evaluated in a child
+    # process) and every entry of the chain included: the caller stops waiting after ``timeout``.
+    deadline = time.monotonic() + timeout
+    progress["phase"] = "proxy-lookup"
+    chosen = route_for(url)
+    chain = list(chosen.chain) or [chosen.proxy]
+    base: dict[str, Any] = {"url": url, "chain": [e or "DIRECT" for e in chain], "tried": []}
+    if chosen.via == "invalid":  # a proxy setting that is no usable URL: name it, never raise
+        return {**base, "proxy": chosen.proxy, "ok": False, "phase": "proxy", "state": "bad-setting",
+                "detail": chosen.error, "status": None, "timings": {}, "tls": None}
+    for i, entry in enumerate(chain):
+        res = _attempt(url, entry, deadline, ca_file, progress)
+        if i + 1 < len(chain) and _falls_back(res) and time.monotonic() < deadline:
+            base["tried"].append({"proxy": entry or "DIRECT", "phase": res["phase"], "state": res["state"],
+                                  "detail": res["detail"]})
+            continue
+        return {**base, **res}
+    raise AssertionError("unreachable: a chain has at least one entry")
+
+
+def _attempt(url: str, proxy_url: str | None, deadline: float, ca_file: str | None,
+             progress: dict[str, Any]) -> dict[str, Any]:
+    """One try of ``url`` through ``proxy_url`` (None: direct) until ``deadline``."""
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port or 443
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    progress["phase"] = "proxy-lookup"
-    chosen = route_for(url)
-    proxy_url = chosen.proxy
     proxy = urlsplit(proxy_url) if proxy_url else None
     timings: dict[str, float] = {}
-    out: dict[str, Any] = {"url": url, "proxy": proxy_url, "ok": False, "phase": None, "state": None,
+    out: dict[str, Any] = {"proxy": proxy_url, "ok": False, "phase": None, "state": None,
                            "detail": None, "status": None, "timings": timings, "tls": None}
-    if chosen.via == "invalid":  # a proxy setting that is no usable URL: name it, never raise
-        out.update(phase="proxy", state="bad-setting", detail=chosen.error)
-        return out
-    deadline = time.monotonic() + timeout
 
     def left() -> float:
         return max(0.05, deadline - time.monotonic())

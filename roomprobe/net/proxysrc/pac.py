@@ -160,7 +160,18 @@ def my_ip_address(host: str, resolve_timeout: float = 0.5) -> str:
     return "127.0.0.1"
 
 
+WORKER_FLAG = "--pac-worker"  # how a frozen binary is asked to be the PAC worker (cli.main, entry.py)
+
+
 def _worker_cmd() -> list[str]:
+    """The command line of the PAC worker child.
+
+    A frozen (PyInstaller) binary has no Python to run ``-m``: ``sys.executable`` is roomprobe
+    itself, so it is started again with ``--pac-worker``, which its entry point (and
+    ``roomprobe.cli.main``) turn into the worker before anything else runs.
+    """
+    if getattr(sys, "frozen", False):
+        return [sys.executable, WORKER_FLAG]
     return [sys.executable, "-m", "roomprobe.net.proxysrc.pacworker"]
 
 
