@@ -290,6 +290,10 @@ def test_peer_runs_bandwidth_and_no_bandwidth_skips_it():
     assert "ConnectionRefusedError" in bw["evidence"]["error"] and out.returncode == 2
     out = cli("check", "--peer", "127.0.0.1:1", "--only", "interfaces", "--no-bandwidth",
               "--format", "json")
+    # --no-bandwidth wins; the peer's other measurement (call quality) still joins --only.
+    assert [p["id"] for p in json.loads(out.stdout)["probes"]] == ["interfaces", "quality"]
+    out = cli("check", "--peer", "127.0.0.1:1", "--only", "interfaces", "--no-bandwidth",
+              "--skip", "quality", "--format", "json")
     assert [p["id"] for p in json.loads(out.stdout)["probes"]] == ["interfaces"]
     rows = {r["id"]: r for r in json.loads(cli("probes", "--format", "json").stdout)}
     assert rows["bandwidth"]["default_enabled"] is True  # a plain check measures the link
