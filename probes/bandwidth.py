@@ -29,7 +29,7 @@ from typing import Any
 
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
-from roomprobe.net.peerlink import PEER_LINK
+from roomprobe.net.peerlink import PEER_LINK, split_peer
 
 DEFAULT_PEER_PORT = 9095
 RESOLUTIONS = ("720p", "1080p")
@@ -282,25 +282,6 @@ def endpoint_for(ctx: Context) -> tuple[Any, str, str]:
     headers = {TOKEN_HEADER: str(o.token)} if o.token else {}
     return (Endpoint(str(o.down_url), str(o.up_url), headers, timeout), "internet",
             str(o.down_url))
-
-
-def split_peer(peer: str, default_port: int) -> tuple[str, int]:
-    """``ADDR``, ``ADDR:PORT`` or ``[V6]:PORT``; raises ValueError with the reason."""
-    peer = peer.strip()
-    if peer.startswith("["):
-        host, _, rest = peer[1:].partition("]")
-        port_s = rest.removeprefix(":") or str(default_port)
-    elif peer.count(":") == 1:
-        host, port_s = peer.split(":")
-    else:
-        host, port_s = peer, str(default_port)
-    shown = peer if len(peer) <= 80 else peer[:77] + "..."
-    # isascii: '²'.isdigit() is True but int('²') raises with Python's own message.
-    if not host or not (port_s.isascii() and port_s.isdigit()) or len(port_s) > 5 \
-            or not 0 < int(port_s) < 65536:
-        raise ValueError(f"--peer {shown!r} is not ADDR or ADDR:PORT (PORT a number from 1 "
-                         "to 65535)")
-    return host, int(port_s)
 
 
 def _detect_displays(ctx: Context) -> tuple[threading.Thread, dict[str, Any]] | None:

@@ -73,21 +73,6 @@ def validate(o: Options) -> None:
         raise UsageError("quality.mtu_floor must be >= 576 and below quality.mtu_top (<= 9000)")
 
 
-def split_peer(peer: str, default_port: int) -> tuple[str, int]:
-    """``ADDR``, ``ADDR:PORT`` or ``[V6]:PORT`` (the same forms as the bandwidth probe)."""
-    peer = peer.strip()
-    if peer.startswith("["):
-        host, _, rest = peer[1:].partition("]")
-        port_s = rest.removeprefix(":") or str(default_port)
-    elif peer.count(":") == 1:
-        host, port_s = peer.split(":")
-    else:
-        host, port_s = peer, str(default_port)
-    if not host or not port_s.isdigit() or not 0 < int(port_s) < 65536:
-        raise ValueError(f"--peer {peer!r} is not ADDR or ADDR:PORT")
-    return host, int(port_s)
-
-
 def flows(o: Options) -> list[Any]:
     from roomprobe.net.mediaflow import FlowSpec
     from roomprobe.net.mediawire import FLOW_AUDIO, FLOW_VIDEO
@@ -216,7 +201,7 @@ def judge_mtu(m: dict[str, Any], video_bytes: int) -> list[Finding]:
 
 def run(ctx: Context) -> Result:
     from roomprobe.net import mediaflow
-    from roomprobe.net.peerlink import PEER_LINK
+    from roomprobe.net.peerlink import PEER_LINK, split_peer
 
     o = ctx.options
     peer = ctx.settings.peer if ctx.settings is not None else None

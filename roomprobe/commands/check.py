@@ -131,7 +131,8 @@ def _check_code(c: CheckSettings) -> None:
 def _check_peer(c: CheckSettings) -> None:
     """--peer must be ADDR or ADDR:PORT (the bandwidth probe's LAN peer)."""
     if c.peer is not None:
-        from roomprobe.probes.bandwidth import DEFAULT_PEER_PORT, split_peer
+        from roomprobe.net.peerlink import split_peer
+        from roomprobe.probes.bandwidth import DEFAULT_PEER_PORT
 
         try:
             split_peer(c.peer, DEFAULT_PEER_PORT)

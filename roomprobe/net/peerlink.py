@@ -1,7 +1,8 @@
-"""One lock for the LAN link to a ``roomprobe serve`` peer, shared by the probes that load it.
+"""The LAN link to a ``roomprobe serve`` peer, shared by the probes that use it (bandwidth, quality):
+how ``--peer`` is spelled, and one lock for the link.
 
-Why: the runner starts every probe at once, and the bandwidth test saturates the link on
-purpose. A quality measurement taken while it runs would report the bandwidth test's own queue
+Why: the runner starts the link-loading probes together (after the quick ones), and the
+bandwidth test saturates the link on purpose. A quality measurement taken while it runs would report the bandwidth test's own queue
 as jitter and loss. Probes that send to the peer hold ``PEER_LINK`` while they do.
 """
 
@@ -10,3 +11,22 @@ from __future__ import annotations
 import threading
 
 PEER_LINK = threading.Lock()
+
+
+def split_peer(peer: str, default_port: int) -> tuple[str, int]:
+    """``ADDR``, ``ADDR:PORT`` or ``[V6]:PORT``; raises ValueError with the reason."""
+    peer = peer.strip()
+    if peer.startswith("["):
+        host, _, rest = peer[1:].partition("]")
+        port_s = rest.removeprefix(":") or str(default_port)
+    elif peer.count(":") == 1:
+        host, port_s = peer.split(":")
+    else:
+        host, port_s = peer, str(default_port)
+    shown = peer if len(peer) <= 80 else peer[:77] + "..."
+    # isascii: '²'.isdigit() is True but int('²') raises with Python's own message.
+    if not host or not (port_s.isascii() and port_s.isdigit()) or len(port_s) > 5 \
+            or not 0 < int(port_s) < 65536:
+        raise ValueError(f"--peer {shown!r} is not ADDR or ADDR:PORT (PORT a number from 1 "
+                         "to 65535)")
+    return host, int(port_s)
