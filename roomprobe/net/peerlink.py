@@ -2,8 +2,9 @@
 how ``--peer`` is spelled, and one lock for the link.
 
 Why: the runner starts the link-loading probes together (after the quick ones), and the
-bandwidth test saturates the link on purpose. A quality measurement taken while it runs would report the bandwidth test's own queue
-as jitter and loss. Probes that send to the peer hold ``PEER_LINK`` while they do.
+bandwidth test saturates the link on purpose. A quality measurement taken while it runs would
+report the bandwidth test's own queue as jitter and loss. Probes that send to the peer hold
+``PEER_LINK`` while they do.
 """
 
 from __future__ import annotations
