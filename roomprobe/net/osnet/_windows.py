@@ -1,4 +1,4 @@
-"""Windows: interface kinds from GetAdaptersAddresses, SSID from netsh, admin and Npcap.
+"""Windows: interface kinds from GetAdaptersAddresses, SSID from netsh, neighbours, admin, Npcap.
 
 Structured sources first: GetAdaptersAddresses (iphlpapi, via ctypes) gives each adapter's
 IfType (71 = Wi-Fi, 6 = Ethernet), description and connection DNS suffix in every language.
@@ -133,4 +133,44 @@ def route_to(peer: str) -> dict[str, Any] | None:
 
 
 def neighbor(peer: str) -> dict[str, Any] | None:
-    return None
+    """The neighbour entry for ``peer``: GetIpNetTable2 first (states in any language), else
+    ``arp -a`` parsed by layout; None when neither can be read (unknown, not "no entry")."""
+    try:
+        rows = _ipnet_table2()
+    except Exception:  # ctypes on an odd build, a changed API: the command still answers
+        rows = None
+    if rows is not None:
+        found = [r for r in rows if r["address"] == peer]
+        pick = next((r for r in found if r["mac"]), found[0] if found else None)
+        if pick is None:
+            return {"mac": None, "state": "none"}
+        return {"mac": pick["mac"], "state": pick["state"], "if_index": pick["if_index"],
+                "source": "GetIpNetTable2"}
+    if ":" in peer:
+        return None  # arp -a lists IPv4 only: the IPv6 neighbour is unknown, not absent
+    out = oscmd.run(["arp", "-a"], timeout=5.0)
+    rows_a = parsers.windows_arp(out.text) if out.text else []
+    if out.error and not rows_a:
+        # An empty table prints one localized sentence ("No ARP Entries Found.") and exits
+        # non-zero: the peer has no entry. No output at all (not found, timeout): unknown.
+        return {"mac": None, "state": "none"} if out.returncode not in (None, 0) and out.text.strip() else None
+    from roomprobe.net.osnet import source_address
+
+    found_nb = parsers.windows_neighbor(rows_a, peer, source_address(peer))
+    return {**found_nb, "source": "arp -a"}
+
+
+def _ipnet_table2() -> list[dict[str, Any]] | None:  # pragma: no cover - Windows only
+    """GetIpNetTable2(AF_UNSPEC) copied out as bytes (decoded by parsers.ipnet_table2)."""
+    import ctypes
+
+    iphlpapi = ctypes.windll.iphlpapi  # type: ignore[attr-defined]
+    table = ctypes.c_void_p()
+    if iphlpapi.GetIpNetTable2(0, ctypes.byref(table)) != 0 or not table.value:
+        return None
+    try:
+        count = ctypes.c_ulong.from_address(table.value).value
+        size = 8 + min(count, 65536) * parsers.IPNET_ROW2_SIZE
+        return parsers.ipnet_table2(ctypes.string_at(table.value, size))
+    finally:
+        iphlpapi.FreeMibTable(table)

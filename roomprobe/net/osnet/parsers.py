@@ -293,3 +293,116 @@ def macos_arp(text: str) -> dict[str, str] | None:
     if mac == "(incomplete)":
         return {"mac": None, "state": "incomplete", "interface": m.group(2)}
     return {"mac": mac, "state": "reachable", "interface": m.group(2)}
+
+
+# ---- Windows neighbours (ARP) -------------------------------------------------------------
+
+_IPV4 = r"\d{1,3}(?:\.\d{1,3}){3}"
+# "Interface: 192.168.1.10 --- 0xb", "Schnittstelle: ...", "Interface : ..." (French spacing),
+# "Интерфейс: ...", "インターフェイス: ...": the word changes, the address and the hex index do not.
+_ARP_IFACE = re.compile(rf"^\S.*?({_IPV4})\s+-+\s+0x([0-9a-f]+)\s*$", re.I)
+# A row: IP, then the MAC (dashes; empty on a point-to-point tunnel), then the type word in the
+# console's language (dynamic/dynamisch/dynamique/dinámico/динамический/動的).
+_ARP_ROW = re.compile(rf"^\s+({_IPV4})\s+((?:[0-9a-f]{{2}}-){{5}}[0-9a-f]{{2}})?\s*(\S*)\s*$", re.I)
+_NO_MAC = "00-00-00-00-00-00"
+
+
+def windows_arp(text: str) -> list[dict[str, str | int | None]]:
+    """``arp -a`` (Windows, any language): one dict per row, under its interface.
+
+    Layout, not words: an interface line ends in "ADDRESS --- 0xINDEX"; a row is an IPv4
+    address, a dash-separated MAC and the type word as printed (localized, so kept only as
+    ``type``). Column headers match neither shape and are skipped. Keys: ``interface`` (the
+    interface's own address), ``if_index`` (int), ``address``, ``mac`` (colon form; None when
+    the row has none, as on a point-to-point tunnel, or all zeros, an unresolved entry),
+    ``type``, ``state``: "resolved" (a MAC is known; arp -a cannot tell reachable from stale),
+    "incomplete" (00-00-00-00-00-00: asked, no answer yet) or "no-link-layer" (no MAC column).
+    """
+    rows: list[dict[str, str | int | None]] = []
+    iface: str | None = None
+    index: int | None = None
+    for line in text.replace("\xa0", " ").splitlines():
+        m = _ARP_IFACE.match(line)
+        if m:
+            iface, index = m.group(1), int(m.group(2), 16)
+            continue
+        r = _ARP_ROW.match(line)
+        if not r or iface is None:
+            continue
+        raw_mac = (r.group(2) or "").lower()
+        state = ("resolved" if raw_mac and raw_mac != _NO_MAC else
+                 "incomplete" if raw_mac else "no-link-layer")
+        rows.append({"interface": iface, "if_index": index, "address": r.group(1),
+                     "mac": raw_mac.replace("-", ":") if state == "resolved" else None,
+                     "type": r.group(3) or None, "state": state})
+    return rows
+
+
+def windows_neighbor(rows: list[dict[str, str | int | None]], peer: str,
+                     interface_address: str | None = None) -> dict[str, str | None]:
+    """The neighbour entry for ``peer`` from ``windows_arp`` rows, as osnet.neighbor returns it.
+
+    ``{"mac": None, "state": "none"}`` when no interface lists it (the OS never asked, or the
+    entry expired). With several interfaces listing it, the one whose address is
+    ``interface_address`` (the source address towards the peer) wins.
+    """
+    found = [r for r in rows if r["address"] == peer]
+    if interface_address:
+        found = [r for r in found if r["interface"] == interface_address] or found
+    resolved = [r for r in found if r["state"] == "resolved"]
+    pick = (resolved or found or [None])[0]
+    if pick is None:
+        return {"mac": None, "state": "none"}
+    return {"mac": pick["mac"], "state": str(pick["state"]), "interface": str(pick["interface"])}  # type: ignore[dict-item]
+
+
+# GetIpNetTable2 (iphlpapi): MIB_IPNET_TABLE2 is NumEntries (ULONG, padded to 8) then
+# MIB_IPNET_ROW2[NumEntries], 88 bytes each: SOCKADDR_INET Address (28), InterfaceIndex (4),
+# InterfaceLuid (8), PhysicalAddress[32], PhysicalAddressLength (4), State (4), Flags (1 + 3
+# padding), ReachabilityTime (4). NL_NEIGHBOR_STATE values below. Decoded from bytes here so
+# the layout is tested on every OS; only the call itself is Windows-only.
+IPNET_ROW2_SIZE = 88
+NL_NEIGHBOR_STATE = {0: "unreachable", 1: "incomplete", 2: "probe", 3: "delay", 4: "stale",
+                     5: "reachable", 6: "permanent"}
+_WIN_AF_INET, _WIN_AF_INET6 = 2, 23
+
+
+def sockaddr_inet(buf: bytes) -> str | None:
+    """A Windows SOCKADDR_INET / SOCKADDR (IPv4 or IPv6) as text; None for other families."""
+    import ipaddress
+    import struct
+
+    if len(buf) < 8:
+        return None
+    family = struct.unpack_from("<H", buf, 0)[0]
+    if family == _WIN_AF_INET:
+        return str(ipaddress.IPv4Address(buf[4:8]))
+    if family == _WIN_AF_INET6 and len(buf) >= 24:
+        return str(ipaddress.IPv6Address(buf[8:24]))
+    return None
+
+
+def ipnet_table2(buf: bytes) -> list[dict[str, str | int | None]]:
+    """The rows of a MIB_IPNET_TABLE2 copied out as bytes: address, if_index, mac, state."""
+    import struct
+
+    if len(buf) < 8:
+        return []
+    count = struct.unpack_from("<I", buf, 0)[0]
+    count = min(count, (len(buf) - 8) // IPNET_ROW2_SIZE)
+    rows: list[dict[str, str | int | None]] = []
+    for n in range(count):
+        row = buf[8 + n * IPNET_ROW2_SIZE: 8 + (n + 1) * IPNET_ROW2_SIZE]
+        address = sockaddr_inet(row[:28])
+        if address is None:
+            continue
+        if_index = struct.unpack_from("<I", row, 28)[0]
+        length = min(struct.unpack_from("<I", row, 72)[0], 32)
+        state_no = struct.unpack_from("<i", row, 76)[0]
+        mac_bytes = row[40:40 + length]
+        mac = ":".join(f"{b:02x}" for b in mac_bytes) if length and any(mac_bytes) else None
+        state = NL_NEIGHBOR_STATE.get(state_no, "unknown")
+        if mac is None and not length:
+            state = "no-link-layer"  # a tunnel: no MAC to resolve
+        rows.append({"address": address, "if_index": if_index, "mac": mac, "state": state})
+    return rows
