@@ -303,7 +303,7 @@ _IPV4 = r"\d{1,3}(?:\.\d{1,3}){3}"
 _ARP_IFACE = re.compile(rf"^\S.*?({_IPV4})\s+-+\s+0x([0-9a-f]+)\s*$", re.I)
 # A row: IP, then the MAC (dashes; empty on a point-to-point tunnel), then the type word in the
 # console's language (dynamic/dynamisch/dynamique/dinámico/динамический/動的).
-_ARP_ROW = re.compile(rf"^\s+({_IPV4})\s+((?:[0-9a-f]{{2}}-){{5}}[0-9a-f]{{2}})?\s*(\S*)\s*$", re.I)
+_ARP_ROW = re.compile(rf"^\s+({_IPV4})\s+((?:[0-9a-f]{{2}}-){{5}}[0-9a-f]{{2}})?\s*(\S.*?)?\s*$", re.I)
 _NO_MAC = "00-00-00-00-00-00"
 
 
