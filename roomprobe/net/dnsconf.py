@@ -5,7 +5,9 @@ resolver fails over slowly, and only a per-resolver view shows which one is at f
 the list comes from, by OS:
 
 - Linux and other Unixes: dnspython reading /etc/resolv.conf.
-- Windows: dnspython reading the registry (the same interfaces ``ipconfig /all`` shows).
+- Windows: dnspython reading the registry, kept to the servers of adapters that are up
+  (GetAdaptersAddresses, else ``ipconfig /all``): the registry also holds the servers of
+  disconnected and disabled adapters, which Windows does not ask.
 - macOS: ``scutil --dns`` (the resolver configuration the system really uses; /etc/resolv.conf
   there is only a partial copy). Per-domain ("Supplemental", mDNS ``local``, reverse zones) and
   scoped resolvers are not the default path for public names, so only the general ones count.
@@ -26,7 +28,7 @@ from typing import Any
 from roomprobe.core import oscmd
 
 __all__ = ["system_resolvers", "parse_scutil_dns", "general_nameservers", "hosts_path",
-           "parse_hosts", "parse_resolver_spec"]
+           "parse_hosts", "parse_resolver_spec", "windows_up_resolvers"]
 
 _KEY_RE = re.compile(r"^\s*(?P<key>[a-z_ ]+?)(?:\[(?P<idx>\d+)\])?\s*:\s*(?P<value>.*?)\s*$")
 
@@ -120,6 +122,58 @@ def _macos_resolvers() -> list[dict[str, Any]]:
     return general_nameservers(parse_scutil_dns(out.text)) if out.ok else []
 
 
+def _norm(address: str) -> str:
+    base = address.split("%", 1)[0]
+    try:
+        return str(ipaddress.ip_address(base))
+    except ValueError:
+        return base
+
+
+def windows_up_resolvers(registry: list[dict[str, Any]], adapters: list[dict[str, Any]],
+                         label: str = "adapters") -> tuple[list[dict[str, Any]], str | None]:
+    """Keep the registry's resolvers that belong to an adapter that is up; (resolvers, problem).
+
+    ``adapters``: {"name", "up", "dns_servers"} records (GetAdaptersAddresses or ``ipconfig
+    /all``). None known (unreadable): the registry list unchanged. The registry order is kept
+    and each source names its adapter; when the registry has none of the up adapters' servers
+    (a changed registry layout), the adapters' own list is used. No up adapter with a server:
+    nothing, and the problem names what was left out.
+    """
+    if not adapters:
+        return registry, None
+    owner: dict[str, str] = {}
+    ordered: list[str] = []
+    for a in adapters:
+        if not a.get("up"):
+            continue
+        for ns in a.get("dns_servers") or []:
+            key = _norm(str(ns))
+            if key not in owner:
+                owner[key] = str(a.get("name") or "?")
+                ordered.append(key)
+    kept = [{**r, "source": f"{r.get('source', 'registry')} ({owner[_norm(str(r['address']))]})"}
+            for r in registry if _norm(str(r["address"])) in owner]
+    if kept:
+        return kept, None
+    if ordered:
+        return [{"address": ns, "port": 53, "source": f"{label} ({owner[ns]})"} for ns in ordered], None
+    left = ", ".join(str(r["address"]) for r in registry)
+    return [], ("no connected network adapter has a DNS server"
+                + (f" (the registry lists {left} on adapters that are down)" if left else ""))
+
+
+def _windows_filter(found: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    """The registry's list kept to adapters that are up; the adapter data read under a guard."""
+    try:
+        from roomprobe.net.osnet import _windows
+
+        records, label = _windows.adapter_records()
+    except Exception:  # adapter data unreadable: the registry's list as it is
+        return found, None
+    return windows_up_resolvers(found, records, label)
+
+
 def system_resolvers() -> tuple[list[dict[str, Any]], str | None]:
     """(resolvers, problem): each resolver is {"address", "port", "source"}.
 
@@ -145,6 +199,8 @@ def system_resolvers() -> tuple[list[dict[str, Any]], str | None]:
         out.append({"address": addr, "port": port, "source": source})
     if not out:
         return [], f"{source}: no nameservers"
+    if sys.platform == "win32":
+        return _windows_filter(out)
     return out, None
 
 

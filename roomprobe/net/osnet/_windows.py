@@ -63,9 +63,47 @@ def _get_adapters_addresses() -> dict[str, dict[str, Any]]:
         a = node.contents
         out[a.FriendlyName or ""] = {"if_type": int(a.IfType), "description": a.Description or "",
                                      "dns_suffix": a.DnsSuffix or None,
-                                     "up": int(a.OperStatus) == 1}
+                                     "up": int(a.OperStatus) == 1,
+                                     "dns_servers": _dns_servers(a.FirstDnsServerAddress)}
         node = a.Next
     return out
+
+
+def _dns_servers(first: int | None) -> list[str]:
+    """Walk IP_ADAPTER_DNS_SERVER_ADDRESS: {Length, Reserved, Next, SOCKET_ADDRESS{ptr, len}}."""
+    import ctypes
+
+    class _Dns(ctypes.Structure):
+        pass
+
+    _Dns._fields_ = [("Length", ctypes.c_ulong), ("Reserved", ctypes.c_ulong),
+                     ("Next", ctypes.POINTER(_Dns)), ("lpSockaddr", ctypes.c_void_p),
+                     ("iSockaddrLength", ctypes.c_int)]
+    out: list[str] = []
+    node = ctypes.cast(first, ctypes.POINTER(_Dns)) if first else None
+    while node and len(out) < 32:
+        d = node.contents
+        if d.lpSockaddr and 0 < d.iSockaddrLength <= 128:
+            addr = parsers.sockaddr_inet(ctypes.string_at(d.lpSockaddr, d.iSockaddrLength))
+            if addr:
+                out.append(addr)
+        node = d.Next
+    return out
+
+
+def adapter_records() -> tuple[list[dict[str, Any]], str]:
+    """Every adapter as {"name", "up", "dns_servers"} and where that came from; ([], "") when
+    neither GetAdaptersAddresses nor ``ipconfig /all`` could be read (unknown)."""
+    found = adapters()
+    if found:
+        return ([{"name": n, "up": bool(i.get("up")), "dns_servers": list(i.get("dns_servers") or [])}
+                 for n, i in found.items()], "GetAdaptersAddresses")
+    parsed = _ipconfig()
+    if parsed:
+        return ([{"name": str(a["header"]), "up": not a.get("disconnected"),
+                  "dns_servers": list(a.get("dns_servers") or [])}  # type: ignore[call-overload]
+                 for a in parsed], "ipconfig /all")
+    return [], ""
 
 
 @functools.lru_cache(maxsize=1)

@@ -138,12 +138,16 @@ def ipconfig_all(text: str) -> list[dict[str, object]]:
     Structure, not words: an adapter starts at an unindented line ending in ":"; its first
     lines are [media state (only when disconnected)], connection DNS suffix, description,
     physical address (MAC-shaped, or empty for tunnels). Host addresses are the values that
-    carry a state in parentheses ("(Preferred)", "(Bevorzugt)"). Keys: ``header`` (the whole
-    line, e.g. "Drahtlos-LAN-Adapter WLAN"), ``dns_suffix``, ``description``, ``mac``,
-    ``disconnected``, ``addresses``; the global block (no adapter) is not returned.
+    carry a state in parentheses ("(Preferred)", "(Bevorzugt)"). DNS servers: the row whose
+    key holds the acronym "DNS" in every language ("DNS Servers", "DNS-Server", "Serveurs DNS",
+    "DNS-серверы") and whose value is an IP address (the suffix rows hold names), with the
+    address-only continuation lines below it. Keys: ``header`` (the whole line, e.g.
+    "Drahtlos-LAN-Adapter WLAN"), ``dns_suffix``, ``description``, ``mac``, ``disconnected``,
+    ``addresses``, ``dns_servers`` (as printed, with any %scope); the global block is not returned.
     """
     adapters: list[dict[str, object]] = []
     rows: list[tuple[str, str]] = []
+    conts: dict[int, list[str]] = {}
 
     def close() -> None:
         if not adapters:
@@ -157,18 +161,34 @@ def ipconfig_all(text: str) -> list[dict[str, object]]:
                  mac=pick[2] if _MAC.match(pick[2]) else None)
         a["addresses"] = [m.group("addr").split("%")[0] for _, v in rows
                           if (m := _IP_STATE.match(v))]
+        a["dns_servers"] = next(([v, *conts.get(i, [])] for i, (k, v) in enumerate(rows)
+                                 if "DNS" in k and _is_ip(v)), [])
 
     for line in text.replace("\r\n", "\n").split("\n"):
         if line and not line[0].isspace() and line.rstrip().endswith(":"):
             close()
             adapters.append({"header": line.rstrip().rstrip(":").rstrip()})
-            rows = []
+            rows, conts = [], {}
+            continue
+        if line.startswith(" " * 20) and rows:
+            if _is_ip(line.strip()):  # a continuation line: one more value of the row above
+                conts.setdefault(len(rows) - 1, []).append(line.strip())
             continue
         m = _IPCONFIG_KV.match(line)
-        if m and adapters and not line.startswith(" " * 20):
+        if m and adapters:
             rows.append((m.group("key").strip(), m.group("value").strip()))
     close()
     return [a for a in adapters if a.get("description") or a.get("mac")]
+
+
+def _is_ip(value: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value.split("%", 1)[0])
+        return True
+    except ValueError:
+        return False
 
 
 def ipconfig_adapter(adapters: list[dict[str, object]], name: str) -> dict[str, object] | None:
