@@ -10,8 +10,10 @@ hand-over long before any bandwidth test notices. Where each fact comes from:
   channel), else ``netsh wlan show interfaces`` parsed by layout, so any display language works.
   Windows gives a signal *quality* in %, which maps linearly to -100..-50 dBm (the WLAN API's own
   definition); an RSSI from that is marked ``signal_estimated``.
-- macOS: ``system_profiler SPAirPortDataType -json`` (signal / noise, channel with band, PHY mode,
-  rate). macOS hides SSID and BSSID from a process without location permission: then None.
+- macOS: CoreWLAN through pyobjc (``CWWiFiClient.sharedWiFiClient().interfaceWithName_``:
+  RSSI, noise, channel and band, PHY mode, rate, SSID/BSSID), else ``system_profiler
+  SPAirPortDataType -json`` (signal / noise, channel with band, PHY mode, rate). macOS hides
+  SSID and BSSID from a process without location permission: then None.
 
 Every parser is pure and tested on real outputs (tests/data/os, tests/data/samples). Nothing
 here raises: a missing tool or a refusal comes back as ``error`` with what to do.
@@ -369,6 +371,64 @@ def parse_system_profiler(text: str, interface: str) -> dict[str, Any]:
     return out
 
 
+# ---------------------------------------------------------------- macOS: CoreWLAN (pyobjc)
+
+# CWChannelBand and CWPHYMode (CoreWLAN/CoreWLANTypes.h)
+CW_BAND = {1: "2.4 GHz", 2: "5 GHz", 3: "6 GHz"}
+CW_PHY = {1: "802.11a", 2: "802.11b", 3: "802.11g", 4: "802.11n", 5: "802.11ac", 6: "802.11ax"}
+
+
+def _call(obj: Any, name: str) -> Any:
+    """``obj.name()`` when the object has it (CoreWLAN differs across macOS versions), else None."""
+    fn = getattr(obj, name, None)
+    try:
+        return fn() if callable(fn) else None
+    except Exception:  # an Objective-C exception surfacing through pyobjc
+        return None
+
+
+def parse_corewlan(cw: Any, interface: str) -> dict[str, Any]:
+    """A CoreWLAN ``CWInterface`` (or anything with its methods) to the facts dict.
+
+    Not associated: ``wlanChannel()`` is nil and ``rssiValue()`` 0. Without location
+    permission ``ssid()``/``bssid()`` are nil while the link facts stay readable.
+    """
+    out = empty(interface, "CoreWLAN")
+    channel = _call(cw, "wlanChannel")
+    rssi = _call(cw, "rssiValue")
+    if channel is None and not rssi:
+        out["connected"] = False
+        return out
+    out["connected"] = True
+    ssid = _call(cw, "ssid")
+    out["ssid"] = str(ssid) if ssid else None
+    bssid = _call(cw, "bssid")
+    out["bssid"] = str(bssid).lower() if bssid and _MAC.match(str(bssid)) else None
+    out["signal_dbm"] = float(rssi) if rssi else None
+    noise = _call(cw, "noiseMeasurement")
+    out["noise_dbm"] = float(noise) if noise else None
+    if channel is not None:
+        number = _call(channel, "channelNumber")
+        out["channel"] = int(number) if number else None
+        band = _call(channel, "channelBand")
+        out["band"] = CW_BAND.get(int(band)) if band is not None else None
+        out["band"] = out["band"] or band_from_text(None, out["channel"])
+    rate = _call(cw, "transmitRate")
+    out["tx_mbps"] = float(rate) if rate else None
+    phy = _call(cw, "activePHYMode")
+    out["phy"] = CW_PHY.get(int(phy)) if phy is not None else None
+    return out
+
+
+def corewlan_interface(interface: str) -> Any:  # pragma: no cover - macOS with pyobjc only
+    """The CoreWLAN interface object, or None (pyobjc missing, no such interface)."""
+    import CoreWLAN  # type: ignore[import-not-found]
+
+    client = CoreWLAN.CWWiFiClient.sharedWiFiClient()
+    cw = client.interfaceWithName_(interface) if interface else client.interface()
+    return cw or client.interface()
+
+
 # ---------------------------------------------------------------- live
 
 
@@ -408,6 +468,12 @@ def read(interface: str) -> dict[str, Any]:
             facts["error"] = out.error or f"netsh does not list {interface}"
         return facts
     if sys.platform == "darwin":  # pragma: no cover - macOS only
+        try:
+            cw = corewlan_interface(interface)
+        except Exception:  # pyobjc not installed or CoreWLAN refusing: the command answers
+            cw = None
+        if cw is not None:
+            return parse_corewlan(cw, interface)
         out = oscmd.run(["system_profiler", "SPAirPortDataType", "-json"], 15.0)
         if not out.ok:
             facts = empty(interface, "system_profiler")

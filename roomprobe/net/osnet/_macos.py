@@ -1,9 +1,10 @@
 """macOS: hardware ports from networksetup, routes from route(8), neighbours from arp(8).
 
 Every command goes through roomprobe.core.oscmd (bytes decoded here, timeout, never raises).
-The SSID: ``networksetup -getairportnetwork``; when it says "not associated", ``ipconfig
-getsummary`` tells a real disconnection from macOS 14.4+/15 hiding the name from a process
-without location permission (``SSID : <redacted>``).
+The SSID: CoreWLAN through pyobjc when installed (``CWInterface.ssid()``), else
+``networksetup -getairportnetwork``; when it says "not associated", ``ipconfig getsummary``
+tells a real disconnection from macOS 14.4+/15 hiding the name from a process without location
+permission (``SSID : <redacted>``).
 """
 
 from __future__ import annotations
@@ -35,13 +36,25 @@ def _airport(name: str) -> str:
     return oscmd.run(["networksetup", "-getairportnetwork", name]).text
 
 
+def _corewlan_ssid(name: str) -> str | None:
+    """CoreWLAN's SSID (None without pyobjc, when not associated or hidden by macOS)."""
+    try:
+        import CoreWLAN  # type: ignore[import-not-found]
+
+        cw = CoreWLAN.CWWiFiClient.sharedWiFiClient().interfaceWithName_(name)
+        ssid = cw.ssid() if cw is not None else None
+    except Exception:  # pyobjc missing or CoreWLAN refusing: the commands answer
+        return None
+    return str(ssid) if ssid else None
+
+
 def wifi_ssid(name: str) -> str | None:
-    return parsers.macos_airport_network(_airport(name))
+    return _corewlan_ssid(name) or parsers.macos_airport_network(_airport(name))
 
 
 def wifi_note(name: str) -> str | None:
     """"SSID hidden by macOS (location permission)" when connected but redacted, else None."""
-    if parsers.macos_airport_network(_airport(name)):
+    if _corewlan_ssid(name) or parsers.macos_airport_network(_airport(name)):
         return None
     return parsers.macos_wifi_note(_airport(name), oscmd.run(["ipconfig", "getsummary", name]).text)
 
