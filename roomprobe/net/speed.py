@@ -27,6 +27,7 @@ import http.client
 import select
 import socket
 import statistics
+import struct
 import sys
 import threading
 import time
@@ -218,6 +219,23 @@ class Client:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.conn.close()
+
+
+_ABORT = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() resets and drops unsent data
+
+
+def quiet(sock: socket.socket) -> None:
+    """Stop a stream so the link goes quiet at once.
+
+    Why: a plain close (or shutdown) leaves what the kernel still holds in the send buffer
+    (megabytes, with autotuning) flowing out after the measurement has ended; on a thin link
+    that takes seconds and starves whatever is measured next (seen: the next check's DNS
+    timing out behind a finished upload). Linger 0 makes the close a reset that drops it.
+    """
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _ABORT)
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def with_bytes(url: str, n: int) -> str:
@@ -574,8 +592,7 @@ def run_direction(ep: Endpoint, upload: bool, seconds: float, st: Settings,
     load.stop.set()
     for sock in list(load.socks):  # unblock streams waiting in send/recv: the link must go quiet
         if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+            quiet(sock)
     mbps, window = steady_rate(samples, st.omit_s)
     if mbps is None and samples[-1][1] > 0 and samples[-1][0] > 0:
         mbps = samples[-1][1] * 8 / samples[-1][0] / 1e6  # too short for a steady window
