@@ -67,6 +67,11 @@ class CheckRequest:
     def to_dict(self) -> dict[str, Any]:
         return {"controller": self.controller, "only": list(self.only), "timeout": self.timeout}
 
+    def to_json(self) -> bytes:
+        """The body ``ask`` sends (keys left out when unset: the agent's defaults apply)."""
+        d = self.to_dict()
+        return json.dumps({k: v for k, v in d.items() if v not in (None, [])}).encode()
+
 
 def _shown(value: Any) -> str:
     text = repr(value)
@@ -240,7 +245,7 @@ def ask(address: str, port: int, token: str, request: CheckRequest, deadline_s: 
     agent = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
     t0 = time.monotonic()
     end = t0 + deadline_s
-    body = json.dumps(request.to_dict()).encode()
+    body = request.to_json()
     conn = http.client.HTTPConnection(address, port, timeout=deadline_s)
     try:
         try:
