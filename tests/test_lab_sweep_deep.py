@@ -64,8 +64,15 @@ def deep(lab, tmp_path):
 
 
 def test_agents_reports_are_the_rooms_own_checks_merged_in(deep):
+    import jsonschema
+
+    from roomprobe.report.build import load_schema
+
     run, rooms = deep["run"], deep["rooms"]
     assert "Traceback" not in run.stderr
+    schema = load_schema()
+    for rep in rooms.values():  # merged reports stay v1
+        jsonschema.validate(rep, schema)
     for name, addr in (("Zoom up", deep["addr"]["zoom"]), ("Zoom down", deep["addr"]["bare"])):
         rep = rooms[name]
         d = rep["deep"]
