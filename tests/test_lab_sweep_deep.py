@@ -84,7 +84,7 @@ def test_agents_reports_are_the_rooms_own_checks_merged_in(deep):
         # measured in the room's namespace: its interfaces carry the room's address
         assert addr in json.dumps(own["probes"][0]["evidence"])
         # merged: every finding of the room's own check is in the room's findings, tagged
-        agent_findings = [f for f in rep["findings"] if f.get("source") == "agent"]
+        agent_findings = [f for f in rep["findings"] if f["evidence"].get("via") == "agent"]
         assert [f["id"] for f in agent_findings] == [f["id"] for f in own["findings"]]
         # the status is the worse of the sweep's own probes and the room's check
         sweep_part = [p["status"] for p in rep["probes"] if p["id"] != "deep"]
@@ -102,7 +102,7 @@ def test_the_rooms_own_check_sees_what_the_sweep_cannot(deep):
     own = {p["id"]: p for p in rep["deep"]["report"]["probes"]}
     assert rep["sweep"]["state"] == "refused"
     assert own["controller-port"]["status"] == "fail", own["controller-port"]
-    assert any(f.get("source") == "agent" and f["probe"] == "controller-port" for f in rep["findings"])
+    assert any(f["evidence"].get("via") == "agent" and f["probe"] == "controller-port" for f in rep["findings"])
     assert rep["status"] == "fail" and rep["sweep"]["likely_code"]
     up = deep["rooms"]["Zoom up"]
     assert up["sweep"]["state"] == "open"

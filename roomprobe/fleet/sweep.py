@@ -703,7 +703,10 @@ def merge_deep(rep: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
         if not ar.get("complete", False) and a_status != "fail":
             a_status = "unknown"
         a_probes = [p for p in ar.get("probes", []) if isinstance(p, dict)]
-        a_findings = [dict(f, source="agent") for f in ar.get("findings", []) if isinstance(f, dict)]
+        # marked in their evidence (report v1 allows no other finding keys): measured on the room
+        a_findings = [{**f, "evidence": {**(f.get("evidence") if isinstance(f.get("evidence"), dict)
+                                            else {}), "via": "agent"}}
+                      for f in ar.get("findings", []) if isinstance(f, dict)]
         probe = {"id": "deep", "status": "error" if a_status == "unknown" else a_status,
                  "reason": "agent-answered" if a_status != "unknown" else "agent-unknown",
                  "summary": f"the room's own check via {agent}: {str(ar.get('status')).upper()}"
