@@ -41,9 +41,12 @@ DEFAULT_SPEED_PORT = 9095
               metavar="S", help="The time window of --max-mb.")
 @click.option("--total-mb", type=click.IntRange(1, 10**9), default=None, metavar="MB",
               help="Optional cap on megabytes for the whole serve lifetime (all clients).")
+@click.option("--agent", is_flag=True, default=False,
+              help="Also answer POST /__check: run this room's own check for 'sweep --deep' "
+                   "(token-gated, whitelisted request, one at a time; docs/fleet.md).")
 def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, duration: float,
           max_clients: int, max_pending: int, header_timeout: float, max_mb: int, window: float,
-          total_mb: int | None) -> int:
+          total_mb: int | None, agent: bool) -> int:
     """Answer the bandwidth/latency and call-quality tests (and optionally 9090) for 'check --peer'.
 
     \b
@@ -65,8 +68,14 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
                     max_client_bytes=max_mb * 1000**2, client_window_s=window,
                     max_total_bytes=total_mb * 1000**2 if total_mb else None)
     deadline = time.monotonic() + duration
+    check_agent = None
+    if agent:
+        from roomprobe.core.registry import load_probes
+        from roomprobe.fleet.agent import Agent
+
+        check_agent = Agent(load_probes())  # the caller may name only probes that exist
     try:
-        server = SpeedServer((bind, speed_port), token, limits, deadline)
+        server = SpeedServer((bind, speed_port), token, limits, deadline, agent=check_agent)
     except OSError as exc:
         raise UsageError(f"cannot listen on {bind}:{speed_port}: {exc.strerror or exc}") from None
     from roomprobe.fleet.reflector import Reflector, ReflectorLimits
@@ -90,9 +99,13 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
     host = f"[{bind}]" if ":" in bind else bind
     click.echo(f"roomprobe serve: bandwidth/latency on {host}:{speed_port}, quality on UDP {speed_port}"
                + (f", TCP {zoom_port} open" if zoom_port else "")
+               + (", room check agent on POST /__check" if agent else "")
                + f", for {duration:g} s; session token: {token}")
     peer = bind if speed_port == DEFAULT_SPEED_PORT else f"{host}:{speed_port}"
     click.echo(f"on the other device: roomprobe check --peer {peer} --peer-token {token}")
+    if agent:
+        click.echo(f"for a deep sweep: roomprobe sweep INVENTORY --deep --peer-token {token} "
+                   f"(inventory column peer = {peer})")
     sys.stdout.flush()
     thread = start_guarded(server.serve_forever, "serve", poll_interval=0.2)
     try:

@@ -24,8 +24,23 @@ from roomprobe.core.errors import UsageError
               help="Also write every room's metrics (room/target labels) for node_exporter.")
 @click.option("--html", "html_path", default=None, metavar="FILE",
               help="Also write a self-contained html page (sortable, worst first).")
+@click.option("--deep", is_flag=True, default=False,
+              help="Also ask each room's 'roomprobe serve --agent' (inventory column peer) for "
+                   "the room's own check, and merge it in.")
+@click.option("--peer-token", default=None, metavar="TOKEN", envvar="ROOMPROBE_PEER_TOKEN",
+              help="The agents' session token for --deep (also: ROOMPROBE_PEER_TOKEN).")
+@click.option("--deep-only", multiple=True, metavar="IDS",
+              help="Probes the room's check runs (comma-separated) [default: the agent's default "
+                   "set, without bandwidth].")
+@click.option("--deep-timeout", type=click.FloatRange(1, 30), default=10.0, show_default=True,
+              metavar="S", help="The room's check's --timeout; each room's agent gets this plus "
+                                "25 s to answer.")
+@click.option("--deep-concurrency", type=click.IntRange(1, 256), default=16, show_default=True,
+              help="Agents asked at the same time.")
 def sweep(targets: tuple[str, ...], port: int, timeout: float, concurrency: int, fmt: str,
-          prometheus_textfile: str | None, html_path: str | None) -> int:
+          prometheus_textfile: str | None, html_path: str | None, deep: bool,
+          peer_token: str | None, deep_only: tuple[str, ...], deep_timeout: float,
+          deep_concurrency: int) -> int:
     """Check many rooms at once from this host: TCP 9090, ARP on this subnet, the likely code.
 
     \b
@@ -48,10 +63,19 @@ def sweep(targets: tuple[str, ...], port: int, timeout: float, concurrency: int,
         raise UsageError(f"--prometheus-textfile {prometheus_textfile}: the textfile collector "
                          "only reads *.prom files; name it e.g. rooms.prom")
     rooms = sw.parse_targets(targets, port)
+    request = _deep_request(rooms, peer_token, deep_only, deep_timeout) if deep else None
     started, t0 = time.time(), time.monotonic()
     reports = sw.sweep(rooms, timeout=timeout, concurrency=concurrency, progress=_progress())
     if sys.stderr.isatty():
         click.echo("\r\033[K", nl=False, err=True)
+    if request is not None:
+        from roomprobe.fleet.agent import GRACE_S
+
+        outcomes = sw.ask_agents(rooms, str(peer_token), request, deep_timeout + GRACE_S + 5,
+                                 deep_concurrency, progress=_progress("deep"))
+        if sys.stderr.isatty():
+            click.echo("\r\033[K", nl=False, err=True)
+        reports = sw.deepen(reports, outcomes)
     summary = sw.summary(reports, time.monotonic() - t0)
     if prometheus_textfile:
         metrics.write_text(prometheus_textfile,
@@ -72,7 +96,27 @@ def sweep(targets: tuple[str, ...], port: int, timeout: float, concurrency: int,
     return int(summary["exit_code"])
 
 
-def _progress():  # type: ignore[no-untyped-def]
+def _deep_request(rooms, token: str | None, only: tuple[str, ...], timeout: float):  # type: ignore[no-untyped-def]
+    """What --deep asks every agent, checked before the sweep starts (bad input: exit 3)."""
+    from roomprobe.core.settings import split_ids
+    from roomprobe.fleet import sweep as sw
+    from roomprobe.fleet.agent import BadRequest, CheckRequest, parse_request
+
+    if not token:
+        raise UsageError("--deep needs the agents' session token: --peer-token TOKEN or "
+                         "ROOMPROBE_PEER_TOKEN (the token 'roomprobe serve --agent' printed)")
+    sw.check_peers(rooms)
+    ids = split_ids(only)
+    from roomprobe.core.registry import load_probes
+
+    try:  # the agent validates again; this catches a typo before a thousand requests
+        parse_request(CheckRequest(None, ids, timeout).to_json(), load_probes())
+    except BadRequest as exc:
+        raise UsageError(f"--deep-only/--deep-timeout: {exc}") from None
+    return CheckRequest(None, ids, timeout)
+
+
+def _progress(what: str = "sweep"):  # type: ignore[no-untyped-def]
     """A progress line on stderr, only on a terminal, at most ten updates a second."""
     if not sys.stderr.isatty():
         return None
@@ -84,6 +128,6 @@ def _progress():  # type: ignore[no-untyped-def]
             last[0] = now
             width = 30
             fill = width * done // max(total, 1)
-            click.echo(f"\rsweep [{'#' * fill}{'.' * (width - fill)}] {done}/{total}", nl=False, err=True)
+            click.echo(f"\r{what} [{'#' * fill}{'.' * (width - fill)}] {done}/{total}", nl=False, err=True)
 
     return show

@@ -5,6 +5,8 @@ speed-test protocol the bandwidth probe speaks and nothing else:
 
     GET  /__down?bytes=N   N bytes of zeros (N = 0 is the latency ping)
     POST /__up             reads and discards the body, answers {"bytes": N}
+    POST /__check          only with ``serve --agent``: the room's own check, on a whitelisted
+                           JSON request, one at a time (roomprobe/fleet/agent.py)
 
 Safe by default, because it listens on a customer network: it binds only to the address it is
 given, every request must carry the session token printed on start (constant-time compare),
@@ -31,6 +33,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from roomprobe.core.threads import start_guarded
+from roomprobe.fleet.agent import CHECK_PATH, MAX_BODY, Agent
 from roomprobe.net.speed import TOKEN_HEADER
 
 ZEROS = memoryview(b"\0" * (1024 * 1024))
@@ -62,8 +65,10 @@ class SpeedServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, addr: tuple[str, int], token: str, limits: Limits, deadline: float) -> None:
+    def __init__(self, addr: tuple[str, int], token: str, limits: Limits, deadline: float,
+                 agent: Agent | None = None) -> None:
         self.token = token
+        self.agent = agent  # serve --agent: POST /__check runs the room's own check
         self.limits = limits
         self.deadline = deadline
         self.bytes_total = 0
@@ -211,7 +216,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.server.rejected += 1
             self._reply(403, {"error": "missing or wrong session token"}, close=True)
             return False
-        if path not in ("/__down", "/__up"):
+        if path not in ("/__down", "/__up") and not (path == CHECK_PATH and self.server.agent):
             self._reply(404, {"error": "no such endpoint"}, close=True)
             return False
         if not self.has_slot:  # the token is good: only now does the client take a slot
@@ -229,7 +234,7 @@ class Handler(BaseHTTPRequestHandler):
         if not self._allowed(parts.path if self.path.startswith("/") else ""):
             return
         if parts.path != "/__down":
-            self._reply(405, {"error": "use POST /__up"}, close=True)
+            self._reply(405, {"error": f"use POST {parts.path}"}, close=True)
             return
         try:
             n = int(parse_qs(parts.query).get("bytes", ["0"])[0])
@@ -258,6 +263,9 @@ class Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         if not self._allowed(parts.path if self.path.startswith("/") else ""):
             return
+        if parts.path == CHECK_PATH:
+            self._check()
+            return
         if parts.path != "/__up":
             self._reply(405, {"error": "use GET /__down"}, close=True)
             return
@@ -281,6 +289,26 @@ class Handler(BaseHTTPRequestHandler):
                 return
             left -= got
         self._reply(200, {"bytes": n})
+
+    def _check(self) -> None:
+        """serve --agent: the room's own check (roomprobe/fleet/agent.py says what is allowed)."""
+        agent = self.server.agent
+        assert agent is not None  # _allowed let /__check through only with an agent
+        try:
+            n = int(self.headers.get("Content-Length", "-1"))
+        except ValueError:
+            n = -1
+        if not 0 <= n <= MAX_BODY:
+            self._reply(411 if n < 0 else 413,
+                        {"error": "a Content-Length is required" if n < 0
+                         else f"body larger than {MAX_BODY} bytes"}, close=True)
+            return
+        body = self.rfile.read(n)
+        if len(body) < n:
+            self.close_connection = True
+            return
+        status, reply = agent.handle(body)
+        self._reply(status, reply, close=True)
 
     def _refuse(self) -> None:
         self._reply(405, {"error": "method not allowed; this is not a proxy"}, close=True)

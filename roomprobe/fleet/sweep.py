@@ -16,7 +16,11 @@ What is measured per room, from THIS host only:
                    one subnet as far as this host can tell, and whether the controller answers.
                    The path controller -> room itself is NOT measured from a third host: the
                    report says so and names the command that measures it (a check on the
-                   controller). ``--deep`` (a full check through a serve agent) is not built.
+                   controller).
+  deep             with ``--deep``: the room's own check, asked of a ``roomprobe serve --agent``
+                   on the room (the inventory's ``peer``; roomprobe/fleet/agent.py). Its
+                   findings join the room's, its report is kept under ``deep``; a room whose
+                   agent did not answer is ``unknown`` for this part, with the reason.
 
 Each room gets a report in the check's own shape (schema roomprobe/report/v1), with findings
 built the way the probes build them (port-refused, port-filtered, port-unreachable,
@@ -33,10 +37,11 @@ import ipaddress
 import os
 import selectors
 import socket
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from roomprobe.core.errors import UsageError
@@ -73,7 +78,7 @@ class Room:
     port: int = 9090
     name: str | None = None
     controllers: tuple[str, ...] = ()
-    peer: str | None = None  # a 'roomprobe serve' agent on the room (for --deep, not built yet)
+    peer: str | None = None  # a 'roomprobe serve --agent' on the room, ADDR[:PORT] (for --deep)
 
     @property
     def label(self) -> str:
@@ -606,5 +611,140 @@ def summary(reports: Sequence[dict[str, Any]], duration_s: float) -> dict[str, A
             "exit_code": worst_exit(reports), "by_status": count(lambda r: r["status"]),
             "by_state": count(lambda r: r["sweep"]["state"]),
             "by_code": count(lambda r: r["sweep"]["likely_code"]),
-            "not_measured": ["controller -> room path (measured on the controller by 'roomprobe check')",
-                             "--deep (a full check through a serve agent on the room) is not built"]}
+            "not_measured": ["controller -> room path (measured on the controller by 'roomprobe check')"]
+            + ([] if any("deep" in r for r in reports)
+               else ["the room's own check (ask its 'roomprobe serve --agent' with --deep)"]),
+            **({"by_deep": count(lambda r: r["deep"]["reason"] if "deep" in r else None)}
+               if any("deep" in r for r in reports) else {})}
+
+
+# ------------------------------------------------------------------ --deep: the room's own check
+
+
+def check_peers(rooms: Sequence[Room]) -> dict[str, tuple[str, int]]:
+    """Each room's agent address, validated before anything is sent (bad input: one line, exit 3)."""
+    from roomprobe.fleet.agent import agent_address
+
+    out = {}
+    for r in rooms:
+        if r.peer:
+            try:
+                out[r.address] = agent_address(r.peer)
+            except ValueError as exc:
+                raise UsageError(f"room {r.label}: {exc}") from None
+    return out
+
+
+def ask_agents(rooms: Sequence[Room], token: str, request: Any, deadline_s: float,
+               concurrency: int, progress: Callable[[int, int], None] | None = None,
+               ) -> dict[tuple[str, int], dict[str, Any]]:
+    """Ask every room's agent for its check, ``concurrency`` at a time, each within
+    ``deadline_s``; rooms without a peer get the outcome ``no-peer``. ``request`` is an
+    agent.CheckRequest; each room's carries that room's controller."""
+    import queue
+
+    from roomprobe.core.threads import start_guarded
+    from roomprobe.fleet.agent import ask
+
+    peers = check_peers(rooms)
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    todo: queue.SimpleQueue[Room] = queue.SimpleQueue()
+    for r in rooms:
+        if r.address in peers:
+            todo.put(r)
+        else:
+            out[(r.address, r.port)] = {
+                "answered": False, "reason": "no-peer", "agent": None, "duration_s": 0.0,
+                "detail": "no peer in the inventory for this room: add its 'roomprobe serve "
+                          "--agent' address (ADDR[:PORT]) in the peer column"}
+    total, lock, done = todo.qsize(), threading.Lock(), [0]
+
+    def work() -> None:
+        while True:
+            try:
+                r = todo.get_nowait()
+            except queue.Empty:
+                return
+            addr, port = peers[r.address]
+            # the room checks its own path to its controller (the inventory's first)
+            mine = replace(request, controller=r.controllers[0] if r.controllers else None)
+            res = ask(addr, port, token, mine, deadline_s)
+            with lock:
+                out[(r.address, r.port)] = res
+                done[0] += 1
+                if progress is not None:
+                    progress(done[0], total)
+
+    threads = [start_guarded(work, f"sweep-deep-{k}") for k in range(max(1, min(concurrency, total)))]
+    for t in threads:
+        t.join(timeout=deadline_s * (total // max(1, len(threads)) + 2) + 5)
+    for r in rooms:  # a worker that died (its guard kept the error): not measured, never PASS
+        out.setdefault((r.address, r.port), {"answered": False, "reason": "not-asked",
+                                             "agent": None, "duration_s": 0.0,
+                                             "detail": "this room's agent was not asked (an "
+                                                       "internal error); sweep it again"})
+    return out
+
+
+DEEP_STATUS = {"pass": "pass", "warn": "warn", "fail": "fail"}  # anything else: not proven
+
+
+def merge_deep(rep: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
+    """The room's own check merged into its sweep report: findings and diagnosis joined, the
+    status the worse of the two, the agent's report kept under ``deep``. No answer: the deep
+    part is ``unknown`` (a ``deep`` probe in ``error`` with the reason), never PASS."""
+    from roomprobe.core.redact import redact
+
+    rep = dict(rep)
+    agent = outcome.get("agent")
+    if outcome.get("answered"):
+        ar = outcome["report"]
+        a_status = DEEP_STATUS.get(str(ar.get("status")), "unknown")
+        if not ar.get("complete", False) and a_status != "fail":
+            a_status = "unknown"
+        a_probes = [p for p in ar.get("probes", []) if isinstance(p, dict)]
+        # marked in their evidence (report v1 allows no other finding keys): measured on the room
+        a_findings = [{**f, "evidence": {**(f.get("evidence") if isinstance(f.get("evidence"), dict)
+                                            else {}), "via": "agent"}}
+                      for f in ar.get("findings", []) if isinstance(f, dict)]
+        probe = {"id": "deep", "status": "error" if a_status == "unknown" else a_status,
+                 "reason": "agent-answered" if a_status != "unknown" else "agent-unknown",
+                 "summary": f"the room's own check via {agent}: {str(ar.get('status')).upper()}"
+                            f" ({len(a_findings)} findings)",
+                 "duration_s": outcome.get("duration_s", 0.0),
+                 "evidence": {"agent": agent, "exit_code": outcome.get("exit_code"),
+                              "probes": {str(p.get("id")): p.get("status") for p in a_probes}}}
+        deep = {"status": a_status, "answered": True, "reason": "answered", "agent": agent,
+                "exit_code": outcome.get("exit_code"), "duration_s": outcome.get("duration_s"),
+                "report": ar}
+        ran = {str(p.get("id")) for p in a_probes if p.get("status") in ("pass", "warn", "fail")}
+    else:
+        a_status, a_findings, ran = "unknown", [], set()
+        probe = {"id": "deep", "status": "error", "reason": outcome["reason"],
+                 "summary": f"no agent answered ({outcome['reason']}): {outcome['detail']}; the "
+                            "room's own check is unknown",
+                 "duration_s": outcome.get("duration_s", 0.0),
+                 "evidence": {"agent": agent, "reason": outcome["reason"],
+                              "detail": outcome["detail"]}}
+        deep = {"status": "unknown", "answered": False, "reason": outcome["reason"],
+                "detail": outcome["detail"], "agent": agent, "report": None}
+    rep["probes"] = [*rep["probes"], probe]
+    rep["findings"] = [*rep["findings"], *a_findings]
+    rep["status"] = min(rep["status"], a_status, key=lambda s: STATUS_RANK.get(s, 1))
+    rep["complete"] = bool(rep["complete"] and a_status != "unknown")
+    sweep_ran = {"controller-port"} | ({"subnet"} if rep["probes"][1]["status"] in ("pass", "fail")
+                                       else set())
+    diag = _diagnose(rep["findings"], frozenset(sweep_ran | ran))
+    top = diag[0] if diag and rep["findings"] else None
+    rep["diagnosis"] = diag
+    rep["sweep"] = {**rep["sweep"], "likely_code": f"{top['product']}:{top['code']}" if top else None,
+                    "likely_title": top["title"] if top else None, "deep": a_status}
+    rep["deep"] = redact(deep)
+    return rep
+
+
+def deepen(reports: Sequence[dict[str, Any]], outcomes: dict[tuple[str, int], dict[str, Any]],
+           ) -> list[dict[str, Any]]:
+    """Every room's report with its deep outcome merged in, worst first again."""
+    return sort_worst_first([merge_deep(rep, outcomes[(rep["targets"]["room"], rep["targets"]["port"])])
+                             for rep in reports])

@@ -21,7 +21,16 @@ from typing import Any
 from roomprobe.fleet.sweep import STATE_RANK, STATUS_RANK
 
 CSV_FIELDS = ("status", "room", "address", "port", "state", "ms", "likely_code", "why",
-              "controllers")
+              "controllers", "deep")
+
+
+def deep_cell(rep: dict[str, Any]) -> str:
+    """--deep's part in one word: the room's own status, or ``unknown (reason)``; empty
+    when --deep was not asked."""
+    deep = rep.get("deep")
+    if not deep:
+        return ""
+    return str(deep["status"]) if deep.get("answered") else f"unknown ({deep['reason']})"
 
 
 def _why(rep: dict[str, Any]) -> str:
@@ -36,7 +45,7 @@ def row(rep: dict[str, Any]) -> dict[str, Any]:
             "address": rep["targets"]["room"], "port": rep["targets"]["port"],
             "state": rep["sweep"]["state"], "ms": port.get("ms"),
             "likely_code": rep["sweep"]["likely_code"] or "", "why": _why(rep),
-            "controllers": " ".join(rep["sweep"]["controllers"])}
+            "controllers": " ".join(rep["sweep"]["controllers"]), "deep": deep_cell(rep)}
 
 
 def one_line(text: str, limit: int) -> str:
@@ -47,9 +56,11 @@ def one_line(text: str, limit: int) -> str:
 
 def text_table(reports: Sequence[dict[str, Any]], summary: dict[str, Any]) -> str:
     """The table a technician reads, worst first, and a one-line tally."""
-    head = ("STATUS", "ROOM", "ADDRESS", "STATE", "CODE", "WHY")
+    deep = any("deep" in rep for rep in reports)
+    head = ("STATUS", "ROOM", "ADDRESS", "STATE", *(("DEEP",) if deep else ()), "CODE", "WHY")
     rows = [(r["status"].upper(), one_line(str(r["room"]), 40), f"{r['address']}:{r['port']}",
-             r["state"], r["likely_code"] or "-", one_line(r["why"], 100))
+             r["state"], *((r["deep"],) if deep else ()), r["likely_code"] or "-",
+             one_line(r["why"], 100))
             for r in map(row, reports)]
     widths = [max(len(h), *(len(x[i]) for x in rows)) if rows else len(h) for i, h in enumerate(head)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in [head, *rows]]
@@ -58,6 +69,10 @@ def text_table(reports: Sequence[dict[str, Any]], summary: dict[str, Any]) -> st
     lines.append(f"\n{summary['rooms']} rooms in {summary['duration_s']:.1f} s: {tally} "
                  f"(port {states}). Measured from this host; the controller -> room path needs "
                  "'roomprobe check' on the controller.")
+    if deep:
+        answered = sum(1 for rep in reports if rep["deep"].get("answered"))
+        lines.append(f"--deep: {answered} of {len(reports)} rooms' agents answered; the others' "
+                     "own check is unknown (DEEP names why).")
     return "\n".join(lines) + "\n"
 
 
@@ -147,7 +162,8 @@ def render_html(reports: Sequence[dict[str, Any]], summary: dict[str, Any], star
             (escape(r["why"].lower()), escape(r["why"])),
         ]
         evidence = {"probes": rep["probes"], "findings": rep["findings"],
-                    "diagnosis": rep["diagnosis"][:3], "sweep": rep["sweep"]}
+                    "diagnosis": rep["diagnosis"][:3], "sweep": rep["sweep"],
+                    **({"deep": rep["deep"]} if "deep" in rep else {})}
         parts.append(
             f'<tbody data-room="{escape(r["address"])}" data-status="{escape(r["status"])}"><tr>'
             + "".join(f'<td data-k="{k}">{v}</td>' for k, v in cells) + "</tr>"
