@@ -54,8 +54,8 @@ class MitmWorld(World):
                                "--mode", "transparent@8081", "--mode", "socks5@1080", *common])
         self.lab.router_popen([exe, "--set", f"confdir={self.tmp / 'mitm-auth'}", "--mode", "socks5@1081",
                                "--proxyauth", f"labuser:{SECRET}", "--ignore-hosts", ".*", *common])
-        for port in (8080, 8081, 1080, 1081):
-            wait_port(self.lab.router_exec, MITM, port)
+        for port in (8080, 8081, 1080, 1081):  # mitmdump's first start (imports, a new CA) is slow
+            wait_port(self.lab.router_exec, MITM, port, timeout=45)
         self.mitm_ca = self.confdir / "mitmproxy-ca-cert.pem"
         end = time.monotonic() + 10
         while not self.mitm_ca.exists() and time.monotonic() < end:

@@ -30,12 +30,13 @@ def wait_line(proc: subprocess.Popen) -> None:
     assert line.strip() == "listening", f"lab server failed: {line!r}"
 
 
-def wait_port(run, addr: str, port: int) -> None:
+def wait_port(run, addr: str, port: int, timeout: float = 5.0) -> None:
     """Poll until something listens (tinyproxy prints nothing useful to wait on)."""
-    code = (f"import socket,time\nfor _ in range(100):\n  try:\n    socket.create_connection(("
-            f"'{addr}',{port}),0.2).close(); break\n  except OSError: time.sleep(0.05)\n"
-            "else: raise SystemExit(1)")
-    run([sys.executable, "-c", code])
+    code = (f"import socket,time\nend = time.monotonic() + {timeout}\nwhile True:\n  try:\n"
+            f"    socket.create_connection(('{addr}',{port}),0.2).close(); break\n"
+            "  except OSError:\n    if time.monotonic() > end: raise SystemExit(1)\n"
+            "    time.sleep(0.05)\n")
+    run([sys.executable, "-c", code], timeout=timeout + 10)
 
 
 class World:

@@ -60,7 +60,7 @@ class StrictReceiver:
                                             hashlib.sha256).hexdigest()
                 if outer.down:
                     code, reason = 503, "down"
-                elif self.headers.get("X-Ticket-Token") != "abc":
+                elif self.headers.get("X-Ticket-Token") != "tkt-Qv7zP2":
                     code, reason = 401, "no token"
                 elif not hmac.compare_digest(self.headers.get("X-Roomprobe-Signature", ""), want):
                     code, reason = 401, "bad signature"
@@ -113,7 +113,7 @@ def test_every_change_arrives_exactly_once_after_the_receiver_recovers(tmp_path,
     rx = StrictReceiver(kind)
     try:
         c = CheckSettings(history_db=str(tmp_path / "h.sqlite3"), webhook=rx.url, webhook_format=kind,
-                          webhook_headers=("X-Ticket-Token: abc",), webhook_secret=SECRET)
+                          webhook_headers=("X-Ticket-Token: tkt-Qv7zP2",), webhook_secret=SECRET)
         box = outbox.path_for(tmp_path / "h.sqlite3")
 
         def run(status: str) -> None:
@@ -128,7 +128,7 @@ def test_every_change_arrives_exactly_once_after_the_receiver_recovers(tmp_path,
         pending = json.loads(box.read_text())["pending"]
         assert len(pending) == 3 and stat.S_IMODE(box.stat().st_mode) == 0o600
         raw = box.read_text()
-        assert "secret-in-query" not in raw and "abc" not in raw and SECRET not in raw
+        assert "secret-in-query" not in raw and "tkt-Qv7zP2" not in raw and SECRET not in raw
         assert "kept in" in capsys.readouterr().err
         rx.down = False
         run("fail")  # no change itself: delivers the backlog, oldest first
@@ -148,7 +148,7 @@ def test_a_400_is_final_and_logged_not_retried_forever(tmp_path, capsys):
     rx = StrictReceiver("slack")
     try:
         c = CheckSettings(history_db=str(tmp_path / "h.sqlite3"), webhook=rx.url, webhook_format="json",
-                          webhook_headers=("X-Ticket-Token: abc",), webhook_secret=SECRET)
+                          webhook_headers=("X-Ticket-Token: tkt-Qv7zP2",), webhook_secret=SECRET)
         after_run.after_run(report("fail"), 2, c, time.monotonic() + 0.5)
         assert rx.refused == ["no_text"]
         err = capsys.readouterr().err
@@ -164,7 +164,7 @@ def test_two_rooms_alternating_send_no_false_changes(tmp_path):
     rx = StrictReceiver("slack")
     try:
         c = CheckSettings(history_db=str(tmp_path / "h.sqlite3"), webhook=rx.url, webhook_format="slack",
-                          webhook_headers=("X-Ticket-Token: abc",), webhook_secret=SECRET)
+                          webhook_headers=("X-Ticket-Token: tkt-Qv7zP2",), webhook_secret=SECRET)
         for _ in range(3):
             after_run.after_run(report("fail", "198.51.100.20"), 2, c, time.monotonic() + 0.5)
             after_run.after_run(report("pass", "198.51.100.21"), 0, c, time.monotonic() + 0.5)
