@@ -125,14 +125,14 @@ def install(every: str, splay: str | None, args: str | None, run_as: str | None,
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create {target}: {exc.strerror or exc}; choose --dir") from None
-    from roomprobe.core.fsutil import atomic_write_text
+    from roomprobe.core.fsutil import atomic_write_bytes, atomic_write_text
 
     written = []
     for name, text in rendered.items():
         path = target / name
         try:
             if name.endswith(".xml"):  # Task Scheduler wants UTF-16, as the XML declaration says
-                _atomic_write_bytes(path, text.encode("utf-16"), mode)
+                atomic_write_bytes(path, text.encode("utf-16"), mode)
             else:
                 atomic_write_text(path, text, mode=mode)
         except OSError as exc:
@@ -154,26 +154,6 @@ def install(every: str, splay: str | None, args: str | None, run_as: str | None,
         click.echo("  not activated (files only); activate with: "
                    + " && ".join(" ".join(c) for c in _activate_cmds(platform, written, remove=False)))
     return 0
-
-
-def _atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` whole or not at all, with ``mode`` set before the file appears (mkstemp
-    creates it 0600, so a secret is never readable by others, not even for a moment)."""
-    import tempfile
-
-    from roomprobe.core.fsutil import replace
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _make_log_dir(path: Path, run_as: str | None) -> None:
