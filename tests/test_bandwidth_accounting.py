@@ -100,6 +100,9 @@ def test_system_proxy_names_the_bad_setting_and_where_it_lives(monkeypatch, valu
 def test_redact_proxy_cuts_credentials_even_when_the_value_does_not_parse():
     assert speed.redact_proxy("http://user:pa/ss#w@127.0.0.1:abc") == "http://***@127.0.0.1:abc"
     assert speed.redact_proxy("127.0.0.1:8080") == "127.0.0.1:8080"
+    # A PAC URL named as the place a setting lives: its query values are secrets too.
+    assert speed.redact_proxy("http://wpad.example/wpad.dat?token=s3cr3t") == \
+        "http://wpad.example/wpad.dat?token=***"
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

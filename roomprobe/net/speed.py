@@ -71,14 +71,17 @@ class ProxySettingError(EndpointError):
 
 
 def redact_proxy(value: str) -> str:
-    """A proxy value for messages: ``user:password@`` cut out without parsing (it may not parse)."""
+    """A proxy value for messages: ``user:password@`` cut out without parsing (it may not parse),
+    then the shared rule (roomprobe.core.redact) for the rest: a PAC URL's ``?token=`` too."""
+    from roomprobe.core.redact import redact_text
+
     value = value.strip()[:200]
     scheme, sep, rest = value.partition("://")
     if not sep:
         scheme, rest = "", value
     if "@" in rest:
         rest = "***@" + rest.rsplit("@", 1)[1]
-    return f"{scheme}{sep}{rest}"
+    return redact_text(f"{scheme}{sep}{rest}")
 
 
 def proxy_problem(proxy: str) -> tuple[str, bool] | None:
