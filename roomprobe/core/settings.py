@@ -76,7 +76,6 @@ CHECK_TYPES: dict[str, tuple[type, ...]] = {
     "webhook_format": (str,), "webhook_headers": (list,),
 }
 CHECK_KEYS: tuple[str, ...] = tuple(CHECK_TYPES)
-FLAG_ONLY = ("enable", "peer", "peer_token", "webhook_secret", "displays", "resolution", "share")
 
 
 @dataclass(frozen=True)
