@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from roomprobe.commands.serve import DEFAULT_SPEED_PORT
+
 pytestmark = pytest.mark.lab
 
 TOKEN = "lab-token-12345"
@@ -37,6 +39,36 @@ def start_serve(host, *extra: str) -> subprocess.Popen:
 
 def bw_check(ctrl, *args: str):
     return ctrl.roomprobe("check", "--format", "json", "--peer-token", TOKEN, *args, timeout=60)
+
+
+def _wait_listening(host, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ss = host.run(["ss", "-Hltn", f"sport = :{port}"], check=False)
+        if ss.stdout.strip():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listened on port {port} in {host.ns} within {timeout} s")
+
+
+def _wait_queue_full(host, addr: str, port: int, *, min_ms: float, timeout: float = 15.0) -> None:
+    """TCP handshakes through the queue (the SYN-ACK waits in it) until one takes at least
+    min_ms: then the flood is running. (No ping binary on the CI image.)"""
+    probe = ("import socket,sys,time;t=time.monotonic();"
+             f"socket.create_connection(({addr!r},{port}),timeout=3).close();"
+             "print(round((time.monotonic()-t)*1000,1))")
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        rtt = host.run([sys.executable, "-c", probe], check=False)
+        last = rtt.stdout + rtt.stderr
+        try:
+            if float(rtt.stdout.strip()) >= min_ms:
+                return
+        except ValueError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"the background flood never filled the queue: {last!r}")
 
 
 def test_shaped_link_low_at_2_mbit_not_at_10_and_bloat_only_with_a_deep_queue(lab):
@@ -212,10 +244,12 @@ def test_a_link_already_busy_shows_high_idle_latency(lab):
     room.popen(["iperf3", "-s", "-B", room.addr])
     subprocess.run(["ip", "netns", "exec", lab.switch, "tc", "qdisc", "add", "dev", ctrl.port, "root",
                     "tbf", "rate", "2mbit", "burst", "32kbit", "latency", "400ms"], check=True)
-    time.sleep(0.5)
-    # room -> ctrl at a little over the link rate (UDP): the queue stays full
+    _wait_listening(room, 5201)
+    # room -> ctrl at a little over the link rate (UDP): the queue stays full. On a busy CI
+    # machine the flood once had not started when the check ran (idle 0.9 ms), so wait until a
+    # ping through the same queue shows it full before measuring.
     ctrl.popen(["iperf3", "-c", room.addr, "-R", "-u", "-b", "2.4M", "-t", "40"])
-    time.sleep(3.0)
+    _wait_queue_full(ctrl, room.addr, DEFAULT_SPEED_PORT, min_ms=100)
     out = bw_check(ctrl, "--peer", room.addr)
     ev = out.probe("bandwidth")["evidence"]
     assert ev["idle"]["median_ms"] >= 100, ev["idle"]
