@@ -19,8 +19,9 @@ sch_netem is not on this kernel, so the faults are built from nftables and tc's 
 - ``loss2r``: random drops (nft ``numgen random``), both tools at once: the difference here
   includes that sampling noise; the line prints its standard deviation.
 - ``jitter``: real queueing delay. Each host's link is a tbf at 4 Mbit/s, and a competing flow
-  sends a 30 KB burst (25 x 1200 B) every 100 ms each way, like a video frame: a burst takes
-  ~60 ms to drain, so an audio packet waits 0-60 ms depending on where it lands.
+  sends a 30 KB burst (25 x 1200 B) each way every 50-150 ms at random, like video frames: a
+  burst takes ~60 ms to drain, so an audio packet waits 0-60 ms depending on where it lands.
+  (Random gaps, so that both tools' packets sample the queue alike; see BURSTER.)
 """
 
 from __future__ import annotations
@@ -50,9 +51,12 @@ SCENARIOS: dict[str, dict[str, int]] = {
     "loss2r": {"random_x10": 20},
     "jitter": {"bursts": 1},
 }
-# A burst sender: 25 x 1200 bytes every 100 ms to the other host's BURST_PORT (dropped there).
+# A burst sender: 25 x 1200 bytes to the other host's BURST_PORT (dropped there), one burst every
+# 50-150 ms at random (100 ms on average). A fixed 100 ms period is 5 audio intervals exactly: each
+# flow then meets the bursts at its own fixed phase, so two flows through the same queue saw
+# different delays (medians 27 vs 64 ms, IPDV 2.9 ms apart) for reasons of timing, not measurement.
 BURSTER = """
-import socket, sys, time
+import random, socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.connect((sys.argv[1], int(sys.argv[2])))
 payload = bytes(1200)
@@ -63,7 +67,7 @@ while True:
             s.send(payload)
         except OSError:
             pass
-    t += 0.1
+    t = max(t + random.uniform(0.05, 0.15), time.monotonic())
     time.sleep(max(0.0, t - time.monotonic()))
 """
 
@@ -148,6 +152,19 @@ def side_by_side(ctrl: Host, room: Host, duration: float) -> tuple[dict[str, flo
     return irtt_figures(out), b
 
 
+def one_after_the_other(ctrl: Host, room: Host, duration: float) -> tuple[dict[str, float], dict[str, float]]:
+    """irtt alone, then roomprobe alone, through the same (random) fault.
+
+    Side by side on this 2-core machine the two clients compete for the CPU with the bursters:
+    in some runs irtt's round trips then read about twice roomprobe's (median 71 vs 37 ms), while
+    each tool alone read the same (33.7 vs 31.6, 32.6 vs 32.6 ms). So the queueing scenario's
+    RTT and jitter are also measured one tool at a time."""
+    out = ctrl.run(irtt_cmd(room, duration), timeout=duration + 30, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"irtt client failed: {out.stderr.strip()[:200]}")
+    return irtt_figures(out.stdout), roomprobe(ctrl, room, duration)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--duration", type=float, default=20.0)
@@ -199,6 +216,19 @@ def main() -> int:
                 kind = "loss" if "loss" in key else "jitter" if "jitter" in key else None
                 if kind and name != "loss2r":  # random drops: the difference is mostly chance
                     worst[kind] = max(worst[kind], abs(diff))
+            if SCENARIOS[name].get("bursts"):
+                procs = fault(ctrl, room, **SCENARIOS[name])
+                try:
+                    a2, b2 = one_after_the_other(ctrl, room, args.duration)
+                    for key in ("rtt_p50_ms", "rtt_max_ms", "up_jitter_ms", "down_jitter_ms"):
+                        print(f"{name:9} {key + ' (alone)':22} {a2[key]:9.2f} {b2[key]:10.2f} "
+                              f"{b2[key] - a2[key]:+8.2f}")
+                except (RuntimeError, subprocess.SubprocessError) as exc:
+                    print(f"{name:9} one after the other: {exc}")
+                finally:
+                    for p in procs:
+                        p.terminate()
+                        p.wait(timeout=5)
             rfc = f"{b['rfc3550_up_ms']:.2f}/{b['rfc3550_down_ms']:.2f}"
             print(f"{name:9} {'rfc3550 up/down':15} {'':>9} {rfc:>10}")
             print(f"{name:9} {'packets sent':15} {a['packets']:9.0f} {b['packets']:10.0f}")
