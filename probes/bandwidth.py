@@ -1,7 +1,9 @@
 """bandwidth: is there enough steady throughput each way for this room, and does latency hold?
 
 Checks one path: the internet (HTTP(S) speed-test endpoints, default Cloudflare's, through the
-proxy the system would use for them, as Zoom would), or with ``check --peer ADDR`` the LAN path
+proxy the system would use for them, as Zoom would: a PAC file's ``PROXY a; PROXY b; DIRECT``
+is walked past entries that refuse or stay silent, and ``proxy_tried`` says which and why), or
+with ``check --peer ADDR`` the LAN path
 to a ``roomprobe serve`` peer (the controller's Wi-Fi to the room PC, the path behind 2002).
 How: roomprobe.net.speed: parallel TCP streams per direction with ramping payloads, warm-up dropped,
 steady-state Mbps, early stop once stable; a small request on its own connection times round
@@ -327,6 +329,25 @@ def _unusable(status: Status, fid: str, severity: Severity, summary: str, messag
     return Result(status, fid, summary, ev, [Finding(fid, severity, message, ev, hint=hint)])
 
 
+def _chain_ev(ep: Any) -> dict[str, Any]:
+    """The proxy the streams took and, when a PAC chain's first entries could not be used, which
+    ones and why (Zoom's client falls back the same way, after the same wait)."""
+    if not ep.tried:
+        return {}
+    return {"proxy": ep.proxy(), "proxy_tried": list(ep.tried)}
+
+
+def _fallback_note(ep: Any) -> str:
+    if not ep.tried:
+        return ""
+    from roomprobe.net.speed import redact_proxy
+
+    used = ep.proxy()
+    n = len(ep.tried)
+    return (f" (through {redact_proxy(used) if used else 'a direct connection'}: the PAC chain's "
+            f"first {'entry' if n == 1 else f'{n} entries'} could not be used)")
+
+
 def run(ctx: Context) -> Result:
     from roomprobe.net import speed
 
@@ -362,8 +383,8 @@ def run(ctx: Context) -> Result:
             m = speed.measure(ep, budget, st, show)
     except speed.EndpointError as exc:
         profile = _profile(ctx, pending, ctx.budget(1.0))
-        ev = {**base_ev, "stage": exc.stage, "http_status": exc.status, "error": str(exc),
-              "profile": profile.to_evidence()}
+        ev = {**base_ev, **_chain_ev(ep), "stage": exc.stage, "http_status": exc.status,
+              "error": str(exc), "profile": profile.to_evidence()}
         why = ("it rejected our session token (check --peer-token)" if exc.status == 403
                else str(exc))
         return _unusable(Status.FAIL, "bandwidth-endpoint-unreachable", Severity.FAIL,
@@ -380,7 +401,7 @@ def run(ctx: Context) -> Result:
             sys.stderr.write("\r\x1b[K")
             sys.stderr.flush()
     profile = _profile(ctx, pending, ctx.budget(1.0))
-    evidence = {**base_ev, **m, "profile": profile.to_evidence()}
+    evidence = {**base_ev, **_chain_ev(ep), **m, "profile": profile.to_evidence()}
     findings = evaluate(m, o, where, profile)
     findings += incomplete_findings(m, o, where, label)
     down, up = m["download"]["mbps"], m["upload"]["mbps"]
@@ -388,7 +409,7 @@ def run(ctx: Context) -> Result:
     summary = (f"{_needs_line(profile)}; measured {up if up is not None else '-'} up / "
                f"{down if down is not None else '-'} down Mbps on the {where} path to {label}, "
                f"idle RTT {idle} ms, {m['bytes'] / 1e6:.1f} MB in {m['seconds']} s"
-               f"{_source_note(profile)}")
+               f"{_fallback_note(ep)}{_source_note(profile)}")
     if any(f.severity == Severity.FAIL for f in findings):
         return Result(Status.FAIL, findings[0].id, summary, evidence, findings)
     if findings:

@@ -340,7 +340,7 @@ def _run_with(monkeypatch, m, **opts):
     from roomprobe.core.probe import Context, Targets
     from roomprobe.net import speed
 
-    ep = SimpleNamespace(timeout=1.0, proxy=lambda: None)
+    ep = SimpleNamespace(timeout=1.0, proxy=lambda: None, tried=[])
     monkeypatch.setattr(bandwidth, "endpoint_for", lambda ctx: (ep, "lan", "192.0.2.9:9095"))
     monkeypatch.setattr(speed, "measure", lambda *a, **k: {**m, "bytes": 4_000_000, "seconds": 6.0})
     o = replace(OPTS, detect_displays=False, **opts)

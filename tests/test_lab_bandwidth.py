@@ -13,6 +13,7 @@ import sys
 import time
 
 import pytest
+from test_lab_proxy_cloud import GSETTINGS
 
 from roomprobe.commands.serve import DEFAULT_SPEED_PORT
 
@@ -200,8 +201,9 @@ def test_unreachable_peer_and_wrong_token(lab):
     assert "timeout" in out.probe("bandwidth")["evidence"]["error"] and out.seconds < 10
 
 
-def test_internet_path_goes_through_the_system_proxy(lab, tmp_path):
-    """The endpoint answers only the proxy (router firewall), so a result proves the path."""
+def _endpoint_behind_proxy(lab, tmp_path):
+    """A room, ``roomprobe serve`` on a cloud address that answers only tinyproxy (the router
+    drops the LAN's direct connections to it), and tinyproxy: (room, speed address, proxy address)."""
     room = lab.add_host("room", "lan", 20)
     speed, proxy = lab.add_cloud_address(5), lab.add_cloud_address(3)
     lab.router_popen([sys.executable, "-m", "roomprobe", "serve", "--bind", speed, "--token", TOKEN,
@@ -218,6 +220,12 @@ def test_internet_path_goes_through_the_system_proxy(lab, tmp_path):
         if f"{proxy}:8888" in listening and f"{speed}:9095" in listening:
             break
         time.sleep(0.1)
+    return room, speed, proxy
+
+
+def test_internet_path_goes_through_the_system_proxy(lab, tmp_path):
+    """The endpoint answers only the proxy (router firewall), so a result proves the path."""
+    room, speed, proxy = _endpoint_behind_proxy(lab, tmp_path)
     urls = ["--set", f"bandwidth.down_url=http://{speed}:9095/__down",
             "--set", f"bandwidth.up_url=http://{speed}:9095/__up", "--set", f"bandwidth.token={TOKEN}"]
 
@@ -257,3 +265,41 @@ def test_a_link_already_busy_shows_high_idle_latency(lab):
     assert latency["severity"] == "warn" and latency["evidence"]["idle_median_ms"] >= 100
     assert ev["download"]["mbps"] is None or ev["download"]["mbps"] < 1.5  # the flood wins
     assert "bandwidth-down-low" in out.finding_ids()
+
+
+
+def test_internet_path_walks_the_pac_chain_past_a_dead_proxy(lab, tmp_path):
+    """The desktop's PAC file says ``PROXY dead; PROXY tinyproxy; DIRECT`` and the endpoint answers
+    only the proxy: a measurement proves the streams took the second entry, as Zoom would after
+    the first one refuses. ``PROXY dead; DIRECT`` with direct dropped measures nothing, and says
+    which entries it tried."""
+    room, speed, proxy = _endpoint_behind_proxy(lab, tmp_path)
+    pac = tmp_path / "chain.pac"
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    gs = fake / "gsettings"
+    gs.write_text(GSETTINGS.replace("autoconfig-url ''", f"autoconfig-url 'file://{pac}'"))
+    gs.chmod(0o755)
+    env = {"PATH": f"{fake}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+    urls = ["--set", f"bandwidth.down_url=http://{speed}:9095/__down",
+            "--set", f"bandwidth.up_url=http://{speed}:9095/__up", "--set", f"bandwidth.token={TOKEN}",
+            "--set", "bandwidth.connect_timeout=1", "--set", "bandwidth.duration=4"]
+    dead = f"{proxy}:9"  # the proxy's address, a port where nothing listens: refused
+
+    pac.write_text(f'function FindProxyForURL(u, h) {{ return "PROXY {dead}; PROXY {proxy}:8888; DIRECT"; }}')
+    out = room.roomprobe("check", "--format", "json", "--bandwidth", *urls, env=env, timeout=60)
+    bw = out.probe("bandwidth")
+    ev = bw["evidence"]
+    assert ev["proxy"] == f"http://{proxy}:8888", ev
+    assert [t["proxy"] for t in ev["proxy_tried"]] == [f"http://{dead}"], ev
+    assert "Refused" in ev["proxy_tried"][0]["error"], ev["proxy_tried"]
+    assert ev["download"]["mbps"] > 5 and ev["upload"]["mbps"] > 5, ev
+    assert "the PAC chain's first entry could not be used" in bw["summary"], bw["summary"]
+
+    pac.write_text(f'function FindProxyForURL(u, h) {{ return "PROXY {dead}; DIRECT"; }}')
+    out = room.roomprobe("check", "--format", "json", "--bandwidth", *urls, env=env, timeout=60)
+    bw = out.probe("bandwidth")
+    ev = bw["evidence"]
+    assert bw["status"] == "fail" and out.finding_ids() == {"bandwidth-endpoint-unreachable"}, bw
+    assert ev["proxy"] is None and [t["proxy"] for t in ev["proxy_tried"]] == [f"http://{dead}"], ev
+    assert "timeout" in ev["error"], ev  # DIRECT, the last entry, is dropped

@@ -26,6 +26,7 @@ import contextlib
 import http.client
 import select
 import socket
+import ssl
 import statistics
 import struct
 import sys
@@ -48,10 +49,15 @@ SAMPLE_S = 0.1
 class EndpointError(Exception):
     """The endpoint could not be used at all (connect, TLS, proxy or HTTP status)."""
 
-    def __init__(self, message: str, *, status: int | None = None, stage: str = "connect") -> None:
+    def __init__(self, message: str, *, status: int | None = None, stage: str = "connect",
+                 unusable: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.stage = stage
+        # True: this route could not be used at all (no connection, a silent or broken proxy),
+        # so the next entry of a PAC chain is tried; an answer (HTTP status, the proxy's 407 on
+        # CONNECT) is the result, as httpsprobe does for the cloud.
+        self.unusable = unusable
 
 
 class ProxySettingError(EndpointError):
@@ -165,10 +171,13 @@ class Endpoint:
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 3.0
     use_proxy: bool = True
+    # Entries of the route's fallback chain that could not be used, before the one in _proxy.
+    tried: list[dict[str, str]] = field(default_factory=list)
     _proxy: list[str | None] = field(default_factory=list, repr=False)
 
     def proxy(self) -> str | None:
-        """The proxy for these URLs, decided once (every stream must take the same path).
+        """The proxy for these URLs, decided once (every stream must take the same path): the
+        system's first choice until :func:`open_endpoint` settles on a later chain entry.
 
         Raises ProxySettingError on an unusable proxy setting (see :func:`system_proxy`).
         """
@@ -177,6 +186,21 @@ class Endpoint:
         if not self._proxy:
             self._proxy.append(system_proxy(self.down_url))
         return self._proxy[0]
+
+    def chain(self) -> list[str | None]:
+        """The entries to try in order: the first choice, then the rest of a PAC file's
+        ``PROXY a; PROXY b; DIRECT`` (None is DIRECT). Entries that are no usable proxy address
+        (a SOCKS answer, a bad port) are left out; the first one is checked by :meth:`proxy`."""
+        first = self.proxy()
+        if not self.use_proxy:
+            return [first]
+        route = route_for(self.down_url)
+        rest = route.chain[1:] if route.via != "invalid" and route.chain[:1] == [first] else []
+        return [first, *(e for e in rest if e is None or proxy_problem(e) is None)]
+
+    def settle(self, proxy: str | None) -> None:
+        """Every later stream takes ``proxy`` (the chain entry that answered)."""
+        self._proxy[:] = [proxy]
 
 
 class Client:
@@ -294,8 +318,31 @@ def ping_once(client: Client, ep: Endpoint) -> float:
 
 
 def open_endpoint(ep: Endpoint) -> tuple[Client, float]:
-    """Connect and make one request: proves the endpoint answers before any load is sent."""
-    client = Client(ep.down_url, ep.timeout, ep.proxy())
+    """Connect and make one request: proves the endpoint answers before any load is sent.
+
+    The route's fallback chain is walked as browsers do: an entry that cannot be used at all
+    (refused, unreachable, silent, a proxy that breaks the connection) hands over to the next and
+    is listed in ``ep.tried``; the first entry that answers is the path every stream then takes.
+    """
+    chain = ep.chain()
+    for i, proxy in enumerate(chain):
+        try:
+            client, rtt = _open_via(ep, proxy)
+        except EndpointError as exc:
+            if not (exc.unusable and i + 1 < len(chain)):
+                if i:
+                    ep.settle(proxy)  # the error is this entry's: evidence names it
+                raise
+            ep.tried.append({"proxy": redact_proxy(proxy) if proxy else "DIRECT", "error": str(exc)})
+            continue
+        if i:
+            ep.settle(proxy)
+        return client, rtt
+    raise AssertionError("unreachable: a chain has at least one entry")
+
+
+def _open_via(ep: Endpoint, proxy: str | None) -> tuple[Client, float]:
+    client = Client(ep.down_url, ep.timeout, proxy)
     try:
         ping_once(client, ep)  # connection set-up (TCP, TLS, proxy) is not a latency sample
         return client, ping_once(client, ep)
@@ -305,7 +352,12 @@ def open_endpoint(ep: Endpoint) -> tuple[Client, float]:
     except (OSError, http.client.HTTPException) as exc:
         client.close()
         kind = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
-        raise EndpointError(f"{kind}: {exc}" if str(exc) else kind) from None
+        # http.client reports a proxy's refusal of CONNECT as "Tunnel connection failed: 407 ...":
+        # that is the proxy's answer, not an entry that cannot be used.
+        # A TLS failure is the endpoint's (or an inspecting proxy's) answer too.
+        answered = str(exc).startswith("Tunnel connection failed") or isinstance(exc, ssl.SSLError)
+        raise EndpointError(f"{kind}: {exc}" if str(exc) else kind,
+                            unusable=not answered) from None
 
 
 # -- statistics ---------------------------------------------------------------------------------
