@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from html.parser import HTMLParser
 
 import pytest
 
@@ -49,16 +50,18 @@ def deep(lab, tmp_path):
                    f"Zoom down,{bare.addr},{ctrl.addr},{bare.addr}:9095\n"
                    f"No agent,{none.addr},{ctrl.addr},{none.addr}\n"
                    f"Plain serve,{plain.addr},,{plain.addr}\n")
+    page = tmp_path / "rooms.html"
     run = tech.roomprobe("sweep", str(inv), "--deep", "--deep-only",
                          "interfaces,subnet,controller-port", "--deep-timeout", "5", "--timeout", "2",
-                         "--format", "json", env={"ROOMPROBE_PEER_TOKEN": TOKEN}, timeout=120)
+                         "--format", "json", "--html", str(page), env={"ROOMPROBE_PEER_TOKEN": TOKEN},
+                         timeout=120)
     data = json.loads(run.stdout)
     text = tech.roomprobe("sweep", str(inv), "--deep", "--peer-token", TOKEN, "--deep-only",
                           "interfaces", timeout=120)
     wrong = tech.roomprobe("sweep", str(inv), "--deep", "--peer-token",
                            "not-the-token-0", "--deep-only", "interfaces", "--format", "json",
                            timeout=120)
-    return {"run": run, "data": data, "text": text, "wrong": wrong,
+    return {"run": run, "data": data, "text": text, "wrong": wrong, "html": page.read_text(),
             "rooms": {r["room_name"]: r for r in data["rooms"]},
             "addr": {"zoom": zoom.addr, "bare": bare.addr, "ctrl": ctrl.addr}}
 
@@ -132,6 +135,46 @@ def test_text_table_names_the_deep_part_per_room(deep):
     assert "unknown (refused)" in line["No agent"]
     assert "unknown (not-an-agent)" in line["Plain serve"]
     assert "--deep: 2 of 4 rooms' agents answered" in out
+
+
+class _Rows(HTMLParser):
+    """The sweep page's header cells and each room's first row, as text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head: list[str] = []
+        self.rows: list[list[str]] = []
+        self._cell: str | None = None
+        self._where = ""
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "thead":
+            self._where = "head"
+        elif tag == "tbody":
+            self._where = "body"
+            self.rows.append([])
+        elif tag in ("th", "td") and dict(attrs).get("colspan") is None:
+            self._cell = ""
+
+    def handle_endtag(self, tag):
+        if tag in ("th", "td") and self._cell is not None:
+            (self.head if self._where == "head" else self.rows[-1]).append(self._cell.strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+
+def test_html_page_has_a_deep_column(deep):
+    page = _Rows()
+    page.feed(deep["html"])
+    assert "Deep" in page.head, page.head
+    col, room = page.head.index("Deep"), page.head.index("Room")
+    cells = {r[room]: r[col] for r in page.rows}
+    assert cells["No agent"] == "unknown (refused)" and cells["Plain serve"] == "unknown (not-an-agent)"
+    assert cells["Zoom down"] == deep["rooms"]["Zoom down"]["deep"]["status"] == "fail", cells
+    assert cells["Zoom up"] == deep["rooms"]["Zoom up"]["deep"]["status"], cells
 
 
 def test_a_wrong_token_is_named_per_room(deep):

@@ -710,7 +710,7 @@ def merge_deep(rep: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
         probe = {"id": "deep", "status": "error" if a_status == "unknown" else a_status,
                  "reason": "agent-answered" if a_status != "unknown" else "agent-unknown",
                  "summary": f"the room's own check via {agent}: {str(ar.get('status')).upper()}"
-                            f" ({len(a_findings)} findings)",
+                            f" ({len(a_findings)} finding{'' if len(a_findings) == 1 else 's'})",
                  "duration_s": outcome.get("duration_s", 0.0),
                  "evidence": {"agent": agent, "exit_code": outcome.get("exit_code"),
                               "probes": {str(p.get("id")): p.get("status") for p in a_probes}}}

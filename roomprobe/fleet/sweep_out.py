@@ -131,7 +131,9 @@ def _ip_key(addr: str) -> str:
 
 def render_html(reports: Sequence[dict[str, Any]], summary: dict[str, Any], started_at: str) -> str:
     """One self-contained page: rooms worst first, sortable, each row opening its evidence."""
-    cols = ("Status", "Room", "Address", "Port state", "ms", "Likely code", "Why")
+    deep = any("deep" in rep for rep in reports)
+    cols = ("Status", "Room", "Address", "Port state", "ms", *(("Deep",) if deep else ()),
+            "Likely code", "Why")
     tally = ", ".join(f"{n} {escape(s)}" for s, n in summary["by_status"].items())
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -158,6 +160,8 @@ def render_html(reports: Sequence[dict[str, Any]], summary: dict[str, Any], star
             (_ip_key(r["address"]), escape(f"{r['address']}:{r['port']}")),
             (str(STATE_RANK.get(r["state"], 3)), escape(r["state"])),
             (str(ms if ms != "" else -1), escape(str(ms))),
+            *([(str(STATUS_RANK.get(str(rep["deep"].get("status")), 1)), escape(r["deep"]))]
+              if deep else []),
             (escape(r["likely_code"] or "~"), escape(r["likely_code"] or "-")),
             (escape(r["why"].lower()), escape(r["why"])),
         ]
