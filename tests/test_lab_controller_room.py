@@ -220,7 +220,16 @@ def test_ctrl_c_gives_a_partial_report(lab):
                             "--set", "controller-port.connect_timeout=30",
                             "--set", "controller-port.timeout=30"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.0)
+    # Interrupt once the port probe is waiting on its SYN (a fixed sleep could land while Python
+    # still imports on a busy machine: then there is no report to be partial).
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and proc.poll() is None:
+        if ctrl.run(["ss", "-Htn", "state", "syn-sent", "dst", room.addr], check=False).stdout.strip():
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the check never tried to connect to the room")
+    time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 3, stderr
