@@ -7,6 +7,7 @@ inside a namespace as a user would, and asserts on the JSON report.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -219,9 +220,12 @@ def test_ctrl_c_gives_a_partial_report(lab):
                             "--only", "interfaces,subnet,controller-port",
                             "--set", "controller-port.connect_timeout=30",
                             "--set", "controller-port.timeout=30"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # Interrupt once the port probe is waiting on its SYN (a fixed sleep could land while Python
-    # still imports on a busy machine: then there is no report to be partial).
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # on a hang, SIGABRT below makes Python print every thread's stack
+                            env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+    t0 = time.monotonic()
+    # Interrupt once the port probe is waiting on its SYN, and not before 2 s (the timing every
+    # earlier CI run passed with; runner tests cover a Ctrl-C while probes are being started).
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and proc.poll() is None:
         if ctrl.run(["ss", "-Htn", "state", "syn-sent", "dst", room.addr], check=False).stdout.strip():
@@ -229,9 +233,14 @@ def test_ctrl_c_gives_a_partial_report(lab):
         time.sleep(0.1)
     else:
         raise AssertionError("the check never tried to connect to the room")
-    time.sleep(0.3)
+    time.sleep(max(0.3, 2.0 - (time.monotonic() - t0)))
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=20)
+    try:
+        stdout, stderr = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, stderr = proc.communicate(timeout=10)
+        raise AssertionError(f"no exit 20 s after Ctrl-C; its threads:\n{stderr[-6000:]}") from None
     assert proc.returncode == 3, stderr
     from lab import LabRun
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from roomprobe.core import runner
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status, Targets
 
@@ -136,3 +138,25 @@ def test_waits_are_short_slices_so_ctrl_c_reaches_the_runner_on_windows(monkeypa
     assert time.monotonic() - t0 < 2 and not complete
     assert waits and all(w is not None and w <= runner.WAIT_SLICE_S for w in waits)
     assert runs[0].result.reason == "interrupted"
+
+
+@pytest.mark.parametrize("at", [1, 2, 3])
+def test_ctrl_c_while_probes_are_still_being_started_gives_a_partial_report(at):
+    """The CI lab once interrupted a check half a second in, while the runner was still starting
+    the quick probes: the interrupt escaped the runner and there was no report at all. Here the
+    Ctrl-C lands in the context factory of the ``at``-th probe: every probe still gets a run."""
+    calls: list[str] = []
+
+    def make(probe, deadline):
+        calls.append(probe.id)
+        if len(calls) == at:
+            raise KeyboardInterrupt
+        return ctx_for(probe, deadline)
+
+    probes = [Probe(id=f"p{i}", title="t", run=sleeper(5), timeout_s=10) for i in range(3)]
+    probes.append(Probe(id="bw", title="t", run=sleeper(5), timeout_s=10, long_running=True))
+    runs, complete = runner.run(probes, make, global_timeout=20)
+    assert not complete and [r.probe.id for r in runs] == ["p0", "p1", "p2", "bw"]
+    assert all(r.result.reason == "interrupted" for r in runs), [r.result for r in runs]
+    started = [r.probe.id for r in runs if "before it started" not in r.result.summary]
+    assert started == [f"p{i}" for i in range(at - 1)], started

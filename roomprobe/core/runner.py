@@ -98,10 +98,6 @@ def run(probes: Iterable[Probe], make_context: Callable[[Probe, float], Context]
         pending[probe.id] = (probe, deadline, now)
         thread.start()
 
-    for probe in order:
-        if not probe.long_running:
-            launch(probe)
-
     def finish(run_: ProbeRun) -> None:
         runs[run_.probe.id] = run_
         pending.pop(run_.probe.id, None)
@@ -109,7 +105,13 @@ def run(probes: Iterable[Probe], make_context: Callable[[Probe, float], Context]
             on_result(run_)
 
     complete = True
+    quick = [p for p in order if not p.long_running]
     try:
+        # Launching is inside the try: a Ctrl-C that lands while the quick probes are still being
+        # started (the first half second of a run) still gives the partial report.
+        while quick:
+            launch(quick[0])
+            quick.pop(0)
         while pending or later:
             if not pending:  # the quick probes are done: now the ones that load the link
                 for probe in later:
@@ -137,8 +139,10 @@ def run(probes: Iterable[Probe], make_context: Callable[[Probe, float], Context]
         for probe, _, t0 in list(pending.values()):
             finish(ProbeRun(probe, _error("interrupted", "stopped by Ctrl-C before it finished"),
                             now - t0))
-        for probe in later:
-            finish(ProbeRun(probe, _error("interrupted", "stopped by Ctrl-C before it started"), 0.0))
+        for probe in quick + later:
+            if probe.id not in runs:  # (one interrupted inside launch() is pending, so done above)
+                finish(ProbeRun(probe, _error("interrupted", "stopped by Ctrl-C before it started"),
+                                0.0))
     ordered = [runs[p.id] for p in order]
     complete = complete and all(r.result.status != Status.ERROR for r in ordered)
     return ordered, complete
