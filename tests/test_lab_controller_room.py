@@ -210,11 +210,19 @@ def test_dead_host_on_the_same_subnet_is_unreachable(lab):
     assert out.probe("subnet")["reason"] == "peer-no-arp-reply"
 
 
-def _default_sigint() -> None:
+def _default_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def test_ctrl_c_gives_a_partial_report(lab):
+@pytest.mark.parametrize("sig,by", [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")])
+def test_ctrl_c_or_sigterm_gives_a_partial_report_and_an_unknown_history_row(lab, tmp_path, sig, by):
+    """Ctrl-C at a terminal; SIGTERM from a scheduler's time limit (systemd's TimeoutStartSec).
+    Either way: the finished probes kept, the rest ``interrupted``, exit 3, and the history row
+    says the run was incomplete (so the next run's "changed since" is not fooled)."""
+    import sqlite3
+
+    db = tmp_path / "history.sqlite3"
     room, ctrl = room_and_controller(lab, controller_segment="vl2")
     lab.router_exec(["nft", "-f", "-"], input=ROUTER_BLACKHOLE)
     proc = subprocess.Popen(ctrl.exec_prefix() + [sys.executable, "-m", "roomprobe", "check",
@@ -223,14 +231,14 @@ def test_ctrl_c_gives_a_partial_report(lab):
                             # a measured failure would rightly make the exit code 2
                             "--only", "interfaces,subnet,controller-port",
                             "--set", "controller-port.connect_timeout=30",
-                            "--set", "controller-port.timeout=30"],
+                            "--set", "controller-port.timeout=30", "--history-db", str(db)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             # on a hang, SIGABRT below makes Python print every thread's stack
                             env={**os.environ, "PYTHONFAULTHANDLER": "1"},
                             # A run started in the background (`.ci/run &`, nohup) inherits SIGINT
                             # ignored, and Python then installs no Ctrl-C handler: the check went
                             # on waiting (seen with the dump below). A user's terminal has default.
-                            preexec_fn=_default_sigint)
+                            preexec_fn=_default_signals)
     t0 = time.monotonic()
     # Interrupt once the port probe is waiting on its SYN, and not before 2 s (the timing every
     # earlier CI run passed with; runner tests cover a Ctrl-C while probes are being started).
@@ -242,13 +250,13 @@ def test_ctrl_c_gives_a_partial_report(lab):
     else:
         raise AssertionError("the check never tried to connect to the room")
     time.sleep(max(0.3, 2.0 - (time.monotonic() - t0)))
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     try:
         stdout, stderr = proc.communicate(timeout=20)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGABRT)
         _, stderr = proc.communicate(timeout=10)
-        raise AssertionError(f"no exit 20 s after Ctrl-C; its threads:\n{stderr[-6000:]}") from None
+        raise AssertionError(f"no exit 20 s after {by}; its threads:\n{stderr[-6000:]}") from None
     assert proc.returncode == 3, stderr
     from lab import LabRun
 
@@ -257,4 +265,8 @@ def test_ctrl_c_gives_a_partial_report(lab):
     assert rep["complete"] is False
     port = run.probe("controller-port")
     assert port["status"] == "error" and port["reason"] == "interrupted"
+    assert port["summary"] == f"stopped by {by} before it finished", port
     assert run.probe("interfaces")["status"] == "pass"  # finished probes are kept
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT status, complete, exit_code FROM runs").fetchall()
+    assert rows == [(rep["status"], 0, 3)] and rep["status"] == "unknown", rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -13,7 +14,7 @@ import click
 from roomprobe.core.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
     from roomprobe.core.probe import Probe
     from roomprobe.core.settings import CheckSettings, Settings
@@ -185,7 +186,8 @@ def run_check(settings: Settings, all_probes: Mapping[str, Probe]) -> int:
                        privileged=privileged, settings=c, user_code=c.code)
 
     timed = [_with_timeout(p, settings.probes[p.id].timeout) for p in runnable]
-    runs_, complete = runner.run(timed, make_context, float(c.timeout))
+    with _sigterm_ends_the_run(runner.Terminated):
+        runs_, complete = runner.run(timed, make_context, float(c.timeout))
     by_id = {r.probe.id: r for r in runs_}
     all_runs = [by_id[p.id] if p.id in by_id else runner.ProbeRun(p, skipped[p.id], 0.0)
                 for p in selected]
@@ -221,6 +223,30 @@ def run_check(settings: Settings, all_probes: Mapping[str, Probe]) -> int:
         click.echo(f"roomprobe: {write_error}", err=True)
         return int(ExitCode.UNKNOWN)  # the file the user asked for does not exist: never "OK"
     return int(report.exit_code(rep))
+
+
+@contextlib.contextmanager
+def _sigterm_ends_the_run(terminated: type[BaseException]) -> Iterator[None]:
+    """While the probes run, SIGTERM ends the run like Ctrl-C (partial report, history row,
+    exit 3); outside it, and where SIGTERM was ignored or handled by someone else, nothing
+    changes. A second SIGTERM after the run is the default again: the process ends."""
+    import signal
+    import threading
+
+    sig = getattr(signal, "SIGTERM", None)
+    if sig is None or sys.platform == "win32" or threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(sig) is not signal.SIG_DFL:
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise terminated()
+
+    signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def _app_lookup() -> Any:

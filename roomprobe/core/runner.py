@@ -3,7 +3,8 @@
 Probes block on sockets, subprocesses and scapy, so each gets a daemon thread: a probe that
 hangs past its deadline is reported as ``error``/``timeout`` and simply abandoned, and the others
 still report. The total wall time is the slowest probe's budget, never the sum of timeouts.
-Ctrl-C returns what finished so far and marks the rest ``interrupted``.
+Ctrl-C (or SIGTERM: a scheduler's time limit, a service stop; see :class:`Terminated`) returns
+what finished so far and marks the rest ``interrupted``.
 
 The run is *complete* only when every probe reached a verdict: a crash, an overrun of the
 deadline, Ctrl-C, or a probe's own ``error`` (it could not measure) makes it incomplete, and
@@ -27,6 +28,12 @@ from roomprobe.core.probe import Context, Probe, Result, Status
 # timeouts before the runner stops waiting for it.
 GRACE_S = 0.3
 WAIT_SLICE_S = 0.25  # longest single wait, so Ctrl-C is seen promptly on Windows
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during a run, raised by the check command's handler: it ends the run like Ctrl-C,
+    so a scheduled check that hits its time limit (systemd's TimeoutStartSec sends SIGTERM)
+    still leaves a partial report and an UNKNOWN history row instead of nothing."""
 
 
 @dataclass
@@ -133,15 +140,16 @@ def run(probes: Iterable[Probe], make_context: Callable[[Probe, float], Context]
                 continue
             if probe_id in pending:
                 finish(ProbeRun(pending[probe_id][0], result, duration))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         complete = False
         now = time.monotonic()
+        by = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
         for probe, _, t0 in list(pending.values()):
-            finish(ProbeRun(probe, _error("interrupted", "stopped by Ctrl-C before it finished"),
+            finish(ProbeRun(probe, _error("interrupted", f"stopped by {by} before it finished"),
                             now - t0))
         for probe in quick + later:
             if probe.id not in runs:  # (one interrupted inside launch() is pending, so done above)
-                finish(ProbeRun(probe, _error("interrupted", "stopped by Ctrl-C before it started"),
+                finish(ProbeRun(probe, _error("interrupted", f"stopped by {by} before it started"),
                                 0.0))
     ordered = [runs[p.id] for p in order]
     complete = complete and all(r.result.status != Status.ERROR for r in ordered)
