@@ -195,6 +195,9 @@ class Host:
         """Run the CLI inside this host exactly as a user would: a subprocess, real sockets."""
         full_env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         full_env.update({"ROOMPROBE_CONFIG": str(self.lab.config_path), "NO_COLOR": "1"})
+        # Benches use the lab outside pytest (whose conftest sets this): keep their runs out of
+        # the real user's history too.
+        full_env.setdefault("ROOMPROBE_HISTORY_DB", str(self.lab.tmp / "history.sqlite3"))
         if env:
             full_env.update(env)
         t0 = time.monotonic()
