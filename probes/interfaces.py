@@ -12,26 +12,16 @@ only) and a default gateway. It does not prove the gateway answers (cloud and dn
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
 from roomprobe.net import osnet
 
 
-def routable(address: str) -> bool:
-    """An address that can carry traffic beyond the link: not link-local, loopback or unspecified."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    return not (ip.is_link_local or ip.is_loopback or ip.is_unspecified)
-
-
 def usable_interfaces(ifaces: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Interfaces up, not loopback, with at least one routable address."""
     return [i for i in ifaces if i["up"] and i["kind"] != "loopback"
-            and any(routable(a["address"]) for a in i["addresses"])]
+            and any(osnet.routable(a["address"]) for a in i["addresses"])]
 
 
 def run(ctx: Context) -> Result:
@@ -62,7 +52,7 @@ def run(ctx: Context) -> Result:
                           "There is no default gateway: the local network may work, Zoom's cloud cannot.",
                           {}, hint="Check the DHCP lease or the static IP settings (gateway field).")])
     gw = ", ".join(f"{g['gateway']} via {g['interface']}" for g in gateways)
-    proof = {"interfaces": {i["name"]: [a["address"] for a in i["addresses"] if routable(a["address"])]
+    proof = {"interfaces": {i["name"]: [a["address"] for a in i["addresses"] if osnet.routable(a["address"])]
                             for i in usable},
              "default_gateway": [f"{g['gateway']} via {g['interface']}" for g in gateways]}
     return Result.passed("ok", f"up: {names}; gateway {gw}", evidence, proof)

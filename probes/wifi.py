@@ -16,7 +16,6 @@ shows as loss in the quality probe).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import sqlite3
@@ -51,14 +50,6 @@ def validate(o: Options) -> None:
         raise UsageError("wifi.roam_runs must be 0-100 and wifi.roam_warn 2-100")
 
 
-def _routable(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    return not (ip.is_link_local or ip.is_loopback or ip.is_unspecified)
-
-
 def in_use(ifaces: list[dict[str, Any]], carriers: set[str]) -> tuple[list[str], list[str]]:
     """(Wi-Fi interfaces carrying traffic, Wi-Fi interfaces up but idle).
 
@@ -66,7 +57,7 @@ def in_use(ifaces: list[dict[str, Any]], carriers: set[str]) -> tuple[list[str],
     route known at all, every Wi-Fi interface up with a routable address counts as in use.
     """
     wifi = [i["name"] for i in ifaces if i.get("kind") == "wifi" and i.get("up")
-            and any(_routable(a["address"]) for a in i.get("addresses", []))]
+            and any(osnet.routable(a["address"]) for a in i.get("addresses", []))]
     if not carriers:
         return wifi, []
     return [n for n in wifi if n in carriers], [n for n in wifi if n not in carriers]

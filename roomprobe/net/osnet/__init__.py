@@ -103,6 +103,16 @@ def _prefixlen(netmask: str | None, family: int) -> int | None:
         return None
 
 
+def routable(address: str) -> bool:
+    """An address that can carry traffic beyond the link: not link-local, loopback or unspecified
+    (a ``%scope`` suffix is ignored; anything that is no address is not routable)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    return not (ip.is_link_local or ip.is_loopback or ip.is_unspecified)
+
+
 def local_addresses() -> set[str]:
     return {a["address"] for i in interfaces() for a in i["addresses"]}
 
