@@ -167,26 +167,25 @@ def validate(options: Options) -> None:
 
 # ------------------------------------------------------------------------------- checks
 
-def _resolve(host: str, port: int, kind: int) -> tuple[int, tuple] | str:
-    """(family, sockaddr) or an error sentence; a malformed name is unresolved, not a crash."""
+def _resolve(host: str, port: int, kind: int) -> tuple[dict[str, Any], tuple[int, tuple] | None]:
+    """The result's common fields and (family, sockaddr), or an ``unresolved`` result and None:
+    a malformed name is unresolved, not a crash."""
+    out: dict[str, Any] = {"host": host, "port": port, "address": None, "proof": None}
     try:
         family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=kind)[0]
     except socket.gaierror as exc:
-        return exc.strerror or str(exc)
+        return {**out, "state": "unresolved", "error": exc.strerror or str(exc), "ms": None}, None
     except (UnicodeError, ValueError) as exc:
-        return f"not a valid name: {exc}"
-    return family, sockaddr
+        return {**out, "state": "unresolved", "error": f"not a valid name: {exc}", "ms": None}, None
+    return {**out, "address": sockaddr[0]}, (family, sockaddr)
 
 
 def tcp_connect(host: str, port: int, timeout: float) -> dict[str, Any]:
     """One TCP connect: open | refused | filtered | unreachable | blocked (local) | unresolved."""
-    out: dict[str, Any] = {"host": host, "port": port, "address": None, "proof": None}
-    got = _resolve(host, port, socket.SOCK_STREAM)
-    if isinstance(got, str):
-        return {**out, "state": "unresolved", "error": got, "ms": None}
-    family, sockaddr = got
-    out["address"] = sockaddr[0]
-    res = {**out, **connect_state(family, sockaddr, timeout)}
+    out, got = _resolve(host, port, socket.SOCK_STREAM)
+    if got is None:
+        return out
+    res = {**out, **connect_state(*got, timeout)}
     if res["state"] == "error" and res.get("error") in LOCAL_ERRNOS:
         res.update(state="blocked", proof="local")  # this device's own firewall said no
     return res
@@ -194,13 +193,8 @@ def tcp_connect(host: str, port: int, timeout: float) -> dict[str, Any]:
 
 def stun_binding(host: str, port: int, timeout: float) -> dict[str, Any]:
     """A STUN exchange (roomprobe.net.stun.exchange) after resolving ``host``."""
-    out: dict[str, Any] = {"host": host, "port": port, "address": None, "proof": None}
-    got = _resolve(host, port, socket.SOCK_DGRAM)
-    if isinstance(got, str):
-        return {**out, "state": "unresolved", "error": got, "ms": None}
-    family, sockaddr = got
-    out["address"] = sockaddr[0]
-    return {**out, **stun.exchange(family, sockaddr, timeout)}
+    out, got = _resolve(host, port, socket.SOCK_DGRAM)
+    return out if got is None else {**out, **stun.exchange(*got, timeout)}
 
 
 def resolve_all(name: str) -> dict[str, Any]:

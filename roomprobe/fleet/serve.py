@@ -244,9 +244,7 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(400, {"error": f"bytes must be 0..{self.server.limits.max_request_bytes}"},
                         close=True)
             return
-        why = self.server.take(n, str(self.client_address[0]))
-        if why is not None:
-            self._reply(503, {"error": why}, close=True)
+        if not self._take(n):
             return
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
@@ -258,6 +256,15 @@ class Handler(BaseHTTPRequestHandler):
             k = min(left, len(ZEROS))
             self.wfile.write(ZEROS[:k])
             left -= k
+
+    def _take(self, n: int) -> bool:
+        """Charge ``n`` bytes to this session's and this time window's caps; False (503 sent)
+        when they would be exceeded."""
+        why = self.server.take(n, str(self.client_address[0]))
+        if why is not None:
+            self._reply(503, {"error": why}, close=True)
+            return False
+        return True
 
     def do_POST(self) -> None:  # noqa: N802
         parts = urlsplit(self.path)
@@ -277,9 +284,7 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(411 if n < 0 else 413, {"error": "bad or too large Content-Length"},
                         close=True)
             return
-        why = self.server.take(n, str(self.client_address[0]))
-        if why is not None:
-            self._reply(503, {"error": why}, close=True)
+        if not self._take(n):
             return
         buf = memoryview(bytearray(1024 * 1024))  # reused: no allocation per read
         left = n
