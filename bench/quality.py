@@ -182,9 +182,7 @@ def main() -> int:
     with Lab() as lab:
         room = lab.add_host("room", "lan", 20)
         ctrl = lab.add_host("ctrl", "lan", 30)
-        serve = room.popen([sys.executable, "-m", "roomprobe", "serve", "--bind", room.addr, "--token",
-                            TOKEN, "--duration", "3600"], stdout=subprocess.PIPE, text=True)
-        assert serve.stdout is not None and TOKEN in serve.stdout.readline()
+        room.serve(TOKEN, duration=3600)
         # One irtt server for the whole bench. Its log goes to a file: a pipe nobody reads fills
         # up and stalls it. No idle timeout, no test-length cap.
         log = open(Path(lab.config_path).with_name("irtt-server.log"), "w")  # noqa: SIM115

@@ -190,6 +190,17 @@ class Host:
         assert line.strip() == "listening", f"listener failed to start: {line!r}"
         return proc
 
+    def serve(self, token: str, *extra: str, duration: float = 120) -> tuple[subprocess.Popen, str]:
+        """``roomprobe serve`` on this host's address; returns once it printed its start line
+        (which names the session token), with that line."""
+        proc = self.popen([sys.executable, "-m", "roomprobe", "serve", "--bind", self.addr,
+                           "--token", token, "--duration", f"{duration:g}", *extra],
+                          stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "session token: " + token in line, line
+        return proc, line
+
     def roomprobe(self, *args: str, unprivileged: bool = False, timeout: float = 60,
                   env: dict[str, str] | None = None) -> LabRun:
         """Run the CLI inside this host exactly as a user would: a subprocess, real sockets."""

@@ -139,14 +139,18 @@ def toml_doc(check: dict, probes: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-@FUZZ
-@given(st.one_of(
+# Config files: TOML-shaped documents (known and unknown probes), random text, deep nesting.
+CONFIG_DOCS = st.one_of(
     st.builds(toml_doc, st.dictionaries(toml_key, toml_value, max_size=4),
               st.dictionaries(st.sampled_from(["interfaces", "dns", "cloud", "nope"]),
                               st.dictionaries(toml_key, toml_value, max_size=3), max_size=2)),
     st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
     st.integers(1, 3000).map(lambda n: "[check]\na = " + "[" * n + "]" * n),
-))
+)
+
+
+@FUZZ
+@given(CONFIG_DOCS)
 def test_check_with_random_config_files(doc):
     path = TMP / "config.toml"
     path.write_text(doc, encoding="utf-8", errors="surrogateescape")
@@ -154,13 +158,7 @@ def test_check_with_random_config_files(doc):
 
 
 @FUZZ
-@given(st.one_of(
-    st.builds(toml_doc, st.dictionaries(toml_key, toml_value, max_size=4),
-              st.dictionaries(st.sampled_from(["interfaces", "dns", "cloud", "nope"]),
-                              st.dictionaries(toml_key, toml_value, max_size=3), max_size=2)),
-    st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
-    st.integers(1, 3000).map(lambda n: "[check]\na = " + "[" * n + "]" * n),
-))
+@given(CONFIG_DOCS)
 def test_config_reader(doc):
     """The typed config reader (core/settings.py, the one 'check' uses): a UsageError or a
     ConfigFile, nothing else, for any text, deep nesting included."""

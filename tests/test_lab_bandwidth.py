@@ -30,12 +30,7 @@ def shape(host, rate: int | str, latency: str = "400ms") -> None:
 
 
 def start_serve(host, *extra: str) -> subprocess.Popen:
-    proc = host.popen([sys.executable, "-m", "roomprobe", "serve", "--bind", host.addr, "--token",
-                       TOKEN, "--duration", "120", *extra], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert "session token: " + TOKEN in line, line
-    return proc
+    return host.serve(TOKEN, *extra)[0]
 
 
 def bw_check(ctrl, *args: str):

@@ -12,7 +12,6 @@ leg to the room's VLAN, with ICMP "fragmentation needed" dropped or not.
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
@@ -22,11 +21,8 @@ TOKEN = "lab-token-quality"
 
 
 def start_serve(host) -> subprocess.Popen:
-    proc = host.popen([sys.executable, "-m", "roomprobe", "serve", "--bind", host.addr, "--token",
-                       TOKEN, "--duration", "200"], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert "quality on UDP" in line and TOKEN in line, line
+    proc, line = host.serve(TOKEN, duration=200)
+    assert "quality on UDP" in line, line
     return proc
 
 

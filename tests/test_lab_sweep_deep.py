@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from html.parser import HTMLParser
 
 import pytest
@@ -24,12 +23,7 @@ RANK = {"fail": 0, "unknown": 1, "warn": 2, "pass": 3}
 
 
 def start_serve(host, *extra: str) -> subprocess.Popen:
-    proc = host.popen([sys.executable, "-m", "roomprobe", "serve", "--bind", host.addr, "--token",
-                       TOKEN, "--duration", "120", *extra], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert "session token: " + TOKEN in line, line
-    return proc
+    return host.serve(TOKEN, *extra)[0]
 
 
 @pytest.fixture
