@@ -326,18 +326,13 @@ def open_endpoint(ep: Endpoint) -> tuple[Client, float]:
     """
     chain = ep.chain()
     for i, proxy in enumerate(chain):
+        ep.settle(proxy)  # the streams follow this entry, and so does the evidence of its error
         try:
-            client, rtt = _open_via(ep, proxy)
+            return _open_via(ep, proxy)
         except EndpointError as exc:
             if not (exc.unusable and i + 1 < len(chain)):
-                if i:
-                    ep.settle(proxy)  # the error is this entry's: evidence names it
                 raise
             ep.tried.append({"proxy": redact_proxy(proxy) if proxy else "DIRECT", "error": str(exc)})
-            continue
-        if i:
-            ep.settle(proxy)
-        return client, rtt
     raise AssertionError("unreachable: a chain has at least one entry")
 
 
