@@ -382,3 +382,44 @@ def test_a_refused_connection_query_still_reads_signal_and_channel_and_says_why(
     api = FakeWlan([(GUID_A, "x")], {})
     f = wlanapi.wlan_facts(api, "Wi-Fi", GUID_A)
     assert f["signal_dbm"] is None and "access denied" in f["error"]
+
+
+def test_windows_reader_asks_by_the_adapters_guid_and_keeps_the_apis_reason(monkeypatch):
+    """wifi.read on Windows: the friendly name's GUID (GetAdaptersAddresses AdapterName) goes to
+    the WLAN API; when the API could not read the signal, netsh answers and the API's reason
+    stays in ``note``."""
+    import sys
+
+    from roomprobe.core import oscmd
+    from roomprobe.net import wlanapi
+    from roomprobe.net.osnet import _windows
+
+    seen = {}
+    partial = dict(wifi.empty("WLAN", "wlanapi"), note="signal (RSSI) not read: access denied",
+                   error="signal (RSSI) not read: access denied")
+
+    def fake_open(name, guid):
+        seen["args"] = (name, guid)
+        return partial
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(_windows, "adapters", lambda: {"WLAN": {"guid": GUID_B}})
+    monkeypatch.setattr(wlanapi, "open_api", fake_open)
+    monkeypatch.setattr(oscmd, "_is_windows", lambda: True)
+    monkeypatch.setattr(oscmd, "_windows_oem_page", lambda: 65001)
+    text = (WLAN / "de-win11-connected.txt").read_bytes()
+    monkeypatch.setattr(oscmd, "run_bytes", lambda cmd, t: oscmd.RawOutput(text, 0))
+    f = wifi.read("WLAN")
+    assert seen["args"] == ("WLAN", GUID_B)
+    assert (f["source"], f["band"], f["channel"], f["signal_pct"]) == ("netsh", "5 GHz", 116, 43)
+    assert f["note"] == "WLAN API: signal (RSSI) not read: access denied"
+    # the API read the signal: its answer stands, netsh is not asked
+    monkeypatch.setattr(wlanapi, "open_api", lambda name, guid: dict(partial, signal_dbm=-60, error=None))
+    monkeypatch.setattr(oscmd, "run_bytes", lambda cmd, t: pytest.fail("netsh asked"))
+    assert wifi.read("WLAN")["signal_dbm"] == -60
+
+
+def test_a_partly_read_link_says_so_in_the_summary(host, tmp_path):
+    host["facts"] = dict(host["facts"], note="current connection (SSID, PHY) not read: access denied")
+    r = probe.run(ctx(tmp_path))
+    assert r.status == Status.PASS and "partly read: current connection" in r.summary
