@@ -5,7 +5,8 @@ page (cp437 US, cp850 Western Europe, cp866 Russian, cp932 Japanese), while ``te
 decodes with the ANSI page (or UTF-8 under UTF-8 mode). The result is garbage, an exception
 raised in subprocess's reader thread (stdout silently ``None``), or a UnicodeDecodeError that
 kills the whole check. So the bytes are captured as bytes and decoded here, with the page the
-console really uses, replacing what cannot be decoded. Nothing here raises: a missing program,
+child's console really uses (the OEM page: each command gets a new hidden console, see
+``_windows_oem_page``), replacing what cannot be decoded. Nothing here raises: a missing program,
 a timeout or a non-zero exit becomes ``CmdOutput.error``, which the caller reports as that
 source's error (never a lost report).
 

@@ -3,7 +3,7 @@
 Structured sources first: GetAdaptersAddresses (iphlpapi, via ctypes) gives each adapter's
 IfType (71 = Wi-Fi, 6 = Ethernet), description and connection DNS suffix in every language.
 When it cannot be read, ``ipconfig /all`` (parsed by structure) and then the friendly name
-decide. netsh output is decoded with the console's OEM code page (roomprobe.core.oscmd) and
+decide. netsh output is decoded with the OEM code page it was written in (roomprobe.core.oscmd) and
 parsed by structure, so a German, French or Japanese room PC gives the same answers.
 """
 
