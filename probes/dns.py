@@ -76,6 +76,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "dns-no-resolver": ("No DNS resolver is configured ({why}): Zoom's names cannot be resolved "
                         "by DNS.", "Configure DNS servers on the room (DHCP or static) and check "
                                    "they answer."),
+    "dns-scoped-only": ("DNS: {why}.",
+                        "The VPN client installed its DNS servers for its own interface only: "
+                        "fix its DNS setting (servers as the default resolver, or as "
+                        "supplemental for its domains with the LAN resolver kept), or disconnect "
+                        "it; 'scutil --dns' must show a nameserver under resolver #1."),
     "dns-timeout": ("DNS resolver(s) {resolvers} did not answer within {lifetime} s ({what}).",
                     "Check the DNS server is up and that UDP/TCP 53 to it is allowed; "
                     "remove dead servers from the room's DNS settings."),
@@ -282,9 +287,10 @@ def analyse(resolvers: list[dict[str, Any]], queries: list[dict[str, Any]], os_r
                                 evidence, hint=hint.format(**values)))
 
     if not resolvers:
-        findings.append(Finding("dns-no-resolver", Severity.FAIL,
-                                TEXTS["dns-no-resolver"][0].format(why=no_resolver_why or "none found"),
-                                {"why": no_resolver_why}, hint=TEXTS["dns-no-resolver"][1]))
+        fid = "dns-scoped-only" if dnsconf.scoped_only(no_resolver_why) else "dns-no-resolver"
+        findings.append(Finding(fid, Severity.FAIL,
+                                TEXTS[fid][0].format(why=no_resolver_why or "none found"),
+                                {"why": no_resolver_why}, hint=TEXTS[fid][1]))
 
     def pick(outcome: str) -> list[dict[str, Any]]:
         return [{k: q[k] for k in ("resolver", "name", "type", "rcode", "ms")}

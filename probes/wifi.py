@@ -191,7 +191,8 @@ def run(ctx: Context) -> Result:
         rate = f" {f['tx_mbps']:g} Mbit/s" if f.get("tx_mbps") else ""
         where = f"{f.get('band') or '? GHz'} ch {f.get('channel') or '?'}"
         parts.append(f"{f['interface']} {f['signal_dbm']:g} dBm{'~' if f.get('signal_estimated') else ''}, "
-                     f"{where}{rate}, AP {f.get('bssid') or 'hidden'}")
+                     f"{where}{rate}, AP {f.get('bssid') or 'hidden'}"
+                     + (f" (partly read: {f['note']})" if f.get("note") else ""))
     summary = "; ".join(parts)
     if any(x.severity == Severity.FAIL for x in findings):
         status = Status.FAIL

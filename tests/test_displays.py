@@ -162,3 +162,42 @@ def test_detect_turns_any_surprise_into_unknown(monkeypatch):
     monkeypatch.setattr(displays, "_linux", boom)
     got = displays.detect(platform="linux")
     assert got.count is None and got.method == "error" and "RuntimeError" in got.error
+
+
+class _Win32:
+    """kernel32 and user32 as ctypes.windll shows them: a session id and N monitors."""
+
+    def __init__(self, session: int, monitors: int) -> None:
+        outer = self
+
+        class Kernel32:
+            def GetCurrentProcessId(self) -> int:  # noqa: N802 - the Win32 name
+                return 4242
+
+            def ProcessIdToSessionId(self, pid, out) -> int:  # noqa: N802
+                out._obj.value = outer.session  # the DWORD passed by reference
+                return 1
+
+        class User32:
+            def EnumDisplayMonitors(self, dc, clip, callback, data) -> int:  # noqa: N802
+                for i in range(outer.monitors):
+                    callback(i + 1, None, None, data)
+                return 1
+
+        self.session, self.monitors = session, monitors
+        self.kernel32, self.user32 = Kernel32(), User32()
+
+
+def test_windows_session_0_display_count_is_not_trusted(monkeypatch):
+    """A SYSTEM task runs in session 0, whose desktop is not the room's screens: unknown, why."""
+    import ctypes
+
+    monkeypatch.setattr(displays.sys, "platform", "win32")
+    monkeypatch.setattr(ctypes, "WINFUNCTYPE", ctypes.CFUNCTYPE, raising=False)
+    monkeypatch.setattr(ctypes, "windll", _Win32(session=0, monitors=1), raising=False)
+    got = displays.detect()
+    assert got.count is None and "session 0" in got.error and "--displays" in got.error
+    # the room's own session: the monitors are counted
+    monkeypatch.setattr(ctypes, "windll", _Win32(session=1, monitors=2), raising=False)
+    got = displays.detect()
+    assert (got.count, got.method, got.error) == (2, "EnumDisplayMonitors", None)

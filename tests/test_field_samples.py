@@ -298,7 +298,8 @@ def test_macos_german_wlan_port_is_wifi_not_wired():
     ("en-ppp-supplemental-partial-edited", [("10.0.2.1", "en0")]),
     ("en-resolver1-ipv6-linklocal-partial", [("fe80::8e3b:adff:fead:7bf6%en0", "en0"),
                                              ("192.168.1.1", "en0")]),
-    ("en-vpn-utun-scoped-only-macos10.13", [("8.8.8.8", "utun0"), ("8.8.4.4", "utun0")]),
+    # only scoped (utun0) resolvers: none is general (test_macos_scoped_only_resolvers_...)
+    ("en-vpn-utun-scoped-only-macos10.13", []),
 ])
 def test_macos_scutil_dns(stem, expected):
     found = dnsconf.general_nameservers(dnsconf.parse_scutil_dns(sample(MAC + "scutil-dns/" + stem + ".txt")))
@@ -323,3 +324,47 @@ def test_wpad_domain_on_windows_is_the_connection_suffix(windows_console, monkey
     windows_console(oem_page(rel), {("ipconfig", "/all"): (SAMPLES / rel).read_bytes()})
     monkeypatch.setattr(sys, "platform", "win32")
     assert pac.search_domain() == "fritz.box"
+
+
+def _darwin_scutil(monkeypatch, text: str) -> None:
+    """Pretend to be a Mac whose ``scutil --dns`` prints ``text`` (through oscmd, as live)."""
+    import sys
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(oscmd, "run_bytes", lambda cmd, t: oscmd.RawOutput(text.encode(), 0)
+                        if cmd == ["scutil", "--dns"] else oscmd.RawOutput(b"", 1))
+
+
+def test_macos_scoped_only_resolvers_are_a_finding_not_a_pass(monkeypatch):
+    """Tunnelblick's capture: resolver #1 has no nameserver, 8.8.8.8/8.8.4.4 are scoped to utun0.
+    macOS does not ask scoped servers for ordinary lookups, so querying them would PASS a Mac on
+    which zoom.us does not resolve: no resolver is returned and the dns probe fails with why."""
+    from probes import dns as dnsprobe
+    from roomprobe.core.probe import Severity, Status
+
+    _darwin_scutil(monkeypatch, sample(MAC + "scutil-dns/en-vpn-utun-scoped-only-macos10.13.txt"))
+    resolvers, why = dnsconf.system_resolvers()
+    assert resolvers == []
+    assert "no nameserver" in why and "8.8.8.8 on utun0" in why and "ordinary lookups" in why
+    findings = dnsprobe.analyse(resolvers, [], [], {}, ["zoom.us"], dnsprobe.Options(), why)
+    assert [(f.id, f.severity) for f in findings] == [("dns-scoped-only", Severity.FAIL)]
+    assert "VPN" in findings[0].hint
+    ev = {"queries": [], "os": [], "allow_networks": []}
+    assert dnsprobe.verdict(ev, findings, ["zoom.us"], resolvers, True).status == Status.FAIL
+
+
+def test_macos_unreachable_default_resolver_with_scoped_ones_is_the_same_finding(monkeypatch):
+    """The modern format (``reach : 0x00000000 (Not Reachable)``): the default resolver lists a
+    server macOS cannot reach, while the scoped section has reachable ones: ordinary lookups fail
+    as well. Built from the two-interface capture by marking resolver #1 Not Reachable."""
+    text = sample(MAC + "scutil-dns/en-full-two-interfaces.txt")
+    first = "  reach    : 0x00020002 (Reachable,Directly Reachable Address)\n"
+    assert text.count(first) == 3
+    text = text.replace(first, "  reach    : 0x00000000 (Not Reachable)\n", 1)
+    _darwin_scutil(monkeypatch, text)
+    resolvers, why = dnsconf.system_resolvers()
+    assert resolvers == [] and "Not Reachable" in why and dnsconf.scoped_only(why)
+    # the capture as it is: a reachable default resolver, used, no problem
+    _darwin_scutil(monkeypatch, sample(MAC + "scutil-dns/en-full-two-interfaces.txt"))
+    resolvers, why = dnsconf.system_resolvers()
+    assert [r["address"] for r in resolvers] == ["192.168.1.54", "192.168.1.52"] and why is None

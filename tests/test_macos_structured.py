@@ -178,3 +178,113 @@ def test_macos_ssid_prefers_corewlan(monkeypatch):
     monkeypatch.setattr(oscmd, "run_bytes", lambda cmd, t: pytest.fail("networksetup must not run"))
     assert _macos.wifi_ssid("en0") == "Room-CW"
     assert _macos.wifi_note("en0") is None
+
+
+# ---- issue 21: every enabled proxy, ExcludeSimpleHostnames, networksetup fallback ----------
+
+def test_socks_is_kept_beside_http_and_https_and_each_scheme_routes_to_its_own():
+    from roomprobe.net.proxysrc import route
+
+    d = {"HTTPEnable": 1, "HTTPProxy": "10.0.0.1", "HTTPPort": 3128,
+         "HTTPSEnable": 1, "HTTPSProxy": "10.0.0.2", "HTTPSPort": 3129,
+         "SOCKSEnable": 1, "SOCKSProxy": "10.0.0.3", "SOCKSPort": 1081}
+    src = macproxy.source_from_dict(d, "SCDynamicStoreCopyProxies")
+    assert src.proxies == {"http": "http://10.0.0.1:3128", "https": "http://10.0.0.2:3129",
+                           "all": "socks5://10.0.0.3:1081"}
+    assert src.to_evidence()["proxies"]["all"] == "socks5://10.0.0.3:1081"  # reported
+    assert route(src, "https://zoom.us/").proxy == "http://10.0.0.2:3129"
+    assert route(src, "http://zoom.us/").proxy == "http://10.0.0.1:3128"
+    assert route(src, "wss://zoom.us/").proxy == "socks5://10.0.0.3:1081"
+    assert src.where("all") == "SOCKSProxy (macos)"
+
+
+def test_exclude_simple_hostnames_bypasses_dotless_names():
+    from roomprobe.net.proxysrc import route
+
+    d = {"HTTPSEnable": 1, "HTTPSProxy": "10.0.0.2", "HTTPSPort": 3129,
+         "ExcludeSimpleHostnames": 1, "ExceptionsList": ("*.local",)}
+    src = macproxy.source_from_dict(d, "SCDynamicStoreCopyProxies")
+    assert src.bypass == ["*.local", "<local>"]
+    assert route(src, "https://roomcontroller/").via == "bypass"
+    assert route(src, "https://zoom.us/").proxy == "http://10.0.0.2:3129"
+    # the same through scutil's text (the key as scutil --proxy prints it)
+    text = ("<dictionary> {\n  ExcludeSimpleHostnames : 1\n  HTTPSEnable : 1\n"
+            "  HTTPSPort : 3129\n  HTTPSProxy : 10.0.0.2\n}\n")
+    assert macproxy.parse_scutil(text).bypass == ["<local>"]
+    off = macproxy.source_from_dict({**d, "ExcludeSimpleHostnames": 0}, "x")
+    assert off.bypass == ["*.local"]
+
+
+# networksetup(8): "-getwebproxy networkservice: Displays Web proxy (server, port, enabled value)
+# info for <networkservice>"; the printed form (no capture of it is in tests/data/samples):
+# "Enabled: Yes|No", "Server: HOST", "Port: N", "Authenticated Proxy Enabled: 0|1".
+# -listnetworkserviceorder: "(N) Service" lines, "(*) Service" for a disabled one, each followed
+# by "(Hardware Port: ..., Device: ...)".
+NS_ORDER = ("An asterisk (*) denotes that a network service is disabled.\n"
+            "(1) USB 10/100/1000 LAN\n(Hardware Port: USB 10/100/1000 LAN, Device: en7)\n\n"
+            "(2) Wi-Fi\n(Hardware Port: Wi-Fi, Device: en0)\n\n"
+            "(*) Thunderbolt Bridge\n(Hardware Port: Thunderbolt Bridge, Device: bridge0)\n")
+
+
+def _ns(enabled: bool, server: str = "", port: int = 0) -> str:
+    return (f"Enabled: {'Yes' if enabled else 'No'}\nServer: {server}\nPort: {port}\n"
+            "Authenticated Proxy Enabled: 0\n")
+
+
+def test_networksetup_proxy_answers_parse():
+    assert macproxy.parse_networksetup_proxy(_ns(True, "proxy.corp", 8080)) == {
+        "Enabled": "Yes", "Server": "proxy.corp", "Port": "8080"}
+    assert macproxy.parse_service_order(NS_ORDER) == ["USB 10/100/1000 LAN", "Wi-Fi"]
+    src = macproxy.source_from_networksetup(
+        {"-getwebproxy": _ns(True, "proxy.corp", 8080), "-getsecurewebproxy": _ns(True, "proxy.corp", 8443),
+         "-getsocksfirewallproxy": _ns(True, "socks.corp", 1080)}, "Wi-Fi")
+    assert src.proxies == {"http": "http://proxy.corp:8080", "https": "http://proxy.corp:8443",
+                           "all": "socks5://socks.corp:1080"}
+    assert "Wi-Fi" in src.origin and "fixed proxies only" in src.origin
+    off = macproxy.source_from_networksetup({"-getwebproxy": _ns(False, "proxy.corp", 8080)}, "Wi-Fi")
+    assert off.proxies == {} and not off.active
+
+
+def test_read_falls_back_to_networksetup_when_scutil_fails(monkeypatch):
+    monkeypatch.setattr(macproxy, "_systemconfiguration", lambda: None)
+    answers = {("networksetup", "-listnetworkserviceorder"): NS_ORDER,
+               ("networksetup", "-getwebproxy", "Wi-Fi"): _ns(False),
+               ("networksetup", "-getsecurewebproxy", "Wi-Fi"): _ns(True, "10.1.1.1", 3128),
+               ("networksetup", "-getsocksfirewallproxy", "Wi-Fi"): _ns(False)}
+
+    def fake(cmd, timeout):
+        if cmd[0] == "scutil":
+            return oscmd.RawOutput(error="scutil: command not found")
+        text = answers.get(tuple(cmd), _ns(False))
+        return oscmd.RawOutput(text.encode(), 0)
+
+    monkeypatch.setattr(oscmd, "run_bytes", fake)
+    src = macproxy.read()
+    assert src.error is None and src.proxies == {"https": "http://10.1.1.1:3128"}
+    assert "'Wi-Fi'" in src.origin  # the USB LAN service (tried first) has none
+    # nothing answers at all: both reasons, no exception
+    monkeypatch.setattr(oscmd, "run_bytes", lambda cmd, t: oscmd.RawOutput(error=f"{cmd[0]}: command not found"))
+    src = macproxy.read()
+    assert "scutil" in src.error and "networksetup" in src.error
+
+
+# ---- issue 21: PHY mode 7 and BSSIDs without leading zeros ---------------------------------
+
+def test_corewlan_wifi7_phy_and_short_bssid_octets():
+    cw = FakeCW("Room-6G", "0:1b:2:3c:4:a5", -50, -95, FakeChannel(37, 3), 2882.0, 7)
+    got = wifi.parse_corewlan(cw, "en0")
+    assert got["phy"] == "802.11be" and got["band"] == "6 GHz"
+    assert got["bssid"] == "00:1b:02:3c:04:a5"
+    assert wifi.normalise_bssid("A4:83:E7:01:02:03") == "a4:83:e7:01:02:03"
+    assert wifi.normalise_bssid("0:1b:2:3c:4") is None and wifi.normalise_bssid("<redacted>") is None
+
+
+def test_system_profiler_short_bssid_octets():
+    import json
+
+    doc = {"SPAirPortDataType": [{"spairport_airport_interfaces": [{
+        "_name": "en0", "spairport_current_network_information": {
+            "_name": "Room", "spairport_network_bssid": "a4:83:e7:1:2:3",
+            "spairport_signal_noise": "-60 dBm / -92 dBm", "spairport_network_channel": "36 (5GHz, 80MHz)"}}]}]}
+    got = wifi.parse_system_profiler(json.dumps(doc), "en0")
+    assert got["bssid"] == "a4:83:e7:01:02:03" and got["channel"] == 36

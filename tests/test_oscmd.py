@@ -64,3 +64,39 @@ def test_one_failing_windows_proxy_source_does_not_hide_the_other(monkeypatch):
     assert sources["wininet"].proxies == {"all": "http://p:8080"} and sources["wininet"].error is None
     assert "UnicodeDecodeError" in sources["winhttp"].error
     assert "env" in sources
+
+
+class _Kernel32:
+    """GetConsoleOutputCP / GetOEMCP of a console switched to UTF-8 (``chcp 65001``) on a
+    Western-European (cp850) or Japanese (cp932) Windows."""
+
+    def __init__(self, oem: int, console: int = 65001) -> None:
+        self.oem, self.console = oem, console
+
+    def GetConsoleOutputCP(self) -> int:  # noqa: N802 - the Win32 name
+        return self.console
+
+    def GetOEMCP(self) -> int:  # noqa: N802 - the Win32 name
+        return self.oem
+
+
+def test_children_are_decoded_with_the_oem_page_of_their_hidden_console(monkeypatch):
+    """run_bytes starts commands with CREATE_NO_WINDOW: each gets a new hidden console on the
+    OEM page, whatever ``chcp`` the operator's console has. The .oem twins are the bytes netsh
+    and ipconfig write there; decoded with the console's 65001 they would be garbled."""
+    import ctypes
+    import types
+    from pathlib import Path
+
+    samples = Path(__file__).parent / "data" / "samples" / "windows"
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(oscmd, "_is_windows", lambda: True)
+    for rel, oem in (("ipconfig-all/de-win11", 850), ("netsh-wlan-show-interfaces/fr-win11-connected", 850),
+                     ("netsh-winhttp-show-proxy/ja-proxy-bypass-list", 932)):
+        monkeypatch.setattr(ctypes, "windll", types.SimpleNamespace(kernel32=_Kernel32(oem)), raising=False)
+        raw = (samples / f"{rel}.oem").read_bytes()
+        monkeypatch.setattr(oscmd, "run_bytes", lambda cmd, t, raw=raw: oscmd.RawOutput(raw, 0))
+        out = oscmd.run(["netsh"])
+        assert out.encoding == f"cp{oem}"
+        want = (samples / f"{rel}.txt").read_text("utf-8").replace("\u2019", "'")
+        assert out.text.strip() == want.strip(), rel

@@ -251,3 +251,175 @@ def test_ticket_evidence_row_shows_the_wifi_facts():
     assert wifi_line(skipped).startswith("not in use")
     assert wifi_line({"probes": []}) is None
     assert wifi_line({"probes": [{"id": "wifi", "status": "warn", "evidence": {"links": ["x"]}}]}) is None
+
+
+# ---- Windows WLAN API logic (roomprobe.net.wlanapi), the calls faked -------------------------
+
+def test_wlan_bss_entry_layout_is_the_sdks():
+    """WLAN_BSS_ENTRY as declared in wlanapi.h (field order quoted in MSDN's ns-wlanapi-
+    wlan_bss_entry), natural alignment, no pointers, so x86 and x64 agree: 360 bytes."""
+    from roomprobe.net import wlanapi
+
+    e = wlanapi.WlanBssEntry
+    offsets = {name: getattr(e, name).offset for name, _ in e._fields_}
+    assert offsets == {"ssid_length": 0, "ssid": 4, "uPhyId": 36, "dot11Bssid": 40, "dot11BssType": 48,
+                       "dot11BssPhyType": 52, "lRssi": 56, "uLinkQuality": 60, "bInRegDomain": 64,
+                       "usBeaconPeriod": 66, "ullTimestamp": 72, "ullHostTimestamp": 80,
+                       "usCapabilityInformation": 88, "ulChCenterFrequency": 92, "uRateSetLength": 96,
+                       "usRateSet": 100, "ulIeOffset": 352, "ulIeSize": 356}
+    assert wlanapi.BSS_ENTRY_SIZE == 360
+
+
+def _bss(bssid: bytes, khz: int, rssi: int = -55, phy: int = 10) -> bytes:
+    """One WLAN_BSS_ENTRY packed by hand with struct (not with the ctypes class under test)."""
+    import struct
+
+    return struct.pack("<I32sI6s2xIIiIBxH4xQQH2xII252sII", 4, b"Room".ljust(32, b"\0"), 0, bssid, 1, phy,
+                       rssi, 80, 1, 100, 0, 0, 0x431, khz, 0, b"", 0, 0)
+
+
+def _bss_list(*entries: bytes) -> bytes:
+    import struct
+
+    body = b"".join(entries)
+    return struct.pack("<II", 8 + len(body), len(entries)) + body
+
+
+GUID_A = "{3F9A1C2E-1111-4A2B-9C3D-00AABBCCDD01}"
+GUID_B = "{7D2E4B10-2222-4C5D-8E6F-00AABBCCDD02}"
+
+
+class FakeWlan:
+    """WlanEnumInterfaces / WlanQueryInterface / WlanGetNetworkBssList answers, and who was asked."""
+
+    def __init__(self, interfaces, answers, bss=None):
+        self._ifaces, self._answers, self._bss = interfaces, answers, bss
+        self.asked: list[tuple[str, object]] = []
+
+    def interfaces(self):
+        return list(self._ifaces)
+
+    def query(self, guid, opcode):
+        self.asked.append((guid, opcode))
+        got = self._answers.get(opcode, 5)
+        return (got, 0) if isinstance(got, bytes) else (None, got)
+
+    def bss_list(self, guid):
+        self.asked.append((guid, "bss"))
+        return (self._bss, 0) if self._bss is not None else (None, 5)
+
+
+def _le(fmt, v):
+    import struct
+
+    return struct.pack(fmt, v)
+
+
+def test_6ghz_channel_5_is_6ghz_from_the_centre_frequency_not_2ghz():
+    """6 GHz reuses channel numbers: channel 5 at 5975 MHz is 6 GHz, never "2.4 GHz"."""
+    from roomprobe.net import wlanapi
+
+    ap = b"\x70\x3a\x0e\xaa\xbb\xcc"
+    api = FakeWlan([(GUID_A, "Intel(R) Wi-Fi 7 BE200")],
+                   {wlanapi.OPCODE_CURRENT_CONNECTION: _conn_bytes(bssid=ap, phy=11),
+                    wlanapi.OPCODE_RSSI: _le("<i", -52), wlanapi.OPCODE_CHANNEL_NUMBER: _le("<I", 5)},
+                   _bss_list(_bss(b"\x11\x22\x33\x44\x55\x66", 2432000), _bss(ap, 5975000)))
+    f = wlanapi.wlan_facts(api, "Wi-Fi", GUID_A)
+    assert (f["band"], f["channel"], f["freq_mhz"], f["signal_dbm"]) == ("6 GHz", 5, 5975.0, -52)
+    assert wifi.band_from_text(None, 5) == "2.4 GHz"  # what the channel alone (the old way) said
+    assert not [x for x in probe.judge(f, probe.Options(), None) if x.id == "wifi-band-2ghz"]
+    # the same channel at 2432 MHz is 2.4 GHz, and warned about
+    api = FakeWlan([(GUID_A, "x")], {**api._answers}, _bss_list(_bss(ap, 2432000)))
+    f = wlanapi.wlan_facts(api, "Wi-Fi", GUID_A)
+    assert f["band"] == "2.4 GHz"
+    assert [x.id for x in probe.judge(f, probe.Options(), None)] == ["wifi-band-2ghz"]
+
+
+def test_without_the_centre_frequency_the_band_is_unknown_for_a_6ghz_capable_phy():
+    from roomprobe.net import wlanapi
+
+    answers = {wlanapi.OPCODE_CURRENT_CONNECTION: _conn_bytes(phy=10),
+               wlanapi.OPCODE_RSSI: _le("<i", -60), wlanapi.OPCODE_CHANNEL_NUMBER: _le("<I", 5)}
+    f = wlanapi.wlan_facts(FakeWlan([(GUID_A, "x")], answers, None), "Wi-Fi", GUID_A)
+    assert f["band"] is None and "band unknown" in f["note"] and "BSS list not read" in f["note"]
+    # 802.11ac cannot be on 6 GHz: its channel 5 is 2.4 GHz
+    answers[wlanapi.OPCODE_CURRENT_CONNECTION] = _conn_bytes(phy=8)
+    f = wlanapi.wlan_facts(FakeWlan([(GUID_A, "x")], answers, None), "Wi-Fi", GUID_A)
+    assert f["band"] == "2.4 GHz"
+
+
+def test_the_interface_is_the_adapters_guid_not_a_description_match():
+    """Friendly name "WLAN" (German) appears in no description, and "Wi-Fi" is in both: the GUID
+    from GetAdaptersAddresses (AdapterName) picks the interface."""
+    from roomprobe.net import wlanapi
+
+    ifaces = [(GUID_A, "Intel(R) Wi-Fi 6 AX201 160MHz"), (GUID_B, "MediaTek Wi-Fi 6 MT7921 Wireless LAN Card")]
+    api = FakeWlan(ifaces, {wlanapi.OPCODE_CURRENT_CONNECTION: _conn_bytes()})
+    f = wlanapi.wlan_facts(api, "WLAN", GUID_B.lower().strip("{}"))
+    assert f is not None and {g for g, _ in api.asked} == {GUID_B}
+    assert wlanapi.pick_interface(ifaces, None) is None  # two and no GUID: not guessed
+    assert wlanapi.pick_interface(ifaces[:1], None) == GUID_A  # the only one
+    assert wlanapi.pick_interface(ifaces, "{00000000-0000-0000-0000-000000000000}") is None
+    raw = bytes.fromhex("2e1c9a3f11112b4a9c3d00aabbccdd01")
+    assert wlanapi.guid_text(raw) == GUID_A
+
+
+def test_a_refused_connection_query_still_reads_signal_and_channel_and_says_why():
+    """Windows 11 without location permission: WlanQueryInterface(current connection) returns
+    ERROR_ACCESS_DENIED; RSSI and channel are still asked and reported, with the reason."""
+    from roomprobe.net import wlanapi
+
+    api = FakeWlan([(GUID_A, "x")], {wlanapi.OPCODE_CURRENT_CONNECTION: 5,
+                                     wlanapi.OPCODE_RSSI: _le("<i", -61),
+                                     wlanapi.OPCODE_CHANNEL_NUMBER: _le("<I", 44)})
+    f = wlanapi.wlan_facts(api, "Wi-Fi", GUID_A)
+    assert (f["connected"], f["signal_dbm"], f["signal_estimated"], f["channel"]) == (True, -61, False, 44)
+    assert f["ssid"] is None and f["error"] is None
+    assert "current connection" in f["note"] and "access denied" in f["note"] and "location" in f["note"]
+    assert [op for _, op in api.asked][:3] == [wlanapi.OPCODE_CURRENT_CONNECTION, wlanapi.OPCODE_RSSI,
+                                               wlanapi.OPCODE_CHANNEL_NUMBER]
+    # everything refused: unknown, and the reason is the error the probe shows
+    api = FakeWlan([(GUID_A, "x")], {})
+    f = wlanapi.wlan_facts(api, "Wi-Fi", GUID_A)
+    assert f["signal_dbm"] is None and "access denied" in f["error"]
+
+
+def test_windows_reader_asks_by_the_adapters_guid_and_keeps_the_apis_reason(monkeypatch):
+    """wifi.read on Windows: the friendly name's GUID (GetAdaptersAddresses AdapterName) goes to
+    the WLAN API; when the API could not read the signal, netsh answers and the API's reason
+    stays in ``note``."""
+    import sys
+
+    from roomprobe.core import oscmd
+    from roomprobe.net import wlanapi
+    from roomprobe.net.osnet import _windows
+
+    seen = {}
+    partial = dict(wifi.empty("WLAN", "wlanapi"), note="signal (RSSI) not read: access denied",
+                   error="signal (RSSI) not read: access denied")
+
+    def fake_open(name, guid):
+        seen["args"] = (name, guid)
+        return partial
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(_windows, "adapters", lambda: {"WLAN": {"guid": GUID_B}})
+    monkeypatch.setattr(wlanapi, "open_api", fake_open)
+    monkeypatch.setattr(oscmd, "_is_windows", lambda: True)
+    monkeypatch.setattr(oscmd, "_windows_oem_page", lambda: 65001)
+    text = (WLAN / "de-win11-connected.txt").read_bytes()
+    monkeypatch.setattr(oscmd, "run_bytes", lambda cmd, t: oscmd.RawOutput(text, 0))
+    f = wifi.read("WLAN")
+    assert seen["args"] == ("WLAN", GUID_B)
+    assert (f["source"], f["band"], f["channel"], f["signal_pct"]) == ("netsh", "5 GHz", 116, 43)
+    assert f["note"] == "WLAN API: signal (RSSI) not read: access denied"
+    # the API read the signal: its answer stands, netsh is not asked
+    monkeypatch.setattr(wlanapi, "open_api", lambda name, guid: dict(partial, signal_dbm=-60, error=None))
+    monkeypatch.setattr(oscmd, "run_bytes", lambda cmd, t: pytest.fail("netsh asked"))
+    assert wifi.read("WLAN")["signal_dbm"] == -60
+
+
+def test_a_partly_read_link_says_so_in_the_summary(host, tmp_path):
+    host["facts"] = dict(host["facts"], note="current connection (SSID, PHY) not read: access denied")
+    r = probe.run(ctx(tmp_path))
+    assert r.status == Status.PASS and "partly read: current connection" in r.summary

@@ -5,7 +5,8 @@ page (cp437 US, cp850 Western Europe, cp866 Russian, cp932 Japanese), while ``te
 decodes with the ANSI page (or UTF-8 under UTF-8 mode). The result is garbage, an exception
 raised in subprocess's reader thread (stdout silently ``None``), or a UnicodeDecodeError that
 kills the whole check. So the bytes are captured as bytes and decoded here, with the page the
-console really uses, replacing what cannot be decoded. Nothing here raises: a missing program,
+child's console really uses (the OEM page: each command gets a new hidden console, see
+``_windows_oem_page``), replacing what cannot be decoded. Nothing here raises: a missing program,
 a timeout or a non-zero exit becomes ``CmdOutput.error``, which the caller reports as that
 source's error (never a lost report).
 
@@ -75,21 +76,29 @@ def _is_windows() -> bool:
 
 
 def _windows_oem_page() -> int:
-    """The console output page (a console exists), else the system OEM page; 0 if unknown."""
+    """The code page the children of :func:`run_bytes` write in: the system OEM page; 0 if
+    unknown.
+
+    run_bytes starts every command with CREATE_NO_WINDOW, which gives the child a new hidden
+    console of its own, and a new console starts on the OEM page (GetOEMCP), whatever page
+    the operator's console was switched to (``chcp 65001``, a UTF-8 PowerShell profile): that
+    page (GetConsoleOutputCP) is ours, not the child's, and decoding with it garbles the text.
+    """
+    if sys.platform != "win32":
+        return 0
     try:
         import ctypes
 
-        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-        return int(kernel32.GetConsoleOutputCP() or kernel32.GetOEMCP() or 0)
+        return int(ctypes.windll.kernel32.GetOEMCP() or 0)
     except (AttributeError, OSError, ValueError):
         return 0
 
 
 def console_encoding() -> str:
-    """The encoding OS console programs write in on this host (Python codec name).
+    """The encoding the OS commands :func:`run` starts write in (Python codec name).
 
-    Windows: the console's output code page (a scheduled task has none: then the OEM page);
-    cp65001 is UTF-8. Elsewhere the tools write UTF-8.
+    Windows: the OEM code page of the hidden console each command gets (see
+    ``_windows_oem_page``); cp65001 is UTF-8. Elsewhere the tools write UTF-8.
     """
     if not _is_windows():
         return "utf-8"

@@ -8,7 +8,8 @@ reason, never an exception (the probe then falls back to the configured or defau
 Per OS:
 - Windows: ``EnumDisplayMonitors`` via ctypes (one callback per monitor of the desktop; mirrored
   displays are one monitor, as they are one screen to Zoom Rooms). A task running as SYSTEM in
-  session 0 sees no real desktop: the count is then not trusted (see ``detect``).
+  session 0 sees no real desktop: there (ProcessIdToSessionId says 0) the count is unknown,
+  with the reason, and the configured or default count is used.
 - macOS: CoreGraphics ``CGGetActiveDisplayList`` via ctypes, else
   ``system_profiler SPDisplaysDataType -json`` (online displays; virtual ones such as Sidecar
   are left out, a mirror set counts once).
@@ -116,11 +117,37 @@ def _run(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> s
     return out.stdout[:MAX_OUTPUT].decode("utf-8", "replace")
 
 
-def _windows() -> Displays:
+SESSION_0 = ("running in session 0 (a SYSTEM task or a service), which has no interactive "
+             "desktop: its display count is not the room's and is not used; set "
+             "bandwidth.displays (or --displays), or schedule roomprobe as the room's user")
+
+
+def windows_session_id() -> int | None:
+    """This process's Terminal Services session (ProcessIdToSessionId); None when unknown."""
+    if sys.platform != "win32":
+        return None
     import ctypes
     from ctypes import wintypes
 
-    user32 = ctypes.windll.user32  # type: ignore[attr-defined]
+    kernel32 = ctypes.windll.kernel32
+    session = wintypes.DWORD(0)
+    if not kernel32.ProcessIdToSessionId(kernel32.GetCurrentProcessId(), ctypes.byref(session)):
+        return None
+    return int(session.value)
+
+
+def _windows() -> Displays:
+    if sys.platform != "win32":
+        return Displays(None, "EnumDisplayMonitors", "not Windows")
+    import ctypes
+    from ctypes import wintypes
+
+    session = windows_session_id()
+    if session == 0:
+        # Session 0 has its own (invisible) desktop: EnumDisplayMonitors counts that, not the
+        # screens in the room, so the count is unknown here, never a detected figure.
+        return Displays(None, "EnumDisplayMonitors", SESSION_0)
+    user32 = ctypes.windll.user32
     found: list[int] = []
     proc_type = ctypes.WINFUNCTYPE(wintypes.BOOL, wintypes.HMONITOR, wintypes.HDC,
                                    ctypes.POINTER(wintypes.RECT), wintypes.LPARAM)

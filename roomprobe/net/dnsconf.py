@@ -11,6 +11,10 @@ the list comes from, by OS:
 - macOS: ``scutil --dns`` (the resolver configuration the system really uses; /etc/resolv.conf
   there is only a partial copy). Per-domain ("Supplemental", mDNS ``local``, reverse zones) and
   scoped resolvers are not the default path for public names, so only the general ones count.
+  When the default resolver has no nameserver (or none it can reach) and only scoped ones exist
+  (a VPN that put its servers on its utun interface only), ordinary lookups fail on that Mac:
+  that is reported as the problem, and the scoped servers are never asked as if they were
+  general (they would answer our bound-less queries and make a broken Mac PASS).
 
 The hosts file is read directly so an override is evidence ("zoom.us is pinned on line 3"),
 not an inference from differing answers.
@@ -28,7 +32,12 @@ from typing import Any
 from roomprobe.core import oscmd
 
 __all__ = ["system_resolvers", "parse_scutil_dns", "general_nameservers", "hosts_path",
-           "parse_hosts", "parse_resolver_spec", "windows_up_resolvers"]
+           "parse_hosts", "parse_resolver_spec", "windows_up_resolvers", "macos_resolvers",
+           "scoped_only", "SCOPED_ONLY"]
+
+# Marks the problem "the default resolver is unusable and only scoped resolvers exist" (macOS),
+# so the dns probe can give it its own finding.
+SCOPED_ONLY = "only scoped resolvers exist"
 
 _KEY_RE = re.compile(r"^\s*(?P<key>[a-z_ ]+?)(?:\[(?P<idx>\d+)\])?\s*:\s*(?P<value>.*?)\s*$")
 
@@ -38,7 +47,9 @@ def parse_scutil_dns(text: str) -> list[dict[str, Any]]:
 
     Each dict has ``section`` ("default", "scoped" or "service-specific"), ``number``,
     ``nameservers`` (list), ``search`` (list), and when present ``domain``, ``flags`` (list),
-    ``if_index``, ``interface``, ``options``, ``order``, ``port``.
+    ``if_index``, ``interface``, ``options``, ``order``, ``port``, ``reachable`` (from
+    ``reach : 0x... (Reachable)``, or the bare ``Reachable`` / ``Not Reachable`` line older
+    macOS prints).
     """
     section = "default"
     out: list[dict[str, Any]] = []
@@ -56,6 +67,9 @@ def parse_scutil_dns(text: str) -> list[dict[str, Any]]:
             out.append(cur)
             continue
         if cur is None:
+            continue
+        if stripped in ("Reachable", "Not Reachable"):
+            cur["reachable"] = stripped == "Reachable"
             continue
         km = _KEY_RE.match(line)
         if not km:
@@ -76,25 +90,58 @@ def parse_scutil_dns(text: str) -> list[dict[str, Any]]:
                 cur[key] = int(value)
         elif key in ("domain", "options"):
             cur[key] = value
+        elif key == "reach":
+            cur["reachable"] = "Not Reachable" not in value and "Reachable" in value
     return out
+
+
+def _general_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [b for b in blocks if b["section"] == "default" and "domain" not in b
+            and b.get("options") != "mdns" and "Supplemental" not in b.get("flags", [])]
 
 
 def general_nameservers(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The resolvers macOS uses for an ordinary public name such as zoom.us.
 
     Those are default-section blocks without a ``domain`` (per-domain and reverse zones), not
-    mDNS and not flagged Supplemental (VPN split DNS), in ``order``; duplicates dropped. When
-    the default section has no nameserver at all (seen with a VPN whose only resolvers are
-    scoped to its utun interface), the scoped resolvers are what answers: those are returned,
-    marked "scoped". Entries that are not IP addresses (edited placeholders) are skipped.
+    mDNS and not flagged Supplemental (VPN split DNS), in ``order``; duplicates dropped.
+    Scoped resolvers are never returned: macOS asks them only for queries bound to their
+    interface (see :func:`macos_resolvers`). Entries that are not IP addresses (edited
+    placeholders) are skipped.
     """
-    picked = [b for b in blocks if b["section"] == "default" and "domain" not in b
-              and b.get("options") != "mdns" and "Supplemental" not in b.get("flags", [])]
-    out = _nameservers(picked, "scutil --dns resolver")
-    if not out:
-        scoped = [b for b in blocks if b["section"] == "scoped" and "domain" not in b]
-        out = _nameservers(scoped, "scutil --dns scoped resolver")
-    return out
+    return _nameservers(_general_blocks(blocks), "scutil --dns resolver")
+
+
+def macos_resolvers(blocks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    """(general resolvers, problem) from ``scutil --dns`` blocks.
+
+    The problem is set when the default resolver has no nameserver, or every one it has is
+    marked Not Reachable, while scoped resolvers exist: then an ordinary lookup on that Mac
+    fails (seen with VPN clients that configure DNS on their utun interface only), and the
+    resolvers returned are none, so nothing can PASS on servers macOS does not ask.
+    """
+    general = _general_blocks(blocks)
+    found = _nameservers(general, "scutil --dns resolver")
+    scoped = _nameservers([b for b in blocks if b["section"] == "scoped" and "domain" not in b],
+                          "scutil --dns scoped resolver")
+    unreachable = bool(found) and all(b.get("reachable") is False
+                                      for b in general if b["nameservers"])
+    if scoped and (not found or unreachable):
+        where = ", ".join(f"{s['address']}" + (f" on {s['source'].rsplit('(', 1)[1].rstrip(')')}"
+                                                if s["source"].endswith(")") else "")
+                          for s in scoped[:4])
+        default = ("has no nameserver" if not found else
+                   "lists " + ", ".join(f["address"] for f in found[:4]) + " but macOS marks them"
+                   " Not Reachable")
+        return [], (f"the default resolver (scutil --dns) {default} and {SCOPED_ONLY} ({where}), "
+                    "which macOS asks only for lookups bound to that interface: ordinary lookups "
+                    "such as zoom.us fail on this Mac")
+    return found, None
+
+
+def scoped_only(problem: str | None) -> bool:
+    """Is ``problem`` (from :func:`system_resolvers`) the macOS scoped-resolvers-only case?"""
+    return bool(problem) and SCOPED_ONLY in str(problem)
 
 
 def _nameservers(picked: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
@@ -117,9 +164,9 @@ def _nameservers(picked: list[dict[str, Any]], label: str) -> list[dict[str, Any
     return out
 
 
-def _macos_resolvers() -> list[dict[str, Any]]:
+def _macos_resolvers() -> tuple[list[dict[str, Any]], str | None]:
     out = oscmd.run(["scutil", "--dns"], timeout=3.0)
-    return general_nameservers(parse_scutil_dns(out.text)) if out.ok else []
+    return macos_resolvers(parse_scutil_dns(out.text)) if out.ok else ([], None)
 
 
 def _norm(address: str) -> str:
@@ -180,9 +227,9 @@ def system_resolvers() -> tuple[list[dict[str, Any]], str | None]:
     ``problem`` says why the list is empty (no configuration file, no nameserver lines).
     """
     if sys.platform == "darwin":
-        found = _macos_resolvers()
-        if found:
-            return found, None
+        found, problem = _macos_resolvers()
+        if found or problem:
+            return found, problem
     import dns.resolver
 
     source = "registry" if sys.platform == "win32" else "/etc/resolv.conf"

@@ -6,8 +6,9 @@ hand-over long before any bandwidth test notices. Where each fact comes from:
 - Linux: ``iw dev IFACE link`` (BSSID, frequency, signal, bitrates) and ``iw dev IFACE station
   dump`` (the AP's entry: signal, signal average, beacon signal average, both bitrates); noise
   from ``/proc/net/wireless`` where the driver reports it (mac80211 drivers print -256: unknown).
-- Windows: the WLAN API (wlanapi.dll: ``WlanQueryInterface`` current connection, RSSI and
-  channel), else ``netsh wlan show interfaces`` parsed by layout, so any display language works.
+- Windows: the WLAN API (roomprobe.net.wlanapi: current connection, RSSI, channel, and the
+  connected BSS's centre frequency for the band), else ``netsh wlan show interfaces`` parsed by
+  layout, so any display language works.
   Windows gives a signal *quality* in %, which maps linearly to -100..-50 dBm (the WLAN API's own
   definition); an RSSI from that is marked ``signal_estimated``.
 - macOS: CoreWLAN through pyobjc (``CWWiFiClient.sharedWiFiClient().interfaceWithName_``:
@@ -72,7 +73,7 @@ def empty(interface: str, source: str) -> dict[str, Any]:
     return {"interface": interface, "source": source, "connected": None, "ssid": None,
             "bssid": None, "freq_mhz": None, "band": None, "channel": None, "signal_dbm": None,
             "signal_estimated": False, "signal_pct": None, "noise_dbm": None, "tx_mbps": None,
-            "rx_mbps": None, "phy": None, "error": None}
+            "rx_mbps": None, "phy": None, "error": None, "note": None}
 
 
 # ---------------------------------------------------------------- Linux: iw, /proc/net/wireless
@@ -251,7 +252,6 @@ WLAN_CONN = struct.Struct("<II512sI32sI6s2xIIIII4I")
 DOT11_PHY = {1: "FHSS", 2: "DSSS", 3: "IR", 4: "802.11a", 5: "802.11b", 6: "802.11g", 7: "802.11n",
              8: "802.11ac", 9: "802.11ad", 10: "802.11ax", 11: "802.11be"}
 WLAN_CONNECTED = 1  # wlan_interface_state_connected
-OPCODE_CURRENT_CONNECTION, OPCODE_CHANNEL_NUMBER, OPCODE_RSSI = 7, 8, 0x10000102
 
 
 def parse_wlan_connection(buf: bytes, interface: str = "") -> dict[str, Any]:
@@ -275,65 +275,6 @@ def parse_wlan_connection(buf: bytes, interface: str = "") -> dict[str, Any]:
     return out
 
 
-def _wlanapi(interface: str) -> dict[str, Any] | None:  # pragma: no cover - Windows only
-    """The WLAN API through ctypes; None when it is not there or refuses (then netsh is asked)."""
-    import ctypes
-    from ctypes import wintypes
-
-    class Guid(ctypes.Structure):
-        _fields_ = [("data", ctypes.c_ubyte * 16)]
-
-    class IfInfo(ctypes.Structure):
-        _fields_ = [("guid", Guid), ("description", ctypes.c_wchar * 256), ("state", ctypes.c_uint)]
-
-    class IfList(ctypes.Structure):
-        _fields_ = [("count", wintypes.DWORD), ("index", wintypes.DWORD), ("items", IfInfo * 64)]
-
-    try:
-        api = ctypes.WinDLL("wlanapi.dll")  # type: ignore[attr-defined]
-    except (OSError, AttributeError):
-        return None
-    handle, version = wintypes.HANDLE(), wintypes.DWORD()
-    if api.WlanOpenHandle(2, None, ctypes.byref(version), ctypes.byref(handle)) != 0:
-        return None
-    try:
-        plist = ctypes.POINTER(IfList)()
-        if api.WlanEnumInterfaces(handle, None, ctypes.byref(plist)) != 0:
-            return None
-        try:
-            items = list(plist.contents.items[:min(64, plist.contents.count)])
-            match = next((i for i in items if interface.lower() in i.description.lower()), None)
-            match = match or (items[0] if len(items) == 1 else None)
-            if match is None:
-                return None
-
-            def query(opcode: int) -> bytes | None:
-                size, data = wintypes.DWORD(), ctypes.c_void_p()
-                if api.WlanQueryInterface(handle, ctypes.byref(match.guid), opcode, None,
-                                          ctypes.byref(size), ctypes.byref(data), None) != 0:
-                    return None
-                try:
-                    return ctypes.string_at(data, min(size.value, 4096))
-                finally:
-                    api.WlanFreeMemory(data)
-
-            conn = query(OPCODE_CURRENT_CONNECTION)
-            if conn is None:
-                return None
-            out = parse_wlan_connection(conn, interface)
-            rssi, chan = query(OPCODE_RSSI), query(OPCODE_CHANNEL_NUMBER)
-            if rssi and len(rssi) >= 4 and out["connected"]:
-                out["signal_dbm"], out["signal_estimated"] = struct.unpack("<i", rssi[:4])[0], False
-            if chan and len(chan) >= 4:
-                out["channel"] = struct.unpack("<I", chan[:4])[0]
-                out["band"] = band_from_text(None, out["channel"])
-            return out
-        finally:
-            api.WlanFreeMemory(plist)
-    finally:
-        api.WlanCloseHandle(handle, None)
-
-
 # ---------------------------------------------------------------- macOS: system_profiler
 
 
@@ -355,7 +296,7 @@ def parse_system_profiler(text: str, interface: str) -> dict[str, Any]:
     name = cur.get("_name")
     out["ssid"] = None if not isinstance(name, str) or name == "<redacted>" else name
     bssid = cur.get("spairport_network_bssid")
-    out["bssid"] = bssid.lower() if isinstance(bssid, str) and _MAC.match(bssid) else None
+    out["bssid"] = normalise_bssid(bssid) if isinstance(bssid, str) else None
     sn = re.findall(r"(-?\d+)\s*dBm", str(cur.get("spairport_signal_noise")))
     if sn:
         out["signal_dbm"] = float(sn[0])
@@ -375,7 +316,19 @@ def parse_system_profiler(text: str, interface: str) -> dict[str, Any]:
 
 # CWChannelBand and CWPHYMode (CoreWLAN/CoreWLANTypes.h)
 CW_BAND = {1: "2.4 GHz", 2: "5 GHz", 3: "6 GHz"}
-CW_PHY = {1: "802.11a", 2: "802.11b", 3: "802.11g", 4: "802.11n", 5: "802.11ac", 6: "802.11ax"}
+CW_PHY = {1: "802.11a", 2: "802.11b", 3: "802.11g", 4: "802.11n", 5: "802.11ac", 6: "802.11ax",
+          7: "802.11be"}
+# Apple's APIs (CoreWLAN's bssid(), system_profiler) may print octets without their leading
+# zero: "0:1b:2:3c:4:5". Accepted and written out in full.
+_LOOSE_MAC = re.compile(r"^[0-9a-f]{1,2}(?:([:-])[0-9a-f]{1,2}){5}$", re.I)
+
+
+def normalise_bssid(value: Any) -> str | None:
+    """A BSSID as ``aa:bb:cc:dd:ee:ff`` (lower case, two digits per octet); None if not one."""
+    text = str(value).strip() if value else ""
+    if not _LOOSE_MAC.match(text):
+        return None
+    return ":".join(f"{int(o, 16):02x}" for o in re.split(r"[:-]", text))
 
 
 def _call(obj: Any, name: str) -> Any:
@@ -402,8 +355,7 @@ def parse_corewlan(cw: Any, interface: str) -> dict[str, Any]:
     out["connected"] = True
     ssid = _call(cw, "ssid")
     out["ssid"] = str(ssid) if ssid else None
-    bssid = _call(cw, "bssid")
-    out["bssid"] = str(bssid).lower() if bssid and _MAC.match(str(bssid)) else None
+    out["bssid"] = normalise_bssid(_call(cw, "bssid"))
     out["signal_dbm"] = float(rssi) if rssi else None
     noise = _call(cw, "noiseMeasurement")
     out["noise_dbm"] = float(noise) if noise else None
@@ -432,6 +384,34 @@ def corewlan_interface(interface: str) -> Any:  # pragma: no cover - macOS with 
 # ---------------------------------------------------------------- live
 
 
+def _windows_read(interface: str) -> dict[str, Any]:
+    """The WLAN API first; netsh when the API is missing or could not read the signal (the
+    API's reason is kept in ``note``)."""
+    from roomprobe.core import oscmd
+    from roomprobe.net import wlanapi
+    from roomprobe.net.osnet import _windows
+
+    try:
+        guid = _windows.adapters().get(interface, {}).get("guid")
+        got = wlanapi.open_api(interface, guid)
+    except Exception:  # a ctypes surprise must not cost the netsh answer
+        got = None
+    if got is not None and (got["signal_dbm"] is not None or got["connected"] is False):
+        return got
+    out = oscmd.run(["netsh", "wlan", "show", "interfaces"], 5.0)
+    facts = parse_netsh(out.text, interface) if out.text else None
+    if facts is None or facts["signal_dbm"] is None:
+        if got is not None:
+            return got
+        if facts is None:
+            facts = empty(interface, "netsh")
+            facts["error"] = out.error or f"netsh does not list {interface}"
+        return facts
+    if got is not None and got.get("note"):
+        facts["note"] = f"WLAN API: {got['note']}"
+    return facts
+
+
 def read(interface: str) -> dict[str, Any]:
     """Facts for ``interface`` from this OS; ``error`` says why a fact source failed."""
     from roomprobe.core import oscmd
@@ -454,19 +434,8 @@ def read(interface: str) -> dict[str, Any]:
                 pass
             facts = merge_linux(facts, parse_iw_station(st.text) if st.ok else {}, proc)
         return facts
-    if sys.platform == "win32":  # pragma: no cover - Windows only
-        try:
-            got = _wlanapi(interface)
-        except Exception:  # a ctypes surprise must not cost the netsh answer
-            got = None
-        if got is not None:
-            return got
-        out = oscmd.run(["netsh", "wlan", "show", "interfaces"], 5.0)
-        facts = parse_netsh(out.text, interface) if out.text else None
-        if facts is None:
-            facts = empty(interface, "netsh")
-            facts["error"] = out.error or f"netsh does not list {interface}"
-        return facts
+    if sys.platform == "win32":
+        return _windows_read(interface)
     if sys.platform == "darwin":  # pragma: no cover - macOS only
         try:
             cw = corewlan_interface(interface)

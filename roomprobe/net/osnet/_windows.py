@@ -3,7 +3,7 @@
 Structured sources first: GetAdaptersAddresses (iphlpapi, via ctypes) gives each adapter's
 IfType (71 = Wi-Fi, 6 = Ethernet), description and connection DNS suffix in every language.
 When it cannot be read, ``ipconfig /all`` (parsed by structure) and then the friendly name
-decide. netsh output is decoded with the console's OEM code page (roomprobe.core.oscmd) and
+decide. netsh output is decoded with the OEM code page it was written in (roomprobe.core.oscmd) and
 parsed by structure, so a German, French or Japanese room PC gives the same answers.
 """
 
@@ -19,7 +19,8 @@ from roomprobe.net.osnet import parsers
 
 @functools.lru_cache(maxsize=1)
 def adapters() -> dict[str, dict[str, Any]]:
-    """Friendly name -> {"if_type", "description", "dns_suffix"}; {} when unavailable."""
+    """Friendly name -> {"if_type", "description", "dns_suffix", "up", "dns_servers", "guid"};
+    {} when unavailable."""
     try:
         return _get_adapters_addresses()
     except Exception:  # ctypes on an odd build, a changed API: fall back to the commands
@@ -62,6 +63,9 @@ def _get_adapters_addresses() -> dict[str, dict[str, Any]]:
     while node:
         a = node.contents
         out[a.FriendlyName or ""] = {"if_type": int(a.IfType), "description": a.Description or "",
+                                     # AdapterName is the interface GUID ("{...}"), the key the
+                                     # WLAN API knows the adapter by
+                                     "guid": (a.AdapterName or b"").decode("ascii", "replace") or None,
                                      "dns_suffix": a.DnsSuffix or None,
                                      "up": int(a.OperStatus) == 1,
                                      "dns_servers": _dns_servers(a.FirstDnsServerAddress)}

@@ -3,8 +3,15 @@
 Structured first: ``SCDynamicStoreCopyProxies`` through pyobjc (installed on macOS only, by a
 platform marker) returns the dictionary ``scutil --proxy`` prints; without pyobjc, or when the
 call fails, the command's text is parsed. Both land in :func:`source_from_dict`: fixed
-HTTP/HTTPS/SOCKS proxies, the PAC URL (ProxyAutoConfigURLString), auto-discovery (WPAD) and
-the ExceptionsList bypass entries.
+HTTP/HTTPS/SOCKS proxies (every enabled one is kept: CFNetwork sends http:// to the HTTP proxy,
+https:// to the HTTPS one and everything else, or a scheme without its own proxy, to SOCKS), the
+PAC URL (ProxyAutoConfigURLString), auto-discovery (WPAD), the ExceptionsList bypass entries and
+ExcludeSimpleHostnames ("Exclude simple hostnames": a name without a dot goes direct, which the
+bypass list spells ``<local>`` as WinINet does).
+
+When ``scutil`` cannot be run either, ``networksetup -getwebproxy`` / ``-getsecurewebproxy`` /
+``-getsocksfirewallproxy`` per network service (in the order ``-listnetworkserviceorder``
+gives, disabled services skipped) is the last source: it knows the fixed proxies only.
 """
 
 from __future__ import annotations
@@ -15,6 +22,12 @@ from typing import Any
 
 from roomprobe.core import oscmd
 from roomprobe.net.proxysrc import Source
+
+# (SCDynamicStore key prefix, Source.proxies key, proxy URL scheme)
+_KINDS = (("HTTP", "http", "http"), ("HTTPS", "https", "http"), ("SOCKS", "all", "socks5"))
+_NETWORKSETUP = (("HTTP", "-getwebproxy"), ("HTTPS", "-getsecurewebproxy"),
+                 ("SOCKS", "-getsocksfirewallproxy"))
+MAX_SERVICES = 16  # a Mac with more network services than this is no room Mac: stop asking
 
 _KV = re.compile(r"^\s*(?P<key>[\w]+)\s*:\s*(?P<value>.*?)\s*$")
 _ITEM = re.compile(r"^\s*\d+\s*:\s*(?P<value>.*?)\s*$")
@@ -65,18 +78,77 @@ def source_from_dict(values: Mapping[str, Any], origin: str) -> Source:
     exceptions = values.get("ExceptionsList")
     bypass = ([_text(x) for x in exceptions if _text(x)]
               if exceptions is not None and not isinstance(exceptions, (str, bytes)) else [])
+    if _flag(values.get("ExcludeSimpleHostnames")) and "<local>" not in bypass:
+        bypass.append("<local>")
     src = Source("macos", origin, bypass=bypass)
-    for kind, scheme, url_scheme in (("HTTP", "http", "http"), ("HTTPS", "https", "http"),
-                                     ("SOCKS", "all", "socks5")):
+    for kind, scheme, url_scheme in _KINDS:
         host = _text(values.get(f"{kind}Proxy"))
         if _flag(values.get(f"{kind}Enable")) and host:
             port = _text(values.get(f"{kind}Port")) or ("8080" if kind != "SOCKS" else "1080")
-            if not (scheme == "all" and src.proxies):
-                src.proxies[scheme] = f"{url_scheme}://{host}:{port}"
+            # SOCKS is kept beside HTTP/HTTPS: route() asks the scheme's own proxy first and
+            # falls back to "all", which is what CFNetwork does with SOCKS.
+            src.proxies[scheme] = f"{url_scheme}://{host}:{port}"
+            src.settings[scheme] = f"{kind}Proxy"
     if _flag(values.get("ProxyAutoConfigEnable")):
         src.pac_url = _text(values.get("ProxyAutoConfigURLString")) or None
     src.auto_detect = _flag(values.get("ProxyAutoDiscoveryEnable"))
     return src
+
+
+def parse_networksetup_proxy(text: str) -> dict[str, str]:
+    """One ``networksetup -getwebproxy SERVICE`` (or -getsecurewebproxy, -getsocksfirewallproxy)
+    answer: ``Enabled: Yes|No``, ``Server: HOST``, ``Port: N``, ``Authenticated Proxy Enabled:
+    0|1`` (the format networksetup(8) documents). Returns {"Enabled", "Server", "Port"} as printed;
+    lines without a colon (``** Error: ...``) are ignored."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("Enabled", "Server", "Port"):
+            out[key.strip()] = value.strip()
+    return out
+
+
+def parse_service_order(text: str) -> list[str]:
+    """``networksetup -listnetworkserviceorder``: the enabled services, in the order macOS tries
+    them. Service lines read ``(1) Wi-Fi``; a disabled one ``(*) Thunderbolt Bridge``."""
+    out: list[str] = []
+    for line in text.splitlines():
+        m = re.match(r"^\((\d+)\)\s+(.+?)\s*$", line)
+        if m:
+            out.append(m.group(2))
+    return out
+
+
+def source_from_networksetup(answers: Mapping[str, str], service: str) -> Source:
+    """The three ``networksetup -get*proxy SERVICE`` answers (verb -> text) to the macOS source.
+
+    networksetup prints no PAC URL, auto-discovery or bypass list in these answers, so only the
+    fixed proxies are known; the origin says so."""
+    values: dict[str, str] = {}
+    for kind, verb in _NETWORKSETUP:
+        got = parse_networksetup_proxy(answers.get(verb, ""))
+        values[f"{kind}Enable"] = "1" if got.get("Enabled", "").lower() == "yes" else "0"
+        values[f"{kind}Proxy"] = got.get("Server", "")
+        port = got.get("Port", "")
+        values[f"{kind}Port"] = port if port.isdigit() and port != "0" else ""
+    return source_from_dict(values, f"networksetup -get*proxy {service!r} (fixed proxies only)")
+
+
+def _networksetup() -> Source:
+    """The fixed proxies of the first enabled network service that has one (service order)."""
+    order = oscmd.run(["networksetup", "-listnetworkserviceorder"], timeout=5.0)
+    if order.error:
+        return Source("macos", "networksetup", error=order.error)
+    services = parse_service_order(order.text)[:MAX_SERVICES]
+    first: Source | None = None
+    for service in services:
+        answers = {verb: oscmd.run(["networksetup", verb, service], timeout=5.0).text
+                   for _, verb in _NETWORKSETUP}
+        src = source_from_networksetup(answers, service)
+        if src.proxies:
+            return src
+        first = first or src
+    return first or Source("macos", "networksetup", error="networksetup lists no enabled network service")
 
 
 def _systemconfiguration() -> Mapping[str, Any] | None:  # pragma: no cover - macOS with pyobjc
@@ -98,6 +170,9 @@ def read() -> Source:
     if values is not None:
         return source_from_dict(values, "SCDynamicStoreCopyProxies")
     out = oscmd.run(["scutil", "--proxy"], timeout=5.0)
-    if out.error:
-        return Source("macos", "scutil --proxy", error=out.error)
-    return parse_scutil(out.text)
+    if not out.error:
+        return parse_scutil(out.text)
+    fallback = _networksetup()
+    if fallback.error:
+        return Source("macos", "scutil --proxy", error=f"{out.error}; {fallback.error}")
+    return fallback
