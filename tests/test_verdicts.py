@@ -297,7 +297,8 @@ def _room(monkeypatch, socks, self_connect: dict | None, seconds: float = 5.0) -
             raise PermissionError("access denied")
         return socks
     monkeypatch.setattr(controller_port, "listeners", listeners)
-    monkeypatch.setattr(controller_port, "tcp_state", lambda addr, port, timeout, watch=0.0: dict(self_connect or {}))
+    monkeypatch.setattr(controller_port, "tcp_state", lambda addr, port, timeout, watch=0.0:
+                        dict(self_connect or {}))
     room = "198.51.100.20" if self_connect is not None else None
     return controller_port.run(ctx(CP_OPTS, Targets(room=room, role="room"), seconds))
 
