@@ -126,3 +126,35 @@ def test_worst_exit_follows_the_check_precedence():
     assert sw.worst_exit([rep("unknown", False), rep("warn")]) == 3
     assert sw.worst_exit([rep("unknown", False), rep("fail")]) == 2
     assert sw.worst_exit([rep("pass")]) == 0
+
+
+def test_open_ports_are_watched_within_the_concurrency(monkeypatch):
+    """Each open connection is watched for an at-once reset/close, and a watched socket still
+    counts against --concurrency (a sweep of 4096 open rooms must not run out of descriptors)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)  # the kernel completes the handshakes; nobody accepts, nothing is closed
+    port = srv.getsockname()[1]
+    live, peak = [0], [0]
+    real = socket.socket
+
+    class Counting(real):  # type: ignore[misc, valid-type]
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+
+        def close(self):
+            if self.fileno() != -1:
+                live[0] -= 1
+            super().close()
+
+    monkeypatch.setattr(socket, "socket", Counting)
+    try:
+        got = sw.connect_all([("127.0.0.1", port)] * 6, 2.0, 2, watch=0.2)
+    finally:
+        monkeypatch.undo()
+        srv.close()
+    assert [a.state for a in got] == ["open"] * 6
+    assert all(a.extra["after"] is None and a.extra["watched_s"] > 0 for a in got), got
+    assert peak[0] <= 2 and live[0] == 0

@@ -295,7 +295,7 @@ def connect_all(endpoints: Sequence[tuple[str, int]], timeout: float, concurrenc
 
     try:
         while nxt < len(endpoints) or inflight or watching:
-            while nxt < len(endpoints) and len(inflight) < concurrency:
+            while nxt < len(endpoints) and len(inflight) + len(watching) < concurrency:
                 i, (addr, port) = nxt, endpoints[nxt]
                 nxt += 1
                 results[i].started = time.monotonic()
