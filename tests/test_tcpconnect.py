@@ -64,7 +64,7 @@ def test_judge_names_a_firewalls_reject_never_arp():
                        ("port-unreachable", errno.ECONNREFUSED)):
         v = judge(code, _icmp(name, "192.0.2.20"), "192.0.2.30")
         assert v["state"] == "filtered" and v["rejected"] == name, v
-        assert f"ICMP {name} from 192.0.2.20 (sent in the target's name)" in v["detail"]
+        assert f"ICMP {name} from 192.0.2.20, sent in the target's own name" in v["detail"]
         assert "ARP" not in v["detail"]
     v = judge(errno.EHOSTUNREACH, _icmp("admin-prohibited", "192.0.2.1"), "192.0.2.30")
     assert "from 192.0.2.1" in v["detail"] and "target's name" not in v["detail"]

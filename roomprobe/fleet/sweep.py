@@ -70,8 +70,7 @@ FINDINGS = {
                  "firewall or security software on the path or on the room drops it.",
                  "Allow inbound TCP {port} on the room's firewall and security software, and "
                  "between controller and room on the network."),
-    "rejected": ("port-rejected", "TCP {port} to the room {peer} is rejected by a firewall, as "
-                 "seen from this host: {why}.",
+    "rejected": ("port-rejected", "TCP {port} to the room {peer}, from this host, is {why}.",
                  "Allow inbound TCP {port} on the room's firewall (firewalld, iptables, Windows "
                  "Firewall, security software) and on any firewall between controller and room; "
                  "the ICMP's sender is the device that rejects it (a firewall on the way can also "

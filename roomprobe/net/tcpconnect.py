@@ -65,13 +65,11 @@ def judge(code: int, icmp: dict[str, Any] | None, source: str | None) -> dict[st
         kind, sender = icmp["icmp"], icmp.get("from")
         said = icmperr.describe(icmp)
         if kind in icmperr.PROHIBITED or kind in ("port-unreachable", "prot-unreachable"):
-            forged = " (sent in the target's name)" if sender == icmp.get("target") else ""
-            why = ("a TCP stack answers a closed port with a reset, never with ICMP: a firewall's "
-                   "reject" if kind != "prot-unreachable" else "a firewall's reject")
-            proof = (f"rejected by a firewall: {said}{forged}" if kind in icmperr.PROHIBITED
-                     else f"rejected by a firewall: {said}{forged}; {why}")
+            forged = ", sent in the target's own name" if sender == icmp.get("target") else ""
+            why = ("; a TCP stack answers a closed port with a reset, never with ICMP"
+                   if kind == "port-unreachable" else "")
             return {"state": "filtered", "error": name, "icmp": icmp, "rejected": kind,
-                    "detail": proof}
+                    "detail": f"rejected by a firewall: {said}{forged}{why}"}
         if kind in icmperr.UNREACHABLE:
             if sender is not None and sender == source:
                 what = "ND" if icmp.get("v6") else "ARP"
