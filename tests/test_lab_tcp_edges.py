@@ -10,6 +10,8 @@ Rooms, each a namespace with a listener on 9090 standing in for Zoom Rooms:
   closed   the listener accepts and closes at once (FIN)
   held     the listener holds the connection: healthy
 
+And one IPv6 room behind ``reject with icmpv6 type admin-prohibited`` (EACCES on Linux).
+
 Every rejected room is ``filtered`` with the ICMP named and its sender, never an ARP problem
 (``check`` on the same room says the room answered ARP); every accept-then-drop room is open
 (as nmap says), then reset/closed, a WARN. nmap from the same namespace is the reference.
@@ -162,3 +164,25 @@ def test_sweep_states_agree_with_nmap(edges):
         addr = rep["targets"]["room"]
         assert NMAP_WORD[rep["sweep"]["state"]] == edges["nmap"][addr], (addr, rep["sweep"])
     assert edges["sweep"].rc == 2 and "Traceback" not in edges["sweep"].stderr
+
+
+def test_ipv6_admin_prohibited_is_a_reject_not_this_hosts_firewall(lab):
+    """Linux reports ICMPv6 admin-prohibited as EACCES, the errno of this host's own firewall
+    refusing to send: the error queue shows the room's firewall sent it."""
+    from lab import sh
+
+    ctrl, room = lab.add_host("ctrl", "lan", 30), lab.add_host("six", "lan", 20)
+    for host, addr in ((ctrl, "2001:db8:100::30"), (room, "2001:db8:100::20")):
+        sh(["ip", "-n", host.ns, "addr", "add", f"{addr}/64", "dev", "eth0", "nodad"])
+    room.listen(9090, bind="::")
+    room.nft("table ip6 roomfw6 {\n chain input { type filter hook input priority 0; policy accept;\n"
+             "  tcp dport 9090 reject with icmpv6 type admin-prohibited\n }\n}\n")
+    out = ctrl.roomprobe("check", "--room", "2001:db8:100::20", "--only", "controller-port",
+                         "--format", "json")
+    port = out.probe("controller-port")
+    assert port["status"] == "fail" and port["reason"] == "port-rejected", port
+    assert port["evidence"]["error"] == "EACCES" and port["evidence"]["icmp"]["from"] == "2001:db8:100::20"
+    assert "ICMPv6 admin-prohibited from 2001:db8:100::20" in port["summary"]
+    sweep = json.loads(ctrl.roomprobe("sweep", "2001:db8:100::20", "--format", "json").stdout)
+    port = sweep["rooms"][0]["probes"][0]
+    assert port["reason"] == "port-rejected" and sweep["rooms"][0]["sweep"]["state"] == "filtered"
