@@ -1,9 +1,14 @@
 """controller-port: can the controller open TCP 9090 (configurable) to the room?
 
-Checks, from the controller side (``--room ADDR``): a TCP connect to room:9090.
-  open        the room accepts: the path works
+Checks, from the controller side (``--room ADDR``): a TCP connect to room:9090
+(roomprobe/net/tcpconnect.py classifies it), then half a second's watch of the open connection.
+  open        the room accepts and holds the connection: the path works
+  open, then reset/closed by the peer   the handshake completed (the port is open, as nmap says),
+              but the service dropped the connection at once: WARN (port-open-dropped)
   refused     the host answered with a reset: up, but nothing listens (Zoom Rooms not running)
-  filtered    no answer at all: a firewall or security software drops it
+  filtered    no answer at all: a firewall or security software drops it; or a firewall REJECTS
+              it with ICMP (admin-/host-/net-prohibited, or a port-unreachable, which no TCP
+              stack sends for a closed port): port-rejected, naming the ICMP and its sender
   unreachable no route, or the room does not answer ARP: host down or isolated
 Checks, on the room (``--controller ADDR``, or ``--room`` one of our own addresses): is anything
 listening on 9090, which process owns it (a process other than Zoom Rooms is a port conflict),
@@ -11,7 +16,8 @@ is it bound to loopback only, and does a connection to our own LAN address on 90
 How: plain sockets and psutil. A timed-out connect is told apart from a dead host by the OS
 neighbour table: no ARP answer for an on-link peer means unreachable, not filtered.
 Concludes: anything but open/listening-by-Zoom-Rooms is a failure with its own finding.
-PASS proves, controller side: the room completed a TCP handshake on the port (``open``).
+PASS proves, controller side: the room completed a TCP handshake on the port (``open``) and
+did not reset or close it within the watch.
 Room side: a process listens on the port on a non-loopback address (psutil), is not a known
 other program, and, when this room's LAN address is known, a connection to it was accepted;
 it does not prove the network path from the controller (run from the controller side for that).
@@ -28,7 +34,7 @@ from typing import Any
 
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
 from roomprobe.net import osnet
-from roomprobe.net.tcpconnect import connect_state
+from roomprobe.net.tcpconnect import AFTER_WORDS, WATCH_S, connect_state
 
 
 @dataclass(frozen=True)
@@ -39,10 +45,11 @@ class Options:
     # Process names of the Zoom Rooms app (Windows, macOS); matched case-insensitively.
     zoom_rooms_processes: tuple[str, ...] = ("ZoomRooms.exe", "ZoomRooms", "ZoomPresence", "Zoom Rooms")
 
-def tcp_state(addr: str, port: int, timeout: float) -> dict[str, Any]:
-    """Connect once; classify as open | refused | filtered | unreachable, with timing and errno."""
+def tcp_state(addr: str, port: int, timeout: float, watch: float = 0.0) -> dict[str, Any]:
+    """Connect once; classify as open | refused | filtered | unreachable, with timing and errno
+    (and, with ``watch``, whether the peer reset or closed the open connection at once)."""
     family = socket.AF_INET6 if ":" in addr else socket.AF_INET
-    return connect_state(family, (addr, port), timeout)
+    return connect_state(family, (addr, port), timeout, watch)
 
 
 FINDINGS = {
@@ -54,6 +61,11 @@ FINDINGS = {
                  "security software on the path or on the room drops it.",
                  "Allow inbound TCP {port} on the room's firewall and security software, and "
                  "between controller and room on the network."),
+    "rejected": ("port-rejected", "TCP {port} to the room {peer} is {why}.",
+                 "Allow inbound TCP {port} on the room's firewall (firewalld, iptables, Windows "
+                 "Firewall, security software) and on any firewall between controller and room; "
+                 "the ICMP's sender is the device that rejects it (a firewall on the way can also "
+                 "send it in the room's name)."),
     "unreachable": ("port-unreachable", "The room {peer} cannot be reached at all ({why}).",
                     "Check the room is powered and on the network, the address is right, and "
                     "both devices are on the same network/VLAN without client isolation."),
@@ -66,12 +78,22 @@ LOCAL_BLOCK = ("EPERM", "EACCES")  # this host refused to send: a local firewall
 def _controller_side(ctx: Context, room: str, port: int) -> Result:
     wanted = float(ctx.options.connect_timeout)
     wait = ctx.budget(wanted)
-    attempt = tcp_state(room, port, wait)
+    attempt = tcp_state(room, port, wait, watch=ctx.budget(WATCH_S))
     evidence: dict[str, Any] = {"side": "controller", "room": room, "port": port, **attempt,
                                 "timeout_s": wanted, "waited_s": round(wait, 2)}
     on_link = osnet.interface_for_peer(room)
     evidence["on_link"] = on_link is not None
-    if attempt["state"] == "filtered" and on_link is not None:
+    if attempt["state"] == "unreachable" and on_link is not None and "icmp" not in attempt:
+        # The OS said EHOSTUNREACH and cannot tell us which ICMP (no error queue here): an
+        # ARP answer in the neighbour table proves the room is there, so it was a reject.
+        neigh = osnet.neighbor(room)
+        evidence["neighbor"] = neigh
+        if neigh is not None and neigh.get("mac"):
+            evidence.update(state="filtered", rejected="icmp",
+                            detail=f"rejected: the OS reported {attempt['error']} although the room "
+                                  f"answered ARP ({neigh['mac']}), so an ICMP reject came back "
+                                  "(this OS does not say which ICMP or who sent it)")
+    if attempt["state"] == "filtered" and attempt["error"] == "timeout" and on_link is not None:
         neigh = osnet.neighbor(room)
         evidence["neighbor"] = neigh
         if neigh is not None and neigh.get("state") == "none":
@@ -92,22 +114,41 @@ def _controller_side(ctx: Context, room: str, port: int) -> Result:
         return Result.unmeasured("connect-error", f"connect to {room}:{port} failed: "
                                  f"{attempt['error']}", evidence)
     state = evidence["state"]
-    if state == "filtered" and wait < wanted - 0.01:
+    if state == "filtered" and attempt["error"] == "timeout" and wait < wanted - 0.01:
         return Result.unmeasured(
             "deadline", f"no answer from {room}:{port} in {wait:.2f} s, but the deadline cut the "
             f"wait short of controller-port.connect_timeout ({wanted} s): run with a longer "
             "--timeout", evidence)
+    after = attempt.get("after")
+    if state == "open" and after in ("reset", "closed"):
+        said = AFTER_WORDS[after]
+        return Result(Status.WARN, "port-open-dropped", f"{room}:{port} is {said} "
+                      f"({attempt['ms']} ms)", evidence, [Finding(
+                          "port-open-dropped", Severity.WARN,
+                          f"TCP {port} on the room {room} is open (the handshake completed) but "
+                          f"the connection was {after} at once by the room or something in its "
+                          "name: the controller reaches the port, yet its session with Zoom Rooms "
+                          "would drop the same way.",
+                          {"room": room, "port": port, "state": "open", "after": after,
+                           "error": attempt.get("error")},
+                          hint=f"Look on the room for what owns TCP {port} (run roomprobe there): "
+                               "endpoint security or another service that accepts and drops "
+                               "connections, or a Zoom Rooms that refuses this controller "
+                               "(re-pair it); allow the controller in the security software.")])
     if state == "open":
         return Result.passed("open", f"{room}:{port} is open ({attempt['ms']} ms)", evidence,
                              {"handshake": "completed", "room": room, "port": port,
-                              "ms": attempt["ms"]})
-    why = evidence.get("why") or {"timeout": "no answer", None: ""}.get(attempt["error"],
-                                                                         attempt["error"])
-    fid, msg, hint = FINDINGS[state]
+                              "ms": attempt["ms"], "held_s": attempt.get("watched_s")})
+    rejected = evidence.get("rejected")
+    why = evidence.get("why") or evidence.get("detail") or {"timeout": "no answer", None: ""}.get(
+        attempt["error"], attempt["error"])
+    fid, msg, hint = FINDINGS["rejected" if rejected else state]
     fmt = {"peer": room, "port": port, "why": why}
     return Result(Status.FAIL, fid, f"{room}:{port} is {state} ({why or attempt['ms']})", evidence,
                   [Finding(fid, Severity.FAIL, msg.format(**fmt),
-                           {"room": room, "port": port, "state": state, "error": attempt["error"]},
+                           {"room": room, "port": port, "state": state, "error": attempt["error"],
+                            **({"rejected": rejected, "icmp": evidence.get("icmp")} if rejected
+                               else {})},
                            hint=hint.format(**fmt))])
 
 

@@ -178,12 +178,16 @@ class Host:
         """Load an nftables ruleset into this host (the host firewall)."""
         sh(self.exec_prefix() + ["nft", "-f", "-"], input=ruleset)
 
-    def listen(self, port: int, *, comm: str = "ZoomRooms", bind: str = "0.0.0.0") -> subprocess.Popen:
+    def listen(self, port: int, *, comm: str = "ZoomRooms", bind: str = "0.0.0.0",
+               mode: str = "hold") -> subprocess.Popen:
         """A TCP listener whose process name is ``comm`` (stands in for Zoom Rooms, or a squatter).
 
-        Waits until the socket is listening so the test never races it.
+        ``mode``: "hold" keeps each connection open (as Zoom Rooms holds its controller's),
+        "close" closes it at once (FIN), "reset" resets it at once (a service that accepts and
+        drops). Waits until the socket is listening so the test never races it.
         """
-        proc = self.popen([sys.executable, str(REPO / "tests" / "listener.py"), comm, bind, str(port)],
+        proc = self.popen([sys.executable, str(REPO / "tests" / "listener.py"), comm, bind, str(port),
+                           mode],
                           stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         line = proc.stdout.readline()

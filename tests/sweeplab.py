@@ -5,7 +5,8 @@ On top of tests/lab.py's Lab (its switch namespace, prefix and teardown): a brid
 scanner namespace at 198.18.0.1 and a few target namespaces, each carrying many addresses
 (``ip -batch``) of one kind:
 
-  open      a listener on 0.0.0.0:9090 (large backlog: the scan must not overflow it)
+  open      a listener on 0.0.0.0:9090 (large backlog: the scan must not overflow it) that holds
+            each connection, as Zoom Rooms holds its controller's
   refused   nothing listens: the kernel answers RST
   dropped   nftables drops TCP 9090 (the host still answers ARP): filtered
   absent    no host has the address: no ARP answer
@@ -38,7 +39,8 @@ LISTENER = (
     "import socket,sys\n"
     "s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
     "s.bind(('0.0.0.0',9090));s.listen(4096);print('listening',flush=True)\n"
-    "while True:\n c,_=s.accept();c.close()\n"
+    "held=[]\n"
+    "while True:\n c,_=s.accept();held.append(c)\n"
 )
 # what roomprobe's port state is in nmap's words (nmap cannot tell a dead host from a drop)
 NMAP_WORD = {"open": "open", "refused": "closed", "filtered": "filtered", "unreachable": "filtered"}

@@ -185,8 +185,10 @@ def test_port_no_route_is_unreachable(lab):
     assert port["evidence"]["error"] == "ENETUNREACH" and out.rc == 2
 
 
-def test_port_icmp_port_unreachable_is_refused(lab):
-    """The room's firewall rejects with ICMP port-unreachable: ECONNREFUSED, a failure."""
+def test_port_icmp_port_unreachable_is_a_firewalls_reject(lab):
+    """The room's firewall rejects with ICMP port-unreachable: the errno is ECONNREFUSED, as for a
+    reset, but a TCP stack answers a closed port with a reset, never ICMP: a firewall's reject
+    (filtered, port-rejected, the ICMP and its sender named), not "nothing listens"."""
     room, ctrl = hosts(lab)
     room.listen(9090)
     room.nft("""
@@ -198,7 +200,9 @@ table inet roomfw {
 """)
     out = check_port(ctrl, room)
     port = not_pass(out, "controller-port")
-    assert port["status"] == "fail" and port["evidence"]["state"] == "refused"
+    assert port["status"] == "fail" and port["evidence"]["state"] == "filtered"
+    assert port["reason"] == "port-rejected" and port["evidence"]["rejected"] == "port-unreachable"
+    assert port["evidence"]["icmp"]["from"] == room.addr
     assert port["evidence"]["error"] == "ECONNREFUSED" and out.rc == 2
 
 

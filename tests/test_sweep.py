@@ -126,3 +126,76 @@ def test_worst_exit_follows_the_check_precedence():
     assert sw.worst_exit([rep("unknown", False), rep("warn")]) == 3
     assert sw.worst_exit([rep("unknown", False), rep("fail")]) == 2
     assert sw.worst_exit([rep("pass")]) == 0
+
+
+def test_open_ports_are_watched_within_the_concurrency(monkeypatch):
+    """Each open connection is watched for an at-once reset/close, and a watched socket still
+    counts against --concurrency (a sweep of 4096 open rooms must not run out of descriptors)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)  # the kernel completes the handshakes; nobody accepts, nothing is closed
+    port = srv.getsockname()[1]
+    live, peak = [0], [0]
+    real = socket.socket
+
+    class Counting(real):  # type: ignore[misc, valid-type]
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+
+        def close(self):
+            if self.fileno() != -1:
+                live[0] -= 1
+            super().close()
+
+    monkeypatch.setattr(socket, "socket", Counting)
+    try:
+        got = sw.connect_all([("127.0.0.1", port)] * 6, 2.0, 2, watch=0.2)
+    finally:
+        monkeypatch.undo()
+        srv.close()
+    assert [a.state for a in got] == ["open"] * 6
+    assert all(a.extra["after"] is None and a.extra["watched_s"] > 0 for a in got), got
+    assert peak[0] <= 2 and live[0] == 0
+
+
+LINK = {"interface": "eth0", "network": "198.51.100.0/25"}
+
+
+def _room_report(att: sw.Attempt, nb: dict | None) -> dict:
+    room = sw.Room("198.51.100.20")
+    return sw.room_report(room, {(room.address, room.port): att}, {room.address: LINK},
+                          {room.address: nb}, {}, 2.5, "2026-01-01T00:00:00Z")
+
+
+def test_hostunreach_without_icmp_from_a_room_that_answered_arp_is_a_reject():
+    """Windows/macOS (no error queue): EHOSTUNREACH alone. The room's ARP answer in the neighbour
+    table proves it is there: a reject, never "does not answer ARP"; without one, it is ARP."""
+    att = sw.Attempt(state="unreachable", error="EHOSTUNREACH", ms=900.0)
+    rep = _room_report(att, {"mac": "02:00:00:00:00:14", "state": "reachable"})
+    port, reach = rep["probes"][0], rep["probes"][1]
+    assert port["reason"] == "port-rejected" and rep["sweep"]["state"] == "filtered"
+    assert "does not say which ICMP" in port["summary"]
+    assert reach["status"] == "pass" and "peer-no-arp-reply" not in {f["id"] for f in rep["findings"]}
+    rep = _room_report(att, {"mac": None, "state": "failed"})
+    assert rep["probes"][0]["reason"] == "port-unreachable" and rep["sweep"]["state"] == "unreachable"
+    assert "peer-no-arp-reply" in {f["id"] for f in rep["findings"]}
+
+
+def test_linux_icmp_verdicts_in_the_room_report():
+    """A prohibited ICMP: port-rejected naming it; this host's own host-unreachable: no ARP."""
+    icmp = {"icmp": "host-prohibited", "icmp_type": 3, "icmp_code": 10, "from": "198.51.100.20",
+            "v6": False, "target": "198.51.100.20"}
+    att = sw.Attempt(state="filtered", error="EHOSTUNREACH", ms=0.4,
+                     extra={"icmp": icmp, "rejected": "host-prohibited",
+                            "detail": "rejected by a firewall: ICMP host-prohibited from 198.51.100.20"})
+    rep = _room_report(att, {"mac": "02:00:00:00:00:14", "state": "reachable"})
+    assert rep["probes"][0]["reason"] == "port-rejected" and rep["probes"][1]["status"] == "pass"
+    assert "ICMP host-prohibited from 198.51.100.20" in rep["findings"][0]["message"]
+    local = {**icmp, "icmp": "host-unreachable", "icmp_code": 1, "from": "198.51.100.30"}
+    att = sw.Attempt(state="unreachable", error="EHOSTUNREACH", ms=3000.0,
+                     extra={"icmp": local, "no_neighbour": True,
+                            "detail": "no ARP answer: this host gave up on the neighbour"})
+    rep = _room_report(att, {"mac": None, "state": "failed"})
+    assert {f["id"] for f in rep["findings"]} == {"port-unreachable", "peer-no-arp-reply"}

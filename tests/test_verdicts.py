@@ -231,7 +231,7 @@ CP_OPTS = controller_port.Options()
 
 
 def _controller(monkeypatch, attempt: dict, seconds: float = 5.0, neighbor=None) -> Result:
-    monkeypatch.setattr(controller_port, "tcp_state", lambda addr, port, timeout: dict(attempt))
+    monkeypatch.setattr(controller_port, "tcp_state", lambda addr, port, timeout, watch=0.0: dict(attempt))
     monkeypatch.setattr(controller_port.osnet, "interface_for_peer", lambda peer: None)
     monkeypatch.setattr(controller_port.osnet, "neighbor", lambda peer: neighbor)
     return controller_port.run(ctx(CP_OPTS, Targets(room="198.51.100.20", role="controller-side"),
@@ -246,6 +246,15 @@ def _controller(monkeypatch, attempt: dict, seconds: float = 5.0, neighbor=None)
     ({"state": "filtered", "error": "timeout", "ms": 900.0}, 1.0, E, "deadline"),  # cut short
     ({"state": "error", "error": "EPERM", "ms": 0.1}, 5.0, E, "blocked-locally"),
     ({"state": "error", "error": "EADDRNOTAVAIL", "ms": 0.1}, 5.0, E, "connect-error"),
+    # the handshake completed, then the peer dropped it: open (as nmap says), with a warning
+    ({"state": "open", "error": None, "ms": 1.0, "after": "reset"}, 5.0, W, "port-open-dropped"),
+    ({"state": "open", "error": None, "ms": 1.0, "after": "closed"}, 5.0, W, "port-open-dropped"),
+    ({"state": "open", "error": None, "ms": 1.0, "after": "data"}, 5.0, P, "open"),
+    # a firewall's ICMP reject (read from Linux's error queue): never unknown, never "no answer"
+    ({"state": "filtered", "error": "EHOSTUNREACH", "ms": 0.3, "rejected": "admin-prohibited",
+      "icmp": {"icmp": "admin-prohibited", "from": "198.51.100.20"},
+      "detail": "rejected by a firewall: ICMP admin-prohibited from 198.51.100.20"}, 1.0, F,
+     "port-rejected"),
 ])
 def test_controller_side_verdicts(monkeypatch, attempt, seconds, status, reason):
     r = _controller(monkeypatch, attempt, seconds)
@@ -256,7 +265,7 @@ def test_controller_side_verdicts(monkeypatch, attempt, seconds, status, reason)
 def test_controller_side_timeout_with_no_neighbour_entry_is_a_local_block(monkeypatch):
     """On-link room, silence, and the OS never even asked ARP: nothing left this host."""
     attempt = {"state": "filtered", "error": "timeout", "ms": 2500.0}
-    monkeypatch.setattr(controller_port, "tcp_state", lambda addr, port, timeout: dict(attempt))
+    monkeypatch.setattr(controller_port, "tcp_state", lambda addr, port, timeout, watch=0.0: dict(attempt))
     monkeypatch.setattr(controller_port.osnet, "interface_for_peer", lambda peer: {"interface": "eth0"})
     for neigh, status, reason in (({"mac": None, "state": "none"}, E, "blocked-locally"),
                                   ({"mac": None, "state": "failed"}, F, "port-unreachable"),
@@ -267,13 +276,29 @@ def test_controller_side_timeout_with_no_neighbour_entry_is_a_local_block(monkey
         assert (r.status, r.reason) == (status, reason), neigh
 
 
+def test_controller_side_hostunreach_without_icmp_from_a_room_that_answered_arp(monkeypatch):
+    """Windows/macOS: EHOSTUNREACH and no error queue to read. An ARP answer in the neighbour
+    table proves the room is there: an ICMP reject, never "the room does not answer ARP"."""
+    attempt = {"state": "unreachable", "error": "EHOSTUNREACH", "ms": 0.4}
+    monkeypatch.setattr(controller_port, "tcp_state", lambda addr, port, timeout, watch=0.0: dict(attempt))
+    monkeypatch.setattr(controller_port.osnet, "interface_for_peer", lambda peer: {"interface": "eth0"})
+    for neigh, reason in (({"mac": "02:00:00:00:00:14", "state": "reachable"}, "port-rejected"),
+                          ({"mac": None, "state": "failed"}, "port-unreachable")):
+        monkeypatch.setattr(controller_port.osnet, "neighbor", lambda peer, n=neigh: n)
+        r = controller_port.run(ctx(CP_OPTS, Targets(room="198.51.100.20", role="controller-side")))
+        assert (r.status, r.reason) == (F, reason), neigh
+        if reason == "port-rejected":
+            assert "answered ARP" in r.findings[0].message and "does not say which ICMP" in r.summary
+
+
 def _room(monkeypatch, socks, self_connect: dict | None, seconds: float = 5.0) -> Result:
     def listeners(port):
         if socks is None:
             raise PermissionError("access denied")
         return socks
     monkeypatch.setattr(controller_port, "listeners", listeners)
-    monkeypatch.setattr(controller_port, "tcp_state", lambda addr, port, timeout: dict(self_connect or {}))
+    monkeypatch.setattr(controller_port, "tcp_state", lambda addr, port, timeout, watch=0.0:
+                        dict(self_connect or {}))
     room = "198.51.100.20" if self_connect is not None else None
     return controller_port.run(ctx(CP_OPTS, Targets(room=room, role="room"), seconds))
 

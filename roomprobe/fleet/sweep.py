@@ -8,7 +8,12 @@ so 1000 rooms take about one timeout, like ``nmap -p 9090``.
 
 What is measured per room, from THIS host only:
   controller-port  TCP connect to room:port, classified like every probe does
-                   (roomprobe/net/tcpconnect.py's errno sets): open/refused/filtered/unreachable.
+                   (roomprobe/net/tcpconnect.judge): open/refused/filtered/unreachable. On Linux
+                   the ICMP behind a failure is read (IP_RECVERR): a firewall's reject
+                   (admin-/host-prohibited, or a port-unreachable no TCP stack sends) is
+                   ``filtered`` with the ICMP and its sender named (port-rejected), never an ARP
+                   problem. An open port is watched half a second: reset or closed at once by
+                   the peer reads "open, then reset/closed by the peer" (port-open-dropped, WARN).
   reachability     on this host's own subnet: does the room answer ARP (the OS neighbour table
                    read after the connect; a TCP answer from an on-link room implies its ARP
                    answer). Off-link rooms: not visible from here, the probe is skipped.
@@ -23,15 +28,14 @@ What is measured per room, from THIS host only:
                    agent did not answer is ``unknown`` for this part, with the reason.
 
 Each room gets a report in the check's own shape (schema roomprobe/report/v1), with findings
-built the way the probes build them (port-refused, port-filtered, port-unreachable,
-peer-no-arp-reply, peer-other-subnet), so diagnose() names the likely Zoom code per room and
+built the way the probes build them (port-refused, port-filtered, port-rejected, port-unreachable,
+port-open-dropped, peer-no-arp-reply, peer-other-subnet), so diagnose() names the likely Zoom code per room and
 the metrics writer labels every series with the room.
 """
 
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import ipaddress
 import os
@@ -45,7 +49,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from roomprobe.core.errors import UsageError
-from roomprobe.net.tcpconnect import REFUSED, UNREACHABLE
+from roomprobe.net import icmperr
+from roomprobe.net.tcpconnect import AFTER_WORDS, PENDING, WATCH_S, after_open, errname, judge, source_of
 
 MAX_ROOMS = 4096  # addresses per sweep: a /20; a typo'd /8 must not start 16 M connects
 MAX_INVENTORY_BYTES = 4 * 1024 * 1024
@@ -65,6 +70,11 @@ FINDINGS = {
                  "firewall or security software on the path or on the room drops it.",
                  "Allow inbound TCP {port} on the room's firewall and security software, and "
                  "between controller and room on the network."),
+    "rejected": ("port-rejected", "TCP {port} to the room {peer}, from this host, is {why}.",
+                 "Allow inbound TCP {port} on the room's firewall (firewalld, iptables, Windows "
+                 "Firewall, security software) and on any firewall between controller and room; "
+                 "the ICMP's sender is the device that rejects it (a firewall on the way can also "
+                 "send it in the room's name)."),
     "unreachable": ("port-unreachable", "The room {peer} cannot be reached from this host ({why}).",
                     "Check the room is powered and on the network, and the address is right."),
 }
@@ -97,7 +107,7 @@ class Attempt:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "error": self.error, "ms": self.ms}
+        return {"state": self.state, "error": self.error, "ms": self.ms, **self.extra}
 
 
 # ------------------------------------------------------------------ parsing the targets
@@ -230,39 +240,61 @@ def parse_targets(args: Sequence[str], default_port: int, room_limit: int = MAX_
 # ------------------------------------------------------------------ the concurrent connects
 
 
-def _classify(code: int) -> tuple[str, str]:
-    name = errno.errorcode.get(code, str(code))
-    if code in REFUSED:
-        return "refused", name
-    if code in UNREACHABLE:
-        return "unreachable", name
-    return "error", name
-
-
 def connect_all(endpoints: Sequence[tuple[str, int]], timeout: float, concurrency: int,
-                progress: Callable[[int], None] | None = None) -> list[Attempt]:
+                progress: Callable[[int], None] | None = None, watch: float = WATCH_S) -> list[Attempt]:
     """Connect once to every (address, port), at most ``concurrency`` at a time, each for at most
-    ``timeout`` seconds; one thread, non-blocking sockets. Returns one Attempt per endpoint."""
+    ``timeout`` seconds; one thread, non-blocking sockets. Returns one Attempt per endpoint.
+
+    Each verdict is tcpconnect.judge's (the ICMP behind a failure read on Linux); an open
+    connection is then watched for ``watch`` seconds for an at-once reset or close (``after``).
+    """
     results = [Attempt() for _ in endpoints]
     sel = selectors.DefaultSelector()
     inflight: OrderedDict[int, tuple[int, socket.socket, float]] = OrderedDict()  # fd -> start order
+    watching: OrderedDict[int, tuple[int, socket.socket, float]] = OrderedDict()  # fd -> open order
+    sources: dict[int, str | None] = {}
     nxt = done = 0
 
-    def finish(i: int, sock: socket.socket | None, state: str, err: str | None) -> None:
-        nonlocal done
+    def judged(i: int, sock: socket.socket | None, code: int) -> None:
+        """The connect ended with SO_ERROR ``code``: record the verdict; watch it if open."""
         a = results[i]
-        a.state, a.error = state, err
+        icmp = icmperr.read(sock) if sock is not None and code else None
+        if icmp is not None:
+            icmp["target"] = endpoints[i][0]
+        verdict = judge(code, icmp, sources.pop(i, None))
+        a.state, a.error = verdict.pop("state"), verdict.pop("error")
+        a.extra = verdict
         a.waited_s = round(time.monotonic() - a.started, 3)
         a.ms = round(a.waited_s * 1000, 1)
+        if a.state == "open" and "after" not in verdict and sock is not None and watch > 0:
+            sel.register(sock, selectors.EVENT_READ, ("watch", i))
+            watching[sock.fileno()] = (i, sock, time.monotonic() + watch)
+            a.extra["watched_s"] = 0.0
+            return
+        finish(sock)
+
+    def finish(sock: socket.socket | None) -> None:
+        nonlocal done
         if sock is not None:
             sock.close()
         done += 1
         if progress is not None:
             progress(done)
 
+    def watched(i: int, sock: socket.socket, after: str | None) -> None:
+        extra = results[i].extra
+        extra["after"] = after
+        extra["watched_s"] = round(time.monotonic() - results[i].started - results[i].waited_s, 3)
+        if after == "reset":
+            extra["detail"] = "the handshake completed, then the peer reset the connection"
+        elif after == "closed":
+            extra["detail"] = "the handshake completed, then the peer closed the connection"
+        sel.unregister(sock)
+        finish(sock)
+
     try:
-        while nxt < len(endpoints) or inflight:
-            while nxt < len(endpoints) and len(inflight) < concurrency:
+        while nxt < len(endpoints) or inflight or watching:
+            while nxt < len(endpoints) and len(inflight) + len(watching) < concurrency:
                 i, (addr, port) = nxt, endpoints[nxt]
                 nxt += 1
                 results[i].started = time.monotonic()
@@ -270,28 +302,34 @@ def connect_all(endpoints: Sequence[tuple[str, int]], timeout: float, concurrenc
                 try:
                     s = socket.socket(family, socket.SOCK_STREAM)
                 except OSError as exc:
-                    finish(i, None, "error", errno.errorcode.get(exc.errno or 0, str(exc)))
+                    results[i].state, results[i].error = "error", errname(exc.errno or 0)
+                    finish(None)
                     continue
+                icmperr.enable(s)
                 s.setblocking(False)
                 code = s.connect_ex((addr, port))
-                if code == 0:
-                    finish(i, s, "open", None)
-                elif code in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY,
-                              getattr(errno, "WSAEWOULDBLOCK", -1)):
-                    sel.register(s, selectors.EVENT_WRITE, i)
+                sources[i] = source_of(s)
+                if code in PENDING:
+                    sel.register(s, selectors.EVENT_WRITE, ("connect", i))
                     inflight[s.fileno()] = (i, s, results[i].started + timeout)
                 else:
-                    finish(i, s, *_classify(code))
-            first = next(iter(inflight.values()), None)
-            wait = max(0.0, first[2] - time.monotonic()) if first else 0.0
+                    judged(i, s, code)
+            fronts = [d[2] for d in (next(iter(inflight.values()), None),
+                                     next(iter(watching.values()), None)) if d is not None]
+            wait = max(0.0, min(fronts) - time.monotonic()) if fronts else 0.0
             for key, _ in sel.select(wait):
-                i = key.data
+                phase, i = key.data
                 s = key.fileobj
                 assert isinstance(s, socket.socket)
+                if phase == "watch":
+                    after = after_open(s)
+                    if after is not None:
+                        watching.pop(s.fileno(), None)
+                        watched(i, s, after)
+                    continue
                 sel.unregister(s)
                 inflight.pop(s.fileno(), None)
-                code = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                finish(i, s, *(("open", None) if code == 0 else _classify(code)))
+                judged(i, s, s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
             now = time.monotonic()
             while inflight:  # deadlines are in start order: expire from the front
                 fd, (i, s, deadline) = next(iter(inflight.items()))
@@ -299,9 +337,20 @@ def connect_all(endpoints: Sequence[tuple[str, int]], timeout: float, concurrenc
                     break
                 inflight.popitem(last=False)
                 sel.unregister(s)
-                finish(i, s, "filtered", "timeout")
+                sources.pop(i, None)
+                a = results[i]
+                a.state, a.error = "filtered", "timeout"
+                a.waited_s = round(now - a.started, 3)
+                a.ms = round(a.waited_s * 1000, 1)
+                finish(s)
+            while watching:  # watch ends are in open order: the peer held it, nothing to add
+                fd, (i, s, deadline) = next(iter(watching.items()))
+                if deadline > now:
+                    break
+                watching.popitem(last=False)
+                watched(i, s, None)
     finally:
-        for _i, s, _d in inflight.values():
+        for _i, s, _d in [*inflight.values(), *watching.values()]:
             s.close()
         sel.close()
     return results
@@ -376,8 +425,10 @@ def sweep(rooms: Sequence[Room], *, timeout: float, concurrency: int,
     attempts = dict(zip(endpoints, connect_all(
         endpoints, timeout, max_concurrency(concurrency),
         (lambda n: progress(n, total)) if progress else None), strict=True))
-    # A silent on-link address: did it answer ARP? (the connect made the OS ask)
-    neigh = neighbours(a for (a, _p), att in attempts.items() if att.state == "filtered" and on_link[a])
+    # An on-link address that did not answer TCP: did it answer ARP? (the connect made the OS
+    # ask). Silent, rejected by a firewall, or unreachable with no ICMP to say why.
+    neigh = neighbours(a for (a, _p), att in attempts.items()
+                       if att.state in ("filtered", "unreachable") and on_link[a])
     from roomprobe.core.redact import redact
 
     host = redact(host_facts())  # once: the same for every room, and redaction is not free
@@ -399,7 +450,15 @@ def _port_probe(r: Room, att: Attempt, link: dict[str, Any] | None, nb: dict[str
     ev: dict[str, Any] = {"side": "sweep", "room": r.address, "port": r.port, **att.to_dict(),
                           "timeout_s": timeout, "waited_s": att.waited_s, "on_link": link is not None}
     probe = {"id": "controller-port", "duration_s": att.waited_s, "evidence": ev}
-    if att.state == "filtered" and link is not None:
+    if att.state == "unreachable" and link is not None and "icmp" not in ev:
+        ev["neighbor"] = nb
+        if nb is not None and nb.get("mac"):
+            # EHOSTUNREACH with no ICMP to read (not Linux), from a room that answered ARP: a reject
+            ev.update(state="filtered", rejected="icmp",
+                      detail=f"rejected: the OS reported {att.error} although the room answered "
+                            f"ARP ({nb['mac']}), so an ICMP reject came back (this OS does not "
+                            "say which ICMP or who sent it)")
+    if att.state == "filtered" and att.error == "timeout" and link is not None:
         ev["neighbor"] = nb
         if nb is not None and nb.get("state") == "none":
             # A check reads this as "blocked here" (the OS never asked ARP). In a sweep the
@@ -419,14 +478,33 @@ def _port_probe(r: Room, att: Attempt, link: dict[str, Any] | None, nb: dict[str
                 "reason": "blocked-locally" if att.error in LOCAL_BLOCK else "connect-error",
                 "summary": f"{why} ({att.error}): {r.address}:{r.port} was not tested"}, []
     state = ev["state"]
+    after = ev.get("after")
+    if state == "open" and after in ("reset", "closed"):
+        said = AFTER_WORDS[after]
+        f = _finding("port-open-dropped", "warn", "controller-port",
+                     f"TCP {r.port} on the room {r.address} is open (the handshake completed) but "
+                     f"the connection was {after} at once by the room or something in its name: "
+                     "a controller reaches the port, yet its session with Zoom Rooms would drop "
+                     "the same way.",
+                     {"room": r.address, "port": r.port, "state": "open", "after": after,
+                      "error": att.error},
+                     f"Look on the room for what owns TCP {r.port} ('roomprobe check' there): "
+                     "endpoint security or another service that accepts and drops connections, "
+                     "or a Zoom Rooms that refuses this host; allow the controller in the "
+                     "security software.")
+        return {**probe, "status": "warn", "reason": "port-open-dropped",
+                "summary": f"{r.address}:{r.port} is {said} ({att.ms} ms)"}, [f]
     if state == "open":
         return {**probe, "status": "pass", "reason": "open",
                 "summary": f"{r.address}:{r.port} is open ({att.ms} ms)"}, []
-    why = ev.get("why") or {"timeout": "no answer"}.get(str(att.error), att.error) or ""
-    fid, msg, hint = FINDINGS[state]
+    rejected = ev.get("rejected")
+    why = (ev.get("why") or ev.get("detail") or {"timeout": "no answer"}.get(str(att.error), att.error)
+           or "")
+    fid, msg, hint = FINDINGS["rejected" if rejected else state]
     fmt = {"peer": r.address, "port": r.port, "why": why}
     f = _finding(fid, "fail", "controller-port", msg.format(**fmt),
-                 {"room": r.address, "port": r.port, "state": state, "error": att.error},
+                 {"room": r.address, "port": r.port, "state": state, "error": att.error,
+                  **({"rejected": rejected, "icmp": ev.get("icmp")} if rejected else {})},
                  hint.format(**fmt))
     return {**probe, "status": "fail", "reason": fid,
             "summary": f"{r.address}:{r.port} is {state} ({why or att.ms})"}, [f]
@@ -446,13 +524,15 @@ def _reach_probe(r: Room, att: Attempt, link: dict[str, Any] | None, nb: dict[st
         return {**base, "status": "pass", "reason": "answers",
                 "summary": f"{r.address} is up on {link['network']} (answered TCP {r.port})",
                 "evidence": ev}, []
-    if att.state == "filtered" and nb is not None and nb.get("mac"):
+    tcp_said = ("rejected TCP " if att.extra.get("rejected") or att.state == "unreachable"
+                else "but not TCP ")
+    if att.state in ("filtered", "unreachable") and nb is not None and nb.get("mac"):
         ev["arp"] = {"answered": True, "mac": nb["mac"], "state": nb.get("state"),
                      "how": "the OS neighbour table after the connect"}
         return {**base, "status": "pass", "reason": "answers-arp",
-                "summary": f"{r.address} answers ARP from {nb['mac']} (but not TCP {r.port})",
+                "summary": f"{r.address} answers ARP from {nb['mac']} ({tcp_said}{r.port})",
                 "evidence": ev}, []
-    if att.state == "filtered" and nb is not None and nb.get("state") != "none":
+    if att.state == "filtered" and att.error == "timeout" and nb is not None and nb.get("state") != "none":
         ev["arp"] = {"answered": False, "state": nb.get("state")}
         f = _finding("peer-no-arp-reply", "fail", "reachability",
                      f"The room ({r.address}) is on this host's subnet but does not answer ARP: "
@@ -461,12 +541,14 @@ def _reach_probe(r: Room, att: Attempt, link: dict[str, Any] | None, nb: dict[st
                      "Check the room PC is on; on Wi-Fi, allow client-to-client traffic.")
         return {**base, "status": "fail", "reason": "peer-no-arp-reply",
                 "summary": f"{r.address} does not answer ARP", "evidence": ev}, [f]
-    if att.state == "unreachable":
-        ev["arp"] = {"answered": False, "how": f"the OS gave up ({att.error})"}
+    if att.state == "unreachable" and (att.extra.get("no_neighbour") or "icmp" not in att.extra):
+        # This host's own ICMP (Linux: it gave up on ARP), or only the errno (other OSes) with
+        # no ARP answer in the neighbour table either.
+        how = att.extra.get("detail") or f"the OS gave up ({att.error})"
+        ev["arp"] = {"answered": False, "how": how}
         f = _finding("peer-no-arp-reply", "fail", "reachability",
                      f"The room ({r.address}) is on this host's subnet but does not answer ARP "
-                     f"(the OS reported {att.error}).", {"peer": r.address,
-                                                         "interface": link["interface"]},
+                     f"({how}).", {"peer": r.address, "interface": link["interface"]},
                      "Check the room PC is on and plugged into this network.")
         return {**base, "status": "fail", "reason": "peer-no-arp-reply",
                 "summary": f"{r.address} does not answer ARP", "evidence": ev}, [f]
