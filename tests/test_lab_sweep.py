@@ -75,9 +75,12 @@ def test_reports_are_v1_worst_first_with_the_likely_code(swept):
     from roomprobe.fleet.sweep import STATE_RANK, STATUS_RANK
     from roomprobe.report.build import load_schema
 
+    from roomprobe.report.build import schema_validator
+
     rooms, schema = swept["data"]["rooms"], load_schema()
     for rep in rooms:
         jsonschema.validate(rep, schema)
+    schema_validator("sweep-v1").validate(swept["data"])  # the whole output: its published schema
     keys = [(STATUS_RANK[r["status"]], STATE_RANK[r["sweep"]["state"]]) for r in rooms]
     assert keys == sorted(keys)
     assert rooms[0]["sweep"]["state"] == "unreachable" and rooms[-1]["status"] == "pass"
