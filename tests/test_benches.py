@@ -12,13 +12,12 @@ To add a bench (bench/binary.py, once it has a quick mode): one entry in BENCHES
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from lab import lab_unavailable_reason
+from lab import lab_unavailable_reason, require_tool
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 NUM = r"[0-9]+(?:\.[0-9]+)?"
@@ -50,8 +49,7 @@ def test_bench_quick_mode_prints_its_figures(name):
     if lab and (why := lab_unavailable_reason()):
         pytest.skip(why)
     for tool in tools:
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (.ci/run installs it)")
+        require_tool(tool, tool)
     run = subprocess.run([sys.executable, str(BENCH / name), "--quick"], capture_output=True,
                          text=True, timeout=240)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]

@@ -114,16 +114,12 @@ def test_axis_labels_fit_inside_the_plot(r_max):
 def test_axis_labels_fit_as_chromium_draws_them(tmp_path):
     """The same, measured: headless chromium lays the plots out and reports each label's box."""
     import json
-    import os
     import re
-    import shutil
     import subprocess
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        if os.environ.get("ROOMPROBE_CI"):
-            pytest.fail("chromium is missing, but .ci/run installs it (APT_PACKAGES)")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+    from lab import require_tool
+
+    chromium = require_tool("chromium", "chromium")
     script = ("var out=[];document.querySelectorAll('svg').forEach(function(s){"
               "var vb=s.viewBox.baseVal;s.querySelectorAll('text').forEach(function(t){var b=t.getBBox();"
               "out.push([t.textContent,b.x,b.x+b.width,vb.width])})});"
