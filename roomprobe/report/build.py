@@ -108,7 +108,7 @@ def load_schema(name: str = "report-v1") -> dict[str, Any]:
 def schema_validator(name: str = "report-v1") -> Any:
     """A jsonschema validator for a published schema, its references to the other published
     schemas resolved locally (nothing is fetched; their ``$id`` URLs are not real)."""
-    import jsonschema
+    import jsonschema  # type: ignore[import-untyped,unused-ignore]
 
     schema = load_schema(name)
     others = [load_schema(n) for n in ("report-v1", "sweep-v1") if n != name]
