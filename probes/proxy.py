@@ -409,7 +409,7 @@ def _tls_findings(t: dict[str, Any]) -> list[Finding]:
     """One finding per TLS verdict that is not ``ok``; each has its own id, hint and Zoom code."""
     v = t.get("verdict")
     ev = {k: t.get(k) for k in ("host", "port", "via", "verdict", "issuer", "subject", "verify_error",
-                                "error", "ca", "public", "local_time", "server_date")}
+                                "strict_note", "error", "ca", "public", "local_time", "server_date")}
     fmt = {"host": t["host"], "via": t["via"], "via_text": _via_text(t),
            "local_time": t.get("local_time"), "server_date": t.get("server_date") or "unknown"}
     seen = f"The certificate of {t['host']} seen {_via_text(t)}"

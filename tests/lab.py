@@ -355,3 +355,16 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def require_tool(name: str, package: str) -> str:
+    """The tool's path; skips the test when it is missing, except under .ci/run (ROOMPROBE_CI),
+    which installs it: there a missing tool fails, so a test is never silently skipped in CI."""
+    import pytest
+
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("ROOMPROBE_CI"):
+            pytest.fail(f"{name} is missing, but .ci/run installs it (APT_PACKAGES: {package})")
+        pytest.skip(f"{name} is not installed (apt-get install {package})")
+    return path

@@ -267,9 +267,13 @@ def tls_check(host: str, port: int, timeout: float, ca_file: str | None = None,
     out: dict[str, Any] = {"host": host, "port": port, "via": safe_url(proxy) if proxy else "direct",
                            "ca": ca_file or "system", "trust": tlstrust.describe(ca_file or None)}
     try:
-        out.update(_handshake(ssl_context(ca_file), proxy, host, port, timeout))
+        seen, strict_note = tlstrust.judged(ssl_context(ca_file),
+                                            lambda ctx: _handshake(ctx, proxy, host, port, timeout))
+        out.update(seen)
+        if strict_note:
+            out["strict_note"] = strict_note
     except ssl.SSLCertVerificationError as exc:
-        out.update(verified=False, verdict=verdict_of(exc), verify_error=exc.verify_message or str(exc))
+        out.update(verified=False, verdict=verdict_of(exc), verify_error=tlstrust.reason(exc))
         out.update(_loose_look(proxy, host, port, timeout))
         if out["verdict"] in ("expired", "not-yet-valid"):
             out["local_time"] = dt.datetime.now(dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
@@ -295,7 +299,7 @@ def tls_check(host: str, port: int, timeout: float, ca_file: str | None = None,
         # Trusted here, not by the public web PKI: a company CA inspects the traffic. (A name or
         # date error cannot be it: the first handshake checked those.)
         out.update(verdict="inspected" if verdict_of(exc) == "untrusted" else "ok",
-                   public=exc.verify_message or str(exc))
+                   public=tlstrust.reason(exc))
     except (OSError, ssl.SSLError) as exc:
         out.update(verdict="ok", public=f"not compared: {type(exc).__name__}: {exc}")
     return out
