@@ -24,7 +24,6 @@ import ipaddress
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,6 +31,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
+from roomprobe.core.selfexec import self_argv
 from roomprobe.net.peerlink import split_peer
 from roomprobe.net.speed import TOKEN_HEADER
 
@@ -130,9 +130,9 @@ def parse_request(body: bytes, probe_ids: Collection[str]) -> CheckRequest:
 def check_argv(req: CheckRequest, config_path: str) -> list[str]:
     """The child's command line: the agent's fixed arguments plus the validated request.
 
-    A frozen binary has no ``python -m``: its ``sys.executable`` is roomprobe itself."""
-    exe = [sys.executable] if getattr(sys, "frozen", False) else [sys.executable, "-m", "roomprobe"]
-    argv = [*exe, "check", "--format", "json", "--no-history", "--no-bandwidth", "--no-color",
+    Started through core.selfexec, isolated from serve's working directory: a ``roomprobe/``
+    folder there is never imported (it was, with ``python -m roomprobe``)."""
+    argv = [*self_argv(), "check", "--format", "json", "--no-history", "--no-bandwidth", "--no-color",
             "--config", config_path, "--timeout", f"{req.timeout:g}"]
     if req.controller:
         argv += ["--controller", req.controller]
