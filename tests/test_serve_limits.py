@@ -171,3 +171,37 @@ def test_serve_flag_errors_are_one_line(args, words):
                          env={**os.environ, "ROOMPROBE_CONFIG": os.devnull})
     assert out.returncode == 3 and len(out.stderr.strip().splitlines()) == 1, out
     assert words in out.stderr
+
+
+def _serve_output(*args: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = str(free.getsockname()[1])
+    out = subprocess.run([sys.executable, "-m", "roomprobe", "serve", "--bind", "127.0.0.1",
+                          "--speed-port", port, "--duration", "1", *args],
+                         capture_output=True, text=True, timeout=30,
+                         env={**os.environ, "ROOMPROBE_CONFIG": os.devnull})
+    assert out.returncode == 0, out.stderr
+    return out.stdout + out.stderr
+
+
+def test_a_given_token_is_never_printed():
+    """Issue 21: serve's output lands in service logs; a --token the operator chose is not shown
+    anywhere in it (banner, the suggested command lines, the closing line)."""
+    text = _serve_output("--token", "Sekr1t-Given-Token", "--agent")
+    assert "Sekr1t-Given-Token" not in text
+    assert "session token: the one given with --token (not printed)" in text
+    assert "--peer-token TOKEN" in text
+
+
+def test_a_generated_token_is_printed_once_per_line_that_needs_it():
+    import re
+
+    text = _serve_output()
+    found = re.search(r"session token: (\S+)", text)
+    assert found and len(found.group(1)) >= 16
+    assert f"--peer-token {found.group(1)}" in text

@@ -25,7 +25,7 @@ DEFAULT_SPEED_PORT = 9095
 @click.option("--port", "zoom_port", type=click.IntRange(1, 65535), default=None, metavar="PORT",
               help="Also accept TCP on PORT (9090) in place of the stopped Zoom Rooms app.")
 @click.option("--token", default=None, metavar="TOKEN",
-              help="Session token clients must present [default: a random one, printed].")
+              help="Session token clients must present; never printed [default: a random one, printed].")
 @click.option("--duration", type=click.FloatRange(1, 86400), default=900.0, show_default=True,
               metavar="S", help="Exit after this many seconds.")
 @click.option("--max-clients", type=click.IntRange(1, 256), default=16, show_default=True,
@@ -63,7 +63,12 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
                          "e.g. --bind 10.0.0.20") from None
     if token is not None and len(token) < 8:
         raise UsageError("--token must be at least 8 characters (or leave it out for a random one)")
+    # A token given with --token is never printed: serve's output lands in service logs
+    # (journald, a scheduled task's log) and the operator already knows it. A generated one
+    # is printed, because nobody else can know it.
+    given = token is not None
     token = token or secrets.token_urlsafe(12)
+    shown = "TOKEN" if given else token  # what the printed command lines say
     limits = Limits(max_clients=max_clients, max_pending=max_pending, header_timeout_s=header_timeout,
                     max_client_bytes=max_mb * 1000**2, client_window_s=window,
                     max_total_bytes=total_mb * 1000**2 if total_mb else None)
@@ -100,11 +105,12 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
     click.echo(f"roomprobe serve: bandwidth/latency on {host}:{speed_port}, quality on UDP {speed_port}"
                + (f", TCP {zoom_port} open" if zoom_port else "")
                + (", room check agent on POST /__check" if agent else "")
-               + f", for {duration:g} s; session token: {token}")
+               + f", for {duration:g} s; session token: "
+               + ("the one given with --token (not printed)" if given else token))
     peer = bind if speed_port == DEFAULT_SPEED_PORT else f"{host}:{speed_port}"
-    click.echo(f"on the other device: roomprobe check --peer {peer} --peer-token {token}")
+    click.echo(f"on the other device: roomprobe check --peer {peer} --peer-token {shown}")
     if agent:
-        click.echo(f"for a deep sweep: roomprobe sweep INVENTORY --deep --peer-token {token} "
+        click.echo(f"for a deep sweep: roomprobe sweep INVENTORY --deep --peer-token {shown} "
                    f"(inventory column peer = {peer})")
     sys.stdout.flush()
     thread = start_guarded(server.serve_forever, "serve", poll_interval=0.2)
