@@ -3,7 +3,6 @@ on the same port number over UDP, of the quality test (roomprobe/fleet/reflector
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 import sys
 import threading
@@ -54,10 +53,13 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
     Then on the controller side:           roomprobe check --room 10.0.0.20 --peer 10.0.0.20 \\
                                                --peer-token TOKEN
     """
+    from roomprobe.core.targets import BadScope, ip_literal
     from roomprobe.fleet.serve import Limits, SpeedServer, zoom_standin
 
     try:
-        ipaddress.ip_address(bind)
+        ip_literal(bind)
+    except BadScope as exc:
+        raise UsageError(f"--bind: {exc}") from None
     except ValueError:
         raise UsageError(f"--bind {bind!r} is not an IP address; give this device's address, "
                          "e.g. --bind 10.0.0.20") from None
