@@ -3,6 +3,7 @@ out a real one, idle connections are capped, and the byte cap is per client, not
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import threading
@@ -41,8 +42,9 @@ def get(srv: SpeedServer, n: int, timeout: float = 5.0, source: str | None = Non
 class Slowloris:
     """Clients that send one header byte a second (never a complete head) until stopped."""
 
-    def __init__(self, srv: SpeedServer, count: int) -> None:
+    def __init__(self, srv: SpeedServer, count: int, source: str = "127.0.0.2") -> None:
         self.port = srv.server_address[1]
+        self.source = source
         self.stop = threading.Event()
         self.connections = 0
         self.threads = [threading.Thread(target=self._one, daemon=True) for _ in range(count)]
@@ -53,7 +55,8 @@ class Slowloris:
         head = f"GET /__down?bytes=10 HTTP/1.1\r\nHost: x\r\n{TOKEN_HEADER}: {TOKEN}\r\n".encode()
         while not self.stop.is_set():  # reconnect when the server drops us, like a real attacker
             try:
-                s = socket.create_connection(("127.0.0.1", self.port), timeout=3)
+                s = socket.create_connection(("127.0.0.1", self.port), timeout=3,
+                                             source_address=(self.source, 0))
             except OSError:
                 time.sleep(0.1)
                 continue
@@ -76,8 +79,9 @@ class Slowloris:
 def test_slowloris_clients_do_not_lock_out_a_real_client():
     """16 clients trickling a header byte a second, max_clients=16: before the fix every slot was
     taken by them and the real client was refused; now it is served, repeatedly."""
-    srv = start(Limits(max_clients=16, max_pending=64, header_timeout_s=2.0))
-    loris = Slowloris(srv, 16)
+    srv = start(Limits(max_clients=16, max_pending=64, max_pending_per_source=16,
+                       header_timeout_s=2.0))
+    loris = Slowloris(srv, 16)  # from 127.0.0.2; the real client is 127.0.0.1
     try:
         time.sleep(1.0)  # every slowloris connection is open and trickling, none timed out yet
         assert len(srv.pending) == 16
@@ -205,3 +209,36 @@ def test_a_generated_token_is_printed_once_per_line_that_needs_it():
     found = re.search(r"session token: (\S+)", text)
     assert found and len(found.group(1)) >= 16
     assert f"--peer-token {found.group(1)}" in text
+
+
+def _served(srv: SpeedServer, tries: int) -> int:
+    ok = 0
+    for _ in range(tries):
+        with contextlib.suppress(OSError):  # a refused or reset request counts as not served
+            ok += get(srv, 1000, timeout=10, source="127.0.0.1") == 200
+    return ok
+
+
+@pytest.mark.parametrize("sources", [["127.0.0.2"], [f"127.0.1.{i}" for i in range(1, 21)]],
+                         ids=["one-host", "twenty-hosts"])
+def test_slow_header_churn_does_not_lock_out_a_real_client(sources):
+    """Issue 21: 64+ slow-header connections re-opened as soon as the header deadline closed
+    them took every pending place: 0 of 80 real requests served. Now each source holds at most
+    max_pending_per_source pending connections, and a newcomer displaces the oldest of the
+    source holding the most, so a real client (another address) is served every time, whether
+    the churn comes from one host or from twenty."""
+    from slowheaders import churn
+
+    srv = start(Limits(max_clients=16, max_pending=64, header_timeout_s=2.0))
+    halt, threads, opened = churn("127.0.0.1", srv.server_address[1], 100, sources)
+    try:
+        time.sleep(2.5)  # the churn holds its connections; the first header deadline has passed
+        assert len(srv.pending) >= min(64, 8 * len(sources)) - 8
+        assert _served(srv, 80) == 80
+        assert srv.requests == 80
+        assert opened[0] > 100  # the churn did re-open what was closed
+    finally:
+        halt.set()
+        for t in threads:
+            t.join(3)
+        stop(srv)

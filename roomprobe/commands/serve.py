@@ -32,6 +32,10 @@ DEFAULT_SPEED_PORT = 9095
 @click.option("--max-pending", type=click.IntRange(1, 4096), default=64, show_default=True,
               help="Connections still sending their request head, at most; each gets "
                    "--header-timeout seconds and takes no session slot.")
+@click.option("--max-pending-per-address", "max_pending_per_source", type=click.IntRange(1, 4096),
+              default=8, show_default=True,
+              help="Of those, at most this many from one address (an IPv6 /64); when all are "
+                   "taken, a new address displaces the oldest of the address holding the most.")
 @click.option("--header-timeout", type=click.FloatRange(0.2, 60), default=2.0, show_default=True,
               metavar="S", help="Seconds a connection has to send its request head (with the token).")
 @click.option("--max-mb", type=click.IntRange(1, 10**7), default=30000, show_default=True,
@@ -44,8 +48,8 @@ DEFAULT_SPEED_PORT = 9095
               help="Also answer POST /__check: run this room's own check for 'sweep --deep' "
                    "(token-gated, whitelisted request, one at a time; docs/fleet.md).")
 def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, duration: float,
-          max_clients: int, max_pending: int, header_timeout: float, max_mb: int, window: float,
-          total_mb: int | None, agent: bool) -> int:
+          max_clients: int, max_pending: int, max_pending_per_source: int, header_timeout: float,
+          max_mb: int, window: float, total_mb: int | None, agent: bool) -> int:
     """Answer the bandwidth/latency and call-quality tests (and optionally 9090) for 'check --peer'.
 
     \b
@@ -71,7 +75,8 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
     given = token is not None
     token = token or secrets.token_urlsafe(12)
     shown = "TOKEN" if given else token  # what the printed command lines say
-    limits = Limits(max_clients=max_clients, max_pending=max_pending, header_timeout_s=header_timeout,
+    limits = Limits(max_clients=max_clients, max_pending=max_pending,
+                    max_pending_per_source=max_pending_per_source, header_timeout_s=header_timeout,
                     max_client_bytes=max_mb * 1000**2, client_window_s=window,
                     max_total_bytes=total_mb * 1000**2 if total_mb else None)
     deadline = time.monotonic() + duration
@@ -133,7 +138,8 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
         raise UsageError(f"serve stopped: {type(thread.error).__name__}: {thread.error}")
     click.echo(f"roomprobe serve: done; {server.requests} requests, "
                f"{server.bytes_total / 1e6:.1f} MB, {server.rejected} rejected, "
-               f"{server.head_timeouts} too slow to send a request head; "
+               f"{server.head_timeouts} too slow to send a request head, "
+               f"{server.displaced} displaced; "
                f"UDP: {reflector.counters.echoed} echoed, {reflector.counters.rejected} rejected, "
                f"{reflector.counters.capped} over limits")
     return 0

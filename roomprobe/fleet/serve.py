@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import ipaddress
 import json
 import socket
 import threading
@@ -46,18 +47,40 @@ class Limits:
     ``max_clients`` counts sessions that presented the token; connections that have not yet
     sent a complete request head are counted separately (``max_pending``) and get
     ``header_timeout_s`` for it, so clients trickling a header byte a second cannot take the
-    slots a real client needs. Bytes are capped per client address per ``client_window_s``
-    (one check over a fast LAN must not starve the next client); a lifetime cap is optional.
+    slots a real client needs. Pending connections are also capped per source
+    (``max_pending_per_source``: an IPv4 address, or an IPv6 /64, which one host can fill with
+    addresses), and when all ``max_pending`` are taken a newcomer displaces the oldest pending
+    connection of the source holding the most: one host re-opening slow connections as fast as
+    the header deadline closes them can no longer lock every other client out. Connections that
+    presented the token are never pending, so they are never displaced. Bytes are capped per
+    client address per ``client_window_s`` (one check over a fast LAN must not starve the next
+    client); a lifetime cap is optional.
     """
 
     max_clients: int = 16
     max_pending: int = 64
+    max_pending_per_source: int = 8
     header_timeout_s: float = 2.0
     max_request_bytes: int = 256 * 1024 * 1024
     max_client_bytes: int | None = 30 * 1000**3
     client_window_s: float = 300.0
     max_total_bytes: int | None = None
     idle_timeout_s: float = 30.0
+
+
+def source_of(client_address: Any) -> str:
+    """Whose connection this is, for the pending caps: the IPv4 address, or the IPv6 /64 (one
+    host picks addresses from its whole /64 at will)."""
+    host = str(client_address[0]).split("%")[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return str(ip)
 
 
 class SpeedServer(ThreadingHTTPServer):
@@ -78,7 +101,9 @@ class SpeedServer(ThreadingHTTPServer):
         self.errors: list[str] = []
         self.lock = threading.Lock()
         self.slots = threading.BoundedSemaphore(limits.max_clients)
-        self.pending: dict[Any, float] = {}  # connection -> deadline for its request head
+        self.pending: dict[Any, tuple[float, str]] = {}  # connection -> (head deadline, source)
+        self.pending_per_source: dict[str, int] = {}
+        self.displaced = 0  # pending connections closed to make room for another source's
         self.client_use: dict[str, deque[tuple[float, int]]] = {}
         self._stop = threading.Event()
         family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
@@ -88,33 +113,67 @@ class SpeedServer(ThreadingHTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """No slot yet: a connection first has ``header_timeout_s`` to send a request head."""
+        src = source_of(client_address)
+        evicted = None
         with self.lock:
-            if len(self.pending) >= self.limits.max_pending:  # too many idle connections
-                self.rejected += 1
-                full = True
+            mine = self.pending_per_source.get(src, 0)
+            admit = mine < self.limits.max_pending_per_source
+            if admit and len(self.pending) >= self.limits.max_pending:
+                evicted = self._displace_for(mine)
+                admit = evicted is not None
+            if admit:
+                self.pending[request] = (time.monotonic() + self.limits.header_timeout_s, src)
+                self.pending_per_source[src] = mine + 1
             else:
-                self.pending[request] = time.monotonic() + self.limits.header_timeout_s
-                full = False
-        if full:
+                self.rejected += 1
+        if evicted is not None:
+            with contextlib.suppress(OSError):
+                evicted.shutdown(socket.SHUT_RDWR)
+        if not admit:
             self.shutdown_request(request)
             return
         super().process_request(request, client_address)
 
+    def _displace_for(self, mine: int) -> Any:
+        """(Lock held.) The oldest pending connection of the source holding the most, removed
+        from the pending set, when that source holds more than the newcomer's would; else None.
+        """
+        top = max(self.pending_per_source.items(), key=lambda kv: kv[1], default=None)
+        if top is None or top[1] <= mine + 1:
+            return None
+        victim = min((r for r, (_, s) in self.pending.items() if s == top[0]),
+                     key=lambda r: self.pending[r][0])
+        self._forget(victim)
+        self.displaced += 1
+        return victim
+
+    def _forget(self, request: Any) -> bool:
+        """(Lock held.) Take ``request`` out of the pending set; False if it was not there."""
+        entry = self.pending.pop(request, None)
+        if entry is None:
+            return False
+        left = self.pending_per_source[entry[1]] - 1
+        if left:
+            self.pending_per_source[entry[1]] = left
+        else:
+            del self.pending_per_source[entry[1]]
+        return True
+
     def head_arrived(self, request: Any) -> bool:
         """The request head is complete: the header deadline no longer applies.
 
-        False if the deadline had already closed the connection."""
+        False if the deadline (or a displacement) had already closed the connection."""
         with self.lock:
-            return self.pending.pop(request, None) is not None
+            return self._forget(request)
 
     def _reap(self) -> None:
         """Shut down connections whose request head did not arrive in time (slowloris)."""
         while not self._stop.wait(0.1):
             now = time.monotonic()
             with self.lock:
-                late = [r for r, dl in self.pending.items() if now > dl]
+                late = [r for r, (dl, _) in self.pending.items() if now > dl]
                 for r in late:
-                    del self.pending[r]
+                    self._forget(r)
                 self.head_timeouts += len(late)
             for r in late:
                 with contextlib.suppress(OSError):
@@ -122,7 +181,7 @@ class SpeedServer(ThreadingHTTPServer):
 
     def shutdown_request(self, request: Any) -> None:
         with self.lock:
-            self.pending.pop(request, None)
+            self._forget(request)
         super().shutdown_request(request)
 
     def server_close(self) -> None:
