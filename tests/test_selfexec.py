@@ -115,3 +115,18 @@ def test_user_pythonpath_survives_isolation(tmp_path, monkeypatch):
     assert str(extra) in path
     out = subprocess.run([*argv, "--help"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and "Usage:" in out.stdout, out.stderr
+
+
+def test_a_scheduled_python_command_line_never_imports_the_working_directory(tmp_path, monkeypatch):
+    """The scheduler's fallback command (no roomprobe script on PATH) was ``python -m
+    roomprobe``: run from a folder holding a ``roomprobe/`` package, it ran that package."""
+    from roomprobe.fleet import schedule
+
+    marker = plant(tmp_path)
+    monkeypatch.setattr(schedule.shutil, "which", lambda name: None)
+    exe = schedule.default_exe("linux")
+    assert exe[0] == sys.executable and exe[-2:] == ["-m", "roomprobe"]
+    out = subprocess.run([*exe, "--help"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=30)
+    assert not marker.exists(), "the scheduled command imported the planted package"
+    assert out.returncode == 0 and "Usage: roomprobe" in out.stdout, out.stderr

@@ -63,3 +63,22 @@ def self_argv(*args: str) -> list[str]:
     if getattr(sys, "frozen", False):
         return [sys.executable, *args]
     return [sys.executable, "-I", "-c", _BOOT, json.dumps(import_path()), *args]
+
+
+def module_argv(python: str) -> list[str]:
+    """``PYTHON -m roomprobe`` for a command line that others start later (a scheduler's unit),
+    still without the working directory on ``sys.path``.
+
+    No ``-c`` bootstrap here: the line is written into systemd units, crontabs, launchd plists
+    and Task Scheduler XML, and should stay readable. Python 3.11+ has ``-P`` (only the unsafe
+    path entry is dropped; the user site and PYTHONPATH stay). On 3.10 ``-I`` is used when the
+    running package is installed in a site-packages directory ``-I`` keeps; otherwise (a
+    ``--user`` install, a checkout) plain ``-m``, whose working directory is the scheduler's
+    (``/``, the user's home, System32)."""
+    if sys.version_info >= (3, 11):
+        return [python, "-P", "-m", "roomprobe"]
+    import sysconfig
+
+    root = os.path.normcase(_package_root())
+    site_dirs = {os.path.normcase(os.path.abspath(sysconfig.get_path(k))) for k in ("purelib", "platlib")}
+    return [python, "-I", "-m", "roomprobe"] if root in site_dirs else [python, "-m", "roomprobe"]
