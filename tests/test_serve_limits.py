@@ -242,3 +242,33 @@ def test_slow_header_churn_does_not_lock_out_a_real_client(sources):
         for t in threads:
             t.join(3)
         stop(srv)
+
+
+def test_pending_caps_count_per_address_not_per_ipv6_prefix():
+    """Every host of a LAN shares one IPv6 /64: grouping by it would let one host's slow
+    connections count against its neighbours."""
+    from roomprobe.fleet.serve import source_of
+
+    assert source_of(("2001:db8::10", 1, 0, 0)) != source_of(("2001:db8::20", 1, 0, 0))
+    assert source_of(("::ffff:10.0.0.5", 1, 0, 0)) == source_of(("10.0.0.5", 1)) == "10.0.0.5"
+
+
+def test_a_newcomer_displaces_the_oldest_of_the_heaviest_source_never_a_lighter_one():
+    srv = start(Limits(max_clients=4, max_pending=4, max_pending_per_source=3, header_timeout_s=30))
+    port = srv.server_address[1]
+    conns = []
+    try:
+        for src in ("127.0.0.2", "127.0.0.2", "127.0.0.2", "127.0.0.3"):  # all 4 pending places
+            conns.append(socket.create_connection(("127.0.0.1", port), timeout=5,
+                                                  source_address=(src, 0)))
+            time.sleep(0.1)
+        assert len(srv.pending) == 4
+        assert get(srv, 10, source="127.0.0.1") == 200  # displaced 127.0.0.2's oldest
+        assert conns[0].recv(10) == b"" and srv.displaced == 1
+        conns[3].settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            conns[3].recv(10)  # 127.0.0.3 held only one: untouched
+    finally:
+        for c in conns:
+            c.close()
+        stop(srv)

@@ -34,8 +34,8 @@ DEFAULT_SPEED_PORT = 9095
                    "--header-timeout seconds and takes no session slot.")
 @click.option("--max-pending-per-address", "max_pending_per_source", type=click.IntRange(1, 4096),
               default=8, show_default=True,
-              help="Of those, at most this many from one address (an IPv6 /64); when all are "
-                   "taken, a new address displaces the oldest of the address holding the most.")
+              help="Of those, at most this many from one address; when all are taken, a newcomer "
+                   "displaces the oldest of the addresses holding the most.")
 @click.option("--header-timeout", type=click.FloatRange(0.2, 60), default=2.0, show_default=True,
               metavar="S", help="Seconds a connection has to send its request head (with the token).")
 @click.option("--max-mb", type=click.IntRange(1, 10**7), default=30000, show_default=True,
@@ -141,5 +141,5 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
                f"{server.head_timeouts} too slow to send a request head, "
                f"{server.displaced} displaced; "
                f"UDP: {reflector.counters.echoed} echoed, {reflector.counters.rejected} rejected, "
-               f"{reflector.counters.capped} over limits")
+               f"{reflector.counters.capped} over limits, {reflector.counters.replays} replays")
     return 0

@@ -47,10 +47,9 @@ class Limits:
     ``max_clients`` counts sessions that presented the token; connections that have not yet
     sent a complete request head are counted separately (``max_pending``) and get
     ``header_timeout_s`` for it, so clients trickling a header byte a second cannot take the
-    slots a real client needs. Pending connections are also capped per source
-    (``max_pending_per_source``: an IPv4 address, or an IPv6 /64, which one host can fill with
-    addresses), and when all ``max_pending`` are taken a newcomer displaces the oldest pending
-    connection of the source holding the most: one host re-opening slow connections as fast as
+    slots a real client needs. Pending connections are also capped per source address
+    (``max_pending_per_source``), and when all ``max_pending`` are taken a newcomer displaces
+    the oldest pending connection of the sources holding the most: one host re-opening slow connections as fast as
     the header deadline closes them can no longer lock every other client out. Connections that
     presented the token are never pending, so they are never displaced. Bytes are capped per
     client address per ``client_window_s`` (one check over a fast LAN must not starve the next
@@ -69,17 +68,17 @@ class Limits:
 
 
 def source_of(client_address: Any) -> str:
-    """Whose connection this is, for the pending caps: the IPv4 address, or the IPv6 /64 (one
-    host picks addresses from its whole /64 at will)."""
-    host = str(client_address[0]).split("%")[0]
+    """Whose connection this is, for the pending caps: the client's address (an IPv4-mapped
+    IPv6 address as IPv4). Not an IPv6 /64: on a LAN every host shares one /64, so a /64 cap
+    would let one host lock out its neighbours; a host using many addresses is handled by
+    displacement instead (SpeedServer._displace_for)."""
+    host = str(client_address[0])
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
         return host
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
     return str(ip)
 
 
@@ -135,13 +134,18 @@ class SpeedServer(ThreadingHTTPServer):
         super().process_request(request, client_address)
 
     def _displace_for(self, mine: int) -> Any:
-        """(Lock held.) The oldest pending connection of the source holding the most, removed
-        from the pending set, when that source holds more than the newcomer's would; else None.
-        """
-        top = max(self.pending_per_source.items(), key=lambda kv: kv[1], default=None)
-        if top is None or top[1] <= mine + 1:
+        """(Lock held.) Make room for a newcomer whose source holds ``mine`` pending connections:
+        the oldest pending connection among the sources holding the most, removed from the
+        pending set, when they hold more than ``mine``; else None (the newcomer is refused).
+
+        So a client with nothing pending always gets in, and the victim is the longest-waiting
+        connection of the heaviest sources, never a fresh one (a real client's head arrives
+        within milliseconds, a slow-header connection's never)."""
+        most = max(self.pending_per_source.values(), default=0)
+        if most <= mine:
             return None
-        victim = min((r for r, (_, s) in self.pending.items() if s == top[0]),
+        heavy = {src for src, n in self.pending_per_source.items() if n == most}
+        victim = min((r for r, (_, src) in self.pending.items() if src in heavy),
                      key=lambda r: self.pending[r][0])
         self._forget(victim)
         self.displaced += 1
