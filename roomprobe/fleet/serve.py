@@ -9,8 +9,9 @@ speed-test protocol the bandwidth probe speaks and nothing else:
                            JSON request, one at a time (roomprobe/fleet/agent.py)
 
 Safe by default, because it listens on a customer network: it binds only to the address it is
-given, every request must carry the session token printed on start (constant-time compare),
-requests are bounded in size, concurrent connections and total bytes are capped, it exits after
+given, every request must carry the session token (constant-time compare; printed on start
+only when generated), requests are bounded in size, concurrent connections, pending ones per
+source address and total bytes are capped, it exits after
 its duration, and it never forwards anything: absolute-URI requests and CONNECT are refused, so
 it cannot be used as a relay or proxy.
 
@@ -49,11 +50,11 @@ class Limits:
     ``header_timeout_s`` for it, so clients trickling a header byte a second cannot take the
     slots a real client needs. Pending connections are also capped per source address
     (``max_pending_per_source``), and when all ``max_pending`` are taken a newcomer displaces
-    the oldest pending connection of the sources holding the most: one host re-opening slow connections as fast as
-    the header deadline closes them can no longer lock every other client out. Connections that
-    presented the token are never pending, so they are never displaced. Bytes are capped per
-    client address per ``client_window_s`` (one check over a fast LAN must not starve the next
-    client); a lifetime cap is optional.
+    the oldest pending connection of the sources holding the most: one host re-opening slow
+    connections as fast as the header deadline closes them can no longer lock every other
+    client out. Connections that presented the token are never pending, so they are never
+    displaced. Bytes are capped per client address per ``client_window_s`` (one check over a
+    fast LAN must not starve the next client); a lifetime cap is optional.
     """
 
     max_clients: int = 16
