@@ -49,6 +49,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from roomprobe.core.errors import UsageError
+from roomprobe.core.targets import BadScope, ip_literal
 from roomprobe.net import icmperr
 from roomprobe.net.tcpconnect import AFTER_WORDS, PENDING, WATCH_S, after_open, errname, judge, source_of
 
@@ -115,7 +116,9 @@ class Attempt:
 
 def _address(value: str, where: str) -> str:
     try:
-        ip = ipaddress.ip_address(value.strip())
+        ip = ip_literal(value.strip())
+    except BadScope as exc:
+        raise UsageError(f"{where}: {exc}") from None
     except ValueError:
         raise UsageError(f"{where}: {value!r} is not an IP address; give the room's address "
                          "(e.g. 10.0.0.20)") from None

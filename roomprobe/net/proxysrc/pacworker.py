@@ -1,4 +1,5 @@
-"""The child process that runs a PAC script: ``python -m roomprobe.net.proxysrc.pacworker``.
+"""The child process that runs a PAC script: roomprobe started with ``--pac-worker`` (pac.py,
+through core.selfexec: isolated from the working directory).
 
 Why a child: the JavaScript engine (dukpy) holds the GIL while it runs, so a PAC file that loops
 (``while(true){}``) cannot be stopped by any thread-based deadline and would hang the CLI and
