@@ -30,6 +30,7 @@ from typing import Any
 
 from roomprobe.net import mediastats as ms
 from roomprobe.net import mediawire as mw
+from roomprobe.net import udprecv
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def _family(host: str) -> int:
 
 
 def _recv(sock: socket.socket, key: bytes) -> tuple[mw.Head, bytes, int, int | None] | None:
-    data, anc, _flags, _addr = sock.recvmsg(mw.MAX_DATAGRAM + 1, mw.ANC_SIZE)
+    data, anc, _flags, _addr = udprecv.recvmsg(sock, mw.MAX_DATAGRAM + 1, mw.ANC_SIZE)
     t_recv = mw.stamp_from_ancillary(anc) or time.time_ns()
     if len(data) < mw.HEAD.size:
         return None
@@ -108,7 +109,8 @@ def run_flows(host: str, port: int, token: str, specs: list[FlowSpec], duration_
                 raise MediaError("socket", f"cannot open a UDP socket: {exc.strerror or exc}") from None
             socks[spec.name] = s
             rec = FlowRecord(spec)
-            rec.marks_known = mw.enable_receive_marks(s)
+            # Both: the socket asked for the TOS byte, and this OS's receive call can deliver it.
+            rec.marks_known = mw.enable_receive_marks(s) and udprecv.marks()
             mw.set_tos(s, spec.dscp << 2)
             try:
                 s.connect((host, port))
@@ -218,11 +220,11 @@ def _ask_stats(sock: socket.socket, sel: selectors.BaseSelector, key: bytes, ses
 # ---------------------------------------------------------------------------- analysis
 
 
-def _mark(sent_dscp: int, tos_counts: dict[int, int], known: bool) -> dict[str, Any]:
+def _mark(sent_dscp: int, tos_counts: dict[int, int], known: bool, why: str | None = None) -> dict[str, Any]:
     """What happened to the DSCP mark in one direction: kept, bleached, re-marked, unknown."""
     total = sum(tos_counts.values())
     if not known or not total:
-        return {"sent": sent_dscp, "received": None, "verdict": "unknown"}
+        return {"sent": sent_dscp, "received": None, "verdict": "unknown", **({"why": why} if why else {})}
     dscp_counts: dict[int, int] = {}
     for tos, n in tos_counts.items():
         dscp_counts[tos >> 2] = dscp_counts.get(tos >> 2, 0) + n
@@ -294,7 +296,8 @@ def analyse(rec: FlowRecord) -> dict[str, Any]:
     for r in rec.replies:
         if r.tos is not None:
             tos_down[r.tos] = tos_down.get(r.tos, 0) + 1
-    out["down"]["dscp"] = _mark(spec.dscp, tos_down, rec.marks_known)
+    out["down"]["dscp"] = _mark(spec.dscp, tos_down, rec.marks_known,
+                                None if udprecv.marks() else udprecv.NOT_MEASURABLE)
     return out
 
 
