@@ -271,8 +271,9 @@ def analyse(rec: FlowRecord) -> dict[str, Any]:
         up_lost = max(0, rec.sent - st["received"])
         out["up"] = _direction(up_lost, rec.sent, st["longest_gap"], st["duplicates"],
                                st["reordered"], up_pairs, rtts)
-        out["up"]["dscp"] = _mark(spec.dscp, st["tos"], bool(st["tos"]) or any(
-            r.r_tos is not None for r in rec.replies))
+        up_known = bool(st["tos"]) or any(r.r_tos is not None for r in rec.replies)
+        out["up"]["dscp"] = _mark(spec.dscp, st["tos"], up_known, None if up_known else
+                                  "the peer reported no marks (its OS or socket cannot read them)")
         out["capped"] = st["capped"]
     # Downstream: the reflector numbered its replies 1..N in the order it sent them.
     seen: set[int] = set()
