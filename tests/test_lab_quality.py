@@ -219,4 +219,5 @@ def test_mtu_1400_boundary_to_the_byte_in_two_runs_despite_the_route_cache(lab):
         assert m["learnt_earlier"] is (run == 2), (run, m)  # run 2 starts from the cache
         reduced = next(f for f in out.report["findings"] if f["id"] == "pmtu-reduced")
         assert "1400 bytes" in reduced["message"] and "1401 bytes did not pass" in reduced["message"]
+        assert ("before this run" in reduced["message"]) is (run == 2), reduced["message"]
         assert q["status"] == "pass", q
