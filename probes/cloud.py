@@ -33,6 +33,7 @@ check cut short by the deadline is never success: without a working URL the stat
 
 from __future__ import annotations
 
+import functools
 import queue
 import re
 import socket
@@ -211,7 +212,7 @@ def app_check(names: tuple[str, ...], timeout: float) -> dict[str, Any]:
     snap = appconns.snapshot(names)
     servers = appconns.servers(snap)
     tasks: dict[str, Callable[[], Any]] = {
-        f"{ip}|{port}": (lambda ip=ip, port=port: tcp_connect(ip, port, timeout))
+        f"{ip}|{port}": functools.partial(tcp_connect, ip, port, timeout)
         for ip, port in servers}
     res = run_all(tasks, time.monotonic() + timeout + 0.2) if tasks else {}
     snap["servers"] = [{"address": ip, "port": port,
@@ -337,7 +338,7 @@ def _udp_step(udp_state: dict[int, str], udp: list[dict[str, Any]], control: dic
                                + (" (this device's own firewall refuses UDP)" if local else ""))
     if c_state == "reachable" or any(s in ("reachable", "open") for s in tested):
         who = (f"the control STUN server {control['host']}:{control['port']} answered"
-               if c_state == "reachable" else "a Zoom UDP port other than 8801 got through")
+               if c_state == "reachable" and control else "a Zoom UDP port other than 8801 got through")
         return _cloudpath.step("udp-8801", "likely",
                                f"UDP leaves this network ({who}); no Zoom media server answers "
                                "a probe outside a meeting, so 8801 to Zoom itself is not proven")
@@ -609,14 +610,14 @@ def run(ctx: Context) -> Result:
     web_urls = [str(u) for u in opts.web_urls]
     progress: list[dict[str, Any]] = [{} for _ in web_urls]
     for i, url in enumerate(web_urls):
-        tasks[f"web{i}"] = lambda url=url, p=progress[i]: httpsprobe.fetch(
-            url, timeout=conn_t, ca_file=ca_file, progress=p)
+        tasks[f"web{i}"] = functools.partial(httpsprobe.fetch, url, timeout=conn_t, ca_file=ca_file,
+                                             progress=progress[i])
     tcp_keys = [(h, p) for h in _hosts(opts.media_hosts, "media_hosts") for p in tcp_ports]
     for i, (h, p) in enumerate(tcp_keys):
-        tasks[f"tcp{i}"] = lambda h=h, p=p: tcp_connect(h, p, conn_t)
+        tasks[f"tcp{i}"] = functools.partial(tcp_connect, h, p, conn_t)
     udp_keys = [(h, p) for h in _hosts(opts.stun_hosts, "stun_hosts") for p in udp_ports]
     for i, (h, p) in enumerate(udp_keys):
-        tasks[f"udp{i}"] = lambda h=h, p=p: stun_binding(h, p, stun_t)
+        tasks[f"udp{i}"] = functools.partial(stun_binding, h, p, stun_t)
     ch, cp = split_hostport(str(opts.control_host)) if opts.control_host else ("", 0)
     if ch:
         tasks["control"] = lambda: stun_binding(ch, cp, stun_t)
@@ -626,7 +627,7 @@ def run(ctx: Context) -> Result:
             list(opts.zoom_ranges), max_age_s=float(opts.ranges_max_age_days) * 86400,
             timeout=conn_t)
         for i, name in enumerate(names):
-            tasks[f"dns{i}"] = lambda name=name: resolve_all(name)
+            tasks[f"dns{i}"] = functools.partial(resolve_all, name)
     if opts.app_process_names:
         tasks["app"] = lambda: app_check(tuple(opts.app_process_names), conn_t)
 

@@ -28,6 +28,7 @@ nothing, and a name left unproven that way makes the result ``error``/``not-meas
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import queue
 import re
@@ -37,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
@@ -327,7 +328,8 @@ def analyse(resolvers: list[dict[str, Any]], queries: list[dict[str, Any]], os_r
     os_by_name: dict[str, list[dict[str, Any]]] = {}
     for o in os_results:
         os_by_name.setdefault(o["name"], []).append(o)
-    os_fail, os_slow = [], []
+    os_fail: list[dict[str, Any]] = []
+    os_slow: list[dict[str, Any]] = []
     for n, results in os_by_name.items():
         if not usable.get(n) or any(o["outcome"] == "ok" and o["answers"] for o in results):
             continue  # DNS itself fails for n (its own finding), or the OS resolved it
@@ -347,8 +349,9 @@ def analyse(resolvers: list[dict[str, Any]], queries: list[dict[str, Any]], os_r
     by_rn: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for q in queries:
         by_rn.setdefault((q["resolver"], q["name"]), []).append(q)
-    empty = [{"resolver": r, "name": n, "type": "/".join(q["type"] for q in qs), "ms": None, "rcode": "NOERROR"}
-             for (r, n), qs in by_rn.items() if all(q["outcome"] == "empty" for q in qs)]
+    empty: list[dict[str, Any]] = [
+        {"resolver": r, "name": n, "type": "/".join(q["type"] for q in qs), "ms": None, "rcode": "NOERROR"}
+        for (r, n), qs in by_rn.items() if all(q["outcome"] == "empty" for q in qs)]
     if empty:
         add("dns-empty", empty, any(not usable[i["name"]] for i in empty), {"queries": empty})
 
@@ -456,22 +459,22 @@ def run(ctx: Context) -> Result:
     for r in resolvers:
         for n in names:
             for t in types:
-                jobs[("dns", label(r), n, t)] = lambda r=r, n=n, t=t: timed_query(r, n, t)
+                jobs[("dns", label(r), n, t)] = functools.partial(timed_query, r, n, t)
     if opts.os_lookup:
         for n in names:
             for t in types:
-                jobs[("os", "", n, t)] = lambda n=n, t=t: os_lookup(n, t)
+                jobs[("os", "", n, t)] = functools.partial(os_lookup, n, t)
     t0 = time.monotonic()
     done = run_parallel(jobs, ctx)
     waited = time.monotonic() - t0
     # A job still running at the deadline: silence for the full lifetime is a measured timeout;
     # anything shorter measured nothing.
-    unfinished = {"outcome": "timeout" if waited >= lifetime else UNFINISHED, "rcode": None,
+    unfinished: dict[str, Any] = {"outcome": "timeout" if waited >= lifetime else UNFINISHED, "rcode": None,
                   "answers": [], "ms": None, "waited_s": round(waited, 2),
                   "note": f"no answer within {waited:.2f} s, when the probe's deadline came"}
     queries, os_results = [], []
     for key in jobs:
-        kind, res_label, n, t = key  # type: ignore[misc]
+        kind, res_label, n, t = cast("tuple[str, str, str, str]", key)  # the keys built above
         res = done.get(key, unfinished)
         if kind == "dns":
             queries.append({"resolver": res_label, "name": n, "type": t, **res})

@@ -284,11 +284,12 @@ def status(platform: str | None, directory: str | None, fmt: str, history_db: st
             bom = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
             text = raw.decode("utf-16") if bom else raw.decode("utf-8", "replace")
             meta = meta or sch.read_meta(text)
-    if meta and isinstance(meta.get("command"), list):  # a webhook URL or token is never printed
+    command = meta.get("command") if meta else None
+    if meta and isinstance(command, list):  # a webhook URL or token is never printed
         from roomprobe.core.redact import redact_text
 
         meta["command"] = [_redact_arg(prev, redact_text(str(a))) for prev, a in
-                           zip([None, *meta["command"]], meta["command"], strict=False)]
+                           zip([None, *command], command, strict=False)]
     out: dict[str, Any] = {"platform": platform, "dir": str(target), "installed": all(present.values()),
                            "files": {n: str(p) if present[n] else None for n, p in files.items()},
                            "schedule": meta, "scheduler": _scheduler_state(platform) if live else None,
@@ -302,7 +303,8 @@ def status(platform: str | None, directory: str | None, fmt: str, history_db: st
         m = meta or {}
         click.echo(f"scheduled every {m.get('every_s')}s (offset {m.get('offset_s')}s, random delay up to "
                    f"{m.get('splay_s')}s) as {m.get('run_as') or 'the default account'}")
-        click.echo(f"  command: {' '.join(m.get('command') or [])}")
+        shown = m.get("command")
+        click.echo(f"  command: {' '.join(map(str, shown)) if isinstance(shown, list) else ''}")
         for p in files.values():
             click.echo(f"  file: {p}")
     if out["scheduler"]:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from roomprobe.core.threads import start_guarded
 from roomprobe.net import mediawire as mw
+from roomprobe.net import udprecv
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ class Reflector:
         bufsize = mw.MAX_DATAGRAM + 1
         while not self.stop.is_set():
             try:
-                data, anc, flags, addr = self.sock.recvmsg(bufsize, mw.ANC_SIZE)
+                data, anc, flags, addr = udprecv.recvmsg(self.sock, bufsize, mw.ANC_SIZE)
             except (TimeoutError, BlockingIOError, InterruptedError):
                 self._expire(time.monotonic())
                 continue

@@ -232,9 +232,10 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "roomprobe-serve"
 
     def setup(self) -> None:
-        self.timeout = self.server.limits.idle_timeout_s
         self.has_slot = False
         super().setup()
+        # Per connection (StreamRequestHandler.timeout is a class attribute): reads honour it at call time.
+        self.connection.settimeout(self.server.limits.idle_timeout_s)
 
     def finish(self) -> None:
         try:

@@ -41,12 +41,13 @@ import ipaddress
 import os
 import selectors
 import socket
+import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from roomprobe.core.errors import UsageError
 from roomprobe.core.targets import BadScope, ip_literal
@@ -185,7 +186,8 @@ def load_inventory(path: str, default_port: int) -> list[Room]:
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise UsageError(f"inventory {path}: no [[room]] tables; write one per room with "
                              "address = \"10.0.0.20\" (and name, controller, port, peer)")
-        defaults = raw.get("defaults") if isinstance(raw.get("defaults"), dict) else {}
+        given = raw.get("defaults")
+        defaults = given if isinstance(given, dict) else {}
         return [_room({**defaults, **r}, f"{path} room {i}", default_port) for i, r in enumerate(rows, 1)]
     if lower.endswith(".csv"):
         try:
@@ -322,8 +324,7 @@ def connect_all(endpoints: Sequence[tuple[str, int]], timeout: float, concurrenc
             wait = max(0.0, min(fronts) - time.monotonic()) if fronts else 0.0
             for key, _ in sel.select(wait):
                 phase, i = key.data
-                s = key.fileobj
-                assert isinstance(s, socket.socket)
+                s = cast(socket.socket, key.fileobj)  # registered above: sockets only
                 if phase == "watch":
                     after = after_open(s)
                     if after is not None:
@@ -362,20 +363,19 @@ def connect_all(endpoints: Sequence[tuple[str, int]], timeout: float, concurrenc
 def max_concurrency(wanted: int) -> int:
     """At most ``wanted`` sockets, within the process's open-file limit (and select()'s 512 on
     Windows), leaving room for the files the rest of the run needs."""
-    try:
-        import resource
+    if sys.platform == "win32":  # no rlimits; select() takes 512 sockets
+        return max(1, min(wanted, 500))
+    import resource
 
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft != resource.RLIM_INFINITY and soft < wanted + 64:
-            target = wanted + 64 if hard == resource.RLIM_INFINITY else min(wanted + 64, hard)
-            try:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-                soft = target
-            except (ValueError, OSError):
-                pass
-        limit = wanted if soft == resource.RLIM_INFINITY else soft - 64
-    except ImportError:  # Windows
-        limit = 500
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted + 64:
+        target = wanted + 64 if hard == resource.RLIM_INFINITY else min(wanted + 64, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    limit = wanted if soft == resource.RLIM_INFINITY else soft - 64
     return max(1, min(wanted, limit))
 
 
@@ -789,8 +789,8 @@ def merge_deep(rep: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
             a_status = "unknown"
         a_probes = [p for p in ar.get("probes", []) if isinstance(p, dict)]
         # marked in their evidence (report v1 allows no other finding keys): measured on the room
-        a_findings = [{**f, "evidence": {**(f.get("evidence") if isinstance(f.get("evidence"), dict)
-                                            else {}), "via": "agent"}}
+        a_findings = [{**f, "evidence": {**(ev if isinstance(ev := f.get("evidence"), dict) else {}),
+                                         "via": "agent"}}
                       for f in ar.get("findings", []) if isinstance(f, dict)]
         probe = {"id": "deep", "status": "error" if a_status == "unknown" else a_status,
                  "reason": "agent-answered" if a_status != "unknown" else "agent-unknown",

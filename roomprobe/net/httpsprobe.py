@@ -215,7 +215,8 @@ def _attempt(url: str, proxy_url: str | None, deadline: float, ca_file: str | No
         sock = tls
         timings["tls_ms"] = _ms(t0)
         cert = tls.getpeercert() or {}
-        issuer = dict(x[0] for x in cert.get("issuer", ()))
+        rdns = cert.get("issuer", ())  # ((("commonName", "X"),), ...): tuple-valued in getpeercert
+        issuer = dict(x[0] for x in rdns if isinstance(x[0], tuple)) if isinstance(rdns, tuple) else {}
         out["tls"] = {"version": tls.version(), "cipher": (tls.cipher() or (None,))[0],
                       "issuer": issuer.get("commonName") or issuer.get("organizationName")}
         if strict_note:

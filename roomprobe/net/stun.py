@@ -140,6 +140,8 @@ def _icmp_meaning(v6: bool, icmp_type: int, code: int) -> str:
 
 def _read_icmp_error(sock: socket.socket, v6: bool) -> dict[str, Any] | None:
     """The ICMP error Linux queued for this socket (IP_RECVERR): kind and who sent it."""
+    if sys.platform != "linux":  # IP_RECVERR / MSG_ERRQUEUE are Linux's
+        return None
     try:
         _, ancdata, _, _ = sock.recvmsg(512, 512, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
     except (OSError, AttributeError):

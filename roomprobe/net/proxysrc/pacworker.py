@@ -25,10 +25,10 @@ MAX_VALUE_CHARS = 4096  # a FindProxyForURL answer longer than this is cut (a li
 
 
 def _limit(as_bytes: int, cpu_s: int) -> None:
-    try:
-        import resource
-    except ImportError:  # Windows: the parent's kill on timeout is the only bound
+    if sys.platform == "win32":  # no rlimits: the parent's kill on timeout is the only bound
         return
+    import resource
+
     for kind, value in ((resource.RLIMIT_AS, as_bytes), (resource.RLIMIT_CPU, cpu_s)):
         if value > 0:
             with contextlib.suppress(ValueError, OSError):
