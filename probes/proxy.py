@@ -27,7 +27,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from roomprobe.core.errors import UsageError
-from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.core.probe import (
+    Context,
+    Finding,
+    Probe,
+    Result,
+    Severity,
+    Status,
+    silence_measured,
+)
 from roomprobe.net import proxies
 from roomprobe.net.proxysrc import Source, safe_url
 from roomprobe.net.proxysrc.checks import is_loopback, probe_proxy, split_proxy, tls_check
@@ -151,14 +159,15 @@ def _room_address(ctx: Context) -> dict[str, Any]:
 
 
 def _cut_short(given: float, configured: float) -> bool:
-    """The deadline shortened this wait: silence within it is not measured silence."""
-    return given < configured - 0.06
+    """The deadline left this wait too short to judge: silence within it is not measured silence
+    (``silence_measured``; a wait planned inside the time left is)."""
+    return not silence_measured(given, configured)
 
 
 def _tls(ctx: Context, proxy: str | None) -> dict[str, Any]:
     """tls_check with the probe's budget; a silence the deadline cut short is ``unfinished``."""
     o = ctx.options
-    budget = ctx.budget(float(o.tls_timeout))
+    budget = ctx.plan(float(o.tls_timeout))
     t = tls_check(str(o.tls_host), int(o.tls_port), budget, str(o.ca_file) or None, proxy,
                   str(o.public_ca_file) or None)
     if t.get("verdict") == "no-answer" and _cut_short(budget, float(o.tls_timeout)):
@@ -168,7 +177,7 @@ def _tls(ctx: Context, proxy: str | None) -> dict[str, Any]:
 
 def _proxy_and_tls(ctx: Context, proxy: str) -> dict[str, Any]:
     o = ctx.options
-    budget = ctx.budget(float(o.connect_timeout))
+    budget = ctx.plan(float(o.connect_timeout))
     res = probe_proxy(proxy, str(o.connect_target), budget)
     if _cut_short(budget, float(o.connect_timeout)):
         if res.get("tcp") == "timeout":
