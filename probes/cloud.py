@@ -405,7 +405,9 @@ def _udp_step(udp_state: dict[int, str], udp: list[dict[str, Any]], control: dic
                                "and no STUN host known to answer")
     return _cloudpath.step("udp-8801", "unknown",
                            f"the control STUN server {control['host']}:{control['port']} did not "
-                           f"answer ({c_state}{', ' + c_proof if c_proof else ''})")
+                           f"answer ({c_state}{', ' + c_proof if c_proof else ''}"
+                           + (f", for {control['waited_s']:g} s" if control.get("waited_s") else "")
+                           + ")")
 
 
 def _tcp_step(tcp_state: dict[int, str], tcp: list[dict[str, Any]],

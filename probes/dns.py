@@ -127,7 +127,7 @@ TEXTS: dict[str, tuple[str, str]] = {
                      "DNS answers it: {errors}.",
                      "Check the OS name service setup: the hosts line of /etc/nsswitch.conf, "
                      "systemd-resolved, the Windows DNS Client service or a VPN's DNS settings."),
-    "dns-os-timeout": ("The OS resolver (getaddrinfo) gave no answer for {what} within {lifetime} s "
+    "dns-os-timeout": ("The OS resolver (getaddrinfo) gave no answer for {what} within {waited} s "
                        "although DNS answers it.",
                        "Remove dead or slow servers from the room's DNS settings (the OS asks them "
                        "first and waits), then check again."),
@@ -340,7 +340,9 @@ def analyse(resolvers: list[dict[str, Any]], queries: list[dict[str, Any]], os_r
         if not usable.get(n) or any(o["outcome"] == "ok" and o["answers"] for o in results):
             continue  # DNS itself fails for n (its own finding), or the OS resolved it
         if any(o["outcome"] == "timeout" for o in results):
-            os_slow.append({"name": n, "type": "/".join(o["type"] for o in results)})
+            waits = [o["waited_s"] for o in results if o.get("waited_s") is not None]
+            os_slow.append({"name": n, "type": "/".join(o["type"] for o in results),
+                            **({"waited_s": min(waits)} if waits else {})})
         elif all(o["outcome"] not in ("timeout", UNFINISHED) for o in results):
             os_fail.append({"name": n, "type": "/".join(o["type"] for o in results),
                             "outcomes": {o["type"]: o.get("error") or o["outcome"] for o in results}})
