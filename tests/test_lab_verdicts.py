@@ -256,3 +256,15 @@ def test_a_measured_failure_outranks_an_unmeasured_probe(lab):
     assert out.probe("dns")["status"] == "error"
     assert out.probe("controller-port")["reason"] == "port-refused"
     assert out.rc == 2 and out.report["status"] == "fail" and out.report["complete"] is False
+
+
+def test_proxy_direct_tls_behind_a_silent_resolver_is_measured(lab):
+    """Issue 21 section 2, the proxy probe: no proxy applies, and the resolver never answers
+    for Zoom's name. The direct TLS check waits out its planned wait and concludes (the usual
+    tls-not-checked warning, naming the silence), instead of error/unfinished."""
+    room = room_with_dns(lab, silent_at(lab, 73))
+    out = room.roomprobe("check", "--only", "proxy", "--format", "json", "--timeout", "3")
+    p = not_pass(out, "proxy")
+    assert p["status"] == "warn" and p["reason"] == "tls-not-checked", p
+    assert "no answer for" in p["summary"] and "the whole wait" in p["summary"]
+    assert out.rc == 1 and out.report["complete"] is True
