@@ -244,6 +244,28 @@ def _attempt(url: str, proxy_url: str | None, deadline: float, ca_file: str | No
     return out
 
 
+SILENT_PHASES = ("resolve", "connect", "proxy", "tls", "http")
+
+
+def silent_result(url: str, progress: dict[str, Any] | None, waited: float) -> dict[str, Any] | None:
+    """The result for a fetch still stuck in a network phase after its caller waited out the
+    fetch's whole ``timeout`` (``waited`` seconds): a measured "no answer" in that phase, state
+    ``timeout``, with the seconds waited. Name resolution cannot be given a timeout, so a silent
+    resolver shows up here, as the phase ``resolve``. None when it was stuck elsewhere (the proxy
+    lookup runs our own code): that proves nothing about the network (``deadline_result``)."""
+    stuck = (progress or {}).get("phase")
+    if stuck not in SILENT_PHASES:
+        return None
+    host = urlsplit(url).hostname or url
+    what = {"resolve": f"the resolver did not answer for {host}",
+            "connect": "the TCP connect got no answer",
+            "proxy": "the proxy did not answer the CONNECT",
+            "tls": "the TLS handshake got no answer", "http": "no HTTP answer came"}[stuck]
+    return {"url": url, "proxy": None, "ok": False, "phase": stuck, "state": "timeout",
+            "detail": f"{what}: silent for {waited:.1f} s, the whole wait", "status": None,
+            "timings": {}, "tls": None, "waited_s": round(waited, 2)}
+
+
 def deadline_result(url: str, progress: dict[str, Any] | None = None) -> dict[str, Any]:
     """The result for a fetch its caller stopped waiting for: NOT ok, phase ``deadline``.
 
