@@ -150,8 +150,8 @@ def _controller_side(ctx: Context, room: str, port: int) -> Result:
                              {"handshake": "completed", "room": room, "port": port,
                               "ms": attempt["ms"], "held_s": attempt.get("watched_s")})
     rejected = evidence.get("rejected")
-    why = evidence.get("why") or evidence.get("detail") or {"timeout": f"no answer for {wait:.2f} s", None: ""}.get(
-        attempt["error"], attempt["error"])
+    silent = {"timeout": f"no answer for {wait:.2f} s", None: ""}
+    why = evidence.get("why") or evidence.get("detail") or silent.get(attempt["error"], attempt["error"])
     fid, msg, hint = FINDINGS["rejected" if rejected else state]
     fmt = {"peer": room, "port": port, "why": why}
     return Result(Status.FAIL, fid, f"{room}:{port} is {state} ({why or attempt['ms']})", evidence,
