@@ -1,9 +1,12 @@
 """The house's shape: imports run one way (docs/architecture.md).
 
 commands -> probes -> core/net; diagnose and report read results only; fleet builds on report.
-A lower room importing a higher one fails here, so the shape cannot drift unnoticed. The checker
-is a plain walk over the source with ``ast`` (no new dependency), and it is itself tested on a
-small tree that breaks the rule.
+A lower room importing a higher one fails here, so the shape cannot drift unnoticed. Inside a
+room, modules sit in tiers (``LAYERS``): a building block never imports what is built on it.
+Imports by name count too: ``importlib.import_module("roomprobe...")`` and ``__import__(...)``
+with a string constant (or a name assigned one in the same function) are imports like any other.
+The checker is a plain walk over the source with ``ast`` (no new dependency), and it is itself
+tested on small trees that break each rule.
 """
 
 from __future__ import annotations
@@ -26,6 +29,57 @@ ALLOWED: dict[str, set[str]] = {
     "cli": {"core", "cli"},
     "top": {"core", "cli", "top"},
 }
+
+# The order inside each room, bottom tier first. The rule: a module may import a module of an
+# earlier tier, or one of its own unit; modules side by side in one tier are independent of each
+# other. A unit is one module, a sub-package with all its submodules ("osnet"), or names joined
+# by "+" that knowingly import each other. A module not listed sits above every tier: it may
+# import anything in its room and no listed module may import it (new modules start on top;
+# list one when a lower module needs it).
+LAYERS: dict[str, list[list[str]]] = {
+    "core": [
+        ["errors", "redact", "threads", "oscmd", "selfexec"],
+        ["fsutil"],                       # atomic writes; bad paths are UsageErrors
+        ["settings"],                     # typed settings, read through fsutil
+        ["probe"],                        # the probe contract names each probe's Options
+        ["targets", "registry", "runner"],
+    ],
+    "net": [
+        # bytes on the wire, the trust store, published facts: no OS state, no proxies
+        ["icmperr", "udprecv", "wire", "tlstrust", "mediastats", "mediawire", "zoomranges",
+         "appconns", "displays"],
+        ["tlsverdict", "osnet"],
+        # what the OS says, built on osnet; where proxy settings live
+        ["dnsconf", "wifi+wlanapi", "proxysrc"],  # wifi picks wlanapi on Windows; wlanapi reuses wifi's parsers
+        # the one proxy resolver; the one TCP connect classifier
+        ["proxies", "tcpconnect"],
+        # what the probes call: measurements built on everything below
+        ["stun", "httpsprobe", "speed", "mediaflow", "peerlink"],
+    ],
+    # a probe never imports another probe; shared probe-side helpers go below them
+    "probes": [
+        ["_cloudpath"],
+        ["interfaces", "subnet", "controller_port", "dns", "cloud", "proxy", "bandwidth",
+         "quality", "wifi"],
+    ],
+    "diagnose": [["catalog"], ["rules"], ["mapping"]],
+    "report": [
+        ["build", "measures", "evidence", "text"],
+        ["ticket", "nagios"],
+        ["html", "markdown"],
+    ],
+    "fleet": [
+        ["history", "metrics", "outbox", "webhook", "agent", "reflector", "schedule"],
+        ["serve", "sweep", "deploy", "after_run"],
+        ["sweep_out"],
+    ],
+    "commands": [
+        ["check"],
+        ["explain", "history", "probes", "report", "schedule", "serve", "sweep"],
+    ],
+}
+
+_BY_NAME = {"import_module", "__import__"}
 
 
 def room_of(module: str) -> str | None:
@@ -50,11 +104,46 @@ def source_modules(root: Path) -> dict[str, Path]:
     return out
 
 
-def imported(module: str, path: Path) -> set[str]:
-    """Every roomprobe module ``module`` imports, at any depth of the file (lazy imports count)."""
+def _constants(scope: ast.AST) -> dict[str, str]:
+    """Names assigned a string constant anywhere in ``scope`` (``mod = "roomprobe.fleet"``)."""
+    out: dict[str, str] = {}
+    for node in ast.walk(scope):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) \
+                and isinstance(node.value.value, str):
+            out.update((t.id, node.value.value) for t in node.targets if isinstance(t, ast.Name))
+    return out
+
+
+def imported_by_name(tree: ast.AST) -> set[str]:
+    """Modules named to ``import_module``/``__import__`` by a string constant, or by a name
+    assigned a constant in the same function (or at module level). A name computed at run time
+    (cli.py's table of commands, the probe registry) is not an import of a fixed module."""
+    found: set[str] = set()
+    for scope in ast.walk(tree):
+        if not isinstance(scope, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        consts = _constants(scope)
+        for node in ast.walk(scope):
+            if not (isinstance(node, ast.Call) and node.args):
+                continue
+            fn = node.func
+            name = fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else ""
+            if name not in _BY_NAME:
+                continue
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                found.add(arg.value)
+            elif isinstance(arg, ast.Name) and arg.id in consts:
+                found.add(consts[arg.id])
+    return found
+
+
+def imported(module: str, path: Path, modules: dict[str, Path] | None = None) -> set[str]:
+    """Every roomprobe name ``module`` imports, at any depth of the file (lazy imports count);
+    ``from X import y`` imports X.y when that is one of ``modules``, else X."""
     tree = ast.parse(path.read_text("utf-8"), str(path))
     is_pkg = path.name == "__init__.py"
-    found: set[str] = set()
+    found: set[str] = imported_by_name(tree)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
@@ -65,25 +154,64 @@ def imported(module: str, path: Path) -> set[str]:
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            found.add(target)
+            submodules = {f"{target}.{a.name}" for a in node.names} & set(modules or ())
+            found.update(submodules or {target})
             # "from roomprobe import report" names a room, not an attribute of the top package.
             if target == "roomprobe":
                 found.update(f"roomprobe.{a.name}" for a in node.names)
-    return {m for m in found if m.startswith("roomprobe")}
+    return {m for m in found if m.split(".")[0] == "roomprobe"}
+
+
+def _known(name: str, modules: dict[str, Path]) -> str | None:
+    """The module a dotted name lives in: roomprobe.net.proxysrc.Source -> roomprobe.net.proxysrc
+    (None when only the top package matches: the name is then checked as written)."""
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name if "." in name else None
+
+
+def place(module: str) -> tuple[int, str]:
+    """(tier, unit) of a module in its room's LAYERS; unlisted modules sit on top, alone."""
+    room = room_of(module) or ""
+    tiers = LAYERS.get(room, [])
+    rel = module.split(".", 2)[2] if module.count(".") >= 2 else ""
+    for i, tier in enumerate(tiers):
+        for unit in tier:
+            if any(rel == n or rel.startswith(n + ".") for n in unit.split("+")):
+                return i, unit
+    return len(tiers), module
+
+
+def _order_problem(module: str, target: str) -> str | None:
+    (tier, unit), (target_tier, target_unit) = place(module), place(target)
+    if unit == target_unit or target == f"roomprobe.{room_of(module)}":
+        return None
+    tiers = LAYERS.get(room_of(module) or "", [])
+    if tier == len(tiers):
+        return None  # unlisted: on top of its room
+    if target_tier == len(tiers):
+        return f"imports {target}, which is not listed in LAYERS (list it below {module})"
+    if target_tier >= tier:
+        return f"(tier {tier}) imports {target} (tier {target_tier}): only earlier tiers"
+    return None
 
 
 def violations(root: Path) -> list[str]:
     bad = []
-    for module, path in sorted(source_modules(root).items()):
+    modules = source_modules(root)
+    for module, path in sorted(modules.items()):
         room = room_of(module)
         allowed = ALLOWED.get(room or "", set())
-        for target in sorted(imported(module, path)):
-            target_room = room_of(target)
-            if target_room is None or target in ("roomprobe", "roomprobe.__version__"):
+        for name in sorted(imported(module, path, modules)):
+            target = _known(name, modules) or name
+            if target in (module, "roomprobe", "roomprobe.__version__"):
                 continue  # the top package holds only the version: everyone may read it
+            target_room = room_of(target)
             if target_room not in allowed:
                 bad.append(f"{path.relative_to(root)}: {room} imports {target} ({target_room})")
-    return bad
+            elif target_room == room and target in modules and (problem := _order_problem(module, target)):
+                bad.append(f"{path.relative_to(root)}: {module} {problem}")
+    return sorted(set(bad))
 
 
 def test_every_room_is_known():
@@ -97,12 +225,28 @@ def test_every_room_is_known():
     assert "May import" in (ast.get_docstring(ast.parse((REPO / "probes" / "__init__.py").read_text())) or "")
 
 
+def test_every_layered_name_exists():
+    """A name in LAYERS that matches no module is a typo that would leave a module unordered."""
+    modules = source_modules(REPO)
+    for room, tiers in LAYERS.items():
+        for tier in tiers:
+            for name in (n for unit in tier for n in unit.split("+")):
+                assert f"roomprobe.{room}.{name}" in modules, (room, name)
+
+
 def test_imports_run_one_way():
     assert violations(REPO) == []
 
 
+def _tree(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
 def test_checker_catches_a_lower_room_importing_a_higher_one(tmp_path):
-    for rel, text in {
+    found = violations(_tree(tmp_path, {
         "roomprobe/__init__.py": "",
         "roomprobe/core/__init__.py": "",
         "roomprobe/core/probe.py": "def f():\n    from roomprobe.report import build\n",
@@ -112,13 +256,68 @@ def test_checker_catches_a_lower_room_importing_a_higher_one(tmp_path):
         "roomprobe/report/build.py": "import roomprobe.probes.dns\n",
         "probes/__init__.py": "",
         "probes/dns.py": "from roomprobe.diagnose import mapping\n",
-    }.items():
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text(text)
-    found = violations(tmp_path)
-    assert any("core imports roomprobe.report " in v for v in found), found
-    assert any("net imports roomprobe.fleet " in v for v in found), found
-    assert any("report imports roomprobe.probes.dns " in v for v in found), found
-    assert any("probes imports roomprobe.diagnose " in v for v in found), found
+    }))
+    assert any("core imports roomprobe.report" in v for v in found), found
+    assert any("net imports roomprobe.fleet" in v for v in found), found
+    assert any("report imports roomprobe.probes.dns" in v for v in found), found
+    assert any("probes imports roomprobe.diagnose" in v for v in found), found
     assert not any("net imports roomprobe.core" in v for v in found), found  # relative, allowed
     assert len(found) == 4, found
+
+
+def test_checker_catches_imports_by_name(tmp_path):
+    found = violations(_tree(tmp_path, {
+        "roomprobe/__init__.py": "",
+        "roomprobe/net/__init__.py": "",
+        "roomprobe/net/wire.py": "import importlib\n"
+                                 "def f():\n    return importlib.import_module('roomprobe.fleet.history')\n",
+        "roomprobe/net/stun.py": "def f():\n    return __import__('roomprobe.report.build')\n",
+        "probes/__init__.py": "",
+        "probes/dns.py": "from importlib import import_module\n"
+                         "def f():\n    name = 'roomprobe.diagnose.mapping'\n    return import_module(name)\n",
+        # a name computed at run time (cli.py, the registry) is lookup by name, not a fixed import
+        "probes/cloud.py": "from importlib import import_module\n"
+                           "def f(ref):\n    mod, _, attr = ref.partition(':')\n"
+                           "    return getattr(import_module(mod), attr)\n",
+    }))
+    assert any("net/wire.py: net imports roomprobe.fleet.history" in v for v in found), found
+    assert any("net/stun.py: net imports roomprobe.report.build" in v for v in found), found
+    assert any("dns.py: probes imports roomprobe.diagnose.mapping" in v for v in found), found
+    assert len(found) == 3, found
+
+
+def test_checker_keeps_the_order_inside_a_room(tmp_path):
+    found = violations(_tree(tmp_path, {
+        "roomprobe/__init__.py": "",
+        "roomprobe/net/__init__.py": "",
+        # a building block importing the probes-facing module built on it
+        "roomprobe/net/osnet/__init__.py": "from roomprobe.net import httpsprobe\n",
+        # ... also through a submodule and by name
+        "roomprobe/net/proxysrc/__init__.py": "",
+        "roomprobe/net/proxysrc/env.py": "import importlib\n"
+                                         "def f():\n    importlib.import_module('roomprobe.net.speed')\n",
+        # side by side in one tier: independent
+        "roomprobe/net/stun.py": "from . import mediaflow\n",
+        # allowed: an earlier tier, its own sub-package, its own '+' unit
+        "roomprobe/net/httpsprobe.py": "from roomprobe.net.osnet import x\nfrom roomprobe.net import tcpconnect\n",
+        "roomprobe/net/tcpconnect.py": "",
+        "roomprobe/net/speed.py": "",
+        "roomprobe/net/mediaflow.py": "",
+        "roomprobe/net/osnet/_linux.py": "from roomprobe.net.osnet import parsers\n",
+        "roomprobe/net/osnet/parsers.py": "from roomprobe.net import osnet\n",
+        "roomprobe/net/wifi.py": "def f():\n    from . import wlanapi\n",
+        "roomprobe/net/wlanapi.py": "from roomprobe.net import wifi\n",
+        # unlisted: on top; a listed module may not import it
+        "roomprobe/net/newthing.py": "from roomprobe.net import speed\n",
+        "roomprobe/net/peerlink.py": "from roomprobe.net import newthing\n",
+        "probes/__init__.py": "",
+        "probes/dns.py": "from roomprobe.probes import cloud\n",
+        "probes/cloud.py": "from roomprobe.probes import _cloudpath\n",
+        "probes/_cloudpath.py": "",
+    }))
+    assert any("net.osnet (tier 1) imports roomprobe.net.httpsprobe (tier 4)" in v for v in found), found
+    assert any("net.proxysrc.env (tier 2) imports roomprobe.net.speed (tier 4)" in v for v in found), found
+    assert any("net.stun (tier 4) imports roomprobe.net.mediaflow (tier 4)" in v for v in found), found
+    assert any("probes.dns (tier 1) imports roomprobe.probes.cloud (tier 1)" in v for v in found), found
+    assert any("net.peerlink imports roomprobe.net.newthing, which is not listed" in v for v in found), found
+    assert len(found) == 5, found
