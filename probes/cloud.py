@@ -43,10 +43,8 @@ check cut short by the deadline is never success: without a working URL the stat
 from __future__ import annotations
 
 import functools
-import queue
 import re
 import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +53,7 @@ from urllib.parse import urlsplit
 
 from roomprobe.probes import _cloudpath
 
+from roomprobe.core import threads
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import (
     Context,
@@ -248,28 +247,11 @@ def app_check(names: tuple[str, ...], timeout: float) -> dict[str, Any]:
 
 
 def run_all(tasks: dict[str, Callable[[], Any]], deadline: float) -> dict[str, Any]:
-    """Run every task in its own daemon thread; results by key, None for those past ``deadline``.
-
-    Daemon threads (not a pool) so a resolver stuck past the deadline never holds up exit.
-    """
-    done: queue.Queue = queue.Queue()
-
-    def work(key: str, fn: Callable[[], Any]) -> None:
-        try:
-            done.put((key, fn()))
-        except Exception as exc:  # one endpoint's bug must not cost the others their result
-            done.put((key, {"state": "error", "error": f"{type(exc).__name__}: {exc}"}))
-
-    for key, fn in tasks.items():
-        threading.Thread(target=work, args=(key, fn), daemon=True, name=f"cloud-{key}").start()
-    results: dict[str, Any] = dict.fromkeys(tasks)
-    for _ in tasks:
-        try:
-            key, value = done.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            break
-        results[key] = value
-    return results
+    """Every task at once (core.threads.run_all); results by key, None for those past
+    ``deadline``, an error result for one that crashed (it must not cost the others theirs)."""
+    return {key: (None if not o.done else o.value if o.error is None else
+                  {"state": "error", "error": f"{type(o.error).__name__}: {o.error}"})
+            for key, o in threads.run_all(tasks, deadline, "cloud").items()}
 
 
 # ------------------------------------------------------------------------------- normalising

@@ -33,16 +33,15 @@ from __future__ import annotations
 import errno
 import functools
 import ipaddress
-import queue
 import re
 import socket
 import statistics
-import threading
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
+from roomprobe.core import threads
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import (
     Context,
@@ -227,32 +226,12 @@ def os_lookup(name: str, rdtype: str) -> dict[str, Any]:
 
 
 def run_parallel(jobs: Mapping[Hashable, Callable[[], dict[str, Any]]], ctx: Context) -> dict[Hashable, Any]:
-    """Run every job in its own daemon thread; return what finished before the deadline.
+    """Every job at once (core.threads.run_all); what finished before the deadline, by key.
 
-    Daemon threads, not an executor: a getaddrinfo stuck on a dead resolver (glibc retries for
-    10 s and more) must neither hold up this probe nor the process exit.
-    """
-    done: queue.Queue = queue.Queue()
-
-    def worker(key: Hashable, fn: Callable[[], dict[str, Any]]) -> None:
-        try:
-            done.put((key, fn()))
-        except Exception as exc:  # a bug in one query must not lose the others
-            done.put((key, {"outcome": "error", "error": f"{type(exc).__name__}: {exc}", "answers": []}))
-
-    for key, fn in jobs.items():
-        threading.Thread(target=worker, args=(key, fn), daemon=True, name="dns-query").start()
-    results: dict[Hashable, Any] = {}
-    while len(results) < len(jobs):
-        wait = ctx.remaining() - 0.1
-        if wait <= 0:
-            break
-        try:
-            key, res = done.get(timeout=wait)
-        except queue.Empty:
-            break
-        results[key] = res
-    return results
+    A crashed job is an error outcome: a bug in one query must not lose the others."""
+    return {key: o.value if o.error is None else
+            {"outcome": "error", "error": f"{type(o.error).__name__}: {o.error}", "answers": []}
+            for key, o in threads.run_all(jobs, ctx.deadline - 0.1, "dns-query").items() if o.done}
 
 
 # -- judging ------------------------------------------------------------------------------------

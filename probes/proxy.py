@@ -20,13 +20,13 @@ from __future__ import annotations
 import contextlib
 import socket
 import sys
-import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from typing import Any
 
+from roomprobe.core import threads
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import (
     Context,
@@ -235,22 +235,6 @@ def _key(proxy: str) -> tuple[str, int]:
     return host.lower(), port
 
 
-class _Daemons:
-    """Runs each call in a daemon thread. Not a ThreadPoolExecutor: its workers are joined at
-    interpreter exit, so one getaddrinfo stuck on a dead DNS server would hold the CLI open."""
-
-    def submit(self, fn: Any, *args: Any) -> Future:
-        fut: Future = Future()
-
-        def work() -> None:
-            try:
-                fut.set_result(fn(*args))
-            except BaseException as exc:
-                fut.set_exception(exc)
-        threading.Thread(target=work, daemon=True, name="proxy-worker").start()
-        return fut
-
-
 CHOICES = {"wpad": ("auto", "on", "off"), "hostname_check": ("auto", "on", "off")}
 
 
@@ -263,11 +247,11 @@ def validate(options: Options) -> None:
 
 
 def run(ctx: Context) -> Result:
-    return _run(ctx, ctx.options, _Daemons())
+    return _run(ctx, ctx.options, threads.Daemons("proxy-worker"))
 
 
 def _routes(ctx: Context, res: proxies.Resolver, active: list[Source], targets: list[str],
-            pool: _Daemons) -> list[dict[str, Any]]:
+            pool: threads.Daemons) -> list[dict[str, Any]]:
     def routes_of(src: Source) -> list[dict[str, Any]]:
         out = []
         for url in targets:
@@ -292,7 +276,7 @@ def _routes(ctx: Context, res: proxies.Resolver, active: list[Source], targets: 
          "error": "no answer before the deadline", "_chain": []} for t in targets])]
 
 
-def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
+def _run(ctx: Context, o: Any, pool: threads.Daemons) -> Result:
     host_f = pool.submit(_room_address, ctx) if ctx.targets.role != "controller-side" else None
     direct_progress: dict[str, Any] = {}
     direct_tls_f = pool.submit(_tls, ctx, None, direct_progress)
