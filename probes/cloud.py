@@ -442,8 +442,11 @@ def conclude(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list[dic
              control: dict[str, Any] | None, tcp_ports: list[int], udp_ports: list[int], *,
              app: dict[str, Any] | None = None, ranges_check: dict[str, Any] | None = None,
              ) -> tuple[dict[str, Any], list[Finding]]:
-    """Pure verdict from the measurements: the summary evidence (with ``media_path``) and findings."""
-    findings: list[Finding] = []
+    """Pure verdict from the measurements: the summary evidence (with ``media_path``) and findings.
+
+    Each port's state from its attempts, then what the web hosts prove (HTTPS, TLS, HTTP), the
+    path media would take (_cloudpath.predict over the UDP, TCP and TLS steps), what blocks
+    media, what is not proven either way, and Zoom's published ranges."""
     _udp_verdicts(udp, control)
     if control is not None:
         _udp_verdicts([control], None)
@@ -454,7 +457,27 @@ def conclude(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list[dic
     udp_state = _by_port(udp, udp_ports, ("reachable", "open"))
     # Working = TLS verified (an untrusted certificate fails the tls phase) and a status < 400.
     https_ok = bool(_working(web))
+    findings = _web_findings(web, https_ok)
 
+    steps = [_udp_step(udp_state, udp, control, app), _tcp_step(tcp_state, tcp, app),
+             _tls_step(web, https_ok)]
+    media = _cloudpath.predict(steps, app)
+    findings += _blocked_media_findings(tcp, udp, control, tcp_state, udp_state, steps[0], https_ok)
+    findings += _unproven_media_findings(udp, control, steps[0], app)
+    if ranges_check is not None:
+        findings.extend(_ranges_findings(ranges_check))
+
+    summary = {"https_ok": https_ok, "tcp_ports": {str(k): v for k, v in tcp_state.items()},
+               "udp_ports": {str(k): v for k, v in udp_state.items()}, "media_path": media,
+               # kept from 0.1: UDP proven blocked while TLS 443 works (Zoom's last resort)
+               "udp_falls_back_to_tcp_443": steps[0]["state"] == "blocked" and https_ok}
+    return summary, findings
+
+
+def _web_findings(web: list[dict[str, Any]], https_ok: bool) -> list[Finding]:
+    """What the web hosts prove: HTTPS unreachable, unproven by the deadline, TLS failing
+    (inspection, clock, roots), or an HTTP error page (a filter or proxy block page)."""
+    findings: list[Finding] = []
     unreachable = [w for w in web if not w["ok"] and w["phase"] in ("resolve", "connect", "proxy")]
     if web and not https_ok and unreachable:
         w = unreachable[0]
@@ -494,13 +517,18 @@ def conclude(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list[dic
             {"urls": [_brief(x) for x in http_bad]},
             hint="Open that URL from this device to see who answers, and allow Zoom in that "
                  "filter or proxy."))
+    return findings
 
-    steps = [_udp_step(udp_state, udp, control, app), _tcp_step(tcp_state, tcp, app),
-             _tls_step(web, https_ok)]
-    media = _cloudpath.predict(steps, app)
-    udp_open = steps[0]["state"] in ("open", "likely")
+
+def _blocked_media_findings(tcp: list[dict[str, Any]], udp: list[dict[str, Any]],
+                            control: dict[str, Any] | None, tcp_state: dict[int, str],
+                            udp_state: dict[int, str], udp_step: dict[str, Any],
+                            https_ok: bool) -> list[Finding]:
+    """Media ports proven blocked: TCP 8801-8802, UDP refused by this device's own firewall
+    (EPERM), UDP blocked on the way (ICMP, or a reject forged in a STUN server's name)."""
+    findings: list[Finding] = []
+    udp_open = udp_step["state"] in ("open", "likely")
     open_tcp = sorted(p for p, s in tcp_state.items() if s == "open")
-
     blocked_tcp = sorted(p for p, s in tcp_state.items() if s == "blocked")
     if blocked_tcp:
         findings.append(Finding(
@@ -535,18 +563,25 @@ def conclude(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list[dic
                "the packets in the host's name (iptables REJECT, nftables reject)"
                if forged else "")
             + (_fallback(False, open_tcp, https_ok) + ", with more delay and lower quality"
-               if steps[0]["state"] == "blocked" else "") + ".",
+               if udp_step["state"] == "blocked" else "") + ".",
             {"ports": blocked_udp, "proof": proofs,
              "attempts": [a for a in udp if a["port"] in blocked_udp]},
             hint="Allow UDP 3478-3479 and 8801-8810 to Zoom's IP ranges on the firewall"
                  + ("; find the firewall that REJECTs them (its rejects carry the server's "
                     "address); if a host in cloud.stun_hosts really runs no STUN server, remove "
                     "it from the list." if forged else ".")))
-    if steps[0]["state"] == "unknown":
+    return findings
+
+
+def _unproven_media_findings(udp: list[dict[str, Any]], control: dict[str, Any] | None,
+                             udp_step: dict[str, Any], app: dict[str, Any] | None) -> list[Finding]:
+    """UDP media not proven either way, and the app itself in a meeting over TCP."""
+    findings: list[Finding] = []
+    if udp_step["state"] == "unknown":
         tested = control is not None or bool(udp)
         findings.append(Finding(
             "cloud-udp-unknown", Severity.WARN if tested else Severity.INFO,
-            "UDP media (8801) is not proven either way: " + steps[0]["why"] + ".",
+            "UDP media (8801) is not proven either way: " + udp_step["why"] + ".",
             {"control": _brief_ep(control) if control else None,
              "attempts": [_brief_ep(a) for a in udp]},
             hint="Run roomprobe on the room PC during a meeting (the app's own sockets show the "
@@ -559,14 +594,7 @@ def conclude(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list[dic
             "and lower quality.",
             {"transport": app["transport"], "connections": app.get("connections", [])[:20]},
             hint="Allow UDP 8801-8810 to Zoom's IP ranges (and in this device's firewall)."))
-    if ranges_check is not None:
-        findings.extend(_ranges_findings(ranges_check))
-
-    summary = {"https_ok": https_ok, "tcp_ports": {str(k): v for k, v in tcp_state.items()},
-               "udp_ports": {str(k): v for k, v in udp_state.items()}, "media_path": media,
-               # kept from 0.1: UDP proven blocked while TLS 443 works (Zoom's last resort)
-               "udp_falls_back_to_tcp_443": steps[0]["state"] == "blocked" and https_ok}
-    return summary, findings
+    return findings
 
 
 def _ranges_findings(rc: dict[str, Any]) -> list[Finding]:
