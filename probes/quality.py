@@ -204,8 +204,10 @@ def judge_mtu(m: dict[str, Any], video_bytes: int) -> list[Finding]:
 
 
 def run(ctx: Context) -> Result:
+    """Call-shaped UDP flows to the peer's reflector (with the link to the peer held), then
+    what they prove: loss, jitter, RTT and MOS per flow, DSCP survival and the path MTU."""
     from roomprobe.net import mediaflow
-    from roomprobe.net.peerlink import PEER_LINK, split_peer
+    from roomprobe.net.peerlink import split_peer
 
     o = ctx.options
     peer = ctx.settings.peer if ctx.settings is not None else None
@@ -215,29 +217,11 @@ def run(ctx: Context) -> Result:
         host, port = split_peer(str(peer), int(o.peer_port))
     except ValueError as exc:
         return Result.unmeasured("bad-peer", str(exc), {})
-    token = str((ctx.settings.peer_token if ctx.settings else None) or "")
     label = f"{f'[{host}]' if ':' in host else host}:{port}/udp"
-    need = float(o.duration) + 3.0
-    if not PEER_LINK.acquire(timeout=max(0.0, min(float(o.wait_for_link_s), ctx.remaining() - need))):
-        ev = {"peer": label, "waited_s": round(float(o.wait_for_link_s), 1)}
-        return Result.unmeasured("peer-link-busy",
-                                 "the bandwidth test held the link to the peer too long; rerun "
-                                 "with --no-bandwidth or raise quality.timeout", ev)
-    try:
-        specs = flows(o)
-        duration = max(1.0, min(float(o.duration), ctx.remaining() - 3.0))
-        try:
-            records = mediaflow.run_flows(host, port, token, specs, duration, ctx.deadline - 1.5)
-        except mediaflow.MediaError as exc:
-            ev = {"peer": label, "stage": exc.stage, "error": str(exc)}
-            return Result(Status.FAIL, "quality-peer-unreachable", f"{label}: {exc}", ev,
-                          [Finding("quality-peer-unreachable", Severity.FAIL,
-                                   f"The quality test could not reach {label}: {exc}.", ev,
-                                   hint="Check the address and the route to the peer.")])
-        mtu = (mediaflow.probe_mtu(host, port, token, int(o.mtu_top), int(o.mtu_floor),
-                                   0.25, ctx.deadline - 0.3) if o.mtu else None)
-    finally:
-        PEER_LINK.release()
+    measured = _measure(ctx, host, port, label)
+    if isinstance(measured, Result):
+        return measured
+    records, mtu, duration = measured
     figures = [mediaflow.analyse(rec) for rec in records.values()]
     for f in figures:
         if f["flow"] == "audio":
@@ -261,6 +245,47 @@ def run(ctx: Context) -> Result:
         findings += judge_dscp(figures)
     if mtu is not None:
         findings += judge_mtu(mtu, int(o.video_packet_bytes))
+    findings += _unmeasured_findings(figures, o)
+    return _verdict(findings, figures, _summary(label, figures, mtu), evidence)
+
+
+def _measure(ctx: Context, host: str, port: int,
+             label: str) -> Result | tuple[dict[str, Any], dict[str, Any] | None, float]:
+    """The flows (and the MTU probe) while this probe holds the link to the peer, so the
+    bandwidth test never loads it at the same time: (records, mtu, duration), or the Result
+    when the link stayed busy or the peer could not be reached."""
+    from roomprobe.net import mediaflow
+    from roomprobe.net.peerlink import PEER_LINK
+
+    o = ctx.options
+    token = str((ctx.settings.peer_token if ctx.settings else None) or "")
+    need = float(o.duration) + 3.0
+    if not PEER_LINK.acquire(timeout=max(0.0, min(float(o.wait_for_link_s), ctx.remaining() - need))):
+        ev = {"peer": label, "waited_s": round(float(o.wait_for_link_s), 1)}
+        return Result.unmeasured("peer-link-busy",
+                                 "the bandwidth test held the link to the peer too long; rerun "
+                                 "with --no-bandwidth or raise quality.timeout", ev)
+    try:
+        specs = flows(o)
+        duration = max(1.0, min(float(o.duration), ctx.remaining() - 3.0))
+        try:
+            records = mediaflow.run_flows(host, port, token, specs, duration, ctx.deadline - 1.5)
+        except mediaflow.MediaError as exc:
+            ev = {"peer": label, "stage": exc.stage, "error": str(exc)}
+            return Result(Status.FAIL, "quality-peer-unreachable", f"{label}: {exc}", ev,
+                          [Finding("quality-peer-unreachable", Severity.FAIL,
+                                   f"The quality test could not reach {label}: {exc}.", ev,
+                                   hint="Check the address and the route to the peer.")])
+        mtu = (mediaflow.probe_mtu(host, port, token, int(o.mtu_top), int(o.mtu_floor),
+                                   0.25, ctx.deadline - 0.3) if o.mtu else None)
+    finally:
+        PEER_LINK.release()
+    return records, mtu, duration
+
+
+def _unmeasured_findings(figures: list[dict[str, Any]], o: Any) -> list[Finding]:
+    """What the flows could not measure: an incomplete flow, DSCP marks this OS does not report."""
+    findings: list[Finding] = []
     gaps = {f["flow"]: gap for f in figures if (gap := unproven(f))}
     incomplete = list(gaps)
     if incomplete:
@@ -276,6 +301,11 @@ def run(ctx: Context) -> Result:
         findings.append(Finding("dscp-unmeasured", Severity.INFO,
                                 "DSCP survival was not measured: this OS does not report the marks "
                                 "packets arrive with.", {}))
+    return findings
+
+
+def _summary(label: str, figures: list[dict[str, Any]], mtu: dict[str, Any] | None) -> str:
+    """One line: loss, jitter and RTT per flow, the estimated MOS and the path MTU."""
     audio = next((f for f in figures if f["flow"] == "audio"), None)
     est = (audio or {}).get("call_estimate") or {}
     parts = []
@@ -290,6 +320,12 @@ def run(ctx: Context) -> Result:
         summary += f"; est. MOS {min(mos):g}"
     if mtu and mtu.get("largest_ok"):
         summary += f"; path MTU {mtu['largest_ok']}"
+    return summary
+
+
+def _verdict(findings: list[Finding], figures: list[dict[str, Any]], summary: str,
+             evidence: dict[str, Any]) -> Result:
+    """The worst finding decides; PASS only with the proof the complete flows give."""
     worst = next((f for f in findings if f.severity == Severity.FAIL), None) or next(
         (f for f in findings if f.severity == Severity.WARN), None)
     if worst is not None:
