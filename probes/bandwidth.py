@@ -32,8 +32,8 @@ from typing import Any
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
 from roomprobe.net.peerlink import PEER_LINK, split_peer
+from roomprobe.net.peerport import PEER_PORT
 
-DEFAULT_PEER_PORT = 9095
 RESOLUTIONS = ("720p", "1080p")
 PROFILES = ("rooms", "client")
 
@@ -46,7 +46,7 @@ class Options:
     down_url: str = "https://speed.cloudflare.com/__down"
     up_url: str = "https://speed.cloudflare.com/__up"
     token: str = ""  # sent as X-Roomprobe-Token when set (a self-hosted 'roomprobe serve')
-    peer_port: int = DEFAULT_PEER_PORT  # roomprobe serve's port when --peer has none
+    peer_port: int = PEER_PORT  # roomprobe serve's port when --peer has none
     duration: float = 10.0  # seconds for idle latency and both directions together
     streams: int = 4
     omit: float = 1.0  # seconds of warm-up (slow start) dropped per direction
@@ -54,7 +54,8 @@ class Options:
     min_steady: float = 2.0  # ... over at least this many seconds; shorter is "cut short"
     max_request_mb: int = 64
     connect_timeout: float = 3.0
-    # The room profile (zoom-network-facts.md, "Added after the first release"; docs/bandwidth.md).
+    # The room profile: what a Zoom Room needs per display and resolution (Zoom Rooms system
+    # requirements; sources and figures in docs/bandwidth.md).
     profile: str = "rooms"  # rooms: Zoom Rooms per display | client: a plain Zoom client
     displays: int = 0  # 1-3; 0: detect from the OS on the room PC, else 1 (flag: --displays)
     resolution: str = "720p"  # 720p | 1080p (flag: --resolution)

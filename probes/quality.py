@@ -23,15 +23,14 @@ from typing import Any
 
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
-
-DEFAULT_PEER_PORT = 9095
+from roomprobe.net.peerport import PEER_PORT
 
 
 @dataclass(frozen=True)
 class Options:
     """``[probes.quality]`` in the config file, ``--set quality.KEY=VALUE``."""
 
-    peer_port: int = DEFAULT_PEER_PORT  # roomprobe serve's port when --peer has none (UDP)
+    peer_port: int = PEER_PORT  # roomprobe serve's port when --peer has none (UDP)
     duration: float = 4.0  # seconds of call-shaped traffic
     audio_dscp: int = 56  # Zoom's default marks (KB0066619): audio 56, video and sharing 40
     video_dscp: int = 40

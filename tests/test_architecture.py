@@ -47,7 +47,7 @@ LAYERS: dict[str, list[list[str]]] = {
     "net": [
         # bytes on the wire, the trust store, published facts: no OS state, no proxies
         ["icmperr", "udprecv", "wire", "tlstrust", "mediastats", "mediawire", "zoomranges",
-         "appconns", "displays"],
+         "appconns", "displays", "peerport"],
         ["tlsverdict", "osnet"],
         # what the OS says, built on osnet; where proxy settings live
         ["dnsconf", "wifi+wlanapi", "proxysrc"],  # wifi picks wlanapi on Windows; wlanapi reuses wifi's parsers
@@ -360,3 +360,11 @@ def test_long_function_check_counts_lines(tmp_path):
                                     "    return 1\n"})
     assert long_functions(tmp_path) == {"probes/b.py:long": MAX_LINES + 1}
 
+
+def test_the_peer_port_is_defined_once():
+    """serve listens where check --peer, the probes and the sweep's agent look: one number."""
+    found = [f"{path.relative_to(REPO)}:{node.lineno}"
+             for path in source_modules(REPO).values()
+             for node in ast.walk(ast.parse(path.read_text("utf-8")))
+             if isinstance(node, ast.Constant) and node.value == 9095 and not isinstance(node.value, bool)]
+    assert found == ["roomprobe/net/peerport.py:11"], found

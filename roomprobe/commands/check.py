@@ -133,10 +133,10 @@ def _check_peer(c: CheckSettings) -> None:
     """--peer must be ADDR or ADDR:PORT (the bandwidth probe's LAN peer)."""
     if c.peer is not None:
         from roomprobe.net.peerlink import split_peer
-        from roomprobe.probes.bandwidth import DEFAULT_PEER_PORT
+        from roomprobe.net.peerport import PEER_PORT
 
         try:
-            split_peer(c.peer, DEFAULT_PEER_PORT)
+            split_peer(c.peer, PEER_PORT)
         except ValueError as exc:
             raise UsageError(f"{exc}; e.g. --peer 10.0.0.20 or --peer 10.0.0.20:9095") from None
 
