@@ -469,7 +469,8 @@ def conclude(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list[dic
 
     summary = {"https_ok": https_ok, "tcp_ports": {str(k): v for k, v in tcp_state.items()},
                "udp_ports": {str(k): v for k, v in udp_state.items()}, "media_path": media,
-               # kept from 0.1: UDP proven blocked while TLS 443 works (Zoom's last resort)
+               # UDP proven blocked while TLS 443 works: Zoom's last resort carries the media
+               # (docs/report.md: fields stay within report v1)
                "udp_falls_back_to_tcp_443": steps[0]["state"] == "blocked" and https_ok}
     return summary, findings
 
