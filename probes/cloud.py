@@ -287,18 +287,18 @@ def cut_silences(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list
             else:
                 web[i] = {**httpsprobe.deadline_result(w["url"], {"phase": w.get("phase")}),
                           "waited_s": round(conn_t, 2)}
-    for a in tcp:
-        if a.get("state") == "filtered":
-            a["waited_s"] = round(conn_t, 2)
-            if not conn_judged:
+    _cut_silent(tcp, "filtered", conn_t, conn_judged)
+    _cut_silent(udp, "silent", stun_t, stun_judged)
+
+
+def _cut_silent(attempts: list[dict[str, Any]], silent: str, waited: float, judged: bool) -> None:
+    """cut_silences for the TCP or UDP attempts: ``silent`` is the state their silence has."""
+    for a in attempts:
+        if a.get("state") == silent:
+            a["waited_s"] = round(waited, 2)
+            if not judged:
                 a.update(state="deadline", error="the deadline left too short a wait to judge "
-                         f"silence ({conn_t:.2f} s)")
-    for a in udp:
-        if a.get("state") == "silent":
-            a["waited_s"] = round(stun_t, 2)
-            if not stun_judged:
-                a.update(state="deadline", error="the deadline left too short a wait to judge "
-                         f"silence ({stun_t:.2f} s)")
+                         f"silence ({waited:.2f} s)")
 
 
 def endpoint_result(host: str, port: int, raw: Any) -> dict[str, Any]:

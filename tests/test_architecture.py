@@ -245,6 +245,13 @@ def _tree(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+def _only(found: list[str], *expected: str) -> None:
+    """Each expected violation is reported, and nothing else."""
+    for text in expected:
+        assert any(text in v for v in found), (text, found)
+    assert len(found) == len(expected), found
+
+
 def test_checker_catches_a_lower_room_importing_a_higher_one(tmp_path):
     found = violations(_tree(tmp_path, {
         "roomprobe/__init__.py": "",
@@ -257,12 +264,12 @@ def test_checker_catches_a_lower_room_importing_a_higher_one(tmp_path):
         "probes/__init__.py": "",
         "probes/dns.py": "from roomprobe.diagnose import mapping\n",
     }))
-    assert any("core imports roomprobe.report" in v for v in found), found
-    assert any("net imports roomprobe.fleet" in v for v in found), found
-    assert any("report imports roomprobe.probes.dns" in v for v in found), found
-    assert any("probes imports roomprobe.diagnose" in v for v in found), found
+    _only(found,
+          "core imports roomprobe.report",
+          "net imports roomprobe.fleet",
+          "report imports roomprobe.probes.dns",
+          "probes imports roomprobe.diagnose")
     assert not any("net imports roomprobe.core" in v for v in found), found  # relative, allowed
-    assert len(found) == 4, found
 
 
 def test_checker_catches_imports_by_name(tmp_path):
@@ -280,10 +287,10 @@ def test_checker_catches_imports_by_name(tmp_path):
                            "def f(ref):\n    mod, _, attr = ref.partition(':')\n"
                            "    return getattr(import_module(mod), attr)\n",
     }))
-    assert any("net/wire.py: net imports roomprobe.fleet.history" in v for v in found), found
-    assert any("net/stun.py: net imports roomprobe.report.build" in v for v in found), found
-    assert any("dns.py: probes imports roomprobe.diagnose.mapping" in v for v in found), found
-    assert len(found) == 3, found
+    _only(found,
+          "net/wire.py: net imports roomprobe.fleet.history",
+          "net/stun.py: net imports roomprobe.report.build",
+          "dns.py: probes imports roomprobe.diagnose.mapping")
 
 
 def test_checker_keeps_the_order_inside_a_room(tmp_path):
@@ -315,12 +322,12 @@ def test_checker_keeps_the_order_inside_a_room(tmp_path):
         "probes/cloud.py": "from roomprobe.probes import _cloudpath\n",
         "probes/_cloudpath.py": "",
     }))
-    assert any("net.osnet (tier 1) imports roomprobe.net.httpsprobe (tier 4)" in v for v in found), found
-    assert any("net.proxysrc.env (tier 2) imports roomprobe.net.speed (tier 4)" in v for v in found), found
-    assert any("net.stun (tier 4) imports roomprobe.net.mediaflow (tier 4)" in v for v in found), found
-    assert any("probes.dns (tier 1) imports roomprobe.probes.cloud (tier 1)" in v for v in found), found
-    assert any("net.peerlink imports roomprobe.net.newthing, which is not listed" in v for v in found), found
-    assert len(found) == 5, found
+    _only(found,
+          "net.osnet (tier 1) imports roomprobe.net.httpsprobe (tier 4)",
+          "net.proxysrc.env (tier 2) imports roomprobe.net.speed (tier 4)",
+          "net.stun (tier 4) imports roomprobe.net.mediaflow (tier 4)",
+          "probes.dns (tier 1) imports roomprobe.probes.cloud (tier 1)",
+          "net.peerlink imports roomprobe.net.newthing, which is not listed")
 
 
 # Functions longer than MAX_LINES (def line to last line, docstring included), each with why it
