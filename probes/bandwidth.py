@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from roomprobe.core import threads
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
 from roomprobe.net.peerlink import PEER_LINK, split_peer
@@ -287,12 +288,13 @@ def endpoint_for(ctx: Context) -> tuple[Any, str, str]:
             str(o.down_url))
 
 
-def _detect_displays(ctx: Context) -> tuple[threading.Thread, dict[str, Any]] | None:
+def _detect_displays(ctx: Context) -> Future[Any] | None:
     """Start reading the OS's display count, when it is the room's and nothing configured it.
 
     Next to the controller (``--room`` given, role controller-side) this PC's screens are not
-    the room's, so nothing is detected there. Runs beside the measurement in a daemon thread;
-    roomprobe.net.displays never raises, and the guard below keeps even a surprise contained.
+    the room's, so nothing is detected there. Runs beside the measurement in a daemon thread
+    (core.threads.Daemons); roomprobe.net.displays never raises, and even a surprise stays in
+    the future, for _profile to ignore.
     """
     o = ctx.options
     configured = bool(getattr(ctx.settings, "displays", None) or o.displays)
@@ -300,28 +302,21 @@ def _detect_displays(ctx: Context) -> tuple[threading.Thread, dict[str, Any]] | 
         return None
     if ctx.targets.role == "controller-side":
         return None
-    box: dict[str, Any] = {}
 
-    def work() -> None:
-        try:
-            from roomprobe.net import displays
+    def detect() -> Any:
+        from roomprobe.net import displays
 
-            box["found"] = displays.detect(timeout=4.0)
-        except Exception:  # pragma: no cover - displays.detect is guarded itself
-            box["found"] = None
+        return displays.detect(timeout=4.0)
 
-    thread = threading.Thread(target=work, name="bw-displays", daemon=True)
-    thread.start()
-    return thread, box
+    return threads.Daemons("bw-displays").submit(detect)
 
 
-def _profile(ctx: Context, pending: tuple[threading.Thread, dict[str, Any]] | None,
-             wait: float) -> Profile:
+def _profile(ctx: Context, pending: Future[Any] | None, wait: float) -> Profile:
     detected = None
     if pending is not None:
-        thread, box = pending
-        thread.join(timeout=max(0.0, wait))
-        detected = box.get("found")
+        # still running (TimeoutError) or broken: the profile falls back to the configured count
+        with contextlib.suppress(Exception):
+            detected = pending.result(timeout=max(0.0, wait))
     return make_profile(ctx.options, ctx.settings, detected)
 
 

@@ -255,32 +255,23 @@ def _app_lookup() -> Any:
     It runs OS commands, so it overlaps the probes, and a daemon thread (not an executor, whose
     workers are joined at exit) so a hung lookup can never hold the process after the report.
     """
-    import threading
-
+    from roomprobe.core.threads import Daemons
     from roomprobe.report import evidence
 
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["app"] = evidence.zoom_rooms_app()
-        except Exception:  # an OS lookup that breaks leaves the field null
-            box["app"] = None
-
-    thread = threading.Thread(target=work, name="zr-app", daemon=True)
-    thread.start()
-    return thread, box
+    return Daemons("zr-app").submit(lambda: evidence.zoom_rooms_app())
 
 
 def _evidence_pack(c: CheckSettings, started: float, app_lookup: Any) -> dict[str, Any]:
     """Ticket fields (docs/report.md): room name, note, code, app version, time zone, window."""
     from roomprobe.report import evidence
 
-    thread, box = app_lookup
-    thread.join(timeout=1.0)  # at most one second more than the probes took
+    try:
+        app = app_lookup.result(timeout=1.0)  # at most one second more than the probes took
+    except Exception:  # still running (TimeoutError), or an OS lookup that broke: the field is null
+        app = None
     return {"room_name": c.room_name, "note": c.note,
             "user_code": None if c.code is None else str(c.code),
-            "zoom_rooms_app": box.get("app"), "timezone": evidence.local_timezone(),
+            "zoom_rooms_app": app, "timezone": evidence.local_timezone(),
             "window": evidence.time_window(started, time.time())}
 
 
