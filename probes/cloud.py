@@ -413,10 +413,10 @@ def _udp_step(udp_state: dict[int, str], udp: list[dict[str, Any]], control: dic
     silent = [a for a in udp if a["state"] == NO_ANSWER]
     if control is None and silent:
         port_list = ", ".join(str(p) for p in sorted({a["port"] for a in silent}))
-        hosts = ", ".join(sorted({a["host"] for a in silent}))
+        host_list = ", ".join(sorted({a["host"] for a in silent}))
         waited = max(a.get("waited_s") or 0 for a in silent)
         return _cloudpath.step("udp-8801", "unknown",
-                               f"UDP {port_list} to {hosts} got no answer for {waited:g} s (the whole STUN "
+                               f"UDP {port_list} to {host_list} got no answer for {waited:g} s (the whole STUN "
                                "retransmit schedule): filtered on the way, or the host is down; no "
                                "control STUN server was set to tell which")
     if control is None:
