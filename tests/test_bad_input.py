@@ -96,7 +96,7 @@ def test_bounded_reader(tmp_path):
     with pytest.raises(UsageError, match="cannot read test file"):
         fsutil.read_bounded(tmp_path, 10, "test file")
     t0 = time.monotonic()
-    with pytest.raises(UsageError, match="larger than"):
+    with pytest.raises(UsageError, match="character device, not a regular file"):  # never read
         fsutil.read_bounded("/dev/zero", 1 << 20, "test file")
     assert time.monotonic() - t0 < 5
     assert fsutil.json_depth('{"a": "[[[[", "b": [[1]]}') == 3
@@ -123,3 +123,53 @@ def test_pac_file_from_a_path_is_bounded(tmp_path):
     with pytest.raises(pac.PacError, match="larger than"):
         pac.fetch(str(huge), 2.0)
     assert time.monotonic() - t0 < 5
+
+
+# ---- issue 21 section 7: every file we read may be a FIFO; a blocking open never returned ----
+
+def _fifo(path) -> str:
+    os.mkfifo(path)
+    return str(path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX file type")
+@pytest.mark.parametrize("make_args", [
+    lambda d: ["check", "--only", "interfaces", "--no-history", "--config", _fifo(d / "c.toml")],
+    lambda d: ["sweep", _fifo(d / "rooms.csv")],
+    lambda d: ["report", _fifo(d / "r.json")],
+])
+def test_a_fifo_given_as_a_file_is_refused_not_waited_on(tmp_path, make_args):
+    """A plain open() of a FIFO blocks until a writer comes: the CLI hung forever. The subprocess
+    timeout turns a hang into a failure instead of a stuck test run."""
+    args = make_args(tmp_path)
+    try:
+        out = cli(*args)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"roomprobe {' '.join(args[:1])} hung on a FIFO")
+    assert out.returncode == 3, out
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a regular file" in lines[0], out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX file type")
+def test_a_fifo_as_the_webhook_outbox_does_not_hang_the_check(tmp_path):
+    db = tmp_path / "h.db"
+    _fifo(tmp_path / "webhook-outbox.json")
+    try:
+        out = cli("check", "--only", "interfaces", "--history-db", str(db),
+                  "--webhook", "http://127.0.0.1:9/hook", "--format", "json")
+    except subprocess.TimeoutExpired:
+        pytest.fail("the check hung on a FIFO in place of the webhook outbox")
+    assert out.returncode in (0, 1, 2), out
+    assert "Traceback" not in out.stderr and "not a file" in out.stderr, out.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX file type")
+def test_the_bounded_reader_refuses_a_fifo_at_once(tmp_path):
+    from roomprobe.core import fsutil
+
+    fifo = _fifo(tmp_path / "p")
+    with pytest.raises(UsageError, match="named pipe, not a regular file"):
+        fsutil.read_bounded(fifo, 100, "test file")
+    assert fsutil.read_bounded(os.devnull, 100, "test file") == b""  # "no config" still works

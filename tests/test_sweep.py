@@ -68,7 +68,7 @@ def test_inventory_is_read_bounded(tmp_path):
     one_line_exit3(cli("sweep", str(big)), "larger than")
     zero = tmp_path / "zero.csv"
     zero.symlink_to("/dev/zero")
-    one_line_exit3(cli("sweep", str(zero)), "larger than")
+    one_line_exit3(cli("sweep", str(zero)), "not a regular file")  # refused before any read
 
 
 def test_targets_parse_cidrs_inventories_and_drop_repeats(tmp_path):
