@@ -173,3 +173,14 @@ def test_the_bounded_reader_refuses_a_fifo_at_once(tmp_path):
     with pytest.raises(UsageError, match="named pipe, not a regular file"):
         fsutil.read_bounded(fifo, 100, "test file")
     assert fsutil.read_bounded(os.devnull, 100, "test file") == b""  # "no config" still works
+
+
+@pytest.mark.parametrize("url", ["ftp://x/SECRETPATH", "https:///SECRETPATH?k=SECRETPATH",
+                                 "http://[SECRETPATH/x", "SECRETPATH"])
+def test_a_bad_webhook_url_is_not_echoed(url):
+    """The error quoted the whole URL, and a webhook URL's path is its secret."""
+    out = cli("check", "--only", "interfaces", "--no-history", "--webhook", url)
+    assert out.returncode == 3, out
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "give an http:// or https:// URL" in lines[0], out.stderr
+    assert "SECRETPATH" not in out.stderr + out.stdout
