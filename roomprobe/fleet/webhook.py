@@ -182,6 +182,13 @@ def post(url: str, payload: dict[str, Any], deadline: float, *, attempts: int = 
 
     body = json.dumps(payload).encode("utf-8")
     proxy = proxy_for(url)
+    if proxy:  # urllib would cut a raw password at its first / or #: hand it our reading
+        from roomprobe.core.proxyurl import ProxyURLError, parse_proxy_url
+
+        try:
+            proxy = parse_proxy_url(proxy).canonical()
+        except ProxyURLError:
+            proxy = None  # proxy_for already refuses those; belt and braces
     from roomprobe.net import tlstrust
 
     handlers: list[Any] = [urllib.request.ProxyHandler({urlsplit(url).scheme: proxy} if proxy else {}),
