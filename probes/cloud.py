@@ -47,6 +47,7 @@ from roomprobe.probes import _cloudpath
 
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.core.settings import check_file_option
 from roomprobe.net import appconns, httpsprobe, stun, zoomranges
 from roomprobe.net.tcpconnect import connect_state
 
@@ -145,6 +146,7 @@ def validate(options: Options) -> None:
             host = None
         if parts.scheme != "https" or not host:
             raise UsageError(f"cloud.web_urls: {url!r} is not an https:// URL")
+    check_file_option("cloud.ca_file", options.ca_file)
     _ports(options.tcp_ports, "tcp_ports")
     _ports(options.udp_ports, "udp_ports")
     _hosts(options.media_hosts, "media_hosts")

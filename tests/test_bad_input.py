@@ -184,3 +184,66 @@ def test_a_bad_webhook_url_is_not_echoed(url):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "give an http:// or https:// URL" in lines[0], out.stderr
     assert "SECRETPATH" not in out.stderr + out.stdout
+
+
+# ---- issue 21: probe crashes on bad values, now refused up front or a finding naming them ------
+
+LONG_LABEL = "x" * 64
+# every target the proxy probe would reach is on loopback: nothing leaves the machine
+PROXY_LOOPBACK = ["--set", "proxy.os_sources=false", "--set", "proxy.wpad=off",
+                  "--set", "proxy.targets=https://127.0.0.1:9/",
+                  "--set", "proxy.connect_target=127.0.0.1:9", "--set", "proxy.tls_host=127.0.0.1",
+                  "--set", "proxy.tls_port=9", "--timeout", "3", "--no-history", "--format", "json"]
+
+
+def _proxy_probe(out: subprocess.CompletedProcess) -> dict:
+    """The proxy probe's result, with its findings (they live at the report's top level)."""
+    import json
+
+    assert "Traceback" not in out.stderr, out.stderr
+    report = json.loads(out.stdout)
+    probe = next(p for p in report["probes"] if p["id"] == "proxy")
+    return {**probe, "findings": [f for f in report["findings"] if f.get("probe") == "proxy"]}
+
+
+def test_a_proxy_host_label_over_63_characters_in_the_environment_is_a_finding():
+    """socket.connect raised UnicodeError (IDNA: label too long): the probe crashed (exit 3)."""
+    out = cli("check", "--only", "proxy", *PROXY_LOOPBACK,
+              env={"https_proxy": f"http://{LONG_LABEL}:1"})
+    probe = _proxy_probe(out)
+    assert out.returncode in (1, 2) and probe["status"] != "error", probe["summary"]
+    bad = [f for f in probe["findings"] if f["id"] == "proxy-bad-setting"]
+    assert bad and "https_proxy" in bad[0]["message"] and "63" in bad[0]["message"], probe["findings"]
+
+
+def test_a_pac_answer_with_a_host_label_over_63_characters_is_a_finding(tmp_path):
+    pac = tmp_path / "long.pac"
+    pac.write_text('function FindProxyForURL(url, host) { return "PROXY %s:1"; }' % LONG_LABEL)
+    out = cli("check", "--only", "proxy", *PROXY_LOOPBACK, "--set", f"proxy.pac_url={pac}")
+    probe = _proxy_probe(out)
+    assert out.returncode in (0, 1, 2) and probe["status"] != "error", probe["summary"]
+    bad = [f for f in probe["findings"] if f["id"] == "proxy-pac-error"]
+    assert bad and LONG_LABEL in bad[0]["message"] and bad[0]["severity"] == "warn", probe["findings"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--peer", "127.0.0.1:9", "--peer-token", "é€token"], "--peer-token must be the token"),
+    (["--peer", "127.0.0.1\x01:9"], "control characters"),
+    (["--peer", "127.0.0.1\udcff"], "not UTF-8"),
+    (["--peer", f"{LONG_LABEL}.lab:9"], "longer than 63"),
+    (["--set", "proxy.ca_file=/nonexistent/ca.pem"], "proxy.ca_file"),
+    (["--set", "cloud.ca_file=/"], "not a regular file"),
+])
+def test_bad_peer_and_file_values_are_refused_before_any_probe(args, words):
+    """Each crashed a probe mid-run (http.client's Latin-1 header, InvalidURL, IDNA, a
+    FileNotFoundError in the TLS check); now one line, exit 3, before anything is sent."""
+    only = "proxy" if "proxy.ca_file" in " ".join(args) else "cloud" if "cloud." in args[1] else "bandwidth"
+    argv = [sys.executable, "-m", "roomprobe", "check", "--only", only, "--no-history", *args]
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env.update({"ROOMPROBE_CONFIG": os.devnull, "NO_COLOR": "1"})
+    out = subprocess.run([os.fsencode(a) for a in argv], capture_output=True, timeout=60, env=env)
+    err = out.stderr.decode("utf-8", "replace")
+    assert out.returncode == 3, (out.stdout[-500:], err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and "Traceback" not in err, err
+    assert "€token" not in err  # a token is never echoed

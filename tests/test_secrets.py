@@ -143,7 +143,7 @@ RAW_PW_PROXY = "http://alice:Pr0xy@Pass/w0rd#Frag@127.0.0.1:{port}"
 RAW_PW_PARTS = ["Pr0xy", "Pass/w0rd", "w0rd", "#Frag", "Frag@"]
 # every target the proxy probe would reach is on loopback: nothing leaves the machine
 LOOPBACK_ONLY = ["--set", "proxy.os_sources=false", "--set", "proxy.wpad=off",
-                 "--set", 'proxy.targets=["https://127.0.0.1:9/"]',
+                 "--set", "proxy.targets=https://127.0.0.1:9/",
                  "--set", "proxy.connect_target=127.0.0.1:9", "--set", "proxy.tls_host=127.0.0.1",
                  "--set", "proxy.tls_port=9"]
 

@@ -66,6 +66,8 @@ def host_problem(host: str) -> str | None:
     """Why ``host`` cannot be connected to (None: it can). Never raises."""
     if not host:
         return "it names no host"
+    if any("\udc80" <= c <= "\udcff" for c in host):  # argv/environ bytes that were no UTF-8
+        return "its host contains bytes that are not UTF-8 text"
     if not host.isprintable() or any(c.isspace() for c in host):
         return "its host contains spaces or control characters"
     if ":" in host:  # an IPv6 literal (from brackets): the socket layer judges it
