@@ -218,7 +218,7 @@ def test_a_proxy_host_label_over_63_characters_in_the_environment_is_a_finding()
 
 def test_a_pac_answer_with_a_host_label_over_63_characters_is_a_finding(tmp_path):
     pac = tmp_path / "long.pac"
-    pac.write_text('function FindProxyForURL(url, host) { return "PROXY %s:1"; }' % LONG_LABEL)
+    pac.write_text("function FindProxyForURL(url, host) { return \"PROXY " + LONG_LABEL + ':1"; }')
     out = cli("check", "--only", "proxy", *PROXY_LOOPBACK, "--set", f"proxy.pac_url={pac}")
     probe = _proxy_probe(out)
     assert out.returncode in (0, 1, 2) and probe["status"] != "error", probe["summary"]
