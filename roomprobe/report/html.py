@@ -8,13 +8,20 @@ do (fix steps), findings, the evidence pack, the probes, and the raw measurement
 
 from __future__ import annotations
 
+import html as _html
 import json
 import math
-from html import escape
 from typing import Any
 
 from roomprobe.report.text import verdict
 from roomprobe.report.ticket import evidence_rows
+
+
+def escape(value: Any) -> str:
+    """HTML-escape any value: a schema-valid report may hold an object where text is usual
+    (``diagnosis[].ruled_out[].cause``), and text and markdown render it, so html must too."""
+    return _html.escape(value if isinstance(value, str) else str(value))
+
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 COLOR = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "skip": "#6e7781",
