@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-from roomprobe.report.text import verdict
+from roomprobe.report.text import ruled_out, verdict
 from roomprobe.report.ticket import evidence_rows
 
 
@@ -173,7 +173,7 @@ def render_html(report: dict[str, Any]) -> str:
             if d.get("ruled_out"):
                 parts.append(f'<details class="muted"><summary>{len(d["ruled_out"])} other cause(s) '
                              "ruled out</summary><ul>"
-                             + "".join(f"<li>{escape(r['cause'])}</li>" for r in d["ruled_out"])
+                             + "".join(f"<li>{escape(cause)}</li>" for cause, _ in ruled_out(d))
                              + "</ul></details>")
             parts.append("</div>")
         parts.append("</section>")
