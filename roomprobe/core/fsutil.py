@@ -190,7 +190,7 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise NotRegularFile(name, _kind(st.st_mode))
-        if hasattr(os, "set_blocking"):
+        if hasattr(os, "O_NONBLOCK"):  # back to ordinary reads (a no-op for a regular file)
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
