@@ -169,9 +169,28 @@ def test_a_fifo_as_the_webhook_outbox_does_not_hang_the_check(tmp_path):
 def test_the_bounded_reader_refuses_a_fifo_at_once(tmp_path):
     from roomprobe.core import fsutil
 
+    import threading
+
     fifo = _fifo(tmp_path / "p")
-    with pytest.raises(UsageError, match="named pipe, not a regular file"):
-        fsutil.read_bounded(fifo, 100, "test file")
+    done = threading.Event()
+
+    def rescue() -> None:
+        """If the reader blocked in open() (the old code), a writer comes and goes, so the test
+        fails instead of hanging; with no reader blocked, opening for writing fails (ENXIO)."""
+        if not done.wait(5):
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+
+    t = threading.Thread(target=rescue, daemon=True)
+    t.start()
+    try:
+        with pytest.raises(UsageError, match="named pipe, not a regular file"):
+            fsutil.read_bounded(fifo, 100, "test file")
+    finally:
+        done.set()
+        t.join()
     assert fsutil.read_bounded(os.devnull, 100, "test file") == b""  # "no config" still works
 
 
