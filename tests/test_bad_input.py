@@ -167,9 +167,9 @@ def test_a_fifo_as_the_webhook_outbox_does_not_hang_the_check(tmp_path):
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX file type")
 def test_the_bounded_reader_refuses_a_fifo_at_once(tmp_path):
-    from roomprobe.core import fsutil
-
     import threading
+
+    from roomprobe.core import fsutil
 
     fifo = _fifo(tmp_path / "p")
     done = threading.Event()
@@ -178,10 +178,8 @@ def test_the_bounded_reader_refuses_a_fifo_at_once(tmp_path):
         """If the reader blocked in open() (the old code), a writer comes and goes, so the test
         fails instead of hanging; with no reader blocked, opening for writing fails (ENXIO)."""
         if not done.wait(5):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-            except OSError:
-                pass
 
     t = threading.Thread(target=rescue, daemon=True)
     t.start()
