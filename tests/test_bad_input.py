@@ -3,6 +3,7 @@ traceback; and the pieces that make it structural (bounded reader, guarded threa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
