@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -257,6 +258,11 @@ def test_bad_peer_and_file_values_are_refused_before_any_probe(args, words):
     FileNotFoundError in the TLS check); now one line, exit 3, before anything is sent."""
     only = "proxy" if "proxy.ca_file" in " ".join(args) else "cloud" if "cloud." in args[1] else "bandwidth"
     argv = [sys.executable, "-m", "roomprobe", "check", "--only", only, "--no-history", *args]
+    # In a network namespace of its own (nothing but a down loopback): code that did NOT refuse
+    # the value would run the cloud/proxy probe, and that must not reach the Internet.
+    if not (shutil.which("unshare") and hasattr(os, "geteuid") and os.geteuid() == 0):
+        pytest.skip("needs root and unshare(1) to keep a failing run off the network")
+    argv = ["unshare", "-n", *argv]
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     env.update({"ROOMPROBE_CONFIG": os.devnull, "NO_COLOR": "1"})
     out = subprocess.run([os.fsencode(a) for a in argv], capture_output=True, timeout=60, env=env)
