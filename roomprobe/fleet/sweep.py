@@ -194,17 +194,23 @@ def load_inventory(path: str, default_port: int) -> list[Room]:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise UsageError(f"inventory {path} is not UTF-8 text; save it as UTF-8 CSV") from None
-        reader = csv.DictReader(io.StringIO(text))
-        fields = {f.strip().lower() for f in reader.fieldnames or []}
-        if not fields & {"address", "room"}:
-            raise UsageError(f"inventory {path}: the first row must name the columns, with "
-                             "'address' (and name, controller, port, peer)")
-        rooms = []
-        for i, row in enumerate(reader, 2):
-            clean = {str(k).strip().lower(): v for k, v in row.items() if k is not None}
-            if not any((v or "").strip() for v in clean.values() if isinstance(v, str)):
-                continue  # a blank line
-            rooms.append(_room(clean, f"{path} line {i}", default_port))
+        # newline="": the csv module then splits rows at \n, \r\n AND a lone \r (Excel's
+        # "CSV (Macintosh)" export), and keeps a newline quoted inside a field.
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        try:
+            fields = {f.strip().lower() for f in reader.fieldnames or []}
+            if not fields & {"address", "room"}:
+                raise UsageError(f"inventory {path}: the first row must name the columns, with "
+                                 "'address' (and name, controller, port, peer)")
+            rooms = []
+            for i, row in enumerate(reader, 2):
+                clean = {str(k).strip().lower(): v for k, v in row.items() if k is not None}
+                if not any((v or "").strip() for v in clean.values() if isinstance(v, str)):
+                    continue  # a blank line
+                rooms.append(_room(clean, f"{path} line {i}", default_port))
+        except csv.Error as exc:  # a field over the csv module's 128 KiB limit, a NUL byte...
+            raise UsageError(f"inventory {path} line {reader.line_num + 1}: not a usable CSV row "
+                             f"({str(exc)[:80]}); is it the right file?") from None
         return rooms
     raise UsageError(f"inventory {path}: name it .csv or .toml (the format follows the name)")
 
