@@ -260,7 +260,8 @@ def test_sd_serves_the_inventory_with_room_labels(server):
     assert code == 200 and headers["Content-Type"] == "application/json"
     assert json.loads(body) == [
         {"targets": ["10.9.0.20:9090"], "labels": {"room": "Boardroom", "site": "HQ",
-                                                   "controller": "10.9.0.30"}},
+                                                   "controller": "10.9.0.30",
+                                                   "__meta_roomprobe_agent": "true"}},
         {"targets": ["10.9.0.21:9091"], "labels": {"room": "10.9.0.21"}},
         {"targets": ["[fd00::21]:9090"], "labels": {"room": "Huddle", "site": "Lab"}}]
 

@@ -100,6 +100,10 @@ def parse_target(module: Module, text: str, inventory: Mapping[tuple[str, int], 
         raise BadTarget(f"target {_shown(text)} is not ADDR or ADDR:PORT") from None
     addr = _ip(host)
     room = inventory.get((addr, port))
+    if room is None and module.kind == "check":
+        # a peer or room named by address alone (the peer's port is not the room's 9090): the
+        # inventory's name still labels its series, as in the rules and dashboard
+        room = next((r for (a, _p), r in inventory.items() if a == addr), None)
     if module.kind == "room-agent" and (room is None or not room.peer):
         raise BadTarget(f"target {addr}:{port} has no peer in the exporter's inventory "
                         "(--inventory, column peer): room-agent asks only the agents it lists")

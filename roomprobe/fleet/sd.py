@@ -7,7 +7,9 @@ the exporter serves the same JSON at ``/sd`` for ``http_sd_configs``.
 
 One entry per room: the target is ``ADDR:PORT`` (what ``/probe?target=`` takes), the labels
 the room's ``room`` (its name, else its address: the label the metrics carry), ``site`` and
-``controller`` (the inventory's first), each only when known.
+``controller`` (the inventory's first), each only when known. Rooms with an agent (the
+inventory's ``peer``) also carry ``__meta_roomprobe_agent="true"``: a scrape config keeps or
+drops them for the ``room-agent`` module (relabelling removes ``__meta_`` labels afterwards).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def groups(rooms: Sequence[Any]) -> list[dict[str, Any]]:
             labels["site"] = r.site
         if r.controllers:
             labels["controller"] = r.controllers[0]
+        if r.peer:
+            labels["__meta_roomprobe_agent"] = "true"
         out.append({"targets": [target_of(r.address, r.port)], "labels": labels})
     return out
 
