@@ -43,6 +43,8 @@ PROM_PORT = 19090
 EXPORTER_PORT = 9129
 MONITORING = REPO / "packaging" / "monitoring"
 FAILING = ("Dropped room", "Refused room", "Absent room", "Agent room")
+FETCH = ("import sys, urllib.request\ntry:\n    print(urllib.request.urlopen(sys.argv[1], timeout=5)"
+         ".read().decode())\nexcept OSError as e:\n    print(e)")
 JOBS = ("roomprobe-room", "roomprobe-room-agent", "roomprobe-cloud", "roomprobe-quality",
         "roomprobe-exporter")
 
@@ -137,7 +139,8 @@ class Prom:
         url = f"http://127.0.0.1:{PROM_PORT}{path}"
         if params:
             url += "?" + urllib.parse.urlencode(params)
-        r = self.host.run(["curl", "-s", "--max-time", "5", url], check=False, timeout=10)
+        # in the monitoring host's namespace, whose loopback the API listens on
+        r = self.host.run([sys.executable, "-I", "-c", FETCH, url], check=False, timeout=15)
         try:
             return json.loads(r.stdout)
         except ValueError:
