@@ -518,3 +518,33 @@ def test_room_module_measures_a_refused_port_on_loopback(server):
     assert "\nprobe_success 0.0\n" in body
     assert 'roomprobe_exit_code{room="Loop room",target="127.0.0.1"} 2.0' in body
     assert 'roomprobe_likely_code{code="2002"' in body
+
+
+# ------------------------------------------------------------------ the shipped examples
+
+
+def test_shipped_exporter_modules_load(tmp_path):
+    import shutil
+
+    from roomprobe.core.registry import load_probes
+
+    repo = Path(__file__).resolve().parent.parent
+    shutil.copy(repo / "packaging" / "exporter" / "exporter.toml", tmp_path / "exporter.toml")
+    (tmp_path / "peer-token").write_text("a-peer-token-123\n")
+    mods = em.load(str(tmp_path / "exporter.toml"), frozenset(load_probes()))
+    assert set(mods) == {"room", "room-agent", "cloud", "quality"}
+    assert mods["quality"].token == "a-peer-token-123" and mods["cloud"].target == "label"
+
+
+def test_shipped_exporter_unit_verifies(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed")
+    unit = Path(__file__).resolve().parent.parent / "packaging" / "exporter" / "roomprobe-exporter.service"
+    out = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    ours = [ln for ln in (out.stdout + out.stderr).splitlines()
+            if "roomprobe-exporter" in ln and "is not executable" not in ln]
+    assert ours == [], ours  # the only complaint allowed: roomprobe not installed here
