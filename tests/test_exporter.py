@@ -548,3 +548,43 @@ def test_shipped_exporter_unit_verifies(tmp_path):
     ours = [ln for ln in (out.stdout + out.stderr).splitlines()
             if "roomprobe-exporter" in ln and "is not executable" not in ln]
     assert ours == [], ours  # the only complaint allowed: roomprobe not installed here
+
+
+# ------------------------------------------------------------------ random input: one line, never a traceback
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.floats(allow_nan=True),
+                     st.text(max_size=12), st.sampled_from(["NoClientCert", "TLS13", "room",
+                                                            "check", "peer", "label", "$2b$10$x"]))
+_values = st.recursive(_scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(
+    st.sampled_from([*webconfig.TOP_KEYS, *webconfig.TLS_KEYS, "kind", "timeout", "only", "port",
+                     "target", "config", "token_file", "x"]), c, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_values)
+def test_random_web_configs_are_a_config_or_one_line(raw):
+    try:
+        webconfig.parse(raw, "/nonexistent")
+    except UsageError as exc:
+        assert "\n" not in str(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_values)
+def test_random_module_bodies_are_a_module_or_one_line(body):
+    try:
+        em._module("m", body, "exporter config x [modules.m]", "/nonexistent", None, PROBE_IDS)
+    except UsageError as exc:
+        assert "\n" not in str(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80), st.sampled_from(["room", "room-agent", "label"]))
+def test_random_targets_are_a_target_or_a_400(text, name):
+    try:
+        ep.parse_target(modules()[name], text, {})
+    except ep.BadTarget as exc:
+        assert "\n" not in str(exc)
