@@ -278,6 +278,13 @@ class ExporterServer(ThreadingHTTPServer):
                    else "error" if out.error in ("internal-error", "not-started") else "failure")
         if out.error == "internal-error":
             st.errors.inc()
+        if out.error:
+            # The scrape shows only probe_success 0: say why where the operator looks (the
+            # service's journal), one redacted line; measured failures are in the metrics.
+            from roomprobe.core.redact import redact_text
+
+            print(redact_text(f"roomprobe exporter: module {module.name} target {target.text}: "
+                              f"{out.error}: {out.detail}")[:400], file=sys.stderr, flush=True)
         st.probes.labels(module.name, outcome).inc()
         st.duration.labels(module.name).observe(out.duration_s)
         return out
