@@ -505,6 +505,27 @@ def test_connections_per_source_are_bounded(server):
     assert 'roomprobe_exporter_connections_refused_total{reason="per_source"} 1.0' in metrics
 
 
+def test_a_trickled_request_head_is_cut_at_its_deadline(server):
+    """One header byte at a time keeps every single read under read_timeout; the head as a
+    whole still has read_timeout, then the server closes the connection."""
+    s = server(read_timeout=0.5)
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+    c.sendall(b"GET /metrics HTTP/1.1\r\n")
+    sent, closed = 0, False
+    try:
+        for _ in range(200):  # up to 20 s of trickling
+            c.sendall(b"X")
+            sent += 1
+            time.sleep(0.1)
+    except OSError:
+        closed = True
+    else:
+        closed = c.recv(100) == b""
+    finally:
+        c.close()
+    assert closed and sent < 200, sent
+
+
 def test_room_module_measures_a_refused_port_on_loopback(server):
     """The real room module (sweep's per-room logic), on loopback: a closed port is 'refused',
     with the sweep's metrics and room labels from the inventory."""

@@ -18,7 +18,7 @@ A header that is not a number is refused (400 here; blackbox answers 500).
 Bounds, because it listens for months on a monitoring VLAN: at most ``max_probes`` probes run at
 once and at most ``max_queue`` wait for a slot (each no longer than its own budget); past that
 a 503. Connections are capped in all and per source address, each has ``read_timeout`` to send
-its request, and with a web config (fleet/webconfig.py) the TLS handshake and the basic-auth
+its request head in all, and with a web config (fleet/webconfig.py) the TLS handshake and the basic-auth
 check come before anything is parsed or run. Bad requests are one line and a 400.
 """
 
@@ -179,8 +179,13 @@ class ExporterServer(ThreadingHTTPServer):
         self.per_source: dict[str, int] = {}
         self.sources: dict[int, str] = {}
         self.errors: list[str] = []
+        self.heads: dict[Any, float] = {}  # connection -> deadline for its request head
+        self._stop = threading.Event()
         self.address_family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
         super().__init__(addr, Handler)
+        from roomprobe.core.threads import start_guarded
+
+        self.reaper = start_guarded(self._reap, "exporter-head-deadline")
 
     # ---------------------------------------------------------------- connections
 
@@ -210,8 +215,34 @@ class ExporterServer(ThreadingHTTPServer):
         self.stats.connections.inc()
         super().process_request(request, client_address)
 
+    def expect_head(self, request: Any) -> None:
+        """A request head is due: it has ``read_timeout`` in all (not per read), so a client
+        trickling a byte at a time cannot hold its connection for ever."""
+        with self.lock:
+            self.heads[request] = time.monotonic() + self.settings.read_timeout
+
+    def head_done(self, request: Any) -> None:
+        with self.lock:
+            self.heads.pop(request, None)
+
+    def _reap(self) -> None:
+        while not self._stop.wait(0.25):
+            now = time.monotonic()
+            with self.lock:
+                late = [r for r, dl in self.heads.items() if now > dl]
+                for r in late:
+                    del self.heads[r]
+            for r in late:
+                with contextlib.suppress(OSError, ValueError):
+                    r.shutdown(socket.SHUT_RDWR)
+
+    def server_close(self) -> None:
+        self._stop.set()
+        super().server_close()
+
     def finish_request(self, request: Any, client_address: Any) -> None:
         request.settimeout(self.settings.read_timeout)
+        self.expect_head(request)  # the TLS handshake counts against it too
         if isinstance(request, ssl.SSLSocket):
             try:
                 request.do_handshake()
@@ -223,6 +254,7 @@ class ExporterServer(ThreadingHTTPServer):
 
     def shutdown_request(self, request: Any) -> None:
         with self.lock:
+            self.heads.pop(request, None)
             src = self.sources.pop(id(request), None)
             if src is not None:
                 left = self.per_source.get(src, 1) - 1
@@ -304,6 +336,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by design
         return  # the query string may name targets; nothing is logged per request
+
+    def handle_one_request(self) -> None:
+        self.server.expect_head(self.connection)  # each request of a kept-alive connection
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()  # reads the header lines too
+        self.server.head_done(self.connection)  # the head is in: a long probe is not late
+        return ok
 
     def _send(self, code: int, body: bytes, ctype: str = "text/plain; charset=utf-8",
               extra: Mapping[str, str] | None = None) -> None:
