@@ -502,11 +502,15 @@ def test_connections_per_source_are_bounded(server):
     assert 'roomprobe_exporter_connections_refused_total{reason="per_source"} 1.0' in metrics
 
 
-def test_a_trickled_request_head_is_cut_at_its_deadline(server):
+@pytest.mark.parametrize("tls", [False, True])
+def test_a_trickled_request_head_is_cut_at_its_deadline(server, tmp_path, pki, tls):
     """One header byte at a time keeps every single read under read_timeout; the head as a
-    whole still has read_timeout, then the server closes the connection."""
-    s = server(read_timeout=0.5)
+    whole still has read_timeout, then the server closes the connection (in TLS too)."""
+    web = webconfig.load(web_yml(tmp_path, pki, users=False)) if tls else webconfig.WebConfig()
+    s = server(read_timeout=0.5, web=web)
     c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+    if tls:
+        c = client_tls(pki).wrap_socket(c, server_hostname="127.0.0.1")
     c.sendall(b"GET /metrics HTTP/1.1\r\n")
     sent, closed = 0, False
     try:
@@ -517,10 +521,15 @@ def test_a_trickled_request_head_is_cut_at_its_deadline(server):
     except OSError:
         closed = True
     else:
-        closed = c.recv(100) == b""
+        try:
+            closed = c.recv(100) == b""
+        except OSError:
+            closed = True
     finally:
         c.close()
     assert closed and sent < 200, sent
+    _, metrics, _ = s.get("/metrics", tls=client_tls(pki) if tls else None)
+    assert "roomprobe_exporter_errors_total 0.0" in metrics
 
 
 def test_room_module_measures_a_refused_port_on_loopback(server):
