@@ -17,7 +17,8 @@ Rooms, all named in an inventory turned into file_sd by ``sweep --sd-file``:
 Asserted: the targets are up; the series carry the room labels (room, site, controller); the
 shipped ZoomRoomNetworkCritical fires for the four failing rooms and not for the healthy one;
 every query of the shipped Grafana dashboard returns data from this server; a scrape with a
-wrong password and a plain-HTTP scrape are refused (their targets are down, with the reason).
+wrong password and a plain-HTTP scrape are refused (their targets are down, with the reason);
+an extra job discovering the rooms through the exporter's /sd (http_sd) finds the same rooms.
 """
 
 from __future__ import annotations
@@ -78,7 +79,15 @@ def prometheus_config(tmp: Path, mon_addr: str, peer: str, rules: Path) -> str:
     plain["job_name"] = "plain-http"
     plain["scheme"] = "http"
     del plain["tls_config"]
-    cfg["scrape_configs"] += [wrong, plain]
+    # The same rooms discovered from the exporter's own /sd (http_sd), over TLS with auth.
+    httpsd = json.loads(json.dumps(jobs["roomprobe-room"]))
+    httpsd["job_name"] = "http-sd"
+    httpsd["http_sd_configs"] = [{"url": f"https://{mon_addr}:{EXPORTER_PORT}/sd",
+                                  "refresh_interval": "5s",
+                                  "tls_config": jobs["roomprobe-room"]["tls_config"],
+                                  "basic_auth": jobs["roomprobe-room"]["basic_auth"]}]
+    del httpsd["file_sd_configs"]
+    cfg["scrape_configs"] += [wrong, plain, httpsd]
     return yaml.safe_dump(cfg, sort_keys=False)
 
 
@@ -252,7 +261,7 @@ def test_prometheus_scrapes_the_exporter_and_the_shipped_rules_and_dashboard_wor
     def all_up():
         jobs = by_job(prom)
         want = {"roomprobe-room": 4, "roomprobe-room-agent": 1, "roomprobe-cloud": 1,
-                "roomprobe-quality": 1, "roomprobe-exporter": 1}
+                "roomprobe-quality": 1, "roomprobe-exporter": 1, "http-sd": 4}
         ok = all(len(jobs.get(j, [])) == n and all(t["health"] == "up" for t in jobs[j])
                  for j, n in want.items())
         return jobs if ok else None
@@ -263,6 +272,9 @@ def test_prometheus_scrapes_the_exporter_and_the_shipped_rules_and_dashboard_wor
     assert wrong and all(t["health"] == "down" and "401" in t["lastError"] for t in wrong), wrong
     plain = jobs["plain-http"]
     assert plain and plain[0]["health"] == "down", plain
+    # http_sd from the exporter's /sd found the same rooms, with the same labels
+    assert sorted((t["labels"]["room"], t["labels"].get("site")) for t in jobs["http-sd"]) == sorted(
+        (t["labels"]["room"], t["labels"].get("site")) for t in jobs["roomprobe-room"])
     # the room labels from file_sd (and the exporter's own room/target)
     series = prom.query('roomprobe_exit_code{job="roomprobe-room"}')
     labels = {s["metric"]["room"]: s["metric"] for s in series}
