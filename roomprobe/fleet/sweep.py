@@ -91,6 +91,7 @@ class Room:
     name: str | None = None
     controllers: tuple[str, ...] = ()
     peer: str | None = None  # a 'roomprobe serve --agent' on the room, ADDR[:PORT] (for --deep)
+    site: str | None = None  # a label for monitoring (file_sd, the exporter); not measured
 
     @property
     def label(self) -> str:
@@ -174,7 +175,8 @@ def load_inventory(path: str, default_port: int) -> list[Room]:
     """Rooms from an inventory file: CSV (a header row) or TOML (``[[room]]`` tables).
 
     Columns / keys: ``name``, ``address`` (or ``room``), ``controller`` (or ``controllers``:
-    several separated by spaces, commas or semicolons; a list in TOML), ``port``, ``peer``.
+    several separated by spaces, commas or semicolons; a list in TOML), ``port``, ``peer``,
+    ``site`` (a label for monitoring only).
     """
     from roomprobe.core.fsutil import loads_toml_bounded, read_bounded
 
@@ -224,7 +226,8 @@ def _room(row: dict[str, Any], where: str, default_port: int) -> Room:
                 port=_port(port, where) if port not in (None, "") else default_port,
                 name=_text(row.get("name"), where, "name"),
                 controllers=_controllers(row.get("controller", row.get("controllers")), where),
-                peer=_text(row.get("peer"), where, "peer"))
+                peer=_text(row.get("peer"), where, "peer"),
+                site=_text(row.get("site"), where, "site"))
 
 
 def parse_targets(args: Sequence[str], default_port: int, room_limit: int = MAX_ROOMS) -> list[Room]:
