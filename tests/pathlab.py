@@ -19,6 +19,8 @@ the faults are switched on with real tools (nftables, sysctl, tc, iperf3, ip lin
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import os
 import re
 import secrets
@@ -49,6 +51,30 @@ HOP_ADDRS = ["10.23.1.1", "10.23.2.2", "192.0.2.2", "198.51.100.2", "203.0.113.6
 ZOOM_RANGES = "203.0.113.0/24\n"
 
 
+def nobody_python() -> str:
+    """A Python that user ``nobody`` can run with roomprobe's dependencies.
+
+    Why: the tests' own interpreter may live under /root (pyenv), which ``nobody`` cannot read;
+    the unprivileged runs need an interpreter and site-packages outside it. Built once per
+    source tree (about 40 s, from the configured package index) and reused; the lab puts
+    ``REPO`` first on PYTHONPATH, so the code under test is always this tree's.
+    """
+    check = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    probe = "import click, psutil, platformdirs, jsonschema, prometheus_client, dns"
+    if subprocess.run([*check, sys.executable, "-c", probe], capture_output=True).returncode == 0:
+        return sys.executable
+    key = hashlib.sha256(str(REPO).encode() + (REPO / "pyproject.toml").read_bytes()).hexdigest()[:12]
+    venv = Path(tempfile.gettempdir()) / f"roomprobe-nobody-{key}"
+    py = venv / "bin" / "python"
+    with open(Path(tempfile.gettempdir()) / f"roomprobe-nobody-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if subprocess.run([*check, str(py), "-c", probe], capture_output=True).returncode != 0:
+            base = shutil.which("python3", path="/usr/bin:/usr/local/bin") or "python3"
+            sh([base, "-m", "venv", str(venv)], timeout=120)
+            sh([str(py), "-m", "pip", "install", "-q", "-e", str(REPO)], timeout=600)
+    return str(py)
+
+
 @dataclass
 class PathLab:
     prefix: str = field(default_factory=lambda: f"rpl{os.getpid()}x{secrets.token_hex(2)}-")
@@ -61,6 +87,10 @@ class PathLab:
         self.ranges.write_text(ZOOM_RANGES)
         self.config = self.tmp / "roomprobe.toml"
         self.config.write_text(f'[probes.path]\nzoom_ranges = ["{self.ranges}"]\n')
+        self.out = self.tmp / "out"  # where the unprivileged runs may write
+        self.out.mkdir()
+        os.chmod(self.tmp, 0o755)
+        os.chmod(self.out, 0o777)
         try:
             for name in ("room", *ROUTERS, "zoom"):
                 full = self.prefix + name
@@ -122,15 +152,15 @@ class PathLab:
         """The CLI in the room namespace as user ``nobody`` (no capabilities at all), the way a
         technician without administrator rights runs it."""
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-        env.update({"ROOMPROBE_CONFIG": str(self.config), "NO_COLOR": "1", "HOME": str(self.tmp),
-                    "ROOMPROBE_HISTORY_DB": str(self.tmp / "history.sqlite3"),
+        env.update({"ROOMPROBE_CONFIG": str(self.config), "NO_COLOR": "1", "HOME": str(self.out),
+                    "XDG_CACHE_HOME": str(self.out), "ROOMPROBE_HISTORY_DB": str(self.out / "history.sqlite3"),
                     "PYTHONPATH": str(REPO)})
         user = [] if as_root else ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
                                    "--inh-caps=-all", "--bounding-set=-all"]
-        os.chmod(self.tmp, 0o755)
-        return subprocess.run(["ip", "netns", "exec", self.ns["room"], *user, sys.executable, "-m", "roomprobe",
+        python = sys.executable if as_root else nobody_python()
+        return subprocess.run(["ip", "netns", "exec", self.ns["room"], *user, python, "-m", "roomprobe",
                                *args], capture_output=True, text=True, timeout=timeout, env=env,
-                              cwd=str(self.tmp))
+                              cwd=str(self.out))
 
     def mtr(self, count: int, *extra: str) -> list[dict[str, Any]]:
         """``mtr --report -n -c N -G 1`` from the room: [{hop, host, loss, avg}] (reference)."""
@@ -147,7 +177,7 @@ class PathLab:
         dev = self._dev_towards_room(router)
         rules = "\n".join(f"    iifname {dev} ip ttl {t} numgen inc mod {n} == 0 drop" for t in range(1, 12))
         self.nft(router, f"table ip fault {{ chain pre {{ type filter hook prerouting priority -300;\n"
-                         f"{rules}\n  }} }}\n")
+                         f"{rules}\n  }}\n}}\n")
 
     def ratelimit_icmp(self, router: str, every_ms: int = 4000) -> None:
         """The router's own ICMP rate limit: one time-exceeded per ``every_ms`` after a burst."""
@@ -156,7 +186,7 @@ class PathLab:
     def no_icmp(self, router: str) -> None:
         """The router forwards but never sends time exceeded (a silent hop)."""
         self.nft(router, "table ip fault { chain out { type filter hook output priority 0;\n"
-                         "    icmp type time-exceeded drop\n  } }\n")
+                         "    icmp type time-exceeded drop\n  }\n}\n")
 
     def mtu_step(self, router: str, mtu: int, *, frag_needed: bool = True) -> None:
         """The link beyond ``router`` (towards Zoom) has a smaller MTU; without ``frag_needed`` the
@@ -168,7 +198,7 @@ class PathLab:
         sh(["ip", "-n", self.ns[nxt], "link", "set", peer, "mtu", str(mtu)])
         if not frag_needed:
             self.nft(router, "table ip fault { chain out { type filter hook output priority 0;\n"
-                             "    icmp type destination-unreachable icmp code frag-needed drop\n  } }\n")
+                             "    icmp type destination-unreachable icmp code frag-needed drop\n  }\n}\n")
 
     def queue(self, router: str, rate: str = "2mbit", buffer_ms: int = 150) -> subprocess.Popen:
         """A standing queue from ``router`` on: a tbf with a long buffer on its link towards Zoom,

@@ -76,6 +76,7 @@ class Hop:
     rtts: list[float] = field(default_factory=list)
     kinds: Counter[str] = field(default_factory=Counter)
     mtu: int | None = None
+    mtu_from: str | None = None  # the router that said "fragmentation needed"
     big_sent: int = 0  # full-size probes (the MTU round)
     big_answered: int = 0
 
@@ -98,6 +99,7 @@ class Hop:
         }
         if self.mtu is not None:
             out["mtu"] = self.mtu
+            out["mtu_from"] = self.mtu_from
         if self.big_sent:
             out["big"] = {"sent": self.big_sent, "answered": self.big_answered}
         return out
@@ -174,14 +176,15 @@ def _record(trace: Trace, replies: Sequence[Reply], ttls: Sequence[int], big: bo
             hop.big_sent += 1
             if r is not None and r.kind in (TIME_EXCEEDED, REACHED):
                 hop.big_answered += 1
-            if r is not None and r.kind == FRAG_NEEDED:
-                hop.mtu = r.mtu if hop.mtu is None else min(hop.mtu, r.mtu or hop.mtu)
+            if r is not None and r.kind == FRAG_NEEDED and r.mtu:
+                hop.mtu = r.mtu if hop.mtu is None else min(hop.mtu, r.mtu)
+                hop.mtu_from = r.address
             continue
         hop.sent += 1
         if r is None:
             continue
         if r.kind == FRAG_NEEDED and r.mtu:
-            hop.mtu = r.mtu
+            hop.mtu, hop.mtu_from = r.mtu, r.address
         if r.address:
             hop.addresses[r.address] += 1
         hop.kinds[r.kind] += 1
@@ -193,12 +196,15 @@ def run(method: Method, target: str, address: str, *, why: str, rounds: int = 10
         interval: float = 1.0, wait: float = 1.0, max_ttl: int = DEFAULT_MAX_TTL,
         size: int = PROBE_SIZE, big_size: int | None = None, big_rounds: int = 0,
         deadline: float | None = None, on_round: Callable[[Trace], None] | None = None,
+        fallback: tuple[Method, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep) -> Trace:
     """``rounds`` rounds (0 = until interrupted) to ``address``, then ``big_rounds`` full-size
     rounds (``big_size`` bytes, DF set) that find where the MTU drops.
 
-    Stops early, keeping what it has, at ``deadline`` (monotonic time: ``cut_by_deadline``) or
+    ``fallback`` (a method and why): when the destination did not answer the first round,
+    start over with it (UDP to a closed port is dropped by many firewalls; TCP 443 to a web
+    host is answered). Stops early, keeping what it has, at ``deadline`` (monotonic time: ``cut_by_deadline``) or
     on Ctrl-C (``interrupted``). ``on_round`` sees the trace after every round (the live table).
     """
     trace = Trace(target, address, method.name, why, probe_size=size,
@@ -210,14 +216,14 @@ def run(method: Method, target: str, address: str, *, why: str, rounds: int = 10
         while rounds == 0 or i < len(plan):
             big = plan[i] if rounds else False
             start = clock()
-            need = wait + (0.05 if i else 0.0)
-            if deadline is not None and deadline - start < min(need, 0.3):
+            # A round whose wait the deadline would shorten is not sent: answers later than the
+            # cut would count as loss that never happened.
+            if deadline is not None and deadline - start < wait:
                 trace.cut_by_deadline = True
                 break
-            this_wait = wait if deadline is None else max(0.05, min(wait, deadline - start - 0.05))
             ttls = list(range(1, _last_ttl(trace, max_ttl) + 1))
             try:
-                replies = method.round(address, ttls, this_wait, big_size if big and big_size else size)
+                replies = method.round(address, ttls, wait, big_size if big and big_size else size)
             except OSError as exc:
                 trace.errors.append(f"round {i + 1}: {type(exc).__name__}: {exc}"[:200])
                 replies = []
@@ -225,13 +231,25 @@ def run(method: Method, target: str, address: str, *, why: str, rounds: int = 10
             if not big:
                 trace.rounds += 1
             i += 1
+            if i == 1 and fallback is not None and trace.reached_ttl is None and trace.ended_ttl is None:
+                last = max((h.ttl for h in trace.hops if h.received), default=0)
+                old = method.name
+                method.close()
+                method, why2 = fallback
+                fallback = None
+                trace.method = method.name
+                trace.method_why = (f"{why2} (the destination did not answer {old} probes; the last "
+                                    f"hop that did was {last or 'none'})")
+                trace.hops.clear()
+                trace.rounds = 0
+                i = 0
             if on_round is not None:
                 on_round(trace)
             if rounds and i >= len(plan):
                 break
             pause = interval - (clock() - start)
-            if deadline is not None and clock() + max(0.0, pause) + 0.3 > deadline:
-                trace.cut_by_deadline = trace.rounds < rounds
+            if deadline is not None and clock() + max(0.0, pause) + wait > deadline:
+                trace.cut_by_deadline = True
                 break
             if pause > 0:
                 sleep(pause)
@@ -240,44 +258,63 @@ def run(method: Method, target: str, address: str, *, why: str, rounds: int = 10
     finally:
         trace.seconds = clock() - t0
         method.close()
+        if fallback is not None:
+            fallback[0].close()
     return trace
 
 
-def choose(prefer: str = "auto", *, platform: str = sys.platform,
-           port: int = 33434) -> tuple[Method, str]:
+@dataclass
+class Choice:
+    """The method to run, why, and what to fall back to if the destination ignores it."""
+
+    method: Method
+    why: str
+    fallback: tuple[Method, str] | None = None
+
+
+def choose(prefer: str = "auto", *, platform: str = sys.platform, port: int = 33434) -> Choice:
     """The method to use here and why; raises MethodUnavailable with every reason when none can.
 
-    auto: Linux -> UDP (IP_RECVERR: no privilege, the protocol Zoom media uses), then ICMP
-    datagram sockets (where net.ipv4.ping_group_range allows), then TCP 443; macOS -> ICMP
-    datagram sockets (no IP_RECVERR there); Windows -> IcmpSendEcho2 (iphlpapi, as WinMTR).
+    auto: Linux -> UDP (IP_RECVERR: no privilege, the protocol Zoom media uses), falling back
+    to TCP 443 when the destination ignores UDP, then ICMP datagram sockets (where
+    net.ipv4.ping_group_range allows); macOS -> ICMP datagram sockets (no IP_RECVERR there);
+    Windows -> IcmpSendEcho2 (iphlpapi, as WinMTR does).
     """
-    reasons: list[str] = []
+    if prefer not in ("auto", *METHODS):
+        raise MethodUnavailable(f"unknown method {prefer!r}: use auto, udp, icmp or tcp")
     if platform == "win32":
         if prefer not in ("auto", "icmp"):
             raise MethodUnavailable(f"{prefer} is not available on Windows without administrator "
                                     "rights; use --method icmp (IcmpSendEcho2)")
         from roomprobe.net import trace_windows
 
-        return trace_windows.IcmpSendEcho(), ("IcmpSendEcho2 from iphlpapi: ICMP echo with a TTL, "
-                                               "no administrator rights needed (as WinMTR)")
+        return Choice(trace_windows.IcmpSendEcho(), "IcmpSendEcho2 from iphlpapi: ICMP echo with a "
+                      "TTL, no administrator rights needed (as WinMTR does)")
     if platform == "darwin":
         if prefer not in ("auto", "icmp"):
             raise MethodUnavailable(f"{prefer} needs IP_RECVERR (Linux only); on macOS use "
                                     "--method icmp (unprivileged ICMP datagram socket)")
         from roomprobe.net import trace_icmp
 
-        return trace_icmp.DarwinIcmp(), "ICMP datagram socket: no administrator rights needed on macOS"
+        return Choice(trace_icmp.DarwinIcmp(), "ICMP datagram socket: no administrator rights needed "
+                      "on macOS")
     from roomprobe.net import trace_linux
 
-    order = ["udp", "icmp", "tcp"] if prefer == "auto" else [prefer]
+    reasons: list[str] = []
+    order = ["udp", "tcp", "icmp"] if prefer == "auto" else [prefer]
+    made: list[tuple[Method, str]] = []
     for name in order:
         try:
             method = trace_linux.make(name, port=port)
         except MethodUnavailable as exc:
             reasons.append(f"{name}: {exc}")
             continue
-        why = trace_linux.WHY[name]
-        if reasons:
-            why += " (" + "; ".join(reasons) + ")"
-        return method, why
-    raise MethodUnavailable("; ".join(reasons))
+        made.append((method, trace_linux.WHY[name]))
+        if prefer != "auto" or len(made) == 2:
+            break
+    if not made:
+        raise MethodUnavailable("; ".join(reasons))
+    method, why = made[0]
+    if reasons:
+        why += " (" + "; ".join(reasons) + ")"
+    return Choice(method, why, made[1] if len(made) > 1 else None)
