@@ -190,14 +190,20 @@ def judge(trace: dict[str, Any], zoom: Callable[[str], bool | None], *, tunnel: 
 
     # Delay: the suffix minimum of the median RTT; the largest persisting step, if big enough.
     med = {i: m for i in answering if (m := _median(hops[i])) is not None}
+    order = sorted(med)
+    # A router that answers slower than the hops behind it is slow to answer (its control
+    # plane), not a queue: what it forwards is not delayed. Its figure says nothing of the path.
+    slow = {i for k, i in enumerate(order) if order[k + 1:] and
+            med[i] - min(med[x] for x in order[k + 1:]) >= t.step_ms}
+    kept = [i for i in order if i not in slow]
     dfloor: dict[int, float] = {}
     low = float("inf")
-    for i in reversed(sorted(med)):
+    for i in reversed(kept):
         low = min(low, med[i])
         dfloor[i] = low
     best: tuple[float, int, int | None] | None = None
     prev: int | None = None
-    for i in sorted(dfloor):
+    for i in kept:
         step = dfloor[i] - (dfloor[prev] if prev is not None else 0.0)
         if best is None or step > best[0]:
             best = (step, i, prev)
@@ -207,12 +213,11 @@ def judge(trace: dict[str, Any], zoom: Callable[[str], bool | None], *, tunnel: 
         j.delay = {"begins": _where(hops[onset], zs[onset]),
                    "last_clean": _where(hops[before_i], zs[before_i]) if before_i is not None else None,
                    "last": _where(hops[-1], zs[-1]), "added_ms": round(step, 1), "zone": zs[onset]}
-        for i in sorted(dfloor):
+        for i in kept:
             if i >= onset:
                 hops[i]["note"] = (hops[i]["note"] + ", " if hops[i]["note"] else "") + "delay persists"
-    for i in med:
-        if i in dfloor and med[i] - dfloor[i] >= t.step_ms:
-            hops[i]["note"] = (hops[i]["note"] + ", " if hops[i]["note"] else "") + "slow to answer (not a queue)"
+    for i in slow:
+        hops[i]["note"] = (hops[i]["note"] + ", " if hops[i]["note"] else "") + "slow to answer (not a queue)"
 
     _mtu(j, hops, zs, t)
     _findings(j, trace, t, tunnel)
@@ -274,7 +279,8 @@ def _findings(j: Judgement, trace: dict[str, Any], t: Targets, tunnel: str | Non
     if is_tunnel(tunnel):
         add(Finding("path-via-vpn", Severity.WARN,
                     f"The route to Zoom goes into the tunnel {tunnel}: calls take the VPN's detour and "
-                    "share its capacity.", {"interface": tunnel}, hint=FIXES["vpn"]))
+                    "share its capacity.", {"interface": tunnel, "local_mtu": trace.get("local_mtu")},
+                    hint=FIXES["vpn"]))
     if j.destination is None:
         last = next((h for h in reversed(j.hops) if h.get("received")), None)
         where = (f"the last hop that answered is {last['ttl']} ({(last.get('addresses') or ['?'])[0]}, "

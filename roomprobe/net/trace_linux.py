@@ -45,6 +45,7 @@ IP_RECVERR = 11  # <linux/in.h>
 IP_MTU_DISCOVER = 10
 IP_PMTUDISC_PROBE = 3
 IP_TTL = 2
+IP_MTU = 14
 MSG_ERRQUEUE = 0x2000
 MSG_DONTWAIT = 0x40
 SO_EE_ORIGIN_LOCAL = 1
@@ -226,6 +227,12 @@ class LinuxProbes:
         if self.name == "icmp" and (len(data) < 1 or data[0] != 0):
             return None  # not an echo reply
         return Reply(ttl, dest, round(rtt_ms, 3), REACHED)
+
+    def local_mtu(self, dest: str) -> int | None:
+        """The MTU the kernel would use towards ``dest`` (IP_MTU on a connected socket)."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((dest, self.port))
+            return int(s.getsockopt(socket.IPPROTO_IP, IP_MTU)) or None
 
     def close(self) -> None:
         pass

@@ -17,6 +17,7 @@ the hop table and the statistics, and never touches a socket itself.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import sys
@@ -139,6 +140,7 @@ class Trace:
     seconds: float = 0.0
     probe_size: int = PROBE_SIZE
     big_size: int | None = None
+    local_mtu: int | None = None  # this device's own MTU towards the destination (a tunnel's is lower)
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,7 +149,7 @@ class Trace:
                 "reached": self.reached_ttl is not None, "reached_ttl": self.reached_ttl,
                 "ended_ttl": self.ended_ttl, "interrupted": self.interrupted,
                 "cut_by_deadline": self.cut_by_deadline, "seconds": round(self.seconds, 2),
-                "probe_size": self.probe_size, "big_size": self.big_size,
+                "probe_size": self.probe_size, "big_size": self.big_size, "local_mtu": self.local_mtu,
                 "errors": self.errors[:10], "hops": [h.to_dict() for h in self.hops]}
 
 
@@ -210,6 +212,15 @@ def run(method: Method, target: str, address: str, *, why: str, rounds: int = 10
     trace = Trace(target, address, method.name, why, probe_size=size,
                   big_size=big_size if big_rounds else None)
     t0 = clock()
+    local = getattr(method, "local_mtu", None)
+    if big_size and callable(local):
+        # Full-size means what this device can send: its own link's MTU caps the probe, so
+        # the MTU rounds find drops beyond it (a tunnel's lower MTU is this device's choice).
+        with contextlib.suppress(OSError):
+            trace.local_mtu = local(address)
+        if trace.local_mtu:
+            big_size = min(big_size, trace.local_mtu)
+            trace.big_size = big_size
     plan = [False] * rounds + [True] * (big_rounds if big_size else 0) if rounds else []
     i = 0
     try:

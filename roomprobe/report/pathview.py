@@ -33,7 +33,8 @@ def rows(path: dict[str, Any]) -> list[list[str]]:
         addr = addrs[0] if addrs else "???"
         if len(addrs) > 1:
             addr += f" (+{len(addrs) - 1})"
-        out.append([str(h.get("ttl")), addr, str(h.get("zone") or ""), _f(h.get("loss_pct")),
+        loss = _f(h.get("loss_pct")) if h.get("received") else "-"
+        out.append([str(h.get("ttl")), addr, str(h.get("zone") or ""), loss,
                     str(h.get("sent", "")), _f(r.get("min")), _f(r.get("median")), _f(r.get("p95")),
                     _f(r.get("max")), _f(r.get("jitter")), str(h.get("note") or "")])
     return out
