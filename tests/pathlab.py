@@ -220,6 +220,7 @@ class PathLab:
             ROOM, "local", "192.0.2.2", "dstport", "4789"])
         for ns, addr in (("room", "10.99.0.2/30"), ("r3", "10.99.0.1/30")):
             sh(["ip", "-n", self.ns[ns], "addr", "add", addr, "dev", "vx0"])
+            sh(["ip", "-n", self.ns[ns], "link", "set", "vx0", "mtu", "1450"])  # 50 bytes of VXLAN
             sh(["ip", "-n", self.ns[ns], "link", "set", "vx0", "up"])
         sh(["ip", "-n", self.ns["room"], "route", "add", f"{ZOOM}/32", "via", "10.99.0.1", "dev", "vx0"])
         for r in ("r4", "r5", "zoom"):  # the way back to the tunnel's inner address

@@ -129,8 +129,10 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
     run = ProbeRun(probe, result, time.monotonic() - t0)
     from roomprobe.net import osnet
 
+    host_facts = {**osnet.host_info(), "interfaces": list(osnet.interfaces()),
+                  "default_gateway": list(osnet.default_gateways()), "raw_sockets": osnet.raw_sockets()}
     rep = report.build(runs=[run], complete=not trace.interrupted or count == 0, targets=Targets(),
-                       started_at=started, duration_s=time.monotonic() - t0, host=osnet.host_info())
+                       started_at=started, duration_s=time.monotonic() - t0, host=host_facts)
     try:
         from roomprobe.diagnose import mapping
 
