@@ -183,13 +183,13 @@ def run(ctx: Context) -> Result:
     boxes: list[list[tuple[dict[str, Any], str | None]]] = [[] for _ in wanted]
     threads = [start_guarded(lambda box=box, role=role, host=host: box.append(_trace_one(role, host, opts,
                                                                                          deadline)),
-                             f"path-{i}") for i, ((role, host), box) in enumerate(zip(wanted, boxes))]
+                             f"path-{i}") for i, ((role, host), box) in enumerate(zip(wanted, boxes, strict=True))]
     for t in threads:
         t.join(max(0.0, ctx.remaining()))
     rthread.join(max(0.0, ctx.remaining()))
     ranges = ranges_box[0] if ranges_box else zoomranges.Ranges()
     paths = []
-    for (role, host), box, t in zip(wanted, boxes, threads):
+    for (role, host), box, t in zip(wanted, boxes, threads, strict=True):
         if not box:
             err = getattr(t, "error", None)
             return Result.unmeasured("path-incomplete", f"tracing {host} did not finish"

@@ -108,10 +108,9 @@ class PathLab:
                     sh(["ip", "-n", self.ns[ns], "addr", "add", f"{addr}/{plen}", "dev", dev])
                     sh(["ip", "-n", self.ns[ns], "link", "set", dev, "up"])
             # Default routes towards Zoom, and return routes towards the room.
-            for i, (_link, left, _la, _right, raddr, _p) in enumerate(LINKS[:-1]):
+            for _link, left, _la, _right, raddr, _p in LINKS[:-1]:
                 sh(["ip", "-n", self.ns[left], "route", "add", "default", "via", raddr])
-                del i
-            for _link, left, laddr, right, _ra, _p in LINKS[1:]:
+            for _link, _left, laddr, right, _ra, _p in LINKS[1:]:
                 sh(["ip", "-n", self.ns[right], "route", "add", "10.23.0.0/16", "via", laddr])
                 sh(["ip", "-n", self.ns[right], "route", "add", "192.0.2.0/24", "via", laddr])
                 sh(["ip", "-n", self.ns[right], "route", "add", "198.51.100.0/24", "via", laddr])

@@ -15,7 +15,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-
 from lab import lab_unavailable_reason
 from pathlab import HOP_ADDRS, ZOOM, PathLab
 

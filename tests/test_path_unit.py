@@ -9,13 +9,13 @@ import struct
 from typing import Any
 
 import pytest
+from roomprobe.probes import _pathjudge as pj
+from roomprobe.probes import path as pp
 
 from roomprobe.core.probe import Severity, Status
 from roomprobe.net import trace_icmp, trace_linux, trace_windows, traceroute
 from roomprobe.net.traceroute import FRAG_NEEDED, REACHED, TIME_EXCEEDED, Reply
 from roomprobe.net.zoomranges import Ranges
-from roomprobe.probes import _pathjudge as pj
-from roomprobe.probes import path as pp
 
 ZOOM_NET = Ranges()
 ZOOM_NET.networks.append(__import__("ipaddress").ip_network("203.0.113.0/24"))

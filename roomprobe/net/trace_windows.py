@@ -84,6 +84,10 @@ def classify(status: int, address: str | None, dest: str) -> str:
 class Api:
     """The three iphlpapi functions (a fake replaces this in the tests)."""
 
+    IcmpCreateFile: Any
+    IcmpCloseHandle: Any
+    IcmpSendEcho2: Any
+
     def __init__(self) -> None:
         if sys.platform != "win32":
             raise MethodUnavailable("IcmpSendEcho2 exists on Windows only")

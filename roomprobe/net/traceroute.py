@@ -116,7 +116,7 @@ def rtt_stats(rtts: Sequence[float]) -> dict[str, float]:
     """min/median/p95/max/avg and jitter (mean difference between consecutive samples, as
     mtr's "Javg" and RTP's jitter read it: what a media stream feels)."""
     r = sorted(rtts)
-    jit = [abs(b - a) for a, b in zip(rtts, rtts[1:])]
+    jit = [abs(b - a) for a, b in zip(rtts, rtts[1:], strict=False)]
     return {"min": round(r[0], 2), "median": round(statistics.median(r), 2),
             "p95": round(percentile(r, 95), 2), "max": round(r[-1], 2),
             "avg": round(statistics.fmean(r), 2),
@@ -158,13 +158,13 @@ def _last_ttl(trace: Trace, max_ttl: int) -> int:
 
 
 def _record(trace: Trace, replies: Sequence[Reply], ttls: Sequence[int], big: bool) -> None:
-    by_ttl = {r.ttl: r for r in replies if r.address is not None or r.kind}
-    for r in by_ttl.values():  # where the path ends decides which hops count at all
-        if r.kind == REACHED and (trace.reached_ttl is None or r.ttl < trace.reached_ttl):
-            trace.reached_ttl = r.ttl
-        if r.kind == UNREACHABLE and trace.reached_ttl is None and (
-                trace.ended_ttl is None or r.ttl < trace.ended_ttl):
-            trace.ended_ttl = r.ttl
+    by_ttl = {x.ttl: x for x in replies if x.address is not None or x.kind}
+    for x in by_ttl.values():  # where the path ends decides which hops count at all
+        if x.kind == REACHED and (trace.reached_ttl is None or x.ttl < trace.reached_ttl):
+            trace.reached_ttl = x.ttl
+        if x.kind == UNREACHABLE and trace.reached_ttl is None and (
+                trace.ended_ttl is None or x.ttl < trace.ended_ttl):
+            trace.ended_ttl = x.ttl
     last = _last_ttl(trace, max(ttls))
     while len(trace.hops) < last:
         trace.hops.append(Hop(len(trace.hops) + 1))
@@ -316,11 +316,11 @@ def choose(prefer: str = "auto", *, platform: str = sys.platform, port: int = 33
     made: list[tuple[Method, str]] = []
     for name in order:
         try:
-            method = trace_linux.make(name, port=port)
+            linux_method = trace_linux.make(name, port=port)
         except MethodUnavailable as exc:
             reasons.append(f"{name}: {exc}")
             continue
-        made.append((method, trace_linux.WHY[name]))
+        made.append((linux_method, trace_linux.WHY[name]))
         if prefer != "auto" or len(made) == 2:
             break
     if not made:

@@ -136,7 +136,7 @@ def html_section(path: dict[str, Any]) -> str:
     """The headline, the chart and the table for one path (escaped, self-contained)."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
     body = []
-    for r, hop in zip(rows(path), path.get("hops") or []):
+    for r, hop in zip(rows(path), path.get("hops") or [], strict=True):
         cls = ' class="lossy"' if "persists" in str(hop.get("note")) else ""
         body.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>")
     return (f'<section class="path"><h3>{html.escape(headline(path))}</h3>'
