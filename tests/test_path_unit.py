@@ -376,3 +376,50 @@ def test_choose_names_the_method_per_os() -> None:
         traceroute.choose("tcp", platform="darwin")
     with pytest.raises(traceroute.MethodUnavailable, match="unknown"):
         traceroute.choose("carrier-pigeon")
+
+
+# ----------------------------------------------------------------------------- report and metrics
+
+def _report(hops: list[dict[str, Any]]) -> dict[str, Any]:
+    from roomprobe.core.probe import Targets
+    from roomprobe.core.runner import ProbeRun
+    from roomprobe.report import build
+
+    ev, j = pp.conclude_one("zoom", "zoom.us", trace(hops, method_why="test"), None, ZOOM_NET, _opts())
+    result = pp.verdict([(ev, j)], ZOOM_NET, 20)
+    host = {"hostname": "room", "os": "Linux", "os_version": "x", "interfaces": [], "default_gateway": [],
+            "raw_sockets": False}
+    return build.build(runs=[ProbeRun(pp.PROBE, result, 1.0)], complete=True, targets=Targets(),
+                       started_at=0.0, duration_s=1.0, host=host)
+
+
+def test_report_validates_and_renders_the_hop_table_everywhere() -> None:
+    import jsonschema
+
+    from roomprobe.report.build import load_schema
+    from roomprobe.report.html import render_html
+    from roomprobe.report.markdown import render_markdown
+    from roomprobe.report.text import render_text
+
+    rep = _report([hop(1, 0), hop(2, 50), hop(3, 0), hop(4, 25), hop(5, 25), hop(6, 25)])
+    jsonschema.validate(rep, load_schema())
+    text = render_text(rep)
+    assert "198.51.100.2" in text and "rate-limits its ICMP answers" in text and "loss persists" in text
+    md = render_markdown(rep)
+    assert "| 4 | 198.51.100.2 | provider | 25.0 |" in md
+    page = render_html(rep)
+    assert "<svg" in page and "hop 4: 25% unanswered" in page and "Path to zoom.us" in page
+
+
+def test_metrics_name_the_hop_where_loss_begins() -> None:
+    from roomprobe.fleet import metrics
+
+    rep = _report([hop(1, 0), hop(2, 50), hop(3, 0), hop(4, 25), hop(5, 25), hop(6, 25)])
+    fam = metrics.families(rep, 2)
+    assert fam["roomprobe_path_loss_begins_hop"][1] == [({"destination": "zoom"}, 4.0)]
+    assert fam["roomprobe_path_loss_ratio"][1] == [({"destination": "zoom"}, 0.25)]
+    assert fam["roomprobe_path_hops"][1] == [({"destination": "zoom"}, 6.0)]
+    clean = metrics.families(_report([hop(i, 0) for i in range(1, 7)]), 0)
+    assert clean["roomprobe_path_loss_begins_hop"][1] == [({"destination": "zoom"}, 0.0)]
+    text = metrics.render(rep, 2)
+    assert 'roomprobe_path_rtt_seconds{' in text

@@ -86,7 +86,7 @@ def svg_chart(path: dict[str, Any], width: int = 760, height: int = 220) -> str:
     hops = path.get("hops") or []
     if not hops:
         return ""
-    left, right, top, bottom = 46, 46, 14, 40
+    left, right, top, bottom = 46, 46, 14, 52
     w, h = width - left - right, height - top - bottom
     col = w / len(hops)
     rmax = max([float((x.get("rtt_ms") or {}).get("max") or 0) for x in hops] + [1.0])
@@ -106,9 +106,11 @@ def svg_chart(path: dict[str, Any], width: int = 760, height: int = 220) -> str:
         loss = float(x.get("loss_pct") or 0) if x.get("received") else None
         if loss:
             bh = h * loss / 100
+            limited = "rate-limits" in str(x.get("note"))  # not loss: grey, so nobody reads it as loss
+            fill, why = ("#9e9e9e", "rate limit of its ICMP answers, not loss") if limited else ("#b3261e", "")
             parts.append(f'<rect x="{cx - col * 0.3:.1f}" y="{top + h - bh:.1f}" width="{col * 0.6:.1f}" '
-                         f'height="{bh:.1f}" fill="#b3261e" opacity="0.55"><title>hop {x.get("ttl")}: '
-                         f'{loss:g}% unanswered</title></rect>')
+                         f'height="{bh:.1f}" fill="{fill}" opacity="0.6"><title>hop {x.get("ttl")}: '
+                         f'{loss:g}% unanswered{": " + why if why else ""}</title></rect>')
         if loss is None:
             parts.append(f'<text x="{cx:.1f}" y="{top + h - 4}" text-anchor="middle" fill="#888">'
                          'no reply</text>')
@@ -126,6 +128,13 @@ def svg_chart(path: dict[str, Any], width: int = 760, height: int = 220) -> str:
         parts.append(f'<text x="{cx:.1f}" y="{top + h + 14}" text-anchor="middle">{x.get("ttl")}</text>')
         parts.append(f'<text x="{cx:.1f}" y="{top + h + 27}" text-anchor="middle" fill="#555" '
                      f'font-size="9">{label}</text>')
+    ly = height - 6
+    parts.append(f'<rect x="{left}" y="{ly - 8}" width="10" height="8" fill="#b3261e" opacity="0.6"/>'
+                 f'<text x="{left + 14}" y="{ly}">loss</text>'
+                 f'<rect x="{left + 50}" y="{ly - 8}" width="10" height="8" fill="#9e9e9e" opacity="0.6"/>'
+                 f'<text x="{left + 64}" y="{ly}">unanswered: the router rate-limits its replies (not loss)</text>'
+                 f'<circle cx="{left + 400}" cy="{ly - 4}" r="3.5" fill="#1f5fa8"/>'
+                 f'<text x="{left + 408}" y="{ly}">median RTT (bar: min-max)</text>')
     if len(pts) > 1:
         parts.append(f'<polyline points="{" ".join(pts)}" fill="none" stroke="#1f5fa8" stroke-width="1.5"/>')
     parts.append("</svg>")
