@@ -147,9 +147,7 @@ class PathLab:
         self.procs.append(proc)
         return proc
 
-    def roomprobe(self, *args: str, timeout: float = 120, as_root: bool = False) -> subprocess.CompletedProcess:
-        """The CLI in the room namespace as user ``nobody`` (no capabilities at all), the way a
-        technician without administrator rights runs it."""
+    def _cli(self, args: tuple[str, ...], as_root: bool) -> tuple[list[str], dict[str, str]]:
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         env.update({"ROOMPROBE_CONFIG": str(self.config), "NO_COLOR": "1", "HOME": str(self.out),
                     "XDG_CACHE_HOME": str(self.out), "ROOMPROBE_HISTORY_DB": str(self.out / "history.sqlite3"),
@@ -157,9 +155,21 @@ class PathLab:
         user = [] if as_root else ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
                                    "--inh-caps=-all", "--bounding-set=-all"]
         python = sys.executable if as_root else nobody_python()
-        return subprocess.run(["ip", "netns", "exec", self.ns["room"], *user, python, "-m", "roomprobe",
-                               *args], capture_output=True, text=True, timeout=timeout, env=env,
-                              cwd=str(self.out))
+        return ["ip", "netns", "exec", self.ns["room"], *user, python, "-m", "roomprobe", *args], env
+
+    def roomprobe(self, *args: str, timeout: float = 120, as_root: bool = False) -> subprocess.CompletedProcess:
+        """The CLI in the room namespace as user ``nobody`` (no capabilities at all), the way a
+        technician without administrator rights runs it."""
+        cmd, env = self._cli(args, as_root)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(self.out))
+
+    def roomprobe_popen(self, *args: str) -> subprocess.Popen:
+        """The same, left running (``ip netns exec`` and ``setpriv`` exec it: the pid is Python's)."""
+        cmd, env = self._cli(args, False)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                cwd=str(self.out))
+        self.procs.append(proc)
+        return proc
 
     def mtr(self, count: int, *extra: str) -> list[dict[str, Any]]:
         """``mtr --report -n -c N -G 1`` from the room: [{hop, host, loss, avg}] (reference)."""

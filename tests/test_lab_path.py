@@ -165,3 +165,17 @@ def test_route_through_a_vxlan_tunnel_is_named_vpn(pl: PathLab) -> None:
     assert path["hops"][0]["zone"] == "vpn" and path["interface"] == "vx0"
     assert "path-via-vpn" in finding_ids(rep)
     assert path["local_mtu"] == 1450 and path["mtu"] is None  # the tunnel's own MTU is no black hole
+
+
+def test_ctrl_c_ends_with_the_report_so_far(pl: PathLab) -> None:
+    import signal
+    import time
+
+    proc = pl.roomprobe_popen("path", ZOOM, "-c", "0", "-i", "0.1", "--no-mtu", "--format", "json")
+    time.sleep(3.0)  # the interpreter starts, then rounds run until interrupted
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    rep = json.loads(out)
+    path = rep["probes"][0]["evidence"]["paths"][0]
+    assert proc.returncode == 0 and rep["status"] == "pass", err
+    assert path["rounds"] >= 3 and path["reached_ttl"] == 6 and addrs(path) == HOP_ADDRS

@@ -423,3 +423,36 @@ def test_metrics_name_the_hop_where_loss_begins() -> None:
     assert clean["roomprobe_path_loss_begins_hop"][1] == [({"destination": "zoom"}, 0.0)]
     text = metrics.render(rep, 2)
     assert 'roomprobe_path_rtt_seconds{' in text
+
+
+# ----------------------------------------------------------------------------- the command
+
+@pytest.mark.parametrize("args, message", [
+    (["no..such..host"], "cannot resolve no..such..host"),
+    (["127.0.0.1", "--set", "dns.slow_ms=1"], "only path.KEY=VALUE"),
+    (["127.0.0.1", "--set", "path.nosuch=1"], "has no option"),
+    (["127.0.0.1", "--json", "/nonexistent-dir/x.json"], "directory does not exist"),
+    (["127.0.0.1", "--method", "pigeon"], "--method"),
+])
+def test_bad_input_is_one_line_exit_3_before_any_probe(args: list[str], message: str) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "roomprobe", "path", *args], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 3 and message in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr and not r.stdout
+
+
+def test_path_to_loopback_passes_with_proof(tmp_path: Any) -> None:
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "roomprobe", "path", "127.0.0.1", "-c", "2", "-i", "0.05",
+                        "--format", "json", "--set", "path.zoom_ranges=[]", "--json", str(tmp_path / "p.json")],
+                       capture_output=True, text=True, timeout=60)
+    rep = json.loads(r.stdout)
+    assert r.returncode == 0 and rep["status"] == "pass", r.stderr
+    assert rep["probes"][0]["evidence"]["proof"]["127.0.0.1"]["answered"] == "2/2"
+    assert json.loads((tmp_path / "p.json").read_text())["probes"][0]["id"] == "path"

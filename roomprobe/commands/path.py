@@ -81,6 +81,8 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
         changes["mtu_check"] = False
     opts = replace(opts, **changes)
     pp.validate(opts)
+    if json_path and not Path(json_path).expanduser().resolve().parent.is_dir():
+        raise UsageError(f"--json {json_path}: its directory does not exist; choose a writable path")
     host = str(opts.targets[0]) if opts.targets else ""
     if not host:
         raise UsageError("nothing to trace: give a TARGET or set path.targets in the config file")
