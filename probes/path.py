@@ -119,6 +119,10 @@ def conclude_one(role: str, host: str, trace: dict[str, Any], tunnel: str | None
     """One target's evidence (the trace with every hop judged) and its judgement."""
     j = judge(trace, lambda a: ranges.contains(a) if ranges.loaded else None, tunnel=tunnel,
               targets=thresholds(opts))
+    if role == "back":  # traced by the peer towards us: its zones are seen from the peer's side
+        for f in j.findings:
+            f.message = f"On the way back (traced by the peer towards this device): {f.message}"
+            f.evidence = {**f.evidence, "direction": "back"}
     ev = {**trace, "role": role, "host": host, "interface": tunnel, "hops": j.hops,
           "loss": j.loss, "delay": j.delay, "rate_limited": j.rate_limited, "silent": j.silent,
           "mtu": j.mtu, "destination": j.destination}
@@ -139,7 +143,8 @@ def verdict(paths: list[tuple[dict[str, Any], Judgement]], ranges: zoomranges.Ra
         first = next(f for f in findings if f.severity == worst)
         status = Status.FAIL if worst == Severity.FAIL else Status.WARN
         return Result(status, first.id, first.message, evidence, findings)
-    if cut or any(int(ev.get("rounds") or 0) < planned_rounds for ev, _ in paths) or not paths:
+    short = [ev for ev, _ in paths if int(ev.get("rounds") or 0) < int(ev.get("planned_rounds") or planned_rounds)]
+    if cut or short or not paths:
         done = ", ".join(f"{ev['host']}: {ev.get('rounds', 0)}/{planned_rounds} rounds" for ev, _ in paths)
         return Result.unmeasured("path-incomplete", f"the trace was cut short ({done or 'nothing traced'}); "
                                  "give check a longer --timeout", evidence, findings)

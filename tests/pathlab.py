@@ -114,6 +114,10 @@ class PathLab:
                 sh(["ip", "-n", self.ns[right], "route", "add", "10.23.0.0/16", "via", laddr])
                 sh(["ip", "-n", self.ns[right], "route", "add", "192.0.2.0/24", "via", laddr])
                 sh(["ip", "-n", self.ns[right], "route", "add", "198.51.100.0/24", "via", laddr])
+            for full in self.ns.values():  # no resolver: a lookup fails at once, never leaves the lab
+                d = Path("/etc/netns") / full
+                d.mkdir(parents=True, exist_ok=True)
+                (d / "resolv.conf").write_text("nameserver 127.0.0.1\n")
             # Members of every group may open ICMP datagram sockets in the room (tests of "icmp").
             self.sysctl("room", "net.ipv4.ping_group_range=0 2147483647")
             self.wait_ready()
@@ -177,14 +181,26 @@ class PathLab:
                                 *extra, ZOOM], timeout=60 + 3 * count).stdout
         return parse_mtr(out)
 
+    def agent(self, where: str, addr: str, token: str) -> subprocess.Popen:
+        """``roomprobe serve --agent`` in ``where`` on ``addr`` (the peer that traces back)."""
+        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        env["PYTHONPATH"] = str(REPO)
+        proc = self.popen(where, [sys.executable, "-m", "roomprobe", "serve", "--bind", addr, "--token", token,
+                                  "--duration", "300", "--agent"], stdout=subprocess.PIPE, text=True, env=env)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "session token: " + token in line, line
+        return proc
+
     # -- faults -------------------------------------------------------------------------------
-    def drop_share_in(self, router: str, n: int) -> None:
+    def drop_share_in(self, router: str, n: int, *, towards_room: bool = False) -> None:
         """Drop 1 in ``n`` packets arriving at ``router`` from the room's side, counted per TTL
         value (its own counter per remaining TTL) so every hop behind sees exactly 1/n, whatever
         order the probes of a round come in. In prerouting: the packet that would expire here is
         dropped too, so the loss starts AT this router."""
-        dev = self._dev_towards_room(router)
-        rules = "\n".join(f"    iifname {dev} ip ttl {t} numgen inc mod {n} == 0 drop" for t in range(1, 12))
+        dev = self._dev_towards_zoom(router) if towards_room else self._dev_towards_room(router)
+        # Every TTL value its own counter (answers coming back carry TTLs near 64).
+        rules = "\n".join(f"    iifname {dev} ip ttl {t} numgen inc mod {n} == 0 drop" for t in range(1, 65))
         self.nft(router, f"table ip fault {{ chain pre {{ type filter hook prerouting priority -300;\n"
                          f"{rules}\n  }}\n}}\n")
 
@@ -251,6 +267,7 @@ class PathLab:
         for ns in self.ns.values():
             _kill_ns_pids(ns)
             sh(["ip", "netns", "del", ns], check=False)
+            shutil.rmtree(f"/etc/netns/{ns}", ignore_errors=True)
         self.ns.clear()
         shutil.rmtree(self.tmp, ignore_errors=True)
 

@@ -179,3 +179,26 @@ def test_ctrl_c_ends_with_the_report_so_far(pl: PathLab) -> None:
     path = rep["probes"][0]["evidence"]["paths"][0]
     assert proc.returncode == 0 and rep["status"] == "pass", err
     assert path["rounds"] >= 3 and path["reached_ttl"] == 6 and addrs(path) == HOP_ADDRS
+
+
+def test_both_directions_show_loss_only_on_the_way_back(pl: PathLab) -> None:
+    """Loss only on the way back (r4 drops 1 in 5 packets coming from Zoom's side). Forward,
+    every answer from beyond r4 crosses it too, so the forward trace alone shows loss from hop 5
+    and would blame Zoom; the peer's trace back shows it begins at r4 (its hop 2) on the way back."""
+    token = "path-back-token-1"
+    pl.agent("zoom", ZOOM, token)
+    pl.drop_share_in("r4", 5, towards_room=True)
+    rc, rep, path = run_path(pl, "-c", "20", "-i", "0.1", "--no-mtu", "--back", ZOOM, "--peer-token", token)
+    paths = rep["probes"][0]["evidence"]["paths"]
+    assert len(paths) == 2, rep["findings"]
+    back = paths[1]
+    assert back.get("answered") is not False, rep["findings"]
+    assert back["role"] == "back" and back["direction"] == "back" and back["address"] == "10.23.1.10"
+    assert [(h["addresses"] or [None])[0] for h in back["hops"]] == [
+        "203.0.113.1", "203.0.113.65", "198.51.100.1", "192.0.2.1", "10.23.2.1", "10.23.1.10"]
+    assert back["loss"]["begins"]["ttl"] == 2 and back["loss"]["begins"]["address"] == "203.0.113.65"
+    assert back["rounds"] == 10 and back["destination"]["loss_pct"] == 20.0
+    # Forward, the answers from beyond r4 cross it on their way back: loss "begins" at hop 5 and a
+    # one-way reading would blame Zoom; the trace back places it at r4.
+    assert path["loss"]["begins"]["ttl"] == 5 and path["loss"]["zone"] == "zoom"
+    assert any(f["message"].startswith("On the way back") for f in rep["findings"])

@@ -450,7 +450,7 @@ def test_path_to_loopback_passes_with_proof(tmp_path: Any) -> None:
     import sys
 
     r = subprocess.run([sys.executable, "-m", "roomprobe", "path", "127.0.0.1", "-c", "2", "-i", "0.05",
-                        "--format", "json", "--set", "path.zoom_ranges=[]", "--json", str(tmp_path / "p.json")],
+                        "--format", "json", "--set", "path.zoom_ranges=", "--json", str(tmp_path / "p.json")],
                        capture_output=True, text=True, timeout=60)
     rep = json.loads(r.stdout)
     assert r.returncode == 0 and rep["status"] == "pass", r.stderr

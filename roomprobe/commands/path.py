@@ -39,17 +39,23 @@ from roomprobe.core.errors import UsageError
               help="Also save the report (for 'roomprobe report FILE --format html').")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="TOML config file ([probes.path]) [default: $ROOMPROBE_CONFIG or the user config dir].")
+@click.option("--back", "back", default=None, metavar="ADDR[:PORT]",
+              help="Also ask the 'roomprobe serve --agent' at ADDR to trace back towards this "
+                   "device: both directions, so a one-way problem shows as one.")
+@click.option("--peer-token", default=None, metavar="TOKEN", envvar="ROOMPROBE_PEER_TOKEN",
+              help="The agent's session token for --back (also: ROOMPROBE_PEER_TOKEN).")
 @click.option("--set", "set_opts", multiple=True, metavar="path.KEY=VALUE",
               help="Override a path option, e.g. --set path.zoom_ranges=/etc/zoom.txt")
 def path(target: str | None, count: int, interval: float, wait: float, method: str | None,
          max_ttl: int | None, no_mtu: bool, fmt: str, json_path: str | None, config_path: str | None,
-         set_opts: tuple[str, ...]) -> int:
+         back: str | None, peer_token: str | None, set_opts: tuple[str, ...]) -> int:
     """Trace the path to Zoom (or TARGET) hop by hop and say where loss or delay begins.
 
     \b
     roomprobe path                      Zoom's web host (path.targets), 10 rounds
     roomprobe path zoom.us -c 30        30 rounds; Ctrl-C ends early with the report so far
     roomprobe path 10.0.0.5 --method tcp --format json
+    roomprobe path 10.0.0.20 --back 10.0.0.20 --peer-token T   (both directions)
 
     No administrator rights needed. A router that rate-limits its ICMP answers is told apart
     from real loss; silent hops are "no reply". Exit code as for check (0 OK, 1 warning,
@@ -81,6 +87,17 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
         changes["mtu_check"] = False
     opts = replace(opts, **changes)
     pp.validate(opts)
+    back_at = None
+    if back:
+        from roomprobe.fleet import agent as ag
+
+        if not peer_token:
+            raise UsageError("--back needs the agent's session token: --peer-token TOKEN "
+                             "(the token its 'roomprobe serve --agent' printed)")
+        try:
+            back_at = ag.agent_address(back)
+        except ValueError as exc:
+            raise UsageError(f"--back: {exc}") from None
     if json_path and not Path(json_path).expanduser().resolve().parent.is_dir():
         raise UsageError(f"--json {json_path}: its directory does not exist; choose a writable path")
     host = str(opts.targets[0]) if opts.targets else ""
@@ -127,7 +144,10 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
         planned = max(1, trace.rounds)
     ev, judged = pp.conclude_one("zoom" if not target else "target", host, data,
                                  pp.tunnel_for(address), ranges, opts)
-    result = pp.verdict([(ev, judged)], ranges, planned)
+    paths = [(ev, judged)]
+    if back_at is not None and not trace.interrupted:
+        paths += _trace_back(back_at, str(peer_token), ranges, opts)
+    result = pp.verdict(paths, ranges, planned)
     run = ProbeRun(probe, result, time.monotonic() - t0)
     from roomprobe.net import osnet
 
@@ -166,3 +186,39 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         click.echo(render_text(rep, color=color), nl=False)
     return int(report.exit_code(rep))
+
+
+def _trace_back(at: tuple[str, int], token: str, ranges: Any, opts: Any) -> list[tuple[dict[str, Any], Any]]:
+    """The peer's trace towards this device (its agent runs the path probe), judged here like
+    ours; when no agent answers, an info finding says why (the forward result stands)."""
+    from roomprobe.core.probe import Finding, Severity
+    from roomprobe.fleet import agent as ag
+    from roomprobe.net import osnet
+    from roomprobe.probes import _pathjudge
+    from roomprobe.probes import path as pp
+
+    me = str(osnet.route_to(at[0]).get("source") or "")
+    res = ag.ask(at[0], at[1], token, ag.CheckRequest(controller=me or None, only=("path",), timeout=15.0),
+                 15.0 + ag.GRACE_S)
+    back = None
+    if res.get("answered"):
+        probe = next((p for p in res["report"].get("probes", []) if p.get("id") == "path"), None)
+        evs = (probe or {}).get("evidence", {}).get("paths") or []
+        back = next((e for e in evs if isinstance(e, dict) and e.get("role") == "peer"), None)
+    if back is None:
+        why = res.get("detail") or "the agent's report holds no trace back"
+        j = _pathjudge.Judgement(hops=[])
+        j.findings.append(Finding("path-back-unavailable", Severity.INFO,
+                                  f"The path back was not traced: {why}.", {"agent": res.get("agent")},
+                                  hint="Start 'roomprobe serve --agent' on the peer (same token) to see both "
+                                       "directions"))
+        return [({"host": me, "role": "back", "hops": [], "rounds": 0, "planned_rounds": 0,
+                  "destination": None, "address": me, "method": None, "traced_by": res.get("agent"),
+                  "answered": False}, j)]
+    data = {k: back.get(k) for k in ("target", "address", "method", "method_why", "rounds", "reached",
+                                     "reached_ttl", "ended_ttl", "interrupted", "cut_by_deadline",
+                                     "seconds", "probe_size", "big_size", "local_mtu", "errors")}
+    data["hops"] = [{k: v for k, v in h.items() if k not in ("zone", "note")} for h in back.get("hops") or []]
+    ev, j = pp.conclude_one("back", me, data, back.get("interface"), ranges, opts)
+    ev.update(planned_rounds=data.get("rounds") or 1, traced_by=res.get("agent"), direction="back")
+    return [(ev, j)]

@@ -140,6 +140,12 @@ def check_argv(req: CheckRequest, config_path: str) -> list[str]:
         argv += ["--controller", req.controller]
     if req.only:
         argv += ["--only", ",".join(req.only)]
+    if "path" in req.only and req.controller:
+        # The caller asks for the path back towards it ('roomprobe path --back'): trace to the
+        # caller's address only (the room's own path to Zoom is not what it asked for).
+        # Ten rounds (check's four are too few to place loss), within the caller's timeout.
+        argv += ["--set", "path.targets=", "--set", "path.include_peer=true", "--set", "path.rounds=10",
+                 "--set", f"path.timeout={req.timeout:g}"]
     return argv
 
 

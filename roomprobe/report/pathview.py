@@ -43,6 +43,10 @@ def rows(path: dict[str, Any]) -> list[list[str]]:
 def headline(path: dict[str, Any]) -> str:
     dest = path.get("destination")
     how = f"{path.get('method')}, {path.get('rounds')} rounds"
+    if path.get("role") == "back":
+        if path.get("answered") is False:
+            return f"Path back from the peer: not traced ({path.get('traced_by')})"
+        how += f", traced back by the peer at {path.get('traced_by')}"
     if dest:
         return (f"Path to {path.get('host') or path.get('target')} ({path.get('address')}): "
                 f"{dest.get('ttl')} hops, {how}")
