@@ -278,7 +278,7 @@ class PathLab:
         self.close()
 
 
-_MTR_ROW = re.compile(r"^\s*(\d+)\.\|--\s+(\S+)\s+([\d.]+)%\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)")
+_MTR_ROW = re.compile(r"^\s*(\d+)\.\|--\s+(\S+)\s+([\d.]+)%?\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)")
 
 
 def parse_mtr(text: str) -> list[dict[str, Any]]:

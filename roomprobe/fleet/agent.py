@@ -10,7 +10,9 @@ check ON the room. ``serve --agent`` lets a sweep ask for one, without giving th
   address, ``only``: probe ids from the registry minus the link-loading ones, ``timeout``:
   1-30 s); anything else is a one-line 400. The agent chooses every other argument itself
   (JSON on stdout, no history, no bandwidth test, an empty config file, a cleaned environment),
-  so the caller can set no path, URL, option or command;
+  so the caller can set no path, URL, option or command (``only: ["path"]`` with a
+  ``controller`` is ``roomprobe path --back``: the agent traces back to that address, with
+  the path options it chooses itself);
 - one check at a time (503 busy otherwise), run as a child process killed at its deadline.
 
 The client half (``ask``) is what ``sweep --deep`` calls for each room's ``peer``: it names

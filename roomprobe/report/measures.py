@@ -103,7 +103,7 @@ def _cloud(ev: dict[str, Any]) -> Iterator[Sample]:
 
 
 def _path(ev: dict[str, Any]) -> Iterator[Sample]:
-    """Per traced destination (label ``destination``: zoom | media | peer | target, a fixed set):
+    """Per traced destination (label ``destination``: zoom | media | peer | target | back, a fixed set):
     loss and RTT at the destination, where real loss begins (0: nowhere), the hop count."""
     for p in ev.get("paths") or []:
         if not isinstance(p, dict) or not isinstance(p.get("destination"), dict):
