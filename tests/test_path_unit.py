@@ -456,3 +456,16 @@ def test_path_to_loopback_passes_with_proof(tmp_path: Any) -> None:
     assert r.returncode == 0 and rep["status"] == "pass", r.stderr
     assert rep["probes"][0]["evidence"]["proof"]["127.0.0.1"]["answered"] == "2/2"
     assert json.loads((tmp_path / "p.json").read_text())["probes"][0]["id"] == "path"
+
+
+def test_one_lossy_round_does_not_switch_method() -> None:
+    """Loss that takes the whole first round's answers from beyond a hop is not 'the destination
+    ignores UDP': the method switches only after two silent rounds."""
+    class FirstRoundLost(FakeMethod):
+        def round(self, dest: str, ttls: list[int], wait: float, size: int) -> list[Reply]:
+            out = super().round(dest, ttls, wait, size)
+            return [r for r in out if r.ttl < 3] if self.n == 1 else out
+
+    tr = traceroute.run(FirstRoundLost(), "d", "203.0.113.10", why="udp why", rounds=4, interval=0,
+                        wait=0.1, fallback=(FakeMethod(), "tcp why"))
+    assert tr.method_why == "udp why" and tr.rounds == 4 and tr.hops[3].loss_pct == 25.0

@@ -148,6 +148,8 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
     if back_at is not None and not trace.interrupted:
         paths += _trace_back(back_at, str(peer_token), ranges, opts)
     result = pp.verdict(paths, ranges, planned)
+    for f in result.findings:  # what the runner does for check
+        f.probe = probe.id
     run = ProbeRun(probe, result, time.monotonic() - t0)
     from roomprobe.net import osnet
 

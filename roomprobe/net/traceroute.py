@@ -204,7 +204,7 @@ def run(method: Method, target: str, address: str, *, why: str, rounds: int = 10
     """``rounds`` rounds (0 = until interrupted) to ``address``, then ``big_rounds`` full-size
     rounds (``big_size`` bytes, DF set) that find where the MTU drops.
 
-    ``fallback`` (a method and why): when the destination did not answer the first round,
+    ``fallback`` (a method and why): when the destination did not answer the first two rounds,
     start over with it (UDP to a closed port is dropped by many firewalls; TCP 443 to a web
     host is answered). Stops early, keeping what it has, at ``deadline`` (monotonic time: ``cut_by_deadline``) or
     on Ctrl-C (``interrupted``). ``on_round`` sees the trace after every round (the live table).
@@ -242,7 +242,9 @@ def run(method: Method, target: str, address: str, *, why: str, rounds: int = 10
             if not big:
                 trace.rounds += 1
             i += 1
-            if i == 1 and fallback is not None and trace.reached_ttl is None and trace.ended_ttl is None:
+            # Two silent rounds, not one: loss can take a single round's answer from beyond a hop.
+            if i == min(2, rounds or 2) and fallback is not None and trace.reached_ttl is None \
+                    and trace.ended_ttl is None:
                 last = max((h.ttl for h in trace.hops if h.received), default=0)
                 old = method.name
                 method.close()

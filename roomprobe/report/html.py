@@ -208,7 +208,7 @@ def render_html(report: dict[str, Any]) -> str:
 
     from roomprobe.report import pathview  # the path probe's hop table and chart
 
-    parts += [f"<section><h2>Path to Zoom, hop by hop</h2>{pathview.html_section(x)}</section>"
+    parts += [f"<section><h2>The path, hop by hop</h2>{pathview.html_section(x)}</section>"
               for x in pathview.paths(report)]
     parts.append("<section><h2>Evidence pack</h2><table>")
     parts += [f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in evidence_rows(report)]

@@ -102,7 +102,7 @@ def svg_chart(path: dict[str, Any], width: int = 760, height: int = 220) -> str:
         y = top + h - frac * h
         parts.append(f'<line x1="{left}" x2="{left + w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e4e4e4"/>')
         parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" fill="#1f5fa8">'
-                     f'{rmax * frac:.0f} ms</text>')
+                     f'{rmax * frac:.{0 if rmax >= 20 else 1}f} ms</text>')
         parts.append(f'<text x="{left + w + 4}" y="{y + 4:.1f}" fill="#b3261e">{100 * frac:.0f}%</text>')
     pts = []
     for i, x in enumerate(hops):
