@@ -204,6 +204,12 @@ class PathLab:
         self.nft(router, f"table ip fault {{ chain pre {{ type filter hook prerouting priority -300;\n"
                          f"{rules}\n  }}\n}}\n")
 
+    def drop_random_in(self, router: str, pct: int) -> None:
+        """Drop ``pct``% of packets arriving at ``router`` from the room's side, at random."""
+        dev = self._dev_towards_room(router)
+        self.nft(router, f"table ip fault {{ chain pre {{ type filter hook prerouting priority -300;\n"
+                         f"    iifname {dev} numgen random mod 100 < {pct} drop\n  }}\n}}\n")
+
     def ratelimit_icmp(self, router: str, every_ms: int = 4000) -> None:
         """The router's own ICMP rate limit: one time-exceeded per ``every_ms`` after a burst."""
         self.sysctl(router, f"net.ipv4.icmp_ratelimit={every_ms}")

@@ -69,8 +69,11 @@ def test_clean_path_every_method_unprivileged_matches_mtr(pl: PathLab, method: s
 
 
 def test_check_runs_the_path_probe_within_its_deadline_as_nobody(pl: PathLab) -> None:
+    from roomprobe.report.build import load_schema
+
     r = pl.roomprobe("check", "--only", "path", "--set", f"path.targets={ZOOM}", "--format", "json")
     rep = json.loads(r.stdout)
+    jsonschema.validate(rep, load_schema())
     probe = rep["probes"][0]
     assert probe["id"] == "path" and probe["status"] == "pass", probe
     assert probe["evidence"]["proof"][ZOOM]["hops"] == 6
@@ -97,6 +100,22 @@ def test_loss_beginning_at_the_provider_behind_a_rate_limiting_site_router(pl: P
         assert abs(hops[ttl]["loss_pct"] - mtr[ttl]["loss"]) <= 2
     f = next(f for f in rep["findings"] if f["id"] == "path-loss-provider")
     assert [h["address"] for h in f["evidence"]["isp"]["hops"]] == HOP_ADDRS  # what the ISP asks for
+
+
+def test_random_loss_from_the_edge_matches_mtr_within_chance(pl: PathLab) -> None:
+    """30% random drops at r3 (every packet from the room's side): loss begins at hop 3, and
+    each hop's loss agrees with mtr's within three standard deviations of the difference."""
+    import math
+
+    pl.drop_random_in("r3", 30)
+    n = 60
+    rc, rep, path = run_path(pl, "-c", str(n), "-i", "0.05", "--no-mtu", "--wait", "0.3")
+    mtr = by_hop(pl.mtr(n, "-i", "0.05"))
+    assert path["loss"]["begins"]["ttl"] == 3 and "path-loss-edge" in finding_ids(rep)
+    three_sd = 3 * math.sqrt(2 * 0.3 * 0.7 / n) * 100
+    for h in path["hops"]:
+        assert abs(h["loss_pct"] - mtr[h["ttl"]]["loss"]) <= three_sd, (h["ttl"], h["loss_pct"], mtr)
+    assert path["hops"][0]["loss_pct"] == 0 and path["hops"][1]["loss_pct"] == 0
 
 
 def test_rate_limited_hop_is_not_loss(pl: PathLab) -> None:
