@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,13 +166,24 @@ def _trace_one(role: str, host: str, opts: Any, deadline: float) -> tuple[dict[s
     except (OSError, UnicodeError) as exc:
         return ({"target": host, "address": None, "role": role, "error": f"cannot resolve: {exc}",
                  "hops": [], "rounds": 0, "method": None}, None)
-    choice = traceroute.choose(str(opts.method))
-    trace = traceroute.run(choice.method, host, address, why=choice.why, rounds=int(opts.rounds),
+    # Zoom's web hosts answer TCP 443 and ignore UDP to a closed port: start with what answers.
+    choice = traceroute.choose(str(opts.method), first="tcp" if role == "zoom" else "udp")
+    # Plan only the rounds the deadline has room for, even if every round waits its full wait
+    # (a silent hop): a plan the deadline then cuts short would prove nothing.
+    per_round = max(float(opts.interval), float(opts.wait)) + 0.05
+    room = deadline - time.monotonic() - 0.1
+    planned = max(1, min(int(opts.rounds), int(room // per_round)))
+    trace = traceroute.run(choice.method, host, address, why=choice.why, rounds=planned,
                            interval=float(opts.interval), wait=float(opts.wait), max_ttl=int(opts.max_ttl),
                            big_size=int(opts.mtu_size) if opts.mtu_check else None,
                            big_rounds=2 if opts.mtu_check else 0, deadline=deadline,
                            fallback=choice.fallback)
-    return trace.to_dict(), tunnel_for(address)
+    out = trace.to_dict()
+    out["planned_rounds"] = planned
+    if planned < int(opts.rounds):
+        out["rounds_note"] = (f"{planned} of {opts.rounds} rounds planned: that is what the check's "
+                              "deadline has room for (give check a longer --timeout for more)")
+    return out, tunnel_for(address)
 
 
 def run(ctx: Context) -> Result:

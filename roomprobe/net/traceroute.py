@@ -285,11 +285,13 @@ class Choice:
     fallback: tuple[Method, str] | None = None
 
 
-def choose(prefer: str = "auto", *, platform: str = sys.platform, port: int = 33434) -> Choice:
+def choose(prefer: str = "auto", *, platform: str = sys.platform, port: int = 33434,
+           first: str = "udp") -> Choice:
     """The method to use here and why; raises MethodUnavailable with every reason when none can.
 
     auto: Linux -> UDP (IP_RECVERR: no privilege, the protocol Zoom media uses), falling back
-    to TCP 443 when the destination ignores UDP, then ICMP datagram sockets (where
+    to TCP 443 when the destination ignores UDP (``first="tcp"`` swaps the two: what the check
+    does for Zoom's web hosts), then ICMP datagram sockets (where
     net.ipv4.ping_group_range allows); macOS -> ICMP datagram sockets (no IP_RECVERR there);
     Windows -> IcmpSendEcho2 (iphlpapi, as WinMTR does).
     """
@@ -314,7 +316,8 @@ def choose(prefer: str = "auto", *, platform: str = sys.platform, port: int = 33
     from roomprobe.net import trace_linux
 
     reasons: list[str] = []
-    order = ["udp", "tcp", "icmp"] if prefer == "auto" else [prefer]
+    # ``first``: the caller's guess of what the destination answers (a web host: tcp).
+    order = ([first] + [m for m in ("udp", "tcp", "icmp") if m != first]) if prefer == "auto" else [prefer]
     made: list[tuple[Method, str]] = []
     for name in order:
         try:
