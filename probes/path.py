@@ -189,6 +189,9 @@ def _trace_one(role: str, host: str, opts: Any, deadline: float) -> tuple[dict[s
 def run(ctx: Context) -> Result:
     opts = ctx.options
     wanted = targets_of(opts, ctx.targets.peer)
+    if not wanted:
+        return Result.unmeasured("path-no-target", "nothing to trace: path.targets is empty (and no "
+                                 "peer was asked for); set path.targets or path.include_peer", {})
     deadline = ctx.deadline - 0.15
     ranges_box: list[zoomranges.Ranges] = []
     rthread = start_guarded(lambda: ranges_box.append(load_ranges(opts, ctx.budget(2.0))), "path-ranges")

@@ -469,3 +469,15 @@ def test_one_lossy_round_does_not_switch_method() -> None:
     tr = traceroute.run(FirstRoundLost(), "d", "203.0.113.10", why="udp why", rounds=4, interval=0,
                         wait=0.1, fallback=(FakeMethod(), "tcp why"))
     assert tr.method_why == "udp why" and tr.rounds == 4 and tr.hops[3].loss_pct == 25.0
+
+
+def test_nothing_to_trace_is_unmeasured_not_pass() -> None:
+    import time as _t
+
+    from roomprobe.core.probe import Context
+    from roomprobe.core.probe import Targets as T
+
+    ctx = Context(targets=T(), options=pp.Options(targets=(), zoom_ranges=()), deadline=_t.monotonic() + 2,
+                  privileged=False)
+    r = pp.run(ctx)
+    assert r.status == Status.ERROR and r.reason == "path-no-target"
