@@ -376,6 +376,17 @@ def test_choose_names_the_method_per_os() -> None:
         traceroute.choose("tcp", platform="darwin")
     with pytest.raises(traceroute.MethodUnavailable, match="unknown"):
         traceroute.choose("carrier-pigeon")
+    with pytest.raises(traceroute.MethodUnavailable, match="Windows only"):
+        traceroute.choose("auto", platform="win32")  # iphlpapi exists on Windows only
+
+
+def test_macos_socket_refused_is_method_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse() -> Any:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(trace_icmp, "_icmp_socket", refuse)
+    with pytest.raises(traceroute.MethodUnavailable, match="refused"):
+        traceroute.choose("auto", platform="darwin")
 
 
 # ----------------------------------------------------------------------------- report and metrics

@@ -111,10 +111,10 @@ class DarwinIcmp:
 
     name = "icmp"
 
-    def __init__(self, sock_factory: Callable[[], Any] = _icmp_socket,
+    def __init__(self, sock_factory: Callable[[], Any] | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  wait_readable: Callable[[Any, float], bool] | None = None) -> None:
-        self._sock = sock_factory()
+        self._sock = (sock_factory or _icmp_socket)()
         self._sock.setblocking(False)
         self._clock = clock
         self._ready = wait_readable or (lambda s, t: bool(select.select([s], [], [], t)[0]))

@@ -311,8 +311,11 @@ def choose(prefer: str = "auto", *, platform: str = sys.platform, port: int = 33
                                     "--method icmp (unprivileged ICMP datagram socket)")
         from roomprobe.net import trace_icmp
 
-        return Choice(trace_icmp.DarwinIcmp(), "ICMP datagram socket: no administrator rights needed "
-                      "on macOS")
+        try:
+            darwin = trace_icmp.DarwinIcmp()
+        except OSError as exc:
+            raise MethodUnavailable(f"the ICMP datagram socket was refused: {exc.strerror or exc}") from None
+        return Choice(darwin, "ICMP datagram socket: no administrator rights needed on macOS")
     from roomprobe.net import trace_linux
 
     reasons: list[str] = []
