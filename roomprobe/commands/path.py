@@ -29,8 +29,8 @@ from roomprobe.core.errors import UsageError
 @click.option("--wait", type=click.FloatRange(0.05, 30), default=1.0, show_default=True, metavar="S",
               help="How long a round waits for its answers.")
 @click.option("--method", type=click.Choice(["auto", "udp", "icmp", "tcp"]), default=None,
-              help="How to probe [default: auto: UDP, TCP 443 if the destination ignores UDP; "
-                   "ICMP on macOS and Windows].")
+              help="How to probe [default: auto: UDP, TCP 443 if the destination ignores UDP "
+                   "(TCP first for Zoom's web host); ICMP on macOS and Windows].")
 @click.option("--max-ttl", type=click.IntRange(1, 64), default=None, help="Most hops to try [30].")
 @click.option("--no-mtu", is_flag=True, default=False, help="Skip the full-size (MTU) rounds.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "html"]), default="text",
@@ -108,7 +108,8 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
     except (OSError, UnicodeError) as exc:
         raise UsageError(f"cannot resolve {host}: {exc}; check the name or give an IPv4 address") from None
     try:
-        choice = traceroute.choose(str(opts.method))
+        # Zoom's web host (no TARGET) answers TCP 443, not UDP to a closed port: start with TCP.
+        choice = traceroute.choose(str(opts.method), first="udp" if target else "tcp")
     except traceroute.MethodUnavailable as exc:
         raise UsageError(f"no way to send probes here: {exc}") from None
 
