@@ -54,7 +54,7 @@ FIXES = {
     "site": "Check the site's switches and internal routers on this path: uplink utilisation, "
             "interface errors, QoS that trusts Zoom's DSCP marks",
     "edge": "Check the firewall and the WAN link: CPU and session load, the WAN line's utilisation "
-            "and errors; if the loss starts on the provider's first router, open a ticket with the ISP",
+            "and errors; if it starts on the provider's first router, open a ticket with the ISP",
     "provider": "Open a ticket with the internet provider and give them the figures below (the hop "
                 "table, loss where it begins, the time window, both ends' addresses)",
     "zoom": "The loss begins inside Zoom's network: check status.zoom.us, then open a ticket with "
@@ -111,8 +111,9 @@ def zones(hops: list[dict[str, Any]], zoom: Callable[[str], bool | None],
         if addr is None:
             if h["ttl"] == 1:
                 out.append("vpn" if tunnel else "lan")
-            else:  # a silent hop sits where its neighbours are; only hop 1 is this device's link
-                out.append("site" if prev == "lan" else prev)
+            else:  # a silent hop sits where its neighbours are; hop 1 alone is this device's link,
+                # the first public address alone is the edge
+                out.append({"lan": "site", "edge": "provider"}.get(prev, prev))
             continue
         if zoom(addr):
             zone = "zoom"
