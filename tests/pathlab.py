@@ -189,7 +189,7 @@ class PathLab:
                                   "--duration", "300", "--agent"], stdout=subprocess.PIPE, text=True, env=env)
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert "session token: " + token in line, line
+        assert "room check agent" in line and "session token" in line, line  # it has started
         return proc
 
     # -- faults -------------------------------------------------------------------------------
