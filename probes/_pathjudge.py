@@ -267,8 +267,9 @@ def _mtu(j: Judgement, hops: list[dict[str, Any]], zs: list[str], t: Targets) ->
 
 
 def _isp_figures(trace: dict[str, Any], j: Judgement) -> dict[str, Any]:
-    """What an ISP asks for: both ends, the method, the counts, every hop's figures."""
-    return {"destination": trace.get("address"), "method": trace.get("method"),
+    """What an ISP asks for: both ends, the method, the counts, every hop's figures (the report
+    around it carries the time window)."""
+    return {"source": trace.get("source"), "destination": trace.get("address"), "method": trace.get("method"),
             "rounds": trace.get("rounds"), "probe_size": trace.get("probe_size"),
             "hops": [{"ttl": h["ttl"], "address": (h.get("addresses") or ["???"])[0],
                       "loss_pct": h.get("loss_pct"), "sent": h.get("sent"),

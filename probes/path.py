@@ -84,15 +84,21 @@ def resolve(host: str) -> str:
     return str(infos[0][4][0])
 
 
-def tunnel_for(address: str) -> str | None:
-    """The interface the OS would send to ``address`` on (a tunnel means a VPN detour)."""
+def route_of(address: str) -> dict[str, Any]:
+    """How the OS sends to ``address``: {interface, source} (a tunnel interface means a VPN
+    detour; the source is the address an ISP asks for). Empty when the OS cannot tell."""
     try:
         from roomprobe.net import osnet
 
-        iface = osnet.route_to(address).get("interface")
+        route = osnet.route_to(address)
     except Exception:  # the route table is a hint here, never a reason to fail the trace
-        return None
-    return str(iface) if iface else None
+        return {}
+    return {k: str(route[k]) for k in ("interface", "source") if route.get(k)}
+
+
+def tunnel_for(address: str) -> str | None:
+    """The interface the OS would send to ``address`` on (a tunnel means a VPN detour)."""
+    return route_of(address).get("interface")
 
 
 def load_ranges(opts: Any, timeout: float) -> zoomranges.Ranges:
@@ -180,6 +186,7 @@ def _trace_one(role: str, host: str, opts: Any, deadline: float) -> tuple[dict[s
                            fallback=choice.fallback)
     out = trace.to_dict()
     out["planned_rounds"] = planned
+    out["source"] = route_of(address).get("source")
     if planned < int(opts.rounds):
         out["rounds_note"] = (f"{planned} of {opts.rounds} rounds planned: that is what the check's "
                               "deadline has room for (give check a longer --timeout for more)")

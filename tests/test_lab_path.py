@@ -104,7 +104,9 @@ def test_loss_beginning_at_the_provider_behind_a_rate_limiting_site_router(pl: P
         assert hops[ttl]["loss_pct"] == pytest.approx(25.0, abs=2)
         assert abs(hops[ttl]["loss_pct"] - mtr[ttl]["loss"]) <= 2
     f = next(f for f in rep["findings"] if f["id"] == "path-loss-provider")
-    assert [h["address"] for h in f["evidence"]["isp"]["hops"]] == HOP_ADDRS  # what the ISP asks for
+    isp = f["evidence"]["isp"]  # what the ISP asks for: both ends, every hop
+    assert [h["address"] for h in isp["hops"]] == HOP_ADDRS
+    assert isp["source"] == "10.23.1.10" and isp["destination"] == ZOOM and isp["rounds"] == 20
 
 
 def test_random_loss_from_the_edge_matches_mtr_within_chance(pl: PathLab) -> None:

@@ -139,6 +139,7 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
     rthread.join(5.0)
     ranges = ranges_box[0] if ranges_box else pp.zoomranges.Ranges()
     data = trace.to_dict()
+    data["source"] = pp.route_of(address).get("source")
     planned = count
     if count == 0:  # until Ctrl-C: the interruption is the normal end
         data["interrupted"] = False
