@@ -213,6 +213,10 @@ def render_html(report: dict[str, Any]) -> str:
                      + '<p class="muted">Round trip (median per interval) and the share of '
                        "packets lost in each interval, per direction.</p></section>")
 
+    from roomprobe.report import pathview  # the path probe's hop table and chart
+
+    parts += [f"<section><h2>The path, hop by hop</h2>{pathview.html_section(x)}</section>"
+              for x in pathview.paths(report)]
     parts.append("<section><h2>Evidence pack</h2><table>")
     parts += [f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in evidence_rows(report)]
     parts.append("</table></section>")

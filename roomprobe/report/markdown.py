@@ -75,6 +75,9 @@ def render_markdown(report: dict[str, Any]) -> str:
                    f"{p['duration_s']:.2f} s |")
     out.append("")
 
+    from roomprobe.report import pathview  # the path probe's hop table
+
+    out += [x for p in pathview.paths(report) for x in ("### Path, hop by hop", "", pathview.markdown(p))]
     out += ["### Evidence pack", "", "| | |", "|---|---|"]
     out += [f"| {esc(k)} | {esc(v)} |" for k, v in evidence_rows(report)]
     out.append("")

@@ -59,6 +59,10 @@ def render_text(report: dict[str, Any], *, color: bool = False, verbose: bool = 
             for ln in json.dumps(p["evidence"], indent=2).splitlines():
                 lines.append(f"        {ln}")
     lines += ssid_notes(report)
+    from roomprobe.report import pathview  # the path probe's hop table
+
+    for path in pathview.paths(report):
+        lines += ["", *pathview.text_lines(path)]
     if report["findings"]:
         lines += ["", "Findings:"]
         for f in report["findings"]:
