@@ -64,6 +64,7 @@ from roomprobe.core.probe import (
     Status,
     silence_measured,
 )
+from roomprobe.core.settings import check_file_option
 from roomprobe.net import appconns, httpsprobe, stun, zoomranges
 from roomprobe.net.tcpconnect import connect_state
 
@@ -168,6 +169,7 @@ def validate(options: Options) -> None:
             host = None
         if parts.scheme != "https" or not host:
             raise UsageError(f"cloud.web_urls: {url!r} is not an https:// URL")
+    check_file_option("cloud.ca_file", options.ca_file)
     _ports(options.tcp_ports, "tcp_ports")
     _ports(options.udp_ports, "udp_ports")
     _hosts(options.media_hosts, "media_hosts")
@@ -317,11 +319,17 @@ UDP_PROVEN_BLOCK = {"local", "no-route", "icmp-router", "icmp-admin-prohibited",
                     stun.FORGED_REJECT}
 
 
+NO_ANSWER = "no-answer"  # silent for the whole wait: measured, but filtered and down look alike
+
+
 def _udp_verdicts(attempts: list[dict[str, Any]], control: dict[str, Any] | None) -> None:
-    """Per attempt: reachable | open (arrived, no STUN) | blocked (with proof) | unknown, in place.
+    """Per attempt: reachable | open (arrived, no STUN) | blocked (with proof) | no-answer |
+    unknown, in place.
 
     Silence from a ``stun_hosts`` entry (a server known to answer STUN) is a block only when
-    the control answered on the same path; anything else unproven is unknown.
+    the control answered on the same path. Without that, silence for the whole retransmit
+    schedule is still a measurement, ``no-answer`` (filtered on the way, or the host is down:
+    nothing tells which), with the seconds waited; anything else unproven is unknown.
     """
     control_ok = bool(control and control.get("state") == "reachable")
     for a in attempts:
@@ -332,7 +340,7 @@ def _udp_verdicts(attempts: list[dict[str, Any]], control: dict[str, Any] | None
             if control_ok:
                 a.update(state="blocked", proof="control")
             else:
-                a["state"] = "unknown"
+                a["state"] = NO_ANSWER
         elif state == "blocked" and a.get("proof") in UDP_PROVEN_BLOCK:
             pass
         elif state != "reachable":
@@ -341,7 +349,8 @@ def _udp_verdicts(attempts: list[dict[str, Any]], control: dict[str, Any] | None
 
 def _by_port(attempts: list[dict[str, Any]], ports: list[int], good: tuple[str, ...]) -> dict[int, str]:
     """One word per port: the best good word any host got, else blocked if every host is
-    blocked, else unknown (no attempts at all: ``untested``)."""
+    blocked, else no-answer if every host stayed silent for its whole wait, else unknown (no
+    attempts at all: ``untested``)."""
     out = {}
     for port in ports:
         states = [a["state"] for a in attempts if a["port"] == port]
@@ -350,6 +359,8 @@ def _by_port(attempts: list[dict[str, Any]], ports: list[int], good: tuple[str, 
             out[port] = hit
         elif states and all(s == "blocked" for s in states):
             out[port] = "blocked"
+        elif states and all(s == NO_ANSWER for s in states):
+            out[port] = NO_ANSWER
         else:
             out[port] = "unknown" if states else "untested"
     return out
@@ -383,6 +394,15 @@ def _udp_step(udp_state: dict[int, str], udp: list[dict[str, Any]], control: dic
         return _cloudpath.step("udp-8801", "likely",
                                f"UDP leaves this network ({who}); no Zoom media server answers "
                                "a probe outside a meeting, so 8801 to Zoom itself is not proven")
+    silent = [a for a in udp if a["state"] == NO_ANSWER]
+    if control is None and silent:
+        port_list = ", ".join(str(p) for p in sorted({a["port"] for a in silent}))
+        host_list = ", ".join(sorted({a["host"] for a in silent}))
+        waited = max(a.get("waited_s") or 0 for a in silent)
+        return _cloudpath.step("udp-8801", "unknown",
+                               f"UDP {port_list} to {host_list} got no answer for {waited:g} s (the whole STUN "
+                               "retransmit schedule): filtered on the way, or the host is down; no "
+                               "control STUN server was set to tell which")
     if control is None:
         return _cloudpath.step("udp-8801", "unknown", "nothing tested it: no control STUN server "
                                "and no STUN host known to answer")

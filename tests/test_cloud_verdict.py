@@ -38,7 +38,9 @@ def test_silence_is_never_blocked_without_proof():
     got = ids(findings)
     assert set(got) == {"cloud-udp-unknown"}
     assert got["cloud-udp-unknown"].severity.value == "warn"  # tested, nothing proven
-    assert summary["udp_ports"] == {"3478": "unknown", "8801": "unknown"}
+    # silent for the whole wait: a measured no-answer, not "unknown" (and still not "blocked")
+    assert summary["udp_ports"] == {"3478": "no-answer", "8801": "no-answer"}
+    assert "got no answer for" in got["cloud-udp-unknown"].message
     mp = summary["media_path"]
     assert mp["transport"] == "tcp-8801" and mp["basis"] == "floor" and mp["may_be_better"] is True
     assert [s["state"] for s in mp["steps"]] == ["unknown", "open", "open"]

@@ -153,8 +153,11 @@ def test_udp_dropped_is_unknown_without_control_and_blocked_with_it(lab, tmp_pat
     fw(lab, f"ip daddr {cloudlab.STUN} udp dport {{ 3478, 3479, 8801 }} drop")
     out, probe = check(room, cloud.config(control=False))
     ev = probe["evidence"]
-    assert ev["udp_ports"] == {"3478": "unknown", "3479": "unknown", "8801": "unknown"}
+    # silence for the whole retransmit schedule is measured: no-answer, with the seconds waited
+    assert ev["udp_ports"] == {"3478": "no-answer", "3479": "no-answer", "8801": "no-answer"}
+    assert all(a["state"] == "no-answer" and a["waited_s"] > 0 for a in ev["udp"])
     assert out.finding_ids() == {"cloud-udp-unknown"}  # silence alone is never "blocked"
+    assert "got no answer for" in mp(probe)["steps"][0]["why"]
     assert probe["status"] == "warn" and ev["control"] is None  # tested, nothing proven
     assert (mp(probe)["transport"], mp(probe)["basis"]) == ("tcp-8801", "floor")
     assert all(a["sends"] >= 2 for a in ev["udp"])  # it retransmitted before giving up
