@@ -12,6 +12,7 @@ tested on small trees that break each rule.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -389,3 +390,41 @@ def test_the_peer_port_is_defined_once():
              if isinstance(node, ast.Constant) and node.value == 9095 and not isinstance(node.value, bool)}
     assert found - set(PEER_PORT_LITERALS) == {"roomprobe/net/peerport.py"}, found
     assert set(PEER_PORT_LITERALS) <= found  # an exception that uses PEER_PORT now goes
+
+
+def unnamed_modules(root: Path) -> list[str]:
+    """Modules the tree on docs/architecture.md does not name under their room (a module of a
+    sub-package such as osnet/ is named with it; a probe may be named with - for _)."""
+    tree = (root / "docs" / "architecture.md").read_text("utf-8").split("```")[1]
+    sections: dict[str, str] = {}
+    room = None
+    for line in tree.splitlines():
+        head = re.match(r"^  (\w+)(?:/|\.py)\s", line) or re.match(r"^(probes)/\s", line)
+        room = head.group(1) if head else room
+        if room:
+            sections[room] = sections.get(room, "") + line + "\n"
+    missing = []
+    for module in sorted(source_modules(root)):
+        parts = module.split(".")
+        if room_of(module) == "top" or len(parts) < 3:
+            continue
+        section = sections.get(room_of(module) or "", "")
+        names = {parts[2], parts[2].replace("_", "-")}
+        if not any(re.search(rf"(?<![\w-]){re.escape(n)}(\.py|/)?(?![\w-])", section) for n in names):
+            missing.append(module)
+    return missing
+
+
+def test_every_module_is_named_in_the_architecture_page():
+    """docs/architecture.md is where a newcomer looks first: a module missing there is lost."""
+    assert unnamed_modules(REPO) == []
+
+
+def test_unnamed_module_check(tmp_path):
+    _tree(tmp_path, {"roomprobe/__init__.py": "", "roomprobe/net/__init__.py": "",
+                     "roomprobe/net/wire.py": "", "roomprobe/net/osnet/__init__.py": "",
+                     "roomprobe/net/osnet/_linux.py": "", "roomprobe/net/stun.py": "",
+                     "probes/__init__.py": "", "probes/controller_port.py": "", "probes/dns.py": "",
+                     "docs/architecture.md": "x\n```\nroomprobe/\n  net/   sockets\n    wire.py  heads\n"
+                                             "    osnet/  per OS\nprobes/   controller-port\n```\n"})
+    assert unnamed_modules(tmp_path) == ["roomprobe.net.stun", "roomprobe.probes.dns"]
