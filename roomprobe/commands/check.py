@@ -197,6 +197,7 @@ def run_check(settings: Settings, all_probes: Mapping[str, Probe]) -> int:
     rep = report.build(runs=all_runs, complete=complete, targets=tgt, started_at=started,
                        duration_s=time.monotonic() - t0, host=host, extra=_evidence_pack(c, started, app_lookup))
     rep["diagnosis"] = _diagnose(rep, c.code)
+    code = int(report.exit_code(rep))  # after_run, the Nagios line and the process agree on it
 
     write_error = None
     if c.json:
@@ -209,20 +210,20 @@ def run_check(settings: Settings, all_probes: Mapping[str, Probe]) -> int:
                            "the verdict above is complete; free space or choose a writable path for --json")
     from roomprobe.fleet import after_run
 
-    after_run.after_run(rep, int(report.exit_code(rep)), c, deadline=t0 + float(c.timeout))
+    after_run.after_run(rep, code, c, deadline=t0 + float(c.timeout))
     if c.format == "json":
         click.echo(report.to_json(rep), nl=False)
     elif c.format == "nagios":
         from roomprobe.report.nagios import render_nagios
 
-        click.echo(render_nagios(rep, int(report.exit_code(rep))), nl=False)
+        click.echo(render_nagios(rep, code), nl=False)
     else:
         color = bool(c.color) and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         click.echo(render_text(rep, color=color, verbose=bool(c.verbose)), nl=False)
     if write_error:
         click.echo(f"roomprobe: {write_error}", err=True)
         return int(ExitCode.UNKNOWN)  # the file the user asked for does not exist: never "OK"
-    return int(report.exit_code(rep))
+    return code
 
 
 @contextlib.contextmanager
