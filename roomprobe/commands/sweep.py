@@ -15,7 +15,9 @@ from roomprobe.core.errors import UsageError
 @click.option("--port", type=click.IntRange(1, 65535), default=9090, show_default=True,
               help="Port for rooms whose inventory row names none.")
 @click.option("--timeout", type=click.FloatRange(0.1, 60), default=2.5, show_default=True, metavar="S",
-              help="Deadline per room: silence this long is 'filtered'.")
+              help="The longest a silent room is waited for. Within it, silence is judged from "
+                   "the round trips of the rooms that answer (two tries, each srtt + 4 x rttvar, "
+                   "at least 0.25 s), as nmap does.")
 @click.option("--concurrency", type=click.IntRange(1, 4096), default=1024, show_default=True,
               help="Rooms checked at the same time.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text",
@@ -87,8 +89,8 @@ def sweep(targets: tuple[str, ...], port: int, timeout: float, concurrency: int,
             atomic_write_text(html_path, sweep_out.render_html(reports, summary, rfc3339(started)))
         except OSError as exc:
             raise UsageError(f"cannot write {html_path}: {exc.strerror or exc}") from None
-    if fmt == "json":
-        click.echo(sweep_out.to_json(reports, summary), nl=False)
+    if fmt == "json":  # streamed: 10,000 rooms must not be one string in memory
+        sweep_out.write_json(reports, summary, click.get_text_stream("stdout"))
     elif fmt == "csv":
         click.echo(sweep_out.to_csv(reports), nl=False)
     else:
