@@ -41,12 +41,20 @@ DEFAULT_SPEED_PORT = 9095
               metavar="S", help="The time window of --max-mb.")
 @click.option("--total-mb", type=click.IntRange(1, 10**9), default=None, metavar="MB",
               help="Optional cap on megabytes for the whole serve lifetime (all clients).")
+@click.option("--tls", "tls", is_flag=True, default=False,
+              help="Speak TLS with a self-signed certificate (made once, kept in the user's state "
+                   "directory) and print its SHA-256 fingerprint for the clients' "
+                   "--peer-fingerprint: the token never crosses the network in clear.")
+@click.option("--tls-cert", default=None, metavar="PEM",
+              help="Speak TLS with this certificate (PEM) instead; needs --tls-key.")
+@click.option("--tls-key", default=None, metavar="PEM", help="The key of --tls-cert (PEM, not encrypted).")
 @click.option("--agent", is_flag=True, default=False,
               help="Also answer POST /__check: run this room's own check for 'sweep --deep' "
                    "(token-gated, whitelisted request, one at a time; docs/fleet.md).")
 def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, duration: float,
           max_clients: int, max_pending: int, header_timeout: float, max_mb: int, window: float,
-          total_mb: int | None, agent: bool) -> int:
+          total_mb: int | None, tls: bool, tls_cert: str | None, tls_key: str | None,
+          agent: bool) -> int:
     """Answer the bandwidth/latency and call-quality tests (and optionally 9090) for 'check --peer'.
 
     \b
@@ -64,6 +72,7 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
     if token is not None and len(token) < 8:
         raise UsageError("--token must be at least 8 characters (or leave it out for a random one)")
     token = token or secrets.token_urlsafe(12)
+    tls_ctx, fingerprint, tls_note = _tls(bind, tls, tls_cert, tls_key)
     limits = Limits(max_clients=max_clients, max_pending=max_pending, header_timeout_s=header_timeout,
                     max_client_bytes=max_mb * 1000**2, client_window_s=window,
                     max_total_bytes=total_mb * 1000**2 if total_mb else None)
@@ -75,7 +84,8 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
 
         check_agent = Agent(load_probes())  # the caller may name only probes that exist
     try:
-        server = SpeedServer((bind, speed_port), token, limits, deadline, agent=check_agent)
+        server = SpeedServer((bind, speed_port), token, limits, deadline, agent=check_agent,
+                             tls=tls_ctx)
     except OSError as exc:
         raise UsageError(f"cannot listen on {bind}:{speed_port}: {exc.strerror or exc}") from None
     from roomprobe.fleet.reflector import Reflector, ReflectorLimits
@@ -102,9 +112,16 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
                + (", room check agent on POST /__check" if agent else "")
                + f", for {duration:g} s; session token: {token}")
     peer = bind if speed_port == DEFAULT_SPEED_PORT else f"{host}:{speed_port}"
-    click.echo(f"on the other device: roomprobe check --peer {peer} --peer-token {token}")
+    pin = f" --peer-fingerprint {fingerprint}" if fingerprint else ""
+    if fingerprint:
+        from roomprobe.net.peertls import shown
+
+        click.echo(f"TLS ({tls_note}); certificate SHA-256 fingerprint: {shown(fingerprint)}")
+    else:
+        click.echo("plain HTTP: the session token crosses the network in clear (use --tls)")
+    click.echo(f"on the other device: roomprobe check --peer {peer} --peer-token {token}{pin}")
     if agent:
-        click.echo(f"for a deep sweep: roomprobe sweep INVENTORY --deep --peer-token {token} "
+        click.echo(f"for a deep sweep: roomprobe sweep INVENTORY --deep --peer-token {token}{pin} "
                    f"(inventory column peer = {peer})")
     sys.stdout.flush()
     thread = start_guarded(server.serve_forever, "serve", poll_interval=0.2)
@@ -123,9 +140,30 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
             standin.close()
     if thread.error is not None:
         raise UsageError(f"serve stopped: {type(thread.error).__name__}: {thread.error}")
+    if tls_ctx is not None:
+        click.echo(f"TLS: {server.tls_failed} failed handshakes, {server.plain_refused} plain-HTTP "
+                   "requests refused")
     click.echo(f"roomprobe serve: done; {server.requests} requests, "
                f"{server.bytes_total / 1e6:.1f} MB, {server.rejected} rejected, "
                f"{server.head_timeouts} too slow to send a request head; "
                f"UDP: {reflector.counters.echoed} echoed, {reflector.counters.rejected} rejected, "
                f"{reflector.counters.capped} over limits")
     return 0
+
+
+def _tls(bind: str, tls: bool, cert: str | None, key: str | None):  # type: ignore[no-untyped-def]
+    """(server context, fingerprint, how the certificate was had) or (None, None, None)."""
+    if (cert is None) != (key is None):
+        raise UsageError("--tls-cert and --tls-key go together: give both (PEM files), or --tls "
+                         "for a self-signed certificate")
+    if cert is None and not tls:
+        return None, None, None
+    from roomprobe.fleet import servetls
+
+    if cert is not None and key is not None:
+        ctx, fp = servetls.server_context(cert, key)
+        return ctx, fp, f"certificate {cert}"
+    cert_p, key_p = servetls.default_paths()
+    made = servetls.ensure_self_signed(bind, cert_p, key_p)
+    ctx, fp = servetls.server_context(cert_p, key_p)
+    return ctx, fp, f"self-signed, {'new' if made else 'kept'} in {cert_p.parent}"

@@ -31,6 +31,13 @@ from roomprobe.core.errors import UsageError
                    "the room's own check, and merge it in.")
 @click.option("--peer-token", default=None, metavar="TOKEN", envvar="ROOMPROBE_PEER_TOKEN",
               help="The agents' session token for --deep (also: ROOMPROBE_PEER_TOKEN).")
+@click.option("--peer-fingerprint", default=None, metavar="SHA256", envvar="ROOMPROBE_PEER_FINGERPRINT",
+              help="--deep over TLS, pinning the agents' certificate (the fingerprint 'roomprobe "
+                   "serve --tls' printed) for rooms whose inventory row names none (column "
+                   "fingerprint).")
+@click.option("--peer-tls-unpinned", is_flag=True, default=False,
+              help="--deep over TLS WITHOUT checking the agents' certificates (hides the token "
+                   "from listeners, not from a machine in the middle).")
 @click.option("--deep-only", multiple=True, metavar="IDS",
               help="Probes the room's check runs (comma-separated) [default: the agent's default "
                    "set, without bandwidth].")
@@ -41,8 +48,8 @@ from roomprobe.core.errors import UsageError
               help="Agents asked at the same time.")
 def sweep(targets: tuple[str, ...], port: int, timeout: float, concurrency: int, fmt: str,
           prometheus_textfile: str | None, html_path: str | None, deep: bool,
-          peer_token: str | None, deep_only: tuple[str, ...], deep_timeout: float,
-          deep_concurrency: int) -> int:
+          peer_token: str | None, peer_fingerprint: str | None, peer_tls_unpinned: bool,
+          deep_only: tuple[str, ...], deep_timeout: float, deep_concurrency: int) -> int:
     """Check many rooms at once from this host: TCP 9090, ARP on this subnet, the likely code.
 
     \b
@@ -66,6 +73,7 @@ def sweep(targets: tuple[str, ...], port: int, timeout: float, concurrency: int,
                          "only reads *.prom files; name it e.g. rooms.prom")
     rooms = sw.parse_targets(targets, port)
     request = _deep_request(rooms, peer_token, deep_only, deep_timeout) if deep else None
+    pin = _deep_tls(rooms, deep, peer_fingerprint, peer_tls_unpinned)
     started, t0 = time.time(), time.monotonic()
     reports = sw.sweep(rooms, timeout=timeout, concurrency=concurrency, progress=_progress())
     if sys.stderr.isatty():
@@ -74,7 +82,8 @@ def sweep(targets: tuple[str, ...], port: int, timeout: float, concurrency: int,
         from roomprobe.fleet.agent import GRACE_S
 
         outcomes = sw.ask_agents(rooms, str(peer_token), request, deep_timeout + GRACE_S + 5,
-                                 deep_concurrency, progress=_progress("deep"))
+                                 deep_concurrency, progress=_progress("deep"), pin=pin,
+                                 tls_unpinned=peer_tls_unpinned)
         if sys.stderr.isatty():
             click.echo("\r\033[K", nl=False, err=True)
         reports = sw.deepen(reports, outcomes)
@@ -116,6 +125,26 @@ def _deep_request(rooms, token: str | None, only: tuple[str, ...], timeout: floa
     except BadRequest as exc:
         raise UsageError(f"--deep-only/--deep-timeout: {exc}") from None
     return CheckRequest(None, ids, timeout)
+
+
+def _deep_tls(rooms, deep: bool, fingerprint: str | None, unpinned: bool) -> str | None:  # type: ignore[no-untyped-def]
+    """--peer-fingerprint (normalised) for --deep; the flags checked before anything is sent."""
+    if not deep and (fingerprint or unpinned or any(r.fingerprint for r in rooms)):
+        if fingerprint or unpinned:
+            raise UsageError("--peer-fingerprint/--peer-tls-unpinned are for --deep (the rooms' "
+                             "'roomprobe serve --agent --tls'); add --deep")
+        return None
+    if fingerprint and unpinned:
+        raise UsageError("--peer-fingerprint pins the agents' certificate and --peer-tls-unpinned "
+                         "checks none: give one of them")
+    if fingerprint is None:
+        return None
+    from roomprobe.net.peertls import parse_fingerprint
+
+    try:
+        return parse_fingerprint(fingerprint)
+    except ValueError as exc:
+        raise UsageError(f"--peer-fingerprint {exc}") from None
 
 
 def _progress(what: str = "sweep"):  # type: ignore[no-untyped-def]

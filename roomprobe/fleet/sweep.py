@@ -91,6 +91,7 @@ class Room:
     name: str | None = None
     controllers: tuple[str, ...] = ()
     peer: str | None = None  # a 'roomprobe serve --agent' on the room, ADDR[:PORT] (for --deep)
+    fingerprint: str | None = None  # its serve --tls certificate's SHA-256 (64 hex), for --deep
 
     @property
     def label(self) -> str:
@@ -200,7 +201,19 @@ def _room(row: dict[str, Any], where: str, default_port: int) -> Room:
                 port=_port(port, where) if port not in (None, "") else default_port,
                 name=_text(row.get("name"), where, "name"),
                 controllers=_controllers(row.get("controller", row.get("controllers")), where),
-                peer=_text(row.get("peer"), where, "peer"))
+                peer=_text(row.get("peer"), where, "peer"),
+                fingerprint=_fingerprint(row.get("fingerprint"), where))
+
+
+def _fingerprint(value: Any, where: str) -> str | None:
+    if value is None or not str(value).strip():
+        return None
+    from roomprobe.net.peertls import parse_fingerprint
+
+    try:
+        return parse_fingerprint(str(value))
+    except ValueError as exc:
+        raise UsageError(f"{where}: fingerprint {exc}") from None
 
 
 def parse_targets(args: Sequence[str], default_port: int, room_limit: int = MAX_ROOMS) -> list[Room]:
@@ -592,10 +605,12 @@ def check_peers(rooms: Sequence[Room]) -> dict[str, tuple[str, int]]:
 
 def ask_agents(rooms: Sequence[Room], token: str, request: Any, deadline_s: float,
                concurrency: int, progress: Callable[[int, int], None] | None = None,
+               pin: str | None = None, tls_unpinned: bool = False,
                ) -> dict[tuple[str, int], dict[str, Any]]:
     """Ask every room's agent for its check, ``concurrency`` at a time, each within
     ``deadline_s``; rooms without a peer get the outcome ``no-peer``. ``request`` is an
-    agent.CheckRequest; each room's carries that room's controller."""
+    agent.CheckRequest; each room's carries that room's controller. Over TLS for a room with
+    a fingerprint (its own, else ``pin``), or for all with ``tls_unpinned``."""
     import queue
 
     from roomprobe.core.threads import start_guarded
@@ -623,7 +638,8 @@ def ask_agents(rooms: Sequence[Room], token: str, request: Any, deadline_s: floa
             addr, port = peers[r.address]
             # the room checks its own path to its controller (the inventory's first)
             mine = replace(request, controller=r.controllers[0] if r.controllers else None)
-            res = ask(addr, port, token, mine, deadline_s)
+            res = ask(addr, port, token, mine, deadline_s, pin=r.fingerprint or pin,
+                      tls_unpinned=tls_unpinned)
             with lock:
                 out[(r.address, r.port)] = res
                 done[0] += 1
