@@ -11,6 +11,9 @@ scanner namespace at 198.18.0.1 and a few target namespaces, each carrying many 
   dropped   nftables drops TCP 9090 (the host still answers ARP): filtered
   absent    no host has the address: no ARP answer
 
+The mixed list (MIXED_KINDS) adds rooms rejecting with ICMP admin-prohibited, rooms behind a
+rate-limited link (tbf), and routed rooms behind a router over a slow link (198.18.8.0/22).
+
 Kinds are interleaved over the address range so no tool gains from their order.
 """
 

@@ -96,6 +96,8 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
     except OSError as exc:
         server.server_close()
         raise UsageError(f"cannot listen on {bind}:{speed_port}/udp: {exc.strerror or exc}") from None
+    reflector.require_grant = tls_ctx is not None  # with TLS: sessions opened over HTTPS only
+    server.reflector = reflector
     reflector.start()
     stop = threading.Event()
     if zoom_port is not None:

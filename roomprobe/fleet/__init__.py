@@ -3,7 +3,7 @@
 Lives here: ``after_run`` (what a check does after its report: history, textfile, webhook),
 ``history`` (SQLite history with retention), ``metrics`` (Prometheus textfile), ``webhook``
 (state-change alerts), ``schedule`` (systemd / Task Scheduler / launchd units), ``serve``
-(the ``roomprobe serve`` peer for LAN measurements).
+(the ``roomprobe serve`` peer for LAN measurements; ``servetls`` its TLS certificate).
 
 May import: ``roomprobe.core``, ``roomprobe.net``, ``roomprobe.diagnose``, ``roomprobe.report``
 and ``roomprobe.fleet``. Never commands.

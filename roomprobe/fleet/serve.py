@@ -7,6 +7,8 @@ speed-test protocol the bandwidth probe speaks and nothing else:
     POST /__up             reads and discards the body, answers {"bytes": N}
     POST /__check          only with ``serve --agent``: the room's own check, on a whitelisted
                            JSON request, one at a time (roomprobe/fleet/agent.py)
+    POST /__quality        a session of the UDP reflector: a fresh id and MAC key (with --tls
+                           the reflector serves no other sessions)
 
 Safe by default, because it listens on a customer network: it binds only to the address it is
 given, every request must carry the session token printed on start (constant-time compare),
@@ -36,6 +38,8 @@ from urllib.parse import parse_qs, urlsplit
 from roomprobe.core.threads import start_guarded
 from roomprobe.fleet.agent import CHECK_PATH, MAX_BODY, Agent
 from roomprobe.net.speed import TOKEN_HEADER
+
+QUALITY_PATH = "/__quality"  # POST: a session of the UDP reflector (its id and MAC key)
 
 ZEROS = memoryview(b"\0" * (1024 * 1024))
 _PLAIN_BODY = (b'{"error": "this roomprobe serve speaks TLS: give the client --peer-fingerprint '
@@ -74,6 +78,7 @@ class SpeedServer(ThreadingHTTPServer):
                  agent: Agent | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.token = token
         self.tls = tls  # serve --tls: every connection is TLS (roomprobe/fleet/servetls.py)
+        self.reflector: Any = None  # the UDP reflector: POST /__quality grants its sessions
         self.tls_failed = 0  # handshakes that failed (a wrong client, a scanner, a pin check)
         self.plain_refused = 0  # plain HTTP sent to the TLS port: a one-line 400, nothing read
         self.agent = agent  # serve --agent: POST /__check runs the room's own check
@@ -262,7 +267,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.server.rejected += 1
             self._reply(403, {"error": "missing or wrong session token"}, close=True)
             return False
-        if path not in ("/__down", "/__up") and not (path == CHECK_PATH and self.server.agent):
+        if path not in ("/__down", "/__up") and not (path == CHECK_PATH and self.server.agent) \
+                and not (path == QUALITY_PATH and self.server.reflector is not None):
             self._reply(404, {"error": "no such endpoint"}, close=True)
             return False
         if not self.has_slot:  # the token is good: only now does the client take a slot
@@ -318,6 +324,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         if parts.path == CHECK_PATH:
             self._check()
+            return
+        if parts.path == QUALITY_PATH:  # a reflector session for this token holder
+            sid, key = self.server.reflector.grant()
+            self._reply(200, {"session": sid.hex(), "key": key.hex()}, close=True)
             return
         if parts.path != "/__up":
             self._reply(405, {"error": "use GET /__down"}, close=True)
