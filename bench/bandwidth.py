@@ -7,7 +7,10 @@ controller's eth0 egress are shaped with ``tc tbf`` (so both directions are limi
 direction is measured by both tools. Prints roomprobe/iperf3 per rate and direction, and
 roomprobe's wall time against its budget. Goal: within 10% at every shaped rate, >= 90% unshaped.
 
-    sudo .venv/bin/python bench/bandwidth.py [--rates 2,10,50,0] [--duration 10]
+    sudo .venv/bin/python bench/bandwidth.py [--rates 2,10,50,0] [--duration 10] [--quick]
+
+``--quick`` (one shaped rate, short runs: about 20 s) proves the bench still works; its figures
+are not the comparison.
 
 Rate 0 means unshaped (veth at memory speed: bound by this machine's CPU, so noisy when other
 work runs on it).
@@ -26,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from lab import Host, Lab, lab_unavailable_reason  # noqa: E402
 
 TOKEN = "bench-token-0123"
+QUICK = {"rates": "10", "duration": 3.0, "iperf_s": 2}
 
 
 def shape(host: Host, mbit: int) -> None:
@@ -36,9 +40,9 @@ def shape(host: Host, mbit: int) -> None:
                   "burst", burst, "latency", "400ms"])
 
 
-def iperf(ctrl: Host, server: str, reverse: bool) -> float:
-    """iperf3's receiver-side Mbps, 5 s, first second omitted (its own warm-up handling)."""
-    cmd = ["iperf3", "-c", server, "-J", "-t", "5", "-O", "1"] + (["-R"] if reverse else [])
+def iperf(ctrl: Host, server: str, reverse: bool, seconds: int = 5) -> float:
+    """iperf3's receiver-side Mbps, ``seconds`` s, first second omitted (its own warm-up handling)."""
+    cmd = ["iperf3", "-c", server, "-J", "-t", str(seconds), "-O", "1"] + (["-R"] if reverse else [])
     out = json.loads(ctrl.run(cmd, timeout=30).stdout)
     return out["end"]["sum_received"]["bits_per_second"] / 1e6
 
@@ -55,7 +59,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rates", default="2,10,50,0", help="Mbit/s, comma-separated; 0 = unshaped")
     ap.add_argument("--duration", type=float, default=10.0, help="roomprobe's bandwidth budget")
+    ap.add_argument("--iperf-s", type=int, default=5, help="iperf3's duration per direction")
+    ap.add_argument("--quick", action="store_true",
+                    help="a short run proving the bench works (tests/test_benches.py): one rate, short runs")
     args = ap.parse_args()
+    if args.quick:  # its own defaults; flags given explicitly still win
+        ap.set_defaults(**QUICK)
+        args = ap.parse_args()
     if (why := lab_unavailable_reason()) is not None:
         sys.exit(f"bench/bandwidth.py: {why}")
     rates = [int(r) for r in args.rates.split(",")]
@@ -70,7 +80,8 @@ def main() -> None:
         for mbit in rates:
             shape(room, mbit)
             shape(ctrl, mbit)
-            down_i, up_i = iperf(ctrl, room.addr, True), iperf(ctrl, room.addr, False)
+            down_i = iperf(ctrl, room.addr, True, args.iperf_s)
+            up_i = iperf(ctrl, room.addr, False, args.iperf_s)
             ev = roomprobe(ctrl, room.addr, args.duration)
             rows.append((mbit, ev["download"]["mbps"], down_i, ev["upload"]["mbps"], up_i, ev))
     print(f"{'rate':>9} | {'down rp':>8} {'iperf3':>8} {'ratio':>6} | {'up rp':>8} {'iperf3':>8} "

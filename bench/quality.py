@@ -8,7 +8,9 @@ fault, each with the same audio-like flow (200-byte UDP payloads every 20 ms, DS
 same duration. Prints, per figure, irtt's value, roomprobe's and the difference. Targets: loss
 within 0.5 percentage points and jitter (mean IPDV) within 2 ms of irtt.
 
-    sudo .venv/bin/python bench/quality.py [--duration 20] [--scenarios clean,loss0.5,...]
+    sudo .venv/bin/python bench/quality.py [--duration 20] [--scenarios clean,loss0.5,...] [--quick]
+
+``--quick`` (the ``loss5`` scenario for 4 s) proves the bench still works, not the targets.
 
 sch_netem is not on this kernel, so the faults are built from nftables and tc's htb/tbf:
 
@@ -55,6 +57,7 @@ SCENARIOS: dict[str, dict[str, int]] = {
 # Random drops: each tool draws its own sample, so the difference carries chance (one standard
 # deviation is sqrt(2p(1-p)/n)). Three times the packets brings it from 0.63 to 0.36 pp at 2%.
 LONGER = {"loss2r": 3.0}
+QUICK = {"duration": 4.0, "scenarios": "loss5"}
 # A burst sender: 25 x 1200 bytes to the other host's BURST_PORT (dropped there), one burst every
 # 50-150 ms at random (100 ms on average). A fixed 100 ms period is 5 audio intervals exactly: each
 # flow then meets the bursts at its own fixed phase, so two flows through the same queue saw
@@ -173,7 +176,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--quick", action="store_true",
+                    help="a short run proving the bench works (tests/test_benches.py): loss5 for 4 s")
     args = ap.parse_args()
+    if args.quick:  # its own defaults; flags given explicitly still win
+        ap.set_defaults(**QUICK)
+        args = ap.parse_args()
     why = lab_unavailable_reason() or (None if shutil.which("irtt") else "irtt is not installed "
                                        "(apt-get install irtt)")
     if why:

@@ -4,7 +4,9 @@
 Measures ``roomprobe --help``, ``roomprobe --version`` and ``roomprobe probes`` (imports every
 probe module, but no scapy), each N times, against the bare interpreter measured in the same run.
 
-    python bench/startup.py [-n 15]
+    python bench/startup.py [-n 15] [--quick]
+
+``--quick`` (two runs per case) proves the bench still works; two runs make a rough median.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import time
 
+QUICK = {"n": 2}
 CASES = {
     "python -c pass": [sys.executable, "-c", "pass"],
     "roomprobe --version": [sys.executable, "-m", "roomprobe", "--version"],
@@ -35,7 +38,12 @@ def median_seconds(cmd: list[str], n: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=15, help="runs per case")
+    ap.add_argument("--quick", action="store_true",
+                    help="a short run proving the bench works (tests/test_benches.py): two runs per case")
     args = ap.parse_args()
+    if args.quick:  # its own defaults; flags given explicitly still win
+        ap.set_defaults(**QUICK)
+        args = ap.parse_args()
     results = {name: median_seconds(cmd, args.n) for name, cmd in CASES.items()}
     base = results["python -c pass"]
     print(f"{'case':<22} {'median ms':>10} {'x python':>9}")

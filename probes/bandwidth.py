@@ -141,8 +141,8 @@ def make_profile(o: Options, settings: Any = None, detected: Any = None) -> Prof
     if o.profile == "client":
         return Profile("client", round(float(o.min_up_mbps) + extra, 2),
                        round(float(o.min_down_mbps) + extra, 2), share=share, detection=detection)
-    if flag("displays"):
-        displays, source = int(flag("displays")), "configured"
+    if configured := flag("displays"):
+        displays, source = int(configured), "configured"
     elif o.displays:
         displays, source = int(o.displays), "configured"
     elif detected is not None and detected.count:
@@ -362,7 +362,7 @@ def run(ctx: Context) -> Result:
         proxy = ep.proxy()
     except speed.ProxySettingError as exc:
         profile = _profile(ctx, pending, ctx.budget(1.0))
-        ev = {"path": where, "endpoint": label, "stage": exc.stage, "setting": exc.setting,
+        ev: dict[str, Any] = {"path": where, "endpoint": label, "stage": exc.stage, "setting": exc.setting,
               "where": exc.where, "value": exc.shown, "problem": exc.problem,
               "profile": profile.to_evidence()}
         sev = Severity.WARN if exc.unsupported else Severity.FAIL

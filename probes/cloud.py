@@ -20,9 +20,18 @@ deadline:
 
 What a UDP outcome proves (roomprobe.net.stun.judge_error): a STUN answer = open; EPERM on
 send = blocked by this device's own firewall; ICMP port-unreachable from the target itself = the
-packet arrived (path open, no STUN there); ICMP admin-prohibited, or host/net unreachable, or a
-port-unreachable sent by a router = blocked; silence = blocked only when the host is one known
-to answer STUN (``stun_hosts``) AND the control answered on the same path; else unknown.
+packet arrived (path open, no STUN there), but only for a host not known to listen there: from
+the control server, or from a ``stun_hosts`` entry on 3478 or 8801-8810 (``KNOWN_UDP_PORTS``),
+it is a reject forged on the way in the host's name (iptables REJECT, nftables ``reject``) =
+blocked; ICMP admin-prohibited, or host/net unreachable, or a port-unreachable sent by a router
+= blocked; silence = blocked only when the host is one known to answer STUN (``stun_hosts``)
+AND the control answered on the same path; else unknown.
+
+Silence is a measurement (docs/probes.md): every wait (``connect_timeout``, ``stun_timeout``) is
+planned inside the time left (``Context.plan``), so a web host whose name the resolver never
+answers, or whose connect is dropped, is a measured timeout in that phase with the seconds
+waited (``cloud-https-blocked``, FAIL); only a wait the deadline left too short to judge
+(``silence_measured``) is ``deadline``, and without a working URL then ``error``.
 
 PASS = at least one web URL answered over TLS with a trusted certificate (HTTP status < 400),
 no step of the media path is proven blocked, and what ``media_path`` claims is backed by a
@@ -33,6 +42,7 @@ check cut short by the deadline is never success: without a working URL the stat
 
 from __future__ import annotations
 
+import functools
 import queue
 import re
 import socket
@@ -46,7 +56,15 @@ from urllib.parse import urlsplit
 from roomprobe.probes import _cloudpath
 
 from roomprobe.core.errors import UsageError
-from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.core.probe import (
+    Context,
+    Finding,
+    Probe,
+    Result,
+    Severity,
+    Status,
+    silence_measured,
+)
 from roomprobe.net import appconns, httpsprobe, stun, zoomranges
 from roomprobe.net.tcpconnect import connect_state
 
@@ -81,6 +99,12 @@ class Options:
 
 
 TCP_BLOCKED = {"refused", "filtered", "unreachable"}
+# Where a probed UDP host is known to listen: a STUN server answers on 3478 (RFC 5389's port),
+# and ``stun_hosts`` stand for Zoom's media servers (a Zoom Node, a Meeting Connector), which
+# listen on UDP 8801-8810. A port-unreachable "from" them there is a reject forged on the way
+# (roomprobe.net.stun.judge_error). Other ports (3479 is only RFC 5780's alternate) keep the
+# plain reading: the packet arrived, nothing listens there.
+KNOWN_UDP_PORTS = frozenset({3478, *range(8801, 8811)})
 LOCAL_ERRNOS = {"EPERM", "EACCES"}
 _HOST_RE = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$")
 
@@ -191,10 +215,11 @@ def tcp_connect(host: str, port: int, timeout: float) -> dict[str, Any]:
     return res
 
 
-def stun_binding(host: str, port: int, timeout: float) -> dict[str, Any]:
-    """A STUN exchange (roomprobe.net.stun.exchange) after resolving ``host``."""
+def stun_binding(host: str, port: int, timeout: float, listens: bool = False) -> dict[str, Any]:
+    """A STUN exchange (roomprobe.net.stun.exchange) after resolving ``host``; ``listens``: the
+    host is known to listen on ``port`` (a port-unreachable from it is then a forged reject)."""
     out, got = _resolve(host, port, socket.SOCK_DGRAM)
-    return out if got is None else {**out, **stun.exchange(*got, timeout)}
+    return out if got is None else {**out, **stun.exchange(*got, timeout, listens)}
 
 
 def resolve_all(name: str) -> dict[str, Any]:
@@ -211,7 +236,7 @@ def app_check(names: tuple[str, ...], timeout: float) -> dict[str, Any]:
     snap = appconns.snapshot(names)
     servers = appconns.servers(snap)
     tasks: dict[str, Callable[[], Any]] = {
-        f"{ip}|{port}": (lambda ip=ip, port=port: tcp_connect(ip, port, timeout))
+        f"{ip}|{port}": functools.partial(tcp_connect, ip, port, timeout)
         for ip, port in servers}
     res = run_all(tasks, time.monotonic() + timeout + 0.2) if tasks else {}
     snap["servers"] = [{"address": ip, "port": port,
@@ -252,15 +277,46 @@ def run_all(tasks: dict[str, Callable[[], Any]], deadline: float) -> dict[str, A
 WEB_KEYS = ("url", "proxy", "ok", "phase", "state", "detail", "status", "timings", "tls")
 
 
-def web_result(url: str, raw: Any, progress: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A web result with every key, whatever happened: past the deadline or a crash is not ok."""
+def web_result(url: str, raw: Any, progress: dict[str, Any] | None = None,
+               waited: float | None = None) -> dict[str, Any]:
+    """A web result with every key, whatever happened: past the deadline or a crash is not ok.
+
+    ``waited``: the fetch's whole wait was waited out (silence_measured), so one still stuck in
+    a network phase (a silent resolver) is a measured timeout there, not a cut-short one."""
     if raw is None:
-        return httpsprobe.deadline_result(url, progress)
+        silent = httpsprobe.silent_result(url, progress, waited) if waited is not None else None
+        return silent or httpsprobe.deadline_result(url, progress)
     if not isinstance(raw, dict) or any(k not in raw for k in WEB_KEYS):
         err = raw.get("error") if isinstance(raw, dict) else repr(raw)
         return {"url": url, "proxy": None, "ok": False, "phase": "error", "state": "error",
                 "detail": str(err)[:200], "status": None, "timings": {}, "tls": None}
     return raw
+
+
+def cut_silences(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list[dict[str, Any]],
+                 conn_judged: bool, stun_judged: bool, conn_t: float, stun_t: float) -> None:
+    """In place: a silence within a wait the deadline left too short to judge
+    (``silence_measured`` false) proves nothing, so it becomes ``deadline`` (unknown); a judged
+    one carries the seconds waited as its evidence (``waited_s``)."""
+    for i, w in enumerate(web):
+        if w.get("state") == "timeout" and w.get("phase") != "deadline":
+            if conn_judged:
+                w.setdefault("waited_s", round(conn_t, 2))
+            else:
+                web[i] = {**httpsprobe.deadline_result(w["url"], {"phase": w.get("phase")}),
+                          "waited_s": round(conn_t, 2)}
+    for a in tcp:
+        if a.get("state") == "filtered":
+            a["waited_s"] = round(conn_t, 2)
+            if not conn_judged:
+                a.update(state="deadline", error="the deadline left too short a wait to judge "
+                         f"silence ({conn_t:.2f} s)")
+    for a in udp:
+        if a.get("state") == "silent":
+            a["waited_s"] = round(stun_t, 2)
+            if not stun_judged:
+                a.update(state="deadline", error="the deadline left too short a wait to judge "
+                         f"silence ({stun_t:.2f} s)")
 
 
 def endpoint_result(host: str, port: int, raw: Any) -> dict[str, Any]:
@@ -275,14 +331,21 @@ def endpoint_result(host: str, port: int, raw: Any) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------- verdict
 
-UDP_PROVEN_BLOCK = {"local", "no-route", "icmp-router", "icmp-admin-prohibited", "icmp-unreachable"}
+UDP_PROVEN_BLOCK = {"local", "no-route", "icmp-router", "icmp-admin-prohibited", "icmp-unreachable",
+                    stun.FORGED_REJECT}
+
+
+NO_ANSWER = "no-answer"  # silent for the whole wait: measured, but filtered and down look alike
 
 
 def _udp_verdicts(attempts: list[dict[str, Any]], control: dict[str, Any] | None) -> None:
-    """Per attempt: reachable | open (arrived, no STUN) | blocked (with proof) | unknown, in place.
+    """Per attempt: reachable | open (arrived, no STUN) | blocked (with proof) | no-answer |
+    unknown, in place.
 
     Silence from a ``stun_hosts`` entry (a server known to answer STUN) is a block only when
-    the control answered on the same path; anything else unproven is unknown.
+    the control answered on the same path. Without that, silence for the whole retransmit
+    schedule is still a measurement, ``no-answer`` (filtered on the way, or the host is down:
+    nothing tells which), with the seconds waited; anything else unproven is unknown.
     """
     control_ok = bool(control and control.get("state") == "reachable")
     for a in attempts:
@@ -293,7 +356,7 @@ def _udp_verdicts(attempts: list[dict[str, Any]], control: dict[str, Any] | None
             if control_ok:
                 a.update(state="blocked", proof="control")
             else:
-                a["state"] = "unknown"
+                a["state"] = NO_ANSWER
         elif state == "blocked" and a.get("proof") in UDP_PROVEN_BLOCK:
             pass
         elif state != "reachable":
@@ -302,7 +365,8 @@ def _udp_verdicts(attempts: list[dict[str, Any]], control: dict[str, Any] | None
 
 def _by_port(attempts: list[dict[str, Any]], ports: list[int], good: tuple[str, ...]) -> dict[int, str]:
     """One word per port: the best good word any host got, else blocked if every host is
-    blocked, else unknown (no attempts at all: ``untested``)."""
+    blocked, else no-answer if every host stayed silent for its whole wait, else unknown (no
+    attempts at all: ``untested``)."""
     out = {}
     for port in ports:
         states = [a["state"] for a in attempts if a["port"] == port]
@@ -311,6 +375,8 @@ def _by_port(attempts: list[dict[str, Any]], ports: list[int], good: tuple[str, 
             out[port] = hit
         elif states and all(s == "blocked" for s in states):
             out[port] = "blocked"
+        elif states and all(s == NO_ANSWER for s in states):
+            out[port] = NO_ANSWER
         else:
             out[port] = "unknown" if states else "untested"
     return out
@@ -327,7 +393,10 @@ def _udp_step(udp_state: dict[int, str], udp: list[dict[str, Any]], control: dic
         return _cloudpath.step("udp-8801", "open", f"UDP 8801 reached {', '.join(hosts)}")
     if any(s == "blocked" for s in media.values()):
         proofs = sorted({a["proof"] for a in udp if 8801 <= a["port"] <= 8810 and a.get("proof")})
-        return _cloudpath.step("udp-8801", "blocked", f"UDP 8801 proven blocked ({', '.join(proofs)})")
+        forged = (": ICMP port-unreachable from a host known to listen there, so a firewall "
+                  "rejected it on the way" if stun.FORGED_REJECT in proofs else "")
+        return _cloudpath.step("udp-8801", "blocked",
+                               f"UDP 8801 proven blocked ({', '.join(proofs)}{forged})")
     tested = [s for s in udp_state.values() if s != "untested"]
     c_state, c_proof = (control or {}).get("state"), (control or {}).get("proof")
     local = c_state == "blocked" and c_proof == "local"
@@ -337,16 +406,27 @@ def _udp_step(udp_state: dict[int, str], udp: list[dict[str, Any]], control: dic
                                + (" (this device's own firewall refuses UDP)" if local else ""))
     if c_state == "reachable" or any(s in ("reachable", "open") for s in tested):
         who = (f"the control STUN server {control['host']}:{control['port']} answered"
-               if c_state == "reachable" else "a Zoom UDP port other than 8801 got through")
+               if c_state == "reachable" and control else "a Zoom UDP port other than 8801 got through")
         return _cloudpath.step("udp-8801", "likely",
                                f"UDP leaves this network ({who}); no Zoom media server answers "
                                "a probe outside a meeting, so 8801 to Zoom itself is not proven")
+    silent = [a for a in udp if a["state"] == NO_ANSWER]
+    if control is None and silent:
+        port_list = ", ".join(str(p) for p in sorted({a["port"] for a in silent}))
+        host_list = ", ".join(sorted({a["host"] for a in silent}))
+        waited = max(a.get("waited_s") or 0 for a in silent)
+        return _cloudpath.step("udp-8801", "unknown",
+                               f"UDP {port_list} to {host_list} got no answer for {waited:g} s (the whole STUN "
+                               "retransmit schedule): filtered on the way, or the host is down; no "
+                               "control STUN server was set to tell which")
     if control is None:
         return _cloudpath.step("udp-8801", "unknown", "nothing tested it: no control STUN server "
                                "and no STUN host known to answer")
     return _cloudpath.step("udp-8801", "unknown",
                            f"the control STUN server {control['host']}:{control['port']} did not "
-                           f"answer ({c_state}{', ' + c_proof if c_proof else ''})")
+                           f"answer ({c_state}{', ' + c_proof if c_proof else ''}"
+                           + (f", for {control['waited_s']:g} s" if control.get("waited_s") else "")
+                           + ")")
 
 
 def _tcp_step(tcp_state: dict[int, str], tcp: list[dict[str, Any]],
@@ -480,15 +560,24 @@ def conclude(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list[dic
                          and not all(a.get("proof") == "local" for a in udp if a["port"] == p))
     if blocked_udp:
         proofs = sorted({a["proof"] for a in udp if a["port"] in blocked_udp and a.get("proof")})
+        forged = sorted({f"{a['host']}:{a['port']}" for a in udp
+                         if a["port"] in blocked_udp and a.get("proof") == stun.FORGED_REJECT})
         findings.append(Finding(
             "cloud-udp-media-blocked", Severity.WARN,
             f"UDP {', '.join(map(str, blocked_udp))} is blocked on the way to the STUN hosts "
             f"(proof: {' and '.join(proofs)})"
+            + (f"; {', '.join(forged)} answered ICMP port-unreachable although the host is known "
+               "to listen there (a STUN server, a Zoom media port): a firewall on the way rejects "
+               "the packets in the host's name (iptables REJECT, nftables reject)"
+               if forged else "")
             + (_fallback(False, open_tcp, https_ok) + ", with more delay and lower quality"
                if steps[0]["state"] == "blocked" else "") + ".",
             {"ports": blocked_udp, "proof": proofs,
              "attempts": [a for a in udp if a["port"] in blocked_udp]},
-            hint="Allow UDP 3478-3479 and 8801-8810 to Zoom's IP ranges on the firewall."))
+            hint="Allow UDP 3478-3479 and 8801-8810 to Zoom's IP ranges on the firewall"
+                 + ("; find the firewall that REJECTs them (its rejects carry the server's "
+                    "address); if a host in cloud.stun_hosts really runs no STUN server, remove "
+                    "it from the list." if forged else ".")))
     if steps[0]["state"] == "unknown":
         tested = control is not None or bool(udp)
         findings.append(Finding(
@@ -603,39 +692,49 @@ def run(ctx: Context) -> Result:
     validate(opts)
     tcp_ports, udp_ports = _ports(opts.tcp_ports, "tcp_ports"), _ports(opts.udp_ports, "udp_ports")
     ca_file = str(opts.ca_file) or None
-    conn_t = ctx.budget(float(opts.connect_timeout))
-    stun_t = ctx.budget(float(opts.stun_timeout))
+    # Each wait planned inside the time left (Context.plan), so a silent target is waited out
+    # and concluded on; silence for a wait the deadline left too short proves nothing.
+    conn_t = ctx.plan(float(opts.connect_timeout))
+    stun_t = ctx.plan(float(opts.stun_timeout))
+    conn_judged = silence_measured(conn_t, float(opts.connect_timeout))
+    stun_judged = silence_measured(stun_t, float(opts.stun_timeout))
     tasks: dict[str, Callable[[], Any]] = {}
     web_urls = [str(u) for u in opts.web_urls]
     progress: list[dict[str, Any]] = [{} for _ in web_urls]
     for i, url in enumerate(web_urls):
-        tasks[f"web{i}"] = lambda url=url, p=progress[i]: httpsprobe.fetch(
-            url, timeout=conn_t, ca_file=ca_file, progress=p)
+        tasks[f"web{i}"] = functools.partial(httpsprobe.fetch, url, timeout=conn_t, ca_file=ca_file,
+                                             progress=progress[i])
     tcp_keys = [(h, p) for h in _hosts(opts.media_hosts, "media_hosts") for p in tcp_ports]
     for i, (h, p) in enumerate(tcp_keys):
-        tasks[f"tcp{i}"] = lambda h=h, p=p: tcp_connect(h, p, conn_t)
+        tasks[f"tcp{i}"] = functools.partial(tcp_connect, h, p, conn_t)
     udp_keys = [(h, p) for h in _hosts(opts.stun_hosts, "stun_hosts") for p in udp_ports]
     for i, (h, p) in enumerate(udp_keys):
-        tasks[f"udp{i}"] = lambda h=h, p=p: stun_binding(h, p, stun_t)
+        tasks[f"udp{i}"] = functools.partial(stun_binding, h, p, stun_t, p in KNOWN_UDP_PORTS)
     ch, cp = split_hostport(str(opts.control_host)) if opts.control_host else ("", 0)
     if ch:
-        tasks["control"] = lambda: stun_binding(ch, cp, stun_t)
+        tasks["control"] = lambda: stun_binding(ch, cp, stun_t, True)  # it answers STUN there
     names = [str(n) for n in opts.range_check_names]
     if opts.zoom_ranges:
         tasks["ranges"] = lambda: zoomranges.load(
             list(opts.zoom_ranges), max_age_s=float(opts.ranges_max_age_days) * 86400,
             timeout=conn_t)
         for i, name in enumerate(names):
-            tasks[f"dns{i}"] = lambda name=name: resolve_all(name)
+            tasks[f"dns{i}"] = functools.partial(resolve_all, name)
     if opts.app_process_names:
         tasks["app"] = lambda: app_check(tuple(opts.app_process_names), conn_t)
 
     # Every task bounds itself; this is the backstop (e.g. a resolver that hangs), within ours.
-    res = run_all(tasks, min(ctx.deadline, time.monotonic() + max(conn_t, stun_t) + 0.5))
-    web = [web_result(u, res[f"web{i}"], progress[i]) for i, u in enumerate(web_urls)]
+    t0 = time.monotonic()
+    res = run_all(tasks, min(ctx.deadline, t0 + max(conn_t, stun_t) + 0.5))
+    waited = time.monotonic() - t0
+    web = [web_result(u, res[f"web{i}"], progress[i],
+                      waited if conn_judged and waited >= conn_t else None)
+           for i, u in enumerate(web_urls)]
     tcp = [endpoint_result(h, p, res[f"tcp{i}"]) for i, (h, p) in enumerate(tcp_keys)]
     udp = [endpoint_result(h, p, res[f"udp{i}"]) for i, (h, p) in enumerate(udp_keys)]
     control = endpoint_result(ch, cp, res["control"]) if ch else None
+    cut_silences(web, tcp, [*udp, *([control] if control else [])], conn_judged, stun_judged,
+                 conn_t, stun_t)
     app = res.get("app") if opts.app_process_names else None
     if opts.app_process_names and (not isinstance(app, dict) or "running" not in app):
         app = {"running": None, "in_meeting": None, "transport": None, "connections": [],

@@ -21,8 +21,10 @@ did not reset or close it within the watch.
 Room side: a process listens on the port on a non-loopback address (psutil), is not a known
 other program, and, when this room's LAN address is known, a connection to it was accepted;
 it does not prove the network path from the controller (run from the controller side for that).
-Not measured is ``error``, never PASS: a connect the deadline cut short of ``connect_timeout``
-(silence for less than the configured time proves nothing), this host's own firewall refusing
+The connect waits ``connect_timeout``, planned inside the time left (``Context.plan``), and
+silence for that whole wait is ``filtered`` with the seconds waited (docs/probes.md).
+Not measured is ``error``, never PASS: a connect the deadline left too short a wait to judge
+(``silence_measured``: silence that short proves nothing), this host's own firewall refusing
 to send (EPERM: the path was never tried), or no way to see the listeners or to connect.
 """
 
@@ -32,7 +34,15 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.core.probe import (
+    Context,
+    Finding,
+    Probe,
+    Result,
+    Severity,
+    Status,
+    silence_measured,
+)
 from roomprobe.net import osnet
 from roomprobe.net.tcpconnect import AFTER_WORDS, WATCH_S, connect_state
 
@@ -77,7 +87,7 @@ LOCAL_BLOCK = ("EPERM", "EACCES")  # this host refused to send: a local firewall
 
 def _controller_side(ctx: Context, room: str, port: int) -> Result:
     wanted = float(ctx.options.connect_timeout)
-    wait = ctx.budget(wanted)
+    wait = ctx.plan(wanted)  # inside the time left, so silence is waited out and concluded on
     attempt = tcp_state(room, port, wait, watch=ctx.budget(WATCH_S))
     evidence: dict[str, Any] = {"side": "controller", "room": room, "port": port, **attempt,
                                 "timeout_s": wanted, "waited_s": round(wait, 2)}
@@ -114,11 +124,11 @@ def _controller_side(ctx: Context, room: str, port: int) -> Result:
         return Result.unmeasured("connect-error", f"connect to {room}:{port} failed: "
                                  f"{attempt['error']}", evidence)
     state = evidence["state"]
-    if state == "filtered" and attempt["error"] == "timeout" and wait < wanted - 0.01:
+    if state == "filtered" and attempt["error"] == "timeout" and not silence_measured(wait, wanted):
         return Result.unmeasured(
-            "deadline", f"no answer from {room}:{port} in {wait:.2f} s, but the deadline cut the "
-            f"wait short of controller-port.connect_timeout ({wanted} s): run with a longer "
-            "--timeout", evidence)
+            "deadline", f"no answer from {room}:{port} in {wait:.2f} s, but the deadline left "
+            f"too short a wait to judge silence (controller-port.connect_timeout {wanted} s): "
+            "run with a longer --timeout", evidence)
     after = attempt.get("after")
     if state == "open" and after in ("reset", "closed"):
         said = AFTER_WORDS[after]
@@ -140,8 +150,8 @@ def _controller_side(ctx: Context, room: str, port: int) -> Result:
                              {"handshake": "completed", "room": room, "port": port,
                               "ms": attempt["ms"], "held_s": attempt.get("watched_s")})
     rejected = evidence.get("rejected")
-    why = evidence.get("why") or evidence.get("detail") or {"timeout": "no answer", None: ""}.get(
-        attempt["error"], attempt["error"])
+    silent = {"timeout": f"no answer for {wait:.2f} s", None: ""}
+    why = evidence.get("why") or evidence.get("detail") or silent.get(attempt["error"], attempt["error"])
     fid, msg, hint = FINDINGS["rejected" if rejected else state]
     fmt = {"peer": room, "port": port, "why": why}
     return Result(Status.FAIL, fid, f"{room}:{port} is {state} ({why or attempt['ms']})", evidence,

@@ -21,13 +21,17 @@ route (ENETUNREACH, EHOSTUNREACH) are findings of their own, not silence. The OS
 a name DNS resolves but getaddrinfo (what Zoom uses) cannot is a failure.
 PASS proves: every probed name resolved to a usable address through at least one resolver,
 and (with ``os_lookup``) getaddrinfo resolved it too; ``evidence.proof`` names the answers.
-A timeout counts only after the full ``lifetime``: a wait the probe's deadline cut short proves
-nothing, and a name left unproven that way makes the result ``error``/``not-measured``, never PASS.
+Silence is a measurement: every query waits ``lifetime``, planned inside the time left
+(``Context.plan``: at most 80% of it, so a 2 s check waits 1.6 s and still concludes), and a
+resolver silent for that whole planned wait is ``dns-timeout`` naming the seconds waited. Only a
+wait the deadline left too short to judge (``silence_measured``) proves nothing, and a name left
+unproven that way makes the result ``error``/``not-measured``, never PASS.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import queue
 import re
@@ -37,10 +41,18 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from roomprobe.core.errors import UsageError
-from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.core.probe import (
+    Context,
+    Finding,
+    Probe,
+    Result,
+    Severity,
+    Status,
+    silence_measured,
+)
 from roomprobe.net import dnsconf
 
 
@@ -55,7 +67,7 @@ class Options:
     names: tuple[str, ...] = ("zoom.us", "www.zoom.us", "api.zoom.us", "us04web.zoom.us")
     types: tuple[str, ...] = ("A", "AAAA")
     resolvers: tuple[str, ...] = ()  # empty: the system's resolvers; else "ADDR" or "ADDR#PORT"
-    lifetime: float = 2.0  # seconds per query (capped by the probe's deadline)
+    lifetime: float = 2.0  # seconds per query (planned inside the probe's deadline: Context.plan)
     slow_ms: int = 300  # an answer slower than this is slow
     # CIDRs whose addresses are legitimate answers (split-horizon DNS, a lab), not a sinkhole.
     allow_networks: tuple[str, ...] = ()
@@ -66,7 +78,7 @@ RECORD_TYPES = {"A": socket.AF_INET, "AAAA": socket.AF_INET6}
 ERRNO_OUTCOME = {errno.ENETUNREACH: "unreachable", errno.EHOSTUNREACH: "unreachable",
                  errno.ECONNREFUSED: "unreachable", getattr(errno, "EHOSTDOWN", -1): "unreachable",
                  errno.EPERM: "blocked", errno.EACCES: "blocked"}
-# Outcomes that measured nothing: the probe's deadline ended the wait before ``lifetime``.
+# Outcomes that measured nothing: the deadline left the wait too short to judge (silence_measured).
 UNFINISHED = "unfinished"
 NOT_ANSWERS = ("timeout", "error", "unreachable", "blocked", UNFINISHED)  # no response arrived
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
@@ -81,7 +93,8 @@ TEXTS: dict[str, tuple[str, str]] = {
                         "fix its DNS setting (servers as the default resolver, or as "
                         "supplemental for its domains with the LAN resolver kept), or disconnect "
                         "it; 'scutil --dns' must show a nameserver under resolver #1."),
-    "dns-timeout": ("DNS resolver(s) {resolvers} did not answer within {lifetime} s ({what}).",
+    "dns-timeout": ("DNS resolver(s) {resolvers} did not answer: silent for {waited} s, the "
+                    "probe's whole wait ({what}).",
                     "Check the DNS server is up and that UDP/TCP 53 to it is allowed; "
                     "remove dead servers from the room's DNS settings."),
     "dns-refused": ("DNS resolver(s) {resolvers} refused to answer ({what}).",
@@ -120,7 +133,7 @@ TEXTS: dict[str, tuple[str, str]] = {
                      "DNS answers it: {errors}.",
                      "Check the OS name service setup: the hosts line of /etc/nsswitch.conf, "
                      "systemd-resolved, the Windows DNS Client service or a VPN's DNS settings."),
-    "dns-os-timeout": ("The OS resolver (getaddrinfo) gave no answer for {what} within {lifetime} s "
+    "dns-os-timeout": ("The OS resolver (getaddrinfo) gave no answer for {what} within {waited} s "
                        "although DNS answers it.",
                        "Remove dead or slow servers from the room's DNS settings (the OS asks them "
                        "first and waits), then check again."),
@@ -281,7 +294,9 @@ def analyse(resolvers: list[dict[str, Any]], queries: list[dict[str, Any]], os_r
     def add(fid: str, items: list[dict[str, Any]], fail: bool, evidence: dict[str, Any], **fmt: Any) -> None:
         resolvers_txt = ", ".join(sorted({str(i.get("resolver")) for i in items if i.get("resolver")}))
         msg, hint = TEXTS[fid]
+        waits = [float(i["waited_s"]) for i in items if i.get("waited_s") is not None]
         values = {"what": _fmt(items), "resolvers": resolvers_txt, "lifetime": lifetime,
+                  "waited": f"{min(waits):g}" if waits else f"{lifetime:g}",
                   "slow_ms": int(slow_ms), "path": hosts_file, **fmt}
         findings.append(Finding(fid, Severity.FAIL if fail else Severity.WARN, msg.format(**values),
                                 evidence, hint=hint.format(**values)))
@@ -293,7 +308,7 @@ def analyse(resolvers: list[dict[str, Any]], queries: list[dict[str, Any]], os_r
                                 {"why": no_resolver_why}, hint=TEXTS[fid][1]))
 
     def pick(outcome: str) -> list[dict[str, Any]]:
-        return [{k: q[k] for k in ("resolver", "name", "type", "rcode", "ms")}
+        return [{k: q.get(k) for k in ("resolver", "name", "type", "rcode", "ms", "waited_s")}
                 for q in queries if q["outcome"] == outcome]
 
     for fid, outcome in (("dns-timeout", "timeout"), ("dns-refused", "refused"),
@@ -327,12 +342,15 @@ def analyse(resolvers: list[dict[str, Any]], queries: list[dict[str, Any]], os_r
     os_by_name: dict[str, list[dict[str, Any]]] = {}
     for o in os_results:
         os_by_name.setdefault(o["name"], []).append(o)
-    os_fail, os_slow = [], []
+    os_fail: list[dict[str, Any]] = []
+    os_slow: list[dict[str, Any]] = []
     for n, results in os_by_name.items():
         if not usable.get(n) or any(o["outcome"] == "ok" and o["answers"] for o in results):
             continue  # DNS itself fails for n (its own finding), or the OS resolved it
         if any(o["outcome"] == "timeout" for o in results):
-            os_slow.append({"name": n, "type": "/".join(o["type"] for o in results)})
+            waits = [o["waited_s"] for o in results if o.get("waited_s") is not None]
+            os_slow.append({"name": n, "type": "/".join(o["type"] for o in results),
+                            **({"waited_s": min(waits)} if waits else {})})
         elif all(o["outcome"] not in ("timeout", UNFINISHED) for o in results):
             os_fail.append({"name": n, "type": "/".join(o["type"] for o in results),
                             "outcomes": {o["type"]: o.get("error") or o["outcome"] for o in results}})
@@ -347,8 +365,9 @@ def analyse(resolvers: list[dict[str, Any]], queries: list[dict[str, Any]], os_r
     by_rn: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for q in queries:
         by_rn.setdefault((q["resolver"], q["name"]), []).append(q)
-    empty = [{"resolver": r, "name": n, "type": "/".join(q["type"] for q in qs), "ms": None, "rcode": "NOERROR"}
-             for (r, n), qs in by_rn.items() if all(q["outcome"] == "empty" for q in qs)]
+    empty: list[dict[str, Any]] = [
+        {"resolver": r, "name": n, "type": "/".join(q["type"] for q in qs), "ms": None, "rcode": "NOERROR"}
+        for (r, n), qs in by_rn.items() if all(q["outcome"] == "empty" for q in qs)]
     if empty:
         add("dns-empty", empty, any(not usable[i["name"]] for i in empty), {"queries": empty})
 
@@ -442,36 +461,44 @@ def run(ctx: Context) -> Result:
     def label(r: dict[str, Any]) -> str:
         return r["address"] if r["port"] == 53 else f"{r['address']}#{r['port']}"
 
+    # One wait for every query, planned inside the time left so the probe can still conclude
+    # after a silent resolver (a 2 s check: 1.6 s). Silence for it is measured; only a wait the
+    # deadline left too short to judge (silence_measured) proves nothing.
+    planned = ctx.plan(lifetime)
+
     def timed_query(r: dict[str, Any], n: str, t: str) -> dict[str, Any]:
-        wait = ctx.budget(lifetime)
+        wait = max(0.05, min(planned, ctx.remaining() - 0.05))
         res = query(r["address"], r["port"], n, t, wait)
-        if res["outcome"] == "timeout" and wait < lifetime - 0.01:
-            # The deadline, not the resolver, ended this wait: silence for less than lifetime
-            # proves nothing.
-            res.update(outcome=UNFINISHED, waited_s=round(wait, 2),
-                       note=f"the probe's deadline cut the wait to {wait:.2f} s (dns.lifetime {lifetime} s)")
+        if res["outcome"] == "timeout":
+            res["waited_s"] = round(wait, 2)
+            if not silence_measured(wait, lifetime):
+                # The deadline, not the resolver, ended this wait: too short to prove anything.
+                res.update(outcome=UNFINISHED,
+                           note=f"the check's deadline left {wait:.2f} s for a wait of dns.lifetime "
+                                f"{lifetime} s: too short to call the silence a measurement")
         return res
 
     jobs: dict[Hashable, Callable[[], dict[str, Any]]] = {}
     for r in resolvers:
         for n in names:
             for t in types:
-                jobs[("dns", label(r), n, t)] = lambda r=r, n=n, t=t: timed_query(r, n, t)
+                jobs[("dns", label(r), n, t)] = functools.partial(timed_query, r, n, t)
     if opts.os_lookup:
         for n in names:
             for t in types:
-                jobs[("os", "", n, t)] = lambda n=n, t=t: os_lookup(n, t)
+                jobs[("os", "", n, t)] = functools.partial(os_lookup, n, t)
     t0 = time.monotonic()
     done = run_parallel(jobs, ctx)
     waited = time.monotonic() - t0
     # A job still running at the deadline: silence for the full lifetime is a measured timeout;
     # anything shorter measured nothing.
-    unfinished = {"outcome": "timeout" if waited >= lifetime else UNFINISHED, "rcode": None,
+    unfinished: dict[str, Any] = {"outcome": "timeout" if silence_measured(waited, lifetime) else UNFINISHED,
+                                  "rcode": None,
                   "answers": [], "ms": None, "waited_s": round(waited, 2),
                   "note": f"no answer within {waited:.2f} s, when the probe's deadline came"}
     queries, os_results = [], []
     for key in jobs:
-        kind, res_label, n, t = key  # type: ignore[misc]
+        kind, res_label, n, t = cast("tuple[str, str, str, str]", key)  # the keys built above
         res = done.get(key, unfinished)
         if kind == "dns":
             queries.append({"resolver": res_label, "name": n, "type": t, **res})
@@ -489,7 +516,8 @@ def run(ctx: Context) -> Result:
     evidence: dict[str, Any] = {
         "resolvers": [{**r, "label": label(r)} for r in resolvers],
         "resolvers_from": "config" if opts.resolvers else "system",
-        "names": names, "types": types, "lifetime_s": lifetime, "slow_ms": opts.slow_ms,
+        "names": names, "types": types, "lifetime_s": lifetime, "waited_s": round(planned, 2),
+        "slow_ms": opts.slow_ms,
         "allow_networks": [str(c) for c in opts.allow_networks or []],
         "elapsed_ms": round((time.monotonic() - t0) * 1000, 1),
         "queries": queries, "os": os_results,
@@ -541,7 +569,8 @@ def verdict(evidence: dict[str, Any], findings: list[Finding], names: list[str],
         what = ", ".join(cut[:4]) + (f" and {len(cut) - 4} more" if len(cut) > 4 else "")
         return Result.unmeasured(
             "not-measured", f"could not prove {', '.join(unproven)} resolve: "
-            + (f"the probe's deadline cut {what} short of dns.lifetime; run with a longer --timeout"
+            + (f"the check's deadline left too little time to judge silence from {what} "
+               f"(dns.lifetime {evidence.get('lifetime_s')} s); run with a longer --timeout"
                if cut else "no usable answer and no fault measured"), evidence, findings)
     if findings:
         worst = findings[0]

@@ -21,13 +21,22 @@ import contextlib
 import socket
 import sys
 import threading
+import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from typing import Any
 
 from roomprobe.core.errors import UsageError
-from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.core.probe import (
+    Context,
+    Finding,
+    Probe,
+    Result,
+    Severity,
+    Status,
+    silence_measured,
+)
 from roomprobe.net import proxies
 from roomprobe.net.proxysrc import Source, safe_url
 from roomprobe.net.proxysrc.checks import is_loopback, probe_proxy, split_proxy, tls_check
@@ -151,24 +160,42 @@ def _room_address(ctx: Context) -> dict[str, Any]:
 
 
 def _cut_short(given: float, configured: float) -> bool:
-    """The deadline shortened this wait: silence within it is not measured silence."""
-    return given < configured - 0.06
+    """The deadline left this wait too short to judge: silence within it is not measured silence
+    (``silence_measured``; a wait planned inside the time left is)."""
+    return not silence_measured(given, configured)
 
 
-def _tls(ctx: Context, proxy: str | None) -> dict[str, Any]:
-    """tls_check with the probe's budget; a silence the deadline cut short is ``unfinished``."""
+def _tls(ctx: Context, proxy: str | None, progress: dict[str, Any] | None = None) -> dict[str, Any]:
+    """tls_check with the probe's budget; a silence the deadline cut short is ``unfinished``.
+    ``progress`` gets the planned wait, its start and the phase (see ``_silent_resolve``)."""
     o = ctx.options
-    budget = ctx.budget(float(o.tls_timeout))
+    budget = ctx.plan(float(o.tls_timeout))
+    progress = progress if progress is not None else {}
+    progress.update(budget=budget, t0=time.monotonic())
     t = tls_check(str(o.tls_host), int(o.tls_port), budget, str(o.ca_file) or None, proxy,
-                  str(o.public_ca_file) or None)
+                  str(o.public_ca_file) or None, progress=progress)
     if t.get("verdict") == "no-answer" and _cut_short(budget, float(o.tls_timeout)):
         t["verdict"] = "unfinished"
     return t
 
 
+def _silent_resolve(t: dict[str, Any], progress: dict[str, Any], tls_timeout: float) -> None:
+    """In place: a direct TLS check still stuck resolving or connecting (name resolution takes no
+    timeout) after its whole planned wait is a measured "no answer" (``not-checked``, with the
+    seconds waited), not an ``unfinished`` one; a wait too short to judge stays unfinished."""
+    budget, t0 = progress.get("budget"), progress.get("t0")
+    if t.get("verdict") != "unfinished" or progress.get("phase") != "resolve-connect" or not budget:
+        return
+    waited = time.monotonic() - float(t0 or 0.0)
+    if waited >= budget and silence_measured(budget, tls_timeout):
+        t.update(verdict="not-checked", waited_s=round(waited, 2),
+                 error=f"name resolution or connect to {t['host']} got no answer for "
+                       f"{waited:.1f} s, the whole wait (a silent DNS resolver?)")
+
+
 def _proxy_and_tls(ctx: Context, proxy: str) -> dict[str, Any]:
     o = ctx.options
-    budget = ctx.budget(float(o.connect_timeout))
+    budget = ctx.plan(float(o.connect_timeout))
     res = probe_proxy(proxy, str(o.connect_target), budget)
     if _cut_short(budget, float(o.connect_timeout)):
         if res.get("tcp") == "timeout":
@@ -267,7 +294,8 @@ def _routes(ctx: Context, res: proxies.Resolver, active: list[Source], targets: 
 
 def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
     host_f = pool.submit(_room_address, ctx) if ctx.targets.role != "controller-side" else None
-    direct_tls_f = pool.submit(_tls, ctx, None)
+    direct_progress: dict[str, Any] = {}
+    direct_tls_f = pool.submit(_tls, ctx, None, direct_progress)
     res = _resolver(o)
     collected = _wait(pool.submit(_collect, ctx, res), ctx, None)
     if collected is None:
@@ -307,6 +335,7 @@ def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
     direct_tls = _wait(direct_tls_f, ctx, {"host": o.tls_host, "port": o.tls_port, "via": "direct",
                                            "verified": None, "verdict": "unfinished",
                                            "error": "no answer before the deadline"})
+    _silent_resolve(direct_tls, direct_progress, float(o.tls_timeout))
 
     def works(entry: str | None) -> bool:
         if entry is None:
@@ -409,7 +438,7 @@ def _tls_findings(t: dict[str, Any]) -> list[Finding]:
     """One finding per TLS verdict that is not ``ok``; each has its own id, hint and Zoom code."""
     v = t.get("verdict")
     ev = {k: t.get(k) for k in ("host", "port", "via", "verdict", "issuer", "subject", "verify_error",
-                                "error", "ca", "public", "local_time", "server_date")}
+                                "strict_note", "error", "ca", "public", "local_time", "server_date")}
     fmt = {"host": t["host"], "via": t["via"], "via_text": _via_text(t),
            "local_time": t.get("local_time"), "server_date": t.get("server_date") or "unknown"}
     seen = f"The certificate of {t['host']} seen {_via_text(t)}"

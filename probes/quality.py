@@ -195,7 +195,11 @@ def judge_mtu(m: dict[str, Any], video_bytes: int) -> list[Finding]:
         return [Finding("pmtu-reduced", Severity.INFO,
                         f"The path MTU to the peer is {m['largest_ok']} bytes (less than the local "
                         f"{m.get('local_mtu')}); ICMP 'fragmentation needed' "
-                        f"{'came back' if m['icmp_frag_needed'] else 'did not come back'}.", m)]
+                        + ("had told the OS before this run, or the route sets it (the route "
+                           f"holds a path MTU of {m.get('route_mtu')})" if m.get("learnt_earlier") else
+                           "came back" if m["icmp_frag_needed"] else "did not come back")
+                        + (f"; {m['smallest_failed']} bytes did not pass" if m.get("smallest_failed") else "")
+                        + ".", m)]
     return []
 
 

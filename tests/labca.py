@@ -21,7 +21,12 @@ class Issued:
 
 
 class LabCA:
-    def __init__(self, directory: Path, name: str = "roomprobe Lab Inspection CA") -> None:
+    def __init__(self, directory: Path, name: str = "roomprobe Lab Inspection CA",
+                 key_ids: bool = False) -> None:
+        """``key_ids``: give the CA a Subject Key Identifier and its leaves an Authority Key
+        Identifier (what strict RFC 5280 checks require; without them, as many corporate and
+        TLS-inspection CAs are, Python 3.13's default context rejects the chain)."""
+        self.key_ids = key_ids
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.key = ec.generate_private_key(ec.SECP256R1())
@@ -29,12 +34,19 @@ class LabCA:
                              x509.NameAttribute(NameOID.ORGANIZATION_NAME, "roomprobe lab")])
         now = dt.datetime.now(dt.timezone.utc)
         self.name = subject
-        self.cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-                     .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
-                     .not_valid_before(now - dt.timedelta(days=1))
-                     .not_valid_after(now + dt.timedelta(days=30))
-                     .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                     .sign(self.key, hashes.SHA256()))
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                   .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - dt.timedelta(days=1))
+                   .not_valid_after(now + dt.timedelta(days=30))
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True))
+        if key_ids:
+            builder = (builder.add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False)
+                .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
+                                             key_encipherment=False, data_encipherment=False,
+                                             key_agreement=False, key_cert_sign=True, crl_sign=True,
+                                             encipher_only=False, decipher_only=False), critical=True))
+        self.cert = builder.sign(self.key, hashes.SHA256())
         self.cert_path = self.dir / "ca.pem"
         self.cert_path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
@@ -57,8 +69,11 @@ class LabCA:
                 .serial_number(x509.random_serial_number())
                 .not_valid_before(now + dt.timedelta(days=valid_from_days))
                 .not_valid_after(now + dt.timedelta(days=valid_to_days))
-                .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-                .sign(self.key, hashes.SHA256()))
+                .add_extension(x509.SubjectAlternativeName(sans), critical=False))
+        if self.key_ids:
+            cert = cert.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
+        cert = cert.sign(self.key, hashes.SHA256())
         cert_path, key_path = self.dir / f"{stem}.pem", self.dir / f"{stem}.key"
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,

@@ -35,6 +35,11 @@ def test_no_arguments_prints_the_help_and_exits_0():
     (["check", "--only", "interfaces", "--controller", "é" * 60], "is not a valid host name"),
     (["check", "--only", "interfaces", "--controller", "a\x01b"], "is not an IP address or host"),
     (["report", "bad\rname\n.json"], "cannot read report file bad\\rname\\n.json"),
+    # issue 21: one validator for IPv6 scopes (check's targets, --peer, serve --bind, the agent)
+    (["check", "--only", "interfaces", "--controller", "fe80::1%;id|x"], "IPv6 scope after %"),
+    (["check", "--only", "interfaces", "--room", "[fe80::1%$(id)]"], "IPv6 scope after %"),
+    (["check", "--only", "interfaces", "--peer", "[fe80::1%a|b]:9095"], "IPv6 scope after %"),
+    (["serve", "--bind", "fe80::1%;id", "--duration", "1"], "IPv6 scope after %"),
 ])
 def test_bad_values_are_one_line_exit_3(args, words):
     out = cli(*args)

@@ -278,23 +278,30 @@ def test_bad_input_is_one_line_exit_3(args, words):
 
 
 def test_peer_runs_bandwidth_and_no_bandwidth_skips_it():
-    """--peer turns the probe on, even next to --only (a dead local port: unreachable, fast);
-    --no-bandwidth wins. (Bare machine: every run names its probes, so nothing but 127.0.0.1
-    is ever contacted.)"""
+    """--peer turns the probe on, and so does --bandwidth next to --only (a dead local port:
+    unreachable, fast); --no-bandwidth wins; --only without --bandwidth means only. (Bare
+    machine: every run names its probes, so nothing but 127.0.0.1 is ever contacted.)"""
     import json
 
-    out = cli("check", "--peer", "127.0.0.1:1", "--only", "interfaces", "--format", "json")
+    out = cli("check", "--peer", "127.0.0.1:1", "--only", "interfaces", "--bandwidth", "--format", "json")
     rep = json.loads(out.stdout)
     bw = next(p for p in rep["probes"] if p["id"] == "bandwidth")
     assert bw["status"] == "fail" and bw["reason"] == "bandwidth-endpoint-unreachable", bw
     assert "ConnectionRefusedError" in bw["evidence"]["error"] and out.returncode == 2
-    out = cli("check", "--peer", "127.0.0.1:1", "--only", "interfaces", "--no-bandwidth",
-              "--format", "json")
-    # --no-bandwidth wins; the peer's other measurement (call quality) still joins --only.
-    assert [p["id"] for p in json.loads(out.stdout)["probes"]] == ["interfaces", "quality"]
-    out = cli("check", "--peer", "127.0.0.1:1", "--only", "interfaces", "--no-bandwidth",
-              "--skip", "quality", "--format", "json")
-    assert [p["id"] for p in json.loads(out.stdout)["probes"]] == ["interfaces"]
+    out = cli("check", "--peer", "127.0.0.1:1", "--only", "interfaces", "--format", "json")
+    assert [p["id"] for p in json.loads(out.stdout)["probes"]] == ["interfaces"]  # --only means only
+
+
+def test_only_quality_with_a_peer_runs_quality_alone():
+    """The docs' "only this probe" line: no 10 s bandwidth test next to it (a dead local port:
+    quality fails fast, nothing else runs)."""
+    import json
+
+    out = cli("check", "--only", "quality", "--peer", "127.0.0.1:1", "--peer-token", "x" * 16,
+              "--set", "quality.duration=1", "--set", "quality.mtu=false", "--format", "json")
+    rep = json.loads(out.stdout)
+    assert [p["id"] for p in rep["probes"]] == ["quality"], out.stderr
+    assert rep["probes"][0]["status"] == "fail"
     rows = {r["id"]: r for r in json.loads(cli("probes", "--format", "json").stdout)}
     assert rows["bandwidth"]["default_enabled"] is True  # a plain check measures the link
 

@@ -38,7 +38,9 @@ def test_silence_is_never_blocked_without_proof():
     got = ids(findings)
     assert set(got) == {"cloud-udp-unknown"}
     assert got["cloud-udp-unknown"].severity.value == "warn"  # tested, nothing proven
-    assert summary["udp_ports"] == {"3478": "unknown", "8801": "unknown"}
+    # silent for the whole wait: a measured no-answer, not "unknown" (and still not "blocked")
+    assert summary["udp_ports"] == {"3478": "no-answer", "8801": "no-answer"}
+    assert "got no answer for" in got["cloud-udp-unknown"].message
     mp = summary["media_path"]
     assert mp["transport"] == "tcp-8801" and mp["basis"] == "floor" and mp["may_be_better"] is True
     assert [s["state"] for s in mp["steps"]] == ["unknown", "open", "open"]
@@ -225,3 +227,60 @@ def test_defaults_are_valid_and_hostport_parses():
     cloud.validate(cloud.Options())
     assert cloud.split_hostport("[2001:db8::1]:3478") == ("2001:db8::1", 3478)
     assert cloud.split_hostport("stun.example.net:19302") == ("stun.example.net", 19302)
+
+
+# -- issue 21: forged rejects, and silence as a measurement ------------------------------------
+
+def test_forged_reject_from_a_known_listener_is_blocked_and_named():
+    """What stun.exchange(listens=True) returns for a port-unreachable from a STUN host on
+    3478/8801: blocked with the proof named, never "UDP 8801 open (proven)" and PASS."""
+    forged = "icmp-port-unreachable-known-listener"
+    attempts = [udp(3478, "blocked", forged), udp(8801, "blocked", forged), udp(3479, "reachable")]
+    summary, findings = cloud.conclude([web()], [tcp(8801, "open")], attempts, None, [8801],
+                                       [3478, 3479, 8801])
+    got = ids(findings)
+    assert summary["udp_ports"] == {"3478": "blocked", "3479": "reachable", "8801": "blocked"}
+    step = summary["media_path"]["steps"][0]
+    assert step["state"] == "blocked" and "rejected it on the way" in step["why"]
+    msg = got["cloud-udp-media-blocked"].message
+    assert "port-unreachable" in msg and "known to listen" in msg and "s:3478" in msg
+    assert verdict(summary, findings, [web()]).status == Status.WARN
+
+
+def test_known_udp_ports_are_the_stun_port_and_zooms_media_ports():
+    assert {3478, 8801, 8810} <= cloud.KNOWN_UDP_PORTS
+    assert 3479 not in cloud.KNOWN_UDP_PORTS and 8811 not in cloud.KNOWN_UDP_PORTS
+
+
+def test_a_web_fetch_stuck_in_resolve_for_its_whole_wait_is_a_measured_timeout():
+    silent = cloud.web_result("https://zoom.us/", None, {"phase": "resolve"}, waited=1.6)
+    assert (silent["ok"], silent["phase"], silent["state"]) == (False, "resolve", "timeout")
+    assert silent["waited_s"] == 1.6 and "zoom.us" in silent["detail"] and "1.6 s" in silent["detail"]
+    summary, findings = cloud.conclude([silent], [], [], None, [], [])
+    f = ids(findings)["cloud-https-blocked"]
+    assert f.severity.value == "fail" and "silent for 1.6 s" in f.message
+    assert verdict(summary, findings, [silent]).status == Status.FAIL
+    # stuck in our own proxy lookup (a PAC evaluation): proves nothing about the network
+    cut = cloud.web_result("https://zoom.us/", None, {"phase": "proxy-lookup"}, waited=1.6)
+    assert cut["phase"] == "deadline"
+
+
+def test_silence_in_a_wait_too_short_to_judge_is_a_deadline():
+    web_ = [web(False, "connect", "timeout", None)]
+    tcp_ = [{"host": "m", "port": 8801, "state": "filtered", "error": "timeout"}]
+    udp_ = [{"host": "s", "port": 3478, "state": "silent", "proof": None}]
+    cloud.cut_silences(web_, tcp_, udp_, False, False, 0.7, 0.7)
+    assert web_[0]["phase"] == "deadline" and web_[0]["ok"] is False
+    assert tcp_[0]["state"] == "deadline" and udp_[0]["state"] == "deadline"
+    summary, findings = cloud.conclude(web_, tcp_, udp_, None, [8801], [3478])
+    assert verdict(summary, findings, web_).status == Status.ERROR
+    # judged waits keep their state and carry the seconds waited
+    web_ = [web(False, "connect", "timeout", None)]
+    tcp_ = [{"host": "m", "port": 8801, "state": "filtered", "error": "timeout"}]
+    udp_ = [{"host": "s", "port": 3478, "state": "silent", "proof": None}]
+    cloud.cut_silences(web_, tcp_, udp_, True, True, 1.6, 1.2)
+    assert (web_[0]["phase"], web_[0]["waited_s"]) == ("connect", 1.6)
+    assert (tcp_[0]["state"], tcp_[0]["waited_s"]) == ("filtered", 1.6)
+    assert (udp_[0]["state"], udp_[0]["waited_s"]) == ("silent", 1.2)
+    summary, findings = cloud.conclude(web_, tcp_, udp_, None, [8801], [3478])
+    assert verdict(summary, findings, web_).status == Status.FAIL

@@ -98,9 +98,16 @@ def test_flag_switches(tmp_path):
     # ... a config file's skip does not stop bandwidth (asked for), but does stop quality,
     s = build(tmp_path, '[check]\nskip = ["bandwidth", "quality"]\n', flags={"peer": "10.0.0.20"})
     assert s.check.enable == ("bandwidth",)
-    # and both join an --only list.
+    # --only means only: --peer names the peer for the probes listed and adds none of its own.
     s = build(flags={"peer": "10.0.0.20", "only": ("dns",)})
-    assert s.check.only == ("dns", "bandwidth", "quality")
+    assert s.check.only == ("dns",) and st.selected(s, PROBES) == ["dns"]
+    s = build(flags={"peer": "10.0.0.20", "only": ("quality",)})
+    assert st.selected(s, PROBES) == ["quality"] and s.check.peer == "10.0.0.20"
+    s = build(tmp_path, '[check]\nonly = ["quality"]\n', flags={"peer": "10.0.0.20"})
+    assert st.selected(s, PROBES) == ["quality"]
+    # --bandwidth names the probe itself: it still joins the list.
+    s = build(flags={"peer": "10.0.0.20", "only": ("quality",), "bandwidth": True})
+    assert st.selected(s, PROBES) == ["bandwidth", "quality"]
 
 
 def test_selected_honours_enable_only_skip():

@@ -12,6 +12,7 @@ import sys
 
 import cloudlab
 import pytest
+from lab import LAB_DNS
 
 pytestmark = pytest.mark.lab
 
@@ -75,26 +76,51 @@ def test_control_alone_makes_udp_likely(lab, tmp_path):
     assert probe["evidence"]["control_host"] == "control.zoomlab.test:3478"  # stated in the report
 
 
-def test_host_without_stun_is_an_open_path_not_a_block(lab, tmp_path):
+def udp_ports_only(cfg, ports):
+    cfg.write_text(cfg.read_text().replace("udp_ports = [3478, 3479, 8801]", f"udp_ports = {ports!r}"))
+    return cfg
+
+
+def test_host_not_known_to_listen_there_is_an_open_path_not_a_block(lab, tmp_path):
+    """Port-unreachable from the target itself, on a port it is not known to listen on (3479
+    is only RFC 5780's alternate STUN port): the packet arrived, nothing listens, path open."""
     cloud, room = cloudlab.build(lab, tmp_path)
-    out, probe = check(room, cloud.config(control=True, stun_hosts=("nostun.zoomlab.test",)))
+    cfg = udp_ports_only(cloud.config(control=True, stun_hosts=("nostun.zoomlab.test",)), [3479])
+    out, probe = check(room, cfg)
     ev = probe["evidence"]
     assert {a["proof"] for a in ev["udp"]} == {"icmp-port-unreachable-from-host"}
     assert {a["icmp"]["from"] for a in ev["udp"]} == {cloudlab.NOSTUN}
-    assert ev["udp_ports"] == {"3478": "open", "3479": "open", "8801": "open"}
+    assert ev["udp_ports"] == {"3479": "open"}
     assert "cloud-udp-media-blocked" not in out.finding_ids()
     assert mp(probe)["transport"] == "udp-8801" and probe["status"] == "pass"
 
 
+def test_reject_forged_in_a_known_listeners_name_is_a_block(lab, tmp_path):
+    """Issue 21 section 3: nftables' plain ``reject`` answers ICMP port-unreachable carrying the
+    TARGET's address. From a STUN host on 3478, from Zoom's media port 8801 and from the control
+    STUN server, hosts known to listen there, that is a firewall rejecting on the way: blocked,
+    naming the ICMP and why, never "UDP 8801 open (proven)" and PASS."""
+    cloud, room = cloudlab.build(lab, tmp_path)
+    fw(lab, f"ip daddr {cloudlab.STUN} udp dport {{ 3478, 8801 }} reject",
+       f"ip daddr {cloudlab.CONTROL} udp dport 3478 reject")
+    out, probe = check(room, cloud.config(control=True))
+    ev = probe["evidence"]
+    assert probe["status"] == "warn" and probe["reason"] == "cloud-udp-media-blocked", probe
+    assert ev["udp_ports"] == {"3478": "blocked", "3479": "reachable", "8801": "blocked"}
+    rejected = [a for a in ev["udp"] if a["port"] in (3478, 8801)]
+    assert {a["proof"] for a in rejected} == {"icmp-port-unreachable-known-listener"}
+    assert {(a["icmp"]["icmp"], a["icmp"]["from"]) for a in rejected} == {("port-unreachable", cloudlab.STUN)}
+    assert (ev["control"]["state"], ev["control"]["proof"]) == ("blocked", "icmp-port-unreachable-known-listener")
+    assert mp(probe)["steps"][0]["state"] == "blocked" and "rejected" in mp(probe)["steps"][0]["why"]
+    assert (mp(probe)["transport"], mp(probe)["basis"]) == ("tcp-8801", "proven")
+    f = next(f for f in out.report["findings"] if f["id"] == "cloud-udp-media-blocked")
+    assert "port-unreachable" in f["message"] and "known to listen" in f["message"], f["message"]
+    assert out.rc == 1
+
+
 def test_udp_rejected_by_a_filter_is_blocked_with_icmp_proof(lab, tmp_path):
     cloud, room = cloudlab.build(lab, tmp_path)
-    # A plain reject on the STUN host itself is port-unreachable from that host: path open.
-    fw(lab, f"ip daddr {cloudlab.STUN} udp dport {{ 3478, 3479, 8801 }} reject")
-    out, probe = check(room, cloud.config())
-    assert probe["evidence"]["udp_ports"] == {"3478": "open", "3479": "open", "8801": "open"}
-    assert "cloud-udp-media-blocked" not in out.finding_ids()
     # A filter that says "administratively prohibited" is proof of a block.
-    lab.router_exec(["nft", "delete", "table", "inet", "cloudfw"])
     fw(lab, f"ip daddr {cloudlab.STUN} udp dport {{ 3478, 3479, 8801 }} reject with icmp type admin-prohibited")
     out, probe = check(room, cloud.config())
     ev = probe["evidence"]
@@ -127,8 +153,11 @@ def test_udp_dropped_is_unknown_without_control_and_blocked_with_it(lab, tmp_pat
     fw(lab, f"ip daddr {cloudlab.STUN} udp dport {{ 3478, 3479, 8801 }} drop")
     out, probe = check(room, cloud.config(control=False))
     ev = probe["evidence"]
-    assert ev["udp_ports"] == {"3478": "unknown", "3479": "unknown", "8801": "unknown"}
+    # silence for the whole retransmit schedule is measured: no-answer, with the seconds waited
+    assert ev["udp_ports"] == {"3478": "no-answer", "3479": "no-answer", "8801": "no-answer"}
+    assert all(a["state"] == "no-answer" and a["waited_s"] > 0 for a in ev["udp"])
     assert out.finding_ids() == {"cloud-udp-unknown"}  # silence alone is never "blocked"
+    assert "got no answer for" in mp(probe)["steps"][0]["why"]
     assert probe["status"] == "warn" and ev["control"] is None  # tested, nothing proven
     assert (mp(probe)["transport"], mp(probe)["basis"]) == ("tcp-8801", "floor")
     assert all(a["sends"] >= 2 for a in ev["udp"])  # it retransmitted before giving up
@@ -188,7 +217,11 @@ def test_app_on_tcp_media_is_degraded_and_443_only_is_not_a_meeting(lab, tmp_pat
     assert mp(probe)["basis"] != "observed"
 
 
-def test_silent_resolver_is_never_pass(lab, tmp_path):
+def test_silent_resolver_is_a_measured_failure_unless_the_deadline_cuts_the_wait(lab, tmp_path):
+    """Issue 21 section 2: a web name the resolver never answers, waited out for the fetch's
+    whole wait (connect_timeout 1.5 s), is a measured "no answer" at resolve: FAIL naming the
+    silence and the seconds, never PASS and no longer UNKNOWN. Only a deadline that leaves too
+    short a wait to judge (--timeout 1) gives UNKNOWN."""
     cloud, room = cloudlab.build(lab, tmp_path)
     # Web names the hosts file does not know, a resolver that never answers (5 s timeout).
     lab.etc_file(room, "resolv.conf", "nameserver 203.0.113.99\noptions timeout:5 attempts:1\n")
@@ -198,12 +231,45 @@ def test_silent_resolver_is_never_pass(lab, tmp_path):
     text = cfg.read_text().replace('web_urls = ["https://web.zoomlab.test/", "https://www.zoomlab.test/"]',
                                    'web_urls = ["https://silent.zoomlab.test/"]')
     cfg.write_text(text)
-    out, probe = check(room, cfg, unfinished=True)
+    out, probe = check(room, cfg)
     web = probe["evidence"]["web"]
-    assert web[0]["ok"] is False and web[0]["phase"] == "deadline" and "resolve" in web[0]["detail"]
-    assert probe["status"] == "error" and probe["reason"] == "https-deadline"
+    assert (web[0]["ok"], web[0]["phase"], web[0]["state"]) == (False, "resolve", "timeout"), web
+    assert web[0]["waited_s"] >= 1.5 and "did not answer" in web[0]["detail"]
+    assert probe["status"] == "fail" and probe["reason"] == "cloud-https-blocked"
+    f = next(f for f in out.report["findings"] if f["id"] == "cloud-https-blocked")
+    assert "silent.zoomlab.test" in f["message"], f["message"]
+    assert f"silent for {web[0]['waited_s']:.1f} s" in f["message"], f["message"]
+    assert out.rc == 2 and out.report["status"] == "fail"
+    # The same silence inside a wait the deadline cut to under a second proves nothing.
+    out = room.roomprobe("check", "--only", "cloud", "--config", str(cfg), "--format", "json",
+                         "--timeout", "1")
+    probe = out.probe("cloud")
+    assert probe["status"] == "error" and probe["reason"] == "https-deadline", probe
+    assert probe["evidence"]["web"][0]["phase"] == "deadline"
     assert "cloud-https-unproven" in out.finding_ids()
-    assert out.report["status"] == "unknown" and out.report["complete"] is False
+    assert out.rc == 3 and out.report["status"] == "unknown" and out.report["complete"] is False
+
+
+@pytest.mark.parametrize("timeout", ["5", "2"])
+def test_nothing_gets_out_fails_naming_the_silence(lab, tmp_path, timeout):
+    """Issue 21 section 2: ``--only cloud`` in a room whose every packet the router drops (its
+    DNS server included: names come from DNS, not the hosts file) FAILS, naming the silence,
+    with the default deadline and with a 2 s one; it used to end UNKNOWN (exit 3)."""
+    cloud, room = cloudlab.build(lab, tmp_path)
+    lab.etc_file(room, "hosts", "127.0.0.1 localhost\n")
+    lab.etc_file(room, "resolv.conf", f"nameserver {LAB_DNS}\n")
+    fw(lab, 'iifname "r-lan" drop')
+    lab.router_exec(["nft", "add", "chain", "inet", "cloudfw", "forward",
+                     "{ type filter hook forward priority 0; policy accept; }"])
+    lab.router_exec(["nft", "add", "rule", "inet", "cloudfw", "forward", "iifname", "r-lan", "drop"])
+    out = room.roomprobe("check", "--only", "cloud", "--config", str(cloud.config(control=True)),
+                         "--format", "json", "--timeout", timeout)
+    probe = out.probe("cloud")
+    assert probe["status"] == "fail" and probe["reason"] == "cloud-https-blocked", probe
+    assert {(w["phase"], w["state"]) for w in probe["evidence"]["web"]} == {("resolve", "timeout")}
+    f = next(f for f in out.report["findings"] if f["id"] == "cloud-https-blocked")
+    assert "did not answer" in f["message"] and " s, the whole wait" in f["message"], f["message"]
+    assert out.rc == 2 and out.report["status"] == "fail"
 
 
 def test_bad_proxy_value_is_a_finding_not_a_crash(lab, tmp_path):

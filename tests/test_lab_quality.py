@@ -175,7 +175,8 @@ table ip noicmp {
 """)
     out, q, ev = quality(ctrl, room)
     m = ev["mtu"]
-    assert m["black_hole"] and not m["icmp_frag_needed"] and 1392 <= m["largest_ok"] <= 1400, m
+    assert m["black_hole"] and not m["icmp_frag_needed"], m
+    assert (m["largest_ok"], m["smallest_failed"]) == (1400, 1401) and [1401, "lost"] in m["tried"], m
     hole = next(f for f in out.report["findings"] if f["id"] == "pmtu-blackhole")
     assert hole["severity"] == "warn"  # 1200-byte video still fits
     assert q["status"] == "warn"
@@ -197,3 +198,26 @@ def test_no_reflector_or_wrong_token_is_a_failure_not_a_pass(lab):
     out = ctrl.roomprobe("check", "--format", "json", "--only", "quality", "--peer", room.addr,
                          "--peer-token", "wrong-token-xyz", "--set", "quality.duration=1", timeout=60)
     assert out.probe("quality")["status"] == "fail" and "quality-peer-unreachable" in out.finding_ids()
+
+
+def test_mtu_1400_boundary_to_the_byte_in_two_runs_despite_the_route_cache(lab):
+    """The second of two identical runs must not lose ``pmtu-reduced``: the first run's ICMP
+    leaves the path MTU in the kernel's route cache, which the socket's IP_MTU then returns. The
+    probe compares with the interface's MTU and states the boundary: 1400 passes, 1401 does not."""
+    room = lab.add_host("room", "vl2", 141)
+    ctrl = lab.add_host("ctrl", "lan", 31)
+    lab.router_exec(["ip", "link", "set", "r-vl2", "mtu", "1400"])
+    room.run(["ip", "link", "set", "eth0", "mtu", "1400"])
+    start_serve(room)
+    for run in (1, 2):
+        out, q, ev = quality(ctrl, room, "--set", "quality.duration=1")
+        m = ev["mtu"]
+        assert "pmtu-reduced" in out.finding_ids() and m["largest_ok"] == 1400, (run, m)
+        assert (m["smallest_failed"], m["local_mtu"]) == (1401, 1500), (run, m)
+        assert [1400, "ok"] in m["tried"] and [1401, "emsgsize"] in m["tried"], (run, m)
+        assert not m["black_hole"] and m["path_mtu_reported"] == 1400, (run, m)
+        assert m["learnt_earlier"] is (run == 2), (run, m)  # run 2 starts from the cache
+        reduced = next(f for f in out.report["findings"] if f["id"] == "pmtu-reduced")
+        assert "1400 bytes" in reduced["message"] and "1401 bytes did not pass" in reduced["message"]
+        assert ("before this run" in reduced["message"]) is (run == 2), reduced["message"]
+        assert q["status"] == "pass", q

@@ -91,7 +91,8 @@ def test_serve_prints_its_fingerprint_and_the_pinned_command(tls_lab):
     fp, lines = tls_lab["fp"], tls_lab["lines"]
     assert len(fp) == 64 and all(c in "0123456789abcdef" for c in fp)
     assert any("certificate SHA-256 fingerprint:" in line for line in lines), lines
-    assert TOKEN in lines[0] and f"--peer-fingerprint {fp}" in lines[-1]
+    assert TOKEN not in "\n".join(lines)  # given with --token: never printed (service logs)
+    assert f"--peer-fingerprint {fp}" in lines[-1]
 
 
 def test_check_over_tls_measures_bandwidth_and_quality(tls_lab):

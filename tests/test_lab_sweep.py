@@ -73,11 +73,12 @@ def test_states_agree_with_nmap(swept):
 
 def test_reports_are_v1_worst_first_with_the_likely_code(swept):
     from roomprobe.fleet.sweep import STATE_RANK, STATUS_RANK
-    from roomprobe.report.build import load_schema
+    from roomprobe.report.build import load_schema, schema_validator
 
     rooms, schema = swept["data"]["rooms"], load_schema()
     for rep in rooms:
         jsonschema.validate(rep, schema)
+    schema_validator("sweep-v1").validate(swept["data"])  # the whole output: its published schema
     keys = [(STATUS_RANK[r["status"]], STATE_RANK[r["sweep"]["state"]]) for r in rooms]
     assert keys == sorted(keys)
     assert rooms[0]["sweep"]["state"] == "unreachable" and rooms[-1]["status"] == "pass"
@@ -181,11 +182,12 @@ def test_html_page_is_self_contained_sorted_and_escaped(swept):
     assert html.count("<details>") == len(p.statuses)
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
 def test_html_page_renders_in_headless_chromium(swept, tmp_path):
+    from lab import require_tool
+
     shot = tmp_path / "sweep.png"
-    cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,900",
-           f"--user-data-dir={tmp_path / 'profile'}"]
+    cmd = [require_tool("chromium", "chromium"), "--headless", "--no-sandbox", "--disable-gpu",
+           "--window-size=1200,900", f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run(cmd + ["--dump-dom", f"file://{swept['page']}"], capture_output=True,
                          text=True, timeout=90)
     assert dom.stdout.count("<tbody") == sum(COUNTS.values()), dom.stderr[-500:]

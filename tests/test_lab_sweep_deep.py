@@ -70,6 +70,10 @@ def test_agents_reports_are_the_rooms_own_checks_merged_in(deep):
     schema = load_schema()
     for rep in rooms.values():  # merged reports stay v1
         jsonschema.validate(rep, schema)
+    from roomprobe.report.build import schema_validator
+
+    schema_validator("sweep-v1").validate(deep["data"])  # and the whole output is sweep v1
+    schema_validator("sweep-v1").validate(json.loads(deep["wrong"].stdout))
     for name, addr in (("Zoom up", deep["addr"]["zoom"]), ("Zoom down", deep["addr"]["bare"])):
         rep = rooms[name]
         d = rep["deep"]

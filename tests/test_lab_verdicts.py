@@ -110,6 +110,23 @@ def test_dns_deadline_shorter_than_the_wait_is_unknown(lab):
     assert out.rc == 2 and out.probe("dns")["reason"] == "dns-timeout"
 
 
+def test_silent_resolver_in_a_2s_check_is_a_measured_timeout(lab):
+    """Issue 21 section 2: dns.lifetime (2 s) is planned inside the time left, so a 2 s check
+    waits about 1.6 s, hears nothing and concludes: FAIL dns-timeout naming the silence and the
+    seconds waited, not error/not-measured ("run with a longer --timeout")."""
+    room = room_with_dns(lab, silent_at(lab, 72))
+    out = check_dns(room, "--timeout", "2")
+    dns = not_pass(out, "dns")
+    assert dns["status"] == "fail" and dns["reason"] == "dns-timeout", dns
+    queries = dns["evidence"]["queries"]
+    assert {q["outcome"] for q in queries} == {"timeout"}
+    waited = {q["waited_s"] for q in queries}
+    assert all(1.0 <= w < 2.0 for w in waited), waited  # the planned wait, not dns.lifetime
+    f = next(f for f in out.report["findings"] if f["id"] == "dns-timeout")
+    assert f["severity"] == "fail" and f"silent for {min(waited):g} s" in f["message"], f["message"]
+    assert out.rc == 2 and out.report["status"] == "fail"
+
+
 def test_dns_answers_but_the_os_resolver_does_not(lab):
     """nsswitch without "dns": getaddrinfo (what Zoom uses) fails while the server answers."""
     srv = start_dnsmasq(lab, 53, ZOOM)
@@ -207,7 +224,8 @@ table inet roomfw {
 
 
 def test_port_silence_cut_short_by_the_deadline_is_unknown(lab):
-    """A router that drops, and a check deadline shorter than connect_timeout (2.5 s)."""
+    """A router that drops, and a check deadline (1 s) that leaves less than a second to wait:
+    too short to call silence a measurement (core.probe.silence_measured)."""
     room, ctrl = hosts(lab, "vl2")
     lab.router_exec(["nft", "-f", "-"], input="""
 table inet blackhole {
@@ -215,7 +233,7 @@ table inet blackhole {
   }
 }
 """)
-    out = check_port(ctrl, room, "--timeout", "1.5")
+    out = check_port(ctrl, room, "--timeout", "1")
     port = not_pass(out, "controller-port")
     assert port["status"] == "error" and port["reason"] == "deadline"
     assert port["evidence"]["waited_s"] < port["evidence"]["timeout_s"]
@@ -223,6 +241,14 @@ table inet blackhole {
     # Waited out in full, the same silence is a measured failure.
     out = check_port(ctrl, room, "--timeout", "3", "--set", "controller-port.connect_timeout=1.5")
     assert out.probe("controller-port")["reason"] == "port-filtered" and out.rc == 2
+    # A 2 s check plans its wait inside the time left (about 1.6 s of connect_timeout's 2.5 s)
+    # and concludes on the silence: a measured failure with the seconds waited, not unknown.
+    out = check_port(ctrl, room, "--timeout", "2")
+    port = out.probe("controller-port")
+    assert port["status"] == "fail" and port["reason"] == "port-filtered", port
+    assert 1.0 <= port["evidence"]["waited_s"] < port["evidence"]["timeout_s"]
+    assert f"no answer for {port['evidence']['waited_s']:.2f} s" in port["summary"]
+    assert out.rc == 2 and out.report["status"] == "fail"
 
 
 def test_a_measured_failure_outranks_an_unmeasured_probe(lab):
@@ -234,3 +260,15 @@ def test_a_measured_failure_outranks_an_unmeasured_probe(lab):
     assert out.probe("dns")["status"] == "error"
     assert out.probe("controller-port")["reason"] == "port-refused"
     assert out.rc == 2 and out.report["status"] == "fail" and out.report["complete"] is False
+
+
+def test_proxy_direct_tls_behind_a_silent_resolver_is_measured(lab):
+    """Issue 21 section 2, the proxy probe: no proxy applies, and the resolver never answers
+    for Zoom's name. The direct TLS check waits out its planned wait and concludes (the usual
+    tls-not-checked warning, naming the silence), instead of error/unfinished."""
+    room = room_with_dns(lab, silent_at(lab, 73))
+    out = room.roomprobe("check", "--only", "proxy", "--format", "json", "--timeout", "3")
+    p = not_pass(out, "proxy")
+    assert p["status"] == "warn" and p["reason"] == "tls-not-checked", p
+    assert "no answer for" in p["summary"] and "the whole wait" in p["summary"]
+    assert out.rc == 1 and out.report["complete"] is True

@@ -26,7 +26,8 @@ REQUEST = json.dumps({"script": SCRIPT, "jobs": [{"url": "https://zoom.us/", "ho
 
 def test_worker_command_line_in_both_modes(monkeypatch):
     monkeypatch.delattr(sys, "frozen", raising=False)
-    assert pac._worker_cmd() == [sys.executable, "-m", "roomprobe.net.proxysrc.pacworker"]
+    cmd = pac._worker_cmd()  # isolated (core.selfexec): never ``-m`` from the working directory
+    assert cmd[:3] == [sys.executable, "-I", "-c"] and cmd[-1] == "--pac-worker"
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "executable", "/opt/roomprobe/roomprobe")
     assert pac._worker_cmd() == ["/opt/roomprobe/roomprobe", "--pac-worker"]

@@ -61,20 +61,22 @@ class Pool:
 
 
 def run(monkeypatch, routes: dict[str, Route] | None, *, direct_tls=None, proxy_res=None,
-        pac_errors=None, stuck: tuple[str, ...] = (), seconds: float = 5.0):
+        pac_errors=None, stuck: tuple[str, ...] = (), seconds: float = 5.0, tls_fn=None,
+        pool=None):
     env = Source("env", "https_proxy", proxies={"https": PROXY}) if routes else Source("env", "none")
     res = FakeResolver([env], routes or {}, pac_errors)
     monkeypatch.setattr(proxy, "_resolver", lambda o: res)
-    monkeypatch.setattr(proxy, "tls_check", lambda host, port, timeout, ca=None, via=None, pub=None:
-                        {**(direct_tls or OK_TLS), "via": via or "direct"} if via is None else
-                        {**OK_TLS, "via": via, **((proxy_res or {}).get("tls") or {})})
+    monkeypatch.setattr(proxy, "tls_check", tls_fn or (
+        lambda host, port, timeout, ca=None, via=None, pub=None, progress=None:
+        {**(direct_tls or OK_TLS), "via": via or "direct"} if via is None else
+        {**OK_TLS, "via": via, **((proxy_res or {}).get("tls") or {})}))
     monkeypatch.setattr(proxy, "probe_proxy", lambda url, target, timeout: {
         "proxy": url, "scheme": "http", "host": "192.0.2.8", "port": 3128, "loopback": False,
         "target": target, "tcp": "open", "connect": "ok", "status_code": 200,
         **{k: v for k, v in (proxy_res or {}).items() if k != "tls"}})
     o = proxy.Options(targets=("https://zoom.us/",), hostname_check="off")
     ctx = Context(targets=Targets(), options=o, deadline=time.monotonic() + seconds, privileged=False)
-    return proxy._run(ctx, o, Pool(stuck))
+    return proxy._run(ctx, o, pool or Pool(stuck))
 
 
 def test_no_proxy_passes_on_the_direct_tls_verdict(monkeypatch):
@@ -141,3 +143,20 @@ def test_route_proof_refuses_a_direct_route_without_direct_tls():
              "error": None, "_chain": [None]}]
     got = proxy._route_proof(rows, {}, {"verdict": "unfinished"}, None)
     assert got["routes"] == [] and got["unproven"][0]["tls_direct"] == "unfinished"
+
+
+def _stuck_resolving(host, port, timeout, ca=None, via=None, pub=None, progress=None):
+    """A direct TLS check whose name resolution never returns (a silent DNS resolver)."""
+    progress["phase"] = "resolve-connect"
+    time.sleep(5)  # in a daemon worker thread (proxy._Daemons): the probe abandons it
+
+
+def test_direct_tls_stuck_resolving_for_its_whole_wait_is_measured(monkeypatch):
+    """Issue 21 section 2: silence for the planned wait is a measured "no answer" (the usual
+    tls-not-checked warning, with the seconds waited), not error/unfinished."""
+    r = run(monkeypatch, None, seconds=2.0, tls_fn=_stuck_resolving, pool=proxy._Daemons())
+    assert (r.status, r.reason) == (Status.WARN, "tls-not-checked"), r.summary
+    assert "no answer for 1." in r.findings[0].message and "the whole wait" in r.findings[0].message
+    # A deadline that leaves too short a wait to judge: still unfinished, no verdict.
+    r = run(monkeypatch, None, seconds=1.0, tls_fn=_stuck_resolving, pool=proxy._Daemons())
+    assert (r.status, r.reason) == (Status.ERROR, "unfinished") and r.findings == []

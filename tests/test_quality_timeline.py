@@ -81,3 +81,57 @@ def test_no_plot_without_a_timeline_or_with_a_hostile_one():
             "up_loss_pct": [0.0] * 5000, "down_loss_pct": [0.0] * 5000}
     out = html.quality_plots(_report_with(huge))
     assert all(s.count(",") < 2000 for s in out)  # bounded however long the series
+
+
+# The y-axis labels ("0.127 ms" lost its first digits): each label must fit inside the SVG.
+RTT_MAXES = (0.127, 2.0, 12.7, 1234.5, 98765.4)
+
+
+def _plot_for(r_max: float) -> str:
+    n = 40
+    tl = {"bucket_ms": 250, "t_s": [i * 0.25 for i in range(n)],
+          "rtt_p50_ms": [r_max / 1.15 * (1 if i == 5 else 0.5) for i in range(n)],
+          "up_loss_pct": [100.0 if i == 8 else 0.0 for i in range(n)], "down_loss_pct": [0.0] * n}
+    return html.quality_plots(_report_with(tl))[0]
+
+
+@pytest.mark.parametrize("r_max", RTT_MAXES)
+def test_axis_labels_fit_inside_the_plot(r_max):
+    """Every label's extent (0.6 em per character, a sans-serif face's average for these
+    characters) stays within the viewBox, whichever side it is anchored on."""
+    root = ET.fromstring(_plot_for(r_max))
+    view_w = float(root.get("viewBox").split()[2])
+    texts = root.findall(".//{http://www.w3.org/2000/svg}text")
+    labels = [el.text or "" for el in texts]
+    assert any(lab.endswith(" ms") for lab in labels) and not any("e+" in lab for lab in labels), labels
+    for el in texts:
+        width = 0.6 * float(el.get("font-size")) * len(el.text or "")
+        x = float(el.get("x"))
+        left, right = (x - width, x) if el.get("text-anchor") == "end" else (x, x + width)
+        assert left >= 0 and right <= view_w, (el.text, left, right)
+
+
+def test_axis_labels_fit_as_chromium_draws_them(tmp_path):
+    """The same, measured: headless chromium lays the plots out and reports each label's box."""
+    import json
+    import re
+    import subprocess
+
+    from lab import require_tool
+
+    chromium = require_tool("chromium", "chromium")
+    script = ("var out=[];document.querySelectorAll('svg').forEach(function(s){"
+              "var vb=s.viewBox.baseVal;s.querySelectorAll('text').forEach(function(t){var b=t.getBBox();"
+              "out.push([t.textContent,b.x,b.x+b.width,vb.width])})});"
+              "document.getElementById('out').textContent=JSON.stringify(out)")
+    page = tmp_path / "plots.html"
+    page.write_text("<html><body>" + "".join(_plot_for(r) for r in RTT_MAXES)
+                    + f"<pre id='out'></pre><script>{script}</script></body></html>")
+    run = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                          page.as_uri()], capture_output=True, text=True, timeout=120)
+    found = re.search(r"<pre id=\"out\">(.*?)</pre>", run.stdout, re.S)
+    assert found and found.group(1), run.stdout[-500:] + run.stderr[-500:]
+    boxes = json.loads(found.group(1).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+    assert len(boxes) >= 6 * len(RTT_MAXES)
+    for text, left, right, view_w in boxes:
+        assert left >= 0 and right <= view_w, (text, left, right)

@@ -70,8 +70,11 @@ def client() -> socket.socket:
 
 
 def request(key: bytes, size: int, seq: int = 0, session: bytes = b"S" * 8, kind: int = mw.KIND_ECHO,
-            length: int | None = None) -> bytes:
-    body = mw.Head(kind, mw.FLOW_AUDIO, 0, size if length is None else length, session, seq, 1).pack()
+            length: int | None = None, t_send_ns: int | None = None,
+            flow: int = mw.FLOW_AUDIO) -> bytes:
+    """A request as the probe sends it: stamped with this clock unless ``t_send_ns`` says."""
+    t = time.time_ns() if t_send_ns is None else t_send_ns
+    body = mw.Head(kind, flow, 0, size if length is None else length, session, seq, t).pack()
     return mw.seal(key, body, size)
 
 
@@ -262,3 +265,96 @@ def test_with_tls_the_reflector_serves_only_sessions_granted_over_https(reflecto
     assert len(reflector.grants) <= 4 * reflector.limits.max_sessions
     reflector.require_grant = False  # without TLS, the token's key still serves
     assert answers(s, port, request(mw.session_key(TOKEN), 200)) is not None
+
+
+def _answered_from_new_ports(port: int, data: bytes, count: int) -> int:
+    """Send ``data`` once from each of ``count`` fresh sockets (new source ports): how many got
+    an answer."""
+    got = 0
+    socks = [client() for _ in range(count)]
+    try:
+        for s in socks:
+            s.sendto(data, ("127.0.0.1", port))
+        time.sleep(0.5)  # one wait for all (an answer on loopback takes well under 1 ms)
+        for s in socks:
+            s.setblocking(False)
+            try:
+                s.recv(65535)
+                got += 1
+            except BlockingIOError:
+                pass
+    finally:
+        for s in socks:
+            s.close()
+    return got
+
+
+def _call(port: int) -> dict:
+    """A real quality flow pair (audio + video, each from its own socket) for one second."""
+    specs = [mediaflow.FlowSpec("audio", mw.FLOW_AUDIO, 56, 200, 0.02),
+             mediaflow.FlowSpec("video", mw.FLOW_VIDEO, 40, 1000, 0.01)]
+    recs = mediaflow.run_flows("127.0.0.1", port, TOKEN, specs, 1.0, time.monotonic() + 6)
+    return {name: mediaflow.analyse(rec) for name, rec in recs.items()}
+
+
+def test_a_replayed_datagram_from_other_ports_gets_no_answer_and_no_session_slot():
+    """Issue 21: a captured valid datagram was answered from 15 new source ports (until the
+    16-session cap), and those sessions made the next legitimate check fail until they idled
+    out. A session is bound to its first (ip, port): replays elsewhere get silence and no slot."""
+    r = Reflector("127.0.0.1", 0, TOKEN, ReflectorLimits(max_sessions=16))
+    r.start()
+    key, owner = mw.session_key(TOKEN), client()
+    try:
+        captured = request(key, 200, session=b"CAPTURED")
+        assert answers(owner, r.port, captured) is not None  # the legitimate client's datagram
+        assert _answered_from_new_ports(r.port, captured, 50) == 0
+        assert len(r.sessions) == 1 and r.counters.sessions == 1 and r.counters.replays == 50
+        assert answers(owner, r.port, request(key, 200, seq=1, session=b"CAPTURED")) is not None
+        flows = _call(r.port)  # a legitimate check right after: every flow served in full
+        for fig in flows.values():
+            assert fig["complete"] and fig["up"]["lost"] == 0 and fig["down"]["lost"] == 0, fig
+    finally:
+        owner.close()
+        r.close()
+
+
+def test_a_replay_after_the_session_ended_or_a_stale_one_opens_nothing():
+    """Freshness: a session id opens a session once (also after it expired, also from its own
+    address), and a datagram that would open one must be sent within max_skew_s of our clock."""
+    r = Reflector("127.0.0.1", 0, TOKEN, ReflectorLimits(max_sessions=4, idle_s=0.2,
+                                                         max_skew_s=60))
+    r.start()
+    key, owner = mw.session_key(TOKEN), client()
+    try:
+        captured = request(key, 200, session=b"EXPIRING")
+        assert answers(owner, r.port, captured) is not None
+        time.sleep(0.6)  # idle: the reflector forgets the session ...
+        assert answers(owner, r.port, request(key, 200, seq=2, session=b"X" * 8)) is not None
+        assert all(k[0] != b"EXPIRING" for k in r.sessions)
+        # ... but not that its id was used: the capture opens nothing, from anywhere
+        assert answers(owner, r.port, captured) is None
+        assert _answered_from_new_ports(r.port, captured, 10) == 0
+        hour_ago = time.time_ns() - 3600 * 10**9
+        stale = request(key, 200, session=b"OLDCAPT1", t_send_ns=hour_ago)
+        assert _answered_from_new_ports(r.port, stale, 5) == 0
+        ahead = request(key, 200, session=b"FUTURE01", t_send_ns=time.time_ns() + 3600 * 10**9)
+        assert _answered_from_new_ports(r.port, ahead, 1) == 0
+        skewed = request(key, 200, session=b"SKEWED01", t_send_ns=time.time_ns() - 30 * 10**9)
+        assert _answered_from_new_ports(r.port, skewed, 1) == 1  # a clock 30 s off is fine
+        assert all(k[0] not in (b"OLDCAPT1", b"FUTURE01") for k in r.sessions)
+    finally:
+        owner.close()
+        r.close()
+
+
+def test_the_memory_of_used_session_ids_is_bounded():
+    r = Reflector("127.0.0.1", 0, TOKEN, ReflectorLimits(max_sessions=64, max_remembered=100))
+    try:
+        now_ns = time.time_ns()
+        for i in range(300):
+            head = mw.Head(mw.KIND_ECHO, mw.FLOW_AUDIO, 0, 200, i.to_bytes(8, "big"), 0, now_ns)
+            r.handle(mw.seal(r.key, head.pack(), 200), [], 0, ("127.0.0.1", 40000 + i))
+            r.sessions.clear()  # as if each had expired at once
+        assert len(r.opened) == 100
+    finally:
+        r.close()

@@ -108,6 +108,26 @@ def test_bad_requests_get_one_line_400_and_never_run_a_check(srv, rec, body, wor
     assert rec.calls == []
 
 
+@pytest.mark.parametrize("scope", [";id|x", "$(id)", "`id`", "eth0;reboot", "a b", "x" * 16,
+                                   "é0", "eth0\u202e"])
+def test_a_scoped_controller_takes_only_an_interface_name_or_index(srv, rec, scope):
+    """Issue 21: ``fe80::1%;id|x`` was accepted and echoed back. The scope must look like an
+    interface name or index; anything else is a one-line 400 that does not repeat it."""
+    status, data = post(srv, json.dumps({"controller": f"fe80::1%{scope}"}).encode())
+    assert status == 400, data
+    assert "scope" in data["error"] and "\n" not in data["error"]
+    assert scope not in data["error"]
+    assert rec.calls == []
+
+
+@pytest.mark.parametrize("scope", ["eth0", "en0", "utun3", "vlan.20", "br-lan_1", "12"])
+def test_a_scoped_controller_with_a_real_interface_is_accepted(srv, rec, scope):
+    status, data = post(srv, json.dumps({"controller": f"fe80::1%{scope}"}).encode())
+    assert status == 200, data
+    (argv, _), = rec.calls
+    assert argv[argv.index("--controller") + 1] == f"fe80::1%{scope}"
+
+
 def test_big_bodies_are_refused_before_they_are_read(srv, rec):
     status, data = post(srv, b'{"only": []}' + b" " * ag.MAX_BODY)
     assert status == 413 and "larger than" in data["error"]

@@ -3,6 +3,7 @@ out a real one, idle connections are capped, and the byte cap is per client, not
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import threading
@@ -41,8 +42,9 @@ def get(srv: SpeedServer, n: int, timeout: float = 5.0, source: str | None = Non
 class Slowloris:
     """Clients that send one header byte a second (never a complete head) until stopped."""
 
-    def __init__(self, srv: SpeedServer, count: int) -> None:
+    def __init__(self, srv: SpeedServer, count: int, source: str = "127.0.0.2") -> None:
         self.port = srv.server_address[1]
+        self.source = source
         self.stop = threading.Event()
         self.connections = 0
         self.threads = [threading.Thread(target=self._one, daemon=True) for _ in range(count)]
@@ -53,7 +55,8 @@ class Slowloris:
         head = f"GET /__down?bytes=10 HTTP/1.1\r\nHost: x\r\n{TOKEN_HEADER}: {TOKEN}\r\n".encode()
         while not self.stop.is_set():  # reconnect when the server drops us, like a real attacker
             try:
-                s = socket.create_connection(("127.0.0.1", self.port), timeout=3)
+                s = socket.create_connection(("127.0.0.1", self.port), timeout=3,
+                                             source_address=(self.source, 0))
             except OSError:
                 time.sleep(0.1)
                 continue
@@ -76,8 +79,9 @@ class Slowloris:
 def test_slowloris_clients_do_not_lock_out_a_real_client():
     """16 clients trickling a header byte a second, max_clients=16: before the fix every slot was
     taken by them and the real client was refused; now it is served, repeatedly."""
-    srv = start(Limits(max_clients=16, max_pending=64, header_timeout_s=2.0))
-    loris = Slowloris(srv, 16)
+    srv = start(Limits(max_clients=16, max_pending=64, max_pending_per_source=16,
+                       header_timeout_s=2.0))
+    loris = Slowloris(srv, 16)  # from 127.0.0.2; the real client is 127.0.0.1
     try:
         time.sleep(1.0)  # every slowloris connection is open and trickling, none timed out yet
         assert len(srv.pending) == 16
@@ -171,3 +175,100 @@ def test_serve_flag_errors_are_one_line(args, words):
                          env={**os.environ, "ROOMPROBE_CONFIG": os.devnull})
     assert out.returncode == 3 and len(out.stderr.strip().splitlines()) == 1, out
     assert words in out.stderr
+
+
+def _serve_output(*args: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = str(free.getsockname()[1])
+    out = subprocess.run([sys.executable, "-m", "roomprobe", "serve", "--bind", "127.0.0.1",
+                          "--speed-port", port, "--duration", "1", *args],
+                         capture_output=True, text=True, timeout=30,
+                         env={**os.environ, "ROOMPROBE_CONFIG": os.devnull})
+    assert out.returncode == 0, out.stderr
+    return out.stdout + out.stderr
+
+
+def test_a_given_token_is_never_printed():
+    """Issue 21: serve's output lands in service logs; a --token the operator chose is not shown
+    anywhere in it (banner, the suggested command lines, the closing line)."""
+    text = _serve_output("--token", "Sekr1t-Given-Token", "--agent")
+    assert "Sekr1t-Given-Token" not in text
+    assert "session token: the one given with --token (not printed)" in text
+    assert "--peer-token TOKEN" in text
+
+
+def test_a_generated_token_is_printed_once_per_line_that_needs_it():
+    import re
+
+    text = _serve_output()
+    found = re.search(r"session token: (\S+)", text)
+    assert found and len(found.group(1)) >= 16
+    assert f"--peer-token {found.group(1)}" in text
+
+
+def _served(srv: SpeedServer, tries: int) -> int:
+    ok = 0
+    for _ in range(tries):
+        with contextlib.suppress(OSError):  # a refused or reset request counts as not served
+            ok += get(srv, 1000, timeout=10, source="127.0.0.1") == 200
+    return ok
+
+
+@pytest.mark.parametrize("sources", [["127.0.0.2"], [f"127.0.1.{i}" for i in range(1, 21)]],
+                         ids=["one-host", "twenty-hosts"])
+def test_slow_header_churn_does_not_lock_out_a_real_client(sources):
+    """Issue 21: 64+ slow-header connections re-opened as soon as the header deadline closed
+    them took every pending place: 0 of 80 real requests served. Now each source holds at most
+    max_pending_per_source pending connections, and a newcomer displaces the oldest of the
+    source holding the most, so a real client (another address) is served every time, whether
+    the churn comes from one host or from twenty."""
+    from slowheaders import churn
+
+    srv = start(Limits(max_clients=16, max_pending=64, header_timeout_s=2.0))
+    halt, threads, opened = churn("127.0.0.1", srv.server_address[1], 100, sources)
+    try:
+        time.sleep(2.5)  # the churn holds its connections; the first header deadline has passed
+        assert len(srv.pending) >= min(64, 8 * len(sources)) - 8
+        assert _served(srv, 80) == 80
+        assert srv.requests == 80
+        assert opened[0] > 100  # the churn did re-open what was closed
+    finally:
+        halt.set()
+        for t in threads:
+            t.join(3)
+        stop(srv)
+
+
+def test_pending_caps_count_per_address_not_per_ipv6_prefix():
+    """Every host of a LAN shares one IPv6 /64: grouping by it would let one host's slow
+    connections count against its neighbours."""
+    from roomprobe.fleet.serve import source_of
+
+    assert source_of(("2001:db8::10", 1, 0, 0)) != source_of(("2001:db8::20", 1, 0, 0))
+    assert source_of(("::ffff:10.0.0.5", 1, 0, 0)) == source_of(("10.0.0.5", 1)) == "10.0.0.5"
+
+
+def test_a_newcomer_displaces_the_oldest_of_the_heaviest_source_never_a_lighter_one():
+    srv = start(Limits(max_clients=4, max_pending=4, max_pending_per_source=3, header_timeout_s=30))
+    port = srv.server_address[1]
+    conns = []
+    try:
+        for src in ("127.0.0.2", "127.0.0.2", "127.0.0.2", "127.0.0.3"):  # all 4 pending places
+            conns.append(socket.create_connection(("127.0.0.1", port), timeout=5,
+                                                  source_address=(src, 0)))
+            time.sleep(0.1)
+        assert len(srv.pending) == 4
+        assert get(srv, 10, source="127.0.0.1") == 200  # displaced 127.0.0.2's oldest
+        assert conns[0].recv(10) == b"" and srv.displaced == 1
+        conns[3].settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            conns[3].recv(10)  # 127.0.0.3 held only one: untouched
+    finally:
+        for c in conns:
+            c.close()
+        stop(srv)

@@ -73,3 +73,32 @@ def test_error_response_and_corrupt_fingerprint():
     bad = bytearray(COTURN)
     bad[-1] ^= 0xFF
     assert stun.parse_response(bytes(bad), COTURN_TXID)["fingerprint_ok"] is False
+
+
+# -- issue 21 section 3: a port-unreachable in the name of a host known to listen --------------
+
+def _refused() -> OSError:
+    import errno
+    return OSError(errno.ECONNREFUSED, "Connection refused")
+
+
+def test_port_unreachable_from_a_host_known_to_listen_is_a_forged_reject():
+    """iptables REJECT / nftables reject answer with the TARGET's address: from a STUN server
+    or a Zoom media port that listens there, the ICMP cannot be the host's own."""
+    icmp = {"icmp": "port-unreachable", "icmp_type": 3, "icmp_code": 3, "from": "203.0.113.12"}
+    assert stun.judge_error(_refused(), "203.0.113.12", icmp, listens=True) == (
+        "blocked", "icmp-port-unreachable-known-listener")
+    # Without the ICMP detail (Windows, macOS: plain ECONNREFUSED) the same holds.
+    assert stun.judge_error(_refused(), "203.0.113.12", None, listens=True) == (
+        "blocked", "icmp-port-unreachable-known-listener")
+
+
+def test_port_unreachable_from_a_host_not_known_to_listen_stays_an_open_path():
+    icmp = {"icmp": "port-unreachable", "icmp_type": 3, "icmp_code": 3, "from": "203.0.113.14"}
+    assert stun.judge_error(_refused(), "203.0.113.14", icmp) == (
+        "open-no-stun", "icmp-port-unreachable-from-host")
+    assert stun.judge_error(_refused(), "203.0.113.14", None) == ("open-no-stun", "icmp-port-unreachable")
+    # A port-unreachable sent by someone else is a router's reject, known listener or not.
+    icmp["from"] = "198.51.100.1"
+    for listens in (False, True):
+        assert stun.judge_error(_refused(), "203.0.113.14", icmp, listens) == ("blocked", "icmp-router")

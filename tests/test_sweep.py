@@ -114,11 +114,38 @@ def test_loopback_sweep_table_json_and_exit_code(tmp_path, loopback_rooms):
     assert lines[2].split()[:5] == ["PASS", "Up", f"127.0.0.1:{open_port}", "open", "-"]
     assert r.stderr == ""  # no progress line when stderr is not a terminal
     data = json.loads(cli("sweep", str(inv), "--format", "json").stdout)
+    assert_sweep_v1(data)
     assert data["summary"]["by_state"] == {"open": 1, "refused": 1}
     assert [x["room_name"] for x in data["rooms"]] == ["Down", "Up"]
     inv.write_text(f"address,port\n127.0.0.1,{open_port}\n")
     ok = cli("sweep", str(inv), "--format", "csv")
     assert ok.returncode == 0 and ok.stdout.splitlines()[1].startswith("pass,127.0.0.1,127.0.0.1,")
+
+
+def assert_sweep_v1(data: dict) -> None:
+    """The sweep's JSON follows its published schema (roomprobe/report/schema/sweep-v1.json)."""
+    from roomprobe.report.build import schema_validator
+
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+              for e in schema_validator("sweep-v1").iter_errors(data)]
+    assert not errors, errors[:5]
+
+
+def test_sweep_schema_is_published_and_catches_a_broken_room():
+    """sweep-v1 is shipped beside report-v1 and checks the rooms against report-v1 too."""
+    from importlib.resources import files
+
+    from roomprobe.report.build import schema_validator
+
+    assert files("roomprobe.report").joinpath("schema/sweep-v1.json").is_file()
+    v = schema_validator("sweep-v1")
+    ok = {"schema": "roomprobe/sweep/v1", "rooms": [],
+          "summary": {"rooms": 0, "duration_s": 0.0, "exit_code": 0, "by_status": {}, "by_state": {},
+                      "by_code": {}, "not_measured": []}}
+    assert not list(v.iter_errors(ok))
+    broken = {**ok, "rooms": [{"schema": "roomprobe/report/v1", "sweep": {}}]}  # not a v1 report
+    messages = " ".join(e.message for e in v.iter_errors(broken))
+    assert "'probes' is a required property" in messages
 
 
 def test_worst_exit_follows_the_check_precedence():

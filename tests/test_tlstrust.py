@@ -81,6 +81,7 @@ def test_https_probe_trusts_the_os_store(frozen_like):
     out = httpsprobe.fetch(f"https://127.0.0.1:{port}/", timeout=5)
     assert out["ok"] is True and out["phase"] is None and out["status"] == 204
     assert out["trust"]["store"] == "os" and out["trust"]["roots"] == 1
+    assert "Authority Key Identifier" in out["tls"]["note"]  # OpenSSL judges on Linux: noted too
 
 
 def test_proxy_tls_check_trusts_the_os_store(frozen_like):
@@ -119,3 +120,65 @@ def test_describe_without_truststore_says_so(monkeypatch, frozen_like):
     tlstrust.describe.cache_clear()
     d = tlstrust.describe()
     assert d["store"] == "openssl-default" and d["roots"] == 0 and "truststore not installed" in d["detail"]
+
+
+# Strict RFC 5280 checks (VERIFY_X509_STRICT, on by default in Python 3.13's default contexts)
+# reject a CA without key identifiers, as many corporate and TLS-inspection CAs are. Browsers,
+# the OS verifiers and Zoom's clients accept them: the verdict must not depend on the Python, and
+# the strict failure is a note. The strict check runs first on every Python, so these tests
+# fail on the old code whatever Python runs them.
+
+def test_chain_without_key_ids_is_accepted_with_a_strict_note(frozen_like):
+    ca, port, _ = frozen_like  # the lab CA has no Subject/Authority Key Identifier
+    out = httpsprobe.fetch(f"https://127.0.0.1:{port}/", timeout=5, ca_file=str(ca.cert_path))
+    assert out["ok"] is True and out["phase"] is None, out
+    assert "Authority Key Identifier" in out["tls"]["note"] and "not counted" in out["tls"]["note"]
+    res = tls_check("127.0.0.1", port, timeout=5, ca_file=str(ca.cert_path))
+    assert res["verified"] is True and "Authority Key Identifier" in res["strict_note"]
+
+
+def test_chain_with_key_ids_has_no_strict_note(frozen_like):
+    _, _, tmp = frozen_like
+    good = LabCA(tmp / "rfc", name="RFC 5280 clean CA", key_ids=True)
+    issued = good.issue("server", ["127.0.0.1"])
+    srv, port = _serve(issued.cert, issued.key)
+    try:
+        out = httpsprobe.fetch(f"https://127.0.0.1:{port}/", timeout=5, ca_file=str(good.cert_path))
+        assert out["ok"] is True and "note" not in out["tls"]
+        res = tls_check("127.0.0.1", port, timeout=5, ca_file=str(good.cert_path))
+        assert res["verified"] is True and "strict_note" not in res
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_untrusted_chain_says_why_and_not_the_strict_reason(frozen_like):
+    """An untrusted chain's reason is the non-strict one (the issuer), never empty."""
+    _, port, tmp = frozen_like
+    other = LabCA(tmp / "other", name="Unrelated CA")
+    out = httpsprobe.fetch(f"https://127.0.0.1:{port}/", timeout=5, ca_file=str(other.cert_path))
+    assert (out["ok"], out["phase"], out["state"]) == (False, "tls", "untrusted")
+    assert out["detail"] and "issuer" in out["detail"] and "Key Identifier" not in out["detail"]
+    res = tls_check("127.0.0.1", port, timeout=5, ca_file=str(other.cert_path))
+    assert res["verified"] is False and res["verdict"] == "untrusted"
+    assert "issuer" in res["verify_error"] and "Key Identifier" not in res["verify_error"]
+
+
+def test_contexts_verify_without_strict_checks():
+    """Every context we build judges as browsers do, whatever Python's default strictness."""
+    from roomprobe.net import tlsverdict
+
+    strict = getattr(ssl, "VERIFY_X509_STRICT", 0)
+    for ctx in (tlstrust.client_context(), tlsverdict.public_context()):
+        assert ctx is not None and not ctx.verify_flags & strict
+
+
+def test_reason_is_never_empty():
+    assert tlstrust.reason(ssl.SSLCertVerificationError()) == \
+        "SSLCertVerificationError (no reason given by the TLS library)"
+    exc = ssl.SSLCertVerificationError(1, "")
+    exc.verify_code = 85
+    exc.verify_message = ""
+    assert tlstrust.reason(exc) == "SSLCertVerificationError (OpenSSL verify error 85)"
+    exc.verify_message = "Missing Authority Key Identifier"
+    assert tlstrust.reason(exc) == "Missing Authority Key Identifier"

@@ -378,3 +378,39 @@ def test_dns_verdicts(queries, os_results, status, reason):
 def test_dns_without_os_lookup_passes_on_dns_proof_alone():
     r = judge([q("ok", ["203.0.113.10"])], [], os_lookup=False)
     assert r.status == P and "os_address" not in r.evidence["proof"]["zoom.us"]
+
+
+# -- issue 21 section 2: silence is a measurement; unknown is for a cut-short one ------------
+
+def test_waits_are_planned_inside_the_time_left():
+    from roomprobe.core.probe import PLAN_SHARE, silence_measured
+    c = ctx(seconds=2.0)
+    assert 1.5 < c.plan(2.0) <= 2.0 * PLAN_SHARE  # a 2 s check waits ~1.6 s and concludes
+    assert ctx(seconds=10.0).plan(2.0) == 2.0  # time enough: the probe's own timeout
+    assert silence_measured(1.6, 2.0) and silence_measured(0.5, 0.5)  # own timeout reached
+    assert not silence_measured(0.76, 2.0)  # the deadline left too short a wait to judge
+
+
+def _silent_dns(monkeypatch, seconds: float) -> Result:
+    """The dns probe against a resolver that never answers (each query waits its timeout)."""
+    def query(server, port, name, rdtype, timeout):
+        time.sleep(timeout)
+        return {"outcome": "timeout", "rcode": None, "answers": [], "ms": round(timeout * 1000, 1)}
+
+    monkeypatch.setattr(dns, "query", query)
+    opts = dns.Options(names=("zoom.us",), types=("A",), resolvers=("203.0.113.53",), os_lookup=False)
+    return dns.run(ctx(opts, seconds=seconds))
+
+
+def test_dns_silence_in_a_short_check_is_a_measured_timeout(monkeypatch):
+    """dns.lifetime 2 s in a 2 s check: the wait is planned at ~1.6 s and concluded on."""
+    r = _silent_dns(monkeypatch, 2.0)
+    assert (r.status, r.reason) == (F, "dns-timeout"), r.summary
+    waited = r.evidence["queries"][0]["waited_s"]
+    assert 1.0 <= waited < 2.0 and f"silent for {waited:g} s" in r.findings[0].message
+
+
+def test_dns_silence_the_deadline_cut_short_is_not_measured(monkeypatch):
+    r = _silent_dns(monkeypatch, 1.0)
+    assert (r.status, r.reason) == (E, "not-measured") and "--timeout" in r.summary
+    assert r.evidence["queries"][0]["outcome"] == "unfinished"

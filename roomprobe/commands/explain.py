@@ -6,7 +6,7 @@ is imported inside the commands, so ``roomprobe --help`` stays fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import click
 
@@ -16,7 +16,15 @@ if TYPE_CHECKING:
 # Same as roomprobe.diagnose.catalog.PRODUCTS (a test keeps them equal); literal here to keep imports lazy.
 _PRODUCTS = ("zoom-rooms", "zoom-client", "video-sdk")
 _WIDTH = 100
-_WRAP = {"width": _WIDTH, "break_on_hyphens": False, "break_long_words": False}
+
+
+class _Wrap(TypedDict):
+    width: int
+    break_on_hyphens: bool
+    break_long_words: bool
+
+
+_WRAP: _Wrap = {"width": _WIDTH, "break_on_hyphens": False, "break_long_words": False}
 
 
 @click.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -13,7 +14,7 @@ def probes(fmt: str) -> None:
     """List the probes, what each needs, and its options (for --set and the config file)."""
     from roomprobe.core.registry import load_probes
 
-    rows = [{"id": p.id, "title": p.title, "needs": list(p.needs), "timeout_s": p.timeout_s,
+    rows: list[dict[str, Any]] = [{"id": p.id, "title": p.title, "needs": list(p.needs), "timeout_s": p.timeout_s,
              "default_enabled": p.default_enabled, "long_running": p.long_running,
              "description": p.description, "options": p.option_defaults}
             for p in load_probes().values()]

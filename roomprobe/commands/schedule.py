@@ -100,18 +100,35 @@ _dir_opt = click.option("--dir", "directory", default=None, metavar="DIR",
               help="Account to run as [default: root/SYSTEM, or you for a per-user install].")
 @click.option("--exe", default=None, metavar="PATH",
               help="The roomprobe program to run [default: this one].")
+@click.option("--controller", default=None, metavar="ADDR",
+              help="The controller's address (adds --controller to the check; empty = none, for installers).")
+@click.option("--config-from", default=None, metavar="FILE",
+              help="Deploy this config file as the machine config the check reads (validated, owner-only).")
+@click.option("--webhook-file", default=None, metavar="FILE",
+              help="Read the webhook URL from FILE into the machine config, never onto a command line.")
 @_platform_opt
 @_dir_opt
 def install(every: str, splay: str | None, args: str | None, run_as: str | None, exe: str | None,
+            controller: str | None, config_from: str | None, webhook_file: str | None,
             platform: str | None, directory: str | None) -> int:
-    """Write the scheduler files (and activate them when they are the real ones)."""
+    """Write the scheduler files (and activate them when they are the real ones).
+
+    Installers (the MSI, the pkg) call this with --controller, --config-from and --webhook-file;
+    an empty value means "not given", since an unset installer property expands to "".
+    """
     platform = platform or sch.current_platform()
+    every = every or "15m"  # an installer's unset INTERVAL property
     try:
         check_args = sch.split_args(args)
     except ValueError as exc:
         raise UsageError(f"--args {args!r}: {exc}") from None
-    _validate_check_args(check_args)
+    if controller:
+        check_args += ["--controller", controller]
     target, live = _target(platform, directory)
+    config = _deploy_config(platform, target, live, config_from or None, webhook_file or None)
+    if config is not None:
+        check_args += ["--config", str(config)]
+    _validate_check_args(check_args)
     # launchd: a daemon (root, or any file set rendered for a fleet image) logs to /Library/Logs,
     # a per-user agent to ~/Library/Logs; never /tmp.
     log = sch.launchd_log(daemon=not (live and platform == "macos" and not _is_root()))
@@ -156,6 +173,25 @@ def install(every: str, splay: str | None, args: str | None, run_as: str | None,
     return 0
 
 
+def _deploy_config(platform: str, target: Path, live: bool, config_from: str | None,
+                   webhook_file: str | None) -> Path | None:
+    """Write the machine config (beside the scheduler files with --dir, for review) or None."""
+    if not (config_from or webhook_file):
+        return None
+    from roomprobe.fleet import deploy
+
+    url = deploy.read_webhook_file(webhook_file) if webhook_file else None
+    data = deploy.build_config(config_from, url)
+    where = deploy.machine_config_dir(platform) if live else target
+    try:
+        path = deploy.write_config(where, data, live_windows=live and platform == "windows")
+    except OSError as exc:
+        raise UsageError(f"cannot write the machine config in {where}: {exc.strerror or exc}; "
+                         "run as root/Administrator or choose --dir") from None
+    click.echo(f"  machine config: {path} (owner-only{', holds the webhook URL' if url else ''})")
+    return path
+
+
 def _make_log_dir(path: Path, run_as: str | None) -> None:
     """launchd opens StandardOutPath but does not create its folder; a daemon running as
     ``run_as`` must be able to write there."""
@@ -190,11 +226,28 @@ def _names(platform: str) -> list[str]:
 @schedule.command()
 @_platform_opt
 @_dir_opt
-def remove(platform: str | None, directory: str | None) -> int:
-    """Deactivate and delete the scheduler files (nothing to remove is not an error)."""
+@click.option("--purge", is_flag=True, default=False,
+              help="Also delete the run history (an uninstall whose user chose not to keep it).")
+@click.option("--history-db", default=None, metavar="PATH", help="The history database --purge deletes.")
+def remove(platform: str | None, directory: str | None, purge: bool, history_db: str | None) -> int:
+    """Deactivate and delete the scheduler files and the machine config (nothing to remove is not an error).
+
+    The history is kept unless --purge: it is the record of the room's past runs, which an
+    uninstall (or an upgrade that reinstalls) should not throw away unasked.
+    """
     platform = platform or sch.current_platform()
     target, live = _target(platform, directory)
     paths = [target / n for n in _names(platform) if (target / n).exists()]
+    from roomprobe.fleet import deploy
+
+    config = (deploy.machine_config_dir(platform) if live else target) / deploy.CONFIG_NAME
+    leftovers = [config] if config.is_file() else []
+    if purge:
+        from roomprobe.fleet import history
+
+        db = Path(history_db) if history_db else history.default_db_path()
+        leftovers += [p for p in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"))
+                      if p.is_file()]
     if live and paths:
         _run(_activate_cmds(platform, paths, remove=True))
     for path in paths:
@@ -202,6 +255,12 @@ def remove(platform: str | None, directory: str | None) -> int:
         click.echo(f"removed {path}")
     if live and paths and platform == "linux":
         _run([["systemctl", *([] if _is_root() else ["--user"]), "daemon-reload"]])
+    for path in leftovers:
+        try:
+            path.unlink()
+        except OSError as exc:
+            raise UsageError(f"cannot delete {path}: {exc.strerror or exc}; delete it by hand") from None
+        click.echo(f"removed {path}")
     if not paths:
         click.echo(f"nothing scheduled in {target}")
     return 0
@@ -225,11 +284,12 @@ def status(platform: str | None, directory: str | None, fmt: str, history_db: st
             bom = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
             text = raw.decode("utf-16") if bom else raw.decode("utf-8", "replace")
             meta = meta or sch.read_meta(text)
-    if meta and isinstance(meta.get("command"), list):  # a webhook URL or token is never printed
+    command = meta.get("command") if meta else None
+    if meta and isinstance(command, list):  # a webhook URL or token is never printed
         from roomprobe.core.redact import redact_text
 
         meta["command"] = [_redact_arg(prev, redact_text(str(a))) for prev, a in
-                           zip([None, *meta["command"]], meta["command"], strict=False)]
+                           zip([None, *command], command, strict=False)]
     out: dict[str, Any] = {"platform": platform, "dir": str(target), "installed": all(present.values()),
                            "files": {n: str(p) if present[n] else None for n, p in files.items()},
                            "schedule": meta, "scheduler": _scheduler_state(platform) if live else None,
@@ -243,7 +303,8 @@ def status(platform: str | None, directory: str | None, fmt: str, history_db: st
         m = meta or {}
         click.echo(f"scheduled every {m.get('every_s')}s (offset {m.get('offset_s')}s, random delay up to "
                    f"{m.get('splay_s')}s) as {m.get('run_as') or 'the default account'}")
-        click.echo(f"  command: {' '.join(m.get('command') or [])}")
+        shown = m.get("command")
+        click.echo(f"  command: {' '.join(map(str, shown)) if isinstance(shown, list) else ''}")
         for p in files.values():
             click.echo(f"  file: {p}")
     if out["scheduler"]:

@@ -3,7 +3,6 @@ on the same port number over UDP, of the quality test (roomprobe/fleet/reflector
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 import sys
 import threading
@@ -25,7 +24,7 @@ DEFAULT_SPEED_PORT = 9095
 @click.option("--port", "zoom_port", type=click.IntRange(1, 65535), default=None, metavar="PORT",
               help="Also accept TCP on PORT (9090) in place of the stopped Zoom Rooms app.")
 @click.option("--token", default=None, metavar="TOKEN",
-              help="Session token clients must present [default: a random one, printed].")
+              help="Session token clients must present; never printed [default: a random one, printed].")
 @click.option("--duration", type=click.FloatRange(1, 86400), default=900.0, show_default=True,
               metavar="S", help="Exit after this many seconds.")
 @click.option("--max-clients", type=click.IntRange(1, 256), default=16, show_default=True,
@@ -33,6 +32,10 @@ DEFAULT_SPEED_PORT = 9095
 @click.option("--max-pending", type=click.IntRange(1, 4096), default=64, show_default=True,
               help="Connections still sending their request head, at most; each gets "
                    "--header-timeout seconds and takes no session slot.")
+@click.option("--max-pending-per-address", "max_pending_per_source", type=click.IntRange(1, 4096),
+              default=8, show_default=True,
+              help="Of those, at most this many from one address; when all are taken, a newcomer "
+                   "displaces the oldest of the addresses holding the most.")
 @click.option("--header-timeout", type=click.FloatRange(0.2, 60), default=2.0, show_default=True,
               metavar="S", help="Seconds a connection has to send its request head (with the token).")
 @click.option("--max-mb", type=click.IntRange(1, 10**7), default=30000, show_default=True,
@@ -52,9 +55,9 @@ DEFAULT_SPEED_PORT = 9095
               help="Also answer POST /__check: run this room's own check for 'sweep --deep' "
                    "(token-gated, whitelisted request, one at a time; docs/fleet.md).")
 def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, duration: float,
-          max_clients: int, max_pending: int, header_timeout: float, max_mb: int, window: float,
-          total_mb: int | None, tls: bool, tls_cert: str | None, tls_key: str | None,
-          agent: bool) -> int:
+          max_clients: int, max_pending: int, max_pending_per_source: int, header_timeout: float,
+          max_mb: int, window: float, total_mb: int | None, tls: bool, tls_cert: str | None,
+          tls_key: str | None, agent: bool) -> int:
     """Answer the bandwidth/latency and call-quality tests (and optionally 9090) for 'check --peer'.
 
     \b
@@ -62,18 +65,27 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
     Then on the controller side:           roomprobe check --room 10.0.0.20 --peer 10.0.0.20 \\
                                                --peer-token TOKEN
     """
+    from roomprobe.core.targets import BadScope, ip_literal
     from roomprobe.fleet.serve import Limits, SpeedServer, zoom_standin
 
     try:
-        ipaddress.ip_address(bind)
+        ip_literal(bind)
+    except BadScope as exc:
+        raise UsageError(f"--bind: {exc}") from None
     except ValueError:
         raise UsageError(f"--bind {bind!r} is not an IP address; give this device's address, "
                          "e.g. --bind 10.0.0.20") from None
     if token is not None and len(token) < 8:
         raise UsageError("--token must be at least 8 characters (or leave it out for a random one)")
+    # A token given with --token is never printed: serve's output lands in service logs
+    # (journald, a scheduled task's log) and the operator already knows it. A generated one
+    # is printed, because nobody else can know it.
+    given = token is not None
     token = token or secrets.token_urlsafe(12)
+    shown = "TOKEN" if given else token  # what the printed command lines say
     tls_ctx, fingerprint, tls_note = _tls(bind, tls, tls_cert, tls_key)
-    limits = Limits(max_clients=max_clients, max_pending=max_pending, header_timeout_s=header_timeout,
+    limits = Limits(max_clients=max_clients, max_pending=max_pending,
+                    max_pending_per_source=max_pending_per_source, header_timeout_s=header_timeout,
                     max_client_bytes=max_mb * 1000**2, client_window_s=window,
                     max_total_bytes=total_mb * 1000**2 if total_mb else None)
     deadline = time.monotonic() + duration
@@ -112,18 +124,19 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
     click.echo(f"roomprobe serve: bandwidth/latency on {host}:{speed_port}, quality on UDP {speed_port}"
                + (f", TCP {zoom_port} open" if zoom_port else "")
                + (", room check agent on POST /__check" if agent else "")
-               + f", for {duration:g} s; session token: {token}")
+               + f", for {duration:g} s; session token: "
+               + ("the one given with --token (not printed)" if given else token))
     peer = bind if speed_port == DEFAULT_SPEED_PORT else f"{host}:{speed_port}"
     pin = f" --peer-fingerprint {fingerprint}" if fingerprint else ""
     if fingerprint:
-        from roomprobe.net.peertls import shown
+        from roomprobe.net.peertls import shown as colons
 
-        click.echo(f"TLS ({tls_note}); certificate SHA-256 fingerprint: {shown(fingerprint)}")
+        click.echo(f"TLS ({tls_note}); certificate SHA-256 fingerprint: {colons(fingerprint)}")
     else:
         click.echo("plain HTTP: the session token crosses the network in clear (use --tls)")
-    click.echo(f"on the other device: roomprobe check --peer {peer} --peer-token {token}{pin}")
+    click.echo(f"on the other device: roomprobe check --peer {peer} --peer-token {shown}{pin}")
     if agent:
-        click.echo(f"for a deep sweep: roomprobe sweep INVENTORY --deep --peer-token {token}{pin} "
+        click.echo(f"for a deep sweep: roomprobe sweep INVENTORY --deep --peer-token {shown}{pin} "
                    f"(inventory column peer = {peer})")
     sys.stdout.flush()
     thread = start_guarded(server.serve_forever, "serve", poll_interval=0.2)
@@ -147,9 +160,10 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
                    "requests refused")
     click.echo(f"roomprobe serve: done; {server.requests} requests, "
                f"{server.bytes_total / 1e6:.1f} MB, {server.rejected} rejected, "
-               f"{server.head_timeouts} too slow to send a request head; "
+               f"{server.head_timeouts} too slow to send a request head, "
+               f"{server.displaced} displaced; "
                f"UDP: {reflector.counters.echoed} echoed, {reflector.counters.rejected} rejected, "
-               f"{reflector.counters.capped} over limits")
+               f"{reflector.counters.capped} over limits, {reflector.counters.replays} replays")
     return 0
 
 

@@ -4,7 +4,8 @@ Lives here: ``probe`` (Probe, Context, Result, Finding, Status), ``runner`` (thr
 the one deadline), ``registry`` (the ``roomprobe.probes`` entry points), ``targets`` (who we
 test against), ``config``/``settings`` (defaults <- file <- ``--set`` <- flags, typed and
 validated in one place), ``errors`` (exit codes, UsageError), ``fsutil`` (atomic writes),
-``redact`` (secrets out of everything we show or store).
+``redact`` (secrets out of everything we show or store), ``selfexec`` (the isolated command
+line of a child that is roomprobe itself).
 
 May import: the standard library and ``roomprobe.core`` only. Everything else builds on it.
 """

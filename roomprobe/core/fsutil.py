@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -154,10 +155,10 @@ def load_json_bounded(path: str | os.PathLike[str], max_bytes: int, what: str,
 
 def loads_toml_bounded(data: bytes, where: str, max_depth: int = MAX_DEPTH) -> dict[str, object]:
     """TOML from bytes already read with ``read_bounded``; depth-capped, one UsageError line."""
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:  # Python 3.10
+        import tomli as tomllib
     from roomprobe.core.errors import UsageError
 
     try:

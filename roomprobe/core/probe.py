@@ -20,8 +20,13 @@ The verdict rule (docs/probes.md states, per probe, what PASS proves):
   status ``error`` (built with ``Result.unmeasured``) with a reason when it could not measure at
   all: a deadline that cut a wait short, a local error, nothing to ask.
 * Never PASS by the absence of findings: "no finding" after measuring nothing is ``error``.
-* A timeout is measured silence only when the probe waited its full configured timeout; a wait
-  cut short by the deadline proves nothing and is ``error``.
+* Silence is a measurement: a target that stays silent for the probe's own full wait is a
+  measured "no answer" (filtered, timeout, blocked) with the time waited as evidence and the
+  probe's usual severity. Each probe plans its waits inside the time left
+  (``Context.plan``: one deadline, as tailscale's netcheck does), so even a short check waits
+  out a planned wait and concludes. Only a wait the deadline left shorter than
+  ``SILENCE_FLOOR_S`` (or than the probe's own timeout, when that is shorter) proves nothing:
+  ``silence_measured`` says which, and that one is ``error`` (``unknown``).
 
 ``error`` is the one status for "no verdict": the runner gives it to crashes, overruns and
 Ctrl-C, a probe gives it to what it could not measure. Any ``error`` makes the run incomplete:
@@ -42,6 +47,9 @@ if TYPE_CHECKING:
     from roomprobe.core.settings import CheckSettings
 
 __all__ = [
+    "PLAN_SHARE",
+    "SILENCE_FLOOR_S",
+    "silence_measured",
     "Status",
     "Severity",
     "Finding",
@@ -50,6 +58,22 @@ __all__ = [
     "Context",
     "Probe",
 ]
+
+
+# A probe's wait for an answer is at most this share of the time it has left, so that after a
+# silent target it still has the rest to conclude and hand in its verdict before the deadline.
+PLAN_SHARE = 0.8
+# The shortest silence that is a measurement: one second is the first retransmit of a TCP SYN
+# and the Windows resolver's first per-server timeout, so an answer that exists on a working
+# network has had its chance. A shorter wait (a --timeout under about 1.3 s) proves nothing.
+SILENCE_FLOOR_S = 1.0
+
+
+def silence_measured(waited: float, own_timeout: float) -> bool:
+    """True when silence for ``waited`` seconds is a measured "no answer": the wait reached the
+    probe's own timeout or, planned inside a short deadline, at least ``SILENCE_FLOOR_S``.
+    False means the deadline cut the wait short: no verdict (``error``, run ``unknown``)."""
+    return waited >= min(own_timeout, SILENCE_FLOOR_S) - 0.01
 
 
 class Status(str, Enum):
@@ -169,6 +193,12 @@ class Context:
     def remaining(self) -> float:
         """Seconds left before this probe's deadline (never negative)."""
         return max(0.0, self.deadline - time.monotonic())
+
+    def plan(self, cap: float) -> float:
+        """The wait for one step that may meet silence: the probe's own timeout ``cap``, but at
+        most ``PLAN_SHARE`` of the time left, so a silent target leaves time to conclude. Judge
+        a silence after it with ``silence_measured(waited, cap)``."""
+        return max(0.05, min(cap, self.remaining() * PLAN_SHARE))
 
     def budget(self, cap: float, floor: float = 0.05) -> float:
         """A timeout for one blocking step: at most ``cap``, never past the deadline."""

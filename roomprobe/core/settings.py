@@ -326,8 +326,10 @@ def _check_settings(cfg: ConfigFile, flags: Mapping[str, Any]) -> CheckSettings:
         values["peer"], values["peer_token"] = peer, token
     # The peer probes: --bandwidth asks for the bandwidth test; --peer asks for both LAN
     # measurements (bandwidth and, unless skipped anywhere, call quality). Asked for on the
-    # command line they beat a config file's skip list and join an --only list; a --skip or
-    # --no-bandwidth on the same command line always wins.
+    # command line they beat a config file's skip list; a --skip or --no-bandwidth on the same
+    # command line always wins. --only means only: with an --only list, --peer just names the
+    # peer for the probes listed (--only quality --peer X runs quality, not the 10 s bandwidth
+    # test); --bandwidth, which names the probe itself, still joins it.
     asked: list[str] = []
     if bandwidth is False:
         values["skip"] = (*values["skip"], "bandwidth")
@@ -338,8 +340,8 @@ def _check_settings(cfg: ConfigFile, flags: Mapping[str, Any]) -> CheckSettings:
         asked.append("quality")
     if asked:
         values["enable"] = tuple(asked)
-        if values["only"]:
-            values["only"] = (*values["only"], *(a for a in asked if a not in values["only"]))
+        if values["only"] and bandwidth and "bandwidth" in asked and "bandwidth" not in values["only"]:
+            values["only"] = (*values["only"], "bandwidth")
     if given.get("code") is not None:
         given["code"] = str(given["code"])
     values.update(given)

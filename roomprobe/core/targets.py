@@ -12,12 +12,38 @@ from roomprobe.core.threads import start_guarded
 
 RESOLVE_TIMEOUT_S = 3.0
 
+# An IPv6 zone (the part after %): an interface name as the OSes make them (Linux caps a name
+# at 15 characters, IFNAMSIZ - 1; macOS en0/utun3; Windows uses the numeric index) or a number.
+_SCOPE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+SCOPE_RULE = "an interface name (letters, digits, _ . -, at most 15) or its number, e.g. %eth0 or %12"
+
+
+class BadScope(ValueError):
+    """An IP literal whose IPv6 scope is not an interface name or index (the message says so)."""
+
+
+def ip_literal(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """``text`` as an IP address, refusing a scope that is not an interface name or index.
+
+    Why: Python's ipaddress takes anything after ``%`` as the scope (``fe80::1%;id|x``), and the
+    address is then echoed in replies, reports and logs, and handed to other tools. Every place
+    that takes an address from a user or a caller (check's targets, the agent, sweep, serve's
+    --bind) goes through here. Raises ValueError (BadScope for the scope: its message is one
+    line that does not repeat the scope)."""
+    ip = ipaddress.ip_address(text)
+    scope = getattr(ip, "scope_id", None)
+    if scope is not None and not _SCOPE.fullmatch(scope):
+        raise BadScope(f"the IPv6 scope after % must be {SCOPE_RULE}")
+    return ip
+
 
 def parse_address(text: str, flag: str) -> str:
     """An IP literal as is; a host name resolved once (bounded); anything else is a usage error."""
     text = text.strip().strip("[]")
     try:
-        return str(ipaddress.ip_address(text))
+        return str(ip_literal(text))
+    except BadScope as exc:
+        raise UsageError(f"{flag}: {exc}") from None
     except ValueError:
         pass
     looks_numeric = bool(re.fullmatch(r"[0-9.]+", text)) or ":" in text

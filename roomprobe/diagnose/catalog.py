@@ -12,6 +12,7 @@ Zoom products (client 5003 is "cannot connect", Video SDK 5003 is "session recon
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -66,10 +67,10 @@ class Entry:
 
 @lru_cache(maxsize=1)
 def _raw() -> dict[str, Any]:
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:  # Python 3.10
+        import tomli as tomllib
     from importlib.resources import files
 
     return tomllib.loads(files("roomprobe.diagnose").joinpath("data/codes.toml").read_text(encoding="utf-8"))
@@ -86,7 +87,8 @@ def entries() -> tuple[Entry, ...]:
 
 
 def _entry(t: Mapping[str, Any]) -> Entry:
-    return Entry(**{k: tuple(v) if isinstance(v, list) else v for k, v in t.items()})
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in t.items()}
+    return Entry(**fields)
 
 
 def ticket_evidence() -> list[str]:
@@ -113,8 +115,8 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[str]:
             if not isinstance(t.get(key), typ) or isinstance(t.get(key), bool):
                 problems.append(f"{where}: '{key}' missing or not {typ.__name__}")
         for key, value in t.items():
-            typ = _REQUIRED.get(key) or _OPTIONAL.get(key)
-            if typ is None:
+            known = _REQUIRED.get(key) or _OPTIONAL.get(key)
+            if known is None:
                 problems.append(f"{where}: unknown key '{key}'")
             elif isinstance(value, list) and any(not isinstance(x, str) or not x.strip() for x in value):
                 problems.append(f"{where}: '{key}' must hold non-empty strings")

@@ -8,6 +8,7 @@ them.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -73,10 +74,10 @@ class RuleSet:
 
 @lru_cache(maxsize=1)
 def _raw() -> dict[str, Any]:
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:  # Python 3.10
+        import tomli as tomllib
     from importlib.resources import files
 
     return tomllib.loads(files("roomprobe.diagnose").joinpath("data/rules.toml").read_text(encoding="utf-8"))

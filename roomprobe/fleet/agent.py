@@ -20,11 +20,9 @@ clearly why no agent answered (refused, timeout, wrong token, not an agent, busy
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,6 +30,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
+from roomprobe.core.selfexec import self_argv
+from roomprobe.core.targets import BadScope, ip_literal
 from roomprobe.net.peerlink import split_peer
 from roomprobe.net.speed import TOKEN_HEADER
 
@@ -102,7 +102,9 @@ def parse_request(body: bytes, probe_ids: Collection[str]) -> CheckRequest:
         if not isinstance(controller, str):
             raise BadRequest("controller must be an IP address as text")
         try:
-            ip = ipaddress.ip_address(controller.strip())
+            ip = ip_literal(controller.strip())
+        except BadScope as exc:
+            raise BadRequest(f"controller: {exc}") from None
         except ValueError:
             raise BadRequest(f"controller {_shown(controller)} is not an IP address") from None
         if ip.is_unspecified or ip.is_multicast:
@@ -130,9 +132,9 @@ def parse_request(body: bytes, probe_ids: Collection[str]) -> CheckRequest:
 def check_argv(req: CheckRequest, config_path: str) -> list[str]:
     """The child's command line: the agent's fixed arguments plus the validated request.
 
-    A frozen binary has no ``python -m``: its ``sys.executable`` is roomprobe itself."""
-    exe = [sys.executable] if getattr(sys, "frozen", False) else [sys.executable, "-m", "roomprobe"]
-    argv = [*exe, "check", "--format", "json", "--no-history", "--no-bandwidth", "--no-color",
+    Started through core.selfexec, isolated from serve's working directory: a ``roomprobe/``
+    folder there is never imported (it was, with ``python -m roomprobe``)."""
+    argv = [*self_argv(), "check", "--format", "json", "--no-history", "--no-bandwidth", "--no-color",
             "--config", config_path, "--timeout", f"{req.timeout:g}"]
     if req.controller:
         argv += ["--controller", req.controller]
@@ -223,7 +225,9 @@ def agent_address(peer: str) -> tuple[str, int]:
     Raises ValueError with one line saying what is wrong."""
     host, port = split_peer(peer, DEFAULT_PORT)
     try:
-        ip = ipaddress.ip_address(host)
+        ip = ip_literal(host)
+    except BadScope as exc:
+        raise ValueError(f"peer: {exc}") from None
     except ValueError:
         raise ValueError(f"peer {_shown(peer)}: give the agent's IP address (ADDR or ADDR:PORT)"
                          ) from None

@@ -271,7 +271,8 @@ def runs(conn: sqlite3.Connection, *, since: float | None = None, limit: int | N
     cols = "id, ts, started_at, status, complete, exit_code, duration_s, findings"
     if with_report:
         cols += ", report"
-    sql, args = f"SELECT {cols} FROM runs WHERE 1=1", []  # noqa: S608 (fixed column list)
+    sql = f"SELECT {cols} FROM runs WHERE 1=1"  # noqa: S608 (fixed column list)
+    args: list[float | str | int] = []
     if since is not None:
         sql += " AND ts >= ?"
         args.append(since)

@@ -10,6 +10,12 @@ It listens on a customer network, so it is built not to be abused (tests/test_re
 - nothing is answered without the session token's MAC (wrong token: silence, counted);
 - a reply is never larger than its request (requests too small to hold the reply are dropped),
   so it cannot amplify; a declared length that differs from the real one is dropped;
+- a session (one flow of one client's session id) is bound to the address it came from
+  first (ip, port): a captured datagram replayed from anywhere else is dropped and takes no
+  slot; a session id that was used once is never opened again (the reflector remembers the
+  last ``max_remembered``), and a datagram that would open a session must carry a send time
+  (``t_send_ns``, inside the MAC) within ``max_skew_s`` of the reflector's clock. So a replay is
+  answered neither while its session lives, nor after it expired, nor after it was forgotten;
 - per session: a byte cap, a packet-rate and byte-rate cap (token buckets), a lifetime cap and a
   sequence-number cap (which bounds its bitmaps); sessions at most ``max_sessions``, idle ones
   expire. Memory is therefore bounded by ``max_sessions`` x flows x ``max_seq``/8 bytes.
@@ -23,11 +29,12 @@ import contextlib
 import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from roomprobe.core.threads import start_guarded
 from roomprobe.net import mediawire as mw
+from roomprobe.net import udprecv
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,12 @@ class ReflectorLimits:
     max_bytes_per_s: float = 6_000_000.0  # 48 Mbit/s: ten times a room's video
     burst_s: float = 0.25  # the token buckets hold this many seconds of the rates
     max_seq: int = 65536  # sequence numbers above this are refused (bounds the bitmaps)
+    # Freshness: a datagram opening a session must be sent within this many seconds of the
+    # reflector's own clock (the two devices' clocks may differ by up to this much) ...
+    max_skew_s: float = 3600.0
+    # ... and a session id is opened once: the last this many are remembered (about 100 bytes
+    # each), far more than legitimate checks open within max_skew_s.
+    max_remembered: int = 65536
 
 
 class Bucket:
@@ -100,6 +113,7 @@ class FlowState:
 
 @dataclass
 class Session:
+    addr: tuple  # (ip, port) its first datagram came from: the only address it answers
     started: float
     last: float
     pps: Bucket
@@ -121,6 +135,7 @@ class Counters:
     rejected: int = 0  # not ours: wrong token, spoofed length, malformed, too small
     capped: int = 0  # over a session's caps
     refused_sessions: int = 0  # no free session slot
+    replays: int = 0  # authentic but replayed: another address, a used session id, stale
     sessions: int = 0
 
 
@@ -146,7 +161,8 @@ class Reflector:
             raise
         self.marks = mw.enable_receive_marks(self.sock)
         self.sock.settimeout(0.25)
-        self.sessions: dict[tuple[bytes, tuple], Session] = {}
+        self.sessions: dict[tuple[bytes, int], Session] = {}  # (session id, flow) -> Session
+        self.opened: OrderedDict[tuple[bytes, int], None] = OrderedDict()  # ids used once
         self.counters = Counters()
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
@@ -170,7 +186,7 @@ class Reflector:
         bufsize = mw.MAX_DATAGRAM + 1
         while not self.stop.is_set():
             try:
-                data, anc, flags, addr = self.sock.recvmsg(bufsize, mw.ANC_SIZE)
+                data, anc, flags, addr = udprecv.recvmsg(self.sock, bufsize, mw.ANC_SIZE)
             except (TimeoutError, BlockingIOError, InterruptedError):
                 self._expire(time.monotonic())
                 continue
@@ -189,20 +205,36 @@ class Reflector:
             if now - s.last > lim.idle_s or now - s.started > lim.session_s + lim.idle_s:
                 del self.sessions[key]
 
-    def _session(self, sid: bytes, addr: tuple, now: float) -> Session | None:
-        key = (sid, addr[:2])
+    def _session(self, head: mw.Head, addr: tuple, now: float, wall_ns: int) -> Session | None:
+        """The session this authentic datagram belongs to, or None (dropped, counted).
+
+        A session is one flow of one session id (the quality probe sends each flow from its
+        own socket), bound to the address of its first datagram. A replay of a captured
+        datagram (same id and flow, from anywhere else, or after the session ended) gets no
+        answer and takes no slot."""
+        key = (head.session, head.flow)
+        source = tuple(addr[:2])
         s = self.sessions.get(key)
         if s is not None:
+            if s.addr != source:
+                self.counters.replays += 1
+                return None
             return s
-        if len(self.sessions) >= self.limits.max_sessions:
+        lim = self.limits
+        if key in self.opened or abs(wall_ns - head.t_send_ns) > lim.max_skew_s * 1e9:
+            self.counters.replays += 1  # a used session id, or not sent recently
+            return None
+        if len(self.sessions) >= lim.max_sessions:
             self._expire(now)
-            if len(self.sessions) >= self.limits.max_sessions:
+            if len(self.sessions) >= lim.max_sessions:
                 self.counters.refused_sessions += 1
                 return None
-        lim = self.limits
-        s = Session(now, now, Bucket(lim.max_pps, lim.burst_s, now),
+        s = Session(source, now, now, Bucket(lim.max_pps, lim.burst_s, now),
                     Bucket(lim.max_bytes_per_s, lim.burst_s, now))
         self.sessions[key] = s
+        self.opened[key] = None
+        while len(self.opened) > lim.max_remembered:
+            self.opened.popitem(last=False)
         self.counters.sessions += 1
         return s
 
@@ -246,7 +278,7 @@ class Reflector:
                 or head.flow not in mw.FLOWS:
             self.counters.rejected += 1
             return
-        s = self._session(head.session, addr, now)
+        s = self._session(head, addr, now, time.time_ns())
         if s is None:
             return
         lim = self.limits

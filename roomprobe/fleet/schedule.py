@@ -29,6 +29,7 @@ from string import Template
 from xml.sax.saxutils import escape
 
 from roomprobe.core.errors import UsageError
+from roomprobe.core.selfexec import module_argv
 
 PLATFORMS = ("linux", "windows", "macos")
 TEMPLATES = "roomprobe.schedule_templates"
@@ -173,7 +174,7 @@ def default_exe(platform: str | None = None) -> list[str]:
     if windowless:
         pythonw = os.path.join(os.path.dirname(python), "pythonw.exe")
         python = pythonw if os.path.isfile(pythonw) else python
-    return [python, "-m", "roomprobe"]
+    return module_argv(python)  # -P/-I: never a roomprobe/ folder in the unit's working directory
 
 
 def _template(name: str) -> Template:

@@ -11,8 +11,9 @@ speed-test protocol the bandwidth probe speaks and nothing else:
                            the reflector serves no other sessions)
 
 Safe by default, because it listens on a customer network: it binds only to the address it is
-given, every request must carry the session token printed on start (constant-time compare),
-requests are bounded in size, concurrent connections and total bytes are capped, it exits after
+given, every request must carry the session token (constant-time compare; printed on start
+only when generated), requests are bounded in size, concurrent connections, pending ones per
+source address and total bytes are capped, it exits after
 its duration, and it never forwards anything: absolute-URI requests and CONNECT are refused, so
 it cannot be used as a relay or proxy.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import ipaddress
 import json
 import socket
 import ssl
@@ -55,18 +57,39 @@ class Limits:
     ``max_clients`` counts sessions that presented the token; connections that have not yet
     sent a complete request head are counted separately (``max_pending``) and get
     ``header_timeout_s`` for it, so clients trickling a header byte a second cannot take the
-    slots a real client needs. Bytes are capped per client address per ``client_window_s``
-    (one check over a fast LAN must not starve the next client); a lifetime cap is optional.
+    slots a real client needs. Pending connections are also capped per source address
+    (``max_pending_per_source``), and when all ``max_pending`` are taken a newcomer displaces
+    the oldest pending connection of the sources holding the most: one host re-opening slow
+    connections as fast as the header deadline closes them can no longer lock every other
+    client out. Connections that presented the token are never pending, so they are never
+    displaced. Bytes are capped per client address per ``client_window_s`` (one check over a
+    fast LAN must not starve the next client); a lifetime cap is optional.
     """
 
     max_clients: int = 16
     max_pending: int = 64
+    max_pending_per_source: int = 8
     header_timeout_s: float = 2.0
     max_request_bytes: int = 256 * 1024 * 1024
     max_client_bytes: int | None = 30 * 1000**3
     client_window_s: float = 300.0
     max_total_bytes: int | None = None
     idle_timeout_s: float = 30.0
+
+
+def source_of(client_address: Any) -> str:
+    """Whose connection this is, for the pending caps: the client's address (an IPv4-mapped
+    IPv6 address as IPv4). Not an IPv6 /64: on a LAN every host shares one /64, so a /64 cap
+    would let one host lock out its neighbours; a host using many addresses is handled by
+    displacement instead (SpeedServer._displace_for)."""
+    host = str(client_address[0])
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
 
 
 class SpeedServer(ThreadingHTTPServer):
@@ -91,7 +114,9 @@ class SpeedServer(ThreadingHTTPServer):
         self.errors: list[str] = []
         self.lock = threading.Lock()
         self.slots = threading.BoundedSemaphore(limits.max_clients)
-        self.pending: dict[Any, float] = {}  # connection -> deadline for its request head
+        self.pending: dict[Any, tuple[float, str]] = {}  # connection -> (head deadline, source)
+        self.pending_per_source: dict[str, int] = {}
+        self.displaced = 0  # pending connections closed to make room for another source's
         self.client_use: dict[str, deque[tuple[float, int]]] = {}
         self._stop = threading.Event()
         family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
@@ -101,14 +126,23 @@ class SpeedServer(ThreadingHTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """No slot yet: a connection first has ``header_timeout_s`` to send a request head."""
+        src = source_of(client_address)
+        evicted = None
         with self.lock:
-            if len(self.pending) >= self.limits.max_pending:  # too many idle connections
-                self.rejected += 1
-                full = True
+            mine = self.pending_per_source.get(src, 0)
+            admit = mine < self.limits.max_pending_per_source
+            if admit and len(self.pending) >= self.limits.max_pending:
+                evicted = self._displace_for(mine)
+                admit = evicted is not None
+            if admit:
+                self.pending[request] = (time.monotonic() + self.limits.header_timeout_s, src)
+                self.pending_per_source[src] = mine + 1
             else:
-                self.pending[request] = time.monotonic() + self.limits.header_timeout_s
-                full = False
-        if full:
+                self.rejected += 1
+        if evicted is not None:
+            with contextlib.suppress(OSError):
+                evicted.shutdown(socket.SHUT_RDWR)
+        if not admit:
             self.shutdown_request(request)
             return
         super().process_request(request, client_address)
@@ -151,21 +185,52 @@ class SpeedServer(ThreadingHTTPServer):
         finally:
             self.shutdown_request(tls)
 
+
+    def _displace_for(self, mine: int) -> Any:
+        """(Lock held.) Make room for a newcomer whose source holds ``mine`` pending connections:
+        the oldest pending connection among the sources holding the most, removed from the
+        pending set, when they hold more than ``mine``; else None (the newcomer is refused).
+
+        So a client with nothing pending always gets in, and the victim is the longest-waiting
+        connection of the heaviest sources, never a fresh one (a real client's head arrives
+        within milliseconds, a slow-header connection's never)."""
+        most = max(self.pending_per_source.values(), default=0)
+        if most <= mine:
+            return None
+        heavy = {src for src, n in self.pending_per_source.items() if n == most}
+        victim = min((r for r, (_, src) in self.pending.items() if src in heavy),
+                     key=lambda r: self.pending[r][0])
+        self._forget(victim)
+        self.displaced += 1
+        return victim
+
+    def _forget(self, request: Any) -> bool:
+        """(Lock held.) Take ``request`` out of the pending set; False if it was not there."""
+        entry = self.pending.pop(request, None)
+        if entry is None:
+            return False
+        left = self.pending_per_source[entry[1]] - 1
+        if left:
+            self.pending_per_source[entry[1]] = left
+        else:
+            del self.pending_per_source[entry[1]]
+        return True
+
     def head_arrived(self, request: Any) -> bool:
         """The request head is complete: the header deadline no longer applies.
 
-        False if the deadline had already closed the connection."""
+        False if the deadline (or a displacement) had already closed the connection."""
         with self.lock:
-            return self.pending.pop(request, None) is not None
+            return self._forget(request)
 
     def _reap(self) -> None:
         """Shut down connections whose request head did not arrive in time (slowloris)."""
         while not self._stop.wait(0.1):
             now = time.monotonic()
             with self.lock:
-                late = [r for r, dl in self.pending.items() if now > dl]
+                late = [r for r, (dl, _) in self.pending.items() if now > dl]
                 for r in late:
-                    del self.pending[r]
+                    self._forget(r)
                 self.head_timeouts += len(late)
             for r in late:
                 with contextlib.suppress(OSError):
@@ -173,7 +238,7 @@ class SpeedServer(ThreadingHTTPServer):
 
     def shutdown_request(self, request: Any) -> None:
         with self.lock:
-            self.pending.pop(request, None)
+            self._forget(request)
         super().shutdown_request(request)
 
     def server_close(self) -> None:
@@ -219,9 +284,10 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "roomprobe-serve"
 
     def setup(self) -> None:
-        self.timeout = self.server.limits.idle_timeout_s
         self.has_slot = False
         super().setup()
+        # Per connection (StreamRequestHandler.timeout is a class attribute): reads honour it at call time.
+        self.connection.settimeout(self.server.limits.idle_timeout_s)
 
     def finish(self) -> None:
         try:

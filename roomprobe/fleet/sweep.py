@@ -47,6 +47,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from roomprobe.core.errors import UsageError
+from roomprobe.core.targets import BadScope, ip_literal
 from roomprobe.net.tcpconnect import AFTER_WORDS
 from roomprobe.net.tcpsweep import Attempt, RttEstimator, connect_all, max_concurrency
 
@@ -103,7 +104,9 @@ class Room:
 
 def _address(value: str, where: str) -> str:
     try:
-        ip = ipaddress.ip_address(value.strip())
+        ip = ip_literal(value.strip())
+    except BadScope as exc:
+        raise UsageError(f"{where}: {exc}") from None
     except ValueError:
         raise UsageError(f"{where}: {value!r} is not an IP address; give the room's address "
                          "(e.g. 10.0.0.20)") from None
@@ -170,7 +173,8 @@ def load_inventory(path: str, default_port: int) -> list[Room]:
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise UsageError(f"inventory {path}: no [[room]] tables; write one per room with "
                              "address = \"10.0.0.20\" (and name, controller, port, peer)")
-        defaults = raw.get("defaults") if isinstance(raw.get("defaults"), dict) else {}
+        given = raw.get("defaults")
+        defaults = given if isinstance(given, dict) else {}
         return [_room({**defaults, **r}, f"{path} room {i}", default_port) for i, r in enumerate(rows, 1)]
     if lower.endswith(".csv"):
         try:
@@ -675,8 +679,8 @@ def merge_deep(rep: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
             a_status = "unknown"
         a_probes = [p for p in ar.get("probes", []) if isinstance(p, dict)]
         # marked in their evidence (report v1 allows no other finding keys): measured on the room
-        a_findings = [{**f, "evidence": {**(f.get("evidence") if isinstance(f.get("evidence"), dict)
-                                            else {}), "via": "agent"}}
+        a_findings = [{**f, "evidence": {**(ev if isinstance(ev := f.get("evidence"), dict) else {}),
+                                         "via": "agent"}}
                       for f in ar.get("findings", []) if isinstance(f, dict)]
         probe = {"id": "deep", "status": "error" if a_status == "unknown" else a_status,
                  "reason": "agent-answered" if a_status != "unknown" else "agent-unknown",

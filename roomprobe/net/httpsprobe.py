@@ -158,7 +158,9 @@ def _attempt(url: str, proxy_url: str | None, deadline: float, ca_file: str | No
         return max(0.05, deadline - time.monotonic())
 
     sock: socket.socket | None = None
-    try:
+
+    def open_path() -> socket.socket:
+        """A connection to host:port (directly or tunnelled through the proxy), ready for TLS."""
         if proxy is not None:
             if not proxy.scheme.startswith("http"):  # a SOCKS proxy: not spoken here (proxy probe)
                 raise PhaseError("proxy", "not-tested", f"{proxy.scheme}:// proxies are not tested "
@@ -170,22 +172,42 @@ def _attempt(url: str, proxy_url: str | None, deadline: float, ca_file: str | No
                                  f"the proxy set for {host} is not HOST:PORT (port is not a "
                                  "number): fix the proxy setting (environment, OS or PAC)") from None
             progress["phase"] = "connect"
-            sock = _connect(proxy.hostname or "", proxy_port, left(), timings)
-            sock.settimeout(left())
+            s = _connect(proxy.hostname or "", proxy_port, left(), timings)
+            s.settimeout(left())
             progress["phase"] = "proxy"
-            _tunnel(sock, proxy, host, port, timings)
-        else:
-            progress["phase"] = "resolve"
-            sock = _connect(host, port, left(), timings)
+            try:
+                _tunnel(s, proxy, host, port, timings)
+            except BaseException:
+                s.close()
+                raise
+            return s
+        progress["phase"] = "resolve"
+        return _connect(host, port, left(), timings)
+
+    def handshake(ctx: ssl.SSLContext) -> ssl.SSLSocket:
+        """TLS over a fresh path (a strict-check retry needs a new connection)."""
+        nonlocal sock
+        if sock is None:
+            sock = open_path()
+        progress["phase"] = "tls"
+        sock.settimeout(left())
+        raw, sock = sock, None  # a failed handshake leaves nothing to reuse
+        try:
+            return ctx.wrap_socket(raw, server_hostname=host)
+        except BaseException:
+            raw.close()
+            raise
+
+    try:
+        sock = open_path()
         progress["phase"] = "tls"
         ctx = ssl_context(ca_file)
         out["trust"] = tlstrust.describe(ca_file or None)
         t0 = time.monotonic()
-        sock.settimeout(left())
         try:
-            tls = ctx.wrap_socket(sock, server_hostname=host)
+            tls, strict_note = tlstrust.judged(ctx, handshake)
         except ssl.SSLCertVerificationError as exc:
-            raise PhaseError("tls", verdict_of(exc), exc.verify_message or str(exc)) from None
+            raise PhaseError("tls", verdict_of(exc), tlstrust.reason(exc)) from None
         except ssl.SSLError as exc:
             raise PhaseError("tls", "handshake-failed", exc.reason or str(exc)) from None
         except OSError as exc:
@@ -193,9 +215,12 @@ def _attempt(url: str, proxy_url: str | None, deadline: float, ca_file: str | No
         sock = tls
         timings["tls_ms"] = _ms(t0)
         cert = tls.getpeercert() or {}
-        issuer = dict(x[0] for x in cert.get("issuer", ()))
+        rdns = cert.get("issuer", ())  # ((("commonName", "X"),), ...): tuple-valued in getpeercert
+        issuer = dict(x[0] for x in rdns if isinstance(x[0], tuple)) if isinstance(rdns, tuple) else {}
         out["tls"] = {"version": tls.version(), "cipher": (tls.cipher() or (None,))[0],
                       "issuer": issuer.get("commonName") or issuer.get("organizationName")}
+        if strict_note:
+            out["tls"]["note"] = strict_note
         progress["phase"] = "http"
         t0 = time.monotonic()
         request = (f"GET {path} HTTP/1.1\r\nHost: {parts.netloc.rsplit('@', 1)[-1]}\r\n"
@@ -217,6 +242,28 @@ def _attempt(url: str, proxy_url: str | None, deadline: float, ca_file: str | No
         if sock is not None:
             sock.close()
     return out
+
+
+SILENT_PHASES = ("resolve", "connect", "proxy", "tls", "http")
+
+
+def silent_result(url: str, progress: dict[str, Any] | None, waited: float) -> dict[str, Any] | None:
+    """The result for a fetch still stuck in a network phase after its caller waited out the
+    fetch's whole ``timeout`` (``waited`` seconds): a measured "no answer" in that phase, state
+    ``timeout``, with the seconds waited. Name resolution cannot be given a timeout, so a silent
+    resolver shows up here, as the phase ``resolve``. None when it was stuck elsewhere (the proxy
+    lookup runs our own code): that proves nothing about the network (``deadline_result``)."""
+    stuck = (progress or {}).get("phase")
+    if stuck not in SILENT_PHASES:
+        return None
+    host = urlsplit(url).hostname or url
+    what = {"resolve": f"the resolver did not answer for {host}",
+            "connect": "the TCP connect got no answer",
+            "proxy": "the proxy did not answer the CONNECT",
+            "tls": "the TLS handshake got no answer", "http": "no HTTP answer came"}[stuck]
+    return {"url": url, "proxy": None, "ok": False, "phase": stuck, "state": "timeout",
+            "detail": f"{what}: silent for {waited:.1f} s, the whole wait", "status": None,
+            "timings": {}, "tls": None, "waited_s": round(waited, 2)}
 
 
 def deadline_result(url: str, progress: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from typing import Any
 
 from roomprobe.net import mediastats as ms
 from roomprobe.net import mediawire as mw
+from roomprobe.net import udprecv
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def _family(host: str) -> int:
 
 
 def _recv(sock: socket.socket, key: bytes) -> tuple[mw.Head, bytes, int, int | None] | None:
-    data, anc, _flags, _addr = sock.recvmsg(mw.MAX_DATAGRAM + 1, mw.ANC_SIZE)
+    data, anc, _flags, _addr = udprecv.recvmsg(sock, mw.MAX_DATAGRAM + 1, mw.ANC_SIZE)
     t_recv = mw.stamp_from_ancillary(anc) or time.time_ns()
     if len(data) < mw.HEAD.size:
         return None
@@ -144,7 +145,8 @@ def run_flows(host: str, port: int, token: str, specs: list[FlowSpec], duration_
                 raise MediaError("socket", f"cannot open a UDP socket: {exc.strerror or exc}") from None
             socks[spec.name] = s
             rec = FlowRecord(spec)
-            rec.marks_known = mw.enable_receive_marks(s)
+            # Both: the socket asked for the TOS byte, and this OS's receive call can deliver it.
+            rec.marks_known = mw.enable_receive_marks(s) and udprecv.marks()
             mw.set_tos(s, spec.dscp << 2)
             try:
                 s.connect((host, port))
@@ -254,11 +256,11 @@ def _ask_stats(sock: socket.socket, sel: selectors.BaseSelector, key: bytes, ses
 # ---------------------------------------------------------------------------- analysis
 
 
-def _mark(sent_dscp: int, tos_counts: dict[int, int], known: bool) -> dict[str, Any]:
+def _mark(sent_dscp: int, tos_counts: dict[int, int], known: bool, why: str | None = None) -> dict[str, Any]:
     """What happened to the DSCP mark in one direction: kept, bleached, re-marked, unknown."""
     total = sum(tos_counts.values())
     if not known or not total:
-        return {"sent": sent_dscp, "received": None, "verdict": "unknown"}
+        return {"sent": sent_dscp, "received": None, "verdict": "unknown", **({"why": why} if why else {})}
     dscp_counts: dict[int, int] = {}
     for tos, n in tos_counts.items():
         dscp_counts[tos >> 2] = dscp_counts.get(tos >> 2, 0) + n
@@ -305,8 +307,9 @@ def analyse(rec: FlowRecord) -> dict[str, Any]:
         up_lost = max(0, rec.sent - st["received"])
         out["up"] = _direction(up_lost, rec.sent, st["longest_gap"], st["duplicates"],
                                st["reordered"], up_pairs, rtts)
-        out["up"]["dscp"] = _mark(spec.dscp, st["tos"], bool(st["tos"]) or any(
-            r.r_tos is not None for r in rec.replies))
+        up_known = bool(st["tos"]) or any(r.r_tos is not None for r in rec.replies)
+        out["up"]["dscp"] = _mark(spec.dscp, st["tos"], up_known, None if up_known else
+                                  "the peer reported no marks (its OS or socket cannot read them)")
         out["capped"] = st["capped"]
     # Downstream: the reflector numbered its replies 1..N in the order it sent them.
     seen: set[int] = set()
@@ -330,7 +333,8 @@ def analyse(rec: FlowRecord) -> dict[str, Any]:
     for r in rec.replies:
         if r.tos is not None:
             tos_down[r.tos] = tos_down.get(r.tos, 0) + 1
-    out["down"]["dscp"] = _mark(spec.dscp, tos_down, rec.marks_known)
+    out["down"]["dscp"] = _mark(spec.dscp, tos_down, rec.marks_known,
+                                None if udprecv.marks() else udprecv.NOT_MEASURABLE)
     return out
 
 
@@ -341,12 +345,32 @@ def _r(x: float | None) -> float | None:
 # ---------------------------------------------------------------------------- path MTU
 
 
+def interface_mtu(source: str) -> int | None:
+    """The MTU of the interface holding the address ``source`` (psutil); None when not found.
+
+    Why not the socket's IP_MTU: on a connected socket that is the route's path MTU, which the
+    kernel caches from an earlier ICMP "fragmentation needed" (for ten minutes on Linux). Taken
+    as "local", a second run would compare the path with itself and find nothing reduced.
+    """
+    import psutil
+
+    with contextlib.suppress(Exception):  # psutil can fail on odd interfaces: unknown, not fatal
+        for name, addrs in psutil.net_if_addrs().items():
+            if any(a.address.split("%")[0] == source for a in addrs):
+                st = psutil.net_if_stats().get(name)
+                return st.mtu if st is not None and st.mtu > 0 else None
+    return None
+
+
 def probe_mtu(host: str, port: int, token: str, top: int, floor: int, wait_s: float,
               deadline: float, grant: tuple[bytes, bytes] | None = None) -> dict[str, Any]:
     """Largest IP packet (bytes, DF set) that makes the round trip, and how the path said no.
 
     Linux only (IP_MTU_DISCOVER); elsewhere ``{"supported": False}``. Binary search between
-    ``floor`` and ``top`` (or the local interface MTU, if lower) in 8-byte steps, two tries each.
+    ``floor`` and ``top`` (or the outgoing interface's MTU, if lower) to the byte, two tries each:
+    ``largest_ok`` passed and ``smallest_failed`` (``largest_ok + 1`` when the search finished)
+    was refused or vanished. ``local_mtu`` is the interface's MTU, never the route's cached path
+    MTU (``route_mtu``): a lower route value is itself evidence of a reduced path, learnt earlier.
     """
     if not sys.platform.startswith("linux"):
         return {"supported": False, "reason": "DF probing needs Linux (IP_MTU_DISCOVER)"}
@@ -361,8 +385,9 @@ def probe_mtu(host: str, port: int, token: str, top: int, floor: int, wait_s: fl
     try:
         sock.setsockopt(level, opt_disc, mw.IP_PMTUDISC_DO)
         sock.connect((host, port))
-        local = sock.getsockopt(level, opt_mtu)
-        out["local_mtu"] = local
+        route = sock.getsockopt(level, opt_mtu)
+        local = interface_mtu(sock.getsockname()[0]) or route
+        out.update(local_mtu=local, route_mtu=route)
         hi_try = min(top, local)
         icmp = False
         seq = 0
@@ -411,17 +436,16 @@ def probe_mtu(host: str, port: int, token: str, top: int, floor: int, wait_s: fl
                            black_hole=False)
                 return out
             lo, hi = floor, hi_try
-            while hi - lo > 8 and time.monotonic() + 2 * wait_s < deadline:
-                if icmp:  # the kernel learnt the path MTU from the ICMP: test exactly that
-                    pmtu = sock.getsockopt(level, opt_mtu)
-                    if lo < pmtu < hi:
-                        r = attempt(pmtu)
-                        out["tried"].append([pmtu, r])
-                        if r == "ok":
-                            lo = pmtu
-                            hi = min(hi, pmtu + 1)
-                            break
-                mid = (lo + hi) // 2
+            while hi - lo > 1 and time.monotonic() + 2 * wait_s < deadline:
+                # The kernel learnt the path MTU (from an ICMP, now or earlier): test exactly
+                # that, then one byte above it; else halve.
+                pmtu = sock.getsockopt(level, opt_mtu) if icmp else 0
+                if lo < pmtu < hi:
+                    mid = pmtu
+                elif pmtu == lo and lo + 1 < hi:
+                    mid = lo + 1
+                else:
+                    mid = (lo + hi) // 2
                 r = attempt(mid)
                 out["tried"].append([mid, r])
                 if r == "ok":
@@ -431,7 +455,8 @@ def probe_mtu(host: str, port: int, token: str, top: int, floor: int, wait_s: fl
                 else:
                     hi = mid
         reported = sock.getsockopt(level, opt_mtu)
-        out.update(largest_ok=lo, icmp_frag_needed=icmp,
+        out.update(largest_ok=lo, smallest_failed=hi if hi <= hi_try else None, icmp_frag_needed=icmp,
+                   learnt_earlier=route < local,
                    path_mtu_reported=reported if reported < local else None,
                    black_hole=bool(lo is not None and lo < hi_try and not icmp and reported >= local))
         return out

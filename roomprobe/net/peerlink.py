@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import threading
 
+from roomprobe.core.targets import BadScope, ip_literal
+
 PEER_LINK = threading.Lock()
 
 
@@ -30,4 +32,11 @@ def split_peer(peer: str, default_port: int) -> tuple[str, int]:
             or not 0 < int(port_s) < 65536:
         raise ValueError(f"--peer {shown!r} is not ADDR or ADDR:PORT (PORT a number from 1 "
                          "to 65535)")
+    if "%" in host:  # a scoped IPv6 literal: the scope must be an interface name or index
+        try:
+            ip_literal(host)
+        except BadScope as exc:
+            raise ValueError(f"--peer: {exc}") from None
+        except ValueError:
+            raise ValueError(f"--peer {shown!r} is not ADDR or ADDR:PORT") from None
     return host, int(port_s)

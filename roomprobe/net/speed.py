@@ -151,7 +151,7 @@ def system_proxy(url: str) -> str | None:
     """
     route = route_for(url)  # never raises; "invalid" when the setting is no proxy URL
     proxy = route.proxy if route.via != "invalid" else _raw_proxy(url) or "?"
-    if route.via != "invalid" and proxy is None:
+    if proxy is None:  # only a valid route has no proxy: direct
         return None
     problem = proxy_problem(proxy)
     if problem is None and route.via == "invalid":  # unreadable settings, or a PAC's odd answer

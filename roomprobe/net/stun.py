@@ -3,7 +3,8 @@
 A STUN answer proves a UDP path both ways, but only from a server that speaks STUN: Zoom's media
 on UDP 8801 is Zoom's own protocol, and Zoom publishes no STUN host, so roomprobe sends STUN only
 to servers known to answer (a control server, or the customer's own) and reads the ICMP error
-behind a failure (``judge_error``) to tell "the packet arrived, nothing listens" from a block. We only need
+behind a failure (``judge_error``) to tell "the packet arrived, nothing listens" from a block
+(a port-unreachable in the name of a host known to listen there is a forged reject). We only need
 the request and the parts of a response that prove it is the answer to *our* request (class,
 method, transaction id, cookie) plus what it tells us (mapped address, server software), so this
 is a few dozen lines rather than a dependency.
@@ -140,6 +141,8 @@ def _icmp_meaning(v6: bool, icmp_type: int, code: int) -> str:
 
 def _read_icmp_error(sock: socket.socket, v6: bool) -> dict[str, Any] | None:
     """The ICMP error Linux queued for this socket (IP_RECVERR): kind and who sent it."""
+    if sys.platform != "linux":  # IP_RECVERR / MSG_ERRQUEUE are Linux's
+        return None
     try:
         _, ancdata, _, _ = sock.recvmsg(512, 512, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
     except (OSError, AttributeError):
@@ -162,13 +165,27 @@ def _read_icmp_error(sock: socket.socket, v6: bool) -> dict[str, Any] | None:
     return None
 
 
-def judge_error(exc: OSError, target: str, icmp: dict[str, Any] | None) -> tuple[str, str]:
+# A port-unreachable in the name of a host known to listen on that port: a firewall on the way
+# rejected the packet (iptables REJECT and nftables ``reject`` forge the target's address).
+FORGED_REJECT = "icmp-port-unreachable-known-listener"
+
+
+def judge_error(exc: OSError, target: str, icmp: dict[str, Any] | None,
+                listens: bool = False) -> tuple[str, str]:
     """(state, proof) for a socket error on a connected UDP socket to ``target``.
+
+    ``listens``: the target is known to listen on that port (a STUN server on its STUN port,
+    Zoom's media servers on 8801). An ICMP port-unreachable "from" such a host cannot be the
+    host's own (it listens), so it is a reject forged on the way in its name: iptables' REJECT
+    and nftables' ``reject`` answer with the TARGET's address.
 
     blocked/local         the OS refused to send (EPERM/EACCES: this device's own firewall)
     blocked/no-route      no route from this device (the error came with no ICMP behind it)
-    open-no-stun/...      ICMP port-unreachable from the target itself: the packet ARRIVED,
-                          nothing listens on that port; the path is open to that host
+    open-no-stun/...      ICMP port-unreachable from the target itself, which is not known to
+                          listen there: the packet ARRIVED, nothing listens on that port; the
+                          path is open to that host
+    blocked/icmp-port-unreachable-known-listener   the same ICMP from a host known to listen
+                          there: a firewall rejected it in the host's name
     blocked/icmp-router   port-unreachable sent by someone else (a firewall rejecting en route)
     blocked/icmp-admin-prohibited, blocked/icmp-unreachable   a filter or a router said so
     error/errno           anything else
@@ -179,6 +196,8 @@ def judge_error(exc: OSError, target: str, icmp: dict[str, Any] | None) -> tuple
         kind, sender = icmp["icmp"], icmp.get("from")
         if kind == "port-unreachable":
             if sender is None or sender == target:
+                if listens:
+                    return "blocked", FORGED_REJECT
                 return "open-no-stun", "icmp-port-unreachable-from-host"
             return "blocked", "icmp-router"
         if kind == "admin-prohibited":
@@ -186,7 +205,9 @@ def judge_error(exc: OSError, target: str, icmp: dict[str, Any] | None) -> tuple
         if kind in ("net-unreachable", "host-unreachable"):
             return "blocked", "icmp-unreachable"
     if exc.errno == errno.ECONNREFUSED or exc.errno == getattr(errno, "WSAECONNRESET", -1):
-        # No ICMP detail (not Linux): port-unreachable is what the destination host sends.
+        # No ICMP detail (not Linux): port-unreachable, in the destination host's name.
+        if listens:
+            return "blocked", FORGED_REJECT
         return "open-no-stun", "icmp-port-unreachable"
     if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, getattr(errno, "WSAEHOSTUNREACH", -1),
                      getattr(errno, "WSAENETUNREACH", -1)):
@@ -195,8 +216,10 @@ def judge_error(exc: OSError, target: str, icmp: dict[str, Any] | None) -> tuple
     return "error", errno.errorcode.get(exc.errno or 0, "error")
 
 
-def exchange(family: int, sockaddr: tuple, timeout: float) -> dict[str, Any]:
+def exchange(family: int, sockaddr: tuple, timeout: float, listens: bool = False) -> dict[str, Any]:
     """A Binding request with retransmits (RFC 5389: doubling interval) on a connected socket.
+
+    ``listens``: the target is known to listen on that port (see ``judge_error``).
 
     Returns ``{"state", "proof", "error", "sends", "ms", "answer"?, "icmp"?}`` with state
     ``reachable`` (our answer came back), ``silent`` (nothing by the timeout: the caller decides
@@ -241,8 +264,8 @@ def exchange(family: int, sockaddr: tuple, timeout: float) -> dict[str, Any]:
                     return {**out, "state": "reachable", "ms": ms(), "answer": answer}
         except OSError as exc:
             icmp = _read_icmp_error(s, v6)
-            state, proof = judge_error(exc, sockaddr[0], icmp)
-            res = {**out, "state": state, "proof": proof, "ms": ms(),
+            state, proof = judge_error(exc, sockaddr[0], icmp, listens)
+            res = {**out, "state": state, "proof": proof, "ms": ms(), "known_listener": listens,
                    "error": errno.errorcode.get(exc.errno or 0, str(exc))}
             if icmp is not None:
                 res["icmp"] = icmp

@@ -8,6 +8,13 @@ package (OS verification on Windows and macOS, the system CA bundle on Linux), o
 explicit CA file when the user gives one (``ca_file`` options: lab CAs, a known inspection CA).
 ``describe`` tells the report which store was used and how many roots it held.
 
+Strict RFC 5280 checks (OpenSSL's ``VERIFY_X509_STRICT``, on by default in
+``create_default_context`` since Python 3.13) reject chains that browsers, the OS verifiers and
+the Zoom clients accept, most often a corporate or TLS-inspection CA without an Authority Key
+Identifier. Judging with them would call such a room "intercepted" on one Python and not on
+another, so every context here verifies without them (as the OS does), and ``judged`` runs a
+handshake strict first only to *note* a chain that fails the strict rules (a note, not a verdict).
+
 Used by: the HTTPS probe (httpsprobe), proxy TLS checks, PAC over https, bandwidth, webhook.
 """
 
@@ -17,9 +24,13 @@ import functools
 import os
 import ssl
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-__all__ = ["client_context", "describe"]
+__all__ = ["client_context", "describe", "judged", "lax", "reason"]
+
+T = TypeVar("T")
+_STRICT = getattr(ssl, "VERIFY_X509_STRICT", 0)
 
 
 def _truststore() -> Any:
@@ -37,11 +48,62 @@ def client_context(ca_file: str | None = None) -> ssl.SSLContext:
     ``describe`` says so, and a frozen build's empty store is visible in the report).
     """
     if ca_file:
-        return ssl.create_default_context(cafile=ca_file)
+        return lax(ssl.create_default_context(cafile=ca_file))
     ts = _truststore()
     if ts is not None:
-        return ts.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # type: ignore[no-any-return]
-    return ssl.create_default_context()
+        return lax(ts.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+    return lax(ssl.create_default_context())
+
+
+def lax(ctx: ssl.SSLContext) -> ssl.SSLContext:
+    """``ctx`` without the strict RFC 5280 checks: the chain is judged as browsers and the Zoom
+    clients judge it (trust, dates, name), whatever Python's default for strictness is."""
+    if _STRICT:
+        ctx.verify_flags &= ~_STRICT
+    return ctx
+
+
+def reason(exc: BaseException) -> str:
+    """Why a TLS verification failed, never empty (OpenSSL's message, else the error itself)."""
+    for msg in (getattr(exc, "verify_message", None), getattr(exc, "strerror", None),
+                getattr(exc, "reason", None)):
+        if msg:
+            return str(msg)
+    text = str(exc).strip()
+    if text.strip("()") and not text.startswith("[Errno"):
+        return text
+    code = getattr(exc, "verify_code", None)
+    return f"{type(exc).__name__}" + (f" (OpenSSL verify error {code})" if code is not None else
+                                      " (no reason given by the TLS library)")
+
+
+def _openssl_judges(ctx: ssl.SSLContext) -> bool:
+    """False where the OS verifier (truststore on Windows/macOS) judges, not OpenSSL's flags."""
+    ts = _truststore()
+    return not (ts is not None and isinstance(ctx, ts.SSLContext) and sys.platform in ("win32", "darwin"))
+
+
+def judged(ctx: ssl.SSLContext, handshake: Callable[[ssl.SSLContext], T]) -> tuple[T, str | None]:
+    """Run ``handshake(ctx)`` (which opens its own connection) and judge it as browsers do.
+
+    Returns ``(result, strict_note)``. The first handshake keeps the strict RFC 5280 checks on;
+    only when they reject the chain is it tried again without them: if that passes, the chain
+    is accepted and ``strict_note`` says what the strict checks disliked (e.g. "Missing
+    Authority Key Identifier"); if it fails, that (non-strict) error is raised, so the verdict
+    never depends on strictness. One handshake in the usual case, two only after a rejection.
+    """
+    if not _STRICT or not _openssl_judges(ctx):
+        return handshake(ctx), None
+    ctx.verify_flags |= _STRICT
+    try:
+        return handshake(ctx), None
+    except ssl.SSLCertVerificationError as exc:
+        strict_reason = reason(exc)
+    finally:
+        lax(ctx)
+    return handshake(ctx), ("the chain fails strict RFC 5280 checks (" + strict_reason + "); "
+                            "browsers, the OS and Zoom's clients accept it, so it is not "
+                            "counted as a failure")
 
 
 @functools.lru_cache(maxsize=8)

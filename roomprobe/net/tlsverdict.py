@@ -45,8 +45,10 @@ def public_context(public_ca_file: str | None = None) -> ssl.SSLContext | None:
         except ImportError:
             return None
         public_ca_file = certifi.where()
-    try:
-        return ssl.create_default_context(cafile=public_ca_file)
+    from roomprobe.net import tlstrust
+
+    try:  # judged as browsers judge the public PKI: without the strict RFC 5280 checks
+        return tlstrust.lax(ssl.create_default_context(cafile=public_ca_file))
     except (OSError, ssl.SSLError):
         return None
 

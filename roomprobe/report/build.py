@@ -97,7 +97,26 @@ def to_json(report: dict[str, Any]) -> str:
     return json.dumps(report, indent=2, sort_keys=False) + "\n"
 
 
-def load_schema() -> dict[str, Any]:
+def load_schema(name: str = "report-v1") -> dict[str, Any]:
+    """A published schema (roomprobe/report/schema/NAME.json): ``report-v1`` (check) or
+    ``sweep-v1`` (sweep --format json, whose rooms refer to report-v1.json)."""
     from importlib.resources import files
 
-    return json.loads(files("roomprobe.report").joinpath("schema/report-v1.json").read_text("utf-8"))
+    return json.loads(files("roomprobe.report").joinpath(f"schema/{name}.json").read_text("utf-8"))
+
+
+def schema_validator(name: str = "report-v1") -> Any:
+    """A jsonschema validator for a published schema, its references to the other published
+    schemas resolved locally (nothing is fetched; their ``$id`` URLs are not real)."""
+    import jsonschema  # type: ignore[import-untyped,unused-ignore]
+
+    schema = load_schema(name)
+    others = [load_schema(n) for n in ("report-v1", "sweep-v1") if n != name]
+    try:
+        from referencing import Registry, Resource
+    except ImportError:  # jsonschema < 4.18
+        store = {s["$id"]: s for s in [schema, *others]}
+        resolver = jsonschema.RefResolver.from_schema(schema, store=store)
+        return jsonschema.Draft202012Validator(schema, resolver=resolver)
+    registry = Registry().with_resources((s["$id"], Resource.from_contents(s)) for s in others)
+    return jsonschema.Draft202012Validator(schema, registry=registry)

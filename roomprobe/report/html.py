@@ -41,6 +41,22 @@ ol{margin:6px 0 10px}.fix{border-left:4px solid #0969da;padding-left:12px;margin
 
 MAX_POINTS = 200  # the probe writes at most this many; a report edited by hand may hold more
 PLOT_W, PLOT_H, PAD_L, PAD_R, PAD_T, PAD_B = 440, 150, 44, 40, 22, 26
+AXIS_FONT = 10  # px, the axis labels' font-size
+# Advance widths (em) of the characters axis labels use, rounded up from the widest common
+# sans-serif faces (DejaVu Sans, Arial, Segoe UI, Helvetica); anything else counts as wide.
+_EM = {**dict.fromkeys("0123456789", 0.64), ".": 0.32, " ": 0.32, "m": 0.98, "s": 0.53,
+       "%": 0.96, "-": 0.37}
+
+
+def text_width(text: str, size: float = AXIS_FONT) -> float:
+    """An upper bound of ``text``'s rendered width in px: the plot's margins are sized from it,
+    so no axis label is cut by the SVG's edge whatever its number of digits."""
+    return size * sum(_EM.get(c, 1.0) for c in text)
+
+
+def _axis_ms(v: float) -> str:
+    """A round-trip axis label: 3 significant digits, never an exponent ("1234 ms", "0.127 ms")."""
+    return f"{v:.0f} ms" if v >= 100 else f"{v:.3g} ms"
 
 
 def _numbers(value: Any) -> list[float | None] | None:
@@ -62,19 +78,23 @@ def _plot(direction: str, t: list[float], rtt: list[float | None], loss: list[fl
     """One direction as an inline SVG: RTT as a line (left axis), loss % as bars (right axis)."""
     step = max(1, math.ceil(len(t) / MAX_POINTS))
     t, rtt, loss = t[::step], rtt[::step], loss[::step]
-    w, h = PLOT_W - PAD_L - PAD_R, PLOT_H - PAD_T - PAD_B
     t_max = max(t[-1], 0.001)
     r_max = max([v for v in rtt if v is not None] or [1.0]) * 1.15 or 1.0
     l_max = max(5.0, max([v for v in loss if v is not None] or [0.0]))
+    r_label, l_label = _axis_ms(r_max), f"{l_max:.3g}%"
+    # The margins hold the axis labels (right-aligned left of the plot, left-aligned right of it)
+    pad_l = max(PAD_L, math.ceil(text_width(r_label)) + 8)
+    pad_r = max(PAD_R, math.ceil(text_width(l_label)) + 8)
+    w, h = PLOT_W - pad_l - pad_r, PLOT_H - PAD_T - PAD_B
     bar = max(1.0, w / len(t) - 1)
 
     def x(v: float) -> float:
-        return PAD_L + w * v / t_max if len(t) > 1 else PAD_L + w / 2
+        return pad_l + w * v / t_max if len(t) > 1 else pad_l + w / 2
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{PLOT_W}" '
              f'height="{PLOT_H}" viewBox="0 0 {PLOT_W} {PLOT_H}" class="plot">',
              f"<title>{direction}: round trip (line) and loss (bars) over the quality test</title>",
-             f'<rect x="{PAD_L}" y="{PAD_T}" width="{w}" height="{h}" fill="#f6f8fa" '
+             f'<rect x="{pad_l}" y="{PAD_T}" width="{w}" height="{h}" fill="#f6f8fa" '
              'stroke="#d0d7de"/>']
     for ti, lv in zip(t, loss, strict=True):
         if lv:
@@ -95,15 +115,15 @@ def _plot(direction: str, t: list[float], rtt: list[float | None], loss: list[fl
         elif pts:
             cx, cy = pts[0].split(",")
             parts.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="#0969da"/>')
-    font = 'font-size="10" font-family="sans-serif"'
-    parts += [f'<text x="{PAD_L - 4}" y="{PAD_T + 8}" text-anchor="end" fill="#0969da" {font}>'
-              f"{r_max:.3g} ms</text>",
-              f'<text x="{PAD_L - 4}" y="{PAD_T + h}" text-anchor="end" fill="#57606a" {font}>0</text>',
-              f'<text x="{PAD_L + w + 4}" y="{PAD_T + 8}" fill="#cf222e" {font}>{l_max:.3g}%</text>',
-              f'<text x="{PAD_L}" y="{PLOT_H - 8}" fill="#57606a" {font}>0 s</text>',
-              f'<text x="{PAD_L + w}" y="{PLOT_H - 8}" text-anchor="end" fill="#57606a" {font}>'
+    font = f'font-size="{AXIS_FONT}" font-family="sans-serif"'
+    parts += [f'<text x="{pad_l - 4}" y="{PAD_T + 8}" text-anchor="end" fill="#0969da" {font}>'
+              f"{r_label}</text>",
+              f'<text x="{pad_l - 4}" y="{PAD_T + h}" text-anchor="end" fill="#57606a" {font}>0</text>',
+              f'<text x="{pad_l + w + 4}" y="{PAD_T + 8}" fill="#cf222e" {font}>{l_label}</text>',
+              f'<text x="{pad_l}" y="{PLOT_H - 8}" fill="#57606a" {font}>0 s</text>',
+              f'<text x="{pad_l + w}" y="{PLOT_H - 8}" text-anchor="end" fill="#57606a" {font}>'
               f"{t_max:.3g} s</text>",
-              f'<text x="{PAD_L}" y="14" fill="#1f2328" font-size="12" font-weight="600" '
+              f'<text x="{pad_l}" y="14" fill="#1f2328" font-size="12" font-weight="600" '
               f'font-family="sans-serif">{direction.capitalize()}: RTT (blue) and loss (red)</text>',
               "</svg>"]
     return "".join(parts)

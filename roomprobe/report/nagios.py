@@ -6,6 +6,13 @@ it under 80 characters); more lines follow as long output; performance data goes
 ``'label'=value[UOM];warn;crit;min;max``, here in the long-output part (``TEXT | PERF`` on the
 first long line, one more datum per line after it) so the first line stays short. The exit code
 is the report's (0/1/2/3). UNKNOWN always says why on stdout, since that is all the operator sees.
+
+Text we did not write (room names from an inventory, messages quoting a server, a proxy or an
+SSID) must not change how Nagios splits the output: a ``|`` anywhere in the text starts the
+perfdata, a newline starts a new long-output line, a control character (NUL) cuts it. So every
+text goes through ``_fit`` (``|`` becomes ``/``, control characters and newlines a space), and
+every perfdata label through ``_label`` (the guidelines' rules: quoted in single quotes, a
+``'`` written ``''``, no ``=``; we also drop ``|`` and whitespace so every reader splits it alike).
 """
 
 from __future__ import annotations
@@ -18,11 +25,16 @@ from roomprobe.report.measures import EXTRACTORS
 WORDS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
 MAX_FIRST_LINE = 79
 MAX_LONG_LINES = 12
-_LABEL_BAD = re.compile(r"['=\s]")
+_LABEL_BAD = re.compile(r"[=\s]")
+
+
+def _clean(text: str) -> str:
+    """One line of plugin text: no ``|`` (Nagios' perfdata separator), no control characters."""
+    return "".join(c if c.isprintable() else " " for c in text.replace("|", "/"))
 
 
 def _fit(text: str, limit: int) -> str:
-    text = " ".join(text.split())
+    text = " ".join(_clean(text).split())
     return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
@@ -54,7 +66,9 @@ def status_line(report: dict[str, Any], exit_code: int) -> str:
 
 
 def _label(text: str) -> str:
-    return _LABEL_BAD.sub("_", text)[:40]
+    """A perfdata label to put between single quotes: ``=``, whitespace and control characters
+    become ``_``, ``|`` a ``/``; a ``'`` is doubled (after the cut, so no pair is split)."""
+    return _LABEL_BAD.sub("_", _clean(text))[:40].replace("'", "''")
 
 
 def perfdata(report: dict[str, Any]) -> list[str]:
@@ -92,7 +106,7 @@ def render_nagios(report: dict[str, Any], exit_code: int) -> str:
     if exit_code == 3:
         long.insert(0, "The check did not finish before its deadline (--timeout); rerun with a "
                        "larger --timeout, or see 'roomprobe check -v' for the probes that hung.")
-    long += [f"{p['id']}: {p.get('status')} - {_fit(str(p.get('summary') or ''), 120)}"
+    long += [_fit(f"{p['id']}: {p.get('status')} - {_fit(str(p.get('summary') or ''), 120)}", 240)
              for p in report.get("probes", [])]
     perf = perfdata(report)
     last = long.pop() if long else ""
@@ -105,5 +119,6 @@ def render_nagios(report: dict[str, Any], exit_code: int) -> str:
 def usage_line(message: str) -> str:
     """A usage error as the plugin's UNKNOWN output on stdout (e.g. a bad flag in an NRPE command):
     a short first line, then the whole message as long output when it did not fit."""
+    message = " ".join(_clean(message).split())
     first = "UNKNOWN - usage: " + _fit(message, MAX_FIRST_LINE - len("UNKNOWN - usage: "))
     return first if first.endswith(message) else f"{first}\n{message}"

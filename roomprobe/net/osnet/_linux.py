@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ def wifi_ssid(name: str) -> str | None:
 
 
 def raw_sockets() -> bool:
+    if sys.platform != "linux":  # AF_PACKET is Linux's (this module is only loaded there)
+        return False
     try:
         socket.socket(socket.AF_PACKET, socket.SOCK_RAW).close()
         return True
@@ -99,4 +102,4 @@ def neighbor_table() -> dict[str, dict[str, Any]] | None:
 
 
 def is_admin() -> bool:
-    return os.geteuid() == 0
+    return sys.platform != "win32" and os.geteuid() == 0

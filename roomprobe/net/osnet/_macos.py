@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from typing import Any
 
 from roomprobe.core import oscmd
@@ -60,7 +61,7 @@ def wifi_note(name: str) -> str | None:
 
 
 def raw_sockets() -> bool:
-    return os.geteuid() == 0  # /dev/bpf* is root-only by default
+    return sys.platform != "win32" and os.geteuid() == 0  # /dev/bpf* is root-only by default
 
 
 def route_to(peer: str) -> dict[str, Any] | None:
@@ -77,4 +78,4 @@ def neighbor(peer: str) -> dict[str, Any] | None:
 
 
 def is_admin() -> bool:
-    return os.geteuid() == 0
+    return sys.platform != "win32" and os.geteuid() == 0

@@ -305,7 +305,7 @@ def macos_route_get(text: str) -> dict[str, str | None]:
     return {"interface": kv.get("interface"), "gateway": gw if gw and not gw.startswith("link#") else None}
 
 
-def macos_arp(text: str) -> dict[str, str] | None:
+def macos_arp(text: str) -> dict[str, str | None] | None:
     """``arp -n ADDR``: "? (10.0.0.5) at a4:83:e7:1:2:3 on en0 ifscope [ethernet]" or "(incomplete)"."""
     m = re.search(r"\) at (\S+) on (\S+)", text)
     if not m:
@@ -384,10 +384,11 @@ def windows_neighbor(rows: list[dict[str, str | int | None]], peer: str,
     if interface_address:
         found = [r for r in found if r["interface"] == interface_address] or found
     resolved = [r for r in found if r["state"] == "resolved"]
-    pick = (resolved or found or [None])[0]
-    if pick is None:
+    if not (resolved or found):
         return {"mac": None, "state": "none"}
-    return {"mac": pick["mac"], "state": str(pick["state"]), "interface": str(pick["interface"])}  # type: ignore[dict-item]
+    pick = (resolved or found)[0]
+    mac = None if pick["mac"] is None else str(pick["mac"])
+    return {"mac": mac, "state": str(pick["state"]), "interface": str(pick["interface"])}
 
 
 # GetIpNetTable2 (iphlpapi): MIB_IPNET_TABLE2 is NumEntries (ULONG, padded to 8) then

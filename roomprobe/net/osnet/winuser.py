@@ -18,6 +18,7 @@ requested, stored or shown.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -167,9 +168,9 @@ def find_room_user(reg: Registry, zoom_owners: list[str]) -> RoomUser:
         user = wl.get("DefaultUserName", "").strip()
         domain = wl.get("DefaultDomainName", "").strip()
         name = f"{domain}\\{user}" if domain and user else user or None
-        sid = wl.get("AutoLogonSID", "").strip()
-        if _SID.fullmatch(sid) and sid.upper().startswith("S-1-5-21-"):
-            candidates.append((sid, name or sid, "Winlogon AutoLogonSID"))
+        auto_sid = wl.get("AutoLogonSID", "").strip()
+        if _SID.fullmatch(auto_sid) and auto_sid.upper().startswith("S-1-5-21-"):
+            candidates.append((auto_sid, name or auto_sid, "Winlogon AutoLogonSID"))
         if user:
             candidates.append((None, name or user, "Winlogon AutoAdminLogon DefaultUserName"))
     if not candidates:
@@ -212,13 +213,17 @@ class WinReg:
     """:class:`Registry` over ``winreg`` (ImportError off Windows)."""
 
     def __init__(self) -> None:
-        import winreg  # type: ignore[import-not-found,unused-ignore]
+        if sys.platform != "win32":
+            raise ImportError("winreg exists on Windows only")
+        import winreg
 
         self._w = winreg
         self._hives = {"HKLM": winreg.HKEY_LOCAL_MACHINE, "HKCU": winreg.HKEY_CURRENT_USER,
                        "HKU": winreg.HKEY_USERS}
 
     def _open(self, key: str):  # type: ignore[no-untyped-def]
+        if sys.platform != "win32":  # unreachable (__init__ refused): tells mypy the hives are winreg's
+            raise ImportError("winreg exists on Windows only")
         hive, _, sub = norm_key(key).partition("\\")
         if hive not in self._hives:
             raise OSError(f"unknown registry hive {hive}")
@@ -243,6 +248,8 @@ class WinReg:
         return out
 
     def subkeys(self, key: str) -> list[str]:
+        if sys.platform != "win32":  # unreachable (__init__ refused), as in _open
+            raise ImportError("winreg exists on Windows only")
         out = []
         with self._open(key) as k:
             for i in range(MAX_PROFILES * 2):

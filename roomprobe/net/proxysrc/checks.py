@@ -225,10 +225,14 @@ def _tunnel(proxy: str | None, host: str, port: int, timeout: float) -> socket.s
 
 
 def _handshake(ctx: ssl.SSLContext, proxy: str | None, host: str, port: int,
-               timeout: float) -> dict[str, Any]:
-    with _tunnel(proxy, host, port, timeout) as raw, ctx.wrap_socket(raw, server_hostname=host) as s:
-        cert = s.getpeercert() or {}
-        return {"issuer": _name(cert.get("issuer", ())), "subject": _name(cert.get("subject", ()))}
+               timeout: float, progress: dict[str, Any] | None = None) -> dict[str, Any]:
+    progress = progress if progress is not None else {}
+    progress["phase"] = "resolve-connect" if proxy is None else "proxy"
+    with _tunnel(proxy, host, port, timeout) as raw:
+        progress["phase"] = "tls"
+        with ctx.wrap_socket(raw, server_hostname=host) as s:
+            cert = s.getpeercert() or {}
+            return {"issuer": _name(cert.get("issuer", ())), "subject": _name(cert.get("subject", ()))}
 
 
 def _loose_look(proxy: str | None, host: str, port: int, timeout: float) -> dict[str, Any]:
@@ -256,10 +260,15 @@ def _loose_look(proxy: str | None, host: str, port: int, timeout: float) -> dict
 
 
 def tls_check(host: str, port: int, timeout: float, ca_file: str | None = None,
-              proxy: str | None = None, public_ca_file: str | None = None) -> dict[str, Any]:
+              proxy: str | None = None, public_ca_file: str | None = None,
+              progress: dict[str, Any] | None = None) -> dict[str, Any]:
     """TLS to host:port (directly or through ``proxy``) and its verdict (roomprobe.net.tlsverdict):
     does the chain verify against this device's store (or ``ca_file``), against the public web
-    PKI, who issued it; for a date error, the local time and the server's Date header."""
+    PKI, who issued it; for a date error, the local time and the server's Date header.
+
+    ``progress`` (optional) gets ``{"phase": ...}`` as the first handshake goes: a caller that
+    stops waiting can tell a check stuck in name resolution (which takes no timeout) from one
+    cut short elsewhere."""
     import datetime as dt
 
     from roomprobe.net.tlsverdict import public_context, ssl_context, verdict_of
@@ -267,9 +276,14 @@ def tls_check(host: str, port: int, timeout: float, ca_file: str | None = None,
     out: dict[str, Any] = {"host": host, "port": port, "via": safe_url(proxy) if proxy else "direct",
                            "ca": ca_file or "system", "trust": tlstrust.describe(ca_file or None)}
     try:
-        out.update(_handshake(ssl_context(ca_file), proxy, host, port, timeout))
+        seen, strict_note = tlstrust.judged(ssl_context(ca_file),
+                                            lambda ctx: _handshake(ctx, proxy, host, port, timeout,
+                                                                        progress))
+        out.update(seen)
+        if strict_note:
+            out["strict_note"] = strict_note
     except ssl.SSLCertVerificationError as exc:
-        out.update(verified=False, verdict=verdict_of(exc), verify_error=exc.verify_message or str(exc))
+        out.update(verified=False, verdict=verdict_of(exc), verify_error=tlstrust.reason(exc))
         out.update(_loose_look(proxy, host, port, timeout))
         if out["verdict"] in ("expired", "not-yet-valid"):
             out["local_time"] = dt.datetime.now(dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
@@ -295,7 +309,7 @@ def tls_check(host: str, port: int, timeout: float, ca_file: str | None = None,
         # Trusted here, not by the public web PKI: a company CA inspects the traffic. (A name or
         # date error cannot be it: the first handshake checked those.)
         out.update(verdict="inspected" if verdict_of(exc) == "untrusted" else "ok",
-                   public=exc.verify_message or str(exc))
+                   public=tlstrust.reason(exc))
     except (OSError, ssl.SSLError) as exc:
         out.update(verdict="ok", public=f"not compared: {type(exc).__name__}: {exc}")
     return out

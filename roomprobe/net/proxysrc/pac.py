@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from roomprobe.core.redact import redact_text
+from roomprobe.core.selfexec import self_argv
 from roomprobe.core.threads import start_guarded
 from roomprobe.net import tlstrust
 from roomprobe.net.proxysrc import safe_url
@@ -166,13 +167,12 @@ WORKER_FLAG = "--pac-worker"  # how a frozen binary is asked to be the PAC worke
 def _worker_cmd() -> list[str]:
     """The command line of the PAC worker child.
 
-    A frozen (PyInstaller) binary has no Python to run ``-m``: ``sys.executable`` is roomprobe
-    itself, so it is started again with ``--pac-worker``, which its entry point (and
-    ``roomprobe.cli.main``) turn into the worker before anything else runs.
+    roomprobe started again with ``--pac-worker``, which its entry point (the frozen binary's,
+    and ``roomprobe.cli.main``) turns into the worker before anything else runs. core.selfexec
+    starts it isolated from the working directory (``-m`` would import a ``roomprobe/`` folder
+    found there).
     """
-    if getattr(sys, "frozen", False):
-        return [sys.executable, WORKER_FLAG]
-    return [sys.executable, "-m", "roomprobe.net.proxysrc.pacworker"]
+    return self_argv(WORKER_FLAG)
 
 
 def run_script(script: str, urls: list[str], timeout: float) -> dict[str, list[str]]:

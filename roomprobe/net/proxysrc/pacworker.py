@@ -1,4 +1,5 @@
-"""The child process that runs a PAC script: ``python -m roomprobe.net.proxysrc.pacworker``.
+"""The child process that runs a PAC script: roomprobe started with ``--pac-worker`` (pac.py,
+through core.selfexec: isolated from the working directory).
 
 Why a child: the JavaScript engine (dukpy) holds the GIL while it runs, so a PAC file that loops
 (``while(true){}``) cannot be stopped by any thread-based deadline and would hang the CLI and
@@ -24,10 +25,10 @@ MAX_VALUE_CHARS = 4096  # a FindProxyForURL answer longer than this is cut (a li
 
 
 def _limit(as_bytes: int, cpu_s: int) -> None:
-    try:
-        import resource
-    except ImportError:  # Windows: the parent's kill on timeout is the only bound
+    if sys.platform == "win32":  # no rlimits: the parent's kill on timeout is the only bound
         return
+    import resource
+
     for kind, value in ((resource.RLIMIT_AS, as_bytes), (resource.RLIMIT_CPU, cpu_s)):
         if value > 0:
             with contextlib.suppress(ValueError, OSError):
