@@ -347,7 +347,7 @@ def _port_probe(r: Room, att: Attempt, link: dict[str, Any] | None, nb: dict[str
                                "of an unanswered ARP expired among many rooms; run 'roomprobe "
                                f"check --room {r.address}' for this room"}, []
         if nb is not None and not nb.get("mac"):
-            ev.update(state="unreachable", why="no ARP answer from the room")
+            ev.update(state="unreachable", why=f"no ARP answer from the room in {att.waited_s} s")
     if att.state == "error":
         why = ("this host's firewall refused to send" if att.error in LOCAL_BLOCK
                else "the connect failed")
