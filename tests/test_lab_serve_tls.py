@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -43,12 +42,11 @@ def _serve(host, env, *extra: str) -> tuple[subprocess.Popen, list[str]]:
 
 @pytest.fixture(scope="module")
 def tls_lab(tmp_path_factory):
-    from lab import Lab, lab_unavailable_reason
+    from lab import Lab, lab_unavailable_reason, require_tool
 
     if (why := lab_unavailable_reason()) is not None:
         pytest.skip(why)
-    if shutil.which("tcpdump") is None:
-        pytest.skip("tcpdump is not installed (apt-get install tcpdump)")
+    require_tool("tcpdump", "tcpdump")  # a failure under .ci/run, which installs it
     tmp = tmp_path_factory.mktemp("tls")
     env = {**os.environ, "XDG_STATE_HOME": str(tmp / "state"), "NO_COLOR": "1"}
     with Lab() as lab:
