@@ -65,6 +65,7 @@ from roomprobe.core.probe import (
     Status,
     silence_measured,
 )
+from roomprobe.core.settings import check_file_option
 from roomprobe.net import appconns, httpsprobe, stun, zoomranges
 from roomprobe.net.tcpconnect import connect_state
 
@@ -169,6 +170,7 @@ def validate(options: Options) -> None:
             host = None
         if parts.scheme != "https" or not host:
             raise UsageError(f"cloud.web_urls: {url!r} is not an https:// URL")
+    check_file_option("cloud.ca_file", options.ca_file)
     _ports(options.tcp_ports, "tcp_ports")
     _ports(options.udp_ports, "udp_ports")
     _hosts(options.media_hosts, "media_hosts")

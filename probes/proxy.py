@@ -37,6 +37,7 @@ from roomprobe.core.probe import (
     Status,
     silence_measured,
 )
+from roomprobe.core.settings import check_file_option
 from roomprobe.net import proxies
 from roomprobe.net.proxysrc import Source, safe_url
 from roomprobe.net.proxysrc.checks import is_loopback, probe_proxy, split_proxy, tls_check
@@ -260,6 +261,8 @@ def validate(options: Options) -> None:
         value = getattr(options, key)
         if value not in allowed:
             raise UsageError(f"proxy.{key}={value!r} is not one of {', '.join(allowed)}")
+    for key in ("ca_file", "public_ca_file"):
+        check_file_option(f"proxy.{key}", getattr(options, key))
 
 
 def run(ctx: Context) -> Result:
@@ -390,6 +393,18 @@ def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
                                      f"{row['target']}: {row['error']}",
                                      {"sources": row["source"], "error": row["error"]},
                                      where=row["source"]))
+    # A PAC answer naming a proxy nobody can connect to (a host label over 63 characters, a bad
+    # port): clients skip it, as we do, but that is the PAC file's mistake and is said so.
+    for row in route_rows:
+        err = row["error"] or ""
+        if row["via"] in ("pac", "wpad") and err.startswith("unusable PAC entries skipped") \
+                and err not in told:
+            told.add(err)
+            findings.append(_finding("proxy-pac-error", Severity.WARN,
+                                     f"The PAC file of {row['source']} answers {row['target']} with "
+                                     f"{err.split(': ', 1)[1]}, which no client can use: it is "
+                                     "skipped, as browsers do, and the next entry is used.",
+                                     {"sources": row["source"], "error": err}, where=row["source"]))
     if peer_url:
         for row in route_rows:
             if row["target"] == peer_url and row["proxy"]:

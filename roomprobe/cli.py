@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schedule": ("roomprobe.commands.schedule:schedule",
                  "Run the check every N minutes with the OS scheduler (install|remove|status)."),
     "sweep": ("roomprobe.commands.sweep:sweep", "Check many rooms at once: 9090 state, ARP, likely code."),
+    "exporter": ("roomprobe.commands.exporter:exporter",
+                 "Serve /probe?target=&module= for Prometheus (blackbox_exporter style)."),
+    "path": ("roomprobe.commands.path:path",
+             "Trace the path to Zoom hop by hop (live, like mtr) and say where loss or delay begins."),
     "serve": ("roomprobe.commands.serve:serve",
               "Answer 'check --peer' bandwidth/latency tests (and stand in on 9090)."),
 }

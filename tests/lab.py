@@ -52,7 +52,7 @@ LAB_CONFIG = """
 # Probes of the cloud, the proxy path and the link run in their own lab tests (with --only),
 # against lab services: the basic lab has no TLS service for Zoom's names, so the proxy probe
 # could only (rightly) say "TLS not checked" there.
-skip = ["cloud", "bandwidth", "proxy", "quality"]
+skip = ["cloud", "bandwidth", "proxy", "quality", "path"]  # path: its own chain lab (pathlab.py)
 
 [probes.dns]
 allow_networks = ["203.0.113.0/24", "2001:db8::/32"]

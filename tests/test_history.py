@@ -292,3 +292,72 @@ def test_an_old_database_opened_read_only_still_shows_changes(tmp_path):
     ch = history.changes(conn)
     assert [f["id"] for f in ch["new"]] == ["port-refused"] and ch["baseline"]["status"] == "pass"
     assert "target" not in {r[1] for r in conn.execute("PRAGMA table_info(runs)")}  # untouched
+
+
+# ---- issue 21: rows without "probe", and flipped bytes in a text column ------------------------
+
+def test_findings_without_probe_are_read_not_an_internal_error(tmp_path):
+    """Rows written by an older version or another program may lack "probe": 'history' crashed
+    with KeyError: 'probe' (an internal error) when such a finding was new."""
+    db = tmp_path / "h.sqlite3"
+    _db_with_runs(db)
+    conn = sqlite3.connect(db)
+    conn.execute("""UPDATE runs SET findings = '[{"id": "port-refused", "severity": "fail"}]'
+                    WHERE id = 2""")
+    conn.commit()
+    conn.close()
+    out = hist_cli("--history-db", str(db))
+    assert out.returncode == 0 and out.stderr == "", out
+    assert "+ port-refused (fail, )" in out.stdout, out.stdout
+    out = hist_cli("--history-db", str(db), "--format", "json")
+    assert out.returncode == 0 and json.loads(out.stdout)["changes"]["new"][0]["probe"] == ""
+
+
+def _flip_text(db: Path) -> None:
+    """Bytes that are no UTF-8 inside a TEXT column, as a flipped bit on disk leaves them."""
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE runs SET status = CAST(x'70ff61737300' AS TEXT) WHERE id = 2")  # the last
+    conn.commit()
+    conn.close()
+
+
+def test_flipped_bytes_are_damage_on_read_and_set_aside_on_the_next_write(tmp_path):
+    db = tmp_path / "h.sqlite3"
+    env = {**os.environ, "ROOMPROBE_CONFIG": os.devnull, "NO_COLOR": "1"}
+    check = [sys.executable, "-m", "roomprobe", "check", "--only", "interfaces", "--history-db", str(db)]
+    for _ in range(2):  # two runs of this very check: the next one reads the last of them
+        assert subprocess.run(check, capture_output=True, timeout=60, env=env).returncode in (0, 1, 2)
+    _flip_text(db)
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    before = db.read_bytes()
+    out = hist_cli("--history-db", str(db))
+    assert out.returncode == 3 and "Traceback" not in out.stderr, out
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is damaged" in lines[0], out.stderr
+    # the next check records its run in a new database and keeps the damaged one whole beside it
+    out = subprocess.run(check, capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode in (0, 1, 2) and "Traceback" not in out.stderr, out
+    warn = [ln for ln in out.stderr.splitlines() if "history" in ln]
+    assert len(warn) == 1 and "is damaged" in warn[0] and "kept as" in warn[0], out.stderr
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("h.sqlite3.damaged-")
+             and not p.name.endswith(("-wal", "-shm"))]
+    assert len(aside) == 1 and aside[0].read_bytes()[:100] == before[:100]
+    conn = sqlite3.connect(aside[0])
+    assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 2  # nothing lost
+    conn.close()
+    assert [r["id"] for r in history.runs(history.connect(db))] == [1]  # this run, recorded
+    out = hist_cli("--history-db", str(db))
+    assert out.returncode == 0, out
+
+
+def test_a_file_that_is_no_database_is_never_moved(tmp_path):
+    """--history-db pointing at some other file by mistake: refused, never renamed."""
+    db = tmp_path / "notes.txt"
+    db.write_bytes(b"my notes, not sqlite\n" * 50)
+    env = {**os.environ, "ROOMPROBE_CONFIG": os.devnull, "NO_COLOR": "1"}
+    out = subprocess.run([sys.executable, "-m", "roomprobe", "check", "--only", "interfaces",
+                          "--history-db", str(db)], capture_output=True, text=True, timeout=60, env=env)
+    assert "Traceback" not in out.stderr and db.read_bytes().startswith(b"my notes"), out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

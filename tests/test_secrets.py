@@ -135,3 +135,99 @@ def test_a_proxy_that_echoes_proxy_authorization_leaves_no_credentials():
     assert out["credentials_sent"] is True
     text = json.dumps(out)
     assert not leaks(text) and B64 not in text, text
+
+
+# ---- issue 21: a raw password with @ and then / or # leaked everywhere ---------------------------
+
+RAW_PW_PROXY = "http://alice:Pr0xy@Pass/w0rd#Frag@127.0.0.1:{port}"
+RAW_PW_PARTS = ["Pr0xy", "Pass/w0rd", "w0rd", "#Frag", "Frag@"]
+# every target the proxy probe would reach is on loopback: nothing leaves the machine
+LOOPBACK_ONLY = ["--set", "proxy.os_sources=false", "--set", "proxy.wpad=off",
+                 "--set", "proxy.targets=https://127.0.0.1:9/",
+                 "--set", "proxy.connect_target=127.0.0.1:9", "--set", "proxy.tls_host=127.0.0.1",
+                 "--set", "proxy.tls_port=9"]
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _check_env(proxy: str) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env.update({"ROOMPROBE_CONFIG": os.devnull, "NO_COLOR": "1", "https_proxy": proxy})
+    return env
+
+
+def test_a_raw_proxy_password_with_at_slash_hash_is_in_no_output(tmp_path):
+    """``http://alice:Pr0xy@Pass/w0rd#Frag@127.0.0.1:PORT`` in https_proxy: urlsplit ended the
+    authority at the first /, so ``Pass/w0rd#Frag@...`` showed in the JSON, -v text, every
+    report format, the history database, the webhook payload and the outbox. The proxy is read
+    as curl reads it (the last @), at a closed loopback port."""
+    import subprocess
+    import sys
+
+    proxy = RAW_PW_PROXY.format(port=_closed_port())
+    rx = Receiver([503] * 50)  # never delivered: the payload stays in the outbox too
+    js, db = tmp_path / "r.json", tmp_path / "h.sqlite3"
+    outs: dict[str, str] = {}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "roomprobe", *args], capture_output=True,
+                              text=True, timeout=120, env=_check_env(proxy))
+
+    try:
+        base = ["check", "--only", "proxy", *LOOPBACK_ONLY, "--timeout", "3"]
+        out = run(*base, "--format", "json", "--json", str(js), "--history-db", str(db),
+                  "--webhook", rx.url)
+        assert out.returncode in (0, 1, 2), out
+        outs["json"], outs["json-stderr"] = out.stdout, out.stderr
+        assert "127.0.0.1" in out.stdout  # the proxy is named, by its real host
+        out = run(*base, "-v", "--no-history")
+        outs["-v text"] = out.stdout + out.stderr
+        out = run(*base, "--format", "nagios", "--no-history")
+        outs["nagios"] = out.stdout + out.stderr
+        for fmt in ("text", "markdown", "html"):
+            out = run("report", str(js), "--format", fmt, *(["-v"] if fmt == "text" else []))
+            assert out.returncode == 0, out
+            outs[f"report {fmt}"] = out.stdout
+        outs["history db"] = db.read_bytes().decode("latin-1")
+        outs["webhook"] = json.dumps(rx.posts)
+        assert rx.posts, "the webhook was not called"
+        outbox = tmp_path / "webhook-outbox.json"
+        assert outbox.exists(), "the undelivered payload should wait in the outbox"
+        outs["outbox"] = outbox.read_text()
+    finally:
+        rx.close()
+    found = {where: [p for p in RAW_PW_PARTS if p in text] for where, text in outs.items()}
+    assert not any(found.values()), found
+
+
+def test_one_proxy_url_parser_reads_the_last_at_as_curl_does():
+    from roomprobe.core.proxyurl import ProxyURLError, parse_proxy_url
+    from roomprobe.net.proxysrc import proxy_problem, safe_url
+    from roomprobe.net.proxysrc.checks import split_proxy
+    from roomprobe.net.speed import redact_proxy
+
+    raw = RAW_PW_PROXY.format(port=3128)
+    p = parse_proxy_url(raw)
+    assert (p.scheme, p.host, p.port, p.username, p.password) == (
+        "http", "127.0.0.1", 3128, "alice", "Pr0xy@Pass/w0rd#Frag")
+    assert parse_proxy_url(p.canonical()) == p
+    assert split_proxy(raw) == ("http", "127.0.0.1", 3128, "alice:Pr0xy@Pass/w0rd#Frag")
+    assert proxy_problem(raw) is None
+    for shown in (safe_url(raw), redact_proxy(raw), redact_text(f"via {raw}: refused"), p.shown()):
+        assert not [s for s in RAW_PW_PARTS if s in shown], shown
+        assert "127.0.0.1:3128" in shown
+    assert parse_proxy_url("[::1]:8080").host == "::1"
+    assert parse_proxy_url("proxy.lab").port is None
+    for bad, why in [("http://a:b@host:99999", "port"), ("http://" + "x" * 64 + ":1", "label"),
+                     ("http://::1:8080", "brackets"), ("http://u:p@:8080", "no host")]:
+        with pytest.raises(ProxyURLError, match=why) as exc:
+            parse_proxy_url(bad)
+        assert "u:p" not in str(exc.value) and "x" * 64 not in str(exc.value)

@@ -55,11 +55,26 @@ def test_bad_arguments_are_one_line_exit_3(args, words):
     ("rooms.toml", "[[room]]\naddress = '10.0.0.1'\nname = 7\n", ["name must be text"]),
     ("rooms.txt", "10.0.0.1\n", ["name it .csv or .toml"]),
     ("rooms.csv", b"address\n\xff\xfe\n", ["UTF-8"]),
+    # issue 21: a field over the csv module's 128 KiB limit was an internal error (csv.Error)
+    pytest.param("rooms.csv", "address,name\n127.0.0.1," + "x" * (128 * 1024 + 1) + "\n",
+                 ["line 2", "field larger"], id="csv-field-over-128KiB"),
 ])
 def test_bad_inventories_are_one_line_exit_3(tmp_path, name, text, words):
     p = tmp_path / name
     p.write_bytes(text if isinstance(text, bytes) else text.encode())
     one_line_exit3(cli("sweep", str(p)), *words)
+
+
+def test_a_mac_excel_csv_with_cr_only_line_endings_is_read(tmp_path):
+    """Excel's "CSV (Macintosh)" ends rows with a lone CR: it was an internal error."""
+    inv = tmp_path / "rooms.csv"
+    inv.write_bytes(b"name,address,controller\rRoom A,10.0.0.5,10.0.0.9\rRoom B,10.0.0.6,\r")
+    rooms = sw.load_inventory(str(inv), 9090)
+    assert [(r.name, r.address, r.controllers) for r in rooms] == [
+        ("Room A", "10.0.0.5", ("10.0.0.9",)), ("Room B", "10.0.0.6", ())]
+    crlf = tmp_path / "crlf.csv"
+    crlf.write_bytes(b"name,address\r\n\"Room\r\nC\",10.0.0.7\r\n")
+    assert [(r.name, r.address) for r in sw.load_inventory(str(crlf), 9090)] == [("Room\r\nC", "10.0.0.7")]
 
 
 def test_inventory_is_read_bounded(tmp_path):
@@ -68,7 +83,7 @@ def test_inventory_is_read_bounded(tmp_path):
     one_line_exit3(cli("sweep", str(big)), "larger than")
     zero = tmp_path / "zero.csv"
     zero.symlink_to("/dev/zero")
-    one_line_exit3(cli("sweep", str(zero)), "larger than")
+    one_line_exit3(cli("sweep", str(zero)), "not a regular file")  # refused before any read
 
 
 def test_targets_parse_cidrs_inventories_and_drop_repeats(tmp_path):

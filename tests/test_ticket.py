@@ -293,7 +293,7 @@ def test_dev_zero_report_is_bounded():
 
     t0 = time.monotonic()
     out = cli("report", "/dev/zero")
-    assert out.returncode == 3 and "larger than" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 3 and "not a regular file" in out.stderr and "Traceback" not in out.stderr
     assert time.monotonic() - t0 < 20
 
 
@@ -333,3 +333,21 @@ def test_a_hidden_ssid_is_named_in_the_check_text_output(hidden_ssid_report):
     assert f"en0 (Wi-Fi): {HIDDEN_NOTE}" in text and "en1 (Wi-Fi)" not in text
     rep["host"]["interfaces"] = [i for i in rep["host"]["interfaces"] if i["name"] != "en0"]
     assert HIDDEN_NOTE not in render_text(rep)
+
+
+def test_a_schema_valid_object_where_text_is_usual_renders_in_every_format(saved, tmp_path):
+    """diagnosis[].ruled_out[].cause as an object is schema-valid: text and markdown rendered
+    it, the html renderer died (html.escape of a dict: an internal error, exit 3)."""
+    rep = json.loads(saved.read_text())
+    assert rep["diagnosis"], "the saved report should carry a diagnosis"
+    rep["diagnosis"][0]["ruled_out"] = [{"cause": {"why": "<script>x</script>"}, "how": 7},
+                                        {"cause": ["a", 1]}]
+    rep["diagnosis"][0]["cause"] = {"nested": True}
+    jsonschema.validate(rep, load_schema())
+    js = tmp_path / "odd.json"
+    js.write_text(json.dumps(rep))
+    for fmt in ("text", "markdown", "html"):
+        out = cli("report", str(js), "--format", fmt, "-v")
+        assert out.returncode == 0 and "Traceback" not in out.stderr, (fmt, out.stderr)
+        assert fmt == "text" or "<script>x" not in out.stdout, fmt  # a terminal may show it
+    assert "&lt;script&gt;x" in cli("report", str(js), "--format", "html").stdout

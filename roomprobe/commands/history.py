@@ -39,7 +39,7 @@ def history(since: str | None, limit: int, fmt: str, history_db: str | None) -> 
     try:
         data = {"db": str(path), "runs": hist.runs(conn, since=since_ts, limit=limit),
                 "changes": hist.changes(conn)}
-    except (sqlite3.Error, hist.DamagedHistory) as exc:
+    except (sqlite3.Error, hist.DamagedHistory, UnicodeDecodeError) as exc:  # flipped bytes
         raise hist.db_error(path, exc) from None
     finally:
         conn.close()

@@ -280,7 +280,13 @@ def status(platform: str | None, directory: str | None, fmt: str, history_db: st
     meta = None
     for p in files.values():
         if p.exists():
-            raw = p.read_bytes()
+            from roomprobe.core.fsutil import open_regular
+
+            try:  # a FIFO or device in its place must not hang 'schedule status'
+                with open_regular(p) as fh:
+                    raw = fh.read(1 << 20)
+            except OSError:
+                continue
             bom = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
             text = raw.decode("utf-16") if bom else raw.decode("utf-8", "replace")
             meta = meta or sch.read_meta(text)

@@ -26,6 +26,9 @@ from roomprobe.core.errors import UsageError
               help="Also write every room's metrics (room/target labels) for node_exporter.")
 @click.option("--html", "html_path", default=None, metavar="FILE",
               help="Also write a self-contained html page (sortable, worst first).")
+@click.option("--sd-file", default=None, metavar="PATH.json",
+              help="Also write the rooms as Prometheus file_sd JSON (labels room, site, "
+                   "controller) for 'roomprobe exporter' (docs/exporter.md).")
 @click.option("--deep", is_flag=True, default=False,
               help="Also ask each room's 'roomprobe serve --agent' (inventory column peer) for "
                    "the room's own check, and merge it in.")
@@ -47,7 +50,7 @@ from roomprobe.core.errors import UsageError
 @click.option("--deep-concurrency", type=click.IntRange(1, 256), default=16, show_default=True,
               help="Agents asked at the same time.")
 def sweep(targets: tuple[str, ...], port: int, timeout: float, concurrency: int, fmt: str,
-          prometheus_textfile: str | None, html_path: str | None, deep: bool,
+          prometheus_textfile: str | None, html_path: str | None, sd_file: str | None, deep: bool,
           peer_token: str | None, peer_fingerprint: str | None, peer_tls_unpinned: bool,
           deep_only: tuple[str, ...], deep_timeout: float, deep_concurrency: int) -> int:
     """Check many rooms at once from this host: TCP 9090, ARP on this subnet, the likely code.
@@ -72,6 +75,10 @@ def sweep(targets: tuple[str, ...], port: int, timeout: float, concurrency: int,
         raise UsageError(f"--prometheus-textfile {prometheus_textfile}: the textfile collector "
                          "only reads *.prom files; name it e.g. rooms.prom")
     rooms = sw.parse_targets(targets, port)
+    if sd_file:  # before the sweep: the inventory is known now, and a bad path is exit 3 at once
+        from roomprobe.fleet import sd
+
+        sd.write(sd_file, rooms)
     request = _deep_request(rooms, peer_token, deep_only, deep_timeout) if deep else None
     pin = _deep_tls(rooms, deep, peer_fingerprint, peer_tls_unpinned)
     started, t0 = time.time(), time.monotonic()

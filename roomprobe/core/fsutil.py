@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import stat
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 # Windows: ERROR_ACCESS_DENIED (5) and ERROR_SHARING_VIOLATION (32) while an antivirus or the
 # search indexer holds the target open for a moment after the last write.
@@ -27,7 +30,9 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o
     then rename over ``path``."""
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    sweep_stale_temps(directory)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{TEMP_TAG}-{os.getpid()}-", suffix=".tmp",
+                               dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -39,6 +44,58 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+# A temp file of ours: ``.<target>.roomprobe-<pid>-<random>.tmp``. A kill -9 (or a power cut)
+# between mkstemp and the rename leaves one behind, and nothing else would ever remove it; the
+# next write into the same directory does, if the writer is gone (its pid is dead) or the file is
+# older than any write could take. Only this exact pattern is touched: never a file of someone
+# else's, even one that ends in ``.tmp``.
+TEMP_TAG = "roomprobe"
+STALE_TEMP_S = 10 * 60
+_OUR_TEMP = re.compile(r"^\..+\." + TEMP_TAG + r"-(?P<pid>\d{1,10})-[A-Za-z0-9_]{6,}\.tmp$")
+
+
+def _pid_alive(pid: int) -> bool:
+    """Is ``pid`` a running process? Unsure (Windows, no permission) counts as alive."""
+    if pid == os.getpid():
+        return True
+    if sys.platform == "win32":  # os.kill(pid, 0) would send CTRL_C_EVENT there: rely on age
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return True
+
+
+def sweep_stale_temps(directory: str | os.PathLike[str], now: float | None = None) -> list[str]:
+    """Remove our own temp files in ``directory`` whose writer died or that are older than
+    :data:`STALE_TEMP_S`; the names removed. Never raises (a write must not fail over this)."""
+    removed: list[str] = []
+    now = time.time() if now is None else now
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        m = _OUR_TEMP.match(name)
+        if m is None:
+            continue
+        full = os.path.join(directory, name)
+        try:
+            st = os.lstat(full)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            if _pid_alive(int(m.group("pid"))) and now - st.st_mtime < STALE_TEMP_S:
+                continue
+            os.unlink(full)
+            removed.append(name)
+        except OSError:
+            continue
+    return removed
 
 
 def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
@@ -76,8 +133,11 @@ def read_bounded(path: str | os.PathLike[str], max_bytes: int, what: str) -> byt
     from roomprobe.core.errors import UsageError
 
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             data = fh.read(max_bytes + 1)
+    except NotRegularFile as exc:
+        raise UsageError(f"cannot read {what} {os.fspath(path)}: it is {exc.kind}, not a regular "
+                         "file; give the path of a file") from None
     except OSError as exc:
         raise UsageError(f"cannot read {what} {os.fspath(path)}: {exc.strerror or exc}; "
                          "check the path") from None
@@ -87,6 +147,55 @@ def read_bounded(path: str | os.PathLike[str], max_bytes: int, what: str) -> byt
         raise UsageError(f"{what} {os.fspath(path)} is larger than {_size(max_bytes)}; "
                          f"is it the right file?")
     return data
+
+
+class NotRegularFile(OSError):
+    """The path names a FIFO, a socket, a device or a directory: not something we read."""
+
+    def __init__(self, path: str, kind: str) -> None:
+        super().__init__(f"{path} is not a regular file ({kind})")
+        self.kind = kind
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "not a file"
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open ``path`` for reading only if it is a regular file; else :class:`NotRegularFile`.
+
+    Why: opening a FIFO blocks until someone writes to it (forever, for a file given by mistake
+    or by an attacker who can create one where we look), and a device never ends. The open is
+    non-blocking where the OS has O_NONBLOCK, so even a FIFO returns at once, and the check is
+    ``fstat`` on what was opened (no window between a check and the open). The null device
+    (``ROOMPROBE_CONFIG=/dev/null`` means "no config") reads as empty.
+    """
+    name = os.fspath(path)
+    if name == os.devnull:
+        import io
+
+        return io.BytesIO(b"")
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+    if not hasattr(os, "O_NONBLOCK"):  # Windows: no FIFOs in the file system; look first
+        st = os.stat(name)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(name, _kind(st.st_mode))
+    fd = os.open(name, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(name, _kind(st.st_mode))
+        if sys.platform != "win32":  # back to ordinary reads (a no-op for a regular file)
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def read_text_bounded(path: str | os.PathLike[str], max_bytes: int, what: str) -> str:

@@ -59,8 +59,10 @@ def _redact_rest(rest: str) -> str:
     end = _first(rest, "/?#")
     authority = rest[:end]
     if "@" in authority:  # the ordinary case, and a raw @ in the password: cut at the last @
-        at = authority.rindex("@")
-        userinfo, rest = authority[:at], rest[at + 1:]
+        # ...that is followed by a host: ``alice:Pr0xy@Pass/w0rd#Frag@127.0.0.1:3128`` has an @
+        # and then a / and a # inside the password, so the authority urlsplit sees ends too early
+        at = max(authority.rindex("@"), _last_host_at(rest))
+        userinfo, rest = rest[:at], rest[at + 1:]
         return _mask_userinfo(userinfo) + "@" + _mask_query(rest)
     at = rest.rfind("@")
     if at > 0 and ":" in authority:
@@ -71,6 +73,20 @@ def _redact_rest(rest: str) -> str:
             # authority early for urlsplit; the host is after the last @.
             return f"{MASK}:{MASK}@" + _mask_query(rest[at + 1:])
     return _mask_query(rest)
+
+
+# host[:port] (a name, an address, or [an IPv6 literal]) ending the text or followed by / ? #
+_HOSTPORT = re.compile(r"(?:\[[^\]/?#@\s]*\]|[^\s/?#@:\[\]]+)(?::\d*)?(?=$|[/?#])")
+
+
+def _last_host_at(rest: str) -> int:
+    """The index of the last ``@`` in ``rest`` that a host[:port] follows; -1 if none."""
+    at = rest.rfind("@")
+    while at >= 0:
+        if _HOSTPORT.match(rest, at + 1):
+            return at
+        at = rest.rfind("@", 0, at)
+    return -1
 
 
 def _first(text: str, chars: str) -> int:

@@ -26,6 +26,7 @@ BUILTIN = {
     "bandwidth": "roomprobe.probes.bandwidth:PROBE",
     "quality": "roomprobe.probes.quality:PROBE",
     "wifi": "roomprobe.probes.wifi:PROBE",
+    "path": "roomprobe.probes.path:PROBE",
 }
 
 

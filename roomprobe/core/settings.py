@@ -355,9 +355,43 @@ def _check_settings(cfg: ConfigFile, flags: Mapping[str, Any]) -> CheckSettings:
     if check.format not in ("text", "json", "nagios"):
         raise UsageError(f"format {check.format!r} is not text, json or nagios")
     check = replace(check, timeout=timeout)
+    check_peer_token(check.peer_token)
     if check.json == "-":
         check = replace(check, format="json", json=None)
     return check
+
+
+def check_file_option(name: str, value: object) -> None:
+    """An option naming a file (``proxy.ca_file``): empty means "not set"; anything else must be
+    an existing regular file, refused here in one line rather than as a FileNotFoundError in
+    the middle of a probe."""
+    path = str(value or "")
+    if not path:
+        return
+    if not path.isprintable():
+        raise UsageError(f"{name}={path!r}: the path contains control characters")
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise UsageError(f"{name}={path!r}: {exc.strerror or exc}; give the path of an existing "
+                         "file, or leave it empty") from None
+    except ValueError as exc:  # an embedded NUL
+        raise UsageError(f"{name}={path!r}: {exc}") from None
+    import stat
+
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{name}={path!r} is not a regular file; give the path of a PEM file")
+
+
+def check_peer_token(token: str | None) -> None:
+    """--peer-token travels in an HTTP header (Latin-1 only) and a keyed UDP header: what
+    'roomprobe serve' prints is printable ASCII. Anything else is a mistyped token, refused
+    here (never echoed: it is a secret) instead of crashing http.client mid-probe."""
+    if token is None:
+        return
+    if not token or not token.isascii() or not token.isprintable() or any(c.isspace() for c in token):
+        raise UsageError("--peer-token must be the token 'roomprobe serve' printed (printable "
+                         "ASCII, no spaces); check it was copied whole (also: ROOMPROBE_PEER_TOKEN)")
 
 
 def selected(settings: Settings, probes: Mapping[str, Any]) -> list[str]:

@@ -163,8 +163,41 @@ def _history(rep: dict[str, Any], exit_code: int, c: CheckSettings) -> tuple[boo
     if not c.history and not path.exists():
         return True, None, None
     try:
+        return _record(path, rep, exit_code, c)
+    except _Damaged as damaged:
+        # The file itself is damaged (flipped bytes, corrupt pages): keep it whole beside, and
+        # start a new one with this run, so neither the old runs nor this one are lost.
+        try:
+            aside = history.set_aside(path)
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            _warn(f"could not record the run: {damaged.message} (not moved aside: {why})")
+            return True, None, None
+        _warn(f"the history database {path} is damaged ({damaged.cause}); kept as {aside.name} "
+              "and a new one started with this run")
+        try:
+            return _record(path, rep, exit_code, c)
+        except _Damaged as again:
+            _warn(f"could not record the run: {again.message}")
+            return True, None, None
+
+
+class _Damaged(Exception):
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.message, self.cause = message, cause
+
+
+def _record(path: Path, rep: dict[str, Any], exit_code: int,
+            c: CheckSettings) -> tuple[bool, str | None, int | None]:
+    """One try of :func:`_history`; raises _Damaged when the file itself is damaged."""
+    from roomprobe.fleet import history
+
+    try:
         conn = history.connect(path)
     except UsageError as exc:
+        if "is damaged" in str(exc) and c.history:
+            raise _Damaged(str(exc), str(exc).split("(", 1)[-1].rsplit(")", 1)[0][:160]) from None
         _warn(str(exc))
         return True, None, None
     try:
@@ -176,6 +209,8 @@ def _history(rep: dict[str, Any], exit_code: int, c: CheckSettings) -> tuple[boo
                                     keep_runs=int(c.history_keep_runs))
         return last is None, previous, run_id
     except Exception as exc:  # sqlite3.Error, full disk: never lose the check's verdict over it
+        if c.history and history.is_damage(exc):
+            raise _Damaged(str(history.db_error(path, exc)), str(exc)[:160]) from None
         _warn(f"could not record the run: {history.db_error(path, exc)}")
         return True, None, None
     finally:

@@ -10,7 +10,9 @@ check ON the room. ``serve --agent`` lets a sweep ask for one, without giving th
   address, ``only``: probe ids from the registry minus the link-loading ones, ``timeout``:
   1-30 s); anything else is a one-line 400. The agent chooses every other argument itself
   (JSON on stdout, no history, no bandwidth test, an empty config file, a cleaned environment),
-  so the caller can set no path, URL, option or command;
+  so the caller can set no path, URL, option or command (``only: ["path"]`` with a
+  ``controller`` is ``roomprobe path --back``: the agent traces back to that address, with
+  the path options it chooses itself);
 - one check at a time (503 busy otherwise), run as a child process killed at its deadline.
 
 The client half (``ask``) is what ``sweep --deep`` calls for each room's ``peer``: it names
@@ -140,6 +142,12 @@ def check_argv(req: CheckRequest, config_path: str) -> list[str]:
         argv += ["--controller", req.controller]
     if req.only:
         argv += ["--only", ",".join(req.only)]
+    if "path" in req.only and req.controller:
+        # The caller asks for the path back towards it ('roomprobe path --back'): trace to the
+        # caller's address only (the room's own path to Zoom is not what it asked for).
+        # Ten rounds (check's four are too few to place loss), within the caller's timeout.
+        argv += ["--set", "path.targets=", "--set", "path.include_peer=true", "--set", "path.rounds=10",
+                 "--set", f"path.timeout={req.timeout:g}"]
     return argv
 
 

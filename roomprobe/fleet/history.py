@@ -13,6 +13,7 @@ on macOS); ``--history-db PATH`` or ``$ROOMPROBE_HISTORY_DB`` moves it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -91,8 +92,7 @@ def db_error(path: str | os.PathLike[str], exc: BaseException) -> UsageError:
         return UsageError(f"the history database {p} is on a read-only file system or not "
                           "writable; 'roomprobe history' can still read it; to record runs, give "
                           "a writable path with --history-db")
-    if isinstance(exc, DamagedHistory) or code in (11, 26) or "not a database" in text \
-            or "malformed" in text:
+    if is_damage(exc):
         return UsageError(f"the history database {p} is damaged ({str(exc)[:160]}); move it away "
                           "and rerun (a new one is created)")
     if isinstance(exc, sqlite3.OperationalError) and ("unable to open" in text or "cannot open" in text):
@@ -100,6 +100,49 @@ def db_error(path: str | os.PathLike[str], exc: BaseException) -> UsageError:
                           "choose another with --history-db")
     return UsageError(f"the history database {p} is unusable ({str(exc)[:160]}); move it away "
                       "and rerun (a new one is created)")
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Is ``exc`` the database file's own damage (corrupt pages, flipped bytes in a text column:
+    SQLite's "could not decode to UTF-8", or UnicodeDecodeError on some Pythons), as opposed to
+    a full disk, a read-only mount or a lock?"""
+    code = getattr(exc, "sqlite_errorcode", None)
+    text = str(exc).lower()
+    return (isinstance(exc, (DamagedHistory, UnicodeDecodeError)) or code in (11, 26)
+            or "not a database" in text or "malformed" in text or "could not decode" in text)
+
+
+def set_aside(path: str | os.PathLike[str]) -> Path:
+    """Rename a damaged database (and its -wal/-shm) to ``<name>.damaged-<UTC time>``, so a new
+    one can record this run while the old file is kept whole for whoever wants to rescue it.
+    Raises OSError when it cannot be moved (then nothing was moved), and ValueError for a file
+    that is not a SQLite database at all (a wrong --history-db: that file is left alone)."""
+    p = Path(path)
+    with open(p, "rb") as fh:
+        if fh.read(16) != b"SQLite format 3\x00":
+            raise ValueError("not a SQLite file; left alone")
+    aside = p.with_name(f"{p.name}.damaged-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = aside.with_name(f"{aside.name.split('~')[0]}~{n}")
+    # The WAL moves with its database (a new database must never meet the old one's WAL):
+    # all three go, or none does.
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for suffix in ("-wal", "-shm", ""):
+            src = p.with_name(p.name + suffix)
+            if suffix and not src.exists():
+                continue
+            dst = aside.with_name(aside.name + suffix)
+            os.replace(src, dst)
+            moved.append((src, dst))
+    except OSError:
+        for src, dst in reversed(moved):
+            with contextlib.suppress(OSError):
+                os.replace(dst, src)
+        raise
+    return aside
 
 
 def _fs_state(path: Path) -> str | None:
@@ -318,6 +361,8 @@ def _row(r: tuple[Any, ...]) -> dict[str, Any]:
             or not isinstance(r[5], int) or isinstance(r[6], bool) \
             or not isinstance(r[6], (int, float)) or r[4] not in (0, 1):
         raise DamagedHistory(f"run #{run_id}: a column holds a value of the wrong type")
+    # "probe" may be absent (older rows, other writers): every reader gets it, as "" then
+    findings = [{**f, "probe": f.get("probe", "")} for f in findings]
     return {"id": run_id, "started_at": r[2], "status": r[3], "complete": bool(r[4]),
             "exit_code": r[5], "duration_s": float(r[6]), "findings": findings}
 

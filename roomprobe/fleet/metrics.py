@@ -100,6 +100,16 @@ def render_many(items: list[tuple[dict[str, Any], int]], *,
                 extra_labels: dict[str, str] | None = None) -> str:
     """Several rooms' reports in one exposition (``sweep``): one family per name, room-labelled."""
     from prometheus_client import CollectorRegistry, generate_latest
+
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(collector(items, extra_labels=extra_labels))  # type: ignore[arg-type]
+    return generate_latest(reg).decode("utf-8")
+
+
+def collector(items: list[tuple[dict[str, Any], int]], *,
+              extra_labels: dict[str, str] | None = None) -> Any:
+    """A prometheus_client collector of the reports' families (what ``render_many`` writes), for
+    a caller that registers it beside its own metrics (the exporter's ``/probe``)."""
     from prometheus_client.core import GaugeMetricFamily
 
     merged: dict[str, tuple[str, list[tuple[dict[str, str], float]]]] = {}
@@ -118,9 +128,7 @@ def render_many(items: list[tuple[dict[str, Any], int]], *,
                     fam.add_metric([labels.get(k, "") for k in keys], value)
                 yield fam
 
-    reg = CollectorRegistry(auto_describe=False)
-    reg.register(_Collector())  # type: ignore[arg-type]
-    return generate_latest(reg).decode("utf-8")
+    return _Collector()
 
 
 def _started(report: dict[str, Any]) -> float:

@@ -38,11 +38,15 @@ def url_id(url: str) -> str:
 
 def load(path: Path) -> tuple[list[dict[str, Any]], str | None]:
     """The pending entries, and a warning if the file was unreadable (then it starts empty)."""
+    from roomprobe.core.fsutil import NotRegularFile, open_regular
+
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # a FIFO in its place would block a plain open forever
             data = fh.read(MAX_BYTES + 1)
     except FileNotFoundError:
         return [], None
+    except NotRegularFile as exc:
+        return [], f"the webhook outbox {path} is {exc.kind}, not a file; starting a new one"
     except OSError as exc:
         return [], f"cannot read the webhook outbox {path}: {exc.strerror or exc}"
     if len(data) > MAX_BYTES:

@@ -92,6 +92,7 @@ class Room:
     name: str | None = None
     controllers: tuple[str, ...] = ()
     peer: str | None = None  # a 'roomprobe serve --agent' on the room, ADDR[:PORT] (for --deep)
+    site: str | None = None  # a label for monitoring (file_sd, the exporter); not measured
     fingerprint: str | None = None  # its serve --tls certificate's SHA-256 (64 hex), for --deep
 
     @property
@@ -161,7 +162,8 @@ def load_inventory(path: str, default_port: int) -> list[Room]:
     """Rooms from an inventory file: CSV (a header row) or TOML (``[[room]]`` tables).
 
     Columns / keys: ``name``, ``address`` (or ``room``), ``controller`` (or ``controllers``:
-    several separated by spaces, commas or semicolons; a list in TOML), ``port``, ``peer``.
+    several separated by spaces, commas or semicolons; a list in TOML), ``port``, ``peer``,
+    ``site`` (a label for monitoring only).
     """
     from roomprobe.core.fsutil import loads_toml_bounded, read_bounded
 
@@ -181,17 +183,23 @@ def load_inventory(path: str, default_port: int) -> list[Room]:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise UsageError(f"inventory {path} is not UTF-8 text; save it as UTF-8 CSV") from None
-        reader = csv.DictReader(io.StringIO(text))
-        fields = {f.strip().lower() for f in reader.fieldnames or []}
-        if not fields & {"address", "room"}:
-            raise UsageError(f"inventory {path}: the first row must name the columns, with "
-                             "'address' (and name, controller, port, peer)")
-        rooms = []
-        for i, row in enumerate(reader, 2):
-            clean = {str(k).strip().lower(): v for k, v in row.items() if k is not None}
-            if not any((v or "").strip() for v in clean.values() if isinstance(v, str)):
-                continue  # a blank line
-            rooms.append(_room(clean, f"{path} line {i}", default_port))
+        # newline="": the csv module then splits rows at \n, \r\n AND a lone \r (Excel's
+        # "CSV (Macintosh)" export), and keeps a newline quoted inside a field.
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        try:
+            fields = {f.strip().lower() for f in reader.fieldnames or []}
+            if not fields & {"address", "room"}:
+                raise UsageError(f"inventory {path}: the first row must name the columns, with "
+                                 "'address' (and name, controller, port, peer)")
+            rooms = []
+            for i, row in enumerate(reader, 2):
+                clean = {str(k).strip().lower(): v for k, v in row.items() if k is not None}
+                if not any((v or "").strip() for v in clean.values() if isinstance(v, str)):
+                    continue  # a blank line
+                rooms.append(_room(clean, f"{path} line {i}", default_port))
+        except csv.Error as exc:  # a field over the csv module's 128 KiB limit, a NUL byte...
+            raise UsageError(f"inventory {path} line {reader.line_num + 1}: not a usable CSV row "
+                             f"({str(exc)[:80]}); is it the right file?") from None
         return rooms
     raise UsageError(f"inventory {path}: name it .csv or .toml (the format follows the name)")
 
@@ -206,6 +214,7 @@ def _room(row: dict[str, Any], where: str, default_port: int) -> Room:
                 name=_text(row.get("name"), where, "name"),
                 controllers=_controllers(row.get("controller", row.get("controllers")), where),
                 peer=_text(row.get("peer"), where, "peer"),
+                site=_text(row.get("site"), where, "site"),
                 fingerprint=_fingerprint(row.get("fingerprint"), where))
 
 

@@ -47,11 +47,20 @@ _RESERVED = {"content-type", "content-length", "host", "x-roomprobe-signature", 
 
 
 def validate_url(url: str) -> None:
-    """Only http(s) URLs with a host: anything else is a usage error before the check runs."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--webhook {url!r}: give an http:// or https:// URL, "
-                         "e.g. --webhook https://hooks.example.com/roomprobe")
+    """Only http(s) URLs with a host: anything else is a usage error before the check runs.
+
+    The message never quotes the URL: a webhook's path is its secret (Slack, Teams), whatever
+    the scheme it was typed with, and the error lands in service logs."""
+    try:
+        parts = urlsplit(url)
+        scheme, host = parts.scheme, parts.hostname
+    except ValueError:
+        scheme, host = "", None
+    if scheme not in ("http", "https") or not host:
+        what = (f"a {scheme}:// URL" if scheme.isascii() and scheme.isalnum() else "no http(s) URL") \
+            if scheme not in ("http", "https") else "a URL without a host"
+        raise UsageError(f"--webhook is {what} (not shown: a webhook URL is a secret); give an "
+                         "http:// or https:// URL, e.g. --webhook https://hooks.example.com/roomprobe")
 
 
 def parse_header(text: str) -> tuple[str, str]:
@@ -173,6 +182,13 @@ def post(url: str, payload: dict[str, Any], deadline: float, *, attempts: int = 
 
     body = json.dumps(payload).encode("utf-8")
     proxy = proxy_for(url)
+    if proxy:  # urllib would cut a raw password at its first / or #: hand it our reading
+        from roomprobe.core.proxyurl import ProxyURLError, parse_proxy_url
+
+        try:
+            proxy = parse_proxy_url(proxy).canonical()
+        except ProxyURLError:
+            proxy = None  # proxy_for already refuses those; belt and braces
     from roomprobe.net import tlstrust
 
     handlers: list[Any] = [urllib.request.ProxyHandler({urlsplit(url).scheme: proxy} if proxy else {}),

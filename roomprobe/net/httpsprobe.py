@@ -15,8 +15,9 @@ import socket
 import ssl
 import time
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
+from roomprobe.core.proxyurl import ProxyURL, ProxyURLError, parse_proxy_url
 from roomprobe.net import tlstrust
 from roomprobe.net.proxies import route_for
 from roomprobe.net.tcpconnect import REFUSED, UNREACHABLE
@@ -80,7 +81,7 @@ def _tunnel(sock: socket.socket, proxy: Any, host: str, port: int,
     """HTTP CONNECT through the proxy; a non-2xx answer fails the ``proxy`` phase."""
     lines = [f"CONNECT {host}:{port} HTTP/1.1", f"Host: {host}:{port}", "User-Agent: roomprobe"]
     if proxy.username is not None:
-        cred = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}".encode()
+        cred = f"{proxy.username}:{proxy.password or ''}".encode()  # already unquoted
         lines.append("Proxy-Authorization: Basic " + base64.b64encode(cred).decode())
     t0 = time.monotonic()
     try:
@@ -149,7 +150,7 @@ def _attempt(url: str, proxy_url: str | None, deadline: float, ca_file: str | No
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port or 443
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    proxy = urlsplit(proxy_url) if proxy_url else None
+    proxy: ProxyURL | None = None
     timings: dict[str, float] = {}
     out: dict[str, Any] = {"proxy": proxy_url, "ok": False, "phase": None, "state": None,
                            "detail": None, "status": None, "timings": timings, "tls": None}
@@ -165,14 +166,8 @@ def _attempt(url: str, proxy_url: str | None, deadline: float, ca_file: str | No
             if not proxy.scheme.startswith("http"):  # a SOCKS proxy: not spoken here (proxy probe)
                 raise PhaseError("proxy", "not-tested", f"{proxy.scheme}:// proxies are not tested "
                                  "by this probe; the proxy probe checks them")
-            try:
-                proxy_port = proxy.port or 8080
-            except ValueError:  # Python's message may quote part of a password: say less
-                raise PhaseError("proxy", "bad-setting",
-                                 f"the proxy set for {host} is not HOST:PORT (port is not a "
-                                 "number): fix the proxy setting (environment, OS or PAC)") from None
             progress["phase"] = "connect"
-            s = _connect(proxy.hostname or "", proxy_port, left(), timings)
+            s = _connect(proxy.host, proxy.port or 8080, left(), timings)
             s.settimeout(left())
             progress["phase"] = "proxy"
             try:
@@ -199,6 +194,13 @@ def _attempt(url: str, proxy_url: str | None, deadline: float, ca_file: str | No
             raise
 
     try:
+        if proxy_url:
+            try:  # the one proxy URL parser (the last @, as curl): never urlsplit's first /
+                proxy = parse_proxy_url(proxy_url)
+            except ProxyURLError as exc:  # the message never quotes the value (a password)
+                raise PhaseError("proxy", "bad-setting",
+                                 f"the proxy set for {host} is unusable ({exc}): fix the proxy "
+                                 "setting (environment, OS or PAC)") from None
         sock = open_path()
         progress["phase"] = "tls"
         ctx = ssl_context(ca_file)

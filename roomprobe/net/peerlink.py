@@ -32,6 +32,11 @@ def split_peer(peer: str, default_port: int) -> tuple[str, int]:
             or not 0 < int(port_s) < 65536:
         raise ValueError(f"--peer {shown!r} is not ADDR or ADDR:PORT (PORT a number from 1 "
                          "to 65535)")
+    from roomprobe.core.proxyurl import host_problem
+
+    problem = host_problem(host)  # control characters, bytes that are no UTF-8, a 64-char label
+    if problem:
+        raise ValueError(f"--peer {shown!r}: {problem.replace('its host', 'the host')}")
     if "%" in host:  # a scoped IPv6 literal: the scope must be an interface name or index
         try:
             ip_literal(host)

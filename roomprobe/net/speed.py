@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from roomprobe.net import tlstrust
 from roomprobe.net.peertls import PinMismatch, PinnedHTTPSConnection
@@ -102,7 +102,9 @@ def proxy_problem(proxy: str) -> tuple[str, bool] | None:
     problem = url_problem(proxy)
     if problem is not None:
         return problem, False
-    scheme = urlsplit(proxy if "://" in proxy else f"http://{proxy}").scheme.lower()
+    from roomprobe.core.proxyurl import parse_proxy_url
+
+    scheme = parse_proxy_url(proxy).scheme
     if scheme != "http":
         return (f"is a {scheme} proxy; the measurement speaks to HTTP proxies only "
                 "(as Zoom does for its web traffic)", True)
@@ -222,10 +224,12 @@ class Client:
         proxy_headers: dict[str, str] = {}
         target_host, target_port = self.host, self.port
         if proxy:
-            p = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-            target_host, target_port = p.hostname or "", p.port or 8080
+            from roomprobe.core.proxyurl import parse_proxy_url  # the last @, as curl reads it
+
+            p = parse_proxy_url(proxy)
+            target_host, target_port = p.host, p.port or 8080
             if p.username:
-                cred = f"{unquote(p.username)}:{unquote(p.password or '')}".encode()
+                cred = f"{p.username}:{p.password or ''}".encode()
                 proxy_headers["Proxy-Authorization"] = "Basic " + base64.b64encode(cred).decode()
         self.extra = {} if self.scheme == "https" else dict(proxy_headers)
         if self.scheme == "https" and (pin is not None or tls_unpinned):

@@ -82,7 +82,9 @@ def parse(text: str) -> tuple[list[Network], list[str]]:
 
 
 def _read_bounded(path: Path) -> str:
-    with path.open("rb") as f:
+    from roomprobe.core.fsutil import open_regular  # a FIFO planted in the cache: no hang
+
+    with open_regular(path) as f:
         data = f.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
         raise ValueError(f"larger than {MAX_BYTES} bytes: not a range list")

@@ -8,13 +8,20 @@ do (fix steps), findings, the evidence pack, the probes, and the raw measurement
 
 from __future__ import annotations
 
+import html as _html
 import json
 import math
-from html import escape
 from typing import Any
 
-from roomprobe.report.text import verdict
+from roomprobe.report.text import ruled_out, verdict
 from roomprobe.report.ticket import evidence_rows
+
+
+def escape(value: Any) -> str:
+    """HTML-escape any value: a schema-valid report may hold an object where text is usual
+    (``diagnosis[].ruled_out[].cause``), and text and markdown render it, so html must too."""
+    return _html.escape(value if isinstance(value, str) else str(value))
+
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 COLOR = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "skip": "#6e7781",
@@ -186,7 +193,7 @@ def render_html(report: dict[str, Any]) -> str:
             if d.get("ruled_out"):
                 parts.append(f'<details class="muted"><summary>{len(d["ruled_out"])} other cause(s) '
                              "ruled out</summary><ul>"
-                             + "".join(f"<li>{escape(r['cause'])}</li>" for r in d["ruled_out"])
+                             + "".join(f"<li>{escape(cause)}</li>" for cause, _ in ruled_out(d))
                              + "</ul></details>")
             parts.append("</div>")
         parts.append("</section>")
@@ -206,6 +213,10 @@ def render_html(report: dict[str, Any]) -> str:
                      + '<p class="muted">Round trip (median per interval) and the share of '
                        "packets lost in each interval, per direction.</p></section>")
 
+    from roomprobe.report import pathview  # the path probe's hop table and chart
+
+    parts += [f"<section><h2>The path, hop by hop</h2>{pathview.html_section(x)}</section>"
+              for x in pathview.paths(report)]
     parts.append("<section><h2>Evidence pack</h2><table>")
     parts += [f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in evidence_rows(report)]
     parts.append("</table></section>")

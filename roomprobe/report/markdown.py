@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from roomprobe.report.text import verdict
+from roomprobe.report.text import ruled_out, verdict
 from roomprobe.report.ticket import evidence_rows
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#!~])")
@@ -57,7 +57,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                 out += [f"Cause: {esc(d['cause'])}", ""]
             out += [f"{i}. {esc(step)}" for i, step in enumerate(d["fix"], 1)]
             if d.get("ruled_out"):
-                out += ["", "Ruled out: " + "; ".join(esc(r["cause"]) for r in d["ruled_out"])]
+                out += ["", "Ruled out: " + "; ".join(esc(cause) for cause, _ in ruled_out(d))]
             out.append("")
 
     if report["findings"]:
@@ -75,6 +75,9 @@ def render_markdown(report: dict[str, Any]) -> str:
                    f"{p['duration_s']:.2f} s |")
     out.append("")
 
+    from roomprobe.report import pathview  # the path probe's hop table
+
+    out += [x for p in pathview.paths(report) for x in ("### Path, hop by hop", "", pathview.markdown(p))]
     out += ["### Evidence pack", "", "| | |", "|---|---|"]
     out += [f"| {esc(k)} | {esc(v)} |" for k, v in evidence_rows(report)]
     out.append("")

@@ -102,7 +102,30 @@ def _cloud(ev: dict[str, Any]) -> Iterator[Sample]:
                {"port": port}, s)
 
 
+def _path(ev: dict[str, Any]) -> Iterator[Sample]:
+    """Per traced destination (label ``destination``: zoom | media | peer | target | back, a fixed set):
+    loss and RTT at the destination, where real loss begins (0: nowhere), the hop count."""
+    for p in ev.get("paths") or []:
+        if not isinstance(p, dict) or not isinstance(p.get("destination"), dict):
+            continue
+        lb = {"destination": str(p.get("role") or "zoom")}
+        d = p["destination"]
+        if (loss := _num(d.get("loss_pct"))) is not None:
+            yield ("path_loss_ratio", "Share of path probes the destination did not answer.", lb, loss / 100)
+        rtt = d.get("rtt_ms")
+        if isinstance(rtt, dict) and (ms := _num(rtt.get("median"))) is not None:
+            yield ("path_rtt_seconds", "Median round trip to the traced destination.", lb, ms / 1000)
+        if isinstance(rtt, dict) and (ms := _num(rtt.get("jitter"))) is not None:
+            yield ("path_jitter_seconds", "Mean difference of consecutive round trips to the destination.",
+                   lb, ms / 1000)
+        begins = (p.get("loss") or {}).get("begins") if isinstance(p.get("loss"), dict) else None
+        yield ("path_loss_begins_hop", "The hop where loss that persists to the destination begins (0: none).",
+               lb, float(begins.get("ttl") or 0) if isinstance(begins, dict) else 0.0)
+        if (hops := _num(d.get("ttl"))) is not None:
+            yield ("path_hops", "Hops to the traced destination.", lb, hops)
+
+
 EXTRACTORS: dict[str, Callable[[dict[str, Any]], Iterator[Sample]]] = {
     "bandwidth": _bandwidth, "dns": _dns, "controller-port": _controller_port,
-    "subnet": _subnet, "cloud": _cloud,
+    "subnet": _subnet, "cloud": _cloud, "path": _path,
 }

@@ -59,6 +59,10 @@ def render_text(report: dict[str, Any], *, color: bool = False, verbose: bool = 
             for ln in json.dumps(p["evidence"], indent=2).splitlines():
                 lines.append(f"        {ln}")
     lines += ssid_notes(report)
+    from roomprobe.report import pathview  # the path probe's hop table
+
+    for path in pathview.paths(report):
+        lines += ["", *pathview.text_lines(path)]
     if report["findings"]:
         lines += ["", "Findings:"]
         for f in report["findings"]:
@@ -76,7 +80,20 @@ def render_text(report: dict[str, Any], *, color: bool = False, verbose: bool = 
                 lines.append(f"        {i}. {step}")
             if d.get("ruled_out") and verbose:
                 lines.append("        ruled out:")
-                lines += [f"          - {r['cause']} ({r['how']})" for r in d["ruled_out"]]
+                lines += [f"          - {cause}" + (f" ({how})" if how else "")
+                          for cause, how in ruled_out(d)]
             elif d.get("ruled_out"):
                 lines.append(f"        ({len(d['ruled_out'])} other cause(s) ruled out; -v lists them)")
     return "\n".join(lines) + "\n"
+
+
+def ruled_out(diagnosis: dict[str, Any]) -> list[tuple[str, str]]:
+    """(cause, how) of each ruled-out cause, as text, whatever shape a schema-valid report gave
+    them (the schema leaves ``ruled_out`` open: an object cause or a missing ``how`` must not
+    crash a renderer). Shared by the text, markdown and html renderers."""
+    items = diagnosis.get("ruled_out") or []
+    out = []
+    for r in items if isinstance(items, list) else [items]:
+        cause, how = (r.get("cause", r), r.get("how", "")) if isinstance(r, dict) else (r, "")
+        out.append((str(cause), "" if how is None else str(how)))
+    return out

@@ -97,23 +97,18 @@ def safe_url(url: str) -> str:
 
 
 def proxy_problem(url: str) -> str | None:
-    """Why ``url`` is no usable proxy URL (None: it is one). Never raises."""
-    if not url.isprintable() or any(c.isspace() for c in url):
-        return "it contains spaces or control characters"
+    """Why ``url`` is no usable proxy URL (None: it is one). Never raises.
+
+    The parsing is roomprobe.core.proxyurl's (the userinfo runs to the LAST ``@``, as curl
+    reads it), shared by every place that reads a proxy setting."""
+    from roomprobe.core.proxyurl import ProxyURLError, parse_proxy_url
+
     try:
-        parts = urlsplit(url if "://" in url else "http://" + url)
-        port = parts.port
-    except ValueError as exc:
-        text = str(exc)
-        if "Port could not be cast" in text or "out of range" in text:
-            return "its port is not a number from 1 to 65535"
-        return "it is not a URL (" + text.split(":")[0] + ")"
-    if parts.scheme.lower() not in PROXY_SCHEMES:
-        return f"its scheme {parts.scheme!r} is no proxy scheme ({', '.join(PROXY_SCHEMES[:4])})"
-    if not parts.hostname:
-        return "it names no host"
-    if port == 0:
-        return "its port is 0"
+        parsed = parse_proxy_url(url)
+    except ProxyURLError as exc:
+        return str(exc)
+    if parsed.scheme not in PROXY_SCHEMES:
+        return f"its scheme {parsed.scheme!r} is no proxy scheme ({', '.join(PROXY_SCHEMES[:4])})"
     return None
 
 

@@ -14,7 +14,6 @@ import socket
 import ssl
 import time
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from roomprobe.net import tlstrust
 from roomprobe.net.proxysrc import safe_url
@@ -31,12 +30,14 @@ def split_proxy(url: str) -> tuple[str, str, int, str | None]:
     problem = proxy_problem(url)
     if problem:
         raise ValueError(f"{safe_url(url)!r}: {problem}")
-    parts = urlsplit(url if "://" in url else "http://" + url)
-    default = {"https": 443, "socks5": 1080, "socks4": 1080, "socks": 1080}.get(parts.scheme, 8080)
+    from roomprobe.core.proxyurl import parse_proxy_url
+
+    p = parse_proxy_url(url)
+    default = {"https": 443, "socks5": 1080, "socks4": 1080, "socks": 1080}.get(p.scheme, 8080)
     cred = None
-    if parts.username is not None:
-        cred = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-    return (parts.scheme or "http").lower(), parts.hostname or "", parts.port or default, cred
+    if p.username is not None:
+        cred = f"{p.username}:{p.password or ''}"
+    return p.scheme, p.host, p.port or default, cred
 
 
 def is_loopback(host: str) -> bool:

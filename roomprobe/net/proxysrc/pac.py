@@ -16,9 +16,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
-import os
 import socket
-import stat
 import subprocess
 import sys
 import threading
@@ -27,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from roomprobe.core.fsutil import NotRegularFile, open_regular
 from roomprobe.core.redact import redact_text
 from roomprobe.core.selfexec import self_argv
 from roomprobe.core.threads import start_guarded
@@ -64,10 +63,10 @@ def _fetch(url: str, timeout: float) -> str:
     if parts.scheme in ("", "file") or (len(parts.scheme) == 1 and sys.platform == "win32"):
         path = parts.path if parts.scheme == "file" else url
         try:
-            if not stat.S_ISREG(os.stat(path).st_mode):
-                raise PacError(f"the PAC file {path} is not a regular file")
-            with open(path, "rb") as f:
+            with open_regular(path) as f:
                 data = _read_bounded(f.read, deadline, f"the PAC file {path}")
+        except NotRegularFile as exc:
+            raise PacError(f"the PAC file {path} is not a regular file ({exc.kind})") from None
         except OSError as exc:
             raise PacError(f"cannot read PAC file {path}: {exc.strerror or exc}") from None
         return data.decode("utf-8", errors="replace")
