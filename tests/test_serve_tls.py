@@ -143,3 +143,35 @@ def test_bad_tls_flags_are_one_line_exit_3(tmp_path, args, words):
 
 def test_client_context_is_tls12_or_better():
     assert peertls.client_context().minimum_version >= ssl.TLSVersion.TLSv1_2
+
+
+def _cli(tmp_path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env.update(NO_COLOR="1", XDG_STATE_HOME=str(tmp_path))
+    return subprocess.run([sys.executable, "-m", "roomprobe", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env, cwd=tmp_path)
+
+
+def test_serve_takes_the_exporter_web_config_tls(tmp_path):
+    """The exporter-toolkit file's tls_server_config is serve's certificate too; what serve
+    cannot honour (basic auth, client certificates) is refused in one line."""
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    servetls.ensure_self_signed("127.0.0.1", cert, key)
+    _ctx, fp = servetls.server_context(cert, key)
+    web = tmp_path / "web.yml"
+    web.write_text(f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n")
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    r = _cli(tmp_path, "serve", "--bind", "127.0.0.1", "--speed-port", str(port), "--duration", "1",
+             "--web-config", str(web))
+    assert r.returncode == 0, r.stderr
+    assert peertls.shown(fp) in r.stdout and f"--peer-fingerprint {fp}" in r.stdout
+    web.write_text(f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n"
+                   "basic_auth_users:\n  prom: $2b$10$7za2c8GV4rHtcrXGTbyIiu2tUqAI1L/iADBoaAQZyA3KQa1jC6/Pm\n")
+    for extra, words in (((), "basic_auth_users is for 'roomprobe exporter'"),
+                         (("--tls",), "leave out --tls")):
+        r = _cli(tmp_path, "serve", "--bind", "127.0.0.1", "--web-config", str(web), *extra)
+        assert r.returncode == 3 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert words in r.stderr and "Traceback" not in r.stderr

@@ -51,13 +51,17 @@ DEFAULT_SPEED_PORT = 9095
 @click.option("--tls-cert", default=None, metavar="PEM",
               help="Speak TLS with this certificate (PEM) instead; needs --tls-key.")
 @click.option("--tls-key", default=None, metavar="PEM", help="The key of --tls-cert (PEM, not encrypted).")
+@click.option("--web-config", "web_config", default=None, metavar="FILE.yml",
+              help="Speak TLS with the certificate of an exporter-toolkit web config file "
+                   "(tls_server_config: cert_file, key_file, min_version), as 'roomprobe "
+                   "exporter --web.config.file' reads it.")
 @click.option("--agent", is_flag=True, default=False,
               help="Also answer POST /__check: run this room's own check for 'sweep --deep' "
                    "(token-gated, whitelisted request, one at a time; docs/fleet.md).")
 def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, duration: float,
           max_clients: int, max_pending: int, max_pending_per_source: int, header_timeout: float,
           max_mb: int, window: float, total_mb: int | None, tls: bool, tls_cert: str | None,
-          tls_key: str | None, agent: bool) -> int:
+          tls_key: str | None, web_config: str | None, agent: bool) -> int:
     """Answer the bandwidth/latency and call-quality tests (and optionally 9090) for 'check --peer'.
 
     \b
@@ -83,7 +87,8 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
     given = token is not None
     token = token or secrets.token_urlsafe(12)
     shown = "TOKEN" if given else token  # what the printed command lines say
-    tls_ctx, fingerprint, tls_note = _tls(bind, tls, tls_cert, tls_key)
+    tls_ctx, fingerprint, tls_note = (_web_config_tls(web_config, tls or bool(tls_cert or tls_key))
+                                      if web_config else _tls(bind, tls, tls_cert, tls_key))
     limits = Limits(max_clients=max_clients, max_pending=max_pending,
                     max_pending_per_source=max_pending_per_source, header_timeout_s=header_timeout,
                     max_client_bytes=max_mb * 1000**2, client_window_s=window,
@@ -183,3 +188,29 @@ def _tls(bind: str, tls: bool, cert: str | None, key: str | None):  # type: igno
     made = servetls.ensure_self_signed(bind, cert_p, key_p)
     ctx, fp = servetls.server_context(cert_p, key_p)
     return ctx, fp, f"self-signed, {'new' if made else 'kept'} in {cert_p.parent}"
+
+
+def _web_config_tls(path: str, also_flags: bool):  # type: ignore[no-untyped-def]
+    """TLS from an exporter-toolkit web config file: its tls_server_config only. serve
+    authenticates with its session token, and its clients present no certificate, so
+    basic_auth_users and client certificates are refused with what to do instead."""
+    from roomprobe.fleet import servetls, webconfig
+
+    if also_flags:
+        raise UsageError("--web-config names the certificate already: leave out --tls, "
+                         "--tls-cert and --tls-key")
+    wc = webconfig.load(path)
+    if wc.tls is None:
+        raise UsageError(f"--web-config {path}: no tls_server_config (cert_file, key_file); serve "
+                         "needs it to speak TLS")
+    if wc.users:
+        raise UsageError(f"--web-config {path}: basic_auth_users is for 'roomprobe exporter'; serve "
+                         "authenticates with its session token (--token): remove them or use "
+                         "--tls-cert/--tls-key")
+    if wc.tls.client_auth_type != "NoClientCert" or wc.tls.client_ca_file:
+        raise UsageError(f"--web-config {path}: serve's clients present no certificate; use "
+                         "client_auth_type: NoClientCert and no client_ca_file")
+    ctx = wc.ssl_context()
+    assert ctx is not None  # tls_server_config is there
+    _ctx, fp = servetls.server_context(wc.tls.cert_file, wc.tls.key_file)  # its fingerprint
+    return ctx, fp, f"certificate {wc.tls.cert_file} from {path}"
