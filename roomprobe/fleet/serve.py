@@ -17,8 +17,8 @@ source address and total bytes are capped, it exits after
 its duration, and it never forwards anything: absolute-URI requests and CONNECT are refused, so
 it cannot be used as a relay or proxy.
 
-With ``zoom_port`` it also accepts (and at once closes) TCP connections on that port, so the
-controller side can prove the path to 9090 is open while the Zoom Rooms app is stopped.
+With ``zoom_port`` it also accepts (and holds, as the app would) TCP connections on that port, so
+the controller side can prove the path to 9090 is open while the Zoom Rooms app is stopped.
 """
 
 from __future__ import annotations
@@ -443,25 +443,45 @@ class Handler(BaseHTTPRequestHandler):
     do_CONNECT = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = do_PATCH = _refuse  # noqa: N815
 
 
+STANDIN_HOLD_S = 10.0  # as long as a controller's probe watches (controller-port watches 0.5 s)
+STANDIN_MAX_HELD = 64  # bounded: the oldest held connection is closed for a newcomer
+
+
 def zoom_standin(bind: str, port: int, stop: threading.Event) -> socket.socket:
-    """Listen on ``port`` and close every connection at once: the path to 9090 proves open."""
+    """Listen on ``port`` in place of the stopped Zoom Rooms app: the path to 9090 proves open.
+
+    Each connection is held open (up to ``STANDIN_HOLD_S``, at most ``STANDIN_MAX_HELD`` at
+    once), as the app holds a controller's connection: one closed at once would read, rightly,
+    as "open, then closed by the peer" (a service that drops the controller), not as open.
+    Nothing is read or answered.
+    """
     family = socket.AF_INET6 if ":" in bind else socket.AF_INET
     lsock = socket.socket(family, socket.SOCK_STREAM)
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lsock.bind((bind, port))
     lsock.listen(16)
     lsock.settimeout(0.5)
+    held: deque[tuple[float, socket.socket]] = deque()
+
+    def release(expired_only: bool) -> None:
+        now = time.monotonic()
+        while held and (not expired_only or held[0][0] <= now or len(held) > STANDIN_MAX_HELD):
+            with contextlib.suppress(OSError):
+                held.popleft()[1].close()
 
     def loop() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = lsock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with contextlib.suppress(OSError):
-                conn.close()
+        try:
+            while not stop.is_set():
+                release(expired_only=True)
+                try:
+                    conn, _ = lsock.accept()
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                held.append((time.monotonic() + STANDIN_HOLD_S, conn))
+        finally:
+            release(expired_only=False)
 
     start_guarded(loop, "zoom-standin")
     return lsock
