@@ -278,11 +278,15 @@ def endpoint_for(ctx: Context) -> tuple[Any, str, str]:
     peer = ctx.settings.peer if ctx.settings is not None else None
     if peer:
         host, port = split_peer(str(peer), int(o.peer_port))
-        base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-        headers = {TOKEN_HEADER: str((ctx.settings.peer_token if ctx.settings else None) or "")}
+        st = ctx.settings
+        pin = st.peer_fingerprint if st is not None else None
+        unpinned = bool(st is not None and st.peer_tls_unpinned)
+        scheme = "https" if pin or unpinned else "http"  # serve --tls: the token in TLS only
+        base = f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+        headers = {TOKEN_HEADER: str((st.peer_token if st else None) or "")}
         # The LAN peer is reached directly: Zoom Rooms' controller link never uses a proxy.
-        return (Endpoint(f"{base}/__down", f"{base}/__up", headers, timeout, use_proxy=False),
-                "lan", f"{host}:{port}")
+        return (Endpoint(f"{base}/__down", f"{base}/__up", headers, timeout, use_proxy=False,
+                         pin=pin, tls_unpinned=unpinned), "lan", f"{host}:{port}")
     headers = {TOKEN_HEADER: str(o.token)} if o.token else {}
     return (Endpoint(str(o.down_url), str(o.up_url), headers, timeout), "internet",
             str(o.down_url))

@@ -267,8 +267,15 @@ def _measure(ctx: Context, host: str, port: int,
     try:
         specs = flows(o)
         duration = max(1.0, min(float(o.duration), ctx.remaining() - 3.0))
+        st = ctx.settings
         try:
-            records = mediaflow.run_flows(host, port, token, specs, duration, ctx.deadline - 1.5)
+            grant = None
+            if st is not None and (st.peer_fingerprint or st.peer_tls_unpinned):
+                # serve --tls: a session opened over the pinned HTTPS channel, never the token's
+                grant = mediaflow.open_session(host, port, token, st.peer_fingerprint,
+                                               min(5.0, max(0.5, ctx.remaining() - need)))
+            records = mediaflow.run_flows(host, port, token, specs, duration, ctx.deadline - 1.5,
+                                          grant=grant)
         except mediaflow.MediaError as exc:
             ev = {"peer": label, "stage": exc.stage, "error": str(exc)}
             return Result(Status.FAIL, "quality-peer-unreachable", f"{label}: {exc}", ev,
@@ -276,7 +283,7 @@ def _measure(ctx: Context, host: str, port: int,
                                    f"The quality test could not reach {label}: {exc}.", ev,
                                    hint="Check the address and the route to the peer.")])
         mtu = (mediaflow.probe_mtu(host, port, token, int(o.mtu_top), int(o.mtu_floor),
-                                   0.25, ctx.deadline - 0.3) if o.mtu else None)
+                                   0.25, ctx.deadline - 0.3, grant=grant) if o.mtu else None)
     finally:
         PEER_LINK.release()
     return records, mtu, duration

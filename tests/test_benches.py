@@ -34,6 +34,9 @@ BENCHES: dict[str, tuple[bool, tuple[str, ...], tuple[str, ...]]] = {
                                       r"irtt server alive at the end")),
     "sweep.py": (True, ("nmap",), (rf"roomprobe sweep\s+{NUM} s", rf"nmap -n -Pn -p 9090 -T4\s+{NUM} s",
                                    r"port states agreeing\s+\d+/24")),
+    "exporter.py": (True, (), (rf"\d+ scrapes in {NUM} s", rf"exporter after:\s+RSS {NUM} MB",
+                               r"memory, threads and descriptors: (FLAT|GROWING)")),
+    "path.py": (True, ("mtr",), (rf"clean\S*\s+\d+\s+{NUM}\s+{NUM}\s+{NUM}",)),
     "binary.py": (False, (), (rf'"size_mb": {NUM}', rf'"version_ratio_to_python": {NUM}', rf'"check_s": {NUM}')),
 }
 TIMEOUT_S = {"binary.py": 1200}

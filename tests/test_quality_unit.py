@@ -244,6 +244,29 @@ def test_total_loss_of_one_flow_is_a_loss_failure_not_a_gap():
     assert quality.judge([fig], quality.Options())[0].severity.value == "fail"
 
 
+def test_with_tls_the_reflector_serves_only_sessions_granted_over_https(reflector):
+    """serve --tls sets require_grant: a datagram keyed by the token is refused (a captured MAC
+    must say nothing about the token); a session granted by POST /__quality (fresh id and key)
+    is answered, its reply sealed with that key; an unknown id gets nothing either."""
+    port, s = reflector.port, client()
+    reflector.require_grant = True
+    assert answers(s, port, request(mw.session_key(TOKEN), 200)) is None
+    sid, key = reflector.grant()
+    assert len(sid) == 8 and len(key) == 32 and key != mw.session_key(TOKEN)
+    reply = answers(s, port, request(key, 200, session=sid, seq=7))
+    assert reply is not None
+    head = mw.open_head(key, reply, mw.reply_body_len(mw.KIND_ECHO_REPLY))
+    assert head is not None and head.seq == 7 and head.session == sid
+    assert answers(s, port, request(key, 200, session=b"X" * 8)) is None  # not granted
+    other_sid, _other = reflector.grant()
+    assert answers(s, port, request(key, 200, session=other_sid)) is None  # another's key
+    for _ in range(4 * reflector.limits.max_sessions + 2):  # grants are bounded
+        reflector.grant()
+    assert len(reflector.grants) <= 4 * reflector.limits.max_sessions
+    reflector.require_grant = False  # without TLS, the token's key still serves
+    assert answers(s, port, request(mw.session_key(TOKEN), 200)) is not None
+
+
 def _answered_from_new_ports(port: int, data: bytes, count: int) -> int:
     """Send ``data`` once from each of ``count`` fresh sockets (new source ports): how many got
     an answer."""

@@ -272,3 +272,26 @@ def test_a_newcomer_displaces_the_oldest_of_the_heaviest_source_never_a_lighter_
         for c in conns:
             c.close()
         stop(srv)
+
+
+def test_zoom_standin_holds_connections_like_the_app():
+    """serve --port 9090 stands in for Zoom Rooms: a connection closed at once reads (rightly)
+    as "open, then closed by the peer" (port-open-dropped), so the stand-in holds it open."""
+    import threading
+
+    from roomprobe.fleet.serve import zoom_standin
+    from roomprobe.net.tcpconnect import connect_state
+
+    stop = threading.Event()
+    lsock = zoom_standin("127.0.0.1", 0, stop)
+    port = lsock.getsockname()[1]
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.settimeout(1.0)
+            with pytest.raises(TimeoutError):
+                s.recv(1)  # held: no close (b"") and no reset within a second
+        state = connect_state(socket.AF_INET, ("127.0.0.1", port), 2.0, watch=0.5)
+        assert state["state"] == "open" and state.get("after") not in ("reset", "closed"), state
+    finally:
+        stop.set()
+        lsock.close()

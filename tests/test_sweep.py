@@ -98,8 +98,11 @@ def test_targets_parse_cidrs_inventories_and_drop_repeats(tmp_path):
     assert [r.address for r in sw.cidr_addresses("10.0.0.0/31", 9090)] == ["10.0.0.0", "10.0.0.1"]
     assert [r.address for r in sw.cidr_addresses("10.0.0.7/32", 9090)] == ["10.0.0.7"]
     assert len(sw.cidr_addresses("10.0.0.0/20", 9090)) == 4094
+    assert len(sw.parse_targets(["10.0.0.0/18"], 9090)) == 16382  # 10,000 rooms in one run
     with pytest.raises(UsageError, match="more than"):
-        sw.parse_targets(["10.0.0.0/20", "10.1.0.0/24"], 9090)
+        sw.parse_targets(["10.0.0.0/18", "10.1.0.0/24"], 9090)
+    with pytest.raises(UsageError, match="more than the 16384"):
+        sw.parse_targets(["10.0.0.0/17"], 9090)
 
 
 @pytest.fixture()

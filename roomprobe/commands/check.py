@@ -63,6 +63,12 @@ if TYPE_CHECKING:
               help="Measure bandwidth/latency to a 'roomprobe serve' peer (the LAN path).")
 @click.option("--peer-token", default=None, metavar="TOKEN", envvar="ROOMPROBE_PEER_TOKEN",
               help="The session token 'roomprobe serve' printed (also: ROOMPROBE_PEER_TOKEN).")
+@click.option("--peer-fingerprint", default=None, metavar="SHA256", envvar="ROOMPROBE_PEER_FINGERPRINT",
+              help="Speak TLS to the peer and pin its certificate: the SHA-256 fingerprint "
+                   "'roomprobe serve --tls' printed (a different certificate: nothing is sent, exit 3).")
+@click.option("--peer-tls-unpinned", is_flag=True, default=None,
+              help="Speak TLS to the peer WITHOUT checking its certificate: hides the token from "
+                   "listeners, not from a machine in the middle (prefer --peer-fingerprint).")
 @click.option("--bandwidth/--no-bandwidth", "bandwidth", default=None,
               help="Run (or skip, for a quick check) the bandwidth probe [default: run].")
 @click.option("--displays", type=click.IntRange(1, 3), default=None, metavar="1-3",
@@ -113,10 +119,40 @@ def _check(o: dict[str, Any]) -> int:
              **{k: o[k] for k in ("port", "timeout", "code", "room_name", "note", "history", "history_db",
                                   "prometheus_textfile", "webhook", "only", "skip", "no_color", "verbose",
                                   "peer", "peer_token", "bandwidth", "webhook_format", "webhook_secret",
-                                  "displays", "resolution", "share")}}
+                                  "displays", "resolution", "share", "peer_tls_unpinned")},
+             "peer_fingerprint": _fingerprint(o["peer_fingerprint"])}
     probes = load_probes()
     settings = st.build(cfg, flags, o["set_opts"], probes, checks=(_check_code, _check_peer, _check_fleet))
+    _check_peer_certificate(settings.check)
     return run_check(settings, probes)
+
+
+def _fingerprint(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from roomprobe.net.peertls import parse_fingerprint
+
+    try:
+        return parse_fingerprint(value)
+    except ValueError as exc:
+        raise UsageError(f"--peer-fingerprint {exc}") from None
+
+
+def _check_peer_certificate(c: CheckSettings) -> None:
+    """With --peer-fingerprint, the peer's certificate is checked before any probe sends it
+    anything (the token, or datagrams keyed by it): another certificate is one line, exit 3.
+    A peer that does not answer is left to the probes, which report it as they always did."""
+    if c.peer is None or c.peer_fingerprint is None:
+        return
+    from roomprobe.net.peerlink import split_peer
+    from roomprobe.net.peertls import PinMismatch, verify_peer
+    from roomprobe.probes.bandwidth import DEFAULT_PEER_PORT
+
+    host, port = split_peer(c.peer, DEFAULT_PEER_PORT)
+    try:
+        verify_peer(host, port, 5.0, c.peer_fingerprint)
+    except PinMismatch as exc:
+        raise UsageError(f"--peer {c.peer}: {exc}") from None
 
 
 def _check_code(c: CheckSettings) -> None:
@@ -131,6 +167,12 @@ def _check_code(c: CheckSettings) -> None:
 
 def _check_peer(c: CheckSettings) -> None:
     """--peer must be ADDR or ADDR:PORT (the bandwidth probe's LAN peer)."""
+    if c.peer is None and (c.peer_fingerprint or c.peer_tls_unpinned):
+        raise UsageError("--peer-fingerprint/--peer-tls-unpinned go with --peer ADDR[:PORT] (the "
+                         "'roomprobe serve --tls' peer)")
+    if c.peer_fingerprint and c.peer_tls_unpinned:
+        raise UsageError("--peer-fingerprint pins the peer's certificate and --peer-tls-unpinned "
+                         "checks none: give one of them")
     if c.peer is not None:
         from roomprobe.net.peerlink import split_peer
         from roomprobe.net.peerport import PEER_PORT

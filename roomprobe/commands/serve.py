@@ -43,12 +43,24 @@ from roomprobe.net.peerport import PEER_PORT as DEFAULT_SPEED_PORT
               metavar="S", help="The time window of --max-mb.")
 @click.option("--total-mb", type=click.IntRange(1, 10**9), default=None, metavar="MB",
               help="Optional cap on megabytes for the whole serve lifetime (all clients).")
+@click.option("--tls", "tls", is_flag=True, default=False,
+              help="Speak TLS with a self-signed certificate (made once, kept in the user's state "
+                   "directory) and print its SHA-256 fingerprint for the clients' "
+                   "--peer-fingerprint: the token never crosses the network in clear.")
+@click.option("--tls-cert", default=None, metavar="PEM",
+              help="Speak TLS with this certificate (PEM) instead; needs --tls-key.")
+@click.option("--tls-key", default=None, metavar="PEM", help="The key of --tls-cert (PEM, not encrypted).")
+@click.option("--web-config", "web_config", default=None, metavar="FILE.yml",
+              help="Speak TLS with the certificate of an exporter-toolkit web config file "
+                   "(tls_server_config: cert_file, key_file, min_version), as 'roomprobe "
+                   "exporter --web.config.file' reads it.")
 @click.option("--agent", is_flag=True, default=False,
               help="Also answer POST /__check: run this room's own check for 'sweep --deep' "
                    "(token-gated, whitelisted request, one at a time; docs/fleet.md).")
 def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, duration: float,
           max_clients: int, max_pending: int, max_pending_per_source: int, header_timeout: float,
-          max_mb: int, window: float, total_mb: int | None, agent: bool) -> int:
+          max_mb: int, window: float, total_mb: int | None, tls: bool, tls_cert: str | None,
+          tls_key: str | None, web_config: str | None, agent: bool) -> int:
     """Answer the bandwidth/latency and call-quality tests (and optionally 9090) for 'check --peer'.
 
     \b
@@ -74,6 +86,8 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
     given = token is not None
     token = token or secrets.token_urlsafe(12)
     shown = "TOKEN" if given else token  # what the printed command lines say
+    tls_ctx, fingerprint, tls_note = (_web_config_tls(web_config, tls or bool(tls_cert or tls_key))
+                                      if web_config else _tls(bind, tls, tls_cert, tls_key))
     limits = Limits(max_clients=max_clients, max_pending=max_pending,
                     max_pending_per_source=max_pending_per_source, header_timeout_s=header_timeout,
                     max_client_bytes=max_mb * 1000**2, client_window_s=window,
@@ -86,7 +100,8 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
 
         check_agent = Agent(load_probes())  # the caller may name only probes that exist
     try:
-        server = SpeedServer((bind, speed_port), token, limits, deadline, agent=check_agent)
+        server = SpeedServer((bind, speed_port), token, limits, deadline, agent=check_agent,
+                             tls=tls_ctx)
     except OSError as exc:
         raise UsageError(f"cannot listen on {bind}:{speed_port}: {exc.strerror or exc}") from None
     from roomprobe.fleet.reflector import Reflector, ReflectorLimits
@@ -97,6 +112,8 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
     except OSError as exc:
         server.server_close()
         raise UsageError(f"cannot listen on {bind}:{speed_port}/udp: {exc.strerror or exc}") from None
+    reflector.require_grant = tls_ctx is not None  # with TLS: sessions opened over HTTPS only
+    server.reflector = reflector
     reflector.start()
     stop = threading.Event()
     if zoom_port is not None:
@@ -114,9 +131,16 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
                + f", for {duration:g} s; session token: "
                + ("the one given with --token (not printed)" if given else token))
     peer = bind if speed_port == DEFAULT_SPEED_PORT else f"{host}:{speed_port}"
-    click.echo(f"on the other device: roomprobe check --peer {peer} --peer-token {shown}")
+    pin = f" --peer-fingerprint {fingerprint}" if fingerprint else ""
+    if fingerprint:
+        from roomprobe.net.peertls import shown as colons
+
+        click.echo(f"TLS ({tls_note}); certificate SHA-256 fingerprint: {colons(fingerprint)}")
+    else:
+        click.echo("plain HTTP: the session token crosses the network in clear (use --tls)")
+    click.echo(f"on the other device: roomprobe check --peer {peer} --peer-token {shown}{pin}")
     if agent:
-        click.echo(f"for a deep sweep: roomprobe sweep INVENTORY --deep --peer-token {shown} "
+        click.echo(f"for a deep sweep: roomprobe sweep INVENTORY --deep --peer-token {shown}{pin} "
                    f"(inventory column peer = {peer})")
     sys.stdout.flush()
     thread = start_guarded(server.serve_forever, "serve", poll_interval=0.2)
@@ -135,6 +159,9 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
             standin.close()
     if thread.error is not None:
         raise UsageError(f"serve stopped: {type(thread.error).__name__}: {thread.error}")
+    if tls_ctx is not None:
+        click.echo(f"TLS: {server.tls_failed} failed handshakes, {server.plain_refused} plain-HTTP "
+                   "requests refused")
     click.echo(f"roomprobe serve: done; {server.requests} requests, "
                f"{server.bytes_total / 1e6:.1f} MB, {server.rejected} rejected, "
                f"{server.head_timeouts} too slow to send a request head, "
@@ -142,3 +169,47 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
                f"UDP: {reflector.counters.echoed} echoed, {reflector.counters.rejected} rejected, "
                f"{reflector.counters.capped} over limits, {reflector.counters.replays} replays")
     return 0
+
+
+def _tls(bind: str, tls: bool, cert: str | None, key: str | None):  # type: ignore[no-untyped-def]
+    """(server context, fingerprint, how the certificate was had) or (None, None, None)."""
+    if (cert is None) != (key is None):
+        raise UsageError("--tls-cert and --tls-key go together: give both (PEM files), or --tls "
+                         "for a self-signed certificate")
+    if cert is None and not tls:
+        return None, None, None
+    from roomprobe.fleet import servetls
+
+    if cert is not None and key is not None:
+        ctx, fp = servetls.server_context(cert, key)
+        return ctx, fp, f"certificate {cert}"
+    cert_p, key_p = servetls.default_paths()
+    made = servetls.ensure_self_signed(bind, cert_p, key_p)
+    ctx, fp = servetls.server_context(cert_p, key_p)
+    return ctx, fp, f"self-signed, {'new' if made else 'kept'} in {cert_p.parent}"
+
+
+def _web_config_tls(path: str, also_flags: bool):  # type: ignore[no-untyped-def]
+    """TLS from an exporter-toolkit web config file: its tls_server_config only. serve
+    authenticates with its session token, and its clients present no certificate, so
+    basic_auth_users and client certificates are refused with what to do instead."""
+    from roomprobe.fleet import servetls, webconfig
+
+    if also_flags:
+        raise UsageError("--web-config names the certificate already: leave out --tls, "
+                         "--tls-cert and --tls-key")
+    wc = webconfig.load(path)
+    if wc.tls is None:
+        raise UsageError(f"--web-config {path}: no tls_server_config (cert_file, key_file); serve "
+                         "needs it to speak TLS")
+    if wc.users:
+        raise UsageError(f"--web-config {path}: basic_auth_users is for 'roomprobe exporter'; serve "
+                         "authenticates with its session token (--token): remove them or use "
+                         "--tls-cert/--tls-key")
+    if wc.tls.client_auth_type != "NoClientCert" or wc.tls.client_ca_file:
+        raise UsageError(f"--web-config {path}: serve's clients present no certificate; use "
+                         "client_auth_type: NoClientCert and no client_ca_file")
+    ctx = wc.ssl_context()
+    assert ctx is not None  # tls_server_config is there
+    _ctx, fp = servetls.server_context(wc.tls.cert_file, wc.tls.key_file)  # its fingerprint
+    return ctx, fp, f"certificate {wc.tls.cert_file} from {path}"

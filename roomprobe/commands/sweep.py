@@ -15,7 +15,9 @@ from roomprobe.core.errors import UsageError
 @click.option("--port", type=click.IntRange(1, 65535), default=9090, show_default=True,
               help="Port for rooms whose inventory row names none.")
 @click.option("--timeout", type=click.FloatRange(0.1, 60), default=2.5, show_default=True, metavar="S",
-              help="Deadline per room: silence this long is 'filtered'.")
+              help="The longest a silent room is waited for. Within it, silence is judged from "
+                   "the round trips of the rooms that answer (two tries, each srtt + 4 x rttvar, "
+                   "at least 0.25 s), as nmap does.")
 @click.option("--concurrency", type=click.IntRange(1, 4096), default=1024, show_default=True,
               help="Rooms checked at the same time.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text",
@@ -32,6 +34,13 @@ from roomprobe.core.errors import UsageError
                    "the room's own check, and merge it in.")
 @click.option("--peer-token", default=None, metavar="TOKEN", envvar="ROOMPROBE_PEER_TOKEN",
               help="The agents' session token for --deep (also: ROOMPROBE_PEER_TOKEN).")
+@click.option("--peer-fingerprint", default=None, metavar="SHA256", envvar="ROOMPROBE_PEER_FINGERPRINT",
+              help="--deep over TLS, pinning the agents' certificate (the fingerprint 'roomprobe "
+                   "serve --tls' printed) for rooms whose inventory row names none (column "
+                   "fingerprint).")
+@click.option("--peer-tls-unpinned", is_flag=True, default=False,
+              help="--deep over TLS WITHOUT checking the agents' certificates (hides the token "
+                   "from listeners, not from a machine in the middle).")
 @click.option("--deep-only", multiple=True, metavar="IDS",
               help="Probes the room's check runs (comma-separated) [default: the agent's default "
                    "set, without bandwidth].")
@@ -42,8 +51,8 @@ from roomprobe.core.errors import UsageError
               help="Agents asked at the same time.")
 def sweep(targets: tuple[str, ...], port: int, timeout: float, concurrency: int, fmt: str,
           prometheus_textfile: str | None, html_path: str | None, sd_file: str | None, deep: bool,
-          peer_token: str | None, deep_only: tuple[str, ...], deep_timeout: float,
-          deep_concurrency: int) -> int:
+          peer_token: str | None, peer_fingerprint: str | None, peer_tls_unpinned: bool,
+          deep_only: tuple[str, ...], deep_timeout: float, deep_concurrency: int) -> int:
     """Check many rooms at once from this host: TCP 9090, ARP on this subnet, the likely code.
 
     \b
@@ -71,6 +80,7 @@ def sweep(targets: tuple[str, ...], port: int, timeout: float, concurrency: int,
 
         sd.write(sd_file, rooms)
     request = _deep_request(rooms, peer_token, deep_only, deep_timeout) if deep else None
+    pin = _deep_tls(rooms, deep, peer_fingerprint, peer_tls_unpinned)
     started, t0 = time.time(), time.monotonic()
     reports = sw.sweep(rooms, timeout=timeout, concurrency=concurrency, progress=_progress())
     if sys.stderr.isatty():
@@ -79,7 +89,8 @@ def sweep(targets: tuple[str, ...], port: int, timeout: float, concurrency: int,
         from roomprobe.fleet.agent import GRACE_S
 
         outcomes = sw.ask_agents(rooms, str(peer_token), request, deep_timeout + GRACE_S + 5,
-                                 deep_concurrency, progress=_progress("deep"))
+                                 deep_concurrency, progress=_progress("deep"), pin=pin,
+                                 tls_unpinned=peer_tls_unpinned)
         if sys.stderr.isatty():
             click.echo("\r\033[K", nl=False, err=True)
         reports = sw.deepen(reports, outcomes)
@@ -94,8 +105,8 @@ def sweep(targets: tuple[str, ...], port: int, timeout: float, concurrency: int,
             atomic_write_text(html_path, sweep_out.render_html(reports, summary, rfc3339(started)))
         except OSError as exc:
             raise UsageError(f"cannot write {html_path}: {exc.strerror or exc}") from None
-    if fmt == "json":
-        click.echo(sweep_out.to_json(reports, summary), nl=False)
+    if fmt == "json":  # streamed: 10,000 rooms must not be one string in memory
+        sweep_out.write_json(reports, summary, click.get_text_stream("stdout"))
     elif fmt == "csv":
         click.echo(sweep_out.to_csv(reports), nl=False)
     else:
@@ -121,6 +132,26 @@ def _deep_request(rooms, token: str | None, only: tuple[str, ...], timeout: floa
     except BadRequest as exc:
         raise UsageError(f"--deep-only/--deep-timeout: {exc}") from None
     return CheckRequest(None, ids, timeout)
+
+
+def _deep_tls(rooms, deep: bool, fingerprint: str | None, unpinned: bool) -> str | None:  # type: ignore[no-untyped-def]
+    """--peer-fingerprint (normalised) for --deep; the flags checked before anything is sent."""
+    if not deep and (fingerprint or unpinned or any(r.fingerprint for r in rooms)):
+        if fingerprint or unpinned:
+            raise UsageError("--peer-fingerprint/--peer-tls-unpinned are for --deep (the rooms' "
+                             "'roomprobe serve --agent --tls'); add --deep")
+        return None
+    if fingerprint and unpinned:
+        raise UsageError("--peer-fingerprint pins the agents' certificate and --peer-tls-unpinned "
+                         "checks none: give one of them")
+    if fingerprint is None:
+        return None
+    from roomprobe.net.peertls import parse_fingerprint
+
+    try:
+        return parse_fingerprint(fingerprint)
+    except ValueError as exc:
+        raise UsageError(f"--peer-fingerprint {exc}") from None
 
 
 def _progress(what: str = "sweep"):  # type: ignore[no-untyped-def]

@@ -61,6 +61,8 @@ class CheckSettings:
     enable: tuple[str, ...] = ()
     peer: str | None = None
     peer_token: str | None = None
+    peer_fingerprint: str | None = None  # serve --tls's certificate, 64 hex (net/peertls.py)
+    peer_tls_unpinned: bool = False  # TLS to the peer without checking its certificate
     displays: int | None = None
     resolution: str | None = None
     share: bool | None = None

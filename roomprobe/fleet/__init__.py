@@ -5,7 +5,8 @@ Lives here: ``after_run`` (what a check does after its report: history, textfile
 (state-change alerts), ``schedule`` (systemd / Task Scheduler / launchd units), ``serve``
 (the ``roomprobe serve`` peer for LAN measurements), ``sweep``/``agent`` (many rooms at once),
 ``exporter`` (``roomprobe exporter``: /probe for Prometheus, with ``exporter_probe``,
-``exporter_modules``, ``webconfig`` and ``sd``).
+``exporter_modules``, ``webconfig`` and ``sd``),
+``servetls`` (serve --tls: its certificate).
 
 May import: ``roomprobe.core``, ``roomprobe.net``, ``roomprobe.diagnose``, ``roomprobe.report``
 and ``roomprobe.fleet``. Never commands.

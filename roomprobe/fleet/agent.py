@@ -248,17 +248,25 @@ def _no(reason: str, detail: str, agent: str, t0: float) -> dict[str, Any]:
 
 
 def ask(address: str, port: int, token: str, request: CheckRequest, deadline_s: float,
-        ) -> dict[str, Any]:
-    """Ask one room's agent for its check, within ``deadline_s`` seconds in all.
+        pin: str | None = None, tls_unpinned: bool = False) -> dict[str, Any]:
+    """Ask one room's agent for its check, within ``deadline_s`` seconds in all; over TLS when
+    ``pin`` (the agent certificate's SHA-256) is given, or ``tls_unpinned`` by the user's choice.
 
     Returns ``{"answered": True, "agent", "exit_code", "report", "duration_s"}`` or
     ``{"answered": False, "reason", "detail", "agent", "duration_s"}`` where reason is one of
-    refused, timeout, unreachable, wrong-token, not-an-agent, busy, rejected, agent-error."""
+    refused, timeout, unreachable, wrong-token, not-an-agent, busy, rejected, agent-error,
+    wrong-certificate (the pin did not match: nothing was sent), tls-failed."""
+    import ssl
+
+    from roomprobe.net.peertls import PinMismatch, PinnedHTTPSConnection
+
     agent = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
     t0 = time.monotonic()
     end = t0 + deadline_s
     body = request.to_json()
-    conn = http.client.HTTPConnection(address, port, timeout=deadline_s)
+    conn: http.client.HTTPConnection = (
+        PinnedHTTPSConnection(address, port, timeout=deadline_s, pin=pin) if pin or tls_unpinned
+        else http.client.HTTPConnection(address, port, timeout=deadline_s))
     try:
         try:
             conn.request("POST", CHECK_PATH, body=body,
@@ -267,6 +275,11 @@ def ask(address: str, port: int, token: str, request: CheckRequest, deadline_s: 
                 conn.sock.settimeout(max(0.1, end - time.monotonic()))
             resp = conn.getresponse()
             data = resp.read(MAX_REPORT + 1)
+        except PinMismatch as exc:
+            return _no("wrong-certificate", f"{agent}: {exc}", agent, t0)
+        except ssl.SSLError as exc:
+            return _no("tls-failed", f"{agent} did not complete a TLS handshake ({exc.reason or exc}): "
+                                     "is its serve started with --tls?", agent, t0)
         except ConnectionRefusedError:
             return _no("refused", f"nothing listens on {agent} (no 'roomprobe serve --agent' "
                                   "running there)", agent, t0)

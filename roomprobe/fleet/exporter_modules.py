@@ -11,7 +11,7 @@ Kinds::
     [modules.room]            # one sweep row: TCP 9090 + reachability from this host
     kind = "room"
     timeout = 5               # the most a probe of this module takes (the scrape's caps it)
-    connect_timeout = 2.5     # silence this long is "filtered" (sweep --timeout)
+    connect_timeout = 2.5     # the longest silence is waited for (sweep --timeout)
     port = 9090               # for targets given without a port
 
     [modules.room-agent]      # the sweep row + the room's own check via its 'serve --agent'

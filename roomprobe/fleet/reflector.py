@@ -146,6 +146,12 @@ class Reflector:
     def __init__(self, bind: str, port: int, token: str,
                  limits: ReflectorLimits | None = None) -> None:
         self.key = mw.session_key(token)
+        # serve --tls: only sessions granted over the authenticated HTTPS channel (POST
+        # /__quality, fresh random key per session) are served; the token's own key is refused,
+        # so a captured datagram says nothing about the token (grant()).
+        self.require_grant = False
+        self.grants: dict[bytes, tuple[bytes, float]] = {}  # session id -> (key, expiry)
+        self.grant_lock = threading.Lock()
         self.limits = limits or ReflectorLimits()
         family = socket.AF_INET6 if ":" in bind else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -233,6 +239,32 @@ class Reflector:
         self.counters.sessions += 1
         return s
 
+    def grant(self, ttl_s: float | None = None) -> tuple[bytes, bytes]:
+        """A new session (id, key) for a client that presented the token over HTTPS; valid for a
+        session's lifetime. At most 4 x max_sessions grants are kept (the oldest go first)."""
+        import os
+
+        sid, key = os.urandom(8), os.urandom(32)
+        ttl = ttl_s if ttl_s is not None else self.limits.session_s + self.limits.idle_s
+        with self.grant_lock:
+            now = time.monotonic()
+            for old in [k for k, (_key, end) in self.grants.items() if end < now]:
+                del self.grants[old]
+            while len(self.grants) >= 4 * self.limits.max_sessions:
+                del self.grants[next(iter(self.grants))]
+            self.grants[sid] = (key, now + ttl)
+        return sid, key
+
+    def _key_for(self, data: bytes) -> bytes | None:
+        """The MAC key of this datagram's session: a granted one, else (without TLS) the
+        token's; None when the reflector must not answer it."""
+        sid = data[8:16]  # HEAD: magic(2) version kind flow tos length(2), then the session id
+        with self.grant_lock:
+            granted = self.grants.get(sid)
+        if granted is not None and granted[1] >= time.monotonic():
+            return granted[0]
+        return None if self.require_grant else self.key
+
     def handle(self, data: bytes, anc: list, flags: int, addr: tuple) -> None:
         """Answer one datagram (or drop it); public so the tests can drive it directly."""
         now = time.monotonic()
@@ -240,9 +272,10 @@ class Reflector:
         if flags & getattr(socket, "MSG_TRUNC", 0) or len(data) > mw.MAX_DATAGRAM:
             self.counters.rejected += 1
             return
-        head = mw.open_head(self.key, data, mw.HEAD.size)
+        key = self._key_for(data)
+        head = mw.open_head(key, data, mw.HEAD.size) if key is not None else None
         need = {mw.KIND_ECHO: mw.ECHO_LEN, mw.KIND_STATS: mw.STATS_LEN}
-        if head is None or head.kind not in need or len(data) < need[head.kind] \
+        if key is None or head is None or head.kind not in need or len(data) < need[head.kind] \
                 or head.flow not in mw.FLOWS:
             self.counters.rejected += 1
             return
@@ -278,7 +311,7 @@ class Reflector:
                                         flow.longest_gap(head.seq), flow.replies, flow.capped,
                                         *[x for p in pairs for x in p])
         self._mark(head.tos)
-        reply = mw.seal(self.key, body, len(data))  # same size as the request: no amplification
+        reply = mw.seal(key, body, len(data))  # same size as the request: no amplification
         try:
             self.sock.sendto(reply, addr)
             self.counters.echoed += 1

@@ -7,6 +7,8 @@ speed-test protocol the bandwidth probe speaks and nothing else:
     POST /__up             reads and discards the body, answers {"bytes": N}
     POST /__check          only with ``serve --agent``: the room's own check, on a whitelisted
                            JSON request, one at a time (roomprobe/fleet/agent.py)
+    POST /__quality        a session of the UDP reflector: a fresh id and MAC key (with --tls
+                           the reflector serves no other sessions)
 
 Safe by default, because it listens on a customer network: it binds only to the address it is
 given, every request must carry the session token (constant-time compare; printed on start
@@ -15,8 +17,8 @@ source address and total bytes are capped, it exits after
 its duration, and it never forwards anything: absolute-URI requests and CONNECT are refused, so
 it cannot be used as a relay or proxy.
 
-With ``zoom_port`` it also accepts (and at once closes) TCP connections on that port, so the
-controller side can prove the path to 9090 is open while the Zoom Rooms app is stopped.
+With ``zoom_port`` it also accepts (and holds, as the app would) TCP connections on that port, so
+the controller side can prove the path to 9090 is open while the Zoom Rooms app is stopped.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import hmac
 import ipaddress
 import json
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -38,7 +41,13 @@ from roomprobe.core.threads import start_guarded
 from roomprobe.fleet.agent import CHECK_PATH, MAX_BODY, Agent
 from roomprobe.net.speed import TOKEN_HEADER
 
+QUALITY_PATH = "/__quality"  # POST: a session of the UDP reflector (its id and MAC key)
+
 ZEROS = memoryview(b"\0" * (1024 * 1024))
+_PLAIN_BODY = (b'{"error": "this roomprobe serve speaks TLS: give the client --peer-fingerprint '
+               b'(printed by serve) so the token never crosses the network in clear"}')
+PLAIN_TO_TLS = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                b"Content-Length: " + str(len(_PLAIN_BODY)).encode() + b"\r\n\r\n" + _PLAIN_BODY)
 
 
 @dataclass
@@ -89,8 +98,12 @@ class SpeedServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, addr: tuple[str, int], token: str, limits: Limits, deadline: float,
-                 agent: Agent | None = None) -> None:
+                 agent: Agent | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.token = token
+        self.tls = tls  # serve --tls: every connection is TLS (roomprobe/fleet/servetls.py)
+        self.reflector: Any = None  # the UDP reflector: POST /__quality grants its sessions
+        self.tls_failed = 0  # handshakes that failed (a wrong client, a scanner, a pin check)
+        self.plain_refused = 0  # plain HTTP sent to the TLS port: a one-line 400, nothing read
         self.agent = agent  # serve --agent: POST /__check runs the room's own check
         self.limits = limits
         self.deadline = deadline
@@ -133,6 +146,45 @@ class SpeedServer(ThreadingHTTPServer):
             self.shutdown_request(request)
             return
         super().process_request(request, client_address)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """With TLS, in this connection's own thread: the handshake (under the header deadline,
+        whose reaper shuts a stalled one down), then the handler on the TLS socket. A client
+        speaking plain HTTP to the TLS port gets one plain-text 400 saying so (its request,
+        token included, has already crossed the network: the client was not asked for TLS)."""
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        try:
+            request.settimeout(self.limits.header_timeout_s)
+            first = request.recv(1, socket.MSG_PEEK)
+            if not first:  # closed before a byte (a port scan, the header deadline)
+                return
+            if first.isalpha():  # "GET "/"POST": not a TLS ClientHello (0x16)
+                with self.lock:
+                    self.plain_refused += 1
+                request.sendall(PLAIN_TO_TLS)
+                return
+            tls = self.tls.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+            with self.lock:  # the header deadline follows the connection to its TLS socket
+                if request not in self.pending:
+                    tls.close()
+                    return
+                self.pending[tls] = self.pending.pop(request)
+        except OSError:
+            return
+        try:
+            tls.do_handshake()
+        except (OSError, ValueError):
+            with self.lock:
+                self.tls_failed += 1
+            self.shutdown_request(tls)
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            self.shutdown_request(tls)
+
 
     def _displace_for(self, mine: int) -> Any:
         """(Lock held.) Make room for a newcomer whose source holds ``mine`` pending connections:
@@ -281,7 +333,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.server.rejected += 1
             self._reply(403, {"error": "missing or wrong session token"}, close=True)
             return False
-        if path not in ("/__down", "/__up") and not (path == CHECK_PATH and self.server.agent):
+        if path not in ("/__down", "/__up") and not (path == CHECK_PATH and self.server.agent) \
+                and not (path == QUALITY_PATH and self.server.reflector is not None):
             self._reply(404, {"error": "no such endpoint"}, close=True)
             return False
         if not self.has_slot:  # the token is good: only now does the client take a slot
@@ -338,6 +391,10 @@ class Handler(BaseHTTPRequestHandler):
         if parts.path == CHECK_PATH:
             self._check()
             return
+        if parts.path == QUALITY_PATH:  # a reflector session for this token holder
+            sid, key = self.server.reflector.grant()
+            self._reply(200, {"session": sid.hex(), "key": key.hex()}, close=True)
+            return
         if parts.path != "/__up":
             self._reply(405, {"error": "use GET /__down"}, close=True)
             return
@@ -386,25 +443,45 @@ class Handler(BaseHTTPRequestHandler):
     do_CONNECT = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = do_PATCH = _refuse  # noqa: N815
 
 
+STANDIN_HOLD_S = 10.0  # as long as a controller's probe watches (controller-port watches 0.5 s)
+STANDIN_MAX_HELD = 64  # bounded: the oldest held connection is closed for a newcomer
+
+
 def zoom_standin(bind: str, port: int, stop: threading.Event) -> socket.socket:
-    """Listen on ``port`` and close every connection at once: the path to 9090 proves open."""
+    """Listen on ``port`` in place of the stopped Zoom Rooms app: the path to 9090 proves open.
+
+    Each connection is held open (up to ``STANDIN_HOLD_S``, at most ``STANDIN_MAX_HELD`` at
+    once), as the app holds a controller's connection: one closed at once would read, rightly,
+    as "open, then closed by the peer" (a service that drops the controller), not as open.
+    Nothing is read or answered.
+    """
     family = socket.AF_INET6 if ":" in bind else socket.AF_INET
     lsock = socket.socket(family, socket.SOCK_STREAM)
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lsock.bind((bind, port))
     lsock.listen(16)
     lsock.settimeout(0.5)
+    held: deque[tuple[float, socket.socket]] = deque()
+
+    def release(expired_only: bool) -> None:
+        now = time.monotonic()
+        while held and (not expired_only or held[0][0] <= now or len(held) > STANDIN_MAX_HELD):
+            with contextlib.suppress(OSError):
+                held.popleft()[1].close()
 
     def loop() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = lsock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with contextlib.suppress(OSError):
-                conn.close()
+        try:
+            while not stop.is_set():
+                release(expired_only=True)
+                try:
+                    conn, _ = lsock.accept()
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                held.append((time.monotonic() + STANDIN_HOLD_S, conn))
+        finally:
+            release(expired_only=False)
 
     start_guarded(loop, "zoom-standin")
     return lsock

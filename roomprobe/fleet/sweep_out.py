@@ -14,9 +14,9 @@ import hashlib
 import io
 import ipaddress
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from html import escape
-from typing import Any
+from typing import IO, Any
 
 from roomprobe.fleet.sweep import STATE_RANK, STATUS_RANK
 
@@ -76,9 +76,32 @@ def text_table(reports: Sequence[dict[str, Any]], summary: dict[str, Any]) -> st
     return "\n".join(lines) + "\n"
 
 
+def iter_json(reports: Sequence[dict[str, Any]], summary: dict[str, Any]) -> Iterator[str]:
+    """``{"schema", "summary", "rooms"}`` in pieces, one room per line: the whole document is
+    never one string (10,000 rooms are about 50 MB of JSON, and one json.dumps with indent
+    held six times that), and each room is encoded by json's C encoder."""
+    head = json.dumps({"schema": "roomprobe/sweep/v1", "summary": summary}, indent=2)
+    yield head[:-2] + ',\n  "rooms": ['
+    for k, rep in enumerate(reports):
+        yield ("\n    " if k == 0 else ",\n    ") + json.dumps(rep)
+    yield ("\n  ]" if reports else "]") + "\n}\n"
+
+
+def write_json(reports: Sequence[dict[str, Any]], summary: dict[str, Any], out: IO[str]) -> None:
+    """iter_json written to ``out`` in blocks of about 64 kB."""
+    buf: list[str] = []
+    size = 0
+    for part in iter_json(reports, summary):
+        buf.append(part)
+        size += len(part)
+        if size >= 65536:
+            out.write("".join(buf))
+            buf, size = [], 0
+    out.write("".join(buf))
+
+
 def to_json(reports: Sequence[dict[str, Any]], summary: dict[str, Any]) -> str:
-    return json.dumps({"schema": "roomprobe/sweep/v1", "summary": summary, "rooms": list(reports)},
-                      indent=2) + "\n"
+    return "".join(iter_json(reports, summary))
 
 
 def _cell(value: Any) -> str:

@@ -1,6 +1,7 @@
 """Socket-level helpers and OS network facts: what the probes measure with.
 
-Lives here: ``tcpconnect`` (one TCP connect classifier), ``icmperr`` (the ICMP behind a
+Lives here: ``tcpconnect`` (one TCP connect classifier), ``tcpsweep`` (many connects at once,
+silence judged from measured round trips), ``icmperr`` (the ICMP behind a
 failed connect, from Linux's error queue), ``wire`` (HTTP head reader), ``stun``
 (RFC 5389 codec), ``httpsprobe`` (timed HTTPS through the proxy), ``speed`` (bandwidth
 transfers), ``zoomranges`` (Zoom's published IP ranges, cached with their date),

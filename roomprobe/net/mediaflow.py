@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import http.client
 import os
 import selectors
 import socket
@@ -94,11 +95,46 @@ def _recv(sock: socket.socket, key: bytes) -> tuple[mw.Head, bytes, int, int | N
     return head, data, t_recv, mw.tos_from_ancillary(anc)
 
 
+def open_session(host: str, port: int, token: str, pin: str | None, timeout: float,
+                 ) -> tuple[bytes, bytes]:
+    """A reflector session granted over HTTPS (``POST /__quality`` to ``serve --tls``, the
+    certificate pinned, or unpinned when ``pin`` is None by the user's choice): (id, key).
+
+    Why: with TLS the reflector serves only such sessions, so no datagram is keyed by the token
+    (a captured MAC cannot be used to guess a weak token offline). MediaError when refused."""
+    import json
+
+    from roomprobe.net.peertls import PinMismatch, PinnedHTTPSConnection
+    from roomprobe.net.speed import TOKEN_HEADER
+
+    conn = PinnedHTTPSConnection(host, port, timeout=timeout, pin=pin)
+    try:
+        conn.request("POST", "/__quality", body=b"", headers={TOKEN_HEADER: token})
+        resp = conn.getresponse()
+        data = resp.read(4096)
+    except PinMismatch as exc:
+        raise MediaError("tls-pin", str(exc)) from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise MediaError("session", f"could not open a session over HTTPS: {type(exc).__name__}: "
+                                    f"{exc}") from None
+    finally:
+        conn.close()
+    if resp.status == 403:
+        raise MediaError("session", "the peer rejected our session token (check --peer-token)")
+    try:
+        got = json.loads(data)
+        return bytes.fromhex(got["session"]), bytes.fromhex(got["key"])
+    except (ValueError, KeyError, TypeError):
+        raise MediaError("session", f"the peer answered HTTP {resp.status} without a session "
+                                    "(a roomprobe serve older than this client?)") from None
+
+
 def run_flows(host: str, port: int, token: str, specs: list[FlowSpec], duration_s: float,
-              deadline: float) -> dict[str, FlowRecord]:
-    """Run ``specs`` together for ``duration_s`` (never past ``deadline``, a monotonic time)."""
-    key = mw.session_key(token)
-    session = os.urandom(8)
+              deadline: float, grant: tuple[bytes, bytes] | None = None) -> dict[str, FlowRecord]:
+    """Run ``specs`` together for ``duration_s`` (never past ``deadline``, a monotonic time);
+    in the granted session (id, key) when given, else keyed by the token."""
+    key = grant[1] if grant else mw.session_key(token)
+    session = grant[0] if grant else os.urandom(8)
     sel = selectors.DefaultSelector()
     records: dict[str, FlowRecord] = {}
     socks: dict[str, socket.socket] = {}
@@ -328,7 +364,7 @@ def interface_mtu(source: str) -> int | None:
 
 
 def probe_mtu(host: str, port: int, token: str, top: int, floor: int, wait_s: float,
-              deadline: float) -> dict[str, Any]:
+              deadline: float, grant: tuple[bytes, bytes] | None = None) -> dict[str, Any]:
     """Largest IP packet (bytes, DF set) that makes the round trip, and how the path said no.
 
     Linux only (IP_MTU_DISCOVER); elsewhere ``{"supported": False}``. Binary search between
@@ -340,6 +376,7 @@ def probe_mtu(host: str, port: int, token: str, top: int, floor: int, wait_s: fl
     if not sys.platform.startswith("linux"):
         return {"supported": False, "reason": "DF probing needs Linux (IP_MTU_DISCOVER)"}
     fam = _family(host)
+    key, session = (grant[1], grant[0]) if grant else (mw.session_key(token), os.urandom(8))
     level = socket.IPPROTO_IPV6 if fam == socket.AF_INET6 else socket.IPPROTO_IP
     opt_disc = getattr(socket, "IPV6_MTU_DISCOVER", 23) if fam == socket.AF_INET6 else mw.IP_MTU_DISCOVER
     opt_mtu = getattr(socket, "IPV6_MTU", 24) if fam == socket.AF_INET6 else mw.IP_MTU
@@ -352,7 +389,7 @@ def probe_mtu(host: str, port: int, token: str, top: int, floor: int, wait_s: fl
         local = interface_mtu(sock.getsockname()[0]) or route
         out.update(local_mtu=local, route_mtu=route)
         hi_try = min(top, local)
-        probe = _DfProbe(sock, token, 48 if fam == socket.AF_INET6 else 28, wait_s, deadline)
+        probe = _DfProbe(sock, key, session, 48 if fam == socket.AF_INET6 else 28, wait_s, deadline)
         lo, hi = _search_mtu(probe, hi_try, floor, lambda: sock.getsockopt(level, opt_mtu), out["tried"])
         if lo is None:
             out.update(largest_ok=None, icmp_frag_needed=probe.icmp, path_mtu_reported=None,
@@ -374,10 +411,10 @@ def probe_mtu(host: str, port: int, token: str, top: int, floor: int, wait_s: fl
 class _DfProbe:
     """Sealed echo requests of one exact IP size on a connected DF socket: did one come back?"""
 
-    def __init__(self, sock: socket.socket, token: str, overhead: int, wait_s: float,
+    def __init__(self, sock: socket.socket, key: bytes, session: bytes, overhead: int, wait_s: float,
                  deadline: float) -> None:
         self.sock, self.overhead, self.wait_s, self.deadline = sock, overhead, wait_s, deadline
-        self.key, self.session = mw.session_key(token), os.urandom(8)
+        self.key, self.session = key, session
         self.icmp = False  # the path said "too big" (EMSGSIZE: an ICMP, now or learnt earlier)
         self.seq = 0
 

@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from roomprobe.net import tlstrust
+from roomprobe.net.peertls import PinMismatch, PinnedHTTPSConnection
 from roomprobe.net.proxies import route_for
 
 TOKEN_HEADER = "X-Roomprobe-Token"
@@ -173,6 +174,10 @@ class Endpoint:
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 3.0
     use_proxy: bool = True
+    # A roomprobe serve peer over TLS (https URLs): its certificate's SHA-256 fingerprint, or
+    # tls_unpinned when the user asked by name for TLS without a checked certificate.
+    pin: str | None = None
+    tls_unpinned: bool = False
     # Entries of the route's fallback chain that could not be used, before the one in _proxy.
     tried: list[dict[str, str]] = field(default_factory=list)
     _proxy: list[str | None] = field(default_factory=list, repr=False)
@@ -208,7 +213,8 @@ class Endpoint:
 class Client:
     """One persistent HTTP/1.1 connection to the endpoint, direct or through the system proxy."""
 
-    def __init__(self, url: str, timeout: float, proxy: str | None) -> None:
+    def __init__(self, url: str, timeout: float, proxy: str | None, *, pin: str | None = None,
+                 tls_unpinned: bool = False) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise EndpointError(f"not an http(s) URL: {url}", stage="config")
@@ -226,9 +232,13 @@ class Client:
                 cred = f"{p.username}:{p.password or ''}".encode()
                 proxy_headers["Proxy-Authorization"] = "Basic " + base64.b64encode(cred).decode()
         self.extra = {} if self.scheme == "https" else dict(proxy_headers)
-        if self.scheme == "https":
+        if self.scheme == "https" and (pin is not None or tls_unpinned):
+            # a roomprobe serve peer: its pinned certificate, checked before the token is sent
+            self.conn: http.client.HTTPConnection = PinnedHTTPSConnection(
+                self.host, self.port, timeout=timeout, pin=pin)
+        elif self.scheme == "https":
             ctx = tlstrust.client_context()
-            self.conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            self.conn = http.client.HTTPSConnection(
                 target_host, target_port, timeout=timeout, context=ctx)
             if proxy:
                 self.conn.set_tunnel(self.host, self.port, headers=proxy_headers)
@@ -341,7 +351,7 @@ def open_endpoint(ep: Endpoint) -> tuple[Client, float]:
 
 
 def _open_via(ep: Endpoint, proxy: str | None) -> tuple[Client, float]:
-    client = Client(ep.down_url, ep.timeout, proxy)
+    client = Client(ep.down_url, ep.timeout, proxy, pin=ep.pin, tls_unpinned=ep.tls_unpinned)
     try:
         ping_once(client, ep)  # connection set-up (TCP, TLS, proxy) is not a latency sample
         return client, ping_once(client, ep)
@@ -355,6 +365,8 @@ def _open_via(ep: Endpoint, proxy: str | None) -> tuple[Client, float]:
         # that is the proxy's answer, not an entry that cannot be used.
         # A TLS failure is the endpoint's (or an inspecting proxy's) answer too.
         answered = str(exc).startswith("Tunnel connection failed") or isinstance(exc, ssl.SSLError)
+        if isinstance(exc, PinMismatch):  # not this peer: nothing was sent, nothing measured
+            raise EndpointError(str(exc), stage="tls-pin") from None
         raise EndpointError(f"{kind}: {exc}" if str(exc) else kind,
                             unusable=not answered) from None
 
@@ -456,7 +468,7 @@ def _sizes(first: int, cap: int) -> Iterator[int]:
 
 
 def _download_stream(ep: Endpoint, load: _Load, i: int, first: int, cap: int) -> None:
-    client = Client(ep.down_url, ep.timeout, ep.proxy())
+    client = Client(ep.down_url, ep.timeout, ep.proxy(), pin=ep.pin, tls_unpinned=ep.tls_unpinned)
     try:
         for size in _sizes(first, cap):
             if load.stop.is_set():
@@ -527,7 +539,7 @@ def _drain(sock: socket.socket, load: _Load) -> None:
 
 def _upload_stream(ep: Endpoint, load: _Load, i: int, first: int, cap: int) -> None:
     payload = memoryview(b"\0" * SEND_CHUNK)
-    client = Client(ep.up_url, ep.timeout, ep.proxy())
+    client = Client(ep.up_url, ep.timeout, ep.proxy(), pin=ep.pin, tls_unpinned=ep.tls_unpinned)
     try:
         for size in _sizes(first, cap):
             if load.stop.is_set():
@@ -602,7 +614,8 @@ class Pinger:
             except (OSError, http.client.HTTPException, EndpointError):
                 self.lost += 1
                 self.client.close()
-                self.client = Client(self.ep.down_url, self.ep.timeout, self.ep.proxy())
+                self.client = Client(self.ep.down_url, self.ep.timeout, self.ep.proxy(),
+                                     pin=self.ep.pin, tls_unpinned=self.ep.tls_unpinned)
             self.stop.wait(self.interval)
 
     def between(self, t0: float, t1: float) -> list[float]:

@@ -14,6 +14,7 @@ import os
 import platform
 import socket
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -188,6 +189,32 @@ def route_to(peer: str) -> dict[str, Any]:
 def neighbor(peer: str) -> dict[str, Any] | None:
     """The OS neighbour (ARP) entry for ``peer``: {"mac", "state"}; None if the OS cannot tell."""
     return _backend().neighbor(peer)
+
+
+def neighbors(peers: Iterable[str]) -> dict[str, dict[str, Any] | None] | None:
+    """``neighbor`` for many peers from one read of the whole table, where the OS offers one
+    (Linux, Windows); None where it does not or the read failed (ask ``neighbor`` per peer).
+    A peer absent from the table is ``{"mac": None, "state": "none"}``, as ``neighbor`` says."""
+    peers = list(dict.fromkeys(peers))
+    reader = getattr(_backend(), "neighbor_table", None)
+    table = reader() if reader is not None else None
+    if table is None:
+        return None
+    norm: dict[str, dict[str, Any]] = {}
+    for addr, entry in table.items():
+        try:
+            norm.setdefault(str(ipaddress.ip_address(addr.split("%")[0])), entry)
+        except ValueError:
+            continue
+    out: dict[str, dict[str, Any] | None] = {}
+    for p in peers:
+        try:
+            key = str(ipaddress.ip_address(p))
+        except ValueError:
+            out[p] = None
+            continue
+        out[p] = norm.get(key, {"mac": None, "state": "none"})
+    return out
 
 
 def is_privileged() -> bool:

@@ -78,5 +78,28 @@ def neighbor(peer: str) -> dict[str, Any] | None:
             "interface": e.get("dev")}
 
 
+def neighbor_table() -> dict[str, dict[str, Any]] | None:
+    """Every neighbour entry at once (one ``ip -j neigh show``), keyed by address, in
+    ``neighbor``'s shape (its first entry per address); None when iproute2 cannot tell.
+
+    Why: a sweep looks up hundreds of silent rooms; one process per address cost more than the
+    connects themselves."""
+    out = _run(["ip", "-j", "neigh", "show"], timeout=5.0)
+    try:
+        entries = json.loads(out) if out else None
+    except ValueError:
+        return None
+    if not isinstance(entries, list):
+        return None
+    table: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        if not isinstance(e, dict) or not isinstance(e.get("dst"), str):
+            continue
+        states = [str(s).lower() for s in e.get("state", [])]
+        table.setdefault(e["dst"], {"mac": e.get("lladdr"), "state": states[0] if states else "unknown",
+                                    "interface": e.get("dev")})
+    return table
+
+
 def is_admin() -> bool:
     return sys.platform != "win32" and os.geteuid() == 0

@@ -202,6 +202,16 @@ def neighbor(peer: str) -> dict[str, Any] | None:
     return {**found_nb, "source": "arp -a"}
 
 
+def neighbor_table() -> dict[str, dict[str, Any]] | None:
+    """Every neighbour entry at once from one GetIpNetTable2, in ``neighbor``'s shape (an entry
+    with a MAC preferred); None when the table cannot be read (then ``neighbor`` per address)."""
+    try:
+        rows = _ipnet_table2()
+    except Exception:  # ctypes on an odd build, a changed API
+        rows = None
+    return None if rows is None else parsers.neighbor_rows(rows)
+
+
 def _ipnet_table2() -> list[dict[str, Any]] | None:  # pragma: no cover - Windows only
     """GetIpNetTable2(AF_UNSPEC) copied out as bytes (decoded by parsers.ipnet_table2)."""
     import ctypes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 
 def _kv_lines(text: str, sep: str = ":") -> list[tuple[str, str]]:
@@ -316,6 +317,19 @@ def macos_arp(text: str) -> dict[str, str | None] | None:
 
 
 # ---- Windows neighbours (ARP) -------------------------------------------------------------
+
+
+def neighbor_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """GetIpNetTable2 rows (``ipnet_table2``) keyed by address, as ``neighbor`` picks them: the
+    first row with a MAC, else the first row."""
+    table: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        addr = str(r["address"])
+        if addr not in table or (r["mac"] and not table[addr]["mac"]):
+            table[addr] = {"mac": r["mac"], "state": r["state"], "if_index": r["if_index"],
+                           "source": "GetIpNetTable2"}
+    return table
+
 
 _IPV4 = r"\d{1,3}(?:\.\d{1,3}){3}"
 # "Interface: 192.168.1.10 --- 0xb", "Schnittstelle: ...", "Interface : ..." (French spacing),
