@@ -429,3 +429,27 @@ def test_unnamed_module_check(tmp_path):
                      "docs/architecture.md": "x\n```\nroomprobe/\n  net/   sockets\n    wire.py  heads\n"
                                              "    osnet/  per OS\nprobes/   controller-port\n```\n"})
     assert unnamed_modules(tmp_path) == ["roomprobe.net.stun", "roomprobe.probes.dns"]
+
+
+def probe_imports_that_do_not_resolve(root: Path) -> list[str]:
+    """``from roomprobe.probes.X import name`` where X has no such name. mypy does not follow
+    roomprobe.probes (the installed name of probes/), so a renamed constant would only fail
+    at run time."""
+    import importlib.util
+
+    bad = []
+    for module, path in sorted(source_modules(root).items()):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.ImportFrom) and not node.level \
+                    and (node.module or "").startswith("roomprobe.probes"):
+                target = importlib.import_module(node.module or "")
+                for alias in node.names:
+                    submodule = hasattr(target, "__path__") \
+                        and importlib.util.find_spec(f"{node.module}.{alias.name}") is not None
+                    if not hasattr(target, alias.name) and not submodule:
+                        bad.append(f"{module}: {node.module} has no {alias.name}")
+    return bad
+
+
+def test_imports_from_probes_resolve():
+    assert probe_imports_that_do_not_resolve(REPO) == []

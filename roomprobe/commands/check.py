@@ -145,10 +145,10 @@ def _check_peer_certificate(c: CheckSettings) -> None:
     if c.peer is None or c.peer_fingerprint is None:
         return
     from roomprobe.net.peerlink import split_peer
+    from roomprobe.net.peerport import PEER_PORT
     from roomprobe.net.peertls import PinMismatch, verify_peer
-    from roomprobe.probes.bandwidth import DEFAULT_PEER_PORT
 
-    host, port = split_peer(c.peer, DEFAULT_PEER_PORT)
+    host, port = split_peer(c.peer, PEER_PORT)
     try:
         verify_peer(host, port, 5.0, c.peer_fingerprint)
     except PinMismatch as exc:
