@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+from sockcount import counting_sockets
 
 from roomprobe.core.errors import UsageError
 from roomprobe.fleet import sweep as sw
@@ -180,29 +181,14 @@ def test_open_ports_are_watched_within_the_concurrency(monkeypatch):
     srv.bind(("127.0.0.1", 0))
     srv.listen(16)  # the kernel completes the handshakes; nobody accepts, nothing is closed
     port = srv.getsockname()[1]
-    live, peak = [0], [0]
-    real = socket.socket
-
-    class Counting(real):  # type: ignore[misc, valid-type]
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw)
-            live[0] += 1
-            peak[0] = max(peak[0], live[0])
-
-        def close(self):
-            if self.fileno() != -1:
-                live[0] -= 1
-            super().close()
-
-    monkeypatch.setattr(socket, "socket", Counting)
     try:
-        got = sw.connect_all([("127.0.0.1", port)] * 6, 2.0, 2, watch=0.2)
+        with counting_sockets(monkeypatch) as counts:
+            got = sw.connect_all([("127.0.0.1", port)] * 6, 2.0, 2, watch=0.2)
     finally:
-        monkeypatch.undo()
         srv.close()
     assert [a.state for a in got] == ["open"] * 6
     assert all(a.extra["after"] is None and a.extra["watched_s"] > 0 for a in got), got
-    assert peak[0] <= 2 and live[0] == 0
+    assert counts.peak <= 2 and counts.live == 0
 
 
 LINK = {"interface": "eth0", "network": "198.51.100.0/25"}

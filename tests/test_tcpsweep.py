@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from sockcount import counting_sockets
 
 from roomprobe.fleet import sweep as sw
 from roomprobe.fleet import sweep_out
@@ -126,28 +127,10 @@ def test_silence_is_never_waited_longer_than_the_timeout():
 
 
 def test_descriptors_stay_within_concurrency_times_tries(monkeypatch):
-    live, peak = [0], [0]
-    real = socket.socket
-
-    class Counting(real):  # type: ignore[misc, valid-type]
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw)
-            live[0] += 1
-            peak[0] = max(peak[0], live[0])
-
-        def close(self):
-            if self.fileno() != -1:
-                live[0] -= 1
-            super().close()
-
-    with silent_port() as (_srv, silent):
-        monkeypatch.setattr(socket, "socket", Counting)
-        try:
-            got = connect_all([("127.0.0.1", silent)] * 6, timeout=0.6, concurrency=2, watch=0.0)
-        finally:
-            monkeypatch.undo()
+    with silent_port() as (_srv, silent), counting_sockets(monkeypatch) as counts:
+        got = connect_all([("127.0.0.1", silent)] * 6, timeout=0.6, concurrency=2, watch=0.0)
     assert [a.state for a in got] == ["filtered"] * 6
-    assert peak[0] <= 2 * tcpsweep.TRIES and live[0] == 0
+    assert counts.peak <= 2 * tcpsweep.TRIES and counts.live == 0
 
 
 def test_max_concurrency_without_resource_is_selects_limit(monkeypatch):

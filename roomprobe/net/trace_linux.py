@@ -32,6 +32,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from roomprobe.net.trace_icmp import echo_request
 from roomprobe.net.traceroute import (
     FRAG_NEEDED,
     REACHED,
@@ -96,23 +97,6 @@ def classify(err: dict[str, Any], dest: str) -> tuple[str, int | None, int | Non
             return REACHED, err["code"], None
         return UNREACHABLE, err["code"], None
     return "", None, None
-
-
-def _icmp_echo(ident: int, seq: int, payload: bytes) -> bytes:
-    """An ICMP echo request (the kernel fills the checksum and identifier on datagram sockets,
-    but we compute the checksum anyway so the bytes are right on any kernel)."""
-    head = struct.pack("!BBHHH", 8, 0, 0, ident & 0xFFFF, seq & 0xFFFF)
-    return head[:2] + struct.pack("!H", checksum(head + payload)) + head[4:] + payload
-
-
-def checksum(data: bytes) -> int:
-    """RFC 1071 Internet checksum."""
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return ~s & 0xFFFF
 
 
 class LinuxProbes:
@@ -194,9 +178,8 @@ class LinuxProbes:
             t = time.monotonic()
             s.send(payload)
             return t
-        payload = bytes(max(0, size - IP_HDR - ICMP_HDR))
-        t = time.monotonic()
-        s.sendto(_icmp_echo(0, self._seq, payload), (dest, 0))
+        t = time.monotonic()  # the kernel fills the identifier (and the checksum) on datagram sockets
+        s.sendto(echo_request(0, self._seq, size), (dest, 0))
         return t
 
     def _read(self, s: socket.socket, dest: str, ttl: int, rtt_ms: float) -> Reply | None:
