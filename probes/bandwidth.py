@@ -25,15 +25,16 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from roomprobe.core import threads
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
 from roomprobe.net.peerlink import PEER_LINK, split_peer
+from roomprobe.net.peerport import PEER_PORT
 
-DEFAULT_PEER_PORT = 9095
 RESOLUTIONS = ("720p", "1080p")
 PROFILES = ("rooms", "client")
 
@@ -46,7 +47,7 @@ class Options:
     down_url: str = "https://speed.cloudflare.com/__down"
     up_url: str = "https://speed.cloudflare.com/__up"
     token: str = ""  # sent as X-Roomprobe-Token when set (a self-hosted 'roomprobe serve')
-    peer_port: int = DEFAULT_PEER_PORT  # roomprobe serve's port when --peer has none
+    peer_port: int = PEER_PORT  # roomprobe serve's port when --peer has none
     duration: float = 10.0  # seconds for idle latency and both directions together
     streams: int = 4
     omit: float = 1.0  # seconds of warm-up (slow start) dropped per direction
@@ -54,7 +55,8 @@ class Options:
     min_steady: float = 2.0  # ... over at least this many seconds; shorter is "cut short"
     max_request_mb: int = 64
     connect_timeout: float = 3.0
-    # The room profile (zoom-network-facts.md, "Added after the first release"; docs/bandwidth.md).
+    # The room profile: what a Zoom Room needs per display and resolution (Zoom Rooms system
+    # requirements; sources and figures in docs/bandwidth.md).
     profile: str = "rooms"  # rooms: Zoom Rooms per display | client: a plain Zoom client
     displays: int = 0  # 1-3; 0: detect from the OS on the room PC, else 1 (flag: --displays)
     resolution: str = "720p"  # 720p | 1080p (flag: --resolution)
@@ -290,12 +292,13 @@ def endpoint_for(ctx: Context) -> tuple[Any, str, str]:
             str(o.down_url))
 
 
-def _detect_displays(ctx: Context) -> tuple[threading.Thread, dict[str, Any]] | None:
+def _detect_displays(ctx: Context) -> Future[Any] | None:
     """Start reading the OS's display count, when it is the room's and nothing configured it.
 
     Next to the controller (``--room`` given, role controller-side) this PC's screens are not
-    the room's, so nothing is detected there. Runs beside the measurement in a daemon thread;
-    roomprobe.net.displays never raises, and the guard below keeps even a surprise contained.
+    the room's, so nothing is detected there. Runs beside the measurement in a daemon thread
+    (core.threads.Daemons); roomprobe.net.displays never raises, and even a surprise stays in
+    the future, for _profile to ignore.
     """
     o = ctx.options
     configured = bool(getattr(ctx.settings, "displays", None) or o.displays)
@@ -303,28 +306,21 @@ def _detect_displays(ctx: Context) -> tuple[threading.Thread, dict[str, Any]] | 
         return None
     if ctx.targets.role == "controller-side":
         return None
-    box: dict[str, Any] = {}
 
-    def work() -> None:
-        try:
-            from roomprobe.net import displays
+    def detect() -> Any:
+        from roomprobe.net import displays
 
-            box["found"] = displays.detect(timeout=4.0)
-        except Exception:  # pragma: no cover - displays.detect is guarded itself
-            box["found"] = None
+        return displays.detect(timeout=4.0)
 
-    thread = threading.Thread(target=work, name="bw-displays", daemon=True)
-    thread.start()
-    return thread, box
+    return threads.Daemons("bw-displays").submit(detect)
 
 
-def _profile(ctx: Context, pending: tuple[threading.Thread, dict[str, Any]] | None,
-             wait: float) -> Profile:
+def _profile(ctx: Context, pending: Future[Any] | None, wait: float) -> Profile:
     detected = None
     if pending is not None:
-        thread, box = pending
-        thread.join(timeout=max(0.0, wait))
-        detected = box.get("found")
+        # still running (TimeoutError) or broken: the profile falls back to the configured count
+        with contextlib.suppress(Exception):
+            detected = pending.result(timeout=max(0.0, wait))
     return make_profile(ctx.options, ctx.settings, detected)
 
 

@@ -43,10 +43,8 @@ check cut short by the deadline is never success: without a working URL the stat
 from __future__ import annotations
 
 import functools
-import queue
 import re
 import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +53,7 @@ from urllib.parse import urlsplit
 
 from roomprobe.probes import _cloudpath
 
+from roomprobe.core import threads
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import (
     Context,
@@ -250,28 +249,11 @@ def app_check(names: tuple[str, ...], timeout: float) -> dict[str, Any]:
 
 
 def run_all(tasks: dict[str, Callable[[], Any]], deadline: float) -> dict[str, Any]:
-    """Run every task in its own daemon thread; results by key, None for those past ``deadline``.
-
-    Daemon threads (not a pool) so a resolver stuck past the deadline never holds up exit.
-    """
-    done: queue.Queue = queue.Queue()
-
-    def work(key: str, fn: Callable[[], Any]) -> None:
-        try:
-            done.put((key, fn()))
-        except Exception as exc:  # one endpoint's bug must not cost the others their result
-            done.put((key, {"state": "error", "error": f"{type(exc).__name__}: {exc}"}))
-
-    for key, fn in tasks.items():
-        threading.Thread(target=work, args=(key, fn), daemon=True, name=f"cloud-{key}").start()
-    results: dict[str, Any] = dict.fromkeys(tasks)
-    for _ in tasks:
-        try:
-            key, value = done.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            break
-        results[key] = value
-    return results
+    """Every task at once (core.threads.run_all); results by key, None for those past
+    ``deadline``, an error result for one that crashed (it must not cost the others theirs)."""
+    return {key: (None if not o.done else o.value if o.error is None else
+                  {"state": "error", "error": f"{type(o.error).__name__}: {o.error}"})
+            for key, o in threads.run_all(tasks, deadline, "cloud").items()}
 
 
 # ------------------------------------------------------------------------------- normalising
@@ -307,18 +289,18 @@ def cut_silences(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list
             else:
                 web[i] = {**httpsprobe.deadline_result(w["url"], {"phase": w.get("phase")}),
                           "waited_s": round(conn_t, 2)}
-    for a in tcp:
-        if a.get("state") == "filtered":
-            a["waited_s"] = round(conn_t, 2)
-            if not conn_judged:
+    _cut_silent(tcp, "filtered", conn_t, conn_judged)
+    _cut_silent(udp, "silent", stun_t, stun_judged)
+
+
+def _cut_silent(attempts: list[dict[str, Any]], silent: str, waited: float, judged: bool) -> None:
+    """cut_silences for the TCP or UDP attempts: ``silent`` is the state their silence has."""
+    for a in attempts:
+        if a.get("state") == silent:
+            a["waited_s"] = round(waited, 2)
+            if not judged:
                 a.update(state="deadline", error="the deadline left too short a wait to judge "
-                         f"silence ({conn_t:.2f} s)")
-    for a in udp:
-        if a.get("state") == "silent":
-            a["waited_s"] = round(stun_t, 2)
-            if not stun_judged:
-                a.update(state="deadline", error="the deadline left too short a wait to judge "
-                         f"silence ({stun_t:.2f} s)")
+                         f"silence ({waited:.2f} s)")
 
 
 def endpoint_result(host: str, port: int, raw: Any) -> dict[str, Any]:
@@ -480,8 +462,11 @@ def conclude(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list[dic
              control: dict[str, Any] | None, tcp_ports: list[int], udp_ports: list[int], *,
              app: dict[str, Any] | None = None, ranges_check: dict[str, Any] | None = None,
              ) -> tuple[dict[str, Any], list[Finding]]:
-    """Pure verdict from the measurements: the summary evidence (with ``media_path``) and findings."""
-    findings: list[Finding] = []
+    """Pure verdict from the measurements: the summary evidence (with ``media_path``) and findings.
+
+    Each port's state from its attempts, then what the web hosts prove (HTTPS, TLS, HTTP), the
+    path media would take (_cloudpath.predict over the UDP, TCP and TLS steps), what blocks
+    media, what is not proven either way, and Zoom's published ranges."""
     _udp_verdicts(udp, control)
     if control is not None:
         _udp_verdicts([control], None)
@@ -492,7 +477,28 @@ def conclude(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list[dic
     udp_state = _by_port(udp, udp_ports, ("reachable", "open"))
     # Working = TLS verified (an untrusted certificate fails the tls phase) and a status < 400.
     https_ok = bool(_working(web))
+    findings = _web_findings(web, https_ok)
 
+    steps = [_udp_step(udp_state, udp, control, app), _tcp_step(tcp_state, tcp, app),
+             _tls_step(web, https_ok)]
+    media = _cloudpath.predict(steps, app)
+    findings += _blocked_media_findings(tcp, udp, control, tcp_state, udp_state, steps[0], https_ok)
+    findings += _unproven_media_findings(udp, control, steps[0], app)
+    if ranges_check is not None:
+        findings.extend(_ranges_findings(ranges_check))
+
+    summary = {"https_ok": https_ok, "tcp_ports": {str(k): v for k, v in tcp_state.items()},
+               "udp_ports": {str(k): v for k, v in udp_state.items()}, "media_path": media,
+               # UDP proven blocked while TLS 443 works: Zoom's last resort carries the media
+               # (docs/report.md: fields stay within report v1)
+               "udp_falls_back_to_tcp_443": steps[0]["state"] == "blocked" and https_ok}
+    return summary, findings
+
+
+def _web_findings(web: list[dict[str, Any]], https_ok: bool) -> list[Finding]:
+    """What the web hosts prove: HTTPS unreachable, unproven by the deadline, TLS failing
+    (inspection, clock, roots), or an HTTP error page (a filter or proxy block page)."""
+    findings: list[Finding] = []
     unreachable = [w for w in web if not w["ok"] and w["phase"] in ("resolve", "connect", "proxy")]
     if web and not https_ok and unreachable:
         w = unreachable[0]
@@ -532,13 +538,18 @@ def conclude(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list[dic
             {"urls": [_brief(x) for x in http_bad]},
             hint="Open that URL from this device to see who answers, and allow Zoom in that "
                  "filter or proxy."))
+    return findings
 
-    steps = [_udp_step(udp_state, udp, control, app), _tcp_step(tcp_state, tcp, app),
-             _tls_step(web, https_ok)]
-    media = _cloudpath.predict(steps, app)
-    udp_open = steps[0]["state"] in ("open", "likely")
+
+def _blocked_media_findings(tcp: list[dict[str, Any]], udp: list[dict[str, Any]],
+                            control: dict[str, Any] | None, tcp_state: dict[int, str],
+                            udp_state: dict[int, str], udp_step: dict[str, Any],
+                            https_ok: bool) -> list[Finding]:
+    """Media ports proven blocked: TCP 8801-8802, UDP refused by this device's own firewall
+    (EPERM), UDP blocked on the way (ICMP, or a reject forged in a STUN server's name)."""
+    findings: list[Finding] = []
+    udp_open = udp_step["state"] in ("open", "likely")
     open_tcp = sorted(p for p, s in tcp_state.items() if s == "open")
-
     blocked_tcp = sorted(p for p, s in tcp_state.items() if s == "blocked")
     if blocked_tcp:
         findings.append(Finding(
@@ -573,18 +584,25 @@ def conclude(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list[dic
                "the packets in the host's name (iptables REJECT, nftables reject)"
                if forged else "")
             + (_fallback(False, open_tcp, https_ok) + ", with more delay and lower quality"
-               if steps[0]["state"] == "blocked" else "") + ".",
+               if udp_step["state"] == "blocked" else "") + ".",
             {"ports": blocked_udp, "proof": proofs,
              "attempts": [a for a in udp if a["port"] in blocked_udp]},
             hint="Allow UDP 3478-3479 and 8801-8810 to Zoom's IP ranges on the firewall"
                  + ("; find the firewall that REJECTs them (its rejects carry the server's "
                     "address); if a host in cloud.stun_hosts really runs no STUN server, remove "
                     "it from the list." if forged else ".")))
-    if steps[0]["state"] == "unknown":
+    return findings
+
+
+def _unproven_media_findings(udp: list[dict[str, Any]], control: dict[str, Any] | None,
+                             udp_step: dict[str, Any], app: dict[str, Any] | None) -> list[Finding]:
+    """UDP media not proven either way, and the app itself in a meeting over TCP."""
+    findings: list[Finding] = []
+    if udp_step["state"] == "unknown":
         tested = control is not None or bool(udp)
         findings.append(Finding(
             "cloud-udp-unknown", Severity.WARN if tested else Severity.INFO,
-            "UDP media (8801) is not proven either way: " + steps[0]["why"] + ".",
+            "UDP media (8801) is not proven either way: " + udp_step["why"] + ".",
             {"control": _brief_ep(control) if control else None,
              "attempts": [_brief_ep(a) for a in udp]},
             hint="Run roomprobe on the room PC during a meeting (the app's own sockets show the "
@@ -597,14 +615,7 @@ def conclude(web: list[dict[str, Any]], tcp: list[dict[str, Any]], udp: list[dic
             "and lower quality.",
             {"transport": app["transport"], "connections": app.get("connections", [])[:20]},
             hint="Allow UDP 8801-8810 to Zoom's IP ranges (and in this device's firewall)."))
-    if ranges_check is not None:
-        findings.extend(_ranges_findings(ranges_check))
-
-    summary = {"https_ok": https_ok, "tcp_ports": {str(k): v for k, v in tcp_state.items()},
-               "udp_ports": {str(k): v for k, v in udp_state.items()}, "media_path": media,
-               # kept from 0.1: UDP proven blocked while TLS 443 works (Zoom's last resort)
-               "udp_falls_back_to_tcp_443": steps[0]["state"] == "blocked" and https_ok}
-    return summary, findings
+    return findings
 
 
 def _ranges_findings(rc: dict[str, Any]) -> list[Finding]:

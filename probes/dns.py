@@ -33,16 +33,15 @@ from __future__ import annotations
 import errno
 import functools
 import ipaddress
-import queue
 import re
 import socket
 import statistics
-import threading
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
+from roomprobe.core import threads
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import (
     Context,
@@ -227,32 +226,12 @@ def os_lookup(name: str, rdtype: str) -> dict[str, Any]:
 
 
 def run_parallel(jobs: Mapping[Hashable, Callable[[], dict[str, Any]]], ctx: Context) -> dict[Hashable, Any]:
-    """Run every job in its own daemon thread; return what finished before the deadline.
+    """Every job at once (core.threads.run_all); what finished before the deadline, by key.
 
-    Daemon threads, not an executor: a getaddrinfo stuck on a dead resolver (glibc retries for
-    10 s and more) must neither hold up this probe nor the process exit.
-    """
-    done: queue.Queue = queue.Queue()
-
-    def worker(key: Hashable, fn: Callable[[], dict[str, Any]]) -> None:
-        try:
-            done.put((key, fn()))
-        except Exception as exc:  # a bug in one query must not lose the others
-            done.put((key, {"outcome": "error", "error": f"{type(exc).__name__}: {exc}", "answers": []}))
-
-    for key, fn in jobs.items():
-        threading.Thread(target=worker, args=(key, fn), daemon=True, name="dns-query").start()
-    results: dict[Hashable, Any] = {}
-    while len(results) < len(jobs):
-        wait = ctx.remaining() - 0.1
-        if wait <= 0:
-            break
-        try:
-            key, res = done.get(timeout=wait)
-        except queue.Empty:
-            break
-        results[key] = res
-    return results
+    A crashed job is an error outcome: a bug in one query must not lose the others."""
+    return {key: o.value if o.error is None else
+            {"outcome": "error", "error": f"{type(o.error).__name__}: {o.error}", "answers": []}
+            for key, o in threads.run_all(jobs, ctx.deadline - 0.1, "dns-query").items() if o.done}
 
 
 # -- judging ------------------------------------------------------------------------------------
@@ -277,49 +256,79 @@ def _fmt(items: list[dict[str, Any]], limit: int = 4) -> str:
     return ", ".join(parts) + (f" and {more} more" if more > 0 else "")
 
 
+@dataclass
+class _Judged:
+    """The findings so far, and what every finding's text may name (TEXTS' placeholders)."""
+
+    allowed: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+    usable: dict[str, bool]  # name -> some resolver gave a real (non-sinkhole) address
+    slow_ms: float
+    lifetime: float
+    hosts_file: str
+    findings: list[Finding]
+
+    def add(self, fid: str, items: list[dict[str, Any]], fail: bool, evidence: dict[str, Any],
+            **fmt: Any) -> None:
+        resolvers_txt = ", ".join(sorted({str(i.get("resolver")) for i in items if i.get("resolver")}))
+        msg, hint = TEXTS[fid]
+        waits = [float(i["waited_s"]) for i in items if i.get("waited_s") is not None]
+        values = {"what": _fmt(items), "resolvers": resolvers_txt, "lifetime": self.lifetime,
+                  "waited": f"{min(waits):g}" if waits else f"{self.lifetime:g}",
+                  "slow_ms": int(self.slow_ms), "path": self.hosts_file, **fmt}
+        self.findings.append(Finding(fid, Severity.FAIL if fail else Severity.WARN, msg.format(**values),
+                                     evidence, hint=hint.format(**values)))
+
+    def add_queries(self, fid: str, items: list[dict[str, Any]], **fmt: Any) -> None:
+        """A finding about failed queries: FAIL when some name they ask got no usable answer."""
+        affected = sorted({i["name"] for i in items})
+        self.add(fid, items, any(not self.usable[n] for n in affected),
+                 {"queries": items, "names_unresolvable": [n for n in affected if not self.usable[n]]},
+                 **fmt)
+
+
 def analyse(resolvers: list[dict[str, Any]], queries: list[dict[str, Any]], os_results: list[dict[str, Any]],
             hosts: dict[str, list[dict[str, Any]]], names: list[str], opts: Options,
             no_resolver_why: str | None = None, hosts_file: str = "") -> list[Finding]:
-    """Pure judgement over the measurements (unit-testable): the findings, severest first."""
+    """Pure judgement over the measurements (unit-testable): the findings, severest first.
+
+    A failure is FAIL when a probed name got no usable answer from any resolver, WARN when
+    another resolver covered for it; then the OS path, empty answers, sinkholes, hosts-file
+    overrides, slow answers and resolvers that disagree, each its own finding."""
     allowed = [ipaddress.ip_network(str(c), strict=False) for c in opts.allow_networks or []]
-    slow_ms = float(opts.slow_ms)
-    lifetime = opts.lifetime
 
     def good(q: dict[str, Any]) -> bool:
         return q["outcome"] == "ok" and any(not is_suspicious(a, allowed) for a in q["answers"])
 
     usable = {n: any(good(q) for q in queries if q["name"] == n) for n in names}
-    findings: list[Finding] = []
-
-    def add(fid: str, items: list[dict[str, Any]], fail: bool, evidence: dict[str, Any], **fmt: Any) -> None:
-        resolvers_txt = ", ".join(sorted({str(i.get("resolver")) for i in items if i.get("resolver")}))
-        msg, hint = TEXTS[fid]
-        waits = [float(i["waited_s"]) for i in items if i.get("waited_s") is not None]
-        values = {"what": _fmt(items), "resolvers": resolvers_txt, "lifetime": lifetime,
-                  "waited": f"{min(waits):g}" if waits else f"{lifetime:g}",
-                  "slow_ms": int(slow_ms), "path": hosts_file, **fmt}
-        findings.append(Finding(fid, Severity.FAIL if fail else Severity.WARN, msg.format(**values),
-                                evidence, hint=hint.format(**values)))
-
+    judged = _Judged(allowed, usable, float(opts.slow_ms), opts.lifetime, hosts_file, [])
     if not resolvers:
         fid = "dns-scoped-only" if dnsconf.scoped_only(no_resolver_why) else "dns-no-resolver"
-        findings.append(Finding(fid, Severity.FAIL,
-                                TEXTS[fid][0].format(why=no_resolver_why or "none found"),
-                                {"why": no_resolver_why}, hint=TEXTS[fid][1]))
+        judged.findings.append(Finding(fid, Severity.FAIL,
+                                       TEXTS[fid][0].format(why=no_resolver_why or "none found"),
+                                       {"why": no_resolver_why}, hint=TEXTS[fid][1]))
+    _judge_failed_answers(judged, queries)
+    _judge_local_errors(judged, queries)
+    _judge_os_path(judged, os_results)
+    _judge_empty_and_sinkholes(judged, queries)
+    _judge_overrides(judged, queries, os_results, hosts, names)
+    _judge_slow(judged, queries)
+    _judge_disagreement(judged, queries, names)
+    judged.findings.sort(key=lambda f: f.severity != Severity.FAIL)
+    return judged.findings
 
-    def pick(outcome: str) -> list[dict[str, Any]]:
-        return [{k: q.get(k) for k in ("resolver", "name", "type", "rcode", "ms", "waited_s")}
-                for q in queries if q["outcome"] == outcome]
 
+def _judge_failed_answers(judged: _Judged, queries: list[dict[str, Any]]) -> None:
+    """What resolvers answered when they gave no address: silence, refusal, SERVFAIL, NXDOMAIN."""
     for fid, outcome in (("dns-timeout", "timeout"), ("dns-refused", "refused"),
                          ("dns-servfail", "servfail"), ("dns-nxdomain", "nxdomain")):
-        items = pick(outcome)
+        items = [{k: q.get(k) for k in ("resolver", "name", "type", "rcode", "ms", "waited_s")}
+                 for q in queries if q["outcome"] == outcome]
         if items:
-            affected = sorted({i["name"] for i in items})
-            add(fid, items, any(not usable[n] for n in affected),
-                {"queries": items, "names_unresolvable": [n for n in affected if not usable[n]]})
+            judged.add_queries(fid, items)
 
-    # Local errors: no route / ICMP, this host's firewall, anything else (odd rcodes included).
+
+def _judge_local_errors(judged: _Judged, queries: list[dict[str, Any]]) -> None:
+    """Local errors: no route / ICMP, this host's firewall, anything else (odd rcodes included)."""
     def failed_as(q: dict[str, Any]) -> str | None:
         if q["outcome"] in ("unreachable", "blocked"):
             return {"unreachable": "dns-unreachable", "blocked": "dns-blocked-locally"}[q["outcome"]]
@@ -332,20 +341,19 @@ def analyse(resolvers: list[dict[str, Any]], queries: list[dict[str, Any]], os_r
         if bad:
             items = [{k: q.get(k) for k in ("resolver", "name", "type", "rcode", "ms", "errno", "error")}
                      for q in bad]
-            affected = sorted({i["name"] for i in items})
             errors = ", ".join(sorted({str(q.get("errno") or q.get("rcode") or q.get("error")) for q in bad}))
-            add(fid, items, any(not usable[n] for n in affected),
-                {"queries": items, "names_unresolvable": [n for n in affected if not usable[n]]},
-                errors=errors)
+            judged.add_queries(fid, items, errors=errors)
 
-    # The OS path (getaddrinfo) must agree: a name DNS resolves but the OS cannot is what Zoom sees.
+
+def _judge_os_path(judged: _Judged, os_results: list[dict[str, Any]]) -> None:
+    """The OS path (getaddrinfo) must agree: a name DNS resolves but the OS cannot is what Zoom sees."""
     os_by_name: dict[str, list[dict[str, Any]]] = {}
     for o in os_results:
         os_by_name.setdefault(o["name"], []).append(o)
     os_fail: list[dict[str, Any]] = []
     os_slow: list[dict[str, Any]] = []
     for n, results in os_by_name.items():
-        if not usable.get(n) or any(o["outcome"] == "ok" and o["answers"] for o in results):
+        if not judged.usable.get(n) or any(o["outcome"] == "ok" and o["answers"] for o in results):
             continue  # DNS itself fails for n (its own finding), or the OS resolved it
         if any(o["outcome"] == "timeout" for o in results):
             waits = [o["waited_s"] for o in results if o.get("waited_s") is not None]
@@ -355,13 +363,15 @@ def analyse(resolvers: list[dict[str, Any]], queries: list[dict[str, Any]], os_r
             os_fail.append({"name": n, "type": "/".join(o["type"] for o in results),
                             "outcomes": {o["type"]: o.get("error") or o["outcome"] for o in results}})
     if os_fail:
-        add("dns-os-fails", os_fail, True, {"lookups": os_fail},
-            errors="; ".join(sorted({str(v) for i in os_fail for v in i["outcomes"].values()})))
+        judged.add("dns-os-fails", os_fail, True, {"lookups": os_fail},
+                   errors="; ".join(sorted({str(v) for i in os_fail for v in i["outcomes"].values()})))
     if os_slow:
-        add("dns-os-timeout", os_slow, False, {"lookups": os_slow})
+        judged.add("dns-os-timeout", os_slow, False, {"lookups": os_slow})
 
-    # Empty: a resolver answered NOERROR with no address for every type asked about a name
-    # (one empty type, typically AAAA, is normal).
+
+def _judge_empty_and_sinkholes(judged: _Judged, queries: list[dict[str, Any]]) -> None:
+    """Empty: a resolver answered NOERROR with no address for every type asked about a name (one
+    empty type, typically AAAA, is normal). Sinkhole: an address no Zoom name resolves to."""
     by_rn: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for q in queries:
         by_rn.setdefault((q["resolver"], q["name"]), []).append(q)
@@ -369,16 +379,20 @@ def analyse(resolvers: list[dict[str, Any]], queries: list[dict[str, Any]], os_r
         {"resolver": r, "name": n, "type": "/".join(q["type"] for q in qs), "ms": None, "rcode": "NOERROR"}
         for (r, n), qs in by_rn.items() if all(q["outcome"] == "empty" for q in qs)]
     if empty:
-        add("dns-empty", empty, any(not usable[i["name"]] for i in empty), {"queries": empty})
+        judged.add("dns-empty", empty, any(not judged.usable[i["name"]] for i in empty), {"queries": empty})
 
+    allowed = judged.allowed
     sink = [{"resolver": q["resolver"], "name": q["name"], "type": q["type"],
              "addresses": [a for a in q["answers"] if is_suspicious(a, allowed)]}
             for q in queries if q["outcome"] == "ok" and any(is_suspicious(a, allowed) for a in q["answers"])]
     if sink:
-        add("dns-sinkhole", sink, any(not usable[i["name"]] for i in sink),
-            {"answers": sink, "allow_networks": [str(n) for n in allowed]})
+        judged.add("dns-sinkhole", sink, any(not judged.usable[i["name"]] for i in sink),
+                   {"answers": sink, "allow_networks": [str(n) for n in allowed]})
 
-    # Hosts-file override: an entry for a probed name, or an OS answer that DNS never gave.
+
+def _judge_overrides(judged: _Judged, queries: list[dict[str, Any]], os_results: list[dict[str, Any]],
+                     hosts: dict[str, list[dict[str, Any]]], names: list[str]) -> None:
+    """Hosts-file override: an entry for a probed name, or an OS answer that DNS never gave."""
     dns_addrs: dict[tuple[str, str], set[str]] = {}
     for q in queries:
         if q["outcome"] == "ok":
@@ -396,21 +410,29 @@ def analyse(resolvers: list[dict[str, Any]], queries: list[dict[str, Any]], os_r
                               "dns_answers": sorted(seen)}
                              for a in o["answers"] if (o["name"], a) not in pinned)
     if overrides:
-        add("dns-hosts-override", overrides, any(is_suspicious(o["address"], allowed) for o in overrides),
-            {"overrides": overrides, "hosts_file": hosts_file},
-            what=", ".join(f"{o['name']} -> {o['address']}" for o in overrides[:4]))
+        judged.add("dns-hosts-override", overrides,
+                   any(is_suspicious(o["address"], judged.allowed) for o in overrides),
+                   {"overrides": overrides, "hosts_file": judged.hosts_file},
+                   what=", ".join(f"{o['name']} -> {o['address']}" for o in overrides[:4]))
 
+
+def _judge_slow(judged: _Judged, queries: list[dict[str, Any]]) -> None:
+    """Answers slower than ``slow_ms``, per resolver (a warning: the name still resolved)."""
     slow = [q for q in queries if q.get("ms") is not None and q["outcome"] not in NOT_ANSWERS
-            and q["ms"] > slow_ms]
+            and q["ms"] > judged.slow_ms]
     if slow:
         per: dict[str, list[float]] = {}
         for q in slow:
             per.setdefault(q["resolver"], []).append(q["ms"])
         stats = [{"resolver": r, "slow_queries": len(v), "max_ms": max(v), "median_ms": statistics.median(v)}
                  for r, v in sorted(per.items())]
-        add("dns-slow", [], False, {"resolvers": stats, "slow_ms": slow_ms},
-            what=", ".join(f"{s['resolver']} up to {s['max_ms']:.0f} ms" for s in stats))
+        judged.add("dns-slow", [], False, {"resolvers": stats, "slow_ms": judged.slow_ms},
+                   what=", ".join(f"{s['resolver']} up to {s['max_ms']:.0f} ms" for s in stats))
 
+
+def _judge_disagreement(judged: _Judged, queries: list[dict[str, Any]], names: list[str]) -> None:
+    """Resolvers that answer one question differently: one says the name exists and another
+    not, or their addresses share nothing (split-horizon DNS, or one of them is lying)."""
     disagree = []
     for n in names:
         for t in sorted({q["type"] for q in queries}):
@@ -427,10 +449,7 @@ def analyse(resolvers: list[dict[str, Any]], queries: list[dict[str, Any]], os_r
                     r: (q["answers"] if q["outcome"] == "ok" else q["outcome"].upper())
                     for r, q in answered.items()}})
     if disagree:
-        add("dns-resolvers-disagree", disagree, False, {"disagreements": disagree})
-
-    findings.sort(key=lambda f: f.severity != Severity.FAIL)
-    return findings
+        judged.add("dns-resolvers-disagree", disagree, False, {"disagreements": disagree})
 
 
 def per_resolver(queries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -446,6 +465,10 @@ def per_resolver(queries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 # -- the probe ----------------------------------------------------------------------------------
 
+def _label(r: dict[str, Any]) -> str:
+    return r["address"] if r["port"] == 53 else f"{r['address']}#{r['port']}"
+
+
 def run(ctx: Context) -> Result:
     opts = ctx.options
     check_options(opts)
@@ -458,14 +481,42 @@ def run(ctx: Context) -> Result:
     else:
         resolvers, why = dnsconf.system_resolvers()
 
-    def label(r: dict[str, Any]) -> str:
-        return r["address"] if r["port"] == 53 else f"{r['address']}#{r['port']}"
-
     # One wait for every query, planned inside the time left so the probe can still conclude
     # after a silent resolver (a 2 s check: 1.6 s). Silence for it is measured; only a wait the
     # deadline left too short to judge (silence_measured) proves nothing.
     planned = ctx.plan(lifetime)
+    t0 = time.monotonic()
+    queries, os_results = _ask_all(ctx, resolvers, names, types, planned, lifetime, bool(opts.os_lookup))
 
+    hpath = dnsconf.hosts_path()
+    try:
+        hosts = dnsconf.parse_hosts(hpath.read_text(errors="replace"))
+        hosts_note = None
+    except OSError as exc:
+        hosts, hosts_note = {}, f"{exc.strerror or exc}"
+    findings = analyse(resolvers, queries, os_results, hosts, names, opts, why, str(hpath))
+
+    evidence: dict[str, Any] = {
+        "resolvers": [{**r, "label": _label(r)} for r in resolvers],
+        "resolvers_from": "config" if opts.resolvers else "system",
+        "names": names, "types": types, "lifetime_s": lifetime, "waited_s": round(planned, 2),
+        "slow_ms": opts.slow_ms,
+        "allow_networks": [str(c) for c in opts.allow_networks or []],
+        "elapsed_ms": round((time.monotonic() - t0) * 1000, 1),
+        "queries": queries, "os": os_results,
+        "hosts_file": {"path": str(hpath), "error": hosts_note,
+                       "entries": {n: hosts[n] for n in names if n in hosts}},
+    }
+    evidence["per_resolver"] = per_resolver(queries)
+    if why:
+        evidence["no_resolver_why"] = why
+    return verdict(evidence, findings, names, resolvers, bool(opts.os_lookup))
+
+
+def _ask_all(ctx: Context, resolvers: list[dict[str, Any]], names: list[str], types: list[str],
+             planned: float, lifetime: float, with_os: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every resolver x name x type (and the OS path) at once, each waiting ``planned`` seconds:
+    (queries, os_results), one row per question whether it was answered or not."""
     def timed_query(r: dict[str, Any], n: str, t: str) -> dict[str, Any]:
         wait = max(0.05, min(planned, ctx.remaining() - 0.05))
         res = query(r["address"], r["port"], n, t, wait)
@@ -482,8 +533,8 @@ def run(ctx: Context) -> Result:
     for r in resolvers:
         for n in names:
             for t in types:
-                jobs[("dns", label(r), n, t)] = functools.partial(timed_query, r, n, t)
-    if opts.os_lookup:
+                jobs[("dns", _label(r), n, t)] = functools.partial(timed_query, r, n, t)
+    if with_os:
         for n in names:
             for t in types:
                 jobs[("os", "", n, t)] = functools.partial(os_lookup, n, t)
@@ -504,30 +555,7 @@ def run(ctx: Context) -> Result:
             queries.append({"resolver": res_label, "name": n, "type": t, **res})
         else:
             os_results.append({"name": n, "type": t, **res})
-
-    hpath = dnsconf.hosts_path()
-    try:
-        hosts = dnsconf.parse_hosts(hpath.read_text(errors="replace"))
-        hosts_note = None
-    except OSError as exc:
-        hosts, hosts_note = {}, f"{exc.strerror or exc}"
-    findings = analyse(resolvers, queries, os_results, hosts, names, opts, why, str(hpath))
-
-    evidence: dict[str, Any] = {
-        "resolvers": [{**r, "label": label(r)} for r in resolvers],
-        "resolvers_from": "config" if opts.resolvers else "system",
-        "names": names, "types": types, "lifetime_s": lifetime, "waited_s": round(planned, 2),
-        "slow_ms": opts.slow_ms,
-        "allow_networks": [str(c) for c in opts.allow_networks or []],
-        "elapsed_ms": round((time.monotonic() - t0) * 1000, 1),
-        "queries": queries, "os": os_results,
-        "hosts_file": {"path": str(hpath), "error": hosts_note,
-                       "entries": {n: hosts[n] for n in names if n in hosts}},
-    }
-    evidence["per_resolver"] = per_resolver(queries)
-    if why:
-        evidence["no_resolver_why"] = why
-    return verdict(evidence, findings, names, resolvers, bool(opts.os_lookup))
+    return queries, os_results
 
 
 def verdict(evidence: dict[str, Any], findings: list[Finding], names: list[str],

@@ -20,13 +20,13 @@ from __future__ import annotations
 import contextlib
 import socket
 import sys
-import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from typing import Any
 
+from roomprobe.core import threads
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import (
     Context,
@@ -236,22 +236,6 @@ def _key(proxy: str) -> tuple[str, int]:
     return host.lower(), port
 
 
-class _Daemons:
-    """Runs each call in a daemon thread. Not a ThreadPoolExecutor: its workers are joined at
-    interpreter exit, so one getaddrinfo stuck on a dead DNS server would hold the CLI open."""
-
-    def submit(self, fn: Any, *args: Any) -> Future:
-        fut: Future = Future()
-
-        def work() -> None:
-            try:
-                fut.set_result(fn(*args))
-            except BaseException as exc:
-                fut.set_exception(exc)
-        threading.Thread(target=work, daemon=True, name="proxy-worker").start()
-        return fut
-
-
 CHOICES = {"wpad": ("auto", "on", "off"), "hostname_check": ("auto", "on", "off")}
 
 
@@ -266,11 +250,11 @@ def validate(options: Options) -> None:
 
 
 def run(ctx: Context) -> Result:
-    return _run(ctx, ctx.options, _Daemons())
+    return _run(ctx, ctx.options, threads.Daemons("proxy-worker"))
 
 
 def _routes(ctx: Context, res: proxies.Resolver, active: list[Source], targets: list[str],
-            pool: _Daemons) -> list[dict[str, Any]]:
+            pool: threads.Daemons) -> list[dict[str, Any]]:
     def routes_of(src: Source) -> list[dict[str, Any]]:
         out = []
         for url in targets:
@@ -295,7 +279,9 @@ def _routes(ctx: Context, res: proxies.Resolver, active: list[Source], targets: 
          "error": "no answer before the deadline", "_chain": []} for t in targets])]
 
 
-def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
+def _run(ctx: Context, o: Any, pool: threads.Daemons) -> Result:
+    """Read every proxy source, route each target through each, then test only the proxies
+    some target uses (CONNECT, then TLS through it) beside the direct TLS path; conclude."""
     host_f = pool.submit(_room_address, ctx) if ctx.targets.role != "controller-side" else None
     direct_progress: dict[str, Any] = {}
     direct_tls_f = pool.submit(_tls, ctx, None, direct_progress)
@@ -306,16 +292,52 @@ def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
                       "deadline", {"routes": []}, [])
     sources, wpad = collected
     peer = ctx.targets.peer
-    peer_label = "controller" if ctx.targets.role == "room" else "room"
     targets = [str(t) for t in o.targets]
     peer_url = f"http://{peer}:{ctx.targets.port}/" if peer else None
     if peer_url:
         targets.append(peer_url)
     active = [s for s in sources if s.active]
     route_rows = _routes(ctx, res, active, targets, pool)
+    used, unused = _used_proxies(route_rows, active)
+    proxies_ev = _test_proxies(ctx, pool, used)
+    direct_tls = _wait(direct_tls_f, ctx, {"host": o.tls_host, "port": o.tls_port, "via": "direct",
+                                           "verified": None, "verdict": "unfinished",
+                                           "error": "no answer before the deadline"})
+    _silent_resolve(direct_tls, direct_progress, float(o.tls_timeout))
 
-    # Only the proxies some target actually uses (anywhere in its chain) are tested.
-    used: dict[tuple[str, int], tuple[str, set[str], set[str]]] = {}
+    findings = _proxies_findings(proxies_ev, route_rows, direct_tls)
+    findings += _bad_setting_findings(route_rows)
+    route_proof = _route_proof(route_rows, proxies_ev, direct_tls, peer_url)
+    for row in route_rows:
+        row.pop("_chain")
+    findings += _pac_findings(res, sources, wpad, route_rows)
+    if peer_url:
+        findings += _peer_via_proxy_findings(ctx, route_rows, peer_url)
+
+    zoom_rows = [r for r in route_rows if r["target"] != peer_url]
+    direct_used = not active or any(r["chain"][:1] == ["DIRECT"] for r in zoom_rows)
+    tls_ev = [direct_tls] + [p["tls"] for p in proxies_ev.values() if "tls" in p]
+    for t in tls_ev:
+        if t["via"] == "direct" and not direct_used and t.get("verdict") not in ("untrusted", "inspected"):
+            continue  # the direct path is not used: its trouble is not Zoom's (the cloud probe judges it)
+        findings += _tls_findings(t)
+
+    host_ev = _wait(host_f, ctx, {"hostname": None, "hostname_resolves_to": [],
+                                  "resolve_error": "unfinished"}) if host_f else None
+    findings += _hostname_findings(o, host_ev)
+    evidence = {"sources": [s.to_evidence() for s in sources], "wpad": wpad, "routes": route_rows,
+                "proxies": list(proxies_ev.values()), "unused_proxies": unused, "tls": tls_ev,
+                "room_address": host_ev}
+    return _verdict(findings, evidence, active, route_proof)
+
+
+Used = dict[tuple[str, int], tuple[str, set[str], set[str]]]  # (host, port) -> (url, sources, targets)
+
+
+def _used_proxies(route_rows: list[dict[str, Any]], active: list[Source]) -> tuple[Used, list[str]]:
+    """Only the proxies some target actually uses (anywhere in its chain) are tested; the
+    others configured are listed as unused."""
+    used: Used = {}
     for row in route_rows:
         for p in row["_chain"]:
             if p:
@@ -325,9 +347,12 @@ def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
                 used[k][2].add(row["target"])
     unused = sorted({safe_url(p) for s in active for p in s.proxies.values()}
                     - {safe_url(p) for p, _, _ in used.values()})
-    tests = {k: pool.submit(_proxy_and_tls, ctx, p) for k, (p, _, _) in used.items()}
+    return used, unused
 
-    findings: list[Finding] = []
+
+def _test_proxies(ctx: Context, pool: threads.Daemons, used: Used) -> dict[tuple[str, int], dict[str, Any]]:
+    """CONNECT and TLS through every used proxy at once; what each gave by the deadline."""
+    tests = {k: pool.submit(_proxy_and_tls, ctx, p) for k, (p, _, _) in used.items()}
     proxies_ev: dict[tuple[str, int], dict[str, Any]] = {}
     for k, fut in tests.items():
         r = _wait(fut, ctx, {"proxy": safe_url(used[k][0]), "host": k[0], "port": k[1],
@@ -335,19 +360,21 @@ def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
         r["sources"] = sorted(used[k][1])
         r["targets"] = sorted(used[k][2])
         proxies_ev[k] = r
-    direct_tls = _wait(direct_tls_f, ctx, {"host": o.tls_host, "port": o.tls_port, "via": "direct",
-                                           "verified": None, "verdict": "unfinished",
-                                           "error": "no answer before the deadline"})
-    _silent_resolve(direct_tls, direct_progress, float(o.tls_timeout))
+    return proxies_ev
 
+
+def _proxies_findings(proxies_ev: dict[tuple[str, int], dict[str, Any]], route_rows: list[dict[str, Any]],
+                      direct_tls: dict[str, Any]) -> list[Finding]:
+    """Each tested proxy's findings; one whose every use has a working fallback later in the
+    chain costs time, not the path (its findings say which fallback)."""
     def works(entry: str | None) -> bool:
         if entry is None:
             return direct_tls.get("verdict") in ("ok", "inspected")
         r = proxies_ev.get(_key(entry), {})
         return r.get("connect") == "ok" and r.get("tls", {}).get("verdict") in ("ok", "inspected")
 
+    findings: list[Finding] = []
     for k, r in proxies_ev.items():
-        # A proxy whose every use has a working fallback later in the chain costs time, not the path.
         fallbacks = []
         for row in route_rows:
             chain = row["_chain"]
@@ -357,7 +384,12 @@ def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
                                        if works(e)), None))
         fallback = fallbacks[0] if fallbacks and all(fallbacks) else None
         findings += _proxy_findings(r, ", ".join(r["sources"]), fallback)
+    return findings
 
+
+def _bad_setting_findings(route_rows: list[dict[str, Any]]) -> list[Finding]:
+    """A proxy setting that is no usable proxy URL: requests that should use it fail or go direct."""
+    findings: list[Finding] = []
     seen_bad: set[str] = set()
     for row in route_rows:
         if row["via"] == "invalid" and row["error"] not in seen_bad:
@@ -368,10 +400,13 @@ def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
                 f"The proxy setting {row['error']}: it is no usable proxy URL, so requests that "
                 f"should use it fail or go direct ({row['source']}).",
                 {"setting": setting, "source": row["source"], "error": row["error"]}, setting=setting))
-    route_proof = _route_proof(route_rows, proxies_ev, direct_tls, peer_url)
-    for row in route_rows:
-        row.pop("_chain")
+    return findings
 
+
+def _pac_findings(res: proxies.Resolver, sources: list[Source], wpad: dict[str, Any],
+                  route_rows: list[dict[str, Any]]) -> list[Finding]:
+    """A PAC file that does not work, once per error, naming where it is configured."""
+    findings: list[Finding] = []
     for pac_url, err in res.pacs.errors.items():
         where = ", ".join(s.name for s in sources if s.pac_url == pac_url
                           or (s.auto_detect and wpad.get("found") == pac_url)) or "wpad"
@@ -383,8 +418,8 @@ def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
                                  where=where))
     # A PAC failure the cache did not record (an evaluation that raised something else) is still
     # a route nobody can take: a finding, never a silent DIRECT. A route the deadline left
-    # undecided ("unfinished") proves nothing either way: it makes the verdict error, below.
-    told = {f.evidence.get("error") for f in findings if f.id == "proxy-pac-error"}
+    # undecided ("unfinished") proves nothing either way: it makes the verdict error (_verdict).
+    told = {f.evidence.get("error") for f in findings}
     for row in route_rows:
         if row["via"] == "pac-error" and row["error"] not in told:
             told.add(row["error"])
@@ -405,44 +440,39 @@ def _run(ctx: Context, o: Any, pool: _Daemons) -> Result:
                                      f"{err.split(': ', 1)[1]}, which no client can use: it is "
                                      "skipped, as browsers do, and the next entry is used.",
                                      {"sources": row["source"], "error": err}, where=row["source"]))
-    if peer_url:
-        for row in route_rows:
-            if row["target"] == peer_url and row["proxy"]:
-                findings.append(_finding(
-                    "controller-via-proxy", Severity.FAIL,
-                    f"Traffic to the {peer_label} {peer} would go through the proxy {row['proxy']} "
-                    f"({row['source']}, {row['via']}): it must be direct.",
-                    {"peer": peer, "source": row["source"], "proxy": row["proxy"], "via": row["via"]},
-                    where=row["source"]))
+    return findings
 
-    zoom_rows = [r for r in route_rows if r["target"] != peer_url]
-    direct_used = not active or any(r["chain"][:1] == ["DIRECT"] for r in zoom_rows)
-    tls_ev = [direct_tls] + [p["tls"] for p in proxies_ev.values() if "tls" in p]
-    for t in tls_ev:
-        if t["via"] == "direct" and not direct_used and t.get("verdict") not in ("untrusted", "inspected"):
-            continue  # the direct path is not used: its trouble is not Zoom's (the cloud probe judges it)
-        findings += _tls_findings(t)
 
-    host_ev = _wait(host_f, ctx, {"hostname": None, "hostname_resolves_to": [],
-                                  "resolve_error": "unfinished"}) if host_f else None
-    # Debian/Ubuntu map the host name to 127.0.1.1 by design and Zoom Rooms does not run there:
-    # by default ("auto") the clue is judged on Windows and macOS only; evidence is always kept.
+def _peer_via_proxy_findings(ctx: Context, route_rows: list[dict[str, Any]], peer_url: str) -> list[Finding]:
+    """Traffic between the room and its controller must go direct, never through a proxy."""
+    peer = ctx.targets.peer
+    peer_label = "controller" if ctx.targets.role == "room" else "room"
+    return [_finding(
+        "controller-via-proxy", Severity.FAIL,
+        f"Traffic to the {peer_label} {peer} would go through the proxy {row['proxy']} "
+        f"({row['source']}, {row['via']}): it must be direct.",
+        {"peer": peer, "source": row["source"], "proxy": row["proxy"], "via": row["via"]},
+        where=row["source"])
+        for row in route_rows if row["target"] == peer_url and row["proxy"]]
+
+
+def _hostname_findings(o: Any, host_ev: dict[str, Any] | None) -> list[Finding]:
+    """This host's name resolving only to loopback: Zoom may report the room as 127.0.0.1.
+    Debian/Ubuntu map the host name to 127.0.1.1 by design and Zoom Rooms does not run there:
+    by default ("auto") the clue is judged on Windows and macOS only; evidence is always kept."""
     judge = o.hostname_check == "on" or (o.hostname_check == "auto"
                                              and not sys.platform.startswith("linux"))
-    if host_ev and judge:
-        addrs = host_ev["hostname_resolves_to"]
-        if addrs and all(is_loopback(a) for a in addrs):
-            findings.append(_finding(
-                "host-resolves-to-loopback", Severity.WARN,
-                f"This host's name {host_ev['hostname']!r} resolves only to loopback "
-                f"({', '.join(addrs)}): Zoom may report the room's address as 127.0.0.1.",
-                {"hostname": host_ev["hostname"], "addresses": addrs,
-                 "address_toward_peer": host_ev.get("address_toward_peer")}))
-
-    evidence = {"sources": [s.to_evidence() for s in sources], "wpad": wpad, "routes": route_rows,
-                "proxies": list(proxies_ev.values()), "unused_proxies": unused, "tls": tls_ev,
-                "room_address": host_ev}
-    return _verdict(findings, evidence, active, route_proof)
+    if not (host_ev and judge):
+        return []
+    addrs = host_ev["hostname_resolves_to"]
+    if not (addrs and all(is_loopback(a) for a in addrs)):
+        return []
+    return [_finding(
+        "host-resolves-to-loopback", Severity.WARN,
+        f"This host's name {host_ev['hostname']!r} resolves only to loopback "
+        f"({', '.join(addrs)}): Zoom may report the room's address as 127.0.0.1.",
+        {"hostname": host_ev["hostname"], "addresses": addrs,
+         "address_toward_peer": host_ev.get("address_toward_peer")})]
 
 
 def _via_text(t: dict[str, Any]) -> str:

@@ -23,15 +23,14 @@ from typing import Any
 
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
-
-DEFAULT_PEER_PORT = 9095
+from roomprobe.net.peerport import PEER_PORT
 
 
 @dataclass(frozen=True)
 class Options:
     """``[probes.quality]`` in the config file, ``--set quality.KEY=VALUE``."""
 
-    peer_port: int = DEFAULT_PEER_PORT  # roomprobe serve's port when --peer has none (UDP)
+    peer_port: int = PEER_PORT  # roomprobe serve's port when --peer has none (UDP)
     duration: float = 4.0  # seconds of call-shaped traffic
     audio_dscp: int = 56  # Zoom's default marks (KB0066619): audio 56, video and sharing 40
     video_dscp: int = 40
@@ -204,8 +203,10 @@ def judge_mtu(m: dict[str, Any], video_bytes: int) -> list[Finding]:
 
 
 def run(ctx: Context) -> Result:
+    """Call-shaped UDP flows to the peer's reflector (with the link to the peer held), then
+    what they prove: loss, jitter, RTT and MOS per flow, DSCP survival and the path MTU."""
     from roomprobe.net import mediaflow
-    from roomprobe.net.peerlink import PEER_LINK, split_peer
+    from roomprobe.net.peerlink import split_peer
 
     o = ctx.options
     peer = ctx.settings.peer if ctx.settings is not None else None
@@ -215,8 +216,48 @@ def run(ctx: Context) -> Result:
         host, port = split_peer(str(peer), int(o.peer_port))
     except ValueError as exc:
         return Result.unmeasured("bad-peer", str(exc), {})
-    token = str((ctx.settings.peer_token if ctx.settings else None) or "")
     label = f"{f'[{host}]' if ':' in host else host}:{port}/udp"
+    measured = _measure(ctx, host, port, label)
+    if isinstance(measured, Result):
+        return measured
+    records, mtu, duration = measured
+    figures = [mediaflow.analyse(rec) for rec in records.values()]
+    for f in figures:
+        if f["flow"] == "audio":
+            f["call_estimate"] = {d: estimate(f, d) for d in ("up", "down")}
+    evidence: dict[str, Any] = {"peer": label, "duration_s": round(duration, 2),
+                                "flows": {f["flow"]: f for f in figures}, "mtu": mtu,
+                                "timeline": timeline(records)}
+    if not any(f["replies"] for f in figures):
+        complete = all(f["complete"] for f in figures)
+        why = ("the reflector answered the final count but no echo came back" if complete else
+               "nothing came back: no reflector there, a wrong --peer-token (it stays silent), "
+               "or UDP to that port is blocked")
+        return Result(Status.FAIL, "quality-peer-unreachable", f"{label}: {why}", evidence,
+                      [Finding("quality-peer-unreachable", Severity.FAIL,
+                               f"The quality test got no answer from {label}: {why}.", evidence,
+                               hint="Start 'roomprobe serve --bind ADDR' on the peer (it answers "
+                                    "UDP on its port), pass --peer-token, and let UDP to that "
+                                    "port through any host firewall.")])
+    findings = judge(figures, o)
+    if o.dscp:
+        findings += judge_dscp(figures)
+    if mtu is not None:
+        findings += judge_mtu(mtu, int(o.video_packet_bytes))
+    findings += _unmeasured_findings(figures, o)
+    return _verdict(findings, figures, _summary(label, figures, mtu), evidence)
+
+
+def _measure(ctx: Context, host: str, port: int,
+             label: str) -> Result | tuple[dict[str, Any], dict[str, Any] | None, float]:
+    """The flows (and the MTU probe) while this probe holds the link to the peer, so the
+    bandwidth test never loads it at the same time: (records, mtu, duration), or the Result
+    when the link stayed busy or the peer could not be reached."""
+    from roomprobe.net import mediaflow
+    from roomprobe.net.peerlink import PEER_LINK
+
+    o = ctx.options
+    token = str((ctx.settings.peer_token if ctx.settings else None) or "")
     need = float(o.duration) + 3.0
     if not PEER_LINK.acquire(timeout=max(0.0, min(float(o.wait_for_link_s), ctx.remaining() - need))):
         ev = {"peer": label, "waited_s": round(float(o.wait_for_link_s), 1)}
@@ -245,29 +286,12 @@ def run(ctx: Context) -> Result:
                                    0.25, ctx.deadline - 0.3, grant=grant) if o.mtu else None)
     finally:
         PEER_LINK.release()
-    figures = [mediaflow.analyse(rec) for rec in records.values()]
-    for f in figures:
-        if f["flow"] == "audio":
-            f["call_estimate"] = {d: estimate(f, d) for d in ("up", "down")}
-    evidence: dict[str, Any] = {"peer": label, "duration_s": round(duration, 2),
-                                "flows": {f["flow"]: f for f in figures}, "mtu": mtu,
-                                "timeline": timeline(records)}
-    if not any(f["replies"] for f in figures):
-        complete = all(f["complete"] for f in figures)
-        why = ("the reflector answered the final count but no echo came back" if complete else
-               "nothing came back: no reflector there, a wrong --peer-token (it stays silent), "
-               "or UDP to that port is blocked")
-        return Result(Status.FAIL, "quality-peer-unreachable", f"{label}: {why}", evidence,
-                      [Finding("quality-peer-unreachable", Severity.FAIL,
-                               f"The quality test got no answer from {label}: {why}.", evidence,
-                               hint="Start 'roomprobe serve --bind ADDR' on the peer (it answers "
-                                    "UDP on its port), pass --peer-token, and let UDP to that "
-                                    "port through any host firewall.")])
-    findings = judge(figures, o)
-    if o.dscp:
-        findings += judge_dscp(figures)
-    if mtu is not None:
-        findings += judge_mtu(mtu, int(o.video_packet_bytes))
+    return records, mtu, duration
+
+
+def _unmeasured_findings(figures: list[dict[str, Any]], o: Any) -> list[Finding]:
+    """What the flows could not measure: an incomplete flow, DSCP marks this OS does not report."""
+    findings: list[Finding] = []
     gaps = {f["flow"]: gap for f in figures if (gap := unproven(f))}
     incomplete = list(gaps)
     if incomplete:
@@ -283,6 +307,11 @@ def run(ctx: Context) -> Result:
         findings.append(Finding("dscp-unmeasured", Severity.INFO,
                                 "DSCP survival was not measured: this OS does not report the marks "
                                 "packets arrive with.", {}))
+    return findings
+
+
+def _summary(label: str, figures: list[dict[str, Any]], mtu: dict[str, Any] | None) -> str:
+    """One line: loss, jitter and RTT per flow, the estimated MOS and the path MTU."""
     audio = next((f for f in figures if f["flow"] == "audio"), None)
     est = (audio or {}).get("call_estimate") or {}
     parts = []
@@ -297,6 +326,12 @@ def run(ctx: Context) -> Result:
         summary += f"; est. MOS {min(mos):g}"
     if mtu and mtu.get("largest_ok"):
         summary += f"; path MTU {mtu['largest_ok']}"
+    return summary
+
+
+def _verdict(findings: list[Finding], figures: list[dict[str, Any]], summary: str,
+             evidence: dict[str, Any]) -> Result:
+    """The worst finding decides; PASS only with the proof the complete flows give."""
     worst = next((f for f in findings if f.severity == Severity.FAIL), None) or next(
         (f for f in findings if f.severity == Severity.WARN), None)
     if worst is not None:

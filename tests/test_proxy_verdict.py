@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from roomprobe.probes import proxy
 
+from roomprobe.core import threads
 from roomprobe.core.probe import Context, Status, Targets
 from roomprobe.net.proxysrc import Route, Source
 
@@ -148,15 +149,15 @@ def test_route_proof_refuses_a_direct_route_without_direct_tls():
 def _stuck_resolving(host, port, timeout, ca=None, via=None, pub=None, progress=None):
     """A direct TLS check whose name resolution never returns (a silent DNS resolver)."""
     progress["phase"] = "resolve-connect"
-    time.sleep(5)  # in a daemon worker thread (proxy._Daemons): the probe abandons it
+    time.sleep(5)  # in a daemon worker thread (core.threads.Daemons): the probe abandons it
 
 
 def test_direct_tls_stuck_resolving_for_its_whole_wait_is_measured(monkeypatch):
     """Issue 21 section 2: silence for the planned wait is a measured "no answer" (the usual
     tls-not-checked warning, with the seconds waited), not error/unfinished."""
-    r = run(monkeypatch, None, seconds=2.0, tls_fn=_stuck_resolving, pool=proxy._Daemons())
+    r = run(monkeypatch, None, seconds=2.0, tls_fn=_stuck_resolving, pool=threads.Daemons())
     assert (r.status, r.reason) == (Status.WARN, "tls-not-checked"), r.summary
     assert "no answer for 1." in r.findings[0].message and "the whole wait" in r.findings[0].message
     # A deadline that leaves too short a wait to judge: still unfinished, no verdict.
-    r = run(monkeypatch, None, seconds=1.0, tls_fn=_stuck_resolving, pool=proxy._Daemons())
+    r = run(monkeypatch, None, seconds=1.0, tls_fn=_stuck_resolving, pool=threads.Daemons())
     assert (r.status, r.reason) == (Status.ERROR, "unfinished") and r.findings == []

@@ -145,10 +145,10 @@ def _check_peer_certificate(c: CheckSettings) -> None:
     if c.peer is None or c.peer_fingerprint is None:
         return
     from roomprobe.net.peerlink import split_peer
+    from roomprobe.net.peerport import PEER_PORT
     from roomprobe.net.peertls import PinMismatch, verify_peer
-    from roomprobe.probes.bandwidth import DEFAULT_PEER_PORT
 
-    host, port = split_peer(c.peer, DEFAULT_PEER_PORT)
+    host, port = split_peer(c.peer, PEER_PORT)
     try:
         verify_peer(host, port, 5.0, c.peer_fingerprint)
     except PinMismatch as exc:
@@ -175,10 +175,10 @@ def _check_peer(c: CheckSettings) -> None:
                          "checks none: give one of them")
     if c.peer is not None:
         from roomprobe.net.peerlink import split_peer
-        from roomprobe.probes.bandwidth import DEFAULT_PEER_PORT
+        from roomprobe.net.peerport import PEER_PORT
 
         try:
-            split_peer(c.peer, DEFAULT_PEER_PORT)
+            split_peer(c.peer, PEER_PORT)
         except ValueError as exc:
             raise UsageError(f"{exc}; e.g. --peer 10.0.0.20 or --peer 10.0.0.20:9095") from None
 
@@ -239,6 +239,7 @@ def run_check(settings: Settings, all_probes: Mapping[str, Probe]) -> int:
     rep = report.build(runs=all_runs, complete=complete, targets=tgt, started_at=started,
                        duration_s=time.monotonic() - t0, host=host, extra=_evidence_pack(c, started, app_lookup))
     rep["diagnosis"] = _diagnose(rep, c.code)
+    code = int(report.exit_code(rep))  # after_run, the Nagios line and the process agree on it
 
     write_error = None
     if c.json:
@@ -251,20 +252,20 @@ def run_check(settings: Settings, all_probes: Mapping[str, Probe]) -> int:
                            "the verdict above is complete; free space or choose a writable path for --json")
     from roomprobe.fleet import after_run
 
-    after_run.after_run(rep, int(report.exit_code(rep)), c, deadline=t0 + float(c.timeout))
+    after_run.after_run(rep, code, c, deadline=t0 + float(c.timeout))
     if c.format == "json":
         click.echo(report.to_json(rep), nl=False)
     elif c.format == "nagios":
         from roomprobe.report.nagios import render_nagios
 
-        click.echo(render_nagios(rep, int(report.exit_code(rep))), nl=False)
+        click.echo(render_nagios(rep, code), nl=False)
     else:
         color = bool(c.color) and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         click.echo(render_text(rep, color=color, verbose=bool(c.verbose)), nl=False)
     if write_error:
         click.echo(f"roomprobe: {write_error}", err=True)
         return int(ExitCode.UNKNOWN)  # the file the user asked for does not exist: never "OK"
-    return int(report.exit_code(rep))
+    return code
 
 
 @contextlib.contextmanager
@@ -297,32 +298,23 @@ def _app_lookup() -> Any:
     It runs OS commands, so it overlaps the probes, and a daemon thread (not an executor, whose
     workers are joined at exit) so a hung lookup can never hold the process after the report.
     """
-    import threading
-
+    from roomprobe.core.threads import Daemons
     from roomprobe.report import evidence
 
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["app"] = evidence.zoom_rooms_app()
-        except Exception:  # an OS lookup that breaks leaves the field null
-            box["app"] = None
-
-    thread = threading.Thread(target=work, name="zr-app", daemon=True)
-    thread.start()
-    return thread, box
+    return Daemons("zr-app").submit(lambda: evidence.zoom_rooms_app())
 
 
 def _evidence_pack(c: CheckSettings, started: float, app_lookup: Any) -> dict[str, Any]:
     """Ticket fields (docs/report.md): room name, note, code, app version, time zone, window."""
     from roomprobe.report import evidence
 
-    thread, box = app_lookup
-    thread.join(timeout=1.0)  # at most one second more than the probes took
+    try:
+        app = app_lookup.result(timeout=1.0)  # at most one second more than the probes took
+    except Exception:  # still running (TimeoutError), or an OS lookup that broke: the field is null
+        app = None
     return {"room_name": c.room_name, "note": c.note,
             "user_code": None if c.code is None else str(c.code),
-            "zoom_rooms_app": box.get("app"), "timezone": evidence.local_timezone(),
+            "zoom_rooms_app": app, "timezone": evidence.local_timezone(),
             "window": evidence.time_window(started, time.time())}
 
 

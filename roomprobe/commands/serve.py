@@ -12,8 +12,7 @@ import click
 
 from roomprobe.core.errors import UsageError
 from roomprobe.core.threads import start_guarded
-
-DEFAULT_SPEED_PORT = 9095
+from roomprobe.net.peerport import PEER_PORT as DEFAULT_SPEED_PORT
 
 
 @click.command()

@@ -2,10 +2,11 @@
 
 Lives here: ``probe`` (Probe, Context, Result, Finding, Status), ``runner`` (threads, timeouts,
 the one deadline), ``registry`` (the ``roomprobe.probes`` entry points), ``targets`` (who we
-test against), ``config``/``settings`` (defaults <- file <- ``--set`` <- flags, typed and
-validated in one place), ``errors`` (exit codes, UsageError), ``fsutil`` (atomic writes),
-``redact`` (secrets out of everything we show or store), ``selfexec`` (the isolated command
-line of a child that is roomprobe itself).
+test against), ``settings`` (defaults <- file <- ``--set`` <- flags, typed and validated in
+one place), ``errors`` (exit codes, UsageError), ``fsutil`` (atomic writes), ``redact``
+(secrets out of everything we show or store), ``selfexec`` (the isolated command line of a
+child that is roomprobe itself), ``oscmd`` (one way to run an OS command), ``threads`` (every
+background thread guarded; the one "run these at once, up to a deadline" helper).
 
 May import: the standard library and ``roomprobe.core`` only. Everything else builds on it.
 """

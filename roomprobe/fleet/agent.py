@@ -35,11 +35,11 @@ from typing import Any
 from roomprobe.core.selfexec import self_argv
 from roomprobe.core.targets import BadScope, ip_literal
 from roomprobe.net.peerlink import split_peer
+from roomprobe.net.peerport import PEER_PORT as DEFAULT_PORT  # serve's --speed-port default
 from roomprobe.net.speed import TOKEN_HEADER
 
 CHECK_PATH = "/__check"
 SCHEMA = "roomprobe/agent/v1"
-DEFAULT_PORT = 9095  # serve's --speed-port default
 MAX_BODY = 4096
 MAX_REPORT = 8 * 1024 * 1024
 MAX_ONLY = 32

@@ -5,7 +5,8 @@ the order it arrived in (its own reply sequence, so the client can tell upstream
 downstream loss) and the TOS byte (DSCP/ECN) it carried, and on request it reports per flow how
 many datagrams arrived, duplicates, late (reordered) ones and the longest run of missing ones.
 
-It listens on a customer network, so it is built not to be abused (tests/test_reflector.py):
+It listens on a customer network, so it is built not to be abused (tested in
+tests/test_quality_unit.py and, replayed from the wire, tests/test_lab_listeners.py):
 
 - nothing is answered without the session token's MAC (wrong token: silence, counted);
 - a reply is never larger than its request (requests too small to hold the reply are dropped),

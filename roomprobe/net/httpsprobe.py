@@ -146,7 +146,9 @@ def fetch(url: str, *, timeout: float, ca_file: str | None = None,
 
 def _attempt(url: str, proxy_url: str | None, deadline: float, ca_file: str | None,
              progress: dict[str, Any]) -> dict[str, Any]:
-    """One try of ``url`` through ``proxy_url`` (None: direct) until ``deadline``."""
+    """One try of ``url`` through ``proxy_url`` (None: direct) until ``deadline``: the path
+    (resolve/connect, or the proxy's tunnel), the TLS handshake judged against the trust store,
+    then the HTTP status line; a failure names the phase it happened in."""
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port or 443
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -154,38 +156,15 @@ def _attempt(url: str, proxy_url: str | None, deadline: float, ca_file: str | No
     timings: dict[str, float] = {}
     out: dict[str, Any] = {"proxy": proxy_url, "ok": False, "phase": None, "state": None,
                            "detail": None, "status": None, "timings": timings, "tls": None}
-
-    def left() -> float:
-        return max(0.05, deadline - time.monotonic())
-
     sock: socket.socket | None = None
-
-    def open_path() -> socket.socket:
-        """A connection to host:port (directly or tunnelled through the proxy), ready for TLS."""
-        if proxy is not None:
-            if not proxy.scheme.startswith("http"):  # a SOCKS proxy: not spoken here (proxy probe)
-                raise PhaseError("proxy", "not-tested", f"{proxy.scheme}:// proxies are not tested "
-                                 "by this probe; the proxy probe checks them")
-            progress["phase"] = "connect"
-            s = _connect(proxy.host, proxy.port or 8080, left(), timings)
-            s.settimeout(left())
-            progress["phase"] = "proxy"
-            try:
-                _tunnel(s, proxy, host, port, timings)
-            except BaseException:
-                s.close()
-                raise
-            return s
-        progress["phase"] = "resolve"
-        return _connect(host, port, left(), timings)
 
     def handshake(ctx: ssl.SSLContext) -> ssl.SSLSocket:
         """TLS over a fresh path (a strict-check retry needs a new connection)."""
         nonlocal sock
         if sock is None:
-            sock = open_path()
+            sock = _open_path(host, port, proxy, deadline, timings, progress)
         progress["phase"] = "tls"
-        sock.settimeout(left())
+        sock.settimeout(_left(deadline))
         raw, sock = sock, None  # a failed handshake leaves nothing to reuse
         try:
             return ctx.wrap_socket(raw, server_hostname=host)
@@ -194,14 +173,8 @@ def _attempt(url: str, proxy_url: str | None, deadline: float, ca_file: str | No
             raise
 
     try:
-        if proxy_url:
-            try:  # the one proxy URL parser (the last @, as curl): never urlsplit's first /
-                proxy = parse_proxy_url(proxy_url)
-            except ProxyURLError as exc:  # the message never quotes the value (a password)
-                raise PhaseError("proxy", "bad-setting",
-                                 f"the proxy set for {host} is unusable ({exc}): fix the proxy "
-                                 "setting (environment, OS or PAC)") from None
-        sock = open_path()
+        proxy = _parsed_proxy(proxy_url, host)
+        sock = _open_path(host, port, proxy, deadline, timings, progress)
         progress["phase"] = "tls"
         ctx = ssl_context(ca_file)
         out["trust"] = tlstrust.describe(ca_file or None)
@@ -216,27 +189,11 @@ def _attempt(url: str, proxy_url: str | None, deadline: float, ca_file: str | No
             raise PhaseError("tls", _errstate(exc), str(exc) or type(exc).__name__) from None
         sock = tls
         timings["tls_ms"] = _ms(t0)
-        cert = tls.getpeercert() or {}
-        rdns = cert.get("issuer", ())  # ((("commonName", "X"),), ...): tuple-valued in getpeercert
-        issuer = dict(x[0] for x in rdns if isinstance(x[0], tuple)) if isinstance(rdns, tuple) else {}
-        out["tls"] = {"version": tls.version(), "cipher": (tls.cipher() or (None,))[0],
-                      "issuer": issuer.get("commonName") or issuer.get("organizationName")}
-        if strict_note:
-            out["tls"]["note"] = strict_note
+        out["tls"] = _tls_summary(tls, strict_note)
         progress["phase"] = "http"
-        t0 = time.monotonic()
-        request = (f"GET {path} HTTP/1.1\r\nHost: {parts.netloc.rsplit('@', 1)[-1]}\r\n"
-                   "User-Agent: roomprobe\r\nAccept: */*\r\nConnection: close\r\n\r\n")
-        try:
-            tls.sendall(request.encode())
-            first = tls.recv(1)
-            timings["first_byte_ms"] = _ms(t0)
-            head = first + read_head(tls) if first else b""
-        except OSError as exc:
-            raise PhaseError("http", _errstate(exc), str(exc) or type(exc).__name__) from None
-        out["status"] = _status(head)
-        if out["status"] is None:
-            raise PhaseError("http", "bad-answer", head[:80].decode("latin-1") or "connection closed")
+        out["status"] = _http_status(tls, f"GET {path} HTTP/1.1\r\nHost: {parts.netloc.rsplit('@', 1)[-1]}\r\n"
+                                     "User-Agent: roomprobe\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+                                     timings)
         out["ok"] = True
     except PhaseError as exc:
         out.update(phase=exc.phase, state=exc.state, detail=exc.detail)
@@ -244,6 +201,71 @@ def _attempt(url: str, proxy_url: str | None, deadline: float, ca_file: str | No
         if sock is not None:
             sock.close()
     return out
+
+
+def _parsed_proxy(proxy_url: str | None, host: str) -> ProxyURL | None:
+    """The one proxy URL parser (the last @, as curl): never urlsplit's first /."""
+    if not proxy_url:
+        return None
+    try:
+        return parse_proxy_url(proxy_url)
+    except ProxyURLError as exc:  # the message never quotes the value (a password)
+        raise PhaseError("proxy", "bad-setting",
+                         f"the proxy set for {host} is unusable ({exc}): fix the proxy "
+                         "setting (environment, OS or PAC)") from None
+
+
+def _left(deadline: float) -> float:
+    return max(0.05, deadline - time.monotonic())
+
+
+def _open_path(host: str, port: int, proxy: ProxyURL | None, deadline: float,
+               timings: dict[str, float], progress: dict[str, Any]) -> socket.socket:
+    """A connection to host:port (directly or tunnelled through the proxy), ready for TLS."""
+    if proxy is None:
+        progress["phase"] = "resolve"
+        return _connect(host, port, _left(deadline), timings)
+    if not proxy.scheme.startswith("http"):  # a SOCKS proxy: not spoken here (proxy probe)
+        raise PhaseError("proxy", "not-tested", f"{proxy.scheme}:// proxies are not tested "
+                         "by this probe; the proxy probe checks them")
+    progress["phase"] = "connect"
+    s = _connect(proxy.host, proxy.port or 8080, _left(deadline), timings)
+    s.settimeout(_left(deadline))
+    progress["phase"] = "proxy"
+    try:
+        _tunnel(s, proxy, host, port, timings)
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def _tls_summary(tls: ssl.SSLSocket, strict_note: str | None) -> dict[str, Any]:
+    """Version, cipher and issuer of the handshake (the issuer names an inspecting proxy)."""
+    cert = tls.getpeercert() or {}
+    rdns = cert.get("issuer", ())  # ((("commonName", "X"),), ...): tuple-valued in getpeercert
+    issuer = dict(x[0] for x in rdns if isinstance(x[0], tuple)) if isinstance(rdns, tuple) else {}
+    out: dict[str, Any] = {"version": tls.version(), "cipher": (tls.cipher() or (None,))[0],
+                           "issuer": issuer.get("commonName") or issuer.get("organizationName")}
+    if strict_note:
+        out["note"] = strict_note
+    return out
+
+
+def _http_status(tls: ssl.SSLSocket, request: str, timings: dict[str, float]) -> int:
+    """The status code of the answer to ``request``, timing its first byte."""
+    t0 = time.monotonic()
+    try:
+        tls.sendall(request.encode())
+        first = tls.recv(1)
+        timings["first_byte_ms"] = _ms(t0)
+        head = first + read_head(tls) if first else b""
+    except OSError as exc:
+        raise PhaseError("http", _errstate(exc), str(exc) or type(exc).__name__) from None
+    status = _status(head)
+    if status is None:
+        raise PhaseError("http", "bad-answer", head[:80].decode("latin-1") or "connection closed")
+    return status
 
 
 SILENT_PHASES = ("resolve", "connect", "proxy", "tls", "http")

@@ -26,6 +26,7 @@ import selectors
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -375,7 +376,6 @@ def probe_mtu(host: str, port: int, token: str, top: int, floor: int, wait_s: fl
     if not sys.platform.startswith("linux"):
         return {"supported": False, "reason": "DF probing needs Linux (IP_MTU_DISCOVER)"}
     fam = _family(host)
-    overhead = 48 if fam == socket.AF_INET6 else 28
     key, session = (grant[1], grant[0]) if grant else (mw.session_key(token), os.urandom(8))
     level = socket.IPPROTO_IPV6 if fam == socket.AF_INET6 else socket.IPPROTO_IP
     opt_disc = getattr(socket, "IPV6_MTU_DISCOVER", 23) if fam == socket.AF_INET6 else mw.IP_MTU_DISCOVER
@@ -389,79 +389,97 @@ def probe_mtu(host: str, port: int, token: str, top: int, floor: int, wait_s: fl
         local = interface_mtu(sock.getsockname()[0]) or route
         out.update(local_mtu=local, route_mtu=route)
         hi_try = min(top, local)
-        icmp = False
-        seq = 0
-
-        def attempt(size: int) -> str:
-            nonlocal icmp, seq
-            for _ in range(2):
-                if time.monotonic() + wait_s > deadline:
-                    return "deadline"
-                seq += 1
-                body = mw.Head(mw.KIND_ECHO, mw.FLOW_MTU, 0, size - overhead, session, seq,
-                               time.time_ns()).pack()
-                try:
-                    sock.send(mw.seal(key, body, size - overhead))
-                except OSError as exc:
-                    if exc.errno == errno.EMSGSIZE:
-                        icmp = True
-                        return "emsgsize"
-                    return "error"
-                stop = time.monotonic() + wait_s
-                while time.monotonic() < stop:
-                    sock.settimeout(max(0.01, stop - time.monotonic()))
-                    try:
-                        got = _recv(sock, key)
-                    except TimeoutError:
-                        break
-                    except OSError as exc:
-                        if exc.errno == errno.EMSGSIZE:
-                            icmp = True
-                            return "emsgsize"
-                        return "error"
-                    if got and got[0].kind == mw.KIND_ECHO_REPLY and got[0].seq == seq:
-                        return "ok"
-            return "lost"
-
-        lo, hi = None, hi_try + 1
-        first = attempt(hi_try)
-        out["tried"].append([hi_try, first])
-        if first == "ok":
-            lo = hi_try
-        else:
-            r = attempt(floor)
-            out["tried"].append([floor, r])
-            if r != "ok":
-                out.update(largest_ok=None, icmp_frag_needed=icmp, path_mtu_reported=None,
-                           black_hole=False)
-                return out
-            lo, hi = floor, hi_try
-            while hi - lo > 1 and time.monotonic() + 2 * wait_s < deadline:
-                # The kernel learnt the path MTU (from an ICMP, now or earlier): test exactly
-                # that, then one byte above it; else halve.
-                pmtu = sock.getsockopt(level, opt_mtu) if icmp else 0
-                if lo < pmtu < hi:
-                    mid = pmtu
-                elif pmtu == lo and lo + 1 < hi:
-                    mid = lo + 1
-                else:
-                    mid = (lo + hi) // 2
-                r = attempt(mid)
-                out["tried"].append([mid, r])
-                if r == "ok":
-                    lo = mid
-                elif r == "deadline":
-                    break
-                else:
-                    hi = mid
+        probe = _DfProbe(sock, key, session, 48 if fam == socket.AF_INET6 else 28, wait_s, deadline)
+        lo, hi = _search_mtu(probe, hi_try, floor, lambda: sock.getsockopt(level, opt_mtu), out["tried"])
+        if lo is None:
+            out.update(largest_ok=None, icmp_frag_needed=probe.icmp, path_mtu_reported=None,
+                       black_hole=False)
+            return out
         reported = sock.getsockopt(level, opt_mtu)
-        out.update(largest_ok=lo, smallest_failed=hi if hi <= hi_try else None, icmp_frag_needed=icmp,
-                   learnt_earlier=route < local,
+        out.update(largest_ok=lo, smallest_failed=hi if hi <= hi_try else None,
+                   icmp_frag_needed=probe.icmp, learnt_earlier=route < local,
                    path_mtu_reported=reported if reported < local else None,
-                   black_hole=bool(lo is not None and lo < hi_try and not icmp and reported >= local))
+                   black_hole=bool(lo < hi_try and not probe.icmp and reported >= local))
         return out
     except OSError as exc:
         out.update(error=exc.strerror or str(exc))
         return out
     finally:
         sock.close()
+
+
+class _DfProbe:
+    """Sealed echo requests of one exact IP size on a connected DF socket: did one come back?"""
+
+    def __init__(self, sock: socket.socket, key: bytes, session: bytes, overhead: int, wait_s: float,
+                 deadline: float) -> None:
+        self.sock, self.overhead, self.wait_s, self.deadline = sock, overhead, wait_s, deadline
+        self.key, self.session = key, session
+        self.icmp = False  # the path said "too big" (EMSGSIZE: an ICMP, now or learnt earlier)
+        self.seq = 0
+
+    def attempt(self, size: int) -> str:
+        """ok | lost (two tries, no echo) | emsgsize | error | deadline."""
+        for _ in range(2):
+            if time.monotonic() + self.wait_s > self.deadline:
+                return "deadline"
+            self.seq += 1
+            body = mw.Head(mw.KIND_ECHO, mw.FLOW_MTU, 0, size - self.overhead, self.session, self.seq,
+                           time.time_ns()).pack()
+            try:
+                self.sock.send(mw.seal(self.key, body, size - self.overhead))
+                if self._echoed():
+                    return "ok"
+            except OSError as exc:
+                if exc.errno == errno.EMSGSIZE:
+                    self.icmp = True
+                    return "emsgsize"
+                return "error"
+        return "lost"
+
+    def _echoed(self) -> bool:
+        """The echo of the last request within ``wait_s`` (OSError passes to the caller)."""
+        stop = time.monotonic() + self.wait_s
+        while time.monotonic() < stop:
+            self.sock.settimeout(max(0.01, stop - time.monotonic()))
+            try:
+                got = _recv(self.sock, self.key)
+            except TimeoutError:
+                return False
+            if got and got[0].kind == mw.KIND_ECHO_REPLY and got[0].seq == self.seq:
+                return True
+        return False
+
+
+def _search_mtu(probe: _DfProbe, hi_try: int, floor: int, path_mtu: Callable[[], int],
+                tried: list[list[Any]]) -> tuple[int | None, int]:
+    """(largest size that passed or None, smallest that failed): ``hi_try`` first, then
+    ``floor``, then between them to the byte while the deadline allows."""
+    first = probe.attempt(hi_try)
+    tried.append([hi_try, first])
+    if first == "ok":
+        return hi_try, hi_try + 1
+    r = probe.attempt(floor)
+    tried.append([floor, r])
+    if r != "ok":
+        return None, hi_try
+    lo, hi = floor, hi_try
+    while hi - lo > 1 and time.monotonic() + 2 * probe.wait_s < probe.deadline:
+        # The kernel learnt the path MTU (from an ICMP, now or earlier): test exactly
+        # that, then one byte above it; else halve.
+        pmtu = path_mtu() if probe.icmp else 0
+        if lo < pmtu < hi:
+            mid = pmtu
+        elif pmtu == lo and lo + 1 < hi:
+            mid = lo + 1
+        else:
+            mid = (lo + hi) // 2
+        r = probe.attempt(mid)
+        tried.append([mid, r])
+        if r == "ok":
+            lo = mid
+        elif r == "deadline":
+            break
+        else:
+            hi = mid
+    return lo, hi
