@@ -349,8 +349,8 @@ def _re(text: str) -> str:
 
 
 def test_builtin_modules_need_a_token_for_the_agents():
-    assert set(em.builtin(None)) == {"room", "cloud"}
-    assert set(em.builtin("tok-12345")) == {"room", "cloud", "room-agent", "quality"}
+    assert set(em.builtin(None)) == {"room", "cloud", "path"}
+    assert set(em.builtin("tok-12345")) == {"room", "cloud", "path", "room-agent", "quality"}
 
 
 def test_check_module_command_line_keeps_the_token_off_it():
@@ -559,8 +559,9 @@ def test_shipped_exporter_modules_load(tmp_path):
     shutil.copy(repo / "packaging" / "exporter" / "exporter.toml", tmp_path / "exporter.toml")
     (tmp_path / "peer-token").write_text("a-peer-token-123\n")
     mods = em.load(str(tmp_path / "exporter.toml"), frozenset(load_probes()))
-    assert set(mods) == {"room", "room-agent", "cloud", "quality"}
+    assert set(mods) == {"room", "room-agent", "cloud", "path", "quality"}
     assert mods["quality"].token == "a-peer-token-123" and mods["cloud"].target == "label"
+    assert mods["path"].only == ("path",) and mods["path"].kind == "check"
 
 
 def test_shipped_exporter_unit_verifies(tmp_path):

@@ -86,7 +86,8 @@ class Module:
 def builtin(token: str | None) -> dict[str, Module]:
     """The modules without a config file (those needing a token only when one is set)."""
     mods = [Module("room", "room", timeout=5.0),
-            Module("cloud", "check", timeout=30.0, target="label", only=("dns", "cloud"))]
+            Module("cloud", "check", timeout=30.0, target="label", only=("dns", "cloud")),
+            Module("path", "check", timeout=30.0, target="label", only=("path",))]
     if token:
         mods += [Module("room-agent", "room-agent", timeout=30.0, token=token),
                  Module("quality", "check", timeout=55.0, target="peer",
