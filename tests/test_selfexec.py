@@ -130,3 +130,21 @@ def test_a_scheduled_python_command_line_never_imports_the_working_directory(tmp
                          timeout=30)
     assert not marker.exists(), "the scheduled command imported the planted package"
     assert out.returncode == 0 and "Usage: roomprobe" in out.stdout, out.stderr
+
+
+@pytest.mark.parametrize("finds", [True, False])
+def test_python_310_scheduled_line_is_isolated_whatever_the_install(tmp_path, monkeypatch, finds):
+    """On 3.10 (no -P) a plain ``-m`` ran a planted package (CI's 3.10 run caught it): the line is
+    ``-I -m`` when an isolated interpreter finds this package, else the isolated bootstrap."""
+    marker = plant(tmp_path)
+    monkeypatch.setattr(sys, "version_info", (3, 10, 13, "final", 0))
+    monkeypatch.setattr(selfexec, "_isolated_finds_this_package", lambda python: finds)
+    argv = selfexec.module_argv(sys.executable)
+    assert argv[1] == "-I" and (argv[2:] == ["-m", "roomprobe"]) is finds, argv
+    out = subprocess.run([*argv, "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert not marker.exists(), "the scheduled command imported the planted package"
+    assert out.returncode == 0 and "Usage:" in out.stdout, out.stderr
+
+
+def test_an_isolated_interpreter_finds_this_package_here():
+    assert selfexec._isolated_finds_this_package(sys.executable) is True  # the venv's editable install

@@ -69,16 +69,32 @@ def module_argv(python: str) -> list[str]:
     """``PYTHON -m roomprobe`` for a command line that others start later (a scheduler's unit),
     still without the working directory on ``sys.path``.
 
-    No ``-c`` bootstrap here: the line is written into systemd units, crontabs, launchd plists
-    and Task Scheduler XML, and should stay readable. Python 3.11+ has ``-P`` (only the unsafe
-    path entry is dropped; the user site and PYTHONPATH stay). On 3.10 ``-I`` is used when the
-    running package is installed in a site-packages directory ``-I`` keeps; otherwise (a
-    ``--user`` install, a checkout) plain ``-m``, whose working directory is the scheduler's
-    (``/``, the user's home, System32)."""
+    The line is written into systemd units, crontabs, launchd plists and Task Scheduler XML, so
+    it stays readable where it can. Python 3.11+ has ``-P`` (only the unsafe path entry is
+    dropped; the user site and PYTHONPATH stay). On 3.10 ``-I`` is used when an isolated
+    interpreter finds this same package (a site-packages install, or an editable install whose
+    finder lives there); otherwise (a ``--user`` install, a checkout on PYTHONPATH) the
+    bootstrap of :func:`self_argv`, which is less readable but never imports the working
+    directory (a plain ``-m`` would run a ``roomprobe/`` folder in the scheduler's directory)."""
     if sys.version_info >= (3, 11):
         return [python, "-P", "-m", "roomprobe"]
-    import sysconfig
+    if _isolated_finds_this_package(python):
+        return [python, "-I", "-m", "roomprobe"]
+    return [python, "-I", "-c", _BOOT, json.dumps(import_path())]
 
-    root = os.path.normcase(_package_root())
-    site_dirs = {os.path.normcase(os.path.abspath(sysconfig.get_path(k))) for k in ("purelib", "platlib")}
-    return [python, "-I", "-m", "roomprobe"] if root in site_dirs else [python, "-m", "roomprobe"]
+
+def _isolated_finds_this_package(python: str) -> bool:
+    """Does ``python -I`` import the roomprobe this process runs? (asked once, at install time)"""
+    import subprocess
+    import tempfile
+
+    probe = "import os, roomprobe; print(os.path.dirname(os.path.dirname(os.path.abspath(roomprobe.__file__))))"
+    try:
+        with tempfile.TemporaryDirectory() as empty:  # no roomprobe/ where it starts
+            out = subprocess.run([python, "-I", "-c", probe], cwd=empty, capture_output=True,
+                                 text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    found = out.stdout.strip()
+    return out.returncode == 0 and bool(found) and \
+        os.path.normcase(os.path.realpath(found)) == os.path.normcase(os.path.realpath(_package_root()))
