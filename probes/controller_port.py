@@ -44,7 +44,7 @@ from roomprobe.core.probe import (
     silence_measured,
 )
 from roomprobe.net import osnet
-from roomprobe.net.tcpconnect import AFTER_WORDS, WATCH_S, connect_state
+from roomprobe.net.tcpconnect import AFTER_WORDS, WATCH_S, arp_proves_reject, connect_state
 
 
 @dataclass(frozen=True)
@@ -98,11 +98,7 @@ def _controller_side(ctx: Context, room: str, port: int) -> Result:
         # ARP answer in the neighbour table proves the room is there, so it was a reject.
         neigh = osnet.neighbor(room)
         evidence["neighbor"] = neigh
-        if neigh is not None and neigh.get("mac"):
-            evidence.update(state="filtered", rejected="icmp",
-                            detail=f"rejected: the OS reported {attempt['error']} although the room "
-                                  f"answered ARP ({neigh['mac']}), so an ICMP reject came back "
-                                  "(this OS does not say which ICMP or who sent it)")
+        evidence.update(arp_proves_reject(attempt["error"], neigh) or {})
     if attempt["state"] == "filtered" and attempt["error"] == "timeout" and on_link is not None:
         neigh = osnet.neighbor(room)
         evidence["neighbor"] = neigh

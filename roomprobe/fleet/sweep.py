@@ -48,7 +48,7 @@ from typing import Any
 
 from roomprobe.core.errors import UsageError
 from roomprobe.core.targets import BadScope, ip_literal
-from roomprobe.net.tcpconnect import AFTER_WORDS
+from roomprobe.net.tcpconnect import AFTER_WORDS, arp_proves_reject
 from roomprobe.net.tcpsweep import Attempt, RttEstimator, connect_all, max_concurrency
 
 __all__ = ["Attempt", "Room", "RttEstimator", "connect_all", "max_concurrency", "sweep"]
@@ -338,12 +338,7 @@ def _port_probe(r: Room, att: Attempt, link: dict[str, Any] | None, nb: dict[str
     probe = {"id": "controller-port", "duration_s": att.waited_s, "evidence": ev}
     if att.state == "unreachable" and link is not None and "icmp" not in ev:
         ev["neighbor"] = nb
-        if nb is not None and nb.get("mac"):
-            # EHOSTUNREACH with no ICMP to read (not Linux), from a room that answered ARP: a reject
-            ev.update(state="filtered", rejected="icmp",
-                      detail=f"rejected: the OS reported {att.error} although the room answered "
-                            f"ARP ({nb['mac']}), so an ICMP reject came back (this OS does not "
-                            "say which ICMP or who sent it)")
+        ev.update(arp_proves_reject(att.error, nb) or {})
     if att.state == "filtered" and att.error == "timeout" and link is not None:
         ev["neighbor"] = nb
         if nb is not None and nb.get("state") == "none":

@@ -105,6 +105,18 @@ def after_open(sock: socket.socket) -> str | None:
     return "data" if data else "closed"
 
 
+def arp_proves_reject(error: str | None, neigh: dict[str, Any] | None) -> dict[str, Any] | None:
+    """EHOSTUNREACH with no ICMP to read (Windows, macOS) from an on-link room whose ARP answer
+    is in the neighbour table: the room is there, so an ICMP reject came back. The evidence
+    update for controller-port and the sweep alike, or None when ARP proves nothing."""
+    if neigh is None or not neigh.get("mac"):
+        return None
+    return {"state": "filtered", "rejected": "icmp",
+            "detail": f"rejected: the OS reported {error} although the room answered ARP "
+                      f"({neigh['mac']}), so an ICMP reject came back (this OS does not say which "
+                      "ICMP or who sent it)"}
+
+
 AFTER_WORDS = {"reset": "open, then reset by the peer", "closed": "open, then closed by the peer",
                "data": "open (the peer spoke first)"}
 
