@@ -128,14 +128,9 @@ def _check(o: dict[str, Any]) -> int:
 
 
 def _fingerprint(value: str | None) -> str | None:
-    if value is None:
-        return None
-    from roomprobe.net.peertls import parse_fingerprint
+    from roomprobe.net.peertls import fingerprint_option
 
-    try:
-        return parse_fingerprint(value)
-    except ValueError as exc:
-        raise UsageError(f"--peer-fingerprint {exc}") from None
+    return fingerprint_option(value)
 
 
 def _check_peer_certificate(c: CheckSettings) -> None:

@@ -144,14 +144,9 @@ def _deep_tls(rooms, deep: bool, fingerprint: str | None, unpinned: bool) -> str
     if fingerprint and unpinned:
         raise UsageError("--peer-fingerprint pins the agents' certificate and --peer-tls-unpinned "
                          "checks none: give one of them")
-    if fingerprint is None:
-        return None
-    from roomprobe.net.peertls import parse_fingerprint
+    from roomprobe.net.peertls import fingerprint_option
 
-    try:
-        return parse_fingerprint(fingerprint)
-    except ValueError as exc:
-        raise UsageError(f"--peer-fingerprint {exc}") from None
+    return fingerprint_option(fingerprint)
 
 
 def _progress(what: str = "sweep"):  # type: ignore[no-untyped-def]

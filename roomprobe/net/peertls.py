@@ -44,6 +44,19 @@ def parse_fingerprint(text: str) -> str:
     return value
 
 
+def fingerprint_option(value: str | None) -> str | None:
+    """``--peer-fingerprint`` as check and sweep take it: None, or the parsed value; a bad one is
+    a UsageError (one line, exit 3)."""
+    if value is None:
+        return None
+    from roomprobe.core.errors import UsageError
+
+    try:
+        return parse_fingerprint(value)
+    except ValueError as exc:
+        raise UsageError(f"--peer-fingerprint {exc}") from None
+
+
 def fingerprint(der: bytes) -> str:
     """SHA-256 of a DER certificate, 64 lower-case hex digits."""
     return hashlib.sha256(der).hexdigest()
