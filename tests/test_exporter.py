@@ -186,9 +186,8 @@ def test_success_and_duration_are_emitted_on_every_outcome(server, monkeypatch):
     assert "roomprobe_exporter_build_info{" in metrics and "roomprobe_exporter_probes_in_flight" in metrics
 
 
-def test_concurrent_probes_are_bounded(server, monkeypatch):
-    """max_probes 1, no queue: a second probe while one runs is a 503, counted as busy; the
-    slot is back once the first ends."""
+def blocking_run(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """Probes that hold their slot: ``started`` is set as one runs, it ends once ``release`` is."""
     started, release = threading.Event(), threading.Event()
 
     def run(module, target, budget):
@@ -197,6 +196,13 @@ def test_concurrent_probes_are_bounded(server, monkeypatch):
         return ep.Outcome(timeout_s=budget)
 
     fake_run(monkeypatch, run)
+    return started, release
+
+
+def test_concurrent_probes_are_bounded(server, monkeypatch):
+    """max_probes 1, no queue: a second probe while one runs is a 503, counted as busy; the
+    slot is back once the first ends."""
+    started, release = blocking_run(monkeypatch)
     s = server(max_probes=1, max_queue=0)
     first: list = []
     t = threading.Thread(target=lambda: first.append(s.get("/probe?module=room&target=10.9.0.20")))
@@ -215,14 +221,7 @@ def test_concurrent_probes_are_bounded(server, monkeypatch):
 
 
 def test_a_queued_probe_waits_for_a_slot(server, monkeypatch):
-    started, release = threading.Event(), threading.Event()
-
-    def run(module, target, budget):
-        started.set()
-        release.wait(10)
-        return ep.Outcome(timeout_s=budget)
-
-    fake_run(monkeypatch, run)
+    started, release = blocking_run(monkeypatch)
     s = server(max_probes=1, max_queue=4)
     results: list = []
     threads = [threading.Thread(target=lambda: results.append(s.get("/probe?module=room&target=10.9.0.20")))
