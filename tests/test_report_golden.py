@@ -1,0 +1,155 @@
+"""Every rendering of every golden report, byte for byte as before the typed report.
+
+tests/data/golden/README.md says where the reports and the expected outputs come from: the
+outputs were written by the dict-based renderers, before the report became typed and the
+formats one registry, so any byte that differs here is a change of behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+G = Path(__file__).parent / "data" / "golden"
+INPUTS = sorted((G / "in").glob("*.json"))
+EXPECTED = sorted(p.name for p in (G / "out").iterdir())
+
+
+def render_report(path: Path, tmp: Path) -> dict[str, str]:
+    """One saved report through every format: {output file name: text}."""
+    from roomprobe.commands import history as hcmd
+    from roomprobe.fleet import history as hist
+    from roomprobe.fleet import metrics, webhook
+    from roomprobe.report import build, html, markdown, nagios, text, ticket
+
+    name = path.stem
+    rep = ticket.load_report(str(path))
+    code = int(build.exit_code(rep))
+    out = {
+        f"{name}.check-text": text.render_text(rep),
+        f"{name}.check-text-color-verbose": text.render_text(rep, color=True, verbose=True),
+        f"{name}.check-json": build.to_json(rep),
+        f"{name}.check-nagios": nagios.render_nagios(rep, code),
+        f"{name}.report-text": text.render_text(rep) + "\n" + ticket.render_evidence_text(rep),
+        f"{name}.report-text-verbose": text.render_text(rep, verbose=True) + "\n"
+        + ticket.render_evidence_text(rep),
+        f"{name}.report-markdown": markdown.render_markdown(rep),
+        f"{name}.report-html": html.render_html(rep),
+        f"{name}.prom": metrics.render(rep, code),
+    }
+    for fmt in ("json", "slack", "teams"):
+        body = webhook.render(fmt, rep, code, "pass/0", "evt-1")
+        out[f"{name}.webhook-{fmt}"] = json.dumps(body, indent=2) + "\n"
+    db = tmp / f"{name}.sqlite3"
+    conn = hist.connect(db)
+    hist.record(conn, rep, code, keep_days=0)
+    conn.close()
+    conn = hist.connect_readonly(db)
+    data = {"db": "HISTORY.sqlite3", "runs": hist.runs(conn, limit=20), "changes": hist.changes(conn)}
+    conn.close()
+    out[f"{name}.history-text"] = hcmd.render_text(data)
+    out[f"{name}.history-json"] = json.dumps(data, indent=2) + "\n"
+    return out
+
+
+LINK = {"interface": "eth0", "network": "198.51.100.0/25"}
+ICMP = {"icmp": "host-prohibited", "icmp_type": 3, "icmp_code": 10, "from": "198.51.100.22",
+        "v6": False, "target": "198.51.100.22"}
+
+
+def sweep_rooms():  # type: ignore[no-untyped-def]
+    """Nine rooms, one of each port verdict the sweep words (open, reset, refused, rejected by
+    ICMP, silent with and without ARP, no neighbour entry, this host's EPERM, unreachable)."""
+    from roomprobe.fleet import sweep as sw
+
+    a = sw.Attempt
+    rooms = [sw.Room("198.51.100.20", name="Board | Room =1", controllers=("198.51.100.30",)),
+             sw.Room("198.51.100.21", name="Open"), sw.Room("198.51.100.22"), sw.Room("198.51.100.23"),
+             sw.Room("198.51.100.24", controllers=("203.0.113.5",)), sw.Room("198.51.100.25"),
+             sw.Room("203.0.113.40", port=9091), sw.Room("198.51.100.26"), sw.Room("198.51.100.27")]
+    attempts = {
+        ("198.51.100.20", 9090): a("refused", "ECONNREFUSED", 0.4, waited_s=0.01),
+        ("198.51.100.30", 9090): a("open", None, 0.3, waited_s=0.01, extra={"after": None}),
+        ("198.51.100.21", 9090): a("open", None, 0.5, waited_s=0.02, extra={"after": None}),
+        ("198.51.100.22", 9090): a("filtered", "EHOSTUNREACH", 0.4, waited_s=0.02,
+                                   extra={"icmp": ICMP, "rejected": "host-prohibited",
+                                          "detail": "rejected by a firewall: ICMP host-prohibited "
+                                                    "from 198.51.100.22"}),
+        ("198.51.100.23", 9090): a("filtered", "timeout", 0.0, waited_s=2.5,
+                                   extra={"tries": 2, "srtt_ms": 0.4, "wait_s": 0.25}),
+        ("198.51.100.24", 9090): a("open", None, 0.6, waited_s=0.02, extra={"after": "reset"}),
+        ("203.0.113.5", 9090): a("filtered", "timeout", 0.0, waited_s=2.5, extra={"tries": 2}),
+        ("198.51.100.25", 9090): a("unreachable", "EHOSTUNREACH", 3000.0, waited_s=3.0,
+                                   extra={"no_neighbour": True,
+                                          "detail": "no ARP answer: this host gave up on the neighbour"}),
+        ("203.0.113.40", 9091): a("error", "EPERM", 0.0, waited_s=0.0),
+        ("198.51.100.26", 9090): a("filtered", "timeout", 0.0, waited_s=2.5, extra={"tries": 1}),
+        ("198.51.100.27", 9090): a("unreachable", "EHOSTUNREACH", 900.0, waited_s=0.9),
+    }
+    on_link = {addr: (LINK if addr.startswith("198.51.100.") else None) for addr, _ in attempts}
+    neigh = {"198.51.100.23": {"mac": None, "state": "failed"},
+             "198.51.100.26": {"state": "none", "mac": None},
+             "198.51.100.27": {"mac": "02:00:00:00:00:27", "state": "reachable"}}
+    return rooms, attempts, on_link, neigh
+
+
+def _deep_outcomes(rooms):  # type: ignore[no-untyped-def]
+    agent_rep = json.loads((G / "in" / "loopback-fail.json").read_text())
+    outcomes = {(r.address, r.port): {"answered": False, "reason": "refused", "detail": "connection refused",
+                                      "agent": f"{r.address}:9095", "duration_s": 0.1} for r in rooms}
+    outcomes[("198.51.100.21", 9090)] = {"answered": True, "report": agent_rep, "agent": "198.51.100.21:9095",
+                                         "exit_code": 2, "duration_s": 4.5}
+    outcomes[("198.51.100.20", 9090)] = {
+        "answered": True, "report": {**agent_rep, "status": "pass", "complete": True, "findings": []},
+        "agent": "198.51.100.20:9095", "exit_code": 0, "duration_s": 1.5}
+    return outcomes
+
+
+def render_sweep() -> dict[str, str]:
+    """The sweep of the nine rooms, then with --deep, through every sweep output."""
+    from roomprobe.fleet import metrics, sweep_out
+    from roomprobe.fleet import sweep as sw
+    from roomprobe.report import markdown, nagios, text
+
+    rooms, attempts, on_link, neigh = sweep_rooms()
+    host = json.loads((G / "in" / "loopback-skip.json").read_text())["host"]
+    reports = sw.sort_worst_first([sw.room_report(r, attempts, on_link, neigh, host, 2.5,
+                                                  "2026-01-01T00:00:00Z") for r in rooms])
+    deep = sw.deepen(reports, _deep_outcomes(rooms))
+    out: dict[str, str] = {}
+    for name, reps, took in (("sweep", reports, 3.21), ("sweep-deep", deep, 9.87)):
+        summ = sw.summary(reps, took)
+        out[f"{name}.text"] = sweep_out.text_table(reps, summ)
+        out[f"{name}.json"] = sweep_out.to_json(reps, summ)
+        out[f"{name}.csv"] = sweep_out.to_csv(reps)
+        out[f"{name}.html"] = sweep_out.render_html(reps, summ, "2026-01-01T00:00:00Z")
+        out[f"{name}.prom"] = metrics.render_many([(r, sw.exit_of(r)) for r in reps])
+    for r in deep[:3]:
+        code = sw.exit_of(r)
+        n = f"sweep-room-{r['targets']['room']}"
+        out[f"{n}.check-text"] = text.render_text(r, verbose=True)
+        out[f"{n}.check-nagios"] = nagios.render_nagios(r, code)
+        out[f"{n}.report-markdown"] = markdown.render_markdown(r)
+    return out
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    tmp = tmp_path_factory.mktemp("golden")
+    out: dict[str, str] = {}
+    for path in INPUTS:
+        out.update(render_report(path, tmp))
+    out.update(render_sweep())
+    return out
+
+
+def test_every_golden_output_is_rendered(rendered: dict[str, str]) -> None:
+    assert sorted(rendered) == EXPECTED
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_rendering_is_byte_identical(rendered: dict[str, str], name: str) -> None:
+    want = (G / "out" / name).read_bytes().decode("utf-8")
+    assert rendered.get(name) == want, f"{name} differs from the golden output"
