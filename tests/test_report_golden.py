@@ -17,31 +17,46 @@ INPUTS = sorted((G / "in").glob("*.json"))
 EXPECTED = sorted(p.name for p in (G / "out").iterdir())
 
 
+def _terminal(tty: bool):  # type: ignore[no-untyped-def]
+    """A terminal as cli.py hands it down: a tty (colour welcome) or a pipe."""
+    import io
+
+    from roomprobe.core.output import Terminal
+
+    return Terminal(stdout=io.StringIO(), stderr=io.StringIO(), stdout_tty=tty, stderr_tty=tty,
+                    no_color=False)
+
+
 def render_report(path: Path, tmp: Path) -> dict[str, str]:
-    """One saved report through every format: {output file name: text}."""
-    from roomprobe.commands import history as hcmd
+    """One saved report through every format of the registry: {output file name: text}."""
+    from roomprobe.commands import formats
+    from roomprobe.core.output import RenderOptions
     from roomprobe.fleet import history as hist
     from roomprobe.fleet import metrics, webhook
-    from roomprobe.report import build, html, markdown, nagios, text, ticket
+    from roomprobe.report import build, ticket
 
     name = path.stem
     rep = ticket.load_report(str(path))
     code = int(build.exit_code(rep))
+    pipe, tty = _terminal(False), _terminal(True)
+
+    def fmt(fname: str, term=pipe, **opts: bool) -> str:  # type: ignore[no-untyped-def]
+        return formats.render("report", fname, rep, RenderOptions(**opts), term)
+
     out = {
-        f"{name}.check-text": text.render_text(rep),
-        f"{name}.check-text-color-verbose": text.render_text(rep, color=True, verbose=True),
-        f"{name}.check-json": build.to_json(rep),
-        f"{name}.check-nagios": nagios.render_nagios(rep, code),
-        f"{name}.report-text": text.render_text(rep) + "\n" + ticket.render_evidence_text(rep),
-        f"{name}.report-text-verbose": text.render_text(rep, verbose=True) + "\n"
-        + ticket.render_evidence_text(rep),
-        f"{name}.report-markdown": markdown.render_markdown(rep),
-        f"{name}.report-html": html.render_html(rep),
+        f"{name}.check-text": fmt("text"),
+        f"{name}.check-text-color-verbose": fmt("text", tty, verbose=True),
+        f"{name}.check-json": fmt("json"),
+        f"{name}.check-nagios": fmt("nagios"),
+        f"{name}.report-text": fmt("text", tty, color=False, evidence_pack=True),
+        f"{name}.report-text-verbose": fmt("text", tty, color=False, evidence_pack=True, verbose=True),
+        f"{name}.report-markdown": fmt("markdown"),
+        f"{name}.report-html": fmt("html"),
         f"{name}.prom": metrics.render(rep, code),
     }
-    for fmt in ("json", "slack", "teams"):
-        body = webhook.render(fmt, rep, code, "pass/0", "evt-1")
-        out[f"{name}.webhook-{fmt}"] = json.dumps(body, indent=2) + "\n"
+    for wfmt in ("json", "slack", "teams"):
+        body = webhook.render(wfmt, rep, code, "pass/0", "evt-1")
+        out[f"{name}.webhook-{wfmt}"] = json.dumps(body, indent=2) + "\n"
     db = tmp / f"{name}.sqlite3"
     conn = hist.connect(db)
     hist.record(conn, rep, code, keep_days=0)
@@ -49,8 +64,8 @@ def render_report(path: Path, tmp: Path) -> dict[str, str]:
     conn = hist.connect_readonly(db)
     data = {"db": "HISTORY.sqlite3", "runs": hist.runs(conn, limit=20), "changes": hist.changes(conn)}
     conn.close()
-    out[f"{name}.history-text"] = hcmd.render_text(data)
-    out[f"{name}.history-json"] = json.dumps(data, indent=2) + "\n"
+    out[f"{name}.history-text"] = formats.render("history", "text", data, term=pipe)
+    out[f"{name}.history-json"] = formats.render("history", "json", data, term=pipe)
     return out
 
 
@@ -108,30 +123,34 @@ def _deep_outcomes(rooms):  # type: ignore[no-untyped-def]
 
 
 def render_sweep() -> dict[str, str]:
-    """The sweep of the nine rooms, then with --deep, through every sweep output."""
-    from roomprobe.fleet import metrics, sweep_out
+    """The sweep of the nine rooms, then with --deep, through every sweep format."""
+    from roomprobe.commands import formats
+    from roomprobe.core.output import RenderOptions
+    from roomprobe.fleet import metrics
     from roomprobe.fleet import sweep as sw
-    from roomprobe.report import markdown, nagios, text
+    from roomprobe.fleet.sweep_out import SweepView
 
     rooms, attempts, on_link, neigh = sweep_rooms()
     host = json.loads((G / "in" / "loopback-skip.json").read_text())["host"]
     reports = sw.sort_worst_first([sw.room_report(r, attempts, on_link, neigh, host, 2.5,
                                                   "2026-01-01T00:00:00Z") for r in rooms])
     deep = sw.deepen(reports, _deep_outcomes(rooms))
+    pipe = _terminal(False)
     out: dict[str, str] = {}
     for name, reps, took in (("sweep", reports, 3.21), ("sweep-deep", deep, 9.87)):
-        summ = sw.summary(reps, took)
-        out[f"{name}.text"] = sweep_out.text_table(reps, summ)
-        out[f"{name}.json"] = sweep_out.to_json(reps, summ)
-        out[f"{name}.csv"] = sweep_out.to_csv(reps)
-        out[f"{name}.html"] = sweep_out.render_html(reps, summ, "2026-01-01T00:00:00Z")
+        view = SweepView(reps, sw.summary(reps, took), "2026-01-01T00:00:00Z")
+        for fname, ext in (("text", "text"), ("json", "json"), ("csv", "csv"), ("html", "html")):
+            out[f"{name}.{ext}"] = formats.render("sweep", fname, view, term=pipe)
+        formats.emit("sweep", "json", view, term=pipe)  # the streamed JSON is the same document
+        assert pipe.stdout.getvalue() == out[f"{name}.json"]
+        pipe.stdout.truncate(0)
+        pipe.stdout.seek(0)
         out[f"{name}.prom"] = metrics.render_many([(r, sw.exit_of(r)) for r in reps])
     for r in deep[:3]:
-        code = sw.exit_of(r)
-        n = f"sweep-room-{r['targets']['room']}"
-        out[f"{n}.check-text"] = text.render_text(r, verbose=True)
-        out[f"{n}.check-nagios"] = nagios.render_nagios(r, code)
-        out[f"{n}.report-markdown"] = markdown.render_markdown(r)
+        n = f"sweep-room-{r.targets.room}"
+        out[f"{n}.check-text"] = formats.render("report", "text", r, RenderOptions(verbose=True), pipe)
+        out[f"{n}.check-nagios"] = formats.render("report", "nagios", r, term=pipe)
+        out[f"{n}.report-markdown"] = formats.render("report", "markdown", r, term=pipe)
     return out
 
 

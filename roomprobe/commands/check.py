@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,8 @@ if TYPE_CHECKING:
 
     from roomprobe.core.probe import Probe
     from roomprobe.core.settings import CheckSettings, Settings
+    from roomprobe.report.build import EvidencePack
+    from roomprobe.report.model import DiagnosisEntry, Report
 
 
 @click.command()
@@ -191,7 +192,6 @@ def run_check(settings: Settings, all_probes: Mapping[str, Probe]) -> int:
     from roomprobe.core.settings import selected as selected_ids
     from roomprobe.net import osnet
     from roomprobe.report import build as report
-    from roomprobe.report.text import render_text
 
     c = settings.check
     selected = [all_probes[pid] for pid in selected_ids(settings, all_probes)]
@@ -232,8 +232,8 @@ def run_check(settings: Settings, all_probes: Mapping[str, Probe]) -> int:
     host = {**osnet.host_info(), "interfaces": list(osnet.interfaces()),
             "default_gateway": list(osnet.default_gateways()), "raw_sockets": osnet.raw_sockets()}
     rep = report.build(runs=all_runs, complete=complete, targets=tgt, started_at=started,
-                       duration_s=time.monotonic() - t0, host=host, extra=_evidence_pack(c, started, app_lookup))
-    rep["diagnosis"] = _diagnose(rep, c.code)
+                       duration_s=time.monotonic() - t0, host=host, pack=_evidence_pack(c, started, app_lookup))
+    rep.diagnosis = _diagnose(rep, c.code)
     code = int(report.exit_code(rep))  # after_run, the Nagios line and the process agree on it
 
     write_error = None
@@ -248,15 +248,10 @@ def run_check(settings: Settings, all_probes: Mapping[str, Probe]) -> int:
     from roomprobe.fleet import after_run
 
     after_run.after_run(rep, code, c, deadline=t0 + float(c.timeout))
-    if c.format == "json":
-        click.echo(report.to_json(rep), nl=False)
-    elif c.format == "nagios":
-        from roomprobe.report.nagios import render_nagios
+    from roomprobe.commands import formats
+    from roomprobe.core.output import RenderOptions
 
-        click.echo(render_nagios(rep, code), nl=False)
-    else:
-        color = bool(c.color) and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-        click.echo(render_text(rep, color=color, verbose=bool(c.verbose)), nl=False)
+    formats.emit("report", str(c.format), rep, RenderOptions(verbose=bool(c.verbose), color=bool(c.color)))
     if write_error:
         click.echo(f"roomprobe: {write_error}", err=True)
         return int(ExitCode.UNKNOWN)  # the file the user asked for does not exist: never "OK"
@@ -299,7 +294,7 @@ def _app_lookup() -> Any:
     return Daemons("zr-app").submit(lambda: evidence.zoom_rooms_app())
 
 
-def _evidence_pack(c: CheckSettings, started: float, app_lookup: Any) -> dict[str, Any]:
+def _evidence_pack(c: CheckSettings, started: float, app_lookup: Any) -> EvidencePack:
     """Ticket fields (docs/report.md): room name, note, code, app version, time zone, window."""
     from roomprobe.report import evidence
 
@@ -307,10 +302,11 @@ def _evidence_pack(c: CheckSettings, started: float, app_lookup: Any) -> dict[st
         app = app_lookup.result(timeout=1.0)  # at most one second more than the probes took
     except Exception:  # still running (TimeoutError), or an OS lookup that broke: the field is null
         app = None
-    return {"room_name": c.room_name, "note": c.note,
-            "user_code": None if c.code is None else str(c.code),
-            "zoom_rooms_app": app, "timezone": evidence.local_timezone(),
-            "window": evidence.time_window(started, time.time())}
+    from roomprobe.report.build import EvidencePack
+
+    return EvidencePack(room_name=c.room_name, note=c.note, user_code=None if c.code is None else str(c.code),
+                        zoom_rooms_app=app, timezone=evidence.local_timezone(),
+                        window=evidence.time_window(started, time.time()))
 
 
 def _with_timeout(p: Any, timeout: float) -> Any:
@@ -319,12 +315,9 @@ def _with_timeout(p: Any, timeout: float) -> Any:
     return p if timeout == p.timeout_s else replace(p, timeout_s=float(timeout))
 
 
-def _diagnose(rep: dict[str, Any], code: Any) -> list[dict[str, Any]]:
-    """Map findings to likely Zoom error codes (roomprobe.diagnose.mapping), if that module is present."""
-    try:
-        from roomprobe.diagnose import mapping as diagnosis
-    except ImportError:
-        return []
-    probes_run = {p["id"] for p in rep["probes"] if p["status"] not in ("skip", "error")}
-    return diagnosis.diagnose(rep["findings"], str(code) if code is not None else None,
-                              probes_run=probes_run)
+def _diagnose(rep: Report, code: Any) -> list[DiagnosisEntry]:
+    """Map findings to likely Zoom error codes (report/build.diagnose)."""
+    from roomprobe.report.build import diagnose
+
+    probes_run = {p.id for p in rep.probes if p.status not in ("skip", "error")}
+    return diagnose(rep.findings, str(code) if code is not None else None, probes_run)

@@ -27,6 +27,7 @@ from roomprobe.core.errors import UsageError
 
 if TYPE_CHECKING:
     from roomprobe.core.settings import CheckSettings
+    from roomprobe.report.model import Report
 
 WEBHOOK_FLOOR_S = 2.0
 
@@ -65,7 +66,7 @@ def _warn(message: str) -> None:
     click.echo(f"roomprobe: warning: {message}", err=True)
 
 
-def after_run(rep: dict[str, Any], exit_code: int, c: CheckSettings, deadline: float) -> dict[str, Any]:
+def after_run(rep: Report, exit_code: int, c: CheckSettings, deadline: float) -> dict[str, Any]:
     """Do the post-run work the flags asked for; returns what happened (for tests and logs)."""
     done: dict[str, Any] = {}
     previous: str | None = None
@@ -81,7 +82,7 @@ def after_run(rep: dict[str, Any], exit_code: int, c: CheckSettings, deadline: f
         except UsageError as exc:
             _warn(str(exc))
     if c.webhook:
-        state = f"{rep['status']}/{exit_code}"
+        state = f"{rep.status}/{exit_code}"
         changed = first or state != previous
         until = max(deadline, time.monotonic() + WEBHOOK_FLOOR_S)
         done["webhook"] = _webhook(rep, exit_code, c, previous if changed else None, changed, until)
@@ -94,7 +95,7 @@ def _db_path(c: CheckSettings) -> Path:
     return Path(c.history_db) if c.history_db else history.default_db_path()
 
 
-def _webhook(rep: dict[str, Any], exit_code: int, c: CheckSettings, previous: str | None,
+def _webhook(rep: Report, exit_code: int, c: CheckSettings, previous: str | None,
              changed: bool, until: float) -> list[Any]:
     """Queue this change (if any) in the outbox, then deliver the outbox for this URL in order.
 
@@ -115,7 +116,7 @@ def _webhook(rep: dict[str, Any], exit_code: int, c: CheckSettings, previous: st
         eid = str(uuid.uuid4())
         body = webhook.render(c.webhook_format, rep, exit_code, previous, eid)
         before = len(entries)
-        entries = outbox.add(entries, {"event_id": eid, "url_id": uid, "created": rep.get("started_at"),
+        entries = outbox.add(entries, {"event_id": eid, "url_id": uid, "created": rep.started_at,
                                        "format": c.webhook_format, "payload": body})
         if len(entries) <= before:
             _warn(f"webhook outbox full ({outbox.MAX_ENTRIES} undelivered changes): the oldest was dropped")
@@ -154,7 +155,7 @@ def _save(path: Path, entries: list[dict[str, Any]]) -> None:
               "change will not be re-sent (choose a writable --history-db directory)")
 
 
-def _history(rep: dict[str, Any], exit_code: int, c: CheckSettings) -> tuple[bool, str | None, int | None]:
+def _history(rep: Report, exit_code: int, c: CheckSettings) -> tuple[bool, str | None, int | None]:
     """Record the run (if history is on); return (first run of this target and probe set?,
     the previous such run's "status/exit" state, the new run's id)."""
     from roomprobe.fleet import history
@@ -188,7 +189,7 @@ class _Damaged(Exception):
         self.message, self.cause = message, cause
 
 
-def _record(path: Path, rep: dict[str, Any], exit_code: int,
+def _record(path: Path, rep: Report, exit_code: int,
             c: CheckSettings) -> tuple[bool, str | None, int | None]:
     """One try of :func:`_history`; raises _Damaged when the file itself is damaged."""
     from roomprobe.fleet import history

@@ -15,37 +15,44 @@ import io
 import ipaddress
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from html import escape
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from roomprobe.fleet.sweep import STATE_RANK, STATUS_RANK
+from roomprobe.fleet.sweep import STATE_RANK, facts_of
+from roomprobe.report.build import STATUS_RANK
+
+if TYPE_CHECKING:
+    from roomprobe.core.output import RenderOptions, Terminal
+    from roomprobe.report.model import Report
 
 CSV_FIELDS = ("status", "room", "address", "port", "state", "ms", "likely_code", "why",
               "controllers", "deep")
 
 
-def deep_cell(rep: dict[str, Any]) -> str:
+def deep_cell(rep: Report) -> str:
     """--deep's part in one word: the room's own status, or ``unknown (reason)``; empty
     when --deep was not asked."""
-    deep = rep.get("deep")
+    deep = rep.deep
     if not deep:
         return ""
     return str(deep["status"]) if deep.get("answered") else f"unknown ({deep['reason']})"
 
 
-def _why(rep: dict[str, Any]) -> str:
-    bad = [p for p in rep["probes"] if p["status"] in ("fail", "error", "warn")]
-    return "; ".join(p["summary"] for p in bad) or rep["probes"][0]["summary"]
+def _why(rep: Report) -> str:
+    bad = [p for p in rep.probes if p.status in ("fail", "error", "warn")]
+    return "; ".join(p.summary for p in bad) or rep.probes[0].summary
 
 
-def row(rep: dict[str, Any]) -> dict[str, Any]:
+def row(rep: Report) -> dict[str, Any]:
     """The flat view of one room's report (table, CSV and html share it)."""
-    port = rep["probes"][0]["evidence"]
-    return {"status": rep["status"], "room": rep.get("room_name") or rep["targets"]["room"],
-            "address": rep["targets"]["room"], "port": rep["targets"]["port"],
-            "state": rep["sweep"]["state"], "ms": port.get("ms"),
-            "likely_code": rep["sweep"]["likely_code"] or "", "why": _why(rep),
-            "controllers": " ".join(rep["sweep"]["controllers"]), "deep": deep_cell(rep)}
+    port = rep.probes[0].evidence
+    facts = facts_of(rep)
+    return {"status": rep.status, "room": rep.room_name or rep.targets.room,
+            "address": rep.targets.room, "port": rep.targets.port,
+            "state": facts.state, "ms": port.get("ms"),
+            "likely_code": facts.likely_code or "", "why": _why(rep),
+            "controllers": " ".join(facts.controllers), "deep": deep_cell(rep)}
 
 
 def one_line(text: str, limit: int) -> str:
@@ -54,9 +61,9 @@ def one_line(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def text_table(reports: Sequence[dict[str, Any]], summary: dict[str, Any]) -> str:
+def text_table(reports: Sequence[Report], summary: dict[str, Any]) -> str:
     """The table a technician reads, worst first, and a one-line tally."""
-    deep = any("deep" in rep for rep in reports)
+    deep = any(rep.has("deep") for rep in reports)
     head = ("STATUS", "ROOM", "ADDRESS", "STATE", *(("DEEP",) if deep else ()), "CODE", "WHY")
     rows = [(r["status"].upper(), one_line(str(r["room"]), 40), f"{r['address']}:{r['port']}",
              r["state"], *((r["deep"],) if deep else ()), r["likely_code"] or "-",
@@ -70,24 +77,24 @@ def text_table(reports: Sequence[dict[str, Any]], summary: dict[str, Any]) -> st
                  f"(port {states}). Measured from this host; the controller -> room path needs "
                  "'roomprobe check' on the controller.")
     if deep:
-        answered = sum(1 for rep in reports if rep["deep"].get("answered"))
+        answered = sum(1 for rep in reports if (rep.deep or {}).get("answered"))
         lines.append(f"--deep: {answered} of {len(reports)} rooms' agents answered; the others' "
                      "own check is unknown (DEEP names why).")
     return "\n".join(lines) + "\n"
 
 
-def iter_json(reports: Sequence[dict[str, Any]], summary: dict[str, Any]) -> Iterator[str]:
+def iter_json(reports: Sequence[Report], summary: dict[str, Any]) -> Iterator[str]:
     """``{"schema", "summary", "rooms"}`` in pieces, one room per line: the whole document is
     never one string (10,000 rooms are about 50 MB of JSON, and one json.dumps with indent
     held six times that), and each room is encoded by json's C encoder."""
     head = json.dumps({"schema": "roomprobe/sweep/v1", "summary": summary}, indent=2)
     yield head[:-2] + ',\n  "rooms": ['
     for k, rep in enumerate(reports):
-        yield ("\n    " if k == 0 else ",\n    ") + json.dumps(rep)
+        yield ("\n    " if k == 0 else ",\n    ") + json.dumps(rep.to_dict())
     yield ("\n  ]" if reports else "]") + "\n}\n"
 
 
-def write_json(reports: Sequence[dict[str, Any]], summary: dict[str, Any], out: IO[str]) -> None:
+def write_json(reports: Sequence[Report], summary: dict[str, Any], out: IO[str]) -> None:
     """iter_json written to ``out`` in blocks of about 64 kB."""
     buf: list[str] = []
     size = 0
@@ -100,7 +107,7 @@ def write_json(reports: Sequence[dict[str, Any]], summary: dict[str, Any], out: 
     out.write("".join(buf))
 
 
-def to_json(reports: Sequence[dict[str, Any]], summary: dict[str, Any]) -> str:
+def to_json(reports: Sequence[Report], summary: dict[str, Any]) -> str:
     return "".join(iter_json(reports, summary))
 
 
@@ -109,7 +116,7 @@ def _cell(value: Any) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def to_csv(reports: Sequence[dict[str, Any]]) -> str:
+def to_csv(reports: Sequence[Report]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_FIELDS)
@@ -152,9 +159,9 @@ def _ip_key(addr: str) -> str:
     return str(int(ip)) if ip.version == 4 else str(int(ip) + (1 << 32))
 
 
-def render_html(reports: Sequence[dict[str, Any]], summary: dict[str, Any], started_at: str) -> str:
+def render_html(reports: Sequence[Report], summary: dict[str, Any], started_at: str) -> str:
     """One self-contained page: rooms worst first, sortable, each row opening its evidence."""
-    deep = any("deep" in rep for rep in reports)
+    deep = any(rep.has("deep") for rep in reports)
     cols = ("Status", "Room", "Address", "Port state", "ms", *(("Deep",) if deep else ()),
             "Likely code", "Why")
     tally = ", ".join(f"{n} {escape(s)}" for s, n in summary["by_status"].items())
@@ -183,14 +190,15 @@ def render_html(reports: Sequence[dict[str, Any]], summary: dict[str, Any], star
             (_ip_key(r["address"]), escape(f"{r['address']}:{r['port']}")),
             (str(STATE_RANK.get(r["state"], 3)), escape(r["state"])),
             (str(ms if ms != "" else -1), escape(str(ms))),
-            *([(str(STATUS_RANK.get(str(rep["deep"].get("status")), 1)), escape(r["deep"]))]
+            *([(str(STATUS_RANK.get(str((rep.deep or {}).get("status")), 1)), escape(r["deep"]))]
               if deep else []),
             (escape(r["likely_code"] or "~"), escape(r["likely_code"] or "-")),
             (escape(r["why"].lower()), escape(r["why"])),
         ]
-        evidence = {"probes": rep["probes"], "findings": rep["findings"],
-                    "diagnosis": rep["diagnosis"][:3], "sweep": rep["sweep"],
-                    **({"deep": rep["deep"]} if "deep" in rep else {})}
+        evidence = {"probes": [p.to_dict() for p in rep.probes],
+                    "findings": [f.to_dict() for f in rep.findings],
+                    "diagnosis": [d.to_dict() for d in rep.diagnosis[:3]], "sweep": facts_of(rep).to_dict(),
+                    **({"deep": rep.deep} if rep.has("deep") else {})}
         parts.append(
             f'<tbody data-room="{escape(r["address"])}" data-status="{escape(r["status"])}"><tr>'
             + "".join(f'<td data-k="{k}">{v}</td>' for k, v in cells) + "</tr>"
@@ -198,3 +206,58 @@ def render_html(reports: Sequence[dict[str, Any]], summary: dict[str, Any], star
             f"<pre>{escape(json.dumps(evidence, indent=2))}</pre></details></td></tr></tbody>")
     parts += ["</table>", f"<script>{SCRIPT}</script>", "</main></body></html>"]
     return "\n".join(parts) + "\n"
+
+
+# ------------------------------------------------------------------ the sweep's formats
+
+
+@dataclass(frozen=True)
+class SweepView:
+    """What every sweep format renders: the rooms' reports (worst first), the tally, the start."""
+
+    reports: Sequence[Report]
+    summary: dict[str, Any]
+    started_at: str = ""
+
+
+class TableFormat:
+    """``sweep --format text``: the worst-first table."""
+
+    name = "text"
+
+    def render(self, view: SweepView, term: Terminal, opts: RenderOptions) -> str:
+        return text_table(view.reports, view.summary)
+
+
+class JsonFormat:
+    """``sweep --format json`` (schema roomprobe/sweep/v1): streamed by :meth:`write`, since
+    10,000 rooms must not be one string in memory."""
+
+    name = "json"
+
+    def render(self, view: SweepView, term: Terminal, opts: RenderOptions) -> str:
+        return to_json(view.reports, view.summary)
+
+    def write(self, view: SweepView, term: Terminal, opts: RenderOptions) -> None:
+        write_json(view.reports, view.summary, term.stdout)
+
+
+class CsvFormat:
+    """``sweep --format csv``: one row per room for a spreadsheet."""
+
+    name = "csv"
+
+    def render(self, view: SweepView, term: Terminal, opts: RenderOptions) -> str:
+        return to_csv(view.reports)
+
+
+class HtmlFormat:
+    """``sweep --html FILE``: the sortable self-contained page."""
+
+    name = "html"
+
+    def render(self, view: SweepView, term: Terminal, opts: RenderOptions) -> str:
+        return render_html(view.reports, view.summary, view.started_at)
+
+
+FORMATS = (TableFormat(), JsonFormat(), CsvFormat(), HtmlFormat())
