@@ -259,7 +259,8 @@ def evaluate(m: dict[str, Any], opts: Options, where: str,
 
 
 def _progress(ctx: Context) -> Any:
-    if (ctx.settings is not None and ctx.settings.format != "text") or not sys.stderr.isatty():
+    """The live "measuring ..." line on stderr, when the check says one is welcome (ctx.live)."""
+    if not ctx.live:
         return None
 
     def show(phase: str, mbps: float | None) -> None:

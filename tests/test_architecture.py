@@ -39,7 +39,7 @@ ALLOWED: dict[str, set[str]] = {
 # list one when a lower module needs it).
 LAYERS: dict[str, list[list[str]]] = {
     "core": [
-        ["errors", "redact", "threads", "oscmd", "selfexec", "proxyurl"],
+        ["errors", "redact", "threads", "oscmd", "selfexec", "proxyurl", "output"],
         ["fsutil"],                       # atomic writes; bad paths are UsageErrors
         ["settings"],                     # typed settings, read through fsutil
         ["probe"],                        # the probe contract names each probe's Options
@@ -48,7 +48,7 @@ LAYERS: dict[str, list[list[str]]] = {
     "net": [
         # bytes on the wire, the trust store, published facts: no OS state, no proxies
         ["icmperr", "udprecv", "wire", "tlstrust", "mediastats", "mediawire", "zoomranges",
-         "appconns", "displays", "peerport", "peertls"],
+         "appconns", "displays", "peerport", "peertls", "portfindings"],
         ["tlsverdict", "osnet"],
         # what the OS says, built on osnet; where proxy settings live
         ["dnsconf", "wifi+wlanapi", "proxysrc"],  # wifi picks wlanapi on Windows; wlanapi reuses wifi's parsers
@@ -68,19 +68,21 @@ LAYERS: dict[str, list[list[str]]] = {
     ],
     "diagnose": [["catalog"], ["rules"], ["mapping"]],
     "report": [
+        ["model"],                        # the report's types; everything else reads them
         ["build", "measures", "evidence", "pathview"],
-        ["text"],
-        ["ticket", "nagios"],
+        ["ticket", "jsonout", "nagios"],  # ticket: loading a saved report, the evidence pack
+        ["text"],                         # the text format appends the evidence pack for a ticket
         ["html", "markdown"],
     ],
     "fleet": [
         ["history", "metrics", "outbox", "webhook", "agent", "reflector", "schedule", "sd",
-         "webconfig"],
+         "webconfig", "history_out"],
         ["serve", "sweep", "deploy", "after_run", "exporter_modules"],
         ["sweep_out", "exporter_probe"],
         ["exporter"],
     ],
     "commands": [
+        ["formats"],                      # the one registry of output formats
         ["check"],
         ["explain", "history", "probes", "report", "schedule", "serve", "sweep", "path", "exporter"],
     ],

@@ -6,6 +6,8 @@ filtered, unreachable and ARP on a real subnet.
 
 from __future__ import annotations
 
+from reportkit import as_report
+
 import json
 import os
 import socket
@@ -165,8 +167,8 @@ def test_sweep_schema_is_published_and_catches_a_broken_room():
 
 
 def test_worst_exit_follows_the_check_precedence():
-    def rep(status: str, complete: bool = True) -> dict:
-        return {"status": status, "complete": complete}
+    def rep(status: str, complete: bool = True):  # type: ignore[no-untyped-def]
+        return as_report({"status": status, "complete": complete})
 
     assert sw.worst_exit([rep("pass"), rep("warn")]) == 1
     assert sw.worst_exit([rep("unknown", False), rep("warn")]) == 3
@@ -197,7 +199,7 @@ LINK = {"interface": "eth0", "network": "198.51.100.0/25"}
 def _room_report(att: sw.Attempt, nb: dict | None) -> dict:
     room = sw.Room("198.51.100.20")
     return sw.room_report(room, {(room.address, room.port): att}, {room.address: LINK},
-                          {room.address: nb}, {}, 2.5, "2026-01-01T00:00:00Z")
+                          {room.address: nb}, {}, 2.5, "2026-01-01T00:00:00Z").to_dict()
 
 
 def test_hostunreach_without_icmp_from_a_room_that_answered_arp_is_a_reject():

@@ -218,8 +218,12 @@ def run_check(settings: Settings, all_probes: Mapping[str, Probe]) -> int:
         else:
             runnable.append(p)
 
+    from roomprobe.commands import formats
+
+    live = c.format == "text" and formats.terminal().live  # a progress line on stderr is welcome
+
     def make_context(p: Probe, deadline: float) -> Context:
-        return Context(targets=tgt, options=settings.probes[p.id].options, deadline=deadline,
+        return Context(targets=tgt, options=settings.probes[p.id].options, deadline=deadline, live=live,
                        privileged=privileged, settings=c, user_code=c.code)
 
     timed = [_with_timeout(p, settings.probes[p.id].timeout) for p in runnable]

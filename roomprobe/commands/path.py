@@ -8,8 +8,6 @@ saved file as a ticket (html with the per-hop chart).
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 
 import click
 
+from roomprobe.commands import formats
 from roomprobe.core.errors import UsageError
 
 
@@ -33,7 +32,8 @@ from roomprobe.core.errors import UsageError
                    "(TCP first for Zoom's web host); ICMP on macOS and Windows].")
 @click.option("--max-ttl", type=click.IntRange(1, 64), default=None, help="Most hops to try [30].")
 @click.option("--no-mtu", is_flag=True, default=False, help="Skip the full-size (MTU) rounds.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "html"]), default="text",
+@click.option("--format", "fmt", type=click.Choice(formats.names("report", "text", "json", "markdown", "html")),
+              default="text",
               show_default=True, help="What goes to stdout at the end.")
 @click.option("--json", "json_path", default=None, metavar="FILE",
               help="Also save the report (for 'roomprobe report FILE --format html').")
@@ -117,8 +117,9 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
     from roomprobe.core.threads import start_guarded
 
     rthread = start_guarded(lambda: ranges_box.append(pp.load_ranges(opts, 3.0)), "path-ranges")
-    live = sys.stderr.isatty() if fmt != "text" else sys.stdout.isatty()
-    stream = sys.stderr if fmt != "text" else sys.stdout
+    term = formats.terminal()  # the live table goes where the report does not
+    live = term.live if fmt != "text" else term.stdout_tty
+    stream = term.stderr if fmt != "text" else term.stdout
 
     def on_round(trace: traceroute.Trace) -> None:
         if not live:
@@ -159,12 +160,7 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
                   "default_gateway": list(osnet.default_gateways()), "raw_sockets": osnet.raw_sockets()}
     rep = report.build(runs=[run], complete=not trace.interrupted or count == 0, targets=Targets(),
                        started_at=started, duration_s=time.monotonic() - t0, host=host_facts)
-    try:
-        from roomprobe.diagnose import mapping
-
-        rep["diagnosis"] = mapping.diagnose(rep["findings"], None, probes_run={"path"})
-    except ImportError:
-        pass
+    rep.diagnosis = report.diagnose(rep.findings, None, {"path"})
     if live:
         stream.write("\x1b[H\x1b[2J")
     if json_path:
@@ -174,21 +170,7 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
             atomic_write_text(json_path, report.to_json(rep))
         except OSError as exc:
             raise UsageError(f"cannot write {json_path}: {exc.strerror or exc}; choose a writable path") from None
-    if fmt == "json":
-        click.echo(report.to_json(rep), nl=False)
-    elif fmt == "markdown":
-        from roomprobe.report.markdown import render_markdown
-
-        click.echo(render_markdown(rep), nl=False)
-    elif fmt == "html":
-        from roomprobe.report.html import render_html
-
-        click.echo(render_html(rep), nl=False)
-    else:
-        from roomprobe.report.text import render_text
-
-        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-        click.echo(render_text(rep, color=color), nl=False)
+    formats.emit("report", fmt, rep, term=term)
     return int(report.exit_code(rep))
 
 

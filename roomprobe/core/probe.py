@@ -189,6 +189,8 @@ class Context:
     privileged: bool
     settings: CheckSettings | None = None  # the check's own settings (format, peer, ...)
     user_code: str | None = None  # the error code the user saw (--code), if any
+    # A progress line on stderr is welcome (text output, stderr a terminal: core/output.Terminal).
+    live: bool = False
 
     def remaining(self) -> float:
         """Seconds left before this probe's deadline (never negative)."""

@@ -310,7 +310,7 @@ def sweep(rooms: Sequence[Room], *, timeout: float, concurrency: int,
     return sort_worst_first(out)
 
 
-def _port(r: Room, att: Attempt, ev: dict[str, Any], status: str, reason: str, summary: str) -> ProbeEntry:
+def _port_entry(att: Attempt, ev: dict[str, Any], status: str, reason: str, summary: str) -> ProbeEntry:
     return ProbeEntry(id="controller-port", status=status, reason=reason, summary=summary,
                       duration_s=att.waited_s, evidence=ev, keys=PORT_KEYS)
 
@@ -332,7 +332,7 @@ def _port_probe(r: Room, att: Attempt, link: dict[str, Any] | None, nb: dict[str
             # A check reads this as "blocked here" (the OS never asked ARP). In a sweep the
             # entry of an unanswered ARP may also have been dropped already from a table
             # holding hundreds of rooms: not measured, and the message says both.
-            return _port(r, att, ev, "error", "no-neighbour-entry",
+            return _port_entry(att, ev, "error", "no-neighbour-entry",
                          f"no answer from {r.address}:{r.port} and no ARP entry for it "
                          "afterwards: this host's firewall may drop the SYN, or the entry "
                          "of an unanswered ARP expired among many rooms; run 'roomprobe "
@@ -342,16 +342,16 @@ def _port_probe(r: Room, att: Attempt, link: dict[str, Any] | None, nb: dict[str
     if att.state == "error":
         why = ("this host's firewall refused to send" if att.error in LOCAL_BLOCK
                else "the connect failed")
-        return _port(r, att, ev, "error", "blocked-locally" if att.error in LOCAL_BLOCK else "connect-error",
+        return _port_entry(att, ev, "error", "blocked-locally" if att.error in LOCAL_BLOCK else "connect-error",
                      f"{why} ({att.error}): {r.address}:{r.port} was not tested"), []
     state = ev["state"]
     after = ev.get("after")
     if state == "open" and after in ("reset", "closed"):
         f = open_dropped_finding(r.address, r.port, after, att.error, SWEEP, probe="controller-port")
-        return _port(r, att, ev, "warn", "port-open-dropped",
+        return _port_entry(att, ev, "warn", "port-open-dropped",
                      f"{r.address}:{r.port} is {AFTER_WORDS[after]} ({att.ms} ms)"), [f]
     if state == "open":
-        return _port(r, att, ev, "pass", "open", f"{r.address}:{r.port} is open ({att.ms} ms)"), []
+        return _port_entry(att, ev, "pass", "open", f"{r.address}:{r.port} is open ({att.ms} ms)"), []
     rejected = ev.get("rejected")
     why = (ev.get("why") or ev.get("detail") or (_silence(att) if att.error == "timeout" else att.error)
            or "")
@@ -359,7 +359,7 @@ def _port_probe(r: Room, att: Attempt, link: dict[str, Any] | None, nb: dict[str
                      {"room": r.address, "port": r.port, "state": state, "error": att.error,
                       **({"rejected": rejected, "icmp": ev.get("icmp")} if rejected else {})},
                      SWEEP, probe="controller-port")
-    return _port(r, att, ev, "fail", f.id, f"{r.address}:{r.port} is {state} ({why or att.ms})"), [f]
+    return _port_entry(att, ev, "fail", f.id, f"{r.address}:{r.port} is {state} ({why or att.ms})"), [f]
 
 
 def _silence(att: Attempt) -> str:
