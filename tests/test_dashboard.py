@@ -7,11 +7,11 @@ extractors it calls) can write, and the queries must parse as PromQL when promto
 
 from __future__ import annotations
 
-from reportkit import as_report
-
 import json
 import re
 from pathlib import Path
+
+from reportkit import as_report
 
 REPO = Path(__file__).resolve().parent.parent
 DASHBOARD = REPO / "packaging" / "monitoring" / "grafana-dashboard.json"

@@ -6,8 +6,6 @@ config (TLS, bcrypt basic auth checked before any work), per-source connection b
 
 from __future__ import annotations
 
-from reportkit import as_report
-
 import base64
 import http.client
 import json
@@ -18,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from reportkit import as_report
 
 from roomprobe.core.errors import UsageError
 from roomprobe.fleet import exporter as ex

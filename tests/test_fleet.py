@@ -3,8 +3,6 @@ Prometheus textfile, webhook on a state change (to a local HTTP server), history
 
 from __future__ import annotations
 
-from reportkit import as_report
-
 import json
 import os
 import random
@@ -17,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from reportkit import as_report
 
 from roomprobe.fleet import metrics, webhook
 

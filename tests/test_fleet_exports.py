@@ -4,8 +4,6 @@ prometheus-node-exporter and ``promtool check metrics``, the Nagios output parse
 
 from __future__ import annotations
 
-from reportkit import as_report
-
 import os
 import re
 import shutil
@@ -18,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from reportkit import as_report
 
 from roomprobe.fleet import metrics
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from reportkit import as_report
-
 import hashlib
 import json
 import os
@@ -16,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from reportkit import as_report
 
 from roomprobe.core.errors import UsageError
 from roomprobe.fleet import history

@@ -10,12 +10,11 @@ does.
 
 from __future__ import annotations
 
-from reportkit import as_report
-
 import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reportkit import as_report
 
 from roomprobe.report import nagios
 

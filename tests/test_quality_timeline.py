@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from reportkit import as_report
-
 import xml.etree.ElementTree as ET
 
 import pytest
+from reportkit import as_report
 
 from roomprobe.net import mediastats as ms
 from roomprobe.report import html

@@ -172,3 +172,39 @@ def test_every_golden_output_is_rendered(rendered: dict[str, str]) -> None:
 def test_rendering_is_byte_identical(rendered: dict[str, str], name: str) -> None:
     want = (G / "out" / name).read_bytes().decode("utf-8")
     assert rendered.get(name) == want, f"{name} differs from the golden output"
+
+
+CP_ICMP = {"icmp": "host-prohibited", "icmp_type": 3, "icmp_code": 10, "from": "198.51.100.20", "v6": False}
+CP_CASES = {
+    "refused": {"state": "refused", "error": "ECONNREFUSED", "ms": 0.4},
+    "filtered": {"state": "filtered", "error": "timeout", "ms": 0.0},
+    "rejected": {"state": "filtered", "error": "EHOSTUNREACH", "ms": 0.4, **CP_ICMP, "rejected": "host-prohibited",
+                 "detail": "rejected by a firewall: ICMP host-prohibited from 198.51.100.20"},
+    "unreachable": {"state": "unreachable", "error": "EHOSTUNREACH", "ms": 3000.0, "icmp": "host-unreachable",
+                    "detail": "no route"},
+    "open-reset": {"state": "open", "error": None, "ms": 0.6, "after": "reset", "watched_s": 0.01},
+    "open-closed": {"state": "open", "error": None, "ms": 0.6, "after": "closed", "watched_s": 0.01},
+}
+
+
+def test_controller_port_words_its_findings_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe's findings (worded in net/portfindings.py since the sweep shares them) for every
+    verdict, as the probe worded them itself before (probe/controller-port-findings.json)."""
+    import time
+
+    from roomprobe.probes import controller_port as cp
+
+    from roomprobe.core.probe import Context, Targets
+
+    monkeypatch.setattr(cp.osnet, "interface_for_peer", lambda addr: None)
+    got = {}
+    for name, attempt in CP_CASES.items():
+        monkeypatch.setattr(cp, "tcp_state", lambda *a, _att=attempt, **k: dict(_att))
+        ctx = Context(targets=Targets(room="198.51.100.20", role="controller-side"), options=cp.PROBE.options(),
+                      deadline=time.monotonic() + 60, privileged=False)
+        r = cp._controller_side(ctx, "198.51.100.20", 9090)
+        got[name] = {"status": r.status.value, "reason": r.reason,
+                     "summary": r.summary.split(" (no answer for")[0],
+                     "evidence": {k: v for k, v in r.evidence.items() if k not in ("waited_s", "timeout_s")},
+                     "findings": [f.to_dict() for f in r.findings]}
+    assert json.dumps(got, indent=2) + "\n" == (G / "probe" / "controller-port-findings.json").read_text("utf-8")

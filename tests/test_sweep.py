@@ -6,8 +6,6 @@ filtered, unreachable and ARP on a real subnet.
 
 from __future__ import annotations
 
-from reportkit import as_report
-
 import json
 import os
 import socket
@@ -15,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+from reportkit import as_report
 from sockcount import counting_sockets
 
 from roomprobe.core.errors import UsageError

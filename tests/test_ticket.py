@@ -138,9 +138,8 @@ def test_markdown_pastes_cleanly(saved):
     md = out.stdout
     rep = json.loads(saved.read_text())
     assert md.startswith("## roomprobe: FAIL in Board \\<img src=x\\> \\| 4.01\n")
-    from roomprobe.report.text import verdict
-
     from roomprobe.report.model import Report
+    from roomprobe.report.text import verdict
 
     line = verdict(Report.from_dict(rep))
     assert f"**Verdict:** {line}" in md and "TCP 9" in line

@@ -7,8 +7,6 @@ test_cloud_verdict.py, test_proxy_verdict.py, test_bandwidth_unit.py, test_quali
 
 from __future__ import annotations
 
-from reportkit import as_report
-
 import ast
 import time
 from pathlib import Path
@@ -16,6 +14,7 @@ from types import SimpleNamespace
 
 import jsonschema
 import pytest
+from reportkit import as_report
 from roomprobe.probes import controller_port, dns, interfaces, subnet
 
 from roomprobe.core.errors import ExitCode

@@ -5,8 +5,6 @@ order, after the receiver recovers."""
 
 from __future__ import annotations
 
-from reportkit import as_report
-
 import hashlib
 import hmac
 import json
@@ -18,6 +16,7 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from reportkit import as_report
 
 from roomprobe.core.settings import CheckSettings
 from roomprobe.fleet import after_run, outbox
@@ -96,7 +95,8 @@ def report(status: str, room: str = "198.51.100.20"):  # type: ignore[no-untyped
     findings = [] if status == "pass" else [
         {"id": "port-refused", "severity": "fail", "probe": "controller-port",
          "message": "Nothing listens on TCP 9090 on the room."}]
-    return as_report({"schema": "roomprobe/report/v1", "roomprobe_version": "t", "started_at": "2026-11-22T00:00:00Z",
+    return as_report({"schema": "roomprobe/report/v1", "roomprobe_version": "t",
+                      "started_at": "2026-11-22T00:00:00Z",
             "duration_s": 0.1, "complete": True, "status": status, "host": {"hostname": "ctl"},
             "targets": {"room": room, "controller": None, "role": "controller", "port": 9090},
             "probes": [{"id": "controller-port", "status": status}], "findings": findings,
