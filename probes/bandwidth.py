@@ -5,7 +5,7 @@ proxy the system would use for them, as Zoom would: a PAC file's ``PROXY a; PROX
 is walked past entries that refuse or stay silent, and ``proxy_tried`` says which and why), or
 with ``check --peer ADDR`` the LAN path
 to a ``roomprobe serve`` peer (the controller's Wi-Fi to the room PC, the path behind 2002).
-How: roomprobe.net.speed: parallel TCP streams per direction with ramping payloads, warm-up dropped,
+How: roomprobe.peer.speed: parallel TCP streams per direction with ramping payloads, warm-up dropped,
 steady-state Mbps, early stop once stable; a small request on its own connection times round
 trips while idle and while each direction is loaded. Bytes used are reported.
 
@@ -32,8 +32,8 @@ from typing import Any
 from roomprobe.core import threads
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
-from roomprobe.net.peerlink import PEER_LINK, split_peer
-from roomprobe.net.peerport import PEER_PORT
+from roomprobe.peer.link import PEER_LINK, split_peer
+from roomprobe.peer.port import PEER_PORT
 
 RESOLUTIONS = ("720p", "1080p")
 PROFILES = ("rooms", "client")
@@ -133,7 +133,7 @@ def make_profile(o: Options, settings: Any = None, detected: Any = None) -> Prof
     """The profile from options, the check's flags (``settings``) and the OS's display count.
 
     Display count: a flag or option wins ("configured"); else what the OS said ("detected",
-    clamped to 1-3); else 1 ("default"). ``detected`` is a roomprobe.net.displays.Displays.
+    clamped to 1-3); else 1 ("default"). ``detected`` is a roomprobe.host.displays.Displays.
     """
     flag = (lambda name: getattr(settings, name, None)) if settings is not None else (lambda _: None)
     resolution = flag("resolution") or o.resolution
@@ -187,7 +187,7 @@ def complete(d: dict[str, Any], min_steady: float) -> bool:
 
 def evaluate(m: dict[str, Any], opts: Options, where: str,
              profile: Profile | None = None) -> list[Finding]:
-    """Findings from one measurement (the dict roomprobe.net.speed.measure returns)."""
+    """Findings from one measurement (the dict roomprobe.peer.speed.measure returns)."""
     profile = profile or make_profile(opts)
     out: list[Finding] = []
     for key, label, fid, need in (
@@ -271,7 +271,7 @@ def _progress(ctx: Context) -> Any:
 
 def endpoint_for(ctx: Context) -> tuple[Any, str, str]:
     """The endpoint to measure, the path's name (lan/internet) and a label for messages."""
-    from roomprobe.net.speed import TOKEN_HEADER, Endpoint
+    from roomprobe.peer.speed import TOKEN_HEADER, Endpoint
 
     o = ctx.options
     timeout = float(o.connect_timeout)
@@ -297,7 +297,7 @@ def _detect_displays(ctx: Context) -> Future[Any] | None:
 
     Next to the controller (``--room`` given, role controller-side) this PC's screens are not
     the room's, so nothing is detected there. Runs beside the measurement in a daemon thread
-    (core.threads.Daemons); roomprobe.net.displays never raises, and even a surprise stays in
+    (core.threads.Daemons); roomprobe.host.displays never raises, and even a surprise stays in
     the future, for _profile to ignore.
     """
     o = ctx.options
@@ -308,7 +308,7 @@ def _detect_displays(ctx: Context) -> Future[Any] | None:
         return None
 
     def detect() -> Any:
-        from roomprobe.net import displays
+        from roomprobe.host import displays
 
         return displays.detect(timeout=4.0)
 
@@ -340,7 +340,7 @@ def _chain_ev(ep: Any) -> dict[str, Any]:
 def _fallback_note(ep: Any) -> str:
     if not ep.tried:
         return ""
-    from roomprobe.net.speed import redact_proxy
+    from roomprobe.peer.speed import redact_proxy
 
     used = ep.proxy()
     n = len(ep.tried)
@@ -349,7 +349,7 @@ def _fallback_note(ep: Any) -> str:
 
 
 def run(ctx: Context) -> Result:
-    from roomprobe.net import speed
+    from roomprobe.peer import speed
 
     o = ctx.options
     ep, where, label = endpoint_for(ctx)

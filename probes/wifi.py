@@ -2,7 +2,7 @@
 
 Checks: for each Wi-Fi interface that carries this host's traffic (up with a routable address and
 holding the default route, or the route to the controller/room), the OS's facts: signal (RSSI
-dBm), noise where the driver reports it, band and channel, BSSID, PHY rates (roomprobe.net.wifi).
+dBm), noise where the driver reports it, band and channel, BSSID, PHY rates (roomprobe.host.wifi).
 Concludes: fail when the signal is at or below ``rssi_fail_dbm`` (-80 dBm: basic connectivity
 only), warn at or below ``rssi_warn_dbm`` (-70 dBm: the floor for reliable delivery); warn on
 the 2.4 GHz band (crowded, few channels, lower rates); roaming between runs from the history
@@ -25,7 +25,7 @@ from typing import Any
 
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
-from roomprobe.net import osnet
+from roomprobe.host import osnet
 
 HISTORY_ENV = "ROOMPROBE_HISTORY_DB"  # the same variable fleet.history reads
 MAX_HISTORY_REPORT = 4 * 1024 * 1024  # one stored report; a bigger row is skipped
@@ -164,7 +164,7 @@ def _carriers(ctx: Context) -> set[str]:
 
 
 def run(ctx: Context) -> Result:
-    from roomprobe.net import wifi
+    from roomprobe.host import wifi
 
     o = ctx.options
     ifaces = list(osnet.interfaces())

@@ -15,8 +15,8 @@ from dataclasses import replace
 import pytest
 from roomprobe.probes import bandwidth
 
-from roomprobe.fleet.serve import Limits, SpeedServer
-from roomprobe.net.speed import (
+from roomprobe.peer.serve import Limits, SpeedServer
+from roomprobe.peer.speed import (
     TOKEN_HEADER,
     Endpoint,
     EndpointError,
@@ -104,7 +104,7 @@ def test_profile_table_matches_zoom_rooms_figures():
 
 def test_profile_display_count_flag_beats_option_beats_detected_beats_default():
     from roomprobe.core.settings import CheckSettings
-    from roomprobe.net.displays import Displays
+    from roomprobe.host.displays import Displays
 
     seen = Displays(2, "xrandr")
     assert bandwidth.make_profile(OPTS, None, seen).displays_source == "detected"
@@ -345,7 +345,7 @@ def _run_with(monkeypatch, m, **opts):
     from types import SimpleNamespace
 
     from roomprobe.core.probe import Context, Targets
-    from roomprobe.net import speed
+    from roomprobe.peer import speed
 
     ep = SimpleNamespace(timeout=1.0, proxy=lambda: None, tried=[])
     monkeypatch.setattr(bandwidth, "endpoint_for", lambda ctx: (ep, "lan", "192.0.2.9:9095"))

@@ -14,10 +14,10 @@ import pytest
 from roomprobe.probes import quality
 
 from roomprobe.core.errors import UsageError
-from roomprobe.fleet.reflector import Reflector, ReflectorLimits
-from roomprobe.net import mediaflow
-from roomprobe.net import mediastats as ms
-from roomprobe.net import mediawire as mw
+from roomprobe.peer import mediaflow
+from roomprobe.peer import mediastats as ms
+from roomprobe.peer import mediawire as mw
+from roomprobe.peer.reflector import Reflector, ReflectorLimits
 
 TOKEN = "unit-token-1234"
 

@@ -16,9 +16,10 @@ from roomprobe.probes import quality
 
 from roomprobe.core.probe import Context, Status, Targets
 from roomprobe.core.settings import CheckSettings
-from roomprobe.fleet.reflector import Reflector, ReflectorLimits
-from roomprobe.net import mediaflow, udprecv
-from roomprobe.net import mediawire as mw
+from roomprobe.net import udprecv
+from roomprobe.peer import mediaflow
+from roomprobe.peer import mediawire as mw
+from roomprobe.peer.reflector import Reflector, ReflectorLimits
 
 TOKEN = "udprecv-fallback-token"
 

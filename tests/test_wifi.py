@@ -16,7 +16,7 @@ from roomprobe.probes import wifi as probe
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Context, Status, Targets
 from roomprobe.core.settings import CheckSettings
-from roomprobe.net import wifi
+from roomprobe.host import wifi
 
 OS = Path(__file__).parent / "data" / "os"
 WLAN = Path(__file__).parent / "data" / "samples" / "windows" / "netsh-wlan-show-interfaces"
@@ -253,12 +253,12 @@ def test_ticket_evidence_row_shows_the_wifi_facts():
     assert wifi_line({"probes": [{"id": "wifi", "status": "warn", "evidence": {"links": ["x"]}}]}) is None
 
 
-# ---- Windows WLAN API logic (roomprobe.net.wlanapi), the calls faked -------------------------
+# ---- Windows WLAN API logic (roomprobe.host.wlanapi), the calls faked -------------------------
 
 def test_wlan_bss_entry_layout_is_the_sdks():
     """WLAN_BSS_ENTRY as declared in wlanapi.h (field order quoted in MSDN's ns-wlanapi-
     wlan_bss_entry), natural alignment, no pointers, so x86 and x64 agree: 360 bytes."""
-    from roomprobe.net import wlanapi
+    from roomprobe.host import wlanapi
 
     e = wlanapi.WlanBssEntry
     offsets = {name: getattr(e, name).offset for name, _ in e._fields_}
@@ -317,7 +317,7 @@ def _le(fmt, v):
 
 def test_6ghz_channel_5_is_6ghz_from_the_centre_frequency_not_2ghz():
     """6 GHz reuses channel numbers: channel 5 at 5975 MHz is 6 GHz, never "2.4 GHz"."""
-    from roomprobe.net import wlanapi
+    from roomprobe.host import wlanapi
 
     ap = b"\x70\x3a\x0e\xaa\xbb\xcc"
     api = FakeWlan([(GUID_A, "Intel(R) Wi-Fi 7 BE200")],
@@ -336,7 +336,7 @@ def test_6ghz_channel_5_is_6ghz_from_the_centre_frequency_not_2ghz():
 
 
 def test_without_the_centre_frequency_the_band_is_unknown_for_a_6ghz_capable_phy():
-    from roomprobe.net import wlanapi
+    from roomprobe.host import wlanapi
 
     answers = {wlanapi.OPCODE_CURRENT_CONNECTION: _conn_bytes(phy=10),
                wlanapi.OPCODE_RSSI: _le("<i", -60), wlanapi.OPCODE_CHANNEL_NUMBER: _le("<I", 5)}
@@ -351,7 +351,7 @@ def test_without_the_centre_frequency_the_band_is_unknown_for_a_6ghz_capable_phy
 def test_the_interface_is_the_adapters_guid_not_a_description_match():
     """Friendly name "WLAN" (German) appears in no description, and "Wi-Fi" is in both: the GUID
     from GetAdaptersAddresses (AdapterName) picks the interface."""
-    from roomprobe.net import wlanapi
+    from roomprobe.host import wlanapi
 
     ifaces = [(GUID_A, "Intel(R) Wi-Fi 6 AX201 160MHz"), (GUID_B, "MediaTek Wi-Fi 6 MT7921 Wireless LAN Card")]
     api = FakeWlan(ifaces, {wlanapi.OPCODE_CURRENT_CONNECTION: _conn_bytes()})
@@ -367,7 +367,7 @@ def test_the_interface_is_the_adapters_guid_not_a_description_match():
 def test_a_refused_connection_query_still_reads_signal_and_channel_and_says_why():
     """Windows 11 without location permission: WlanQueryInterface(current connection) returns
     ERROR_ACCESS_DENIED; RSSI and channel are still asked and reported, with the reason."""
-    from roomprobe.net import wlanapi
+    from roomprobe.host import wlanapi
 
     api = FakeWlan([(GUID_A, "x")], {wlanapi.OPCODE_CURRENT_CONNECTION: 5,
                                      wlanapi.OPCODE_RSSI: _le("<i", -61),
@@ -391,8 +391,8 @@ def test_windows_reader_asks_by_the_adapters_guid_and_keeps_the_apis_reason(monk
     import sys
 
     from roomprobe.core import oscmd
-    from roomprobe.net import wlanapi
-    from roomprobe.net.osnet import _windows
+    from roomprobe.host import wlanapi
+    from roomprobe.host.osnet import _windows
 
     seen = {}
     partial = dict(wifi.empty("WLAN", "wlanapi"), note="signal (RSSI) not read: access denied",

@@ -128,7 +128,7 @@ def _check(o: dict[str, Any]) -> int:
 
 
 def _fingerprint(value: str | None) -> str | None:
-    from roomprobe.net.peertls import fingerprint_option
+    from roomprobe.peer.tls import fingerprint_option
 
     return fingerprint_option(value)
 
@@ -139,9 +139,9 @@ def _check_peer_certificate(c: CheckSettings) -> None:
     A peer that does not answer is left to the probes, which report it as they always did."""
     if c.peer is None or c.peer_fingerprint is None:
         return
-    from roomprobe.net.peerlink import split_peer
-    from roomprobe.net.peerport import PEER_PORT
-    from roomprobe.net.peertls import PinMismatch, verify_peer
+    from roomprobe.peer.link import split_peer
+    from roomprobe.peer.port import PEER_PORT
+    from roomprobe.peer.tls import PinMismatch, verify_peer
 
     host, port = split_peer(c.peer, PEER_PORT)
     try:
@@ -169,8 +169,8 @@ def _check_peer(c: CheckSettings) -> None:
         raise UsageError("--peer-fingerprint pins the peer's certificate and --peer-tls-unpinned "
                          "checks none: give one of them")
     if c.peer is not None:
-        from roomprobe.net.peerlink import split_peer
-        from roomprobe.net.peerport import PEER_PORT
+        from roomprobe.peer.link import split_peer
+        from roomprobe.peer.port import PEER_PORT
 
         try:
             split_peer(c.peer, PEER_PORT)
@@ -189,7 +189,7 @@ def run_check(settings: Settings, all_probes: Mapping[str, Probe]) -> int:
     from roomprobe.core import runner, targets
     from roomprobe.core.probe import Context, Result, Status
     from roomprobe.core.settings import selected as selected_ids
-    from roomprobe.net import osnet
+    from roomprobe.host import osnet
     from roomprobe.report import build as report
     from roomprobe.report.text import render_text
 
@@ -294,14 +294,14 @@ def _app_lookup() -> Any:
     workers are joined at exit) so a hung lookup can never hold the process after the report.
     """
     from roomprobe.core.threads import Daemons
-    from roomprobe.report import evidence
+    from roomprobe.host import evidence
 
     return Daemons("zr-app").submit(lambda: evidence.zoom_rooms_app())
 
 
 def _evidence_pack(c: CheckSettings, started: float, app_lookup: Any) -> dict[str, Any]:
     """Ticket fields (docs/report.md): room name, note, code, app version, time zone, window."""
-    from roomprobe.report import evidence
+    from roomprobe.host import evidence
 
     try:
         app = app_lookup.result(timeout=1.0)  # at most one second more than the probes took

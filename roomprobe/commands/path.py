@@ -89,7 +89,7 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
     pp.validate(opts)
     back_at = None
     if back:
-        from roomprobe.fleet import agent as ag
+        from roomprobe.peer import agent as ag
 
         if not peer_token:
             raise UsageError("--back needs the agent's session token: --peer-token TOKEN "
@@ -153,7 +153,7 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
     for f in result.findings:  # what the runner does for check
         f.probe = probe.id
     run = ProbeRun(probe, result, time.monotonic() - t0)
-    from roomprobe.net import osnet
+    from roomprobe.host import osnet
 
     host_facts = {**osnet.host_info(), "interfaces": list(osnet.interfaces()),
                   "default_gateway": list(osnet.default_gateways()), "raw_sockets": osnet.raw_sockets()}
@@ -196,8 +196,8 @@ def _trace_back(at: tuple[str, int], token: str, ranges: Any, opts: Any) -> list
     """The peer's trace towards this device (its agent runs the path probe), judged here like
     ours; when no agent answers, an info finding says why (the forward result stands)."""
     from roomprobe.core.probe import Finding, Severity
-    from roomprobe.fleet import agent as ag
-    from roomprobe.net import osnet
+    from roomprobe.host import osnet
+    from roomprobe.peer import agent as ag
     from roomprobe.probes import _pathjudge
     from roomprobe.probes import path as pp
 

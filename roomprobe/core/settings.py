@@ -61,7 +61,7 @@ class CheckSettings:
     enable: tuple[str, ...] = ()
     peer: str | None = None
     peer_token: str | None = None
-    peer_fingerprint: str | None = None  # serve --tls's certificate, 64 hex (net/peertls.py)
+    peer_fingerprint: str | None = None  # serve --tls's certificate, 64 hex (peer/tls.py)
     peer_tls_unpinned: bool = False  # TLS to the peer without checking its certificate
     displays: int | None = None
     resolution: str | None = None

@@ -82,7 +82,7 @@ def _shown(text: str) -> str:
 
 def parse_target(module: Module, text: str, inventory: Mapping[tuple[str, int], Any]) -> Target:
     """Validate ``target`` for ``module``; raises BadTarget (a 400 with one line)."""
-    from roomprobe.net.peerlink import split_peer
+    from roomprobe.peer.link import split_peer
 
     text = text.strip()
     if not text:
@@ -148,7 +148,7 @@ def _room(module: Module, target: Target, budget_s: float, out: Outcome) -> None
 def _room_agent(module: Module, target: Target, budget_s: float, t0: float, out: Outcome) -> None:
 
     from roomprobe.fleet import sweep as sw
-    from roomprobe.fleet.agent import CheckRequest, agent_address, ask
+    from roomprobe.peer.agent import CheckRequest, agent_address, ask
 
     room = target.room
     # The row gets at most half the budget: the room's own check needs the rest.
@@ -182,8 +182,8 @@ def check_argv(module: Module, target: Target, config: str, name: str | None) ->
 
 
 def _check(module: Module, target: Target, budget_s: float, out: Outcome) -> None:
-    from roomprobe.fleet.agent import _report_of, child_env
     from roomprobe.fleet.sweep import exit_of
+    from roomprobe.peer.agent import _report_of, child_env
 
     name = target.text if module.target == "label" else (target.room.name if target.room else None)
     env = child_env()
