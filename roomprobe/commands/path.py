@@ -63,7 +63,7 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
     """
     from roomprobe.core import settings as st
     from roomprobe.core.probe import Targets
-    from roomprobe.core.runner import ProbeRun
+    from roomprobe.core.runner import ProbeRun, is_complete
     from roomprobe.net import traceroute
     from roomprobe.probes import path as pp
     from roomprobe.report import build as report
@@ -157,7 +157,8 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
 
     host_facts = {**osnet.host_info(), "interfaces": list(osnet.interfaces()),
                   "default_gateway": list(osnet.default_gateways()), "raw_sockets": osnet.raw_sockets()}
-    rep = report.build(runs=[run], complete=not trace.interrupted or count == 0, targets=Targets(),
+    complete = is_complete([run], interrupted=trace.interrupted and count != 0)
+    rep = report.build(runs=[run], complete=complete, targets=Targets(),
                        started_at=started, duration_s=time.monotonic() - t0, host=host_facts)
     try:
         from roomprobe.diagnose import mapping
