@@ -81,7 +81,7 @@ def test_precedence_defaults_file_set_flags(tmp_path):
 
 
 def test_flag_switches(tmp_path):
-    s = build(flags={"no_color": True, "verbose": True, "json": "-", "code": 2002})
+    s = build(flags={"color": False, "verbose": True, "json": "-", "code": 2002})
     assert not s.check.color and s.check.verbose and s.check.format == "json" and s.check.json is None
     assert s.check.code == "2002"
     s = build(tmp_path, '[check]\nskip = ["legacy"]\n', flags={"peer": "10.0.0.20", "bandwidth": None})
