@@ -4,7 +4,10 @@ Why one place: a value's way from the command line to the probe that uses it sho
 read, not a grep, and a typo in a key must fail before any probe runs with one clear line
 (exit 3), whichever of the three ways it came in. So:
 
-- :class:`CheckSettings` holds the check's own settings (``[check]`` in the file, the flags);
+- :class:`CheckSettings` holds the check's own settings (``[check]`` in the file, the flags).
+  Each field is declared once with :func:`setting`: default, flag, help, config-file types.
+  ``roomprobe check``'s click options are generated from those fields and named after them,
+  so ``--peer`` is ``opts["peer"]``, then ``CheckSettings.peer``: one name from flag to field;
 - every probe declares a frozen ``Options`` dataclass (its defaults are Zoom's real endpoints and
   the published thresholds); :func:`build` fills one per probe and hands it to the probe as
   ``ctx.options``; the probe reads attributes, so a misspelt option is an AttributeError in the
