@@ -206,16 +206,14 @@ def run(ctx: Context) -> Result:
     """Call-shaped UDP flows to the peer's reflector (with the link to the peer held), then
     what they prove: loss, jitter, RTT and MOS per flow, DSCP survival and the path MTU."""
     from roomprobe.peer import mediaflow
-    from roomprobe.peer.link import split_peer
 
     o = ctx.options
-    peer = ctx.settings.peer if ctx.settings is not None else None
-    if not peer:
+    if ctx.peer is None:
         return Result(Status.SKIP, "no-peer", "needs --peer ADDR (a 'roomprobe serve' peer)")
-    try:
-        host, port = split_peer(str(peer), int(o.peer_port))
-    except ValueError as exc:
-        return Result.unmeasured("bad-peer", str(exc), {})
+    host, port = ctx.peer.host, ctx.peer.port_or(o.peer_port)
+    if not 0 < port < 65536:
+        return Result.unmeasured("bad-peer", f"quality.peer_port {port} is not a port number "
+                                 "(1 to 65535); give one in --peer ADDR:PORT", {})
     label = f"{f'[{host}]' if ':' in host else host}:{port}/udp"
     measured = _measure(ctx, host, port, label)
     if isinstance(measured, Result):
@@ -257,7 +255,8 @@ def _measure(ctx: Context, host: str, port: int,
     from roomprobe.peer.link import PEER_LINK
 
     o = ctx.options
-    token = str((ctx.settings.peer_token if ctx.settings else None) or "")
+    peer = ctx.peer
+    token = peer.token if peer is not None else ""
     need = float(o.duration) + 3.0
     if not PEER_LINK.acquire(timeout=max(0.0, min(float(o.wait_for_link_s), ctx.remaining() - need))):
         ev = {"peer": label, "waited_s": round(float(o.wait_for_link_s), 1)}
@@ -267,12 +266,11 @@ def _measure(ctx: Context, host: str, port: int,
     try:
         specs = flows(o)
         duration = max(1.0, min(float(o.duration), ctx.remaining() - 3.0))
-        st = ctx.settings
         try:
             grant = None
-            if st is not None and (st.peer_fingerprint or st.peer_tls_unpinned):
+            if peer is not None and peer.tls:
                 # serve --tls: a session opened over the pinned HTTPS channel, never the token's
-                grant = mediaflow.open_session(host, port, token, st.peer_fingerprint,
+                grant = mediaflow.open_session(host, port, token, peer.fingerprint,
                                                min(5.0, max(0.5, ctx.remaining() - need)))
             records = mediaflow.run_flows(host, port, token, specs, duration, ctx.deadline - 1.5,
                                           grant=grant)

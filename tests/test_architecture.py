@@ -359,7 +359,6 @@ MAX_LINES = 80
 LONG_FUNCTIONS: dict[str, str] = {
     "roomprobe/commands/serve.py:serve": "being changed for TLS by another engineer this round",
     "roomprobe/net/tcpsweep.py:connect_all": "the sweep's connect engine, new this round (sweep speed)",
-    "roomprobe/commands/path.py:path": "the path command, new this round and still being edited",
     "probes/_pathjudge.py:judge": "the path probe's judgement, new this round and still being edited",
 }
 

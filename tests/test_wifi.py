@@ -133,8 +133,10 @@ IFACES = [
 
 
 def ctx(tmp_path: Path, **opts) -> Context:
-    settings = CheckSettings(history_db=str(tmp_path / "h.sqlite3"))
-    return Context(Targets(), probe.Options(**opts), deadline=1e12, privileged=False, settings=settings)
+    from roomprobe.fleet.history import Reader
+
+    return Context(Targets(), probe.Options(**opts), deadline=1e12, privileged=False,
+                   history=Reader(tmp_path / "h.sqlite3"))
 
 
 @pytest.fixture
@@ -213,14 +215,29 @@ def test_damaged_history_is_ignored_not_fatal(host, tmp_path):
     assert probe.run(ctx(tmp_path)).status == Status.PASS
 
 
-def test_history_path_matches_the_fleet_default(monkeypatch, tmp_path):
-    from roomprobe.fleet import history
+def test_the_check_hands_wifi_the_history_it_records_into(monkeypatch, tmp_path):
+    """The reader the check gives the probes reads the database after_run writes (the flag,
+    else $ROOMPROBE_HISTORY_DB, else the platform default), so roaming compares like with like."""
+    from roomprobe.commands.check import _history_reader
+    from roomprobe.fleet import after_run, history
 
-    c = Context(Targets(), probe.Options(), deadline=1e12, privileged=False, settings=CheckSettings())
     monkeypatch.delenv(history.ENV_DB, raising=False)
-    assert probe.history_path(c) == history.default_db_path()
+    assert _history_reader(CheckSettings()).path == after_run.db_path(CheckSettings()) \
+        == history.default_db_path()
     monkeypatch.setenv(history.ENV_DB, str(tmp_path / "x.db"))
-    assert probe.HISTORY_ENV == history.ENV_DB and probe.history_path(c) == history.default_db_path()
+    assert _history_reader(CheckSettings()).path == tmp_path / "x.db"
+    c = CheckSettings(history_db=str(tmp_path / "h.sqlite3"))
+    assert _history_reader(c).path == after_run.db_path(c) == tmp_path / "h.sqlite3"
+
+
+def test_a_missing_or_empty_history_is_none_not_an_empty_list(tmp_path):
+    from roomprobe.fleet.history import Reader
+
+    assert probe.earlier_bssids(None, "wlan0", 10) is None
+    assert probe.earlier_bssids(Reader(tmp_path / "none.sqlite3"), "wlan0", 10) is None
+    _store(tmp_path / "h.sqlite3", "70:3a:0e:aa:bb:cc")
+    assert probe.earlier_bssids(Reader(tmp_path / "h.sqlite3"), "wlan0", 0) is None
+    assert probe.earlier_bssids(Reader(tmp_path / "h.sqlite3"), "wlan0", 10) == ["70:3a:0e:aa:bb:cc"]
 
 
 def test_options_validated():

@@ -3,7 +3,7 @@
 Why the work is split this way: the exporter reuses what the other commands measure, it does
 not measure anew. ``room`` is one row of ``sweep`` (fleet/sweep.py's per-room logic, the same
 report); ``room-agent`` is that row plus the room's own check asked of its ``serve --agent``
-(fleet/agent.py's client, merged the way ``sweep --deep`` merges it); ``check`` modules run
+(peer/agent.py's client, merged the way ``sweep --deep`` merges it); ``check`` modules run
 ``roomprobe check`` itself in a child process (isolated, killed at the budget): the runner,
 the probes and the report are the check's own. The metrics are then the ones
 ``check --prometheus-textfile`` and ``sweep`` write (fleet/metrics.py), so the shipped rules

@@ -71,7 +71,7 @@ def build(*, runs: Sequence[ProbeRun], complete: bool, targets: Targets, started
         "roomprobe_version": __version__,
         "started_at": rfc3339(started_at),
         "duration_s": round(duration_s, 3),
-        "complete": complete and all(r.result.status != Status.ERROR for r in runs),
+        "complete": complete,  # the runner's (core.runner.is_complete), not re-derived here
         "status": overall_status(runs, complete),
         "host": host,
         "targets": {"controller": targets.controller, "room": targets.room, "role": targets.role,
