@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+import _args  # noqa: E402
 from lab import Host, Lab, lab_unavailable_reason  # noqa: E402
 
 TOKEN = "bench-token-0123"
@@ -56,18 +57,12 @@ def roomprobe(ctrl: Host, peer: str, duration: float) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rates", default="2,10,50,0", help="Mbit/s, comma-separated; 0 = unshaped")
-    ap.add_argument("--duration", type=float, default=10.0, help="roomprobe's bandwidth budget")
-    ap.add_argument("--iperf-s", type=int, default=5, help="iperf3's duration per direction")
-    ap.add_argument("--quick", action="store_true",
-                    help="a short run proving the bench works (tests/test_benches.py): one rate, short runs")
-    args = ap.parse_args()
-    if args.quick:  # its own defaults; flags given explicitly still win
-        ap.set_defaults(**QUICK)
-        args = ap.parse_args()
-    if (why := lab_unavailable_reason()) is not None:
-        sys.exit(f"bench/bandwidth.py: {why}")
+    def add(ap: argparse.ArgumentParser) -> None:
+        ap.add_argument("--rates", default="2,10,50,0", help="Mbit/s, comma-separated; 0 = unshaped")
+        ap.add_argument("--duration", type=float, default=10.0, help="roomprobe's bandwidth budget")
+        ap.add_argument("--iperf-s", type=int, default=5, help="iperf3's duration per direction")
+    args = _args.parse(__doc__, add, QUICK, "one rate, short runs")
+    _args.need_lab("bandwidth.py", lab_unavailable_reason())
     rates = [int(r) for r in args.rates.split(",")]
     rows = []
     with Lab() as lab:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+import _args  # noqa: E402
 from lab import Lab, lab_unavailable_reason  # noqa: E402
 
 BLACKHOLE = """
@@ -44,17 +45,11 @@ def med(fn, n: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-n", type=int, default=7)
-    ap.add_argument("--timeout", type=float, default=5.0, help="global deadline for the check")
-    ap.add_argument("--quick", action="store_true",
-                    help="a short run proving the bench works (tests/test_benches.py): one run per case")
-    args = ap.parse_args()
-    if args.quick:  # its own defaults; flags given explicitly still win
-        ap.set_defaults(**QUICK)
-        args = ap.parse_args()
-    if (why := lab_unavailable_reason()) is not None:
-        sys.exit(f"bench/check_speed.py: {why}")
+    def add(ap: argparse.ArgumentParser) -> None:
+        ap.add_argument("-n", type=int, default=7)
+        ap.add_argument("--timeout", type=float, default=5.0, help="global deadline for the check")
+    args = _args.parse(__doc__, add, QUICK, "one run per case")
+    _args.need_lab("check_speed.py", lab_unavailable_reason())
     with Lab() as lab:
         room = lab.add_host("room", "lan", 20)
         ctrl = lab.add_host("ctrl", "lan", 30)

@@ -40,6 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+import _args  # noqa: E402
 from lab import Host, Lab, lab_unavailable_reason  # noqa: E402
 
 TOKEN = "bench-token-quality"
@@ -173,15 +174,10 @@ def one_after_the_other(ctrl: Host, room: Host, duration: float) -> tuple[dict[s
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    ap.add_argument("--duration", type=float, default=20.0)
-    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
-    ap.add_argument("--quick", action="store_true",
-                    help="a short run proving the bench works (tests/test_benches.py): loss5 for 4 s")
-    args = ap.parse_args()
-    if args.quick:  # its own defaults; flags given explicitly still win
-        ap.set_defaults(**QUICK)
-        args = ap.parse_args()
+    def add(ap: argparse.ArgumentParser) -> None:
+        ap.add_argument("--duration", type=float, default=20.0)
+        ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    args = _args.parse(__doc__, add, QUICK, "loss5 for 4 s")
     why = lab_unavailable_reason() or (None if shutil.which("irtt") else "irtt is not installed "
                                        "(apt-get install irtt)")
     if why:

@@ -11,11 +11,12 @@ probe module, but no scapy), each N times, against the bare interpreter measured
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
 import time
+
+import _args
 
 QUICK = {"n": 2}
 CASES = {
@@ -36,14 +37,8 @@ def median_seconds(cmd: list[str], n: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-n", type=int, default=15, help="runs per case")
-    ap.add_argument("--quick", action="store_true",
-                    help="a short run proving the bench works (tests/test_benches.py): two runs per case")
-    args = ap.parse_args()
-    if args.quick:  # its own defaults; flags given explicitly still win
-        ap.set_defaults(**QUICK)
-        args = ap.parse_args()
+    args = _args.parse(__doc__, lambda ap: ap.add_argument("-n", type=int, default=15, help="runs per case"),
+                       QUICK, "two runs per case")
     results = {name: median_seconds(cmd, args.n) for name, cmd in CASES.items()}
     base = results["python -c pass"]
     print(f"{'case':<22} {'median ms':>10} {'x python':>9}")

@@ -41,6 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+import _args  # noqa: E402
 from lab import Lab, lab_unavailable_reason, sh  # noqa: E402
 from sweeplab import MIXED, agreement, build, states_of  # noqa: E402
 
@@ -151,20 +152,16 @@ def big(n: int, timeout: float) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="one run of each list at a quarter size")
-    ap.add_argument("--runs", type=int, default=3, help="runs per list (nmap and sweep alternate)")
-    ap.add_argument("--timeout", type=float, default=2.5, help="roomprobe sweep --timeout")
-    ap.add_argument("--lists", default="plain,mixed,big", help="which lists: plain,mixed,big")
-    ap.add_argument("--big", type=int, default=10000, help="addresses in the big list")
-    for kind, n in PLAIN.items():
-        ap.add_argument(f"--{kind}", type=int, default=n, help=f"plain list: {kind} rooms")
-    args = ap.parse_args()
-    if args.quick:  # its own defaults; flags given explicitly still win
-        ap.set_defaults(runs=1, big=1000, **QUICK_PLAIN)
-        args = ap.parse_args()
-    if (why := lab_unavailable_reason()) is not None:
-        sys.exit(f"bench/sweep.py: {why}")
+    def add(ap: argparse.ArgumentParser) -> None:
+        ap.add_argument("--runs", type=int, default=3, help="runs per list (nmap and sweep alternate)")
+        ap.add_argument("--timeout", type=float, default=2.5, help="roomprobe sweep --timeout")
+        ap.add_argument("--lists", default="plain,mixed,big", help="which lists: plain,mixed,big")
+        ap.add_argument("--big", type=int, default=10000, help="addresses in the big list")
+        for kind, n in PLAIN.items():
+            ap.add_argument(f"--{kind}", type=int, default=n, help=f"plain list: {kind} rooms")
+    args = _args.parse(__doc__, add, {"runs": 1, "big": 1000, **QUICK_PLAIN},
+                       "one run of each list, small lists")
+    _args.need_lab("sweep.py", lab_unavailable_reason())
     lists = set(args.lists.split(","))
     print(f"load average {os.getloadavg()}; {os.cpu_count()} cores; {raise_neighbour_limits(4096)}")
     summary = {}

@@ -5,7 +5,7 @@ proxy the system would use for them, as Zoom would: a PAC file's ``PROXY a; PROX
 is walked past entries that refuse or stay silent, and ``proxy_tried`` says which and why), or
 with ``check --peer ADDR`` the LAN path
 to a ``roomprobe serve`` peer (the controller's Wi-Fi to the room PC, the path behind 2002).
-How: roomprobe.net.speed: parallel TCP streams per direction with ramping payloads, warm-up dropped,
+How: roomprobe.peer.speed: parallel TCP streams per direction with ramping payloads, warm-up dropped,
 steady-state Mbps, early stop once stable; a small request on its own connection times round
 trips while idle and while each direction is loaded. Bytes used are reported.
 
@@ -32,8 +32,8 @@ from typing import Any
 from roomprobe.core import threads
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
-from roomprobe.net.peerlink import PEER_LINK, split_peer
-from roomprobe.net.peerport import PEER_PORT
+from roomprobe.peer.link import PEER_LINK
+from roomprobe.peer.port import PEER_PORT
 
 RESOLUTIONS = ("720p", "1080p")
 PROFILES = ("rooms", "client")
@@ -129,23 +129,21 @@ class Profile:
                 "share": self.share, "detection": self.detection}
 
 
-def make_profile(o: Options, settings: Any = None, detected: Any = None) -> Profile:
-    """The profile from options, the check's flags (``settings``) and the OS's display count.
+def make_profile(o: Options, detected: Any = None) -> Profile:
+    """The profile from the options and the OS's display count. (``--displays``,
+    ``--resolution`` and ``--share`` are written into these options by core.settings.build.)
 
-    Display count: a flag or option wins ("configured"); else what the OS said ("detected",
-    clamped to 1-3); else 1 ("default"). ``detected`` is a roomprobe.net.displays.Displays.
+    Display count: the option wins ("configured"); else what the OS said ("detected", clamped
+    to 1-3); else 1 ("default"). ``detected`` is a roomprobe.host.displays.Displays.
     """
-    flag = (lambda name: getattr(settings, name, None)) if settings is not None else (lambda _: None)
-    resolution = flag("resolution") or o.resolution
-    share = bool(o.share if flag("share") is None else flag("share"))
+    resolution = o.resolution
+    share = bool(o.share)
     extra = float(o.share_mbps) if share else 0.0
     detection = detected.to_evidence() if detected is not None else None
     if o.profile == "client":
         return Profile("client", round(float(o.min_up_mbps) + extra, 2),
                        round(float(o.min_down_mbps) + extra, 2), share=share, detection=detection)
-    if configured := flag("displays"):
-        displays, source = int(configured), "configured"
-    elif o.displays:
+    if o.displays:
         displays, source = int(o.displays), "configured"
     elif detected is not None and detected.count:
         displays, source = min(3, max(1, int(detected.count))), "detected"
@@ -187,7 +185,7 @@ def complete(d: dict[str, Any], min_steady: float) -> bool:
 
 def evaluate(m: dict[str, Any], opts: Options, where: str,
              profile: Profile | None = None) -> list[Finding]:
-    """Findings from one measurement (the dict roomprobe.net.speed.measure returns)."""
+    """Findings from one measurement (the dict roomprobe.peer.speed.measure returns)."""
     profile = profile or make_profile(opts)
     out: list[Finding] = []
     for key, label, fid, need in (
@@ -259,8 +257,7 @@ def evaluate(m: dict[str, Any], opts: Options, where: str,
 
 
 def _progress(ctx: Context) -> Any:
-    """The live "measuring ..." line on stderr, when the check says one is welcome (ctx.live)."""
-    if not ctx.live:
+    if not ctx.progress:
         return None
 
     def show(phase: str, mbps: float | None) -> None:
@@ -272,22 +269,19 @@ def _progress(ctx: Context) -> Any:
 
 def endpoint_for(ctx: Context) -> tuple[Any, str, str]:
     """The endpoint to measure, the path's name (lan/internet) and a label for messages."""
-    from roomprobe.net.speed import TOKEN_HEADER, Endpoint
+    from roomprobe.peer.speed import TOKEN_HEADER, Endpoint
 
     o = ctx.options
     timeout = float(o.connect_timeout)
-    peer = ctx.settings.peer if ctx.settings is not None else None
-    if peer:
-        host, port = split_peer(str(peer), int(o.peer_port))
-        st = ctx.settings
-        pin = st.peer_fingerprint if st is not None else None
-        unpinned = bool(st is not None and st.peer_tls_unpinned)
-        scheme = "https" if pin or unpinned else "http"  # serve --tls: the token in TLS only
+    peer = ctx.peer
+    if peer is not None:
+        host, port = peer.host, peer.port_or(o.peer_port)
+        scheme = "https" if peer.tls else "http"  # serve --tls: the token in TLS only
         base = f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
-        headers = {TOKEN_HEADER: str((st.peer_token if st else None) or "")}
+        headers = {TOKEN_HEADER: peer.token}
         # The LAN peer is reached directly: Zoom Rooms' controller link never uses a proxy.
         return (Endpoint(f"{base}/__down", f"{base}/__up", headers, timeout, use_proxy=False,
-                         pin=pin, tls_unpinned=unpinned), "lan", f"{host}:{port}")
+                         pin=peer.fingerprint, tls_unpinned=peer.tls_unpinned), "lan", f"{host}:{port}")
     headers = {TOKEN_HEADER: str(o.token)} if o.token else {}
     return (Endpoint(str(o.down_url), str(o.up_url), headers, timeout), "internet",
             str(o.down_url))
@@ -298,18 +292,18 @@ def _detect_displays(ctx: Context) -> Future[Any] | None:
 
     Next to the controller (``--room`` given, role controller-side) this PC's screens are not
     the room's, so nothing is detected there. Runs beside the measurement in a daemon thread
-    (core.threads.Daemons); roomprobe.net.displays never raises, and even a surprise stays in
+    (core.threads.Daemons); roomprobe.host.displays never raises, and even a surprise stays in
     the future, for _profile to ignore.
     """
     o = ctx.options
-    configured = bool(getattr(ctx.settings, "displays", None) or o.displays)
+    configured = bool(o.displays)
     if o.profile != "rooms" or configured or not o.detect_displays:
         return None
     if ctx.targets.role == "controller-side":
         return None
 
     def detect() -> Any:
-        from roomprobe.net import displays
+        from roomprobe.host import displays
 
         return displays.detect(timeout=4.0)
 
@@ -322,7 +316,7 @@ def _profile(ctx: Context, pending: Future[Any] | None, wait: float) -> Profile:
         # still running (TimeoutError) or broken: the profile falls back to the configured count
         with contextlib.suppress(Exception):
             detected = pending.result(timeout=max(0.0, wait))
-    return make_profile(ctx.options, ctx.settings, detected)
+    return make_profile(ctx.options, detected)
 
 
 def _unusable(status: Status, fid: str, severity: Severity, summary: str, message: str,
@@ -341,7 +335,7 @@ def _chain_ev(ep: Any) -> dict[str, Any]:
 def _fallback_note(ep: Any) -> str:
     if not ep.tried:
         return ""
-    from roomprobe.net.speed import redact_proxy
+    from roomprobe.peer.speed import redact_proxy
 
     used = ep.proxy()
     n = len(ep.tried)
@@ -350,7 +344,7 @@ def _fallback_note(ep: Any) -> str:
 
 
 def run(ctx: Context) -> Result:
-    from roomprobe.net import speed
+    from roomprobe.peer import speed
 
     o = ctx.options
     ep, where, label = endpoint_for(ctx)
@@ -379,7 +373,7 @@ def run(ctx: Context) -> Result:
                                "budget_s": round(budget, 2)}
     show = _progress(ctx)
     try:
-        # The quality probe waits for the LAN peer while this test loads it (net/peerlink.py).
+        # The quality probe waits for the LAN peer while this test loads it (peer/link.py).
         with PEER_LINK if where == "lan" else contextlib.nullcontext():
             m = speed.measure(ep, budget, st, show)
     except speed.EndpointError as exc:

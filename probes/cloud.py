@@ -9,7 +9,7 @@ deadline:
 
   HTTPS    a GET to each web URL through the proxy the system would use (the TLS 443 floor),
            phases timed, the first failing one named (roomprobe.net.httpsprobe)
-  app      the Zoom Rooms app's own connections (roomprobe.net.appconns): the transport in use
+  app      the Zoom Rooms app's own connections (roomprobe.host.appconns): the transport in use
            right now, whether its servers lie in Zoom's ranges, TCP connect RTT to them
   control  a STUN request to a server known to answer (default a public one, stated in the
            report): proves UDP leaves this network at all
@@ -65,8 +65,10 @@ from roomprobe.core.probe import (
     silence_measured,
 )
 from roomprobe.core.settings import check_file_option
-from roomprobe.net import appconns, httpsprobe, stun, zoomranges
+from roomprobe.host import appconns
+from roomprobe.net import httpsprobe, stun, zoomranges
 from roomprobe.net.tcpconnect import connect_state
+from roomprobe.proxy.resolver import route_for
 
 RANGES_URL = "https://assets.zoom.us/docs/ipranges/Zoom.txt"
 
@@ -715,8 +717,8 @@ def run(ctx: Context) -> Result:
     web_urls = [str(u) for u in opts.web_urls]
     progress: list[dict[str, Any]] = [{} for _ in web_urls]
     for i, url in enumerate(web_urls):
-        tasks[f"web{i}"] = functools.partial(httpsprobe.fetch, url, timeout=conn_t, ca_file=ca_file,
-                                             progress=progress[i])
+        tasks[f"web{i}"] = functools.partial(httpsprobe.fetch, url, route_of=route_for, timeout=conn_t,
+                                             ca_file=ca_file, progress=progress[i])
     tcp_keys = [(h, p) for h in _hosts(opts.media_hosts, "media_hosts") for p in tcp_ports]
     for i, (h, p) in enumerate(tcp_keys):
         tasks[f"tcp{i}"] = functools.partial(tcp_connect, h, p, conn_t)

@@ -43,7 +43,7 @@ from roomprobe.core.probe import (
     Status,
     silence_measured,
 )
-from roomprobe.net import osnet
+from roomprobe.host import osnet
 from roomprobe.net.portfindings import CONTROLLER, open_dropped_finding, port_finding
 from roomprobe.net.tcpconnect import AFTER_WORDS, WATCH_S, arp_proves_reject, connect_state
 

@@ -52,7 +52,7 @@ from roomprobe.core.probe import (
     Status,
     silence_measured,
 )
-from roomprobe.net import dnsconf
+from roomprobe.host import dnsconf
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
-from roomprobe.net import osnet
+from roomprobe.host import osnet
 
 
 def usable_interfaces(ifaces: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -88,7 +88,7 @@ def route_of(address: str) -> dict[str, Any]:
     """How the OS sends to ``address``: {interface, source} (a tunnel interface means a VPN
     detour; the source is the address an ISP asks for). Empty when the OS cannot tell."""
     try:
-        from roomprobe.net import osnet
+        from roomprobe.host import osnet
 
         route = osnet.route_to(address)
     except Exception:  # the route table is a hint here, never a reason to fail the trace

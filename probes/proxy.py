@@ -38,9 +38,9 @@ from roomprobe.core.probe import (
     silence_measured,
 )
 from roomprobe.core.settings import check_file_option
-from roomprobe.net import proxies
-from roomprobe.net.proxysrc import Source, safe_url
-from roomprobe.net.proxysrc.checks import is_loopback, probe_proxy, split_proxy, tls_check
+from roomprobe.proxy import resolver as proxies
+from roomprobe.proxy.sources import Source, safe_url
+from roomprobe.proxy.sources.checks import is_loopback, probe_proxy, split_proxy, tls_check
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def _collect(ctx: Context, res: proxies.Resolver) -> tuple[list[Source], dict[st
 
 def _room_address(ctx: Context) -> dict[str, Any]:
     """The address used toward the peer and what our own host name resolves to."""
-    from roomprobe.net import osnet
+    from roomprobe.host import osnet
 
     name = socket.gethostname()
     out: dict[str, Any] = {"hostname": name}

@@ -23,7 +23,7 @@ from typing import Any
 
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
-from roomprobe.net.peerport import PEER_PORT
+from roomprobe.peer.port import PEER_PORT
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Options:
 
 def validate(o: Options) -> None:
     """Refuse options that cannot describe a flow (exit 3, before anything is sent)."""
-    from roomprobe.net.mediawire import ECHO_LEN
+    from roomprobe.peer.mediawire import ECHO_LEN
 
     if not 1.0 <= o.duration <= 60.0:
         raise UsageError(f"quality.duration {o.duration:g} is out of range; give 1-60 seconds")
@@ -73,8 +73,8 @@ def validate(o: Options) -> None:
 
 
 def flows(o: Options) -> list[Any]:
-    from roomprobe.net.mediaflow import FlowSpec
-    from roomprobe.net.mediawire import FLOW_AUDIO, FLOW_VIDEO
+    from roomprobe.peer.mediaflow import FlowSpec
+    from roomprobe.peer.mediawire import FLOW_AUDIO, FLOW_VIDEO
 
     out = [FlowSpec("audio", FLOW_AUDIO, int(o.audio_dscp), int(o.audio_bytes),
                     float(o.audio_interval_ms) / 1000.0)]
@@ -89,7 +89,7 @@ def flows(o: Options) -> list[Any]:
 
 def estimate(flow: dict[str, Any], direction: str) -> dict[str, Any] | None:
     """E-model R and MOS for one direction of the audio flow (an estimate, not a listening test)."""
-    from roomprobe.net import mediastats as ms
+    from roomprobe.peer import mediastats as ms
 
     d = flow.get(direction)
     rtt = flow["rtt_ms"]["p50"]
@@ -104,7 +104,7 @@ def estimate(flow: dict[str, Any], direction: str) -> dict[str, Any] | None:
 
 def timeline(records: dict[str, Any]) -> dict[str, Any] | None:
     """RTT and loss per direction over the test's time (the html ticket's picture), all flows."""
-    from roomprobe.net import mediastats as ms
+    from roomprobe.peer import mediastats as ms
 
     return ms.timeline([(rec.sent, [(r.seq, r.r_seq, r.t_send,
                                      (r.t_recv - r.t_send - max(0, r.r_send - r.r_recv)) / 1e6)
@@ -205,17 +205,15 @@ def judge_mtu(m: dict[str, Any], video_bytes: int) -> list[Finding]:
 def run(ctx: Context) -> Result:
     """Call-shaped UDP flows to the peer's reflector (with the link to the peer held), then
     what they prove: loss, jitter, RTT and MOS per flow, DSCP survival and the path MTU."""
-    from roomprobe.net import mediaflow
-    from roomprobe.net.peerlink import split_peer
+    from roomprobe.peer import mediaflow
 
     o = ctx.options
-    peer = ctx.settings.peer if ctx.settings is not None else None
-    if not peer:
+    if ctx.peer is None:
         return Result(Status.SKIP, "no-peer", "needs --peer ADDR (a 'roomprobe serve' peer)")
-    try:
-        host, port = split_peer(str(peer), int(o.peer_port))
-    except ValueError as exc:
-        return Result.unmeasured("bad-peer", str(exc), {})
+    host, port = ctx.peer.host, ctx.peer.port_or(o.peer_port)
+    if not 0 < port < 65536:
+        return Result.unmeasured("bad-peer", f"quality.peer_port {port} is not a port number "
+                                 "(1 to 65535); give one in --peer ADDR:PORT", {})
     label = f"{f'[{host}]' if ':' in host else host}:{port}/udp"
     measured = _measure(ctx, host, port, label)
     if isinstance(measured, Result):
@@ -253,11 +251,12 @@ def _measure(ctx: Context, host: str, port: int,
     """The flows (and the MTU probe) while this probe holds the link to the peer, so the
     bandwidth test never loads it at the same time: (records, mtu, duration), or the Result
     when the link stayed busy or the peer could not be reached."""
-    from roomprobe.net import mediaflow
-    from roomprobe.net.peerlink import PEER_LINK
+    from roomprobe.peer import mediaflow
+    from roomprobe.peer.link import PEER_LINK
 
     o = ctx.options
-    token = str((ctx.settings.peer_token if ctx.settings else None) or "")
+    peer = ctx.peer
+    token = peer.token if peer is not None else ""
     need = float(o.duration) + 3.0
     if not PEER_LINK.acquire(timeout=max(0.0, min(float(o.wait_for_link_s), ctx.remaining() - need))):
         ev = {"peer": label, "waited_s": round(float(o.wait_for_link_s), 1)}
@@ -267,12 +266,11 @@ def _measure(ctx: Context, host: str, port: int,
     try:
         specs = flows(o)
         duration = max(1.0, min(float(o.duration), ctx.remaining() - 3.0))
-        st = ctx.settings
         try:
             grant = None
-            if st is not None and (st.peer_fingerprint or st.peer_tls_unpinned):
+            if peer is not None and peer.tls:
                 # serve --tls: a session opened over the pinned HTTPS channel, never the token's
-                grant = mediaflow.open_session(host, port, token, st.peer_fingerprint,
+                grant = mediaflow.open_session(host, port, token, peer.fingerprint,
                                                min(5.0, max(0.5, ctx.remaining() - need)))
             records = mediaflow.run_flows(host, port, token, specs, duration, ctx.deadline - 1.5,
                                           grant=grant)

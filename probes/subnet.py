@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
-from roomprobe.net import osnet
+from roomprobe.host import osnet
 
 
 @dataclass(frozen=True)

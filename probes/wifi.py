@@ -2,12 +2,13 @@
 
 Checks: for each Wi-Fi interface that carries this host's traffic (up with a routable address and
 holding the default route, or the route to the controller/room), the OS's facts: signal (RSSI
-dBm), noise where the driver reports it, band and channel, BSSID, PHY rates (roomprobe.net.wifi).
+dBm), noise where the driver reports it, band and channel, BSSID, PHY rates (roomprobe.host.wifi).
 Concludes: fail when the signal is at or below ``rssi_fail_dbm`` (-80 dBm: basic connectivity
 only), warn at or below ``rssi_warn_dbm`` (-70 dBm: the floor for reliable delivery); warn on
 the 2.4 GHz band (crowded, few channels, lower rates); roaming between runs from the history
-database (``--history``): the BSSID differs from the previous run's (info), or ``roam_warn``
-different access points in the last ``roam_runs`` runs (warn: the room sits between two APs).
+the check hands in (``ctx.history``: the database of ``--history-db``): the BSSID differs from
+the previous run's (info), or ``roam_warn`` different access points in the last ``roam_runs``
+runs (warn: the room sits between two APs).
 SKIP when no Wi-Fi interface is in use (a wired room), with the reason.
 PASS proves: the OS reported a signal for the Wi-Fi link in use, above the warn level, on a
 band other than 2.4 GHz (or none reported). It does not prove the air is free (interference
@@ -16,19 +17,12 @@ shows as loss in the quality probe).
 
 from __future__ import annotations
 
-import json
-import os
-import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from roomprobe.core.errors import UsageError
-from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
-from roomprobe.net import osnet
-
-HISTORY_ENV = "ROOMPROBE_HISTORY_DB"  # the same variable fleet.history reads
-MAX_HISTORY_REPORT = 4 * 1024 * 1024  # one stored report; a bigger row is skipped
+from roomprobe.core.probe import Context, Finding, HistoryReader, Probe, Result, Severity, Status
+from roomprobe.host import osnet
 
 
 @dataclass(frozen=True)
@@ -63,49 +57,21 @@ def in_use(ifaces: list[dict[str, Any]], carriers: set[str]) -> tuple[list[str],
     return [n for n in wifi if n in carriers], [n for n in wifi if n not in carriers]
 
 
-def history_path(ctx: Context) -> Path | None:
-    """The history database this run would use (as fleet.history.default_db_path does)."""
-    s = ctx.settings
-    if s is not None and s.history_db:
-        return Path(s.history_db)
-    if os.environ.get(HISTORY_ENV):
-        return Path(os.environ[HISTORY_ENV])
-    try:
-        from platformdirs import user_state_path
-    except ImportError:
-        return None
-    return user_state_path("roomprobe", appauthor=False) / "history.sqlite3"
-
-
-def earlier_bssids(path: Path | None, interface: str, runs: int) -> list[str] | None:
-    """BSSIDs of ``interface`` in the last ``runs`` stored reports, newest first (None: no DB).
-
-    Read-only and bounded: the newest ``runs`` rows, each report at most 4 MiB; a damaged row
-    is skipped (the history command reports damage, this probe only looks for roaming).
-    """
-    if path is None or runs <= 0 or not path.is_file():
-        return None
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
-    except sqlite3.Error:
+def earlier_bssids(history: HistoryReader | None, interface: str, runs: int) -> list[str] | None:
+    """BSSIDs of ``interface`` in the last ``runs`` stored reports, newest first (None: no
+    history). A report that lacks the wifi evidence is skipped: this probe only looks for roaming."""
+    reports = history.recent_reports(runs) if history is not None and runs > 0 else None
+    if reports is None:
         return None
     out: list[str] = []
-    try:
-        rows = conn.execute("SELECT report FROM runs WHERE length(report) <= ? ORDER BY id DESC "
-                            "LIMIT ?", (MAX_HISTORY_REPORT, int(runs))).fetchall()
-    except sqlite3.Error:
-        return None
-    finally:
-        conn.close()
-    for (raw,) in rows:
+    for rep in reports:
         try:
-            rep = json.loads(raw)
             probe = next(p for p in rep["probes"] if p.get("id") == "wifi")
             for facts in probe["evidence"]["links"]:
                 if facts.get("interface") == interface and isinstance(facts.get("bssid"), str):
                     out.append(facts["bssid"])
                     break
-        except (ValueError, TypeError, KeyError, StopIteration, RecursionError, AttributeError):
+        except (TypeError, KeyError, StopIteration, AttributeError):
             continue
     return out
 
@@ -164,7 +130,7 @@ def _carriers(ctx: Context) -> set[str]:
 
 
 def run(ctx: Context) -> Result:
-    from roomprobe.net import wifi
+    from roomprobe.host import wifi
 
     o = ctx.options
     ifaces = list(osnet.interfaces())
@@ -182,9 +148,8 @@ def run(ctx: Context) -> Result:
                         for f in unread)
         return Result.unmeasured("wifi-unreadable", f"Wi-Fi signal not read ({why})", evidence)
     findings: list[Finding] = []
-    path = history_path(ctx)
     for f in links:
-        earlier = earlier_bssids(path, f["interface"], int(o.roam_runs))
+        earlier = earlier_bssids(ctx.history, f["interface"], int(o.roam_runs))
         findings += judge(f, o, earlier)
     parts = []
     for f in links:

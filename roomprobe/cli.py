@@ -97,10 +97,10 @@ def _fail(message: str) -> None:
 
 
 # Internal roles of the same executable, chosen by the first argument before click parses
-# anything: a frozen binary has no ``python -m``, so roomprobe.net.proxysrc.pac starts the binary
+# anything: a frozen binary has no ``python -m``, so roomprobe.proxy.sources.pac starts the binary
 # itself with ``--pac-worker`` to evaluate a PAC file in a killable child. Found by name, like
 # COMMANDS, so this module imports core only.
-HELPERS: dict[str, str] = {"--pac-worker": "roomprobe.net.proxysrc.pacworker:main"}
+HELPERS: dict[str, str] = {"--pac-worker": "roomprobe.proxy.sources.pacworker:main"}
 
 
 def run_helper(argv: list[str]) -> int | None:

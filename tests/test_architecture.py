@@ -18,14 +18,21 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 # Which rooms each room may import (itself included). "probes" is the installed roomprobe.probes.
+# Bottom up: core; net (bytes on the wire); host (what the OS says); proxy (which proxy a URL
+# takes); peer (both halves of the roomprobe-to-roomprobe protocol); probes; diagnose and report
+# read results only; fleet runs many checks; commands wire it all to the command line.
 ALLOWED: dict[str, set[str]] = {
     "core": {"core"},
     "net": {"core", "net"},
-    "probes": {"core", "net", "probes"},
+    "host": {"core", "net", "host"},
+    "proxy": {"core", "net", "host", "proxy"},
+    "peer": {"core", "net", "host", "proxy", "peer"},
+    "probes": {"core", "net", "host", "proxy", "peer", "probes"},
     "diagnose": {"core", "diagnose"},
     "report": {"core", "diagnose", "report"},
-    "fleet": {"core", "net", "diagnose", "report", "fleet"},
-    "commands": {"core", "net", "probes", "diagnose", "report", "fleet", "commands"},
+    "fleet": {"core", "net", "host", "proxy", "peer", "diagnose", "report", "fleet"},
+    "commands": {"core", "net", "host", "proxy", "peer", "probes", "diagnose", "report", "fleet",
+                 "commands"},
     # cli.py finds its commands by name (import_module), so it imports core only.
     "cli": {"core", "cli"},
     "top": {"core", "cli", "top"},
@@ -46,19 +53,25 @@ LAYERS: dict[str, list[list[str]]] = {
         ["targets", "registry", "runner"],
     ],
     "net": [
-        # bytes on the wire, the trust store, published facts: no OS state, no proxies
-        ["icmperr", "udprecv", "wire", "tlstrust", "mediastats", "mediawire", "zoomranges",
-         "appconns", "displays", "peerport", "peertls", "portfindings"],
-        ["tlsverdict", "osnet"],
-        # what the OS says, built on osnet; where proxy settings live
-        ["dnsconf", "wifi+wlanapi", "proxysrc"],  # wifi picks wlanapi on Windows; wlanapi reuses wifi's parsers
-        # the one proxy resolver; the one TCP connect classifier
-        ["proxies", "tcpconnect"],
-        # what the probes call: measurements built on everything below
-        ["stun", "httpsprobe", "speed", "peerlink", "tcpsweep",
-         # traceroute picks its OS's trace_* module; each builds on traceroute's types
-         "traceroute+trace_linux+trace_icmp+trace_windows"],
-        ["mediaflow"],  # reuses speed's token header for its HTTPS session grant
+        # codecs, receive helpers, the trust store, published facts
+        ["icmperr", "udprecv", "wire", "tlstrust", "zoomranges", "stun", "portfindings"],
+        # what a handshake proves; the one TCP connect classifier
+        ["tlsverdict", "tcpconnect"],
+        # measurements built on them; traceroute picks its OS's trace_* module, each built on
+        # traceroute's types
+        ["httpsprobe", "tcpsweep", "traceroute+trace_linux+trace_icmp+trace_windows"],
+    ],
+    "host": [
+        ["displays", "appconns", "evidence"],
+        ["osnet"],  # osnet.winuser names the app's connections (appconns)
+        ["dnsconf", "wifi+wlanapi"],  # wifi picks wlanapi on Windows; wlanapi reuses wifi's parsers
+    ],
+    "proxy": [["sources"], ["resolver"]],
+    "peer": [
+        ["port", "link", "tls", "mediastats", "mediawire"],
+        ["speed", "servetls", "reflector"],
+        ["mediaflow", "agent"],  # mediaflow reuses speed's token header for its session grant
+        ["serve"],               # serve hosts the agent beside the speed endpoint
     ],
     # a probe never imports another probe; shared probe-side helpers go below them
     "probes": [
@@ -69,15 +82,14 @@ LAYERS: dict[str, list[list[str]]] = {
     "diagnose": [["catalog"], ["rules"], ["mapping"]],
     "report": [
         ["model"],                        # the report's types; everything else reads them
-        ["build", "measures", "evidence", "pathview"],
+        ["build", "measures", "pathview"],
         ["ticket", "jsonout", "nagios"],  # ticket: loading a saved report, the evidence pack
         ["text"],                         # the text format appends the evidence pack for a ticket
         ["html", "markdown"],
     ],
     "fleet": [
-        ["history", "metrics", "outbox", "webhook", "agent", "reflector", "schedule", "sd",
-         "webconfig", "history_out"],
-        ["serve", "sweep", "deploy", "after_run", "exporter_modules"],
+        ["history", "metrics", "outbox", "webhook", "schedule", "sd", "webconfig", "history_out"],
+        ["sweep", "deploy", "after_run", "exporter_modules"],
         ["sweep_out", "exporter_probe"],
         ["exporter"],
     ],
@@ -92,7 +104,7 @@ _BY_NAME = {"import_module", "__import__"}
 
 
 def room_of(module: str) -> str | None:
-    """roomprobe.net.osnet.parsers -> net; roomprobe.cli -> cli; non-roomprobe -> None."""
+    """roomprobe.host.osnet.parsers -> host; roomprobe.cli -> cli; non-roomprobe -> None."""
     parts = module.split(".")
     if parts[0] != "roomprobe":
         return None
@@ -172,7 +184,7 @@ def imported(module: str, path: Path, modules: dict[str, Path] | None = None) ->
 
 
 def _known(name: str, modules: dict[str, Path]) -> str | None:
-    """The module a dotted name lives in: roomprobe.net.proxysrc.Source -> roomprobe.net.proxysrc
+    """The module a dotted name lives in: roomprobe.proxy.sources.Source -> roomprobe.proxy.sources
     (None when only the top package matches: the name is then checked as written)."""
     while name and name not in modules:
         name = name.rpartition(".")[0]
@@ -227,7 +239,7 @@ def test_every_room_is_known():
     rooms = {room_of(m) for m in source_modules(REPO)}
     assert rooms <= set(ALLOWED), rooms - set(ALLOWED)
     # The rooms the architecture page names exist as packages with a docstring saying what may import.
-    for room in ("core", "net", "diagnose", "report", "fleet", "commands"):
+    for room in ("core", "net", "host", "proxy", "peer", "diagnose", "report", "fleet", "commands"):
         init = REPO / "roomprobe" / room / "__init__.py"
         doc = ast.get_docstring(ast.parse(init.read_text("utf-8")))
         assert doc and "May import" in doc, room
@@ -305,38 +317,42 @@ def test_checker_catches_imports_by_name(tmp_path):
 def test_checker_keeps_the_order_inside_a_room(tmp_path):
     found = violations(_tree(tmp_path, {
         "roomprobe/__init__.py": "",
-        "roomprobe/net/__init__.py": "",
-        # a building block importing the probes-facing module built on it
-        "roomprobe/net/osnet/__init__.py": "from roomprobe.net import httpsprobe\n",
+        "roomprobe/host/__init__.py": "",
+        # a building block importing the module built on it
+        "roomprobe/host/osnet/__init__.py": "from roomprobe.host import wifi\n",
         # ... also through a submodule and by name
-        "roomprobe/net/proxysrc/__init__.py": "",
-        "roomprobe/net/proxysrc/env.py": "import importlib\n"
-                                         "def f():\n    importlib.import_module('roomprobe.net.speed')\n",
+        "roomprobe/proxy/__init__.py": "",
+        "roomprobe/proxy/sources/__init__.py": "",
+        "roomprobe/proxy/sources/env.py": "import importlib\n"
+                                          "def f():\n    importlib.import_module('roomprobe.proxy.resolver')\n",
+        "roomprobe/proxy/resolver.py": "from roomprobe.proxy.sources import env\n",
         # side by side in one tier: independent
-        "roomprobe/net/stun.py": "from . import speed\n",
+        "roomprobe/net/__init__.py": "",
+        "roomprobe/net/stun.py": "from . import wire\n",
+        "roomprobe/net/wire.py": "",
         # allowed: an earlier tier, its own sub-package, its own '+' unit
-        "roomprobe/net/httpsprobe.py": "from roomprobe.net.osnet import x\nfrom roomprobe.net import tcpconnect\n",
+        "roomprobe/net/httpsprobe.py": "from roomprobe.net.tcpconnect import x\nfrom roomprobe.net import wire\n",
         "roomprobe/net/tcpconnect.py": "",
-        "roomprobe/net/speed.py": "",
-        "roomprobe/net/mediaflow.py": "",
-        "roomprobe/net/osnet/_linux.py": "from roomprobe.net.osnet import parsers\n",
-        "roomprobe/net/osnet/parsers.py": "from roomprobe.net import osnet\n",
-        "roomprobe/net/wifi.py": "def f():\n    from . import wlanapi\n",
-        "roomprobe/net/wlanapi.py": "from roomprobe.net import wifi\n",
+        "roomprobe/host/osnet/_linux.py": "from roomprobe.host.osnet import parsers\n",
+        "roomprobe/host/osnet/parsers.py": "from roomprobe.host import osnet\n",
+        "roomprobe/host/wifi.py": "def f():\n    from . import wlanapi\n",
+        "roomprobe/host/wlanapi.py": "from roomprobe.host import wifi\n",
         # unlisted: on top; a listed module may not import it
-        "roomprobe/net/newthing.py": "from roomprobe.net import speed\n",
-        "roomprobe/net/peerlink.py": "from roomprobe.net import newthing\n",
+        "roomprobe/peer/__init__.py": "",
+        "roomprobe/peer/newthing.py": "from roomprobe.peer import speed\n",
+        "roomprobe/peer/speed.py": "",
+        "roomprobe/peer/link.py": "from roomprobe.peer import newthing\n",
         "probes/__init__.py": "",
         "probes/dns.py": "from roomprobe.probes import cloud\n",
         "probes/cloud.py": "from roomprobe.probes import _cloudpath\n",
         "probes/_cloudpath.py": "",
     }))
     _only(found,
-          "net.osnet (tier 1) imports roomprobe.net.httpsprobe (tier 4)",
-          "net.proxysrc.env (tier 2) imports roomprobe.net.speed (tier 4)",
-          "net.stun (tier 4) imports roomprobe.net.speed (tier 4)",
+          "host.osnet (tier 1) imports roomprobe.host.wifi (tier 2)",
+          "proxy.sources.env (tier 0) imports roomprobe.proxy.resolver (tier 1)",
+          "net.stun (tier 0) imports roomprobe.net.wire (tier 0)",
           "probes.dns (tier 1) imports roomprobe.probes.cloud (tier 1)",
-          "net.peerlink imports roomprobe.net.newthing, which is not listed")
+          "peer.link imports roomprobe.peer.newthing, which is not listed")
 
 
 # Functions longer than MAX_LINES (def line to last line, docstring included), each with why it
@@ -345,7 +361,6 @@ MAX_LINES = 80
 LONG_FUNCTIONS: dict[str, str] = {
     "roomprobe/commands/serve.py:serve": "being changed for TLS by another engineer this round",
     "roomprobe/net/tcpsweep.py:connect_all": "the sweep's connect engine, new this round (sweep speed)",
-    "roomprobe/commands/path.py:path": "the path command, new this round and still being edited",
     "probes/_pathjudge.py:judge": "the path probe's judgement, new this round and still being edited",
 }
 
@@ -380,9 +395,7 @@ def test_long_function_check_counts_lines(tmp_path):
 
 
 # Files that still write the peer port as a number, each with why.
-PEER_PORT_LITERALS = {
-    "roomprobe/fleet/exporter_modules.py": "the exporter, new this round and still being edited",
-}
+PEER_PORT_LITERALS: dict[str, str] = {}
 
 
 def test_the_peer_port_is_defined_once():
@@ -391,7 +404,7 @@ def test_the_peer_port_is_defined_once():
              for path in source_modules(REPO).values()
              for node in ast.walk(ast.parse(path.read_text("utf-8")))
              if isinstance(node, ast.Constant) and node.value == 9095 and not isinstance(node.value, bool)}
-    assert found - set(PEER_PORT_LITERALS) == {"roomprobe/net/peerport.py"}, found
+    assert found - set(PEER_PORT_LITERALS) == {"roomprobe/peer/port.py"}, found
     assert set(PEER_PORT_LITERALS) <= found  # an exception that uses PEER_PORT now goes
 
 

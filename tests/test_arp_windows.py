@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from roomprobe.core import oscmd
-from roomprobe.net import osnet
-from roomprobe.net.osnet import _windows, parsers
+from roomprobe.host import osnet
+from roomprobe.host.osnet import _windows, parsers
 
 ARP = Path(__file__).parent / "data" / "arp"
 SOURCES = (ARP / "SOURCES.md").read_text("utf-8")

@@ -83,7 +83,7 @@ def test_no_bare_threads_outside_the_probes():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "roomprobe"
-    allowed = {"core/threads.py", "core/runner.py", "net/speed.py", "commands/check.py"}
+    allowed = {"core/threads.py", "core/runner.py", "peer/speed.py", "commands/check.py"}
     bare = [str(p.relative_to(root)) for p in root.rglob("*.py")
             if str(p.relative_to(root)) not in allowed
             and re.search(r"threading\.Thread\(", p.read_text(encoding="utf-8"))]
@@ -117,7 +117,7 @@ def test_bounded_reader(tmp_path):
 def test_pac_file_from_a_path_is_bounded(tmp_path):
     """proxy.pac_url=/dev/zero used to be read forever; now it is a PAC error at once, and a
     regular file past the size cap is refused, not read whole."""
-    from roomprobe.net.proxysrc import pac
+    from roomprobe.proxy.sources import pac
 
     t0 = time.monotonic()
     with pytest.raises(pac.PacError, match="not a regular file"):

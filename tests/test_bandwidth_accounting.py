@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from roomprobe.net import speed
-from roomprobe.net.speed import Endpoint, ProxySettingError
+from roomprobe.peer import speed
+from roomprobe.peer.speed import Endpoint, ProxySettingError
 
 
 def _stalling_server() -> tuple[socket.socket, list[socket.socket]]:

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from roomprobe.net import speed
-from roomprobe.net.proxysrc import Route
+from roomprobe.peer import speed
+from roomprobe.proxy.sources import Route
 
 
 def _server(status: int) -> ThreadingHTTPServer:

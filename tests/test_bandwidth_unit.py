@@ -15,8 +15,9 @@ from dataclasses import replace
 import pytest
 from roomprobe.probes import bandwidth
 
-from roomprobe.fleet.serve import Limits, SpeedServer
-from roomprobe.net.speed import (
+from roomprobe.peer.link import split_peer
+from roomprobe.peer.serve import Limits, SpeedServer
+from roomprobe.peer.speed import (
     TOKEN_HEADER,
     Endpoint,
     EndpointError,
@@ -103,19 +104,21 @@ def test_profile_table_matches_zoom_rooms_figures():
 
 
 def test_profile_display_count_flag_beats_option_beats_detected_beats_default():
-    from roomprobe.core.settings import CheckSettings
-    from roomprobe.net.displays import Displays
+    from roomprobe.core import settings as st
+    from roomprobe.host.displays import Displays
 
     seen = Displays(2, "xrandr")
-    assert bandwidth.make_profile(OPTS, None, seen).displays_source == "detected"
-    assert bandwidth.make_profile(OPTS, None, seen).displays == 2
-    assert bandwidth.make_profile(OPTS, None, Displays(5, "drm")).displays == 3  # clamped
-    p = bandwidth.make_profile(OPTS, None, Displays(None, "drm", "no DRM"))
+    assert bandwidth.make_profile(OPTS, seen).displays_source == "detected"
+    assert bandwidth.make_profile(OPTS, seen).displays == 2
+    assert bandwidth.make_profile(OPTS, Displays(5, "drm")).displays == 3  # clamped
+    p = bandwidth.make_profile(OPTS, Displays(None, "drm", "no DRM"))
     assert (p.displays, p.displays_source) == (1, "default")
-    p = bandwidth.make_profile(replace(OPTS, displays=2), None, seen)
+    p = bandwidth.make_profile(replace(OPTS, displays=2), seen)
     assert (p.displays, p.displays_source) == (2, "configured")
-    flags = CheckSettings(displays=3, resolution="1080p", share=False)
-    p = bandwidth.make_profile(replace(OPTS, displays=2, share=True), flags, seen)
+    # --displays/--resolution/--share reach the probe as its own options, over --set's
+    s = st.build(st.ConfigFile(), {"displays": 3, "resolution": "1080p", "share": False},
+                 ("bandwidth.displays=2", "bandwidth.share=true"), {"bandwidth": bandwidth.PROBE})
+    p = bandwidth.make_profile(s.probes["bandwidth"].options, seen)
     assert (p.displays, p.displays_source, p.up_mbps, p.down_mbps) == (3, "configured", 4.0, 12.0)
     assert bandwidth._needs_line(p) == "needs 4.0 up / 12.0 down for 3 displays at 1080p"
 
@@ -176,13 +179,13 @@ def test_profile_latency_jitter_and_bufferbloat():
                                         ("[fe80::1]:9100", ("fe80::1", 9100)),
                                         ("fe80::1", ("fe80::1", 9095))])
 def test_split_peer(peer, want):
-    assert bandwidth.split_peer(peer, 9095) == want
+    assert split_peer(peer, 9095) == want
 
 
 @pytest.mark.parametrize("peer", ["10.0.0.20:70000", "10.0.0.20:x", ":9095", "[::1]:0"])
 def test_split_peer_rejects(peer):
     with pytest.raises(ValueError):
-        bandwidth.split_peer(peer, 9095)
+        split_peer(peer, 9095)
 
 
 # -- roomprobe serve, on loopback ---------------------------------------------------------------
@@ -309,8 +312,7 @@ def test_only_quality_with_a_peer_runs_quality_alone():
 def test_probe_reports_a_transfer_the_server_cut_short():
     """serve's session byte cap runs out mid-download (loopback is fast): the figure is flagged
     incomplete, not passed off as the link's rate."""
-    from roomprobe.core.probe import Context, Status, Targets
-    from roomprobe.core.settings import CheckSettings
+    from roomprobe.core.probe import Context, Peer, Status, Targets
 
     srv = SpeedServer(("127.0.0.1", 0), "right-token-123",
                       Limits(max_total_bytes=40_000_000), time.monotonic() + 60)
@@ -319,8 +321,7 @@ def test_probe_reports_a_transfer_the_server_cut_short():
     try:
         ctx = Context(targets=Targets(), options=replace(OPTS, duration=4.0),
                       deadline=time.monotonic() + 18, privileged=False,
-                      settings=CheckSettings(peer=f"127.0.0.1:{srv.server_address[1]}",
-                                             peer_token="right-token-123", format="json"))
+                      peer=Peer("127.0.0.1", srv.server_address[1], token="right-token-123"))
         res = bandwidth.run(ctx)
     finally:
         srv.shutdown()
@@ -345,7 +346,7 @@ def _run_with(monkeypatch, m, **opts):
     from types import SimpleNamespace
 
     from roomprobe.core.probe import Context, Targets
-    from roomprobe.net import speed
+    from roomprobe.peer import speed
 
     ep = SimpleNamespace(timeout=1.0, proxy=lambda: None, tried=[])
     monkeypatch.setattr(bandwidth, "endpoint_for", lambda ctx: (ep, "lan", "192.0.2.9:9095"))

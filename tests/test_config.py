@@ -81,7 +81,7 @@ def test_precedence_defaults_file_set_flags(tmp_path):
 
 
 def test_flag_switches(tmp_path):
-    s = build(flags={"no_color": True, "verbose": True, "json": "-", "code": 2002})
+    s = build(flags={"color": False, "verbose": True, "json": "-", "code": 2002})
     assert not s.check.color and s.check.verbose and s.check.format == "json" and s.check.json is None
     assert s.check.code == "2002"
     s = build(tmp_path, '[check]\nskip = ["legacy"]\n', flags={"peer": "10.0.0.20", "bandwidth": None})
@@ -191,3 +191,38 @@ def test_every_builtin_probe_declares_typed_frozen_options():
         for name, value in p.option_defaults.items():
             assert getattr(opts, name) == value, (pid, name)
             assert not isinstance(value, list), (pid, name)  # tuples: nothing shared can be mutated
+
+
+def test_each_check_flag_is_declared_once_as_its_settings_field():
+    """One declaration per option: every click option of 'check' (but --help) is a
+    CheckSettings field with a flag, named as the field, and every declared flag is an option;
+    the [check] keys are the fields that name config types. So --peer's value is
+    opts["peer"], then CheckSettings.peer: a reader follows it by one name."""
+    from dataclasses import fields
+
+    from roomprobe.commands.check import check
+
+    declared = [f.name for f in fields(st.CheckSettings) if f.metadata.get("flag")]
+    options = [p.name for p in check.params if p.name != "help"]
+    assert options == declared
+    assert st.CHECK_KEYS[:2] == ("controller", "room") and "webhook_secret" not in st.CHECK_KEYS
+    assert set(st.CHECK_KEYS) <= {f.name for f in fields(st.CheckSettings)}
+    assert st.flags_given({"controller": ("10.0.0.5",), "only": (), "port": None}) == \
+        {"controller": "10.0.0.5", "only": None, "port": None}
+
+
+def test_the_peer_reaches_the_probes_parsed_once():
+    """--peer is split by the command, once: a port the user wrote is kept, a missing one is
+    None so each probe's own peer_port option applies; TLS and the token ride along."""
+    from dataclasses import fields
+
+    from roomprobe.commands.check import _peer
+    from roomprobe.core.probe import Context
+
+    assert "settings" not in {f.name for f in fields(Context)}  # probes see no CheckSettings
+    assert _peer(st.CheckSettings()) is None
+    p = _peer(st.CheckSettings(peer="10.0.0.20", peer_token="tok"))
+    assert (p.host, p.port, p.token, p.tls, p.port_or(9100)) == ("10.0.0.20", None, "tok", False, 9100)
+    p = _peer(st.CheckSettings(peer="[fe80::1]:9095", peer_tls_unpinned=True))
+    assert (p.host, p.port, p.tls, p.port_or(9100)) == ("fe80::1", 9095, True, 9095)
+    assert _peer(st.CheckSettings(peer="10.0.0.20:9096")).port == 9096

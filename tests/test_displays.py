@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from roomprobe.net import displays
+from roomprobe.host import displays
 
 # `system_profiler SPDisplaysDataType -json` on an Apple-silicon Mac driving an external monitor,
 # with its built-in panel and a Sidecar iPad (a virtual display, not a room screen). The keys and

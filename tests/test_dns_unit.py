@@ -17,7 +17,7 @@ import pytest
 from roomprobe.probes import dns as dnsprobe
 
 from roomprobe.core.errors import UsageError
-from roomprobe.net import dnsconf
+from roomprobe.host import dnsconf
 
 DATA = Path(__file__).parent / "data" / "os"
 OPTS = dnsprobe.Options(allow_networks=("203.0.113.0/24",))

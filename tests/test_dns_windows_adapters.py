@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from roomprobe.core import oscmd
-from roomprobe.net import dnsconf
-from roomprobe.net.osnet import _windows
+from roomprobe.host import dnsconf
+from roomprobe.host.osnet import _windows
 
 IPCONFIG = Path(__file__).parent / "data" / "samples" / "windows" / "ipconfig-all"
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from roomprobe.core import oscmd
-from roomprobe.net import dnsconf
-from roomprobe.net.osnet import _macos, _windows, parsers
-from roomprobe.net.proxysrc import windows as winproxy
-from roomprobe.net.proxysrc.macos import parse_scutil
+from roomprobe.host import dnsconf
+from roomprobe.host.osnet import _macos, _windows, parsers
+from roomprobe.proxy.sources import windows as winproxy
+from roomprobe.proxy.sources.macos import parse_scutil
 
 SAMPLES = Path(__file__).parent / "data" / "samples"
 SOURCES = (SAMPLES / "SOURCES.md").read_text("utf-8")
@@ -318,7 +318,7 @@ def test_macos_scutil_proxy_samples():
 def test_wpad_domain_on_windows_is_the_connection_suffix(windows_console, monkeypatch):
     import sys
 
-    from roomprobe.net.proxysrc import pac
+    from roomprobe.proxy.sources import pac
 
     rel = "windows/ipconfig-all/de-win11.oem"
     windows_console(oem_page(rel), {("ipconfig", "/all"): (SAMPLES / rel).read_bytes()})

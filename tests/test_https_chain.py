@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from roomprobe.net import httpsprobe
-from roomprobe.net.proxysrc import Route
+from roomprobe.proxy.sources import Route
 
 URL = "https://zoom.us/"
 
@@ -24,14 +24,13 @@ def _res(proxy: str | None, phase: str | None = None, state: str | None = None) 
 
 
 def _walk(monkeypatch, chain: list[str | None], answers: dict[str | None, dict[str, Any]]):
-    monkeypatch.setattr(httpsprobe, "route_for", lambda url: Route(chain[0], "pac", None, chain))
     asked: list[str | None] = []
 
     def attempt(url, proxy, deadline, ca_file, progress):
         asked.append(proxy)
         return answers[proxy]
     monkeypatch.setattr(httpsprobe, "_attempt", attempt)
-    return httpsprobe.fetch(URL, timeout=5), asked
+    return httpsprobe.fetch(URL, route_of=lambda url: Route(chain[0], "pac", None, chain), timeout=5), asked
 
 
 @pytest.mark.parametrize("phase,state", [("resolve", "unresolved"), ("connect", "refused"),
@@ -70,9 +69,8 @@ def test_a_single_entry_route_keeps_its_shape(monkeypatch):
 
 
 def test_an_unusable_setting_is_named_not_tried(monkeypatch):
-    monkeypatch.setattr(httpsprobe, "route_for",
-                        lambda url: Route(None, "invalid", "https_proxy (env) = 'x': bad port"))
     monkeypatch.setattr(httpsprobe, "_attempt", lambda *a: pytest.fail("must not be tried"))
-    out = httpsprobe.fetch(URL, timeout=5)
+    out = httpsprobe.fetch(URL, route_of=lambda url: Route(None, "invalid", "https_proxy (env) = 'x': bad port"),
+                           timeout=5)
     assert (out["phase"], out["state"]) == ("proxy", "bad-setting")
     assert out["detail"] == "https_proxy (env) = 'x': bad port"

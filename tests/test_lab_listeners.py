@@ -59,7 +59,7 @@ print(f"answered {got}", flush=True)
 
 
 def test_slow_header_churn_from_another_host_does_not_lock_out_the_controller(lab):
-    from roomprobe.net.speed import TOKEN_HEADER
+    from roomprobe.peer.speed import TOKEN_HEADER
 
     assert TOKEN_HEADER == "X-Roomprobe-Token"  # what CLIENT sends
     room = lab.add_host("room", "lan", 20)

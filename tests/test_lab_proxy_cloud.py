@@ -1,4 +1,4 @@
-"""Cloud, proxy and bandwidth ask one resolver (roomprobe.net.proxies) and so never disagree.
+"""Cloud, proxy and bandwidth ask one resolver (roomprobe.proxy.resolver) and so never disagree.
 
 The lab cloud (tests/cloudlab.py) with direct HTTPS to it dropped by the router: the cloud probe
 can only pass through the proxy, so a pass proves the route it took. The room's OS setting is
@@ -41,7 +41,8 @@ org.gnome.system.proxy mode 'auto'
 EOF
 """
 WHO_DECIDES = """import json
-from roomprobe.net import proxies, speed
+from roomprobe.proxy import resolver as proxies
+from roomprobe.peer import speed
 print(json.dumps({u: [proxies.proxy_for(u), speed.system_proxy(u)] for u in
                   ("https://web.zoomlab.test/", "http://CTRL:9095/__down")}))
 """

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from roomprobe.core import oscmd
-from roomprobe.net import wifi
-from roomprobe.net.osnet import _macos
-from roomprobe.net.proxysrc import macos as macproxy
+from roomprobe.host import wifi
+from roomprobe.host.osnet import _macos
+from roomprobe.proxy.sources import macos as macproxy
 
 SAMPLES = Path(__file__).parent / "data" / "samples" / "macos" / "scutil-proxy"
 
@@ -183,7 +183,7 @@ def test_macos_ssid_prefers_corewlan(monkeypatch):
 # ---- issue 21: every enabled proxy, ExcludeSimpleHostnames, networksetup fallback ----------
 
 def test_socks_is_kept_beside_http_and_https_and_each_scheme_routes_to_its_own():
-    from roomprobe.net.proxysrc import route
+    from roomprobe.proxy.sources import route
 
     d = {"HTTPEnable": 1, "HTTPProxy": "10.0.0.1", "HTTPPort": 3128,
          "HTTPSEnable": 1, "HTTPSProxy": "10.0.0.2", "HTTPSPort": 3129,
@@ -199,7 +199,7 @@ def test_socks_is_kept_beside_http_and_https_and_each_scheme_routes_to_its_own()
 
 
 def test_exclude_simple_hostnames_bypasses_dotless_names():
-    from roomprobe.net.proxysrc import route
+    from roomprobe.proxy.sources import route
 
     d = {"HTTPSEnable": 1, "HTTPSProxy": "10.0.0.2", "HTTPSPort": 3129,
          "ExcludeSimpleHostnames": 1, "ExceptionsList": ("*.local",)}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 
 from roomprobe.core import oscmd
-from roomprobe.net import proxysrc
-from roomprobe.net.proxysrc import Source
-from roomprobe.net.proxysrc import windows as winproxy
+from roomprobe.proxy import sources as proxysrc
+from roomprobe.proxy.sources import Source
+from roomprobe.proxy.sources import windows as winproxy
 
 
 def test_missing_program_is_an_error_not_an_exception():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from roomprobe.net.osnet import parsers
+from roomprobe.host.osnet import parsers
 
 DATA = Path(__file__).parent / "data" / "os"
 

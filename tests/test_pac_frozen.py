@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from roomprobe.net.proxysrc import pac
+from roomprobe.proxy.sources import pac
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRY = REPO / "packaging" / "pyinstaller" / "entry.py"

@@ -140,7 +140,7 @@ def test_pyinstaller_spec_lists_every_module_and_data(tmp_path):
         module = ref.partition(":")[0]
         if importlib.util.find_spec(module) is not None:
             assert module in hidden, module
-    assert {"roomprobe.report.markdown", "roomprobe.report.html", "roomprobe.report.evidence"} <= hidden
+    assert {"roomprobe.report.markdown", "roomprobe.report.html", "roomprobe.host.evidence"} <= hidden
     dests = {(Path(src).name, dest) for src, dest in captured["datas"]}
     assert ("report-v1.json", "roomprobe/report/schema") in dests
     for p in (REPO / "roomprobe" / "diagnose" / "data").glob("*.toml"):

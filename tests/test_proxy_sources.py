@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from roomprobe.net.proxysrc import Source, route, safe_url
-from roomprobe.net.proxysrc import env as envsrc
-from roomprobe.net.proxysrc.bypass import bypassed, split_list
-from roomprobe.net.proxysrc.checks import classify_answer, split_proxy
-from roomprobe.net.proxysrc.gnome import parse_gsettings
-from roomprobe.net.proxysrc.macos import parse_scutil
-from roomprobe.net.proxysrc.pac import PacCache, PacError, wpad_urls
-from roomprobe.net.proxysrc.windows import (
+from roomprobe.proxy.sources import Source, route, safe_url
+from roomprobe.proxy.sources import env as envsrc
+from roomprobe.proxy.sources.bypass import bypassed, split_list
+from roomprobe.proxy.sources.checks import classify_answer, split_proxy
+from roomprobe.proxy.sources.gnome import parse_gsettings
+from roomprobe.proxy.sources.macos import parse_scutil
+from roomprobe.proxy.sources.pac import PacCache, PacError, wpad_urls
+from roomprobe.proxy.sources.windows import (
     parse_netsh_winhttp,
     parse_reg_query,
     parse_winhttp_blob,
@@ -160,7 +160,7 @@ def test_credentials_are_split_and_stripped():
 
 
 def test_proxy_for_uses_env_with_cidr_bypass(monkeypatch):
-    from roomprobe.net import proxies
+    from roomprobe.proxy import resolver as proxies
 
     for k in [k for k in __import__("os").environ if k.lower().endswith("_proxy")]:
         monkeypatch.delenv(k)
@@ -193,13 +193,14 @@ def test_bypass_curl_semantics(host, port, entries, expected):
     ("\xc2\x97", False), ("http://gw:3128", True), ("socks5://gw:1080", True), ("gw:3128", True),
 ])
 def test_proxy_problem_never_raises(value, ok):
-    from roomprobe.net.proxysrc import proxy_problem
+    from roomprobe.proxy.sources import proxy_problem
 
     assert (proxy_problem(value) is None) is ok
 
 
 def test_bad_env_proxy_is_a_route_not_a_crash(monkeypatch):
-    from roomprobe.net import httpsprobe, proxies
+    from roomprobe.net import httpsprobe
+    from roomprobe.proxy import resolver as proxies
 
     monkeypatch.setenv("https_proxy", "http://127.0.0.1:abc")
     monkeypatch.setattr(proxies, "system_sources", lambda: [envsrc.read()])
@@ -207,14 +208,15 @@ def test_bad_env_proxy_is_a_route_not_a_crash(monkeypatch):
     r = proxies.route_for("https://zoom.us/")
     assert r.via == "invalid" and "https_proxy" in (r.error or "")
     assert proxies.proxy_for("https://zoom.us/") is None
-    out = httpsprobe.fetch("https://zoom.us/", timeout=1.0)  # returns before any packet
+    # returns before any packet
+    out = httpsprobe.fetch("https://zoom.us/", route_of=proxies.route_for, timeout=1.0)
     assert (out["phase"], out["state"], out["ok"]) == ("proxy", "bad-setting", False)
     proxies.reset()
 
 
 def test_wpad_answers_proxy_for_an_auto_detect_source(monkeypatch, tmp_path):
     """cloud/bandwidth (proxy_for) and the proxy probe take the WPAD proxy for auto-detect sources."""
-    from roomprobe.net import proxies
+    from roomprobe.proxy import resolver as proxies
 
     wpad = tmp_path / "wpad.dat"
     wpad.write_text('function FindProxyForURL(u, h) { return "PROXY gw:3128; DIRECT"; }')
@@ -231,7 +233,7 @@ def test_wpad_answers_proxy_for_an_auto_detect_source(monkeypatch, tmp_path):
 def test_pac_child_is_killed_and_limits_hold(tmp_path):
     import time
 
-    from roomprobe.net.proxysrc import pac
+    from roomprobe.proxy.sources import pac
 
     loop = tmp_path / "loop.pac"
     loop.write_text("function FindProxyForURL(u, h) { while (true) {} }")

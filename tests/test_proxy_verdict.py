@@ -16,7 +16,7 @@ from roomprobe.probes import proxy
 
 from roomprobe.core import threads
 from roomprobe.core.probe import Context, Status, Targets
-from roomprobe.net.proxysrc import Route, Source
+from roomprobe.proxy.sources import Route, Source
 
 PROXY = "http://192.0.2.8:3128"
 OK_TLS = {"host": "zoom.us", "port": 443, "verified": True, "verdict": "ok"}

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from reportkit import as_report
 
-from roomprobe.net import mediastats as ms
+from roomprobe.peer import mediastats as ms
 from roomprobe.report import html
 
 STEP = 20_000_000  # one audio packet every 20 ms

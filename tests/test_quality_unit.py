@@ -14,10 +14,10 @@ import pytest
 from roomprobe.probes import quality
 
 from roomprobe.core.errors import UsageError
-from roomprobe.fleet.reflector import Reflector, ReflectorLimits
-from roomprobe.net import mediaflow
-from roomprobe.net import mediastats as ms
-from roomprobe.net import mediawire as mw
+from roomprobe.peer import mediaflow
+from roomprobe.peer import mediastats as ms
+from roomprobe.peer import mediawire as mw
+from roomprobe.peer.reflector import Reflector, ReflectorLimits
 
 TOKEN = "unit-token-1234"
 
@@ -199,14 +199,13 @@ def _fig(flow="audio", sent=200, replies=200, send_errors=0, up_loss=0.0, down_l
 
 
 def _run(monkeypatch, figures):
-    from roomprobe.core.probe import Context, Targets
-    from roomprobe.core.settings import CheckSettings
+    from roomprobe.core.probe import Context, Peer, Targets
 
     monkeypatch.setattr(mediaflow, "run_flows", lambda *a, **k: {f["flow"]: f for f in figures})
     monkeypatch.setattr(mediaflow, "analyse", lambda rec: rec)
     monkeypatch.setattr(quality, "timeline", lambda records: [])  # the plot's series: not judged here
     ctx = Context(targets=Targets(), options=quality.Options(mtu=False), privileged=False,
-                  deadline=time.monotonic() + 30, settings=CheckSettings(peer="192.0.2.9:9095"))
+                  deadline=time.monotonic() + 30, peer=Peer("192.0.2.9", 9095))
     return quality.run(ctx)
 
 

@@ -160,3 +160,42 @@ def test_ctrl_c_while_probes_are_still_being_started_gives_a_partial_report(at):
     assert all(r.result.reason == "interrupted" for r in runs), [r.result for r in runs]
     started = [r.probe.id for r in runs if "before it started" not in r.result.summary]
     assert started == [f"p{i}" for i in range(at - 1)], started
+
+
+def test_the_runner_skips_unmet_needs_and_never_starts_those_probes():
+    """Skipping for unmet needs is the runner's: a probe needing a peer or a role, with targets
+    that give neither, is a SKIP with the reason, and its run() is never called."""
+    started: list[str] = []
+
+    def record(ctx: Context) -> Result:
+        started.append("ran")
+        return Result(Status.PASS, "ok", "x", {})
+
+    probes = [Probe(id="needs-peer", title="t", run=record, needs=("peer",)),
+              Probe(id="needs-role", title="t", run=record, needs=("role",)),
+              Probe(id="free", title="t", run=sleeper(0.0))]
+    runs, complete = runner.run(probes, ctx_for, global_timeout=5, targets=Targets())
+    by = {r.probe.id: r.result for r in runs}
+    assert [r.probe.id for r in runs] == ["needs-peer", "needs-role", "free"] and not started
+    assert (by["needs-peer"].status, by["needs-peer"].reason) == (Status.SKIP, "no-peer")
+    assert (by["needs-role"].status, by["needs-role"].reason) == (Status.SKIP, "no-target")
+    assert by["free"].status == Status.PASS and complete
+    runs, _ = runner.run(probes[:1], ctx_for, global_timeout=5,
+                         targets=Targets(controller="192.0.2.5", role="room"))
+    assert runs[0].result.status == Status.PASS and started  # met: it runs
+
+
+def test_the_runner_applies_each_probes_own_timeout_from_the_settings():
+    """``--set p.timeout=0.3`` reaches the runner as timeouts={"p": 0.3}: the probe's deadline
+    is that, not its declared timeout_s, and the frozen Probe is left as declared."""
+    seen: dict[str, float] = {}
+
+    def make(probe, deadline):
+        seen[probe.id] = deadline - time.monotonic()
+        return ctx_for(probe, deadline)
+
+    probe = Probe(id="p", title="t", run=sleeper(3), timeout_s=10)
+    runs, complete = runner.run([probe], make, global_timeout=20, timeouts={"p": 0.3})
+    assert seen["p"] <= 0.3 and not complete
+    assert runs[0].result.reason == "timeout" and runs[0].result.evidence["budget_s"] <= 0.3
+    assert runs[0].probe is probe and probe.timeout_s == 10

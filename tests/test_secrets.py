@@ -51,7 +51,7 @@ def test_redact_text_catches_every_form():
 
 
 def test_redact_structures_and_the_safe_url_of_evidence():
-    from roomprobe.net.proxysrc import safe_url
+    from roomprobe.proxy.sources import safe_url
 
     data = {"proxies": {"https": f"http://alice:{PASSWORDS[1]}@proxy.lab:3128"},
             "pac_url": f"http://pac.lab/p.pac?token={TOKEN}", "nested": [[HOSTILE]]}
@@ -108,7 +108,7 @@ def test_report_file_with_secrets_is_redacted_when_rendered(tmp_path):
 
 def test_a_proxy_that_echoes_proxy_authorization_leaves_no_credentials():
     """A loopback 'proxy' answering CONNECT with our own request echoed into its status line."""
-    from roomprobe.net.proxysrc.checks import probe_proxy
+    from roomprobe.proxy.sources.checks import probe_proxy
 
     lsock = socket.socket()
     lsock.bind(("127.0.0.1", 0))
@@ -210,9 +210,9 @@ def test_a_raw_proxy_password_with_at_slash_hash_is_in_no_output(tmp_path):
 
 def test_one_proxy_url_parser_reads_the_last_at_as_curl_does():
     from roomprobe.core.proxyurl import ProxyURLError, parse_proxy_url
-    from roomprobe.net.proxysrc import proxy_problem, safe_url
-    from roomprobe.net.proxysrc.checks import split_proxy
-    from roomprobe.net.speed import redact_proxy
+    from roomprobe.peer.speed import redact_proxy
+    from roomprobe.proxy.sources import proxy_problem, safe_url
+    from roomprobe.proxy.sources.checks import split_proxy
 
     raw = RAW_PW_PROXY.format(port=3128)
     p = parse_proxy_url(raw)

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from roomprobe.core import selfexec
-from roomprobe.fleet import agent as ag
-from roomprobe.net.proxysrc import pac
+from roomprobe.peer import agent as ag
+from roomprobe.proxy.sources import pac
 
 SCRIPT = "function FindProxyForURL(url, host) { return 'PROXY p:3128; DIRECT'; }"
 

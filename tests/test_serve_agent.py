@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from roomprobe.fleet import agent as ag
-from roomprobe.fleet.serve import Limits, SpeedServer
-from roomprobe.net.speed import TOKEN_HEADER
+from roomprobe.peer import agent as ag
+from roomprobe.peer.serve import Limits, SpeedServer
+from roomprobe.peer.speed import TOKEN_HEADER
 
 TOKEN = "right-token-123"
 IDS = ("interfaces", "subnet", "controller-port", "dns", "bandwidth", "quality")

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from roomprobe.fleet.serve import Limits, SpeedServer
-from roomprobe.net.speed import TOKEN_HEADER
+from roomprobe.peer.serve import Limits, SpeedServer
+from roomprobe.peer.speed import TOKEN_HEADER
 
 TOKEN = "right-token-123"
 
@@ -247,7 +247,7 @@ def test_slow_header_churn_does_not_lock_out_a_real_client(sources):
 def test_pending_caps_count_per_address_not_per_ipv6_prefix():
     """Every host of a LAN shares one IPv6 /64: grouping by it would let one host's slow
     connections count against its neighbours."""
-    from roomprobe.fleet.serve import source_of
+    from roomprobe.peer.serve import source_of
 
     assert source_of(("2001:db8::10", 1, 0, 0)) != source_of(("2001:db8::20", 1, 0, 0))
     assert source_of(("::ffff:10.0.0.5", 1, 0, 0)) == source_of(("10.0.0.5", 1)) == "10.0.0.5"
@@ -279,8 +279,8 @@ def test_zoom_standin_holds_connections_like_the_app():
     as "open, then closed by the peer" (port-open-dropped), so the stand-in holds it open."""
     import threading
 
-    from roomprobe.fleet.serve import zoom_standin
     from roomprobe.net.tcpconnect import connect_state
+    from roomprobe.peer.serve import zoom_standin
 
     stop = threading.Event()
     lsock = zoom_standin("127.0.0.1", 0, stop)

@@ -16,11 +16,11 @@ import time
 import pytest
 
 from roomprobe.core.errors import UsageError
-from roomprobe.fleet import servetls
-from roomprobe.fleet.reflector import Reflector
-from roomprobe.fleet.serve import Limits, SpeedServer
-from roomprobe.net import peertls
-from roomprobe.net.speed import TOKEN_HEADER
+from roomprobe.peer import servetls
+from roomprobe.peer import tls as peertls
+from roomprobe.peer.reflector import Reflector
+from roomprobe.peer.serve import Limits, SpeedServer
+from roomprobe.peer.speed import TOKEN_HEADER
 
 TOKEN = "serve-tls-unit-token-1"
 

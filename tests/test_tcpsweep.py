@@ -22,8 +22,9 @@ from sockcount import counting_sockets
 
 from roomprobe.fleet import sweep as sw
 from roomprobe.fleet import sweep_out
-from roomprobe.net import osnet, tcpsweep
-from roomprobe.net.osnet import parsers
+from roomprobe.host import osnet
+from roomprobe.host.osnet import parsers
+from roomprobe.net import tcpsweep
 from roomprobe.net.tcpsweep import RttEstimator, connect_all
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),

@@ -21,7 +21,7 @@ import jsonschema
 import pytest
 
 from roomprobe.core.settings import CheckSettings
-from roomprobe.report import evidence
+from roomprobe.host import evidence
 from roomprobe.report.build import load_schema
 from roomprobe.report.html import render_html
 from roomprobe.report.markdown import render_markdown

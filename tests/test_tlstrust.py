@@ -24,7 +24,13 @@ import truststore._openssl as tso  # noqa: E402
 from labca import LabCA  # noqa: E402
 
 from roomprobe.net import httpsprobe, tlstrust  # noqa: E402
-from roomprobe.net.proxysrc.checks import tls_check  # noqa: E402
+from roomprobe.proxy.resolver import route_for  # noqa: E402
+
+
+def fetch(url: str, **kw):
+    """GET through the route the system's resolver names, as the cloud probe does."""
+    return httpsprobe.fetch(url, route_of=route_for, **kw)
+from roomprobe.proxy.sources.checks import tls_check  # noqa: E402
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -78,7 +84,7 @@ def test_default_openssl_store_is_empty_here(frozen_like):
 
 def test_https_probe_trusts_the_os_store(frozen_like):
     _, port, _ = frozen_like
-    out = httpsprobe.fetch(f"https://127.0.0.1:{port}/", timeout=5)
+    out = fetch(f"https://127.0.0.1:{port}/", timeout=5)
     assert out["ok"] is True and out["phase"] is None and out["status"] == 204
     assert out["trust"]["store"] == "os" and out["trust"]["roots"] == 1
     assert "Authority Key Identifier" in out["tls"]["note"]  # OpenSSL judges on Linux: noted too
@@ -97,7 +103,7 @@ def test_other_ca_is_still_untrusted(frozen_like):
     issued = mitm.issue("server", ["127.0.0.1"])
     srv, port = _serve(issued.cert, issued.key)
     try:
-        out = httpsprobe.fetch(f"https://127.0.0.1:{port}/", timeout=5)
+        out = fetch(f"https://127.0.0.1:{port}/", timeout=5)
         assert out["ok"] is False and (out["phase"], out["state"]) == ("tls", "untrusted")
         res = tls_check("127.0.0.1", port, timeout=5)
         assert res["verified"] is False and "Inspection CA" in res.get("issuer", "")
@@ -108,10 +114,10 @@ def test_other_ca_is_still_untrusted(frozen_like):
 
 def test_explicit_ca_file_still_wins(frozen_like):
     ca, port, tmp = frozen_like
-    out = httpsprobe.fetch(f"https://127.0.0.1:{port}/", timeout=5, ca_file=str(ca.cert_path))
+    out = fetch(f"https://127.0.0.1:{port}/", timeout=5, ca_file=str(ca.cert_path))
     assert out["ok"] is True and out["trust"] == {"store": "file", "roots": 1, "detail": str(ca.cert_path)}
     other = LabCA(tmp / "other", name="Unrelated CA")
-    out = httpsprobe.fetch(f"https://127.0.0.1:{port}/", timeout=5, ca_file=str(other.cert_path))
+    out = fetch(f"https://127.0.0.1:{port}/", timeout=5, ca_file=str(other.cert_path))
     assert (out["phase"], out["state"]) == ("tls", "untrusted")  # ca_file alone, not OS + file
 
 
@@ -130,7 +136,7 @@ def test_describe_without_truststore_says_so(monkeypatch, frozen_like):
 
 def test_chain_without_key_ids_is_accepted_with_a_strict_note(frozen_like):
     ca, port, _ = frozen_like  # the lab CA has no Subject/Authority Key Identifier
-    out = httpsprobe.fetch(f"https://127.0.0.1:{port}/", timeout=5, ca_file=str(ca.cert_path))
+    out = fetch(f"https://127.0.0.1:{port}/", timeout=5, ca_file=str(ca.cert_path))
     assert out["ok"] is True and out["phase"] is None, out
     assert "Authority Key Identifier" in out["tls"]["note"] and "not counted" in out["tls"]["note"]
     res = tls_check("127.0.0.1", port, timeout=5, ca_file=str(ca.cert_path))
@@ -143,7 +149,7 @@ def test_chain_with_key_ids_has_no_strict_note(frozen_like):
     issued = good.issue("server", ["127.0.0.1"])
     srv, port = _serve(issued.cert, issued.key)
     try:
-        out = httpsprobe.fetch(f"https://127.0.0.1:{port}/", timeout=5, ca_file=str(good.cert_path))
+        out = fetch(f"https://127.0.0.1:{port}/", timeout=5, ca_file=str(good.cert_path))
         assert out["ok"] is True and "note" not in out["tls"]
         res = tls_check("127.0.0.1", port, timeout=5, ca_file=str(good.cert_path))
         assert res["verified"] is True and "strict_note" not in res
@@ -156,7 +162,7 @@ def test_untrusted_chain_says_why_and_not_the_strict_reason(frozen_like):
     """An untrusted chain's reason is the non-strict one (the issuer), never empty."""
     _, port, tmp = frozen_like
     other = LabCA(tmp / "other", name="Unrelated CA")
-    out = httpsprobe.fetch(f"https://127.0.0.1:{port}/", timeout=5, ca_file=str(other.cert_path))
+    out = fetch(f"https://127.0.0.1:{port}/", timeout=5, ca_file=str(other.cert_path))
     assert (out["ok"], out["phase"], out["state"]) == (False, "tls", "untrusted")
     assert out["detail"] and "issuer" in out["detail"] and "Key Identifier" not in out["detail"]
     res = tls_check("127.0.0.1", port, timeout=5, ca_file=str(other.cert_path))

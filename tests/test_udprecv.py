@@ -14,11 +14,11 @@ import time
 import pytest
 from roomprobe.probes import quality
 
-from roomprobe.core.probe import Context, Status, Targets
-from roomprobe.core.settings import CheckSettings
-from roomprobe.fleet.reflector import Reflector, ReflectorLimits
-from roomprobe.net import mediaflow, udprecv
-from roomprobe.net import mediawire as mw
+from roomprobe.core.probe import Context, Peer, Status, Targets
+from roomprobe.net import udprecv
+from roomprobe.peer import mediaflow
+from roomprobe.peer import mediawire as mw
+from roomprobe.peer.reflector import Reflector, ReflectorLimits
 
 TOKEN = "udprecv-fallback-token"
 
@@ -58,7 +58,7 @@ def test_quality_over_the_fallback_measures_the_call_and_leaves_dscp_unknown(no_
     try:
         ctx = Context(targets=Targets(), options=quality.Options(mtu=False, duration=2.0),
                       privileged=False, deadline=time.monotonic() + 30,
-                      settings=CheckSettings(peer=f"127.0.0.1:{r.port}", peer_token=TOKEN))
+                      peer=Peer("127.0.0.1", r.port, token=TOKEN))
         res = quality.run(ctx)
         assert r.thread is not None and r.thread.is_alive()  # the reflector's loop survived
         assert r.counters.echoed > 50

@@ -19,7 +19,7 @@ from roomprobe.probes import controller_port, dns, interfaces, subnet
 
 from roomprobe.core.errors import ExitCode
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status, Targets
-from roomprobe.core.runner import ProbeRun
+from roomprobe.core.runner import ProbeRun, is_complete
 from roomprobe.report import build
 from roomprobe.report.html import render_html
 from roomprobe.report.markdown import render_markdown
@@ -148,7 +148,8 @@ P, W, F, S, E = Status.PASS, Status.WARN, Status.FAIL, Status.SKIP, Status.ERROR
 ])
 def test_status_precedence(statuses, complete, status, code):
     runs = _runs(*statuses)
-    rep = build.build(runs=runs, complete=complete, targets=Targets(), started_at=time.time(),
+    rep = build.build(runs=runs, complete=is_complete(runs, interrupted=not complete), targets=Targets(),
+                      started_at=time.time(),
                       duration_s=0.5, host={"hostname": "h", "os": "Linux", "os_version": "x",
                                             "interfaces": [], "default_gateway": [],
                                             "raw_sockets": False})

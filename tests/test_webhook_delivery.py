@@ -173,3 +173,59 @@ def test_two_rooms_alternating_send_no_false_changes(tmp_path):
         assert len(rx.events) == 2  # each room's first run only
     finally:
         rx.close()
+
+
+def test_the_verdict_is_on_stdout_while_a_stalled_webhook_still_waits(tmp_path):
+    """A receiver that takes the POST and then says nothing: the check prints its verdict
+    first and delivers after (retries bounded by its deadline), so the person at the screen,
+    or the scheduler reading stdout, never waits on a chat server. The receiver here holds the
+    request until the verdict is on stdout (at most 60 s): with the webhook sent before the
+    verdict (the old order), stdout stays empty for the check's whole 90 s deadline."""
+    import subprocess
+    import sys
+
+    posted, release, bodies = threading.Event(), threading.Event(), []
+
+    class Stall(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            posted.set()
+            release.wait(60)
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Stall)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    proc = subprocess.Popen([sys.executable, "-m", "roomprobe", "check", "--only", "interfaces",
+                             "--timeout", "90", "--no-color", "--webhook", url,
+                             "--history-db", str(tmp_path / "h.sqlite3")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    first_line: list[str] = []
+    seen = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        first_line.append(proc.stdout.readline())
+        seen.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        assert posted.wait(60), "the check never sent its webhook"
+        seen.wait(60)
+        stalled_when_printed = not release.is_set()
+        assert seen.is_set() and stalled_when_printed, "the verdict waited for the webhook"
+        assert first_line[0].split()[0] in ("PASS", "WARN", "FAIL", "UNKNOWN"), first_line
+    finally:
+        release.set()
+        out, err = proc.communicate(timeout=120)
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode in (0, 1, 2, 3), err
+    assert "warning" not in err, err  # the delivery, once released, succeeded
+    assert len(bodies) == 1 and bodies[0]["report"]["status"] == first_line[0].split()[0].lower()

@@ -17,7 +17,7 @@ from roomprobe.probes import wifi as probe
 from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Context, Status, Targets
 from roomprobe.core.settings import CheckSettings
-from roomprobe.net import wifi
+from roomprobe.host import wifi
 
 OS = Path(__file__).parent / "data" / "os"
 WLAN = Path(__file__).parent / "data" / "samples" / "windows" / "netsh-wlan-show-interfaces"
@@ -134,8 +134,10 @@ IFACES = [
 
 
 def ctx(tmp_path: Path, **opts) -> Context:
-    settings = CheckSettings(history_db=str(tmp_path / "h.sqlite3"))
-    return Context(Targets(), probe.Options(**opts), deadline=1e12, privileged=False, settings=settings)
+    from roomprobe.fleet.history import Reader
+
+    return Context(Targets(), probe.Options(**opts), deadline=1e12, privileged=False,
+                   history=Reader(tmp_path / "h.sqlite3"))
 
 
 @pytest.fixture
@@ -214,14 +216,29 @@ def test_damaged_history_is_ignored_not_fatal(host, tmp_path):
     assert probe.run(ctx(tmp_path)).status == Status.PASS
 
 
-def test_history_path_matches_the_fleet_default(monkeypatch, tmp_path):
-    from roomprobe.fleet import history
+def test_the_check_hands_wifi_the_history_it_records_into(monkeypatch, tmp_path):
+    """The reader the check gives the probes reads the database after_run writes (the flag,
+    else $ROOMPROBE_HISTORY_DB, else the platform default), so roaming compares like with like."""
+    from roomprobe.commands.check import _history_reader
+    from roomprobe.fleet import after_run, history
 
-    c = Context(Targets(), probe.Options(), deadline=1e12, privileged=False, settings=CheckSettings())
     monkeypatch.delenv(history.ENV_DB, raising=False)
-    assert probe.history_path(c) == history.default_db_path()
+    assert _history_reader(CheckSettings()).path == after_run.db_path(CheckSettings()) \
+        == history.default_db_path()
     monkeypatch.setenv(history.ENV_DB, str(tmp_path / "x.db"))
-    assert probe.HISTORY_ENV == history.ENV_DB and probe.history_path(c) == history.default_db_path()
+    assert _history_reader(CheckSettings()).path == tmp_path / "x.db"
+    c = CheckSettings(history_db=str(tmp_path / "h.sqlite3"))
+    assert _history_reader(c).path == after_run.db_path(c) == tmp_path / "h.sqlite3"
+
+
+def test_a_missing_or_empty_history_is_none_not_an_empty_list(tmp_path):
+    from roomprobe.fleet.history import Reader
+
+    assert probe.earlier_bssids(None, "wlan0", 10) is None
+    assert probe.earlier_bssids(Reader(tmp_path / "none.sqlite3"), "wlan0", 10) is None
+    _store(tmp_path / "h.sqlite3", "70:3a:0e:aa:bb:cc")
+    assert probe.earlier_bssids(Reader(tmp_path / "h.sqlite3"), "wlan0", 0) is None
+    assert probe.earlier_bssids(Reader(tmp_path / "h.sqlite3"), "wlan0", 10) == ["70:3a:0e:aa:bb:cc"]
 
 
 def test_options_validated():
@@ -255,12 +272,12 @@ def test_ticket_evidence_row_shows_the_wifi_facts():
     assert wifi_line(odd) is None
 
 
-# ---- Windows WLAN API logic (roomprobe.net.wlanapi), the calls faked -------------------------
+# ---- Windows WLAN API logic (roomprobe.host.wlanapi), the calls faked -------------------------
 
 def test_wlan_bss_entry_layout_is_the_sdks():
     """WLAN_BSS_ENTRY as declared in wlanapi.h (field order quoted in MSDN's ns-wlanapi-
     wlan_bss_entry), natural alignment, no pointers, so x86 and x64 agree: 360 bytes."""
-    from roomprobe.net import wlanapi
+    from roomprobe.host import wlanapi
 
     e = wlanapi.WlanBssEntry
     offsets = {name: getattr(e, name).offset for name, _ in e._fields_}
@@ -319,7 +336,7 @@ def _le(fmt, v):
 
 def test_6ghz_channel_5_is_6ghz_from_the_centre_frequency_not_2ghz():
     """6 GHz reuses channel numbers: channel 5 at 5975 MHz is 6 GHz, never "2.4 GHz"."""
-    from roomprobe.net import wlanapi
+    from roomprobe.host import wlanapi
 
     ap = b"\x70\x3a\x0e\xaa\xbb\xcc"
     api = FakeWlan([(GUID_A, "Intel(R) Wi-Fi 7 BE200")],
@@ -338,7 +355,7 @@ def test_6ghz_channel_5_is_6ghz_from_the_centre_frequency_not_2ghz():
 
 
 def test_without_the_centre_frequency_the_band_is_unknown_for_a_6ghz_capable_phy():
-    from roomprobe.net import wlanapi
+    from roomprobe.host import wlanapi
 
     answers = {wlanapi.OPCODE_CURRENT_CONNECTION: _conn_bytes(phy=10),
                wlanapi.OPCODE_RSSI: _le("<i", -60), wlanapi.OPCODE_CHANNEL_NUMBER: _le("<I", 5)}
@@ -353,7 +370,7 @@ def test_without_the_centre_frequency_the_band_is_unknown_for_a_6ghz_capable_phy
 def test_the_interface_is_the_adapters_guid_not_a_description_match():
     """Friendly name "WLAN" (German) appears in no description, and "Wi-Fi" is in both: the GUID
     from GetAdaptersAddresses (AdapterName) picks the interface."""
-    from roomprobe.net import wlanapi
+    from roomprobe.host import wlanapi
 
     ifaces = [(GUID_A, "Intel(R) Wi-Fi 6 AX201 160MHz"), (GUID_B, "MediaTek Wi-Fi 6 MT7921 Wireless LAN Card")]
     api = FakeWlan(ifaces, {wlanapi.OPCODE_CURRENT_CONNECTION: _conn_bytes()})
@@ -369,7 +386,7 @@ def test_the_interface_is_the_adapters_guid_not_a_description_match():
 def test_a_refused_connection_query_still_reads_signal_and_channel_and_says_why():
     """Windows 11 without location permission: WlanQueryInterface(current connection) returns
     ERROR_ACCESS_DENIED; RSSI and channel are still asked and reported, with the reason."""
-    from roomprobe.net import wlanapi
+    from roomprobe.host import wlanapi
 
     api = FakeWlan([(GUID_A, "x")], {wlanapi.OPCODE_CURRENT_CONNECTION: 5,
                                      wlanapi.OPCODE_RSSI: _le("<i", -61),
@@ -393,8 +410,8 @@ def test_windows_reader_asks_by_the_adapters_guid_and_keeps_the_apis_reason(monk
     import sys
 
     from roomprobe.core import oscmd
-    from roomprobe.net import wlanapi
-    from roomprobe.net.osnet import _windows
+    from roomprobe.host import wlanapi
+    from roomprobe.host.osnet import _windows
 
     seen = {}
     partial = dict(wifi.empty("WLAN", "wlanapi"), note="signal (RSSI) not read: access denied",

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from roomprobe.net.osnet import winuser
-from roomprobe.net.proxysrc import windows
+from roomprobe.host.osnet import winuser
+from roomprobe.proxy.sources import windows
 
 DATA = Path(__file__).parent / "data" / "winreg"
 SUB = windows.USER_SUB

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from roomprobe.net import appconns, zoomranges
+from roomprobe.host import appconns
+from roomprobe.net import zoomranges
 
 URL = "https://ranges.example.invalid/Zoom.txt"
 

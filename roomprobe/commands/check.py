@@ -13,72 +13,44 @@ import click
 from roomprobe.core.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
-    from roomprobe.core.probe import Probe
+    from roomprobe.core.probe import HistoryReader, Probe
+    from roomprobe.core.probe import Peer as ProbePeer
     from roomprobe.core.settings import CheckSettings, Settings
     from roomprobe.report.build import EvidencePack
     from roomprobe.report.model import DiagnosisEntry, Report
 
 
+def _options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give ``command`` one click option per flag declared in core.settings.CheckSettings, in
+    field order, each named after its field: the parsed values arrive keyed as CheckSettings
+    is, so ``--peer``'s value is ``opts["peer"]`` and then ``CheckSettings.peer``."""
+    from dataclasses import fields
+
+    from roomprobe.core.settings import CheckSettings
+
+    for f in reversed(fields(CheckSettings)):
+        flag = f.metadata.get("flag")
+        if flag is None:
+            continue
+        kind: Any = flag.kind
+        if flag.choices:
+            kind = click.Choice(list(flag.choices))
+        elif flag.bounds:
+            kind = click.IntRange(*flag.bounds)
+        elif flag.file_path:
+            kind = click.Path(dir_okay=False)
+        extra: dict[str, Any] = ({"is_flag": True, "flag_value": flag.flag_value} if flag.is_flag
+                                 else {"type": kind})
+        command = click.option(*flag.decls, f.name, default=None, multiple=flag.multiple,
+                               metavar=flag.metavar, envvar=flag.envvar, help=flag.help,
+                               **extra)(command)
+    return command
+
+
 @click.command()
-@click.option("--controller", metavar="ADDR", multiple=True,
-              help="The controller's address (run this on the room).")
-@click.option("--room", metavar="ADDR", multiple=True,
-              help="The room's address (run this next to the controller); one per check.")
-@click.option("--port", type=int, default=None, help="Controller-to-room TCP port [default: 9090].")
-@click.option("--timeout", type=float, default=None, metavar="S",
-              help="Global deadline in seconds for all quick probes [default: 5].")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="TOML config file [default: $ROOMPROBE_CONFIG or the user config dir].")
-@click.option("--only", multiple=True, metavar="IDS", help="Run only these probes (comma-separated).")
-@click.option("--skip", multiple=True, metavar="IDS", help="Skip these probes (comma-separated).")
-@click.option("--set", "set_opts", multiple=True, metavar="PROBE.KEY=VALUE",
-              help="Override a probe option (endpoints, thresholds); see 'roomprobe probes'.")
-@click.option("--code", default=None, metavar="CODE",
-              help="The error code the user saw (2002, zoom-rooms:2002): its causes come first.")
-@click.option("--room-name", default=None, metavar="NAME",
-              help="The room's name as the customer knows it (for the ticket) [config: room_name].")
-@click.option("--note", default=None, metavar="TEXT", help="Free text for the ticket (what the user saw).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "nagios"]), default=None,
-              help="Output on stdout; nagios: one status line + perfdata [default: text].")
-@click.option("--json", "json_path", default=None, metavar="PATH|-",
-              help="Also write the JSON report to PATH (atomically); '-' means JSON on stdout.")
-@click.option("--no-color", is_flag=True, default=False, help="No colours (also: NO_COLOR=1).")
-@click.option("-v", "--verbose", is_flag=True, default=False, help="Show each probe's evidence.")
-@click.option("--history/--no-history", "history", default=None,
-              help="Record this run in the history database [default: on].")
-@click.option("--history-db", default=None, metavar="PATH",
-              help="History database [default: $ROOMPROBE_HISTORY_DB or the user state dir].")
-@click.option("--prometheus-textfile", default=None, metavar="PATH.prom",
-              help="Write metrics for node_exporter/windows_exporter's textfile collector.")
-@click.option("--webhook", default=None, metavar="URL",
-              help="POST the report to URL when the status changed since the last run.")
-@click.option("--webhook-format", default=None, type=click.Choice(["json", "slack", "teams"]),
-              help="Webhook body: roomprobe json, a Slack message, a Teams Adaptive Card [default: json].")
-@click.option("--webhook-header", "webhook_headers", multiple=True, metavar="'NAME: VALUE'",
-              help="Extra header on each webhook POST (e.g. a ticket system's Authorization).")
-@click.option("--webhook-secret", default=None, metavar="KEY", envvar="ROOMPROBE_WEBHOOK_SECRET",
-              help="Sign webhook POSTs (X-Roomprobe-Signature: HMAC-SHA256; also: ROOMPROBE_WEBHOOK_SECRET).")
-@click.option("--peer", default=None, metavar="ADDR[:PORT]",
-              help="Measure bandwidth/latency to a 'roomprobe serve' peer (the LAN path).")
-@click.option("--peer-token", default=None, metavar="TOKEN", envvar="ROOMPROBE_PEER_TOKEN",
-              help="The session token 'roomprobe serve' printed (also: ROOMPROBE_PEER_TOKEN).")
-@click.option("--peer-fingerprint", default=None, metavar="SHA256", envvar="ROOMPROBE_PEER_FINGERPRINT",
-              help="Speak TLS to the peer and pin its certificate: the SHA-256 fingerprint "
-                   "'roomprobe serve --tls' printed (a different certificate: nothing is sent, exit 3).")
-@click.option("--peer-tls-unpinned", is_flag=True, default=None,
-              help="Speak TLS to the peer WITHOUT checking its certificate: hides the token from "
-                   "listeners, not from a machine in the middle (prefer --peer-fingerprint).")
-@click.option("--bandwidth/--no-bandwidth", "bandwidth", default=None,
-              help="Run (or skip, for a quick check) the bandwidth probe [default: run].")
-@click.option("--displays", type=click.IntRange(1, 3), default=None, metavar="1-3",
-              help="The room's display count for the bandwidth profile [default: detected "
-                   "from the OS on the room PC, else 1].")
-@click.option("--resolution", type=click.Choice(["720p", "1080p"]), default=None,
-              help="The room's video resolution for the bandwidth profile [default: 720p].")
-@click.option("--share/--no-share", "share", default=None,
-              help="Count screen sharing in the bandwidth profile [default: off].")
+@_options
 def check(**opts: Any) -> int:
     """Run the probes and tell why the controller, the room or Zoom's cloud cannot talk.
 
@@ -89,47 +61,30 @@ def check(**opts: Any) -> int:
     try:
         return _check(opts)
     except UsageError as exc:
-        if opts.get("fmt") == "nagios":  # a monitoring plugin's UNKNOWN explains itself on stdout
+        if opts.get("format") == "nagios":  # a monitoring plugin's UNKNOWN explains itself on stdout
             from roomprobe.report.nagios import usage_line
 
             click.echo(usage_line(str(exc)))
         raise
 
 
-def _one(flag: str, values: tuple[str, ...]) -> str | None:
-    """--room/--controller name one address per check; several are refused, never half-used."""
-    if len(values) > 1 and flag == "room":
-        raise UsageError(f"--room given {len(values)} times: a check looks at one room; for "
-                         f"several rooms at once run 'roomprobe sweep {' '.join(values[:3])}'")
-    if len(values) > 1:
-        raise UsageError(f"--{flag} given {len(values)} times: a check looks at one room; "
-                         f"run one check per {flag} (e.g. for a in {' '.join(values[:3])}; do "
-                         f"roomprobe check --{flag} $a; done)")
-    return values[0] if values else None
-
-
 def _check(o: dict[str, Any]) -> int:
-    """Flags (click's names) -> typed settings -> the run."""
+    """Flags (keyed by CheckSettings field) -> typed settings -> the run."""
     from roomprobe.core import settings as st
     from roomprobe.core.registry import load_probes
 
-    cfg = st.load(Path(o["config_path"]) if o["config_path"] else st.default_config_path())
-    flags = {"controller": _one("controller", o["controller"]), "room": _one("room", o["room"]),
-             "format": o["fmt"], "json": o["json_path"],
-             "webhook_headers": o["webhook_headers"] or None,
-             **{k: o[k] for k in ("port", "timeout", "code", "room_name", "note", "history", "history_db",
-                                  "prometheus_textfile", "webhook", "only", "skip", "no_color", "verbose",
-                                  "peer", "peer_token", "bandwidth", "webhook_format", "webhook_secret",
-                                  "displays", "resolution", "share", "peer_tls_unpinned")},
-             "peer_fingerprint": _fingerprint(o["peer_fingerprint"])}
+    cfg = st.load(Path(o["config"]) if o["config"] else st.default_config_path())
+    flags = st.flags_given(o)
+    flags["peer_fingerprint"] = _fingerprint(flags["peer_fingerprint"])
     probes = load_probes()
-    settings = st.build(cfg, flags, o["set_opts"], probes, checks=(_check_code, _check_peer, _check_fleet))
+    settings = st.build(cfg, flags, flags["set_options"] or (), probes,
+                        checks=(_check_code, _check_peer, _check_fleet))
     _check_peer_certificate(settings.check)
     return run_check(settings, probes)
 
 
 def _fingerprint(value: str | None) -> str | None:
-    from roomprobe.net.peertls import fingerprint_option
+    from roomprobe.peer.tls import fingerprint_option
 
     return fingerprint_option(value)
 
@@ -140,9 +95,9 @@ def _check_peer_certificate(c: CheckSettings) -> None:
     A peer that does not answer is left to the probes, which report it as they always did."""
     if c.peer is None or c.peer_fingerprint is None:
         return
-    from roomprobe.net.peerlink import split_peer
-    from roomprobe.net.peerport import PEER_PORT
-    from roomprobe.net.peertls import PinMismatch, verify_peer
+    from roomprobe.peer.link import split_peer
+    from roomprobe.peer.port import PEER_PORT
+    from roomprobe.peer.tls import PinMismatch, verify_peer
 
     host, port = split_peer(c.peer, PEER_PORT)
     try:
@@ -170,8 +125,8 @@ def _check_peer(c: CheckSettings) -> None:
         raise UsageError("--peer-fingerprint pins the peer's certificate and --peer-tls-unpinned "
                          "checks none: give one of them")
     if c.peer is not None:
-        from roomprobe.net.peerlink import split_peer
-        from roomprobe.net.peerport import PEER_PORT
+        from roomprobe.peer.link import split_peer
+        from roomprobe.peer.port import PEER_PORT
 
         try:
             split_peer(c.peer, PEER_PORT)
@@ -186,80 +141,96 @@ def _check_fleet(c: CheckSettings) -> None:
 
 
 def run_check(settings: Settings, all_probes: Mapping[str, Probe]) -> int:
-    """The check itself, shared by ``check`` and scheduled runs: returns the exit code."""
+    """The check itself, shared by ``check`` and scheduled runs: returns the exit code.
+
+    Order: the probes; the report; the local records (--json, history, textfile); the verdict
+    on stdout; only then the webhook, whose retries may wait up to the check's deadline."""
     from roomprobe.core import runner, targets
-    from roomprobe.core.probe import Context, Result, Status
+    from roomprobe.core.probe import Context
     from roomprobe.core.settings import selected as selected_ids
-    from roomprobe.net import osnet
+    from roomprobe.fleet import after_run
+    from roomprobe.host import osnet
     from roomprobe.report import build as report
 
     c = settings.check
     selected = [all_probes[pid] for pid in selected_ids(settings, all_probes)]
-
     started = time.time()
     app_lookup = _app_lookup()  # in the background, while the probes run
     t0 = time.monotonic()
     tgt = targets.resolve(c.controller, c.room, int(c.port), osnet.local_addresses())
-    privileged = osnet.is_privileged()
-
-    def needs_unmet(p: Probe) -> Result | None:
-        if "peer" in p.needs and tgt.peer is None:
-            return Result(Status.SKIP, "no-peer", "needs --controller (on the room) or --room "
-                          "(next to the controller)", {})
-        if "role" in p.needs and tgt.role == "unknown":
-            return Result(Status.SKIP, "no-target", "needs --controller or --room", {})
-        return None
-
-    runnable, skipped = [], {}
-    for p in selected:
-        unmet = needs_unmet(p)
-        if unmet:
-            skipped[p.id] = unmet
-        else:
-            runnable.append(p)
-
+    privileged, peer, history = osnet.is_privileged(), _peer(c), _history_reader(c)
     from roomprobe.commands import formats
 
-    live = c.format == "text" and formats.terminal().live  # a progress line on stderr is welcome
+    term = formats.terminal()
+    progress = c.format == "text" and term.live  # a live progress line on stderr is welcome
 
     def make_context(p: Probe, deadline: float) -> Context:
-        return Context(targets=tgt, options=settings.probes[p.id].options, deadline=deadline, live=live,
-                       privileged=privileged, settings=c, user_code=c.code)
+        return Context(targets=tgt, options=settings.probes[p.id].options, deadline=deadline,
+                       privileged=privileged, user_code=c.code, peer=peer, history=history,
+                       progress=progress)
 
-    timed = [_with_timeout(p, settings.probes[p.id].timeout) for p in runnable]
+    timeouts = {p.id: settings.probes[p.id].timeout for p in selected}
     with _sigterm_ends_the_run(runner.Terminated):
-        runs_, complete = runner.run(timed, make_context, float(c.timeout))
-    by_id = {r.probe.id: r for r in runs_}
-    all_runs = [by_id[p.id] if p.id in by_id else runner.ProbeRun(p, skipped[p.id], 0.0)
-                for p in selected]
+        runs, complete = runner.run(selected, make_context, float(c.timeout), targets=tgt, timeouts=timeouts)
 
     host = {**osnet.host_info(), "interfaces": list(osnet.interfaces()),
             "default_gateway": list(osnet.default_gateways()), "raw_sockets": osnet.raw_sockets()}
-    rep = report.build(runs=all_runs, complete=complete, targets=tgt, started_at=started,
+    rep = report.build(runs=runs, complete=complete, targets=tgt, started_at=started,
                        duration_s=time.monotonic() - t0, host=host, pack=_evidence_pack(c, started, app_lookup))
     rep.diagnosis = _diagnose(rep, c.code)
-    code = int(report.exit_code(rep))  # after_run, the Nagios line and the process agree on it
+    code = int(report.exit_code(rep))  # the one exit code: history, the Nagios line and the process
 
-    write_error = None
-    if c.json:
-        from roomprobe.core.fsutil import atomic_write_text
-
-        try:
-            atomic_write_text(c.json, report.to_json(rep))
-        except OSError as exc:  # a full disk: the verdict is still shown, then the failure
-            write_error = (f"could not write the report to {c.json}: {exc.strerror or exc}; "
-                           "the verdict above is complete; free space or choose a writable path for --json")
-    from roomprobe.fleet import after_run
-
-    after_run.after_run(rep, code, c, deadline=t0 + float(c.timeout))
-    from roomprobe.commands import formats
+    write_error = _write_json(c, rep)
+    recorded = after_run.record(rep, code, c)
     from roomprobe.core.output import RenderOptions
 
-    formats.emit("report", str(c.format), rep, RenderOptions(verbose=bool(c.verbose), color=bool(c.color)))
+    formats.emit("report", str(c.format), rep, RenderOptions(verbose=bool(c.verbose), color=bool(c.color)),
+                 term)
+    after_run.deliver(recorded, deadline=t0 + float(c.timeout))
     if write_error:
         click.echo(f"roomprobe: {write_error}", err=True)
         return int(ExitCode.UNKNOWN)  # the file the user asked for does not exist: never "OK"
     return code
+
+
+def _write_json(c: CheckSettings, rep: Report) -> str | None:
+    """--json FILE, atomically; a failure (a full disk) is returned, to be told after the
+    verdict, which is still shown."""
+    if not c.json:
+        return None
+    from roomprobe.core.fsutil import atomic_write_text
+    from roomprobe.report import build as report
+
+    try:
+        atomic_write_text(c.json, report.to_json(rep))
+    except OSError as exc:
+        return (f"could not write the report to {c.json}: {exc.strerror or exc}; "
+                "the verdict above is complete; free space or choose a writable path for --json")
+    return None
+
+
+def _peer(c: CheckSettings) -> ProbePeer | None:
+    """--peer and how to speak to it, parsed once for the probes (validated by _check_peer)."""
+    if c.peer is None:
+        return None
+    from roomprobe.core.probe import Peer
+    from roomprobe.peer.link import split_peer
+    from roomprobe.peer.port import PEER_PORT
+
+    host, port = split_peer(c.peer, PEER_PORT)
+    # split_peer fills a missing port with its default: a second default tells a port the
+    # user wrote from one filled in, which the probes then take from their peer_port option.
+    named = split_peer(c.peer, PEER_PORT + 1)[1] == port
+    return Peer(host, port if named else None, token=c.peer_token or "",
+                fingerprint=c.peer_fingerprint, tls_unpinned=bool(c.peer_tls_unpinned))
+
+
+def _history_reader(c: CheckSettings) -> HistoryReader:
+    """The history this run records into (after_run.db_path), for the probes to look back."""
+    from roomprobe.fleet import after_run
+    from roomprobe.fleet.history import Reader
+
+    return Reader(after_run.db_path(c))
 
 
 @contextlib.contextmanager
@@ -293,14 +264,14 @@ def _app_lookup() -> Any:
     workers are joined at exit) so a hung lookup can never hold the process after the report.
     """
     from roomprobe.core.threads import Daemons
-    from roomprobe.report import evidence
+    from roomprobe.host import evidence
 
     return Daemons("zr-app").submit(lambda: evidence.zoom_rooms_app())
 
 
 def _evidence_pack(c: CheckSettings, started: float, app_lookup: Any) -> EvidencePack:
     """Ticket fields (docs/report.md): room name, note, code, app version, time zone, window."""
-    from roomprobe.report import evidence
+    from roomprobe.host import evidence
 
     try:
         app = app_lookup.result(timeout=1.0)  # at most one second more than the probes took
@@ -311,12 +282,6 @@ def _evidence_pack(c: CheckSettings, started: float, app_lookup: Any) -> Evidenc
     return EvidencePack(room_name=c.room_name, note=c.note, user_code=None if c.code is None else str(c.code),
                         zoom_rooms_app=app, timezone=evidence.local_timezone(),
                         window=evidence.time_window(started, time.time()))
-
-
-def _with_timeout(p: Any, timeout: float) -> Any:
-    from dataclasses import replace
-
-    return p if timeout == p.timeout_s else replace(p, timeout_s=float(timeout))
 
 
 def _diagnose(rep: Report, code: Any) -> list[DiagnosisEntry]:

@@ -15,7 +15,7 @@ DEFAULT_LISTEN = "127.0.0.1:9129"
 
 
 def _listen(value: str) -> tuple[str, int]:
-    from roomprobe.net.peerlink import split_peer
+    from roomprobe.peer.link import split_peer
 
     try:
         host, port = split_peer(value, 9129)

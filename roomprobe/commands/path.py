@@ -11,12 +11,16 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from roomprobe.commands import formats
 from roomprobe.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from roomprobe.core.output import Terminal
+    from roomprobe.report.model import Report
 
 
 @click.command()
@@ -61,57 +65,14 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
     from real loss; silent hops are "no reply". Exit code as for check (0 OK, 1 warning,
     2 failure, 3 unknown). docs/path.md has the details.
     """
-    from roomprobe.core import settings as st
-    from roomprobe.core.probe import Targets
     from roomprobe.core.runner import ProbeRun
     from roomprobe.net import traceroute
     from roomprobe.probes import path as pp
     from roomprobe.report import build as report
 
     probe = pp.PROBE
-    cfg = st.load(Path(config_path) if config_path else st.default_config_path())
-    defaults = st.option_defaults(probe.options)
-    for item in set_opts:
-        if not item.startswith("path."):
-            raise UsageError(f"--set {item}: only path.KEY=VALUE options apply here")
-    values = st.probe_values("path", defaults, cfg, st.parse_set(set_opts, {"path": defaults}).get("path", {}))
-    opts = probe.options(**values)
-    changes: dict[str, Any] = {"rounds": max(1, count), "interval": interval, "wait": wait}
-    if target:
-        changes.update(targets=(target,), media_hosts=())
-    if method:
-        changes["method"] = method
-    if max_ttl:
-        changes["max_ttl"] = max_ttl
-    if no_mtu:
-        changes["mtu_check"] = False
-    opts = replace(opts, **changes)
-    pp.validate(opts)
-    back_at = None
-    if back:
-        from roomprobe.fleet import agent as ag
-
-        if not peer_token:
-            raise UsageError("--back needs the agent's session token: --peer-token TOKEN "
-                             "(the token its 'roomprobe serve --agent' printed)")
-        try:
-            back_at = ag.agent_address(back)
-        except ValueError as exc:
-            raise UsageError(f"--back: {exc}") from None
-    if json_path and not Path(json_path).expanduser().resolve().parent.is_dir():
-        raise UsageError(f"--json {json_path}: its directory does not exist; choose a writable path")
-    host = str(opts.targets[0]) if opts.targets else ""
-    if not host:
-        raise UsageError("nothing to trace: give a TARGET or set path.targets in the config file")
-    try:
-        address = pp.resolve(host)
-    except (OSError, UnicodeError) as exc:
-        raise UsageError(f"cannot resolve {host}: {exc}; check the name or give an IPv4 address") from None
-    try:
-        # Zoom's web host (no TARGET) answers TCP 443, not UDP to a closed port: start with TCP.
-        choice = traceroute.choose(str(opts.method), first="udp" if target else "tcp")
-    except traceroute.MethodUnavailable as exc:
-        raise UsageError(f"no way to send probes here: {exc}") from None
+    opts = _options(config_path, set_opts, target, count, interval, wait, method, max_ttl, no_mtu)
+    back_at, host, address, choice = _where(opts, target, back, peer_token, json_path)
 
     ranges_box: list[Any] = []
     from roomprobe.core.threads import start_guarded
@@ -154,15 +115,96 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
     for f in result.findings:  # what the runner does for check
         f.probe = probe.id
     run = ProbeRun(probe, result, time.monotonic() - t0)
-    from roomprobe.net import osnet
+    rep = _report(run, interrupted=trace.interrupted and count != 0, started=started, t0=t0)
+    if live:
+        stream.write("\x1b[H\x1b[2J")
+    _emit(rep, fmt, json_path, term)
+    return int(report.exit_code(rep))
+
+
+def _where(opts: Any, target: str | None, back: str | None, peer_token: str | None,
+           json_path: str | None) -> tuple[Any, str, Any, Any]:
+    """What to trace and how, checked before anything is sent: (--back's agent address or None,
+    the host, its address, the traceroute method chosen); every problem is one usage line."""
+    from roomprobe.net import traceroute
+    from roomprobe.probes import path as pp
+
+    back_at = None
+    if back:
+        from roomprobe.peer import agent as ag
+
+        if not peer_token:
+            raise UsageError("--back needs the agent's session token: --peer-token TOKEN "
+                             "(the token its 'roomprobe serve --agent' printed)")
+        try:
+            back_at = ag.agent_address(back)
+        except ValueError as exc:
+            raise UsageError(f"--back: {exc}") from None
+    if json_path and not Path(json_path).expanduser().resolve().parent.is_dir():
+        raise UsageError(f"--json {json_path}: its directory does not exist; choose a writable path")
+    host = str(opts.targets[0]) if opts.targets else ""
+    if not host:
+        raise UsageError("nothing to trace: give a TARGET or set path.targets in the config file")
+    try:
+        address = pp.resolve(host)
+    except (OSError, UnicodeError) as exc:
+        raise UsageError(f"cannot resolve {host}: {exc}; check the name or give an IPv4 address") from None
+    try:
+        # Zoom's web host (no TARGET) answers TCP 443, not UDP to a closed port: start with TCP.
+        choice = traceroute.choose(str(opts.method), first="udp" if target else "tcp")
+    except traceroute.MethodUnavailable as exc:
+        raise UsageError(f"no way to send probes here: {exc}") from None
+    return back_at, host, address, choice
+
+
+def _report(run: Any, *, interrupted: bool, started: float, t0: float) -> Report:
+    """The path run as a normal roomprobe report (the one ``path`` probe), with its diagnosis."""
+    from roomprobe.core.probe import Targets
+    from roomprobe.core.runner import is_complete
+    from roomprobe.host import osnet
+    from roomprobe.report import build as report
 
     host_facts = {**osnet.host_info(), "interfaces": list(osnet.interfaces()),
                   "default_gateway": list(osnet.default_gateways()), "raw_sockets": osnet.raw_sockets()}
-    rep = report.build(runs=[run], complete=not trace.interrupted or count == 0, targets=Targets(),
+    complete = is_complete([run], interrupted=interrupted)
+    rep = report.build(runs=[run], complete=complete, targets=Targets(),
                        started_at=started, duration_s=time.monotonic() - t0, host=host_facts)
     rep.diagnosis = report.diagnose(rep.findings, None, {"path"})
-    if live:
-        stream.write("\x1b[H\x1b[2J")
+    return rep
+
+
+def _options(config_path: str | None, set_opts: tuple[str, ...], target: str | None, count: int,
+             interval: float, wait: float, method: str | None, max_ttl: int | None, no_mtu: bool) -> Any:
+    """The path probe's options: defaults <- config file <- --set (path.* only) <- the flags."""
+    from roomprobe.core import settings as st
+    from roomprobe.probes import path as pp
+
+    probe = pp.PROBE
+    cfg = st.load(Path(config_path) if config_path else st.default_config_path())
+    defaults = st.option_defaults(probe.options)
+    for item in set_opts:
+        if not item.startswith("path."):
+            raise UsageError(f"--set {item}: only path.KEY=VALUE options apply here")
+    values = st.probe_values("path", defaults, cfg, st.parse_set(set_opts, {"path": defaults}).get("path", {}))
+    opts = probe.options(**values)
+    changes: dict[str, Any] = {"rounds": max(1, count), "interval": interval, "wait": wait}
+    if target:
+        changes.update(targets=(target,), media_hosts=())
+    if method:
+        changes["method"] = method
+    if max_ttl:
+        changes["max_ttl"] = max_ttl
+    if no_mtu:
+        changes["mtu_check"] = False
+    opts = replace(opts, **changes)
+    pp.validate(opts)
+    return opts
+
+
+def _emit(rep: Report, fmt: str, json_path: str | None, term: Terminal) -> None:
+    """--json FILE (atomically), then the report on stdout in ``fmt``."""
+    from roomprobe.report import build as report
+
     if json_path:
         from roomprobe.core.fsutil import atomic_write_text
 
@@ -171,15 +213,14 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
         except OSError as exc:
             raise UsageError(f"cannot write {json_path}: {exc.strerror or exc}; choose a writable path") from None
     formats.emit("report", fmt, rep, term=term)
-    return int(report.exit_code(rep))
 
 
 def _trace_back(at: tuple[str, int], token: str, ranges: Any, opts: Any) -> list[tuple[dict[str, Any], Any]]:
     """The peer's trace towards this device (its agent runs the path probe), judged here like
     ours; when no agent answers, an info finding says why (the forward result stands)."""
     from roomprobe.core.probe import Finding, Severity
-    from roomprobe.fleet import agent as ag
-    from roomprobe.net import osnet
+    from roomprobe.host import osnet
+    from roomprobe.peer import agent as ag
     from roomprobe.probes import _pathjudge
     from roomprobe.probes import path as pp
 

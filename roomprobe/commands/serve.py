@@ -1,5 +1,5 @@
-"""``roomprobe serve``: the far end of the LAN bandwidth test (see roomprobe/fleet/serve.py) and,
-on the same port number over UDP, of the quality test (roomprobe/fleet/reflector.py)."""
+"""``roomprobe serve``: the far end of the LAN bandwidth test (see roomprobe/peer/serve.py) and,
+on the same port number over UDP, of the quality test (roomprobe/peer/reflector.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import click
 
 from roomprobe.core.errors import UsageError
 from roomprobe.core.threads import start_guarded
-from roomprobe.net.peerport import PEER_PORT as DEFAULT_SPEED_PORT
+from roomprobe.peer.port import PEER_PORT as DEFAULT_SPEED_PORT
 
 
 @click.command()
@@ -69,7 +69,7 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
                                                --peer-token TOKEN
     """
     from roomprobe.core.targets import BadScope, ip_literal
-    from roomprobe.fleet.serve import Limits, SpeedServer, zoom_standin
+    from roomprobe.peer.serve import Limits, SpeedServer, zoom_standin
 
     try:
         ip_literal(bind)
@@ -96,7 +96,7 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
     check_agent = None
     if agent:
         from roomprobe.core.registry import load_probes
-        from roomprobe.fleet.agent import Agent
+        from roomprobe.peer.agent import Agent
 
         check_agent = Agent(load_probes())  # the caller may name only probes that exist
     try:
@@ -104,7 +104,7 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
                              tls=tls_ctx)
     except OSError as exc:
         raise UsageError(f"cannot listen on {bind}:{speed_port}: {exc.strerror or exc}") from None
-    from roomprobe.fleet.reflector import Reflector, ReflectorLimits
+    from roomprobe.peer.reflector import Reflector, ReflectorLimits
 
     try:  # the quality probe's UDP reflector: same port number, same token
         reflector = Reflector(bind, speed_port, token,
@@ -133,7 +133,7 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
     peer = bind if speed_port == DEFAULT_SPEED_PORT else f"{host}:{speed_port}"
     pin = f" --peer-fingerprint {fingerprint}" if fingerprint else ""
     if fingerprint:
-        from roomprobe.net.peertls import shown as colons
+        from roomprobe.peer.tls import shown as colons
 
         click.echo(f"TLS ({tls_note}); certificate SHA-256 fingerprint: {colons(fingerprint)}")
     else:
@@ -178,7 +178,7 @@ def _tls(bind: str, tls: bool, cert: str | None, key: str | None):  # type: igno
                          "for a self-signed certificate")
     if cert is None and not tls:
         return None, None, None
-    from roomprobe.fleet import servetls
+    from roomprobe.peer import servetls
 
     if cert is not None and key is not None:
         ctx, fp = servetls.server_context(cert, key)
@@ -193,7 +193,8 @@ def _web_config_tls(path: str, also_flags: bool):  # type: ignore[no-untyped-def
     """TLS from an exporter-toolkit web config file: its tls_server_config only. serve
     authenticates with its session token, and its clients present no certificate, so
     basic_auth_users and client certificates are refused with what to do instead."""
-    from roomprobe.fleet import servetls, webconfig
+    from roomprobe.fleet import webconfig
+    from roomprobe.peer import servetls
 
     if also_flags:
         raise UsageError("--web-config names the certificate already: leave out --tls, "

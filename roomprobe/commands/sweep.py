@@ -88,7 +88,7 @@ def sweep(targets: tuple[str, ...], port: int, timeout: float, concurrency: int,
     if term.live:
         term.note("\r\033[K", nl=False)
     if request is not None:
-        from roomprobe.fleet.agent import GRACE_S
+        from roomprobe.peer.agent import GRACE_S
 
         outcomes = sw.ask_agents(rooms, str(peer_token), request, deep_timeout + GRACE_S + 5,
                                  deep_concurrency, progress=_progress(term, "deep"), pin=pin,
@@ -116,7 +116,7 @@ def _deep_request(rooms, token: str | None, only: tuple[str, ...], timeout: floa
     """What --deep asks every agent, checked before the sweep starts (bad input: exit 3)."""
     from roomprobe.core.settings import split_ids
     from roomprobe.fleet import sweep as sw
-    from roomprobe.fleet.agent import BadRequest, CheckRequest, parse_request
+    from roomprobe.peer.agent import BadRequest, CheckRequest, parse_request
 
     if not token:
         raise UsageError("--deep needs the agents' session token: --peer-token TOKEN or "
@@ -142,7 +142,7 @@ def _deep_tls(rooms, deep: bool, fingerprint: str | None, unpinned: bool) -> str
     if fingerprint and unpinned:
         raise UsageError("--peer-fingerprint pins the agents' certificate and --peer-tls-unpinned "
                          "checks none: give one of them")
-    from roomprobe.net.peertls import fingerprint_option
+    from roomprobe.peer.tls import fingerprint_option
 
     return fingerprint_option(fingerprint)
 

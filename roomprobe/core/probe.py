@@ -39,12 +39,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from roomprobe.core.settings import option_defaults, options_class
-
-if TYPE_CHECKING:
-    from roomprobe.core.settings import CheckSettings
 
 __all__ = [
     "PLAN_SHARE",
@@ -55,6 +52,8 @@ __all__ = [
     "Finding",
     "Result",
     "Targets",
+    "Peer",
+    "HistoryReader",
     "Context",
     "Probe",
 ]
@@ -179,18 +178,48 @@ class Targets:
         return None
 
 
+@dataclass(frozen=True)
+class Peer:
+    """The ``roomprobe serve`` peer of ``--peer``, parsed once by the command (so a probe never
+    splits the text again), with how to speak to it."""
+
+    host: str
+    port: int | None  # None: --peer named no port, so the probe's own ``peer_port`` option applies
+    token: str = ""  # --peer-token ("" when none: the peer then refuses, and says so)
+    fingerprint: str | None = None  # --peer-fingerprint: TLS, pinned to this certificate SHA-256
+    tls_unpinned: bool = False  # --peer-tls-unpinned: TLS, certificate not checked
+
+    def port_or(self, default: int) -> int:
+        return self.port if self.port is not None else int(default)
+
+    @property
+    def tls(self) -> bool:
+        """serve --tls: the token travels only inside TLS."""
+        return bool(self.fingerprint or self.tls_unpinned)
+
+
+class HistoryReader(Protocol):
+    """Earlier runs, for a probe that compares with them (wifi: roaming between access points).
+    The command hands one in (fleet.history.Reader); probes never open the history themselves."""
+
+    def recent_reports(self, limit: int) -> list[dict[str, Any]] | None:
+        """The newest ``limit`` stored reports, newest first; None when there is no history."""
+        ...
+
+
 @dataclass
 class Context:
-    """Everything a probe gets. ``options`` is this probe's typed Options (defaults <- file <- --set)."""
+    """Everything a probe gets: its own typed Options (defaults <- file <- --set) and the few
+    facts of this run it may need. Nothing else of the check's settings reaches a probe."""
 
     targets: Targets
     options: Any  # the probe's own frozen Options dataclass
     deadline: float  # time.monotonic() value after which the runner stops waiting
     privileged: bool
-    settings: CheckSettings | None = None  # the check's own settings (format, peer, ...)
     user_code: str | None = None  # the error code the user saw (--code), if any
-    # A progress line on stderr is welcome (text output, stderr a terminal: core/output.Terminal).
-    live: bool = False
+    peer: Peer | None = None  # --peer, parsed (bandwidth, quality)
+    history: HistoryReader | None = None  # earlier runs (wifi)
+    progress: bool = False  # a live progress line on stderr is welcome (text output on a terminal)
 
     def remaining(self) -> float:
         """Seconds left before this probe's deadline (never negative)."""

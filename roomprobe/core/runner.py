@@ -19,10 +19,10 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from roomprobe.core.probe import Context, Probe, Result, Status
+from roomprobe.core.probe import Context, Probe, Result, Status, Targets
 
 # How long past its deadline a probe may take to hand in the result it built from its own
 # timeouts before the runner stops waiting for it.
@@ -74,83 +74,122 @@ def _worker(probe: Probe, ctx: Context, out: queue.Queue) -> None:
     out.put((probe.id, result, time.monotonic() - t0))
 
 
+def unmet_need(probe: Probe, targets: Targets) -> Result | None:
+    """The SKIP a probe gets when the targets lack what it declared it needs, else None."""
+    if "peer" in probe.needs and targets.peer is None:
+        return Result(Status.SKIP, "no-peer", "needs --controller (on the room) or --room "
+                      "(next to the controller)", {})
+    if "role" in probe.needs and targets.role == "unknown":
+        return Result(Status.SKIP, "no-target", "needs --controller or --room", {})
+    return None
+
+
+def is_complete(runs: Iterable[ProbeRun], interrupted: bool = False) -> bool:
+    """The one rule for a complete run: not interrupted, and every probe reached a verdict (none
+    ended in ``error``). The report's ``complete`` field and its status both follow it."""
+    return not interrupted and all(r.result.status != Status.ERROR for r in runs)
+
+
 def run(probes: Iterable[Probe], make_context: Callable[[Probe, float], Context],
-        global_timeout: float, on_result: Callable[[ProbeRun], None] | None = None,
+        global_timeout: float, on_result: Callable[[ProbeRun], None] | None = None, *,
+        targets: Targets | None = None, timeouts: Mapping[str, float] | None = None,
         ) -> tuple[list[ProbeRun], bool]:
     """Run ``probes``; returns their runs in the given order and whether the run completed
-    (no Ctrl-C, and every probe reached a verdict: none ended in ``error``).
+    (:func:`is_complete`).
 
     ``make_context(probe, deadline)`` builds each probe's context; ``deadline`` is a
-    ``time.monotonic()`` value. The quick probes run concurrently under the one global deadline.
-    Long-running probes (bandwidth, call quality) fill the link on purpose, so they start only
-    once every quick probe has finished (or run out of time), each with its own budget from
-    then: a saturated link would otherwise turn a healthy room's DNS, 9090 connect or TLS
-    handshake into false timeouts.
+    ``time.monotonic()`` value. With ``targets``, a probe whose ``needs`` they do not meet is
+    skipped here (:func:`unmet_need`), never started. ``timeouts`` maps a probe id to its own
+    budget (``--set dns.timeout=3``); a probe not in it keeps its declared ``timeout_s``.
+
+    The quick probes run concurrently under the one global deadline. Long-running probes
+    (bandwidth, call quality) fill the link on purpose, so they start only once every quick
+    probe has finished (or run out of time), each with its own budget from then: a saturated
+    link would otherwise turn a healthy room's DNS, 9090 connect or TLS handshake into false
+    timeouts.
     """
     order = list(probes)
-    start = time.monotonic()
-    global_deadline = start + global_timeout
-    done: queue.Queue = queue.Queue()
-    pending: dict[str, tuple[Probe, float, float]] = {}
-    runs: dict[str, ProbeRun] = {}
-    later = [p for p in order if p.long_running]
-
-    def launch(probe: Probe) -> None:
-        now = time.monotonic()
-        own = now + probe.timeout_s
-        deadline = own if probe.long_running else min(own, global_deadline)
-        ctx = make_context(probe, deadline)
-        thread = threading.Thread(target=_worker, args=(probe, ctx, done), daemon=True,
-                                  name=f"probe-{probe.id}")
-        pending[probe.id] = (probe, deadline, now)
-        thread.start()
-
-    def finish(run_: ProbeRun) -> None:
-        runs[run_.probe.id] = run_
-        pending.pop(run_.probe.id, None)
-        if on_result:
-            on_result(run_)
-
-    complete = True
-    quick = [p for p in order if not p.long_running]
+    state = _Run(make_context, time.monotonic() + global_timeout, dict(timeouts or {}), on_result)
+    todo = []
+    for probe in order:
+        unmet = unmet_need(probe, targets) if targets is not None else None
+        if unmet is not None:
+            state.finish(ProbeRun(probe, unmet, 0.0))
+        else:
+            todo.append(probe)
+    quick = [p for p in todo if not p.long_running]
+    later = [p for p in todo if p.long_running]
+    interrupted = False
     try:
         # Launching is inside the try: a Ctrl-C that lands while the quick probes are still being
         # started (the first half second of a run) still gives the partial report.
         while quick:
-            launch(quick[0])
+            state.launch(quick[0])
             quick.pop(0)
-        while pending or later:
-            if not pending:  # the quick probes are done: now the ones that load the link
+        while state.pending or later:
+            if not state.pending:  # the quick probes are done: now the ones that load the link
                 for probe in later:
-                    launch(probe)
+                    state.launch(probe)
                 later = []
-            wait = min(d for _, d, _ in pending.values()) + GRACE_S - time.monotonic()
-            try:
-                # Short slices: on Windows a blocking wait is not interrupted by Ctrl-C, so
-                # KeyboardInterrupt would arrive only when the longest probe budget ran out.
-                probe_id, result, duration = done.get(timeout=min(max(0.0, wait), WAIT_SLICE_S))
-            except queue.Empty:
-                now = time.monotonic()
-                for probe, deadline, t0 in list(pending.values()):
-                    if now >= deadline + GRACE_S:
-                        budget = round(deadline - t0, 2)
-                        finish(ProbeRun(probe, _error(
-                            "timeout", f"no result within its {budget} s budget",
-                            budget_s=budget), now - t0))
-                continue
-            if probe_id in pending:
-                finish(ProbeRun(pending[probe_id][0], result, duration))
+            state.wait_once()
     except KeyboardInterrupt as exc:
-        complete = False
+        interrupted = True
+        state.interrupt("SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C", quick + later)
+    ordered = [state.runs[p.id] for p in order]
+    return ordered, is_complete(ordered, interrupted)
+
+
+class _Run:
+    """One run's bookkeeping: which probes are out, until when, and what came back."""
+
+    def __init__(self, make_context: Callable[[Probe, float], Context], global_deadline: float,
+                 timeouts: dict[str, float], on_result: Callable[[ProbeRun], None] | None) -> None:
+        self.make_context, self.global_deadline = make_context, global_deadline
+        self.timeouts, self.on_result = timeouts, on_result
+        self.done: queue.Queue = queue.Queue()
+        self.pending: dict[str, tuple[Probe, float, float]] = {}
+        self.runs: dict[str, ProbeRun] = {}
+
+    def launch(self, probe: Probe) -> None:
         now = time.monotonic()
-        by = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
-        for probe, _, t0 in list(pending.values()):
-            finish(ProbeRun(probe, _error("interrupted", f"stopped by {by} before it finished"),
-                            now - t0))
-        for probe in quick + later:
-            if probe.id not in runs:  # (one interrupted inside launch() is pending, so done above)
-                finish(ProbeRun(probe, _error("interrupted", f"stopped by {by} before it started"),
-                                0.0))
-    ordered = [runs[p.id] for p in order]
-    complete = complete and all(r.result.status != Status.ERROR for r in ordered)
-    return ordered, complete
+        own = now + float(self.timeouts.get(probe.id, probe.timeout_s))
+        deadline = own if probe.long_running else min(own, self.global_deadline)
+        ctx = self.make_context(probe, deadline)
+        thread = threading.Thread(target=_worker, args=(probe, ctx, self.done), daemon=True,
+                                  name=f"probe-{probe.id}")
+        self.pending[probe.id] = (probe, deadline, now)
+        thread.start()
+
+    def finish(self, run_: ProbeRun) -> None:
+        self.runs[run_.probe.id] = run_
+        self.pending.pop(run_.probe.id, None)
+        if self.on_result:
+            self.on_result(run_)
+
+    def wait_once(self) -> None:
+        """Take one result, or time out the probes past their deadline (and its grace)."""
+        wait = min(d for _, d, _ in self.pending.values()) + GRACE_S - time.monotonic()
+        try:
+            # Short slices: on Windows a blocking wait is not interrupted by Ctrl-C, so
+            # KeyboardInterrupt would arrive only when the longest probe budget ran out.
+            probe_id, result, duration = self.done.get(timeout=min(max(0.0, wait), WAIT_SLICE_S))
+        except queue.Empty:
+            now = time.monotonic()
+            for probe, deadline, t0 in list(self.pending.values()):
+                if now >= deadline + GRACE_S:
+                    budget = round(deadline - t0, 2)
+                    self.finish(ProbeRun(probe, _error(
+                        "timeout", f"no result within its {budget} s budget", budget_s=budget), now - t0))
+            return
+        if probe_id in self.pending:
+            self.finish(ProbeRun(self.pending[probe_id][0], result, duration))
+
+    def interrupt(self, by: str, not_started: list[Probe]) -> None:
+        now = time.monotonic()
+        for probe, _, t0 in list(self.pending.values()):
+            self.finish(ProbeRun(probe, _error("interrupted", f"stopped by {by} before it finished"),
+                                 now - t0))
+        for probe in not_started:
+            if probe.id not in self.runs:  # (one interrupted inside launch() is pending, so done above)
+                self.finish(ProbeRun(probe, _error("interrupted", f"stopped by {by} before it started"),
+                                     0.0))

@@ -4,7 +4,10 @@ Why one place: a value's way from the command line to the probe that uses it sho
 read, not a grep, and a typo in a key must fail before any probe runs with one clear line
 (exit 3), whichever of the three ways it came in. So:
 
-- :class:`CheckSettings` holds the check's own settings (``[check]`` in the file, the flags);
+- :class:`CheckSettings` holds the check's own settings (``[check]`` in the file, the flags).
+  Each field is declared once with :func:`setting`: default, flag, help, config-file types.
+  ``roomprobe check``'s click options are generated from those fields and named after them,
+  so ``--peer`` is ``opts["peer"]``, then ``CheckSettings.peer``: one name from flag to field;
 - every probe declares a frozen ``Options`` dataclass (its defaults are Zoom's real endpoints and
   the published thresholds); :func:`build` fills one per probe and hands it to the probe as
   ``ctx.options``; the probe reads attributes, so a misspelt option is an AttributeError in the
@@ -31,53 +34,161 @@ MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; refuse anyth
 
 
 @dataclass(frozen=True)
-class CheckSettings:
-    """``[check]`` in the config file; flags of the same name (dashes for underscores) win."""
+class Flag:
+    """How one setting appears on ``roomprobe check``'s command line: commands/check.py turns
+    each into a click option (in field order), so the flag, its help and the field it fills
+    are written once. ``kind`` is the value's type (str, int, float, bool for ``--x/--no-x``);
+    ``choices``/``bounds`` narrow it; ``flag_value`` is what an ``is_flag`` switch sets
+    (``--no-color``: False)."""
 
-    controller: str | None = None
-    room: str | None = None
-    port: int = 9090
-    timeout: float = 5.0  # the one global deadline for the quick probes, seconds
-    only: tuple[str, ...] = ()
-    skip: tuple[str, ...] = ()
-    format: str = "text"
-    json: str | None = None
-    color: bool = True
-    verbose: bool = False
-    code: str | None = None
-    room_name: str | None = None
-    note: str | None = None
-    history: bool = True
-    history_db: str | None = None
-    history_keep_days: float = 30.0
-    history_keep_runs: int = 5000
-    prometheus_textfile: str | None = None
-    webhook: str | None = None
-    webhook_format: str = "json"  # json | slack | teams
-    webhook_headers: tuple[str, ...] = ()  # "Name: value" added to each webhook POST
-    webhook_secret: str | None = None  # HMAC key (flag or $ROOMPROBE_WEBHOOK_SECRET only)
-    # Set by flags only (not config keys): probes switched on by name, the LAN peer, and the
-    # room profile the bandwidth probe judges against (its config home is [probes.bandwidth]).
+    decls: tuple[str, ...]
+    help: str
+    metavar: str | None = None
+    kind: type = str
+    choices: tuple[str, ...] = ()
+    bounds: tuple[int, int] | None = None
+    multiple: bool = False
+    is_flag: bool = False
+    flag_value: bool = True
+    envvar: str | None = None
+    file_path: bool = False  # a file that need not exist yet (click.Path(dir_okay=False))
+
+
+def setting(default: Any, *decls: str, help: str = "", config: tuple[type, ...] = (),
+            probe: str | None = None, **flag: Any) -> Any:
+    """One CheckSettings field, declared once: its default, its flag (``decls``, ``help`` and
+    the click details in ``flag``), the types a ``[check]`` config key may give (``config``;
+    none: not a config key), and ``probe``: the ``PROBE.OPTION`` it sets instead, as ``--set``
+    would (the bandwidth profile flags: a probe reads its own options, never these settings)."""
+    meta: dict[str, Any] = {"config": config, "probe": probe}
+    if decls:
+        meta["flag"] = Flag(decls, help, **flag)
+    return field(default=default, metadata=meta)
+
+
+def _one_address(flag: str, values: Any) -> str | None:
+    """--room/--controller name one address per check; several are refused, never half-used."""
+    values = tuple(values or ())
+    if len(values) > 1 and flag == "room":
+        raise UsageError(f"--room given {len(values)} times: a check looks at one room; for "
+                         f"several rooms at once run 'roomprobe sweep {' '.join(values[:3])}'")
+    if len(values) > 1:
+        raise UsageError(f"--{flag} given {len(values)} times: a check looks at one room; "
+                         f"run one check per {flag} (e.g. for a in {' '.join(values[:3])}; do "
+                         f"roomprobe check --{flag} $a; done)")
+    return values[0] if values else None
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """Everything ``roomprobe check`` is told. Each field declares its flag (commands/check.py
+    builds the click option from it, in this order: ``check --help`` lists them so) and, where
+    ``config`` names types, the ``[check]`` key of the same name. Flags win over the file."""
+
+    controller: str | None = setting(None, "--controller", metavar="ADDR", multiple=True, config=(str,),
+                                     help="The controller's address (run this on the room).")
+    room: str | None = setting(None, "--room", metavar="ADDR", multiple=True, config=(str,),
+                               help="The room's address (run this next to the controller); one per check.")
+    port: int = setting(9090, "--port", kind=int, config=(int,),
+                        help="Controller-to-room TCP port [default: 9090].")
+    timeout: float = setting(5.0, "--timeout", kind=float, metavar="S", config=(int, float),
+                             help="Global deadline in seconds for all quick probes [default: 5].")
+    config: str | None = setting(None, "--config", file_path=True,
+                                 help="TOML config file [default: $ROOMPROBE_CONFIG or the user config dir].")
+    only: tuple[str, ...] = setting((), "--only", multiple=True, metavar="IDS", config=(list,),
+                                    help="Run only these probes (comma-separated).")
+    skip: tuple[str, ...] = setting((), "--skip", multiple=True, metavar="IDS", config=(list,),
+                                    help="Skip these probes (comma-separated).")
+    set_options: tuple[str, ...] = setting(  # PROBE.KEY=VALUE, read by build() into each probe's Options
+        (), "--set", multiple=True, metavar="PROBE.KEY=VALUE",
+        help="Override a probe option (endpoints, thresholds); see 'roomprobe probes'.")
+    code: str | None = setting(None, "--code", metavar="CODE", config=(str, int),
+                               help="The error code the user saw (2002, zoom-rooms:2002): its causes come first.")
+    room_name: str | None = setting(
+        None, "--room-name", metavar="NAME", config=(str,),
+        help="The room's name as the customer knows it (for the ticket) [config: room_name].")
+    note: str | None = setting(None, "--note", metavar="TEXT", config=(str,),
+                               help="Free text for the ticket (what the user saw).")
+    format: str = setting("text", "--format", choices=("text", "json", "nagios"), config=(str,),
+                          help="Output on stdout; nagios: one status line + perfdata [default: text].")
+    json: str | None = setting(None, "--json", metavar="PATH|-", config=(str,),
+                               help="Also write the JSON report to PATH (atomically); '-' means JSON on stdout.")
+    color: bool = setting(True, "--no-color", is_flag=True, flag_value=False, config=(bool,),
+                          help="No colours (also: NO_COLOR=1).")
+    verbose: bool = setting(False, "-v", "--verbose", is_flag=True, config=(bool,),
+                            help="Show each probe's evidence.")
+    history: bool = setting(True, "--history/--no-history", kind=bool, config=(bool,),
+                            help="Record this run in the history database [default: on].")
+    history_db: str | None = setting(
+        None, "--history-db", metavar="PATH", config=(str,),
+        help="History database [default: $ROOMPROBE_HISTORY_DB or the user state dir].")
+    history_keep_days: float = setting(30.0, config=(int, float))
+    history_keep_runs: int = setting(5000, config=(int,))
+    prometheus_textfile: str | None = setting(
+        None, "--prometheus-textfile", metavar="PATH.prom", config=(str,),
+        help="Write metrics for node_exporter/windows_exporter's textfile collector.")
+    webhook: str | None = setting(None, "--webhook", metavar="URL", config=(str,),
+                                  help="POST the report to URL when the status changed since the last run.")
+    webhook_format: str = setting(
+        "json", "--webhook-format", choices=("json", "slack", "teams"), config=(str,),
+        help="Webhook body: roomprobe json, a Slack message, a Teams Adaptive Card [default: json].")
+    webhook_headers: tuple[str, ...] = setting(
+        (), "--webhook-header", multiple=True, metavar="'NAME: VALUE'", config=(list,),
+        help="Extra header on each webhook POST (e.g. a ticket system's Authorization).")
+    webhook_secret: str | None = setting(  # the HMAC key: flag or environment, never a config key
+        None, "--webhook-secret", metavar="KEY", envvar="ROOMPROBE_WEBHOOK_SECRET",
+        help="Sign webhook POSTs (X-Roomprobe-Signature: HMAC-SHA256; also: ROOMPROBE_WEBHOOK_SECRET).")
+    peer: str | None = setting(None, "--peer", metavar="ADDR[:PORT]",
+                               help="Measure bandwidth/latency to a 'roomprobe serve' peer (the LAN path).")
+    peer_token: str | None = setting(
+        None, "--peer-token", metavar="TOKEN", envvar="ROOMPROBE_PEER_TOKEN",
+        help="The session token 'roomprobe serve' printed (also: ROOMPROBE_PEER_TOKEN).")
+    peer_fingerprint: str | None = setting(  # serve --tls's certificate, 64 hex (peer/tls.py)
+        None, "--peer-fingerprint", metavar="SHA256", envvar="ROOMPROBE_PEER_FINGERPRINT",
+        help="Speak TLS to the peer and pin its certificate: the SHA-256 fingerprint "
+             "'roomprobe serve --tls' printed (a different certificate: nothing is sent, exit 3).")
+    peer_tls_unpinned: bool = setting(
+        False, "--peer-tls-unpinned", is_flag=True,
+        help="Speak TLS to the peer WITHOUT checking its certificate: hides the token from "
+             "listeners, not from a machine in the middle (prefer --peer-fingerprint).")
+    bandwidth: bool | None = setting(
+        None, "--bandwidth/--no-bandwidth", kind=bool,
+        help="Run (or skip, for a quick check) the bandwidth probe [default: run].")
+    displays: int | None = setting(
+        None, "--displays", kind=int, bounds=(1, 3), metavar="1-3", probe="bandwidth.displays",
+        help="The room's display count for the bandwidth profile [default: detected "
+             "from the OS on the room PC, else 1].")
+    resolution: str | None = setting(
+        None, "--resolution", choices=("720p", "1080p"), probe="bandwidth.resolution",
+        help="The room's video resolution for the bandwidth profile [default: 720p].")
+    share: bool | None = setting(None, "--share/--no-share", kind=bool, probe="bandwidth.share",
+                                 help="Count screen sharing in the bandwidth profile [default: off].")
+    # Derived, never given: the probes --bandwidth/--peer switched on by name (see _check_settings).
     enable: tuple[str, ...] = ()
-    peer: str | None = None
-    peer_token: str | None = None
-    peer_fingerprint: str | None = None  # serve --tls's certificate, 64 hex (net/peertls.py)
-    peer_tls_unpinned: bool = False  # TLS to the peer without checking its certificate
-    displays: int | None = None
-    resolution: str | None = None
-    share: bool | None = None
 
 
 # [check] keys the file may set, with the types each accepts (bool is never an int here).
 CHECK_TYPES: dict[str, tuple[type, ...]] = {
-    "controller": (str,), "room": (str,), "port": (int,), "timeout": (int, float),
-    "only": (list,), "skip": (list,), "format": (str,), "json": (str,), "color": (bool,),
-    "verbose": (bool,), "code": (str, int), "room_name": (str,), "note": (str,),
-    "history": (bool,), "history_db": (str,), "history_keep_days": (int, float),
-    "history_keep_runs": (int,), "prometheus_textfile": (str,), "webhook": (str,),
-    "webhook_format": (str,), "webhook_headers": (list,),
-}
+    f.name: f.metadata["config"] for f in fields(CheckSettings) if f.metadata.get("config")}
 CHECK_KEYS: tuple[str, ...] = tuple(CHECK_TYPES)
+
+
+def flags_given(params: Mapping[str, Any]) -> dict[str, Any]:
+    """click's parsed values (keyed by CheckSettings field: commands/check.py names each option
+    so) -> the flags actually given. A repeatable flag given no times, or a flag left at
+    click's ``None``, is "not given", so the config file's value stands."""
+    out: dict[str, Any] = {}
+    for f in fields(CheckSettings):
+        flag = f.metadata.get("flag")
+        if flag is None or f.name not in params:
+            continue
+        value = params[f.name]
+        if f.name in ("controller", "room"):
+            value = _one_address(f.name, value)
+        elif flag.multiple:
+            value = tuple(value or ()) or None
+        out[f.name] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -282,6 +393,9 @@ def build(cfg: ConfigFile, flags: Mapping[str, Any], set_items: Iterable[str], p
 
     defaults = {pid: {**option_defaults(p.options), "timeout": p.timeout_s} for pid, p in probes.items()}
     overrides = parse_set(set_items, defaults)
+    for pid, key, value in _probe_flags(check):  # --displays 2: as --set bandwidth.displays=2, last
+        if key in defaults.get(pid, {}):
+            overrides.setdefault(pid, {})[key] = value
     built: dict[str, ProbeSettings] = {}
     for pid, p in probes.items():
         values = probe_values(pid, defaults[pid], cfg, overrides.get(pid, {}))
@@ -303,6 +417,18 @@ def build(cfg: ConfigFile, flags: Mapping[str, Any], set_items: Iterable[str], p
     return settings
 
 
+def _probe_flags(check: CheckSettings) -> list[tuple[str, str, Any]]:
+    """(probe, option, value) for each flag given that sets a probe's option (``probe=`` in
+    its declaration)."""
+    out = []
+    for f in fields(CheckSettings):
+        target, value = f.metadata.get("probe"), getattr(check, f.name)
+        if target and value is not None:
+            pid, _, key = target.partition(".")
+            out.append((pid, key, value))
+    return out
+
+
 def _check_settings(cfg: ConfigFile, flags: Mapping[str, Any]) -> CheckSettings:
     values: dict[str, Any] = {k: _freeze(v) for k, v in cfg.check.items()}
     if values.get("code") is not None:
@@ -315,11 +441,7 @@ def _check_settings(cfg: ConfigFile, flags: Mapping[str, Any]) -> CheckSettings:
         values["only"], values["skip"] = only, ()
     if skip:
         values["skip"] = skip
-    if given.pop("no_color", False):
-        values["color"] = False
-    if given.pop("verbose", False):
-        values["verbose"] = True
-    bandwidth = given.pop("bandwidth", None)
+    bandwidth = given.get("bandwidth")
     peer = given.pop("peer", None)
     token = given.pop("peer_token", None)
     if peer is not None:

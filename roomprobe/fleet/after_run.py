@@ -1,7 +1,8 @@
 """After a check: record it in the history, export it for Prometheus, tell a webhook.
 
 ``roomprobe check`` calls :func:`validate` before the probes run (bad paths and URLs are usage
-errors, exit 3, before any waiting) and :func:`after_run` once the report is built. Nothing
+errors, exit 3, before any waiting), :func:`record` once the report is built (history,
+textfile), and :func:`deliver` (the webhook) only after the verdict is on the screen. Nothing
 here changes the check's verdict or exit code: a full disk or a dead webhook receiver is
 reported as one ``roomprobe: warning:`` line on stderr, because the network's health is what the
 exit code is about. The webhook is the only step that can wait, and it stops at the check's
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,30 +68,57 @@ def _warn(message: str) -> None:
     click.echo(f"roomprobe: warning: {message}", err=True)
 
 
-def after_run(rep: Report, exit_code: int, c: CheckSettings, deadline: float) -> dict[str, Any]:
-    """Do the post-run work the flags asked for; returns what happened (for tests and logs)."""
-    done: dict[str, Any] = {}
+@dataclass
+class Recorded:
+    """What :func:`record` did, and what :func:`deliver` still has to send."""
+
+    rep: Report
+    exit_code: int
+    settings: CheckSettings
+    changed: bool = False
+    previous: str | None = None
+    done: dict[str, Any] = field(default_factory=dict)
+
+
+def record(rep: Report, exit_code: int, c: CheckSettings) -> Recorded:
+    """The quick, local steps: the history row and the Prometheus textfile. They come before
+    the verdict is printed, so a scheduler that reads the verdict finds the run recorded."""
+    out = Recorded(rep, exit_code, c)
     previous: str | None = None
     first = True
     if c.history or c.webhook:
-        first, previous, done["history_id"] = _history(rep, exit_code, c)
+        first, previous, out.done["history_id"] = _history(rep, exit_code, c)
     if c.prometheus_textfile:
         from roomprobe.fleet import metrics
 
         try:
             metrics.write(c.prometheus_textfile, rep, exit_code)
-            done["prometheus"] = True
+            out.done["prometheus"] = True
         except UsageError as exc:
             _warn(str(exc))
+    out.changed = first or f"{rep.status}/{exit_code}" != previous
+    out.previous = previous
+    return out
+
+
+def deliver(rec: Recorded, deadline: float) -> dict[str, Any]:
+    """The slow step: the webhook, with retries up to the check's deadline (at least
+    WEBHOOK_FLOOR_S from now). The check calls it after printing the verdict, so a receiver
+    that is down delays the process's exit, never the answer on the screen."""
+    c = rec.settings
     if c.webhook:
-        state = f"{rep.status}/{exit_code}"
-        changed = first or state != previous
         until = max(deadline, time.monotonic() + WEBHOOK_FLOOR_S)
-        done["webhook"] = _webhook(rep, exit_code, c, previous if changed else None, changed, until)
-    return done
+        rec.done["webhook"] = _webhook(rec.rep, rec.exit_code, c, rec.previous if rec.changed else None,
+                                       rec.changed, until)
+    return rec.done
 
 
-def _db_path(c: CheckSettings) -> Path:
+def after_run(rep: Report, exit_code: int, c: CheckSettings, deadline: float) -> dict[str, Any]:
+    """Both steps at once (:func:`record`, then :func:`deliver`); returns what happened."""
+    return deliver(record(rep, exit_code, c), deadline)
+
+
+def db_path(c: CheckSettings) -> Path:
     from roomprobe.fleet import history
 
     return Path(c.history_db) if c.history_db else history.default_db_path()
@@ -107,7 +136,7 @@ def _webhook(rep: Report, exit_code: int, c: CheckSettings, previous: str | None
     from roomprobe.fleet import outbox, webhook
 
     url = str(c.webhook)
-    box_path = outbox.path_for(_db_path(c))
+    box_path = outbox.path_for(db_path(c))
     entries, problem = outbox.load(box_path)
     if problem:
         _warn(problem)
@@ -160,7 +189,7 @@ def _history(rep: Report, exit_code: int, c: CheckSettings) -> tuple[bool, str |
     the previous such run's "status/exit" state, the new run's id)."""
     from roomprobe.fleet import history
 
-    path = _db_path(c)
+    path = db_path(c)
     if not c.history and not path.exists():
         return True, None, None
     try:

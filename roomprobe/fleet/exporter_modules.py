@@ -47,6 +47,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from roomprobe.core.errors import UsageError
+from roomprobe.peer.port import PEER_PORT
 
 MAX_CONFIG_BYTES = 1024 * 1024
 MAX_MODULES = 64
@@ -91,7 +92,7 @@ def builtin(token: str | None) -> dict[str, Module]:
     if token:
         mods += [Module("room-agent", "room-agent", timeout=30.0, token=token),
                  Module("quality", "check", timeout=55.0, target="peer",
-                        only=("quality", "bandwidth"), port=9095, token=token)]
+                        only=("quality", "bandwidth"), port=PEER_PORT, token=token)]
     return {m.name: m for m in mods}
 
 
@@ -121,7 +122,7 @@ def _module(name: str, raw: Any, where: str, base_dir: str, env_token: str | Non
     timeout = _number(raw, "timeout", where, 5.0 if kind == "room" else 30.0, 0.5, MAX_TIMEOUT)
     connect = _number(raw, "connect_timeout", where, 2.5, 0.1, 60)
     check_timeout = _number(raw, "check_timeout", where, 10.0, 1, 30)
-    port = raw.get("port", 9095 if kind == "check" else 9090)
+    port = raw.get("port", PEER_PORT if kind == "check" else 9090)
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise UsageError(f"{where}: port must be 1-65535")
     only = raw.get("only", [] if kind != "check" else None)
@@ -134,7 +135,7 @@ def _module(name: str, raw: Any, where: str, base_dir: str, env_token: str | Non
         raise UsageError(f"{where}: unknown probe id(s) {', '.join(bad[:5])}; known: "
                          f"{', '.join(sorted(probe_ids))}")
     if kind == "room-agent":
-        from roomprobe.fleet.agent import DENIED
+        from roomprobe.peer.agent import DENIED
 
         denied = sorted(set(only) & DENIED)
         if denied:

@@ -3,7 +3,7 @@
 Why the work is split this way: the exporter reuses what the other commands measure, it does
 not measure anew. ``room`` is one row of ``sweep`` (fleet/sweep.py's per-room logic, the same
 report); ``room-agent`` is that row plus the room's own check asked of its ``serve --agent``
-(fleet/agent.py's client, merged the way ``sweep --deep`` merges it); ``check`` modules run
+(peer/agent.py's client, merged the way ``sweep --deep`` merges it); ``check`` modules run
 ``roomprobe check`` itself in a child process (isolated, killed at the budget): the runner,
 the probes and the report are the check's own. The metrics are then the ones
 ``check --prometheus-textfile`` and ``sweep`` write (fleet/metrics.py), so the shipped rules
@@ -85,7 +85,7 @@ def _shown(text: str) -> str:
 
 def parse_target(module: Module, text: str, inventory: Mapping[tuple[str, int], Any]) -> Target:
     """Validate ``target`` for ``module``; raises BadTarget (a 400 with one line)."""
-    from roomprobe.net.peerlink import split_peer
+    from roomprobe.peer.link import split_peer
 
     text = text.strip()
     if not text:
@@ -150,7 +150,7 @@ def _room(module: Module, target: Target, budget_s: float, out: Outcome) -> None
 def _room_agent(module: Module, target: Target, budget_s: float, t0: float, out: Outcome) -> None:
 
     from roomprobe.fleet import sweep as sw
-    from roomprobe.fleet.agent import CheckRequest, agent_address, ask
+    from roomprobe.peer.agent import CheckRequest, agent_address, ask
 
     room = target.room
     # The row gets at most half the budget: the room's own check needs the rest.
@@ -184,8 +184,8 @@ def check_argv(module: Module, target: Target, config: str, name: str | None) ->
 
 
 def _check(module: Module, target: Target, budget_s: float, out: Outcome) -> None:
-    from roomprobe.fleet.agent import _report_of, child_env
     from roomprobe.fleet.sweep import exit_of
+    from roomprobe.peer.agent import _report_of, child_env
 
     name = target.text if module.target == "label" else (target.room.name if target.room else None)
     env = child_env()

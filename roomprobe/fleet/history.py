@@ -452,3 +452,43 @@ def parse_since(text: str, now: float | None = None) -> float:
         shown = text if len(text) <= 40 else text[:37] + "..."
         raise UsageError(f"--since {shown!r}: give an age like 90m, 24h, 7d or a date like "
                          "2026-11-20 or 2026-11-20T08:00") from None
+
+
+MAX_READ_REPORT = 4 * 1024 * 1024  # one stored report, for a probe's look back; a bigger row is skipped
+
+
+class Reader:
+    """The history as a probe sees it (core.probe.HistoryReader): the newest reports, read-only.
+
+    The check hands one to the probes, built on the database it will record into, so a probe
+    (wifi: roaming) never re-derives the path nor opens the file itself. Bounded and quiet: the
+    newest ``limit`` rows, each at most MAX_READ_REPORT; a damaged row is skipped and a damaged
+    or missing file is "no history" (``roomprobe history`` is where damage is reported).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def recent_reports(self, limit: int) -> list[dict[str, Any]] | None:
+        if limit <= 0 or not self.path.is_file():
+            return None
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1.0)
+        except sqlite3.Error:
+            return None
+        try:
+            rows = conn.execute("SELECT report FROM runs WHERE length(report) <= ? ORDER BY id DESC "
+                                "LIMIT ?", (MAX_READ_REPORT, int(limit))).fetchall()
+        except sqlite3.Error:
+            return None
+        finally:
+            conn.close()
+        out: list[dict[str, Any]] = []
+        for (raw,) in rows:
+            try:
+                rep = json.loads(raw)
+            except (ValueError, TypeError, RecursionError):
+                continue
+            if isinstance(rep, dict):
+                out.append(rep)
+        return out

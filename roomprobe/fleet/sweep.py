@@ -24,7 +24,7 @@ What is measured per room, from THIS host only:
                    report says so and names the command that measures it (a check on the
                    controller).
   deep             with ``--deep``: the room's own check, asked of a ``roomprobe serve --agent``
-                   on the room (the inventory's ``peer``; roomprobe/fleet/agent.py). Its
+                   on the room (the inventory's ``peer``; roomprobe/peer/agent.py). Its
                    findings join the room's, its report is kept under ``deep``; a room whose
                    agent did not answer is ``unknown`` for this part, with the reason.
 
@@ -207,7 +207,7 @@ def _room(row: dict[str, Any], where: str, default_port: int) -> Room:
 def _fingerprint(value: Any, where: str) -> str | None:
     if value is None or not str(value).strip():
         return None
-    from roomprobe.net.peertls import parse_fingerprint
+    from roomprobe.peer.tls import parse_fingerprint
 
     try:
         return parse_fingerprint(str(value))
@@ -246,7 +246,7 @@ def neighbours(addresses: Iterable[str], workers: int = 16) -> dict[str, dict[st
     """The OS neighbour entry of each address: one read of the whole table where the OS offers
     it (osnet.neighbors), else osnet.neighbor per address, a few lookups at a time."""
     from roomprobe.core.threads import start_guarded
-    from roomprobe.net import osnet
+    from roomprobe.host import osnet
 
     todo = list(dict.fromkeys(addresses))
     if not todo:
@@ -272,9 +272,9 @@ def neighbours(addresses: Iterable[str], workers: int = 16) -> dict[str, dict[st
     return out
 
 
-def hostfacts_of() -> dict[str, Any]:
+def host_facts() -> dict[str, Any]:
     """This host, as a check report records it (the sweep's vantage point)."""
-    from roomprobe.net import osnet
+    from roomprobe.host import osnet
 
     return {**osnet.host_info(), "interfaces": list(osnet.interfaces()),
             "default_gateway": list(osnet.default_gateways()), "raw_sockets": osnet.raw_sockets()}
@@ -283,7 +283,7 @@ def hostfacts_of() -> dict[str, Any]:
 def sweep(rooms: Sequence[Room], *, timeout: float, concurrency: int,
           progress: Callable[[int, int], None] | None = None) -> list[Report]:
     """Check every room; one report per room (schema v1 plus ``sweep``), worst first."""
-    from roomprobe.net import osnet
+    from roomprobe.host import osnet
     from roomprobe.report.build import rfc3339
 
     started = time.time()
@@ -303,7 +303,7 @@ def sweep(rooms: Sequence[Room], *, timeout: float, concurrency: int,
                        if att.state in ("filtered", "unreachable") and on_link[a])
     from roomprobe.core.redact import redact
 
-    host = redact(hostfacts_of())  # once: the same for every room, and redaction is not free
+    host = redact(host_facts())  # once: the same for every room, and redaction is not free
     out = []
     for r in rooms:
         out.append(room_report(r, attempts, on_link, neigh, host, timeout, rfc3339(started)))
@@ -561,7 +561,7 @@ def summary(reports: Sequence[Report], duration_s: float) -> dict[str, Any]:
 
 def check_peers(rooms: Sequence[Room]) -> dict[str, tuple[str, int]]:
     """Each room's agent address, validated before anything is sent (bad input: one line, exit 3)."""
-    from roomprobe.fleet.agent import agent_address
+    from roomprobe.peer.agent import agent_address
 
     out = {}
     for r in rooms:
@@ -584,7 +584,7 @@ def ask_agents(rooms: Sequence[Room], token: str, request: Any, deadline_s: floa
     import queue
 
     from roomprobe.core.threads import start_guarded
-    from roomprobe.fleet.agent import ask
+    from roomprobe.peer.agent import ask
 
     peers = check_peers(rooms)
     out: dict[tuple[str, int], dict[str, Any]] = {}

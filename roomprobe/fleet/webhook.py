@@ -13,7 +13,7 @@ flood the receiving chat or ticket system with "still fine". Why bounded: a sche
 must end; delivery (every attempt, every back-off sleep) stops at a hard deadline, and a
 receiver that is down costs at most that, never a hung check.
 
-The POST goes through the system proxy for that URL (roomprobe.net.proxies.proxy_for), like
+The POST goes through the system proxy for that URL (roomprobe.proxy.resolver.proxy_for), like
 everything else roomprobe sends.
 """
 
@@ -177,7 +177,7 @@ def post(url: str, payload: dict[str, Any], deadline: float, *, attempts: int = 
     Retries network errors, timeouts, 408, 429 and 5xx; any other 4xx is final (the receiver
     said no, and asking again will not change its mind).
     """
-    from roomprobe.net.proxies import proxy_for
+    from roomprobe.proxy.resolver import proxy_for
 
     body = json.dumps(payload).encode("utf-8")
     proxy = proxy_for(url)

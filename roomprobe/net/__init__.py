@@ -1,16 +1,14 @@
-"""Socket-level helpers and OS network facts: what the probes measure with.
+"""Bytes on the wire: how roomprobe measures, with no OS settings and no proxy choice of its own.
 
 Lives here: ``tcpconnect`` (one TCP connect classifier), ``tcpsweep`` (many connects at once,
-silence judged from measured round trips), ``icmperr`` (the ICMP behind a
-failed connect, from Linux's error queue), ``wire`` (HTTP head reader), ``stun``
-(RFC 5389 codec), ``httpsprobe`` (timed HTTPS through the proxy), ``speed`` (bandwidth
-transfers), ``zoomranges`` (Zoom's published IP ranges, cached with their date),
-``appconns`` (the Zoom Rooms app's own connections), ``dnsconf`` (the OS resolvers),
-``peerport`` (the peer protocol's one port number),
-``proxies`` (which proxy a URL uses), ``osnet/``
-(interfaces, routes, neighbours, Wi-Fi per OS, with parsers for each OS's command output) and
-``proxysrc/`` (every place proxy settings live: environment, WinINet, WinHTTP, scutil, GNOME,
-PAC/WPAD).
+silence judged from measured round trips), ``icmperr`` (the ICMP behind a failed connect, from
+Linux's error queue), ``udprecv`` (UDP receive with the packet's DSCP where the OS tells it),
+``wire`` (HTTP head reader), ``stun`` (RFC 5389 codec and exchange), ``httpsprobe`` (timed HTTPS
+along a route the caller's resolver names), ``tlstrust``/``tlsverdict`` (the OS trust store and
+what a handshake proves), ``zoomranges`` (Zoom's published IP ranges, cached with their date) and
+``traceroute`` with its per-OS ``trace_*`` methods.
 
-May import: ``roomprobe.core`` and ``roomprobe.net``. Never probes, diagnosis, report or fleet.
+May import: ``roomprobe.core`` and ``roomprobe.net``. What the OS says lives in ``roomprobe.host``,
+which proxy a URL takes in ``roomprobe.proxy``, the roomprobe-to-roomprobe protocol in
+``roomprobe.peer``.
 """

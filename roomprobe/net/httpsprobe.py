@@ -3,8 +3,11 @@
 urllib hides where a request failed; a diagnosis needs to know whether the name did not resolve,
 the TCP connect was dropped, the TLS handshake was refused or intercepted, or the server (or a
 filter in front of it) answered with an error. So this does it by hand with sockets and ssl:
-resolve, connect (to the proxy ``proxies.proxy_for(url)`` names, then HTTP CONNECT through it),
+resolve, connect (to the proxy the caller's ``route_of(url)`` names, then HTTP CONNECT through it),
 TLS handshake, request, first byte. Each phase is timed, and the first one that fails is named.
+
+The route comes from the caller (``roomprobe.proxy.resolver.route_for`` in the probes): this module
+measures a path, it does not choose one, so the wire stays below the proxy room.
 """
 
 from __future__ import annotations
@@ -14,15 +17,28 @@ import errno
 import socket
 import ssl
 import time
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from roomprobe.core.proxyurl import ProxyURL, ProxyURLError, parse_proxy_url
 from roomprobe.net import tlstrust
-from roomprobe.net.proxies import route_for
 from roomprobe.net.tcpconnect import REFUSED, UNREACHABLE
 from roomprobe.net.tlsverdict import ssl_context, verdict_of
 from roomprobe.net.wire import read_head
+
+
+class RouteLike(Protocol):
+    """What ``fetch`` needs of a route (``roomprobe.proxy.sources.Route``)."""
+
+    @property
+    def proxy(self) -> str | None: ...
+    @property
+    def via(self) -> str: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def chain(self) -> Sequence[str | None]: ...
 
 
 class PhaseError(Exception):
@@ -108,9 +124,9 @@ def _falls_back(res: dict[str, Any]) -> bool:
         res["phase"] == "proxy" and res["state"] in _FALLBACK_PROXY_STATES))
 
 
-def fetch(url: str, *, timeout: float, ca_file: str | None = None,
+def fetch(url: str, *, route_of: Callable[[str], RouteLike], timeout: float, ca_file: str | None = None,
           progress: dict[str, Any] | None = None) -> dict[str, Any]:
-    """GET ``url`` through the system proxy; never raises for network trouble.
+    """GET ``url`` along the route ``route_of(url)`` names; never raises for network trouble.
 
     Returns ``{"url", "proxy", "ok", "phase", "state", "detail", "status", "timings", "tls",
     "chain", "tried"}``: ``phase``/``state`` name the first phase that failed (None when the
@@ -128,7 +144,7 @@ def fetch(url: str, *, timeout: float, ca_file: str | None = None,
     # process) and every entry of the chain included: the caller stops waiting after ``timeout``.
     deadline = time.monotonic() + timeout
     progress["phase"] = "proxy-lookup"
-    chosen = route_for(url)
+    chosen = route_of(url)
     chain = list(chosen.chain) or [chosen.proxy]
     base: dict[str, Any] = {"url": url, "chain": [e or "DIRECT" for e in chain], "tried": []}
     if chosen.via == "invalid":  # a proxy setting that is no usable URL: name it, never raise

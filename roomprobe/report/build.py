@@ -53,7 +53,7 @@ def verdict(statuses: Iterable[str], complete: bool = True) -> tuple[bool, str]:
     one probe passed on its proof, and nothing warned or failed.
     """
     seen = set(statuses)
-    complete = complete and "error" not in seen
+    complete = complete and "error" not in seen  # core.runner.is_complete's rule, for any entries
     if "fail" in seen:
         return complete, "fail"
     if not complete or not seen & {"pass", "warn"}:

@@ -34,8 +34,8 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from roomprobe.core.threads import start_guarded
-from roomprobe.net import mediawire as mw
 from roomprobe.net import udprecv
+from roomprobe.peer import mediawire as mw
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from roomprobe.net.proxysrc import Source, normalise_proxy
-from roomprobe.net.proxysrc.bypass import split_list
+from roomprobe.proxy.sources import Source, normalise_proxy
+from roomprobe.proxy.sources.bypass import split_list
 
 
 def variables(environ: Mapping[str, str] | None = None) -> dict[str, tuple[str, str]]:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from roomprobe.net.osnet import parsers
+from roomprobe.host.osnet import parsers
 
 SYS = Path("/sys/class/net")
 

@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from roomprobe.core import oscmd
-from roomprobe.net.osnet import parsers
+from roomprobe.host.osnet import parsers
 
 
 def _run(cmd: list[str], timeout: float = 3.0) -> str | None:

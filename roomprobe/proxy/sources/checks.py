@@ -16,16 +16,16 @@ import time
 from typing import Any
 
 from roomprobe.net import tlstrust
-from roomprobe.net.proxysrc import safe_url
 from roomprobe.net.wire import head_line, read_head
+from roomprobe.proxy.sources import safe_url
 
 
 def split_proxy(url: str) -> tuple[str, str, int, str | None]:
     """scheme, host, port and the Basic credentials (``user:password``) of a proxy URL.
 
     Raises ValueError (with a message that carries no credentials) for an unusable URL; callers
-    that take settings from the user check ``proxysrc.proxy_problem`` first."""
-    from roomprobe.net.proxysrc import proxy_problem
+    that take settings from the user check ``sources.proxy_problem`` first."""
+    from roomprobe.proxy.sources import proxy_problem
 
     problem = proxy_problem(url)
     if problem:

@@ -38,8 +38,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from roomprobe.net import tlstrust
-from roomprobe.net.peertls import PinMismatch, PinnedHTTPSConnection
-from roomprobe.net.proxies import route_for
+from roomprobe.peer.tls import PinMismatch, PinnedHTTPSConnection
+from roomprobe.proxy.resolver import route_for
 
 TOKEN_HEADER = "X-Roomprobe-Token"
 CHUNK = 256 * 1024
@@ -94,10 +94,10 @@ def redact_proxy(value: str) -> str:
 def proxy_problem(proxy: str) -> tuple[str, bool] | None:
     """Why ``proxy`` cannot be used for the measurement (and whether it is merely unsupported).
 
-    Whether it is a proxy URL at all is the shared rule (``proxysrc.proxy_problem``, the one the
+    Whether it is a proxy URL at all is the shared rule (``sources.proxy_problem``, the one the
     proxy and cloud probes use); on top of that the measurement speaks to HTTP proxies only.
     """
-    from roomprobe.net.proxysrc import proxy_problem as url_problem
+    from roomprobe.proxy.sources import proxy_problem as url_problem
 
     problem = url_problem(proxy)
     if problem is not None:
@@ -114,7 +114,7 @@ def proxy_problem(proxy: str) -> tuple[str, bool] | None:
 def _raw_proxy(url: str) -> str | None:
     """The proxy value as set (before the resolver judged it), for the message; never raises."""
     try:
-        from roomprobe.net.proxies import effective_source
+        from roomprobe.proxy.resolver import effective_source
 
         src = effective_source()
         scheme = urlsplit(url).scheme
@@ -126,8 +126,8 @@ def _raw_proxy(url: str) -> str | None:
 def _where_set(url: str) -> tuple[str, str]:
     """(setting, where it lives) for the proxy the system uses for ``url``; never raises."""
     try:
-        from roomprobe.net.proxies import effective_source
-        from roomprobe.net.proxysrc.env import variables
+        from roomprobe.proxy.resolver import effective_source
+        from roomprobe.proxy.sources.env import variables
 
         src = effective_source()
         if src is None:

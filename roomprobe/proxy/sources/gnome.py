@@ -10,7 +10,7 @@ import ast
 import shutil
 import subprocess
 
-from roomprobe.net.proxysrc import Source
+from roomprobe.proxy.sources import Source
 
 SCHEMA = "org.gnome.system.proxy"
 

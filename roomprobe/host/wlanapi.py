@@ -25,7 +25,7 @@ import struct
 import sys
 from typing import Any, Protocol
 
-from roomprobe.net import wifi
+from roomprobe.host import wifi
 
 __all__ = ["WlanApi", "WlanBssEntry", "BSS_ENTRY_SIZE", "guid_text", "parse_bss_list",
            "pick_interface", "wlan_facts", "open_api"]

@@ -213,7 +213,7 @@ def windows_up_resolvers(registry: list[dict[str, Any]], adapters: list[dict[str
 def _windows_filter(found: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
     """The registry's list kept to adapters that are up; the adapter data read under a guard."""
     try:
-        from roomprobe.net.osnet import _windows
+        from roomprobe.host.osnet import _windows
 
         records, label = _windows.adapter_records()
     except Exception:  # adapter data unreadable: the registry's list as it is

@@ -4,13 +4,13 @@ Zoom goes through the system proxy, so the cloud and bandwidth probes must too, 
 a path Zoom does not take. This module is the single answer to "which proxy does this URL use"
 (``Resolver``; ``proxy_for`` / ``route_for`` on a process-wide one), shared by every probe so
 cloud, bandwidth and proxy never disagree. The sources themselves (environment, WinINet,
-WinHTTP, macOS, GNOME, PAC) live in ``roomprobe.net.proxysrc``.
+WinHTTP, macOS, GNOME, PAC) live in ``roomprobe.proxy.sources``.
 
 Order, as Zoom and WinINet-style clients decide: the environment when any ``*_proxy`` variable is
 set, otherwise the OS's per-user settings (WinINet / macOS / GNOME). Within a source:
 auto-detect (WPAD: ``wpad.<search domain>``) first, then its PAC URL, then its fixed proxies and
 bypass list. PAC and WPAD files are fetched directly, bounded in time and size, and evaluated in
-a killable child process (``proxysrc.pac``). A proxy setting that is no usable URL never raises:
+a killable child process (``sources.pac``). A proxy setting that is no usable URL never raises:
 ``route_for`` says ``via="invalid"`` with the setting named, ``proxy_for`` answers None.
 """
 
@@ -20,9 +20,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from roomprobe.net.proxysrc import Route, Source, route, system_sources
-from roomprobe.net.proxysrc.env import variables
-from roomprobe.net.proxysrc.pac import PacCache, discover, search_domain, wpad_urls
+from roomprobe.proxy.sources import Route, Source, route, system_sources
+from roomprobe.proxy.sources.env import variables
+from roomprobe.proxy.sources.pac import PacCache, discover, search_domain, wpad_urls
 
 # OS sources a user-session app (Zoom) follows; WinHTTP is for services and is only reported.
 USER_SOURCES = ("env", "wininet", "macos", "gnome")
@@ -58,7 +58,7 @@ class Resolver:
     def sources(self) -> list[Source]:
         """Every source of this OS, environment first (the environment is read on every call, the
         OS sources, which run commands, once)."""
-        from roomprobe.net.proxysrc import env
+        from roomprobe.proxy.sources import env
 
         with self._lock:
             if self._sources is None:

@@ -30,7 +30,7 @@ from roomprobe.core.redact import redact_text
 from roomprobe.core.selfexec import self_argv
 from roomprobe.core.threads import start_guarded
 from roomprobe.net import tlstrust
-from roomprobe.net.proxysrc import safe_url
+from roomprobe.proxy.sources import safe_url
 
 MAX_PAC_BYTES = 8 * 1024 * 1024
 WORKER_MEMORY_BYTES = 1024 * 1024 * 1024  # address space of the child (RLIMIT_AS)
@@ -266,7 +266,7 @@ def search_domain(resolv_conf: str = "/etc/resolv.conf") -> str | None:
     adapter (GetAdaptersAddresses, else ``ipconfig /all``).
     """
     if sys.platform == "win32":
-        from roomprobe.net.osnet import _windows
+        from roomprobe.host.osnet import _windows
 
         return _windows.dns_suffix()
     try:

@@ -1,7 +1,7 @@
 """TLS for ``roomprobe serve``: its certificate (given, or self-signed and kept) and the context.
 
 Why self-signed and kept: a room PC has no certificate a CA would sign for its LAN address, and
-the client pins the certificate's SHA-256 fingerprint (roomprobe/net/peertls.py) rather than
+the client pins the certificate's SHA-256 fingerprint (roomprobe/peer/tls.py) rather than
 trusting a CA. The fingerprint must stay the same across restarts of ``serve`` (a sweep's
 inventory pins every room's agent once), so the generated certificate and its key are kept in
 the user's state directory (the key 0600, written atomically) and reused; delete them to get a
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from roomprobe.core.errors import UsageError
 from roomprobe.core.fsutil import atomic_write_bytes, read_bounded
-from roomprobe.net.peertls import fingerprint
+from roomprobe.peer.tls import fingerprint
 
 MAX_PEM = 256 * 1024
 VALID_DAYS = 5 * 365

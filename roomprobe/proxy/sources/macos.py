@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from roomprobe.core import oscmd
-from roomprobe.net.proxysrc import Source
+from roomprobe.proxy.sources import Source
 
 # (SCDynamicStore key prefix, Source.proxies key, proxy URL scheme)
 _KINDS = (("HTTP", "http", "http"), ("HTTPS", "https", "http"), ("SOCKS", "all", "socks5"))

@@ -6,7 +6,7 @@ hand-over long before any bandwidth test notices. Where each fact comes from:
 - Linux: ``iw dev IFACE link`` (BSSID, frequency, signal, bitrates) and ``iw dev IFACE station
   dump`` (the AP's entry: signal, signal average, beacon signal average, both bitrates); noise
   from ``/proc/net/wireless`` where the driver reports it (mac80211 drivers print -256: unknown).
-- Windows: the WLAN API (roomprobe.net.wlanapi: current connection, RSSI, channel, and the
+- Windows: the WLAN API (roomprobe.host.wlanapi: current connection, RSSI, channel, and the
   connected BSS's centre frequency for the band), else ``netsh wlan show interfaces`` parsed by
   layout, so any display language works.
   Windows gives a signal *quality* in %, which maps linearly to -100..-50 dBm (the WLAN API's own
@@ -29,7 +29,7 @@ import struct
 import sys
 from typing import Any
 
-from roomprobe.net.osnet.parsers import _GUID, _MAC, _kv_lines
+from roomprobe.host.osnet.parsers import _GUID, _MAC, _kv_lines
 
 MAX_TEXT = 1024 * 1024
 
@@ -388,8 +388,8 @@ def _windows_read(interface: str) -> dict[str, Any]:
     """The WLAN API first; netsh when the API is missing or could not read the signal (the
     API's reason is kept in ``note``)."""
     from roomprobe.core import oscmd
-    from roomprobe.net import wlanapi
-    from roomprobe.net.osnet import _windows
+    from roomprobe.host import wlanapi
+    from roomprobe.host.osnet import _windows
 
     try:
         guid = _windows.adapters().get(interface, {}).get("guid")

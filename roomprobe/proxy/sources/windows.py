@@ -13,10 +13,10 @@ from __future__ import annotations
 import re
 
 from roomprobe.core import oscmd
-from roomprobe.net.osnet import winuser
-from roomprobe.net.osnet.winuser import Registry
-from roomprobe.net.proxysrc import Source, normalise_proxy
-from roomprobe.net.proxysrc.bypass import split_list
+from roomprobe.host.osnet import winuser
+from roomprobe.host.osnet.winuser import Registry
+from roomprobe.proxy.sources import Source, normalise_proxy
+from roomprobe.proxy.sources.bypass import split_list
 
 USER_SUB = r"Software\Microsoft\Windows\CurrentVersion\Internet Settings"
 INTERNET_SETTINGS = "HKCU\\" + USER_SUB
@@ -142,7 +142,7 @@ def _reg_values(key: str, names: tuple[str, ...] | None = None) -> dict[str, str
     DWORDs become decimal text and binaries hex, so one code path serves both readers.
     Raises OSError (key missing, access denied) or ImportError (not Windows).
     """
-    from roomprobe.net.osnet.winuser import WinReg
+    from roomprobe.host.osnet.winuser import WinReg
 
     return WinReg().values(key, names)
 
@@ -174,7 +174,7 @@ def wininet_from_registry(reg: Registry, me: str, as_system: bool, zoom_owners: 
 
     As a normal account: this account's HKCU (the app's own when --run-as names its user).
     As SYSTEM (a task scheduled without --run-as): the Zoom Rooms user's hive ``HKU\<SID>``
-    (found by :func:`roomprobe.net.osnet.winuser.find_room_user`). If that user is known but
+    (found by :func:`roomprobe.host.osnet.winuser.find_room_user`). If that user is known but
     its hive is not loaded, the source is an error (SYSTEM's own settings would describe another
     path than the app's); if no Zoom Rooms user exists at all, SYSTEM's own settings are read
     and ``user`` says so.
@@ -248,6 +248,6 @@ READERS = (("wininet", INTERNET_SETTINGS, read_wininet), ("winhttp", WINHTTP_KEY
 
 def read() -> list[Source]:
     """The live WinINet (this user) and WinHTTP (machine) sources, each read on its own."""
-    from roomprobe.net.proxysrc import guarded
+    from roomprobe.proxy.sources import guarded
 
     return [guarded(name, origin, fn) for name, origin, fn in READERS]

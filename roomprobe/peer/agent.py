@@ -34,9 +34,9 @@ from typing import Any
 
 from roomprobe.core.selfexec import self_argv
 from roomprobe.core.targets import BadScope, ip_literal
-from roomprobe.net.peerlink import split_peer
-from roomprobe.net.peerport import PEER_PORT as DEFAULT_PORT  # serve's --speed-port default
-from roomprobe.net.speed import TOKEN_HEADER
+from roomprobe.peer.link import split_peer
+from roomprobe.peer.port import PEER_PORT as DEFAULT_PORT  # serve's --speed-port default
+from roomprobe.peer.speed import TOKEN_HEADER
 
 CHECK_PATH = "/__check"
 SCHEMA = "roomprobe/agent/v1"
@@ -258,7 +258,7 @@ def ask(address: str, port: int, token: str, request: CheckRequest, deadline_s: 
     wrong-certificate (the pin did not match: nothing was sent), tls-failed."""
     import ssl
 
-    from roomprobe.net.peertls import PinMismatch, PinnedHTTPSConnection
+    from roomprobe.peer.tls import PinMismatch, PinnedHTTPSConnection
 
     agent = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
     t0 = time.monotonic()

@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from roomprobe.core import oscmd
-from roomprobe.net.osnet import parsers
+from roomprobe.host.osnet import parsers
 
 
 @functools.lru_cache(maxsize=1)
@@ -196,7 +196,7 @@ def neighbor(peer: str) -> dict[str, Any] | None:
         # An empty table prints one localized sentence ("No ARP Entries Found.") and exits
         # non-zero: the peer has no entry. No output at all (not found, timeout): unknown.
         return {"mac": None, "state": "none"} if out.returncode not in (None, 0) and out.text.strip() else None
-    from roomprobe.net.osnet import source_address
+    from roomprobe.host.osnet import source_address
 
     found_nb = parsers.windows_neighbor(rows_a, peer, source_address(peer))
     return {**found_nb, "source": "arp -a"}

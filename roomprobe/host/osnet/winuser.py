@@ -196,7 +196,7 @@ def find_room_user(reg: Registry, zoom_owners: list[str]) -> RoomUser:
 
 def zoom_rooms_owners() -> list[str]:
     """Accounts owning a running ZoomRooms.exe (``DOMAIN\\user``); [] when none or unreadable."""
-    from roomprobe.net import appconns
+    from roomprobe.host import appconns
 
     owners: list[str] = []
     for proc in appconns.find_processes([ZOOM_ROOMS_PROCESS]):

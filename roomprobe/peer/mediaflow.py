@@ -30,9 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from roomprobe.net import mediastats as ms
-from roomprobe.net import mediawire as mw
 from roomprobe.net import udprecv
+from roomprobe.peer import mediastats as ms
+from roomprobe.peer import mediawire as mw
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,8 @@ def open_session(host: str, port: int, token: str, pin: str | None, timeout: flo
     (a captured MAC cannot be used to guess a weak token offline). MediaError when refused."""
     import json
 
-    from roomprobe.net.peertls import PinMismatch, PinnedHTTPSConnection
-    from roomprobe.net.speed import TOKEN_HEADER
+    from roomprobe.peer.speed import TOKEN_HEADER
+    from roomprobe.peer.tls import PinMismatch, PinnedHTTPSConnection
 
     conn = PinnedHTTPSConnection(host, port, timeout=timeout, pin=pin)
     try:

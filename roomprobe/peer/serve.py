@@ -6,7 +6,7 @@ speed-test protocol the bandwidth probe speaks and nothing else:
     GET  /__down?bytes=N   N bytes of zeros (N = 0 is the latency ping)
     POST /__up             reads and discards the body, answers {"bytes": N}
     POST /__check          only with ``serve --agent``: the room's own check, on a whitelisted
-                           JSON request, one at a time (roomprobe/fleet/agent.py)
+                           JSON request, one at a time (roomprobe/peer/agent.py)
     POST /__quality        a session of the UDP reflector: a fresh id and MAC key (with --tls
                            the reflector serves no other sessions)
 
@@ -38,8 +38,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from roomprobe.core.threads import start_guarded
-from roomprobe.fleet.agent import CHECK_PATH, MAX_BODY, Agent
-from roomprobe.net.speed import TOKEN_HEADER
+from roomprobe.peer.agent import CHECK_PATH, MAX_BODY, Agent
+from roomprobe.peer.speed import TOKEN_HEADER
 
 QUALITY_PATH = "/__quality"  # POST: a session of the UDP reflector (its id and MAC key)
 
@@ -100,7 +100,7 @@ class SpeedServer(ThreadingHTTPServer):
     def __init__(self, addr: tuple[str, int], token: str, limits: Limits, deadline: float,
                  agent: Agent | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.token = token
-        self.tls = tls  # serve --tls: every connection is TLS (roomprobe/fleet/servetls.py)
+        self.tls = tls  # serve --tls: every connection is TLS (roomprobe/peer/servetls.py)
         self.reflector: Any = None  # the UDP reflector: POST /__quality grants its sessions
         self.tls_failed = 0  # handshakes that failed (a wrong client, a scanner, a pin check)
         self.plain_refused = 0  # plain HTTP sent to the TLS port: a one-line 400, nothing read
@@ -418,7 +418,7 @@ class Handler(BaseHTTPRequestHandler):
         self._reply(200, {"bytes": n})
 
     def _check(self) -> None:
-        """serve --agent: the room's own check (roomprobe/fleet/agent.py says what is allowed)."""
+        """serve --agent: the room's own check (roomprobe/peer/agent.py says what is allowed)."""
         agent = self.server.agent
         assert agent is not None  # _allowed let /__check through only with an agent
         try:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from roomprobe.net.proxysrc.bypass import bypassed
+from roomprobe.proxy.sources.bypass import bypassed
 
 __all__ = ["Source", "Route", "system_sources", "guarded", "route", "safe_url", "normalise_proxy",
            "proxy_problem", "PROXY_SCHEMES"]
@@ -175,20 +175,20 @@ def system_sources(include_gnome: bool = True) -> list[Source]:
     Each OS source is read under its own guard (``guarded``): on Windows a failing WinHTTP
     read leaves the WinINet source standing, and the other way round.
     """
-    from roomprobe.net.proxysrc import env
+    from roomprobe.proxy.sources import env
 
     out = [guarded("env", "environment", env.read)]
     try:
         if sys.platform == "win32":
-            from roomprobe.net.proxysrc import windows
+            from roomprobe.proxy.sources import windows
 
             out += [guarded(name, origin, fn) for name, origin, fn in windows.READERS]
         elif sys.platform == "darwin":
-            from roomprobe.net.proxysrc import macos
+            from roomprobe.proxy.sources import macos
 
             out.append(guarded("macos", "scutil --proxy", macos.read))
         elif include_gnome:
-            from roomprobe.net.proxysrc import gnome
+            from roomprobe.proxy.sources import gnome
 
             src = gnome.read()
             if src is not None:

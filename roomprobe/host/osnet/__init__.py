@@ -22,13 +22,13 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 def _backend() -> Any:
     if sys.platform.startswith("linux"):
-        from roomprobe.net.osnet import _linux as mod
+        from roomprobe.host.osnet import _linux as mod
     elif sys.platform == "win32":
-        from roomprobe.net.osnet import _windows as mod
+        from roomprobe.host.osnet import _windows as mod
     elif sys.platform == "darwin":
-        from roomprobe.net.osnet import _macos as mod
+        from roomprobe.host.osnet import _macos as mod
     else:
-        from roomprobe.net.osnet import _generic as mod
+        from roomprobe.host.osnet import _generic as mod
     return mod
 
 
