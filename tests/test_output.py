@@ -75,3 +75,14 @@ def test_controller_port_wording_and_status_order_live_in_one_place():
     assert _where(r"cannot be reached \{") == ["roomprobe/net/portfindings.py"]
     assert _where(r"""\{["']fail["']: 0""") == []  # a hand-made rank table
     assert len(_where(r"STATUS_ORDER = ")) == 1
+
+
+def test_check_offers_registered_formats_only():
+    """check's --format is declared with the settings (core may not import commands): every
+    name it offers must be a registered report format, or --format X would fail after the run."""
+    from dataclasses import fields
+
+    from roomprobe.core.settings import CheckSettings
+
+    flag = next(f for f in fields(CheckSettings) if f.name == "format").metadata["flag"]
+    assert set(flag.choices) <= set(formats.names("report"))

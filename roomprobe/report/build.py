@@ -144,11 +144,6 @@ def to_json(report: Report) -> str:
     return json.dumps(report.to_dict(), indent=2, sort_keys=False) + "\n"
 
 
-def load(data: dict[str, Any]) -> Report:
-    """A report dict already checked against the schema (a saved file, an agent's answer)."""
-    return Report.from_dict(data)
-
-
 def load_schema(name: str = "report-v1") -> dict[str, Any]:
     """A published schema (roomprobe/report/schema/NAME.json): ``report-v1`` (check) or
     ``sweep-v1`` (sweep --format json, whose rooms refer to report-v1.json)."""
