@@ -11,7 +11,8 @@ a sweep room's, whose probes also order their keys three ways), and people diff 
 an order that changed with the refactor would be a change every byte-level comparison sees. A
 report read from a file keeps the file's order and any key v1 added that this version does not
 model (the schema allows them); ``has(key)`` tells an absent evidence-pack field ("not recorded",
-an older report) from one recorded as null.
+an older report) from one recorded as null. So ``keys`` also decides which optional fields are
+written: the builder that sets one names it there (report/build.build, fleet/sweep.room_report).
 
 ``host`` and each probe's ``evidence`` stay plain JSON data: they are the OS's facts and the
 probe's measurements, open-ended by design (docs/report.md), read by key where they are shown.
