@@ -90,7 +90,8 @@ LAYERS: dict[str, list[list[str]]] = {
     "fleet": [
         ["history", "metrics", "outbox", "webhook", "schedule", "sd", "webconfig", "history_out"],
         ["sweep", "deploy", "after_run", "exporter_modules"],
-        ["sweep_out", "exporter_probe"],
+        ["sweep_out", "exporter_probe"],  # sweep_out: what the sweep's formats share
+        ["sweep_text", "sweep_json", "sweep_csv", "sweep_html"],
         ["exporter"],
     ],
     "commands": [

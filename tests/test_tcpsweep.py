@@ -21,7 +21,7 @@ from reportkit import as_report
 from sockcount import counting_sockets
 
 from roomprobe.fleet import sweep as sw
-from roomprobe.fleet import sweep_out
+from roomprobe.fleet import sweep_json
 from roomprobe.host import osnet
 from roomprobe.host.osnet import parsers
 from roomprobe.net import tcpsweep
@@ -177,11 +177,11 @@ def test_windows_table_rows_pick_an_entry_with_a_mac():
 
 def test_json_is_streamed_one_room_a_line_and_parses_whole():
     reports = [as_report({"room_name": f"r{k}", "note": "x [1, {y: z}]"}) for k in range(3)]
-    text = sweep_out.to_json(reports, {"rooms": 3})
+    text = sweep_json.to_json(reports, {"rooms": 3})
     assert json.loads(text) == {"schema": "roomprobe/sweep/v1", "summary": {"rooms": 3},
                                 "rooms": [r.to_dict() for r in reports]}
     assert sum(1 for line in text.splitlines() if line.startswith('    {"schema"')) == 3
-    assert json.loads(sweep_out.to_json([], {}))["rooms"] == []
+    assert json.loads(sweep_json.to_json([], {}))["rooms"] == []
 
 
 def test_inventory_free_text_is_redacted_in_the_room_report():

@@ -1,8 +1,8 @@
 """The one registry of output formats: what ``check``, ``report``, ``sweep``, ``history`` (and
 ``path``) print, by subject and name.
 
-Each format is one module's ``FORMAT`` (or a ``FORMATS`` tuple where a subject's formats share
-their helpers, as the sweep's do) implementing roomprobe/core/output.py's ``Format``: a name and
+Each format is one module's ``FORMAT`` (or a ``FORMATS`` tuple: the history's two small
+formats share one module) implementing roomprobe/core/output.py's ``Format``: a name and
 ``render(subject, terminal, options) -> str``. A command offers a subset by name (its click
 ``Choice``) and prints through :func:`emit`, so no command keeps its own if/elif of formats and a
 new format is one module and one line here. The subjects: ``report`` (a Report), ``sweep``
@@ -24,7 +24,8 @@ REGISTRY: dict[str, dict[str, str]] = {
     "report": {"text": "roomprobe.report.text:FORMAT", "json": "roomprobe.report.jsonout:FORMAT",
                "nagios": "roomprobe.report.nagios:FORMAT",
                "markdown": "roomprobe.report.markdown:FORMAT", "html": "roomprobe.report.html:FORMAT"},
-    "sweep": {name: "roomprobe.fleet.sweep_out:FORMATS" for name in ("text", "json", "csv", "html")},
+    "sweep": {"text": "roomprobe.fleet.sweep_text:FORMAT", "json": "roomprobe.fleet.sweep_json:FORMAT",
+              "csv": "roomprobe.fleet.sweep_csv:FORMAT", "html": "roomprobe.fleet.sweep_html:FORMAT"},
     "history": {name: "roomprobe.fleet.history_out:FORMATS" for name in ("text", "json")},
 }
 
