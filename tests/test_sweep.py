@@ -231,3 +231,18 @@ def test_linux_icmp_verdicts_in_the_room_report():
                             "detail": "no ARP answer: this host gave up on the neighbour"})
     rep = _room_report(att, {"mac": None, "state": "failed"})
     assert {f["id"] for f in rep["findings"]} == {"port-unreachable", "peer-no-arp-reply"}
+
+
+def test_an_agent_answer_with_odd_findings_is_merged_not_a_crash():
+    """The agent's JSON is not validated on the way in: a finding without a message or with a
+    severity outside v1 still merges (marked via the agent), never a traceback in the sweep."""
+    room = sw.Room("198.51.100.20")
+    rep = sw.room_report(room, {(room.address, room.port): sw.Attempt(state="open", error=None, ms=1.0)},
+                         {}, {}, {}, 2.5, "2026-01-01T00:00:00Z")
+    agent_rep = {"status": "fail", "complete": True, "probes": [{"id": "dns", "status": "fail"}],
+                 "findings": [{"id": "dns-down", "severity": "fatal"}, {"severity": "fail", "evidence": 3}, "x"]}
+    merged = sw.merge_deep(rep, {"answered": True, "report": agent_rep, "agent": "198.51.100.20:9095"})
+    got = [f.to_dict() for f in merged.findings]
+    assert [(f["id"], f["severity"], f["evidence"]) for f in got] == [
+        ("dns-down", "warn", {"via": "agent"}), ("unknown", "fail", {"via": "agent"})]
+    assert merged.status == "fail" and merged.deep is not None and merged.deep["answered"]

@@ -650,8 +650,6 @@ def merge_deep(rep: Report, outcome: dict[str, Any]) -> Report:
 
 def _answered(outcome: dict[str, Any]) -> tuple[ProbeEntry, list[Finding], str, set[str], dict[str, Any]]:
     """An agent's answer: its report (as the agent sent it) judged by the check's own rules."""
-    from roomprobe.report.model import finding_from_dict
-
     agent = outcome.get("agent")
     ar = outcome["report"]
     a_status = DEEP_STATUS.get(str(ar.get("status")), "unknown")
@@ -659,9 +657,7 @@ def _answered(outcome: dict[str, Any]) -> tuple[ProbeEntry, list[Finding], str, 
         a_status = "unknown"
     a_probes = [p for p in ar.get("probes", []) if isinstance(p, dict)]
     # marked in their evidence (report v1 allows no other finding keys): measured on the room
-    a_findings = [finding_from_dict({**f, "evidence": {**(ev if isinstance(ev := f.get("evidence"), dict)
-                                                            else {}), "via": "agent"}})
-                  for f in ar.get("findings", []) if isinstance(f, dict)]
+    a_findings = [_agent_finding(f) for f in ar.get("findings", []) if isinstance(f, dict)]
     probe = ProbeEntry("deep", "error" if a_status == "unknown" else a_status,
                        "agent-answered" if a_status != "unknown" else "agent-unknown",
                        f"the room's own check via {agent}: {str(ar.get('status')).upper()}"
@@ -674,6 +670,20 @@ def _answered(outcome: dict[str, Any]) -> tuple[ProbeEntry, list[Finding], str, 
             "report": ar}
     ran = {str(p.get("id")) for p in a_probes if p.get("status") in ("pass", "warn", "fail")}
     return probe, a_findings, a_status, ran, deep
+
+
+def _agent_finding(f: dict[str, Any]) -> Finding:
+    """One finding of the agent's report (its JSON, not validated here), marked as measured on
+    the room. A field missing or out of v1's range is filled in, never a crash of the sweep."""
+    from roomprobe.report.model import finding_from_dict
+
+    ev = f.get("evidence")
+    d = {**f, "id": str(f.get("id") or "unknown"), "probe": str(f.get("probe") or ""),
+         "message": str(f.get("message") or ""),
+         "evidence": {**(ev if isinstance(ev, dict) else {}), "via": "agent"}}
+    if d.get("severity") not in ("info", "warn", "fail"):
+        d["severity"] = "warn"
+    return finding_from_dict(d)
 
 
 def _unanswered(outcome: dict[str, Any]) -> tuple[ProbeEntry, list[Finding], str, set[str], dict[str, Any]]:
