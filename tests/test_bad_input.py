@@ -76,14 +76,13 @@ def test_guarded_thread_keeps_the_exception_and_prints_nothing(capfd):
 
 
 def test_no_bare_threads_outside_the_probes():
-    """Every background thread in roomprobe/ goes through core/threads.py (probes/ and the
-    runner belong to the lead's rewrite; speed.py's measurement threads report through their
-    own result boxes)."""
+    """Every background thread in roomprobe/ goes through core/threads.py (speed.py's
+    measurement threads report through their own result boxes, started together at t0)."""
     import re
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "roomprobe"
-    allowed = {"core/threads.py", "core/runner.py", "peer/speed.py", "commands/check.py"}
+    allowed = {"core/threads.py", "peer/speed.py"}
     bare = [str(p.relative_to(root)) for p in root.rglob("*.py")
             if str(p.relative_to(root)) not in allowed
             and re.search(r"threading\.Thread\(", p.read_text(encoding="utf-8"))]

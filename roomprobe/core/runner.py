@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import queue
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from roomprobe.core import threads
 from roomprobe.core.probe import Context, Probe, Result, Status, Targets
 
 # How long past its deadline a probe may take to hand in the result it built from its own
@@ -155,10 +155,8 @@ class _Run:
         own = now + float(self.timeouts.get(probe.id, probe.timeout_s))
         deadline = own if probe.long_running else min(own, self.global_deadline)
         ctx = self.make_context(probe, deadline)
-        thread = threading.Thread(target=_worker, args=(probe, ctx, self.done), daemon=True,
-                                  name=f"probe-{probe.id}")
         self.pending[probe.id] = (probe, deadline, now)
-        thread.start()
+        threads.start_guarded(_worker, f"probe-{probe.id}", probe, ctx, self.done)
 
     def finish(self, run_: ProbeRun) -> None:
         self.runs[run_.probe.id] = run_

@@ -135,27 +135,27 @@ def _path(value: Any, where: str, base: str) -> str:
     return p if os.path.isabs(p) else os.path.join(base, p)
 
 
+def _mapping(value: Any, not_a_mapping: str, section: str, known: tuple[str, ...], lead: str) -> None:
+    """One UsageError line unless ``value`` is a mapping of ``known`` keys only."""
+    if not isinstance(value, dict):
+        raise UsageError(f"web config: {not_a_mapping}")
+    unknown = sorted(str(k) for k in value if k not in known)
+    if unknown:
+        raise UsageError(f"web config: unknown {section}key(s) {', '.join(unknown[:5])}; {lead} "
+                         f"{', '.join(known)}")
+
+
 def parse(raw: Any, base_dir: str = ".") -> WebConfig:
     """A WebConfig from the file's parsed YAML; every mistake is one UsageError line."""
     if raw is None:
         return WebConfig()
-    if not isinstance(raw, dict):
-        raise UsageError("web config: the file must be a YAML mapping with tls_server_config "
-                         "and/or basic_auth_users")
-    unknown = sorted(str(k) for k in raw if k not in TOP_KEYS)
-    if unknown:
-        raise UsageError(f"web config: unknown key(s) {', '.join(unknown[:5])}; roomprobe reads "
-                         f"{', '.join(TOP_KEYS)}")
+    _mapping(raw, "the file must be a YAML mapping with tls_server_config and/or basic_auth_users",
+             "", TOP_KEYS, "roomprobe reads")
     tls = None
     t = raw.get("tls_server_config")
     if t is not None:
-        if not isinstance(t, dict):
-            raise UsageError("web config: tls_server_config must be a mapping with cert_file "
-                             "and key_file")
-        bad = sorted(str(k) for k in t if k not in TLS_KEYS)
-        if bad:
-            raise UsageError(f"web config: unknown tls_server_config key(s) {', '.join(bad[:5])}; "
-                             f"known: {', '.join(TLS_KEYS)}")
+        _mapping(t, "tls_server_config must be a mapping with cert_file and key_file",
+                 "tls_server_config ", TLS_KEYS, "known:")
         if "cert_file" not in t or "key_file" not in t:
             raise UsageError("web config: tls_server_config needs both cert_file and key_file")
         auth = str(t.get("client_auth_type") or "NoClientCert")
