@@ -44,6 +44,7 @@ from roomprobe.core.probe import (
     silence_measured,
 )
 from roomprobe.host import osnet
+from roomprobe.net.portfindings import CONTROLLER, open_dropped_finding, port_finding
 from roomprobe.net.tcpconnect import AFTER_WORDS, WATCH_S, arp_proves_reject, connect_state
 
 
@@ -60,26 +61,6 @@ def tcp_state(addr: str, port: int, timeout: float, watch: float = 0.0) -> dict[
     (and, with ``watch``, whether the peer reset or closed the open connection at once)."""
     family = socket.AF_INET6 if ":" in addr else socket.AF_INET
     return connect_state(family, (addr, port), timeout, watch)
-
-
-FINDINGS = {
-    "refused": ("port-refused", "The room {peer} is up but nothing accepts TCP {port}: Zoom Rooms "
-                "is not running or not listening.",
-                "Start (or restart) the Zoom Rooms app on the room PC; if it runs, look for "
-                "another program holding the port (run roomprobe on the room)."),
-    "filtered": ("port-filtered", "TCP {port} to the room {peer} gets no answer: a firewall or "
-                 "security software on the path or on the room drops it.",
-                 "Allow inbound TCP {port} on the room's firewall and security software, and "
-                 "between controller and room on the network."),
-    "rejected": ("port-rejected", "TCP {port} to the room {peer} is {why}.",
-                 "Allow inbound TCP {port} on the room's firewall (firewalld, iptables, Windows "
-                 "Firewall, security software) and on any firewall between controller and room; "
-                 "the ICMP's sender is the device that rejects it (a firewall on the way can also "
-                 "send it in the room's name)."),
-    "unreachable": ("port-unreachable", "The room {peer} cannot be reached at all ({why}).",
-                    "Check the room is powered and on the network, the address is right, and "
-                    "both devices are on the same network/VLAN without client isolation."),
-}
 
 
 LOCAL_BLOCK = ("EPERM", "EACCES")  # this host refused to send: a local firewall
@@ -129,18 +110,8 @@ def _controller_side(ctx: Context, room: str, port: int) -> Result:
     if state == "open" and after in ("reset", "closed"):
         said = AFTER_WORDS[after]
         return Result(Status.WARN, "port-open-dropped", f"{room}:{port} is {said} "
-                      f"({attempt['ms']} ms)", evidence, [Finding(
-                          "port-open-dropped", Severity.WARN,
-                          f"TCP {port} on the room {room} is open (the handshake completed) but "
-                          f"the connection was {after} at once by the room or something in its "
-                          "name: the controller reaches the port, yet its session with Zoom Rooms "
-                          "would drop the same way.",
-                          {"room": room, "port": port, "state": "open", "after": after,
-                           "error": attempt.get("error")},
-                          hint=f"Look on the room for what owns TCP {port} (run roomprobe there): "
-                               "endpoint security or another service that accepts and drops "
-                               "connections, or a Zoom Rooms that refuses this controller "
-                               "(re-pair it); allow the controller in the security software.")])
+                      f"({attempt['ms']} ms)", evidence,
+                      [open_dropped_finding(room, port, after, attempt.get("error"), CONTROLLER)])
     if state == "open":
         return Result.passed("open", f"{room}:{port} is open ({attempt['ms']} ms)", evidence,
                              {"handshake": "completed", "room": room, "port": port,
@@ -148,14 +119,12 @@ def _controller_side(ctx: Context, room: str, port: int) -> Result:
     rejected = evidence.get("rejected")
     silent = {"timeout": f"no answer for {wait:.2f} s", None: ""}
     why = evidence.get("why") or evidence.get("detail") or silent.get(attempt["error"], attempt["error"])
-    fid, msg, hint = FINDINGS["rejected" if rejected else state]
-    fmt = {"peer": room, "port": port, "why": why}
-    return Result(Status.FAIL, fid, f"{room}:{port} is {state} ({why or attempt['ms']})", evidence,
-                  [Finding(fid, Severity.FAIL, msg.format(**fmt),
+    finding = port_finding("rejected" if rejected else state, room, port, why,
                            {"room": room, "port": port, "state": state, "error": attempt["error"],
                             **({"rejected": rejected, "icmp": evidence.get("icmp")} if rejected
-                               else {})},
-                           hint=hint.format(**fmt))])
+                               else {})}, CONTROLLER)
+    return Result(Status.FAIL, finding.id, f"{room}:{port} is {state} ({why or attempt['ms']})",
+                  evidence, [finding])
 
 
 def listeners(port: int) -> list[dict[str, Any]]:

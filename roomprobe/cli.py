@@ -77,6 +77,9 @@ def cli() -> None:
     interrupted).
     """
     ctx = click.get_current_context()
+    from roomprobe.core.output import from_env
+
+    ctx.obj = from_env()  # the one terminal, handed down to every command (commands/formats.py)
     if ctx.invoked_subcommand is None:  # plain 'roomprobe': the help, as asked, and exit 0
         click.echo(ctx.get_help())
 

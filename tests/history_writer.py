@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import sys
 
+from reportkit import as_report
+
 from roomprobe.fleet import history
 
 
@@ -24,7 +26,7 @@ def main() -> None:
                "marker": f"{name}:{n}", "payload": payload,
                "sha": hashlib.sha256(payload.encode()).hexdigest(),
                "findings": [{"id": "f-" + name, "severity": "warn", "probe": "p"}]}
-        run_id = history.record(conn, rep, 0, keep_days=0, keep_runs=0)
+        run_id = history.record(conn, as_report(rep), 0, keep_days=0, keep_runs=0)
         print(f"{run_id} {name}:{n}", flush=True)
 
 

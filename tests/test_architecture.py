@@ -46,7 +46,7 @@ ALLOWED: dict[str, set[str]] = {
 # list one when a lower module needs it).
 LAYERS: dict[str, list[list[str]]] = {
     "core": [
-        ["errors", "redact", "threads", "oscmd", "selfexec", "proxyurl"],
+        ["errors", "redact", "threads", "oscmd", "selfexec", "proxyurl", "output"],
         ["fsutil"],                       # atomic writes; bad paths are UsageErrors
         ["settings"],                     # typed settings, read through fsutil
         ["probe"],                        # the probe contract names each probe's Options
@@ -54,7 +54,7 @@ LAYERS: dict[str, list[list[str]]] = {
     ],
     "net": [
         # codecs, receive helpers, the trust store, published facts
-        ["icmperr", "udprecv", "wire", "tlstrust", "zoomranges", "stun"],
+        ["icmperr", "udprecv", "wire", "tlstrust", "zoomranges", "stun", "portfindings"],
         # what a handshake proves; the one TCP connect classifier
         ["tlsverdict", "tcpconnect"],
         # measurements built on them; traceroute picks its OS's trace_* module, each built on
@@ -81,18 +81,21 @@ LAYERS: dict[str, list[list[str]]] = {
     ],
     "diagnose": [["catalog"], ["rules"], ["mapping"]],
     "report": [
+        ["model"],                        # the report's types; everything else reads them
         ["build", "measures", "pathview"],
-        ["text"],
-        ["ticket", "nagios"],
+        ["ticket", "jsonout", "nagios"],  # ticket: loading a saved report, the evidence pack
+        ["text"],                         # the text format appends the evidence pack for a ticket
         ["html", "markdown"],
     ],
     "fleet": [
-        ["history", "metrics", "outbox", "webhook", "schedule", "sd", "webconfig"],
+        ["history", "metrics", "outbox", "webhook", "schedule", "sd", "webconfig", "history_out"],
         ["sweep", "deploy", "after_run", "exporter_modules"],
-        ["sweep_out", "exporter_probe"],
+        ["sweep_out", "exporter_probe"],  # sweep_out: what the sweep's formats share
+        ["sweep_text", "sweep_json", "sweep_csv", "sweep_html"],
         ["exporter"],
     ],
     "commands": [
+        ["formats"],                      # the one registry of output formats
         ["check"],
         ["explain", "history", "probes", "report", "schedule", "serve", "sweep", "path", "exporter"],
     ],

@@ -11,6 +11,8 @@ import json
 import re
 from pathlib import Path
 
+from reportkit import as_report
+
 REPO = Path(__file__).resolve().parent.parent
 DASHBOARD = REPO / "packaging" / "monitoring" / "grafana-dashboard.json"
 
@@ -49,9 +51,9 @@ def test_likely_code_is_written_for_a_failing_room():
     report = {"targets": {"room": "10.0.0.20", "role": "controller-side"}, "probes": [],
               "findings": [{"id": "port-refused", "severity": "fail"}], "complete": True,
               "diagnosis": [{"product": "zoom-rooms", "code": 2002}], "started_at": "2026-01-01T00:00:00Z"}
-    text = render(report, 2)
+    text = render(as_report(report), 2)
     assert re.search(r'roomprobe_likely_code\{[^}]*code="2002"[^}]*room="10.0.0.20"[^}]*\} 1\.0', text), text
-    healthy = render({**report, "findings": [], "diagnosis": []}, 0)
+    healthy = render(as_report({**report, "findings": [], "diagnosis": []}), 0)
     assert "roomprobe_likely_code{" not in healthy
 
 

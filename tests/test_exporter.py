@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from reportkit import as_report
 
 from roomprobe.core.errors import UsageError
 from roomprobe.fleet import exporter as ex
@@ -106,14 +107,14 @@ def fake_run(monkeypatch, fn):
     monkeypatch.setattr(ep, "run", fn)
 
 
-def report(status: str = "fail", room: str = "10.9.0.20") -> dict:
-    return {"schema": "roomprobe/report/v1", "status": status, "complete": True,
+def report(status: str = "fail", room: str = "10.9.0.20"):  # type: ignore[no-untyped-def]
+    return as_report({"schema": "roomprobe/report/v1", "status": status, "complete": True,
             "started_at": "2026-01-01T00:00:00Z", "duration_s": 0.1,
             "targets": {"room": room, "role": "controller-side"}, "room_name": "Boardroom",
             "probes": [{"id": "controller-port", "status": status, "duration_s": 0.1,
                         "evidence": {"state": "refused", "ms": 1.0}}],
             "findings": [{"id": "port-refused", "severity": "fail"}] if status == "fail" else [],
-            "diagnosis": [{"product": "zoom-rooms", "code": 2002}] if status == "fail" else []}
+            "diagnosis": [{"product": "zoom-rooms", "code": 2002}] if status == "fail" else []})
 
 
 @pytest.mark.parametrize(("path", "says"), [

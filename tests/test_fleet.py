@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from reportkit import as_report
 
 from roomprobe.fleet import metrics, webhook
 
@@ -106,7 +107,7 @@ def test_prometheus_measurements_and_bounded_labels():
                       "download": {"mbps": 42.0, "loaded": {"samples": 5, "median_ms": 80.0}},
                       "upload": {"mbps": 1.5, "loaded": {"samples": 5, "median_ms": None}}}}],
               "findings": [{"id": "upload-low", "severity": "warn"}, {"id": "note", "severity": "info"}]}
-    fam = families(metrics.render(report, 1))
+    fam = families(metrics.render(as_report(report), 1))
     assert fam["roomprobe_controller_port_connect_seconds"][0].value == 0.0125
     bw = {s.labels["direction"]: s.value for s in fam["roomprobe_bandwidth_bytes_per_second"]}
     assert bw == {"download": 42e6 / 8, "upload": 1.5e6 / 8}
@@ -232,7 +233,7 @@ def test_history_does_not_slow_the_check(tmp_path):
     from roomprobe.fleet import history
 
     conn = history.connect(tmp_path / "h.sqlite3")
-    big = json.loads(cli("check", "--only", "interfaces", "--format", "json", "--no-history").stdout)
+    big = as_report(json.loads(cli("check", "--only", "interfaces", "--format", "json", "--no-history").stdout))
     for _ in range(300):
         history.record(conn, big, 0)
     t0 = time.monotonic()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from reportkit import as_report
 
 from roomprobe.fleet import metrics
 
@@ -115,7 +116,7 @@ def test_configuration_is_never_exported_as_a_measurement():
                            {"resolver": "r", "outcome": "answer", "ms": 30.0},
                            {"resolver": "r", "outcome": "timeout", "ms": 2000.0}]}}],
            "findings": []}
-    text = metrics.render(rep, 0)
+    text = metrics.render(as_report(rep), 0)
     assert "slow_ms" not in text and "300" not in text.split("roomprobe_dns")[1]
     f = fams(text)
     assert f["roomprobe_dns_query_duration_seconds_max"][0].value == pytest.approx(0.030)
@@ -170,7 +171,7 @@ def test_node_exporter_reads_two_rooms_without_collision(two_rooms, tmp_path, mo
     # node_exporter 1.5 logs the collision and serves only one room's series.
     monkeypatch.setattr(metrics, "room_labels", lambda rep: {})
     for i, (_, _, rep) in enumerate(rooms.values()):
-        metrics.write(tmp_path / f"r{i}.prom", rep, 0)
+        metrics.write(tmp_path / f"r{i}.prom", as_report(rep), 0)
     body, log = scrape(tmp_path)
     assert "was collected before with the same name and label values" in log
     assert len(re.findall(r"^roomprobe_exit_code ", body, re.M)) == 1

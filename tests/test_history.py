@@ -14,12 +14,22 @@ import time
 from pathlib import Path
 
 import pytest
+from reportkit import as_report
 
 from roomprobe.core.errors import UsageError
 from roomprobe.fleet import history
 
 HERE = Path(__file__).resolve().parent
 
+
+
+def _record(conn, report, code, **kw):  # type: ignore[no-untyped-def]
+    """history.record of a test's partial report (completed: the report is typed)."""
+    return history.record(conn, as_report(report), code, **kw)
+
+
+def _run_key(report):  # type: ignore[no-untyped-def]
+    return history.run_key(as_report(report))
 
 def rep(status: str, *finding_ids: str, started: str = "2026-11-22T00:00:00Z", complete: bool = True) -> dict:
     return {"started_at": started, "status": status, "complete": complete, "duration_s": 1.5,
@@ -30,8 +40,8 @@ def rep(status: str, *finding_ids: str, started: str = "2026-11-22T00:00:00Z", c
 def test_record_and_read_back_newest_first(tmp_path):
     conn = history.connect(tmp_path / "sub" / "h.sqlite3")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    a = history.record(conn, rep("pass"), 0)
-    b = history.record(conn, rep("fail", "port-not-listening"), 2)
+    a = _record(conn, rep("pass"), 0)
+    b = _record(conn, rep("fail", "port-not-listening"), 2)
     rows = history.runs(conn, with_report=True)
     assert [r["id"] for r in rows] == [b, a]
     assert rows[0]["status"] == "fail" and rows[0]["exit_code"] == 2
@@ -44,35 +54,35 @@ def test_retention_by_count_and_age(tmp_path):
     conn = history.connect(tmp_path / "h.sqlite3")
     now = 1_800_000_000.0
     for i in range(10):
-        history.record(conn, rep("pass"), 0, keep_runs=4, keep_days=0, now=now)
+        _record(conn, rep("pass"), 0, keep_runs=4, keep_days=0, now=now)
         assert len(history.runs(conn)) == min(i + 1, 4)
     assert [r["id"] for r in history.runs(conn)] == [10, 9, 8, 7]
     old = rep("pass", started="2026-01-01T00:00:00Z")  # far older than 30 days before `now`
     conn2 = history.connect(tmp_path / "h2.sqlite3")
-    history.record(conn2, old, 0, now=now)
-    history.record(conn2, rep("pass", started="2027-01-15T00:00:00Z"), 0, keep_days=30, now=now)
+    _record(conn2, old, 0, now=now)
+    _record(conn2, rep("pass", started="2027-01-15T00:00:00Z"), 0, keep_days=30, now=now)
     assert [r["started_at"] for r in history.runs(conn2)] == ["2027-01-15T00:00:00Z"]
 
 
 def test_changes_since_last_healthy(tmp_path):
     conn = history.connect(tmp_path / "h.sqlite3")
     assert history.changes(conn)["latest"] is None
-    history.record(conn, rep("warn", "wifi-weak"), 1)  # no healthy baseline yet
+    _record(conn, rep("warn", "wifi-weak"), 1)  # no healthy baseline yet
     ch = history.changes(conn)
     assert ch["baseline"] is None and [f["id"] for f in ch["new"]] == ["wifi-weak"]
-    h = history.record(conn, rep("pass", started="2026-11-22T01:00:00Z"), 0)
-    history.record(conn, rep("fail", "dns-timeout", "port-blocked", started="2026-11-22T02:00:00Z"), 2)
-    history.record(conn, rep("fail", "port-blocked", started="2026-11-22T03:00:00Z"), 2)
+    h = _record(conn, rep("pass", started="2026-11-22T01:00:00Z"), 0)
+    _record(conn, rep("fail", "dns-timeout", "port-blocked", started="2026-11-22T02:00:00Z"), 2)
+    _record(conn, rep("fail", "port-blocked", started="2026-11-22T03:00:00Z"), 2)
     ch = history.changes(conn)
     assert ch["baseline"]["id"] == h
     assert [f["id"] for f in ch["new"]] == ["port-blocked"]
     assert [f["id"] for f in ch["cleared"]] == ["dns-timeout"]
     assert ch["unhealthy_since"] == "2026-11-22T02:00:00Z"
-    history.record(conn, rep("pass", started="2026-11-22T04:00:00Z"), 0)  # fixed
+    _record(conn, rep("pass", started="2026-11-22T04:00:00Z"), 0)  # fixed
     ch = history.changes(conn)
     assert ch["baseline"]["id"] == h and ch["new"] == [] and ch["unhealthy_since"] is None
     assert sorted(f["id"] for f in ch["cleared"]) == ["dns-timeout", "port-blocked"]
-    history.record(conn, rep("pass", started="2026-11-22T05:00:00Z", complete=False), 3)
+    _record(conn, rep("pass", started="2026-11-22T05:00:00Z", complete=False), 3)
     assert history.changes(conn)["unhealthy_since"] == "2026-11-22T05:00:00Z"  # incomplete != healthy
 
 
@@ -124,7 +134,7 @@ def test_kill_9_writers_lose_nothing_committed(tmp_path):
     for r in rows.values():  # nothing half-written, acknowledged or not
         assert hashlib.sha256(r["payload"].encode()).hexdigest() == r["sha"]
     # And the database is still writable by a new process.
-    assert history.record(history.connect(db), rep("pass"), 0) > max(acked)
+    assert _record(history.connect(db), rep("pass"), 0) > max(acked)
 
 
 def test_corrupt_database_is_one_clear_error(tmp_path):
@@ -143,8 +153,8 @@ def hist_cli(*args: str) -> subprocess.CompletedProcess:
 
 def _db_with_runs(path: Path) -> None:
     conn = history.connect(path)
-    history.record(conn, rep("pass"), 0)
-    history.record(conn, rep("fail", "port-refused"), 2)
+    _record(conn, rep("pass"), 0)
+    _record(conn, rep("fail", "port-refused"), 2)
     conn.close()
 
 
@@ -250,14 +260,14 @@ def test_state_is_keyed_by_target_and_probe_set(tmp_path):
     b_ok = keyed("pass", "198.51.100.21", full)
     a_partial = keyed("pass", "198.51.100.20", ("interfaces",))
     for r in (a_bad, b_ok, a_partial):
-        history.record(conn, r, 2 if r["status"] == "fail" else 0)
-    last_a = history.last_run(conn, key=history.run_key(a_bad))
+        _record(conn, r, 2 if r["status"] == "fail" else 0)
+    last_a = history.last_run(conn, key=_run_key(a_bad))
     assert last_a["status"] == "fail"  # not room B's pass, not the --only interfaces pass
-    assert history.last_run(conn, key=history.run_key(b_ok))["status"] == "pass"
-    assert history.last_run(conn, key=history.run_key(keyed("pass", "198.51.100.99", full))) is None
+    assert history.last_run(conn, key=_run_key(b_ok))["status"] == "pass"
+    assert history.last_run(conn, key=_run_key(keyed("pass", "198.51.100.99", full))) is None
     # "what changed": the partial run clears nothing of room A's full runs.
-    history.record(conn, keyed("fail", "198.51.100.20", full, "port-refused"), 2)
-    history.record(conn, a_partial, 0)
+    _record(conn, keyed("fail", "198.51.100.20", full, "port-refused"), 2)
+    _record(conn, a_partial, 0)
     ch = history.changes(conn)
     assert ch["cleared"] == [] and ch["new"] == []
 
@@ -271,9 +281,9 @@ def test_an_old_database_gains_the_key_columns(tmp_path):
     old.commit()
     old.close()
     conn = history.connect(path)
-    history.record(conn, keyed("pass", "198.51.100.20", ("interfaces",)), 0)
+    _record(conn, keyed("pass", "198.51.100.20", ("interfaces",)), 0)
     assert [r["status"] for r in history.runs(conn)] == ["pass", "pass"]
-    assert len(history.runs(conn, key=history.run_key(keyed("pass", "198.51.100.20", ("interfaces",))))) == 1
+    assert len(history.runs(conn, key=_run_key(keyed("pass", "198.51.100.20", ("interfaces",))))) == 1
 
 
 def test_an_old_database_opened_read_only_still_shows_changes(tmp_path):

@@ -14,6 +14,7 @@ import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reportkit import as_report
 
 from roomprobe.report import nagios
 
@@ -23,12 +24,12 @@ HOSTILE = st.text(alphabet=st.one_of(st.sampled_from(list("|;='\"\n\r\t \x00\x1b
                                      st.characters()), min_size=1, max_size=24)
 
 
-def _report(name: str, probe_id: str = "dns") -> dict:
-    return {"room_name": name, "targets": {"room": "10.0.0.5"}, "duration_s": 1.5,
+def _report(name: str, probe_id: str = "dns"):  # type: ignore[no-untyped-def]
+    return as_report({"room_name": name, "targets": {"room": "10.0.0.5"}, "duration_s": 1.5,
             "probes": [{"id": probe_id, "status": "fail", "duration_s": 0.2,
                         "summary": f"resolver {name} said no", "evidence": {}},
                        {"id": "subnet", "status": "pass", "duration_s": 0.1, "summary": "ok | fine"}],
-            "findings": [{"severity": "fail", "message": f"room {name} is unhappy | very"}]}
+            "findings": [{"severity": "fail", "message": f"room {name} is unhappy | very"}]})
 
 
 def nagios_parse(out: str) -> tuple[str, list[str], str]:

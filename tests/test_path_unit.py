@@ -413,7 +413,7 @@ def test_report_validates_and_renders_the_hop_table_everywhere() -> None:
     from roomprobe.report.text import render_text
 
     rep = _report([hop(1, 0), hop(2, 50), hop(3, 0), hop(4, 25), hop(5, 25), hop(6, 25)])
-    jsonschema.validate(rep, load_schema())
+    jsonschema.validate(rep.to_dict(), load_schema())
     text = render_text(rep)
     assert "198.51.100.2" in text and "rate-limits its ICMP answers" in text and "loss persists" in text
     md = render_markdown(rep)

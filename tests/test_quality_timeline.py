@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
+from reportkit import as_report
 
 from roomprobe.peer import mediastats as ms
 from roomprobe.report import html
@@ -50,7 +51,7 @@ def test_timeline_loss_at_the_tail_is_interpolated_not_dropped():
 
 
 def _report_with(timeline):
-    return {"probes": [{"id": "quality", "status": "warn", "evidence": {"timeline": timeline}}]}
+    return as_report({"probes": [{"id": "quality", "status": "warn", "evidence": {"timeline": timeline}}]})
 
 
 def test_svg_plot_structure():
@@ -72,7 +73,7 @@ def test_svg_plot_structure():
 
 
 def test_no_plot_without_a_timeline_or_with_a_hostile_one():
-    assert html.quality_plots({"probes": []}) == []
+    assert html.quality_plots(as_report({"probes": []})) == []
     assert html.quality_plots(_report_with(None)) == []
     bad = {"bucket_ms": "x", "t_s": [0, 1], "rtt_p50_ms": ["<script>", 1], "up_loss_pct": [None],
            "down_loss_pct": "no"}

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+from reportkit import as_report
 from sockcount import counting_sockets
 
 from roomprobe.core.errors import UsageError
@@ -165,8 +166,8 @@ def test_sweep_schema_is_published_and_catches_a_broken_room():
 
 
 def test_worst_exit_follows_the_check_precedence():
-    def rep(status: str, complete: bool = True) -> dict:
-        return {"status": status, "complete": complete}
+    def rep(status: str, complete: bool = True):  # type: ignore[no-untyped-def]
+        return as_report({"status": status, "complete": complete})
 
     assert sw.worst_exit([rep("pass"), rep("warn")]) == 1
     assert sw.worst_exit([rep("unknown", False), rep("warn")]) == 3
@@ -197,7 +198,7 @@ LINK = {"interface": "eth0", "network": "198.51.100.0/25"}
 def _room_report(att: sw.Attempt, nb: dict | None) -> dict:
     room = sw.Room("198.51.100.20")
     return sw.room_report(room, {(room.address, room.port): att}, {room.address: LINK},
-                          {room.address: nb}, {}, 2.5, "2026-01-01T00:00:00Z")
+                          {room.address: nb}, {}, 2.5, "2026-01-01T00:00:00Z").to_dict()
 
 
 def test_hostunreach_without_icmp_from_a_room_that_answered_arp_is_a_reject():
@@ -230,3 +231,18 @@ def test_linux_icmp_verdicts_in_the_room_report():
                             "detail": "no ARP answer: this host gave up on the neighbour"})
     rep = _room_report(att, {"mac": None, "state": "failed"})
     assert {f["id"] for f in rep["findings"]} == {"port-unreachable", "peer-no-arp-reply"}
+
+
+def test_an_agent_answer_with_odd_findings_is_merged_not_a_crash():
+    """The agent's JSON is not validated on the way in: a finding without a message or with a
+    severity outside v1 still merges (marked via the agent), never a traceback in the sweep."""
+    room = sw.Room("198.51.100.20")
+    rep = sw.room_report(room, {(room.address, room.port): sw.Attempt(state="open", error=None, ms=1.0)},
+                         {}, {}, {}, 2.5, "2026-01-01T00:00:00Z")
+    agent_rep = {"status": "fail", "complete": True, "probes": [{"id": "dns", "status": "fail"}],
+                 "findings": [{"id": "dns-down", "severity": "fatal"}, {"severity": "fail", "evidence": 3}, "x"]}
+    merged = sw.merge_deep(rep, {"answered": True, "report": agent_rep, "agent": "198.51.100.20:9095"})
+    got = [f.to_dict() for f in merged.findings]
+    assert [(f["id"], f["severity"], f["evidence"]) for f in got] == [
+        ("dns-down", "warn", {"via": "agent"}), ("unknown", "fail", {"via": "agent"})]
+    assert merged.status == "fail" and merged.deep is not None and merged.deep["answered"]

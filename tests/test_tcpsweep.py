@@ -17,10 +17,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from reportkit import as_report
 from sockcount import counting_sockets
 
 from roomprobe.fleet import sweep as sw
-from roomprobe.fleet import sweep_out
+from roomprobe.fleet import sweep_json
 from roomprobe.host import osnet
 from roomprobe.host.osnet import parsers
 from roomprobe.net import tcpsweep
@@ -87,8 +88,8 @@ def test_a_silent_room_gets_one_retransmission_and_the_measured_wait_not_the_tim
     assert last.waited_s < 20.0 / 2  # the measured wait, not the --timeout ceiling
     rep = sw.room_report(sw.Room("127.0.0.1", silent), {("127.0.0.1", silent): last}, {}, {}, {},
                          20.0, "2026-01-01T00:00:00Z")
-    assert "no answer to 2 SYNs in" in rep["probes"][0]["summary"]
-    assert "round trip of the rooms that answered" in rep["probes"][0]["summary"]
+    assert "no answer to 2 SYNs in" in rep.probes[0].summary
+    assert "round trip of the rooms that answered" in rep.probes[0].summary
 
 
 def test_an_answer_to_the_retransmission_or_late_to_the_first_try_counts():
@@ -175,12 +176,12 @@ def test_windows_table_rows_pick_an_entry_with_a_mac():
 
 
 def test_json_is_streamed_one_room_a_line_and_parses_whole():
-    reports = [{"room": k, "x": [1, {"y": "z"}]} for k in range(3)]
-    text = sweep_out.to_json(reports, {"rooms": 3})
+    reports = [as_report({"room_name": f"r{k}", "note": "x [1, {y: z}]"}) for k in range(3)]
+    text = sweep_json.to_json(reports, {"rooms": 3})
     assert json.loads(text) == {"schema": "roomprobe/sweep/v1", "summary": {"rooms": 3},
-                                "rooms": reports}
-    assert sum(1 for line in text.splitlines() if line.startswith('    {"room"')) == 3
-    assert json.loads(sweep_out.to_json([], {}))["rooms"] == []
+                                "rooms": [r.to_dict() for r in reports]}
+    assert sum(1 for line in text.splitlines() if line.startswith('    {"schema"')) == 3
+    assert json.loads(sweep_json.to_json([], {}))["rooms"] == []
 
 
 def test_inventory_free_text_is_redacted_in_the_room_report():
@@ -189,6 +190,6 @@ def test_inventory_free_text_is_redacted_in_the_room_report():
     att = sw.Attempt(state="open", error=None, ms=1.0)
     rep = sw.room_report(room, {(room.address, room.port): att}, {}, {}, {}, 2.5,
                          "2026-01-01T00:00:00Z")
-    text = json.dumps(rep)
+    text = json.dumps(rep.to_dict())
     for secret in ("pw1234", "tok5678", "s3cretpeer"):
         assert secret not in text

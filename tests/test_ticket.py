@@ -138,9 +138,11 @@ def test_markdown_pastes_cleanly(saved):
     md = out.stdout
     rep = json.loads(saved.read_text())
     assert md.startswith("## roomprobe: FAIL in Board \\<img src=x\\> \\| 4.01\n")
+    from roomprobe.report.model import Report
     from roomprobe.report.text import verdict
 
-    assert f"**Verdict:** {verdict(rep)}" in md and "TCP 9" in verdict(rep)
+    line = verdict(Report.from_dict(rep))
+    assert f"**Verdict:** {line}" in md and "TCP 9" in line
     # every table row has exactly its columns: user text cannot add a cell
     for line in md.splitlines():
         if line.startswith("| ") and "Status" not in line:
@@ -197,9 +199,11 @@ def test_an_older_report_without_the_pack_still_renders(saved, tmp_path):
         del rep[key]
     old = tmp_path / "old.json"
     old.write_text(json.dumps(rep))
-    md = render_markdown(rep)
+    from roomprobe.report.model import Report
+
+    md = render_markdown(Report.from_dict(rep))
     assert "| Time zone | not recorded |" in md and "| Zoom Rooms app | not recorded |" in md
-    assert "not recorded" in render_html(rep)
+    assert "not recorded" in render_html(Report.from_dict(rep))
     assert cli("report", str(old), "--format", "html").returncode == 0
 
 
@@ -257,8 +261,8 @@ def test_app_lookup_never_delays_or_breaks_the_report(monkeypatch):
             pack = check._evidence_pack(CheckSettings(code="2002"), time.time(), check._app_lookup())
             assert time.monotonic() - t0 < 1.5, name
             expected = {"version": "6.2.5 (4578)", "source": "registry HKLM"} if name == "found" else None
-            assert pack["zoom_rooms_app"] == expected, name
-            assert pack["user_code"] == "2002"
+            assert pack.zoom_rooms_app == expected, name
+            assert pack.user_code == "2002"
     finally:
         release.set()
 
@@ -326,13 +330,14 @@ def test_a_hidden_ssid_shows_its_note_in_every_ticket_format(hidden_ssid_report,
 
 
 def test_a_hidden_ssid_is_named_in_the_check_text_output(hidden_ssid_report):
+    from roomprobe.report.model import Report
     from roomprobe.report.text import render_text
 
     rep = json.loads(hidden_ssid_report.read_text())
-    text = render_text(rep)
+    text = render_text(Report.from_dict(rep))
     assert f"en0 (Wi-Fi): {HIDDEN_NOTE}" in text and "en1 (Wi-Fi)" not in text
     rep["host"]["interfaces"] = [i for i in rep["host"]["interfaces"] if i["name"] != "en0"]
-    assert HIDDEN_NOTE not in render_text(rep)
+    assert HIDDEN_NOTE not in render_text(Report.from_dict(rep))
 
 
 def test_a_schema_valid_object_where_text_is_usual_renders_in_every_format(saved, tmp_path):

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import jsonschema
 import pytest
+from reportkit import as_report
 from roomprobe.probes import controller_port, dns, interfaces, subnet
 
 from roomprobe.core.errors import ExitCode
@@ -152,9 +153,9 @@ def test_status_precedence(statuses, complete, status, code):
                       duration_s=0.5, host={"hostname": "h", "os": "Linux", "os_version": "x",
                                             "interfaces": [], "default_gateway": [],
                                             "raw_sockets": False})
-    jsonschema.validate(rep, build.load_schema())
-    assert rep["status"] == status and build.exit_code(rep) == code
-    assert rep["complete"] is (complete and E not in statuses)
+    jsonschema.validate(rep.to_dict(), build.load_schema())
+    assert rep.status == status and build.exit_code(rep) == code
+    assert rep.complete is (complete and E not in statuses)
     for text in (render_text(rep), render_markdown(rep), render_html(rep)):
         assert status.upper() in text
     if status == "unknown" and E in statuses:
@@ -162,8 +163,8 @@ def test_status_precedence(statuses, complete, status, code):
 
 
 def test_old_incomplete_reports_still_exit_unknown():
-    assert build.exit_code({"status": "warn", "complete": False}) == ExitCode.UNKNOWN
-    assert build.exit_code({"status": "pass", "complete": True}) == ExitCode.OK
+    assert build.exit_code(as_report({"status": "warn", "complete": False})) == ExitCode.UNKNOWN
+    assert build.exit_code(as_report({"status": "pass", "complete": True})) == ExitCode.OK
 
 
 # -- probes: fakes for the OS -----------------------------------------------------------------

@@ -16,6 +16,7 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from reportkit import as_report
 
 from roomprobe.core.settings import CheckSettings
 from roomprobe.fleet import after_run, outbox
@@ -90,15 +91,16 @@ class StrictReceiver:
         self.server.server_close()
 
 
-def report(status: str, room: str = "198.51.100.20") -> dict:
+def report(status: str, room: str = "198.51.100.20"):  # type: ignore[no-untyped-def]
     findings = [] if status == "pass" else [
         {"id": "port-refused", "severity": "fail", "probe": "controller-port",
          "message": "Nothing listens on TCP 9090 on the room."}]
-    return {"schema": "roomprobe/report/v1", "roomprobe_version": "t", "started_at": "2026-11-22T00:00:00Z",
+    return as_report({"schema": "roomprobe/report/v1", "roomprobe_version": "t",
+                      "started_at": "2026-11-22T00:00:00Z",
             "duration_s": 0.1, "complete": True, "status": status, "host": {"hostname": "ctl"},
             "targets": {"room": room, "controller": None, "role": "controller", "port": 9090},
             "probes": [{"id": "controller-port", "status": status}], "findings": findings,
-            "diagnosis": [{"code": "2002"}] if findings else [], "room_name": "Board room"}
+            "diagnosis": [{"code": "2002"}] if findings else [], "room_name": "Board room"})
 
 
 @pytest.fixture(autouse=True)

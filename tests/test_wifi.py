@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from reportkit import as_report
 from roomprobe.probes import wifi as probe
 
 from roomprobe.core.errors import UsageError
@@ -191,7 +192,7 @@ def _store(db: Path, bssid: str) -> None:
     report = {"started_at": now, "status": "pass", "complete": True, "duration_s": 1,
               "findings": [], "targets": {}, "probes": [
                   {"id": "wifi", "evidence": {"links": [{"interface": "wlan0", "bssid": bssid}]}}]}
-    history.record(conn, report, 0)
+    history.record(conn, as_report(report), 0)
     conn.close()
 
 
@@ -261,13 +262,14 @@ def test_ticket_evidence_row_shows_the_wifi_facts():
 
     facts = wifi.merge_linux(wifi.parse_iw_link(rec("iw_link_connected.txt"), "wlan0"), {},
                              {"noise_dbm": -92.0})
-    line = wifi_line({"probes": [{"id": "wifi", "status": "pass", "evidence": {"links": [facts]}}]})
+    line = wifi_line(as_report({"probes": [{"id": "wifi", "status": "pass", "evidence": {"links": [facts]}}]}))
     assert line == ("wlan0: -51 dBm, noise -92 dBm, 5 GHz channel 36, AP 70:3a:0e:aa:bb:cc, "
                     "780 Mbit/s 802.11ac")
-    skipped = {"probes": [{"id": "wifi", "status": "skip", "summary": "no Wi-Fi interface is up"}]}
+    skipped = as_report({"probes": [{"id": "wifi", "status": "skip", "summary": "no Wi-Fi interface is up"}]})
     assert wifi_line(skipped).startswith("not in use")
-    assert wifi_line({"probes": []}) is None
-    assert wifi_line({"probes": [{"id": "wifi", "status": "warn", "evidence": {"links": ["x"]}}]}) is None
+    assert wifi_line(as_report({"probes": []})) is None
+    odd = as_report({"probes": [{"id": "wifi", "status": "warn", "evidence": {"links": ["x"]}}]})
+    assert wifi_line(odd) is None
 
 
 # ---- Windows WLAN API logic (roomprobe.host.wlanapi), the calls faked -------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,8 @@ if TYPE_CHECKING:
     from roomprobe.core.probe import HistoryReader, Probe
     from roomprobe.core.probe import Peer as ProbePeer
     from roomprobe.core.settings import CheckSettings, Settings
+    from roomprobe.report.build import EvidencePack
+    from roomprobe.report.model import DiagnosisEntry, Report
 
 
 def _options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -158,7 +159,10 @@ def run_check(settings: Settings, all_probes: Mapping[str, Probe]) -> int:
     t0 = time.monotonic()
     tgt = targets.resolve(c.controller, c.room, int(c.port), osnet.local_addresses())
     privileged, peer, history = osnet.is_privileged(), _peer(c), _history_reader(c)
-    progress = c.format == "text" and sys.stderr.isatty()
+    from roomprobe.commands import formats
+
+    term = formats.terminal()
+    progress = c.format == "text" and term.live  # a live progress line on stderr is welcome
 
     def make_context(p: Probe, deadline: float) -> Context:
         return Context(targets=tgt, options=settings.probes[p.id].options, deadline=deadline,
@@ -172,23 +176,16 @@ def run_check(settings: Settings, all_probes: Mapping[str, Probe]) -> int:
     host = {**osnet.host_info(), "interfaces": list(osnet.interfaces()),
             "default_gateway": list(osnet.default_gateways()), "raw_sockets": osnet.raw_sockets()}
     rep = report.build(runs=runs, complete=complete, targets=tgt, started_at=started,
-                       duration_s=time.monotonic() - t0, host=host, extra=_evidence_pack(c, started, app_lookup))
-    rep["diagnosis"] = _diagnose(rep, c.code)
+                       duration_s=time.monotonic() - t0, host=host, pack=_evidence_pack(c, started, app_lookup))
+    rep.diagnosis = _diagnose(rep, c.code)
     code = int(report.exit_code(rep))  # the one exit code: history, the Nagios line and the process
 
     write_error = _write_json(c, rep)
     recorded = after_run.record(rep, code, c)
-    if c.format == "json":
-        click.echo(report.to_json(rep), nl=False)
-    elif c.format == "nagios":
-        from roomprobe.report.nagios import render_nagios
+    from roomprobe.core.output import RenderOptions
 
-        click.echo(render_nagios(rep, code), nl=False)
-    else:
-        from roomprobe.report.text import render_text
-
-        color = bool(c.color) and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-        click.echo(render_text(rep, color=color, verbose=bool(c.verbose)), nl=False)
+    formats.emit("report", str(c.format), rep, RenderOptions(verbose=bool(c.verbose), color=bool(c.color)),
+                 term)
     after_run.deliver(recorded, deadline=t0 + float(c.timeout))
     if write_error:
         click.echo(f"roomprobe: {write_error}", err=True)
@@ -196,7 +193,7 @@ def run_check(settings: Settings, all_probes: Mapping[str, Probe]) -> int:
     return code
 
 
-def _write_json(c: CheckSettings, rep: dict[str, Any]) -> str | None:
+def _write_json(c: CheckSettings, rep: Report) -> str | None:
     """--json FILE, atomically; a failure (a full disk) is returned, to be told after the
     verdict, which is still shown."""
     if not c.json:
@@ -272,7 +269,7 @@ def _app_lookup() -> Any:
     return Daemons("zr-app").submit(lambda: evidence.zoom_rooms_app())
 
 
-def _evidence_pack(c: CheckSettings, started: float, app_lookup: Any) -> dict[str, Any]:
+def _evidence_pack(c: CheckSettings, started: float, app_lookup: Any) -> EvidencePack:
     """Ticket fields (docs/report.md): room name, note, code, app version, time zone, window."""
     from roomprobe.host import evidence
 
@@ -280,18 +277,16 @@ def _evidence_pack(c: CheckSettings, started: float, app_lookup: Any) -> dict[st
         app = app_lookup.result(timeout=1.0)  # at most one second more than the probes took
     except Exception:  # still running (TimeoutError), or an OS lookup that broke: the field is null
         app = None
-    return {"room_name": c.room_name, "note": c.note,
-            "user_code": None if c.code is None else str(c.code),
-            "zoom_rooms_app": app, "timezone": evidence.local_timezone(),
-            "window": evidence.time_window(started, time.time())}
+    from roomprobe.report.build import EvidencePack
+
+    return EvidencePack(room_name=c.room_name, note=c.note, user_code=None if c.code is None else str(c.code),
+                        zoom_rooms_app=app, timezone=evidence.local_timezone(),
+                        window=evidence.time_window(started, time.time()))
 
 
-def _diagnose(rep: dict[str, Any], code: Any) -> list[dict[str, Any]]:
-    """Map findings to likely Zoom error codes (roomprobe.diagnose.mapping), if that module is present."""
-    try:
-        from roomprobe.diagnose import mapping as diagnosis
-    except ImportError:
-        return []
-    probes_run = {p["id"] for p in rep["probes"] if p["status"] not in ("skip", "error")}
-    return diagnosis.diagnose(rep["findings"], str(code) if code is not None else None,
-                              probes_run=probes_run)
+def _diagnose(rep: Report, code: Any) -> list[DiagnosisEntry]:
+    """Map findings to likely Zoom error codes (report/build.diagnose)."""
+    from roomprobe.report.build import diagnose
+
+    probes_run = {p.id for p in rep.probes if p.status not in ("skip", "error")}
+    return diagnose(rep.findings, str(code) if code is not None else None, probes_run)

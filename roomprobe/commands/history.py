@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import click
 
+from roomprobe.commands import formats
 from roomprobe.core.errors import UsageError
 
 
@@ -16,7 +15,8 @@ from roomprobe.core.errors import UsageError
               help="Only runs since then: 90m, 24h, 7d, or 2026-11-20[T08:00].")
 @click.option("--limit", type=click.IntRange(1, 1_000_000), default=20, show_default=True,
               help="At most this many runs.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(formats.names("history", "text", "json")), default="text",
+              show_default=True)
 @click.option("--history-db", default=None, metavar="PATH",
               help="History database [default: $ROOMPROBE_HISTORY_DB or the user state dir].")
 def history(since: str | None, limit: int, fmt: str, history_db: str | None) -> int:
@@ -43,37 +43,5 @@ def history(since: str | None, limit: int, fmt: str, history_db: str | None) -> 
         raise hist.db_error(path, exc) from None
     finally:
         conn.close()
-    if fmt == "json":
-        click.echo(json.dumps(data, indent=2))
-    else:
-        click.echo(render_text(data), nl=False)
+    formats.emit("history", fmt, data)
     return 0
-
-
-def render_text(data: dict[str, Any]) -> str:
-    """Plain text: one line per run, then the change summary."""
-    lines = [f"History: {data['db']}"]
-    if not data["runs"]:
-        lines.append("  no runs in that window")
-    for r in data["runs"]:
-        ids = ", ".join(sorted({f["id"] for f in r["findings"] if f["severity"] != "info"}))
-        flag = "" if r["complete"] else " (incomplete)"
-        lines.append(f"  #{r['id']:<5} {r['started_at']}  {r['status'].upper():<4}{flag}  "
-                     f"{r['duration_s']:.1f}s  {ids}".rstrip())
-    ch = data["changes"]
-    if ch["latest"] is not None:
-        lines.append("")
-        base = ch["baseline"]
-        if base is None:
-            lines.append("Changes since the start of the history (no earlier healthy run):")
-        else:
-            lines.append(f"Changes since the last healthy run #{base['id']} ({base['started_at']}):")
-        if ch["unhealthy_since"]:
-            lines.append(f"  unhealthy since {ch['unhealthy_since']}")
-        for f in ch["new"]:
-            lines.append(f"  + {f['id']} ({f['severity']}, {f['probe']})")
-        for f in ch["cleared"]:
-            lines.append(f"  - {f['id']} ({f['severity']}, {f['probe']}) cleared")
-        if not ch["new"] and not ch["cleared"]:
-            lines.append("  no change")
-    return "\n".join(lines) + "\n"

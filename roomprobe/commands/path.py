@@ -8,16 +8,19 @@ saved file as a ticket (html with the per-hop chart).
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from roomprobe.commands import formats
 from roomprobe.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from roomprobe.core.output import Terminal
+    from roomprobe.report.model import Report
 
 
 @click.command()
@@ -33,7 +36,8 @@ from roomprobe.core.errors import UsageError
                    "(TCP first for Zoom's web host); ICMP on macOS and Windows].")
 @click.option("--max-ttl", type=click.IntRange(1, 64), default=None, help="Most hops to try [30].")
 @click.option("--no-mtu", is_flag=True, default=False, help="Skip the full-size (MTU) rounds.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "html"]), default="text",
+@click.option("--format", "fmt", type=click.Choice(formats.names("report", "text", "json", "markdown", "html")),
+              default="text",
               show_default=True, help="What goes to stdout at the end.")
 @click.option("--json", "json_path", default=None, metavar="FILE",
               help="Also save the report (for 'roomprobe report FILE --format html').")
@@ -74,8 +78,9 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
     from roomprobe.core.threads import start_guarded
 
     rthread = start_guarded(lambda: ranges_box.append(pp.load_ranges(opts, 3.0)), "path-ranges")
-    live = sys.stderr.isatty() if fmt != "text" else sys.stdout.isatty()
-    stream = sys.stderr if fmt != "text" else sys.stdout
+    term = formats.terminal()  # the live table goes where the report does not
+    live = term.live if fmt != "text" else term.stdout_tty
+    stream = term.stderr if fmt != "text" else term.stdout
 
     def on_round(trace: traceroute.Trace) -> None:
         if not live:
@@ -113,7 +118,7 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
     rep = _report(run, interrupted=trace.interrupted and count != 0, started=started, t0=t0)
     if live:
         stream.write("\x1b[H\x1b[2J")
-    _emit(rep, fmt, json_path)
+    _emit(rep, fmt, json_path, term)
     return int(report.exit_code(rep))
 
 
@@ -152,7 +157,7 @@ def _where(opts: Any, target: str | None, back: str | None, peer_token: str | No
     return back_at, host, address, choice
 
 
-def _report(run: Any, *, interrupted: bool, started: float, t0: float) -> dict[str, Any]:
+def _report(run: Any, *, interrupted: bool, started: float, t0: float) -> Report:
     """The path run as a normal roomprobe report (the one ``path`` probe), with its diagnosis."""
     from roomprobe.core.probe import Targets
     from roomprobe.core.runner import is_complete
@@ -164,12 +169,7 @@ def _report(run: Any, *, interrupted: bool, started: float, t0: float) -> dict[s
     complete = is_complete([run], interrupted=interrupted)
     rep = report.build(runs=[run], complete=complete, targets=Targets(),
                        started_at=started, duration_s=time.monotonic() - t0, host=host_facts)
-    try:
-        from roomprobe.diagnose import mapping
-
-        rep["diagnosis"] = mapping.diagnose(rep["findings"], None, probes_run={"path"})
-    except ImportError:
-        pass
+    rep.diagnosis = report.diagnose(rep.findings, None, {"path"})
     return rep
 
 
@@ -201,7 +201,7 @@ def _options(config_path: str | None, set_opts: tuple[str, ...], target: str | N
     return opts
 
 
-def _emit(rep: dict[str, Any], fmt: str, json_path: str | None) -> None:
+def _emit(rep: Report, fmt: str, json_path: str | None, term: Terminal) -> None:
     """--json FILE (atomically), then the report on stdout in ``fmt``."""
     from roomprobe.report import build as report
 
@@ -212,21 +212,7 @@ def _emit(rep: dict[str, Any], fmt: str, json_path: str | None) -> None:
             atomic_write_text(json_path, report.to_json(rep))
         except OSError as exc:
             raise UsageError(f"cannot write {json_path}: {exc.strerror or exc}; choose a writable path") from None
-    if fmt == "json":
-        click.echo(report.to_json(rep), nl=False)
-    elif fmt == "markdown":
-        from roomprobe.report.markdown import render_markdown
-
-        click.echo(render_markdown(rep), nl=False)
-    elif fmt == "html":
-        from roomprobe.report.html import render_html
-
-        click.echo(render_html(rep), nl=False)
-    else:
-        from roomprobe.report.text import render_text
-
-        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-        click.echo(render_text(rep, color=color), nl=False)
+    formats.emit("report", fmt, rep, term=term)
 
 
 def _trace_back(at: tuple[str, int], token: str, ranges: Any, opts: Any) -> list[tuple[dict[str, Any], Any]]:

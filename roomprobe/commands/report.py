@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
+from roomprobe.commands import formats
 from roomprobe.core.errors import UsageError
 
 
 @click.command()
 @click.argument("file", metavar="FILE.json")
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "html"]), default="text",
-              show_default=True, help="text for a terminal, markdown to paste into a ticket, html "
+@click.option("--format", "fmt", type=click.Choice(formats.names("report", "text", "markdown", "html")),
+              default="text", show_default=True, help="text for a terminal, markdown to paste into a ticket, html "
               "for one self-contained page to attach.")
 @click.option("--output", "-o", "output", default=None, metavar="PATH",
               help="Write to PATH (atomically) instead of stdout.")
@@ -22,22 +23,12 @@ def report(file: str, fmt: str, output: str | None, verbose: bool) -> int:
     For a ticket:   roomprobe report room.json --format markdown
     To attach:      roomprobe report room.json --format html -o room.html
     """
+    from roomprobe.core.output import RenderOptions
     from roomprobe.report.ticket import load_report
 
     rep = load_report(file)
-    if fmt == "markdown":
-        from roomprobe.report.markdown import render_markdown
-
-        text = render_markdown(rep)
-    elif fmt == "html":
-        from roomprobe.report.html import render_html
-
-        text = render_html(rep)
-    else:
-        from roomprobe.report.text import render_text
-        from roomprobe.report.ticket import render_evidence_text
-
-        text = render_text(rep, verbose=verbose) + "\n" + render_evidence_text(rep)
+    # For a ticket: no colour (it is pasted or attached), the evidence pack under the text.
+    text = formats.render("report", fmt, rep, RenderOptions(verbose=verbose, color=False, evidence_pack=True))
     if output:
         from roomprobe.core.fsutil import atomic_write_text
 
@@ -47,5 +38,5 @@ def report(file: str, fmt: str, output: str | None, verbose: bool) -> int:
             raise UsageError(f"cannot write {output}: {exc.strerror or exc}; choose a writable path "
                              "for --output") from None
     else:
-        click.echo(text, nl=False)
+        formats.terminal().write(text)
     return 0

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import time
 
 import click
 
+from roomprobe.commands import formats
 from roomprobe.core.errors import UsageError
 
 
@@ -20,7 +20,7 @@ from roomprobe.core.errors import UsageError
                    "at least 0.25 s), as nmap does.")
 @click.option("--concurrency", type=click.IntRange(1, 4096), default=1024, show_default=True,
               help="Rooms checked at the same time.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text",
+@click.option("--format", "fmt", type=click.Choice(formats.names("sweep", "text", "json", "csv")), default="text",
               show_default=True, help="What goes to stdout.")
 @click.option("--prometheus-textfile", default=None, metavar="PATH.prom",
               help="Also write every room's metrics (room/target labels) for node_exporter.")
@@ -64,8 +64,9 @@ def sweep(targets: tuple[str, ...], port: int, timeout: float, concurrency: int,
     --room ADDR' on the controller. Exit code: the worst room's (0 OK, 1 WARNING, 2 CRITICAL,
     3 UNKNOWN). docs/fleet.md has the details.
     """
-    from roomprobe.fleet import metrics, sweep_out
+    from roomprobe.fleet import metrics
     from roomprobe.fleet import sweep as sw
+    from roomprobe.fleet.sweep_out import SweepView
     from roomprobe.report.build import rfc3339
 
     if not targets:
@@ -81,20 +82,22 @@ def sweep(targets: tuple[str, ...], port: int, timeout: float, concurrency: int,
         sd.write(sd_file, rooms)
     request = _deep_request(rooms, peer_token, deep_only, deep_timeout) if deep else None
     pin = _deep_tls(rooms, deep, peer_fingerprint, peer_tls_unpinned)
+    term = formats.terminal()
     started, t0 = time.time(), time.monotonic()
-    reports = sw.sweep(rooms, timeout=timeout, concurrency=concurrency, progress=_progress())
-    if sys.stderr.isatty():
-        click.echo("\r\033[K", nl=False, err=True)
+    reports = sw.sweep(rooms, timeout=timeout, concurrency=concurrency, progress=_progress(term))
+    if term.live:
+        term.note("\r\033[K", nl=False)
     if request is not None:
         from roomprobe.peer.agent import GRACE_S
 
         outcomes = sw.ask_agents(rooms, str(peer_token), request, deep_timeout + GRACE_S + 5,
-                                 deep_concurrency, progress=_progress("deep"), pin=pin,
+                                 deep_concurrency, progress=_progress(term, "deep"), pin=pin,
                                  tls_unpinned=peer_tls_unpinned)
-        if sys.stderr.isatty():
-            click.echo("\r\033[K", nl=False, err=True)
+        if term.live:
+            term.note("\r\033[K", nl=False)
         reports = sw.deepen(reports, outcomes)
     summary = sw.summary(reports, time.monotonic() - t0)
+    view = SweepView(reports, summary, rfc3339(started))
     if prometheus_textfile:
         metrics.write_text(prometheus_textfile,
                            metrics.render_many([(r, sw.exit_of(r)) for r in reports]))
@@ -102,15 +105,10 @@ def sweep(targets: tuple[str, ...], port: int, timeout: float, concurrency: int,
         from roomprobe.core.fsutil import atomic_write_text
 
         try:
-            atomic_write_text(html_path, sweep_out.render_html(reports, summary, rfc3339(started)))
+            atomic_write_text(html_path, formats.render("sweep", "html", view, term=term))
         except OSError as exc:
             raise UsageError(f"cannot write {html_path}: {exc.strerror or exc}") from None
-    if fmt == "json":  # streamed: 10,000 rooms must not be one string in memory
-        sweep_out.write_json(reports, summary, click.get_text_stream("stdout"))
-    elif fmt == "csv":
-        click.echo(sweep_out.to_csv(reports), nl=False)
-    else:
-        click.echo(sweep_out.text_table(reports, summary), nl=False)
+    formats.emit("sweep", fmt, view, term=term)  # json streams: 10,000 rooms are not one string
     return int(summary["exit_code"])
 
 
@@ -149,9 +147,9 @@ def _deep_tls(rooms, deep: bool, fingerprint: str | None, unpinned: bool) -> str
     return fingerprint_option(fingerprint)
 
 
-def _progress(what: str = "sweep"):  # type: ignore[no-untyped-def]
+def _progress(term, what: str = "sweep"):  # type: ignore[no-untyped-def]
     """A progress line on stderr, only on a terminal, at most ten updates a second."""
-    if not sys.stderr.isatty():
+    if not term.live:
         return None
     last = [0.0]
 
@@ -161,6 +159,6 @@ def _progress(what: str = "sweep"):  # type: ignore[no-untyped-def]
             last[0] = now
             width = 30
             fill = width * done // max(total, 1)
-            click.echo(f"\r{what} [{'#' * fill}{'.' * (width - fill)}] {done}/{total}", nl=False, err=True)
+            term.note(f"\r{what} [{'#' * fill}{'.' * (width - fill)}] {done}/{total}", nl=False)
 
     return show

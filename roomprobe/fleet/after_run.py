@@ -29,6 +29,7 @@ from roomprobe.core.errors import UsageError
 
 if TYPE_CHECKING:
     from roomprobe.core.settings import CheckSettings
+    from roomprobe.report.model import Report
 
 WEBHOOK_FLOOR_S = 2.0
 
@@ -71,7 +72,7 @@ def _warn(message: str) -> None:
 class Recorded:
     """What :func:`record` did, and what :func:`deliver` still has to send."""
 
-    rep: dict[str, Any]
+    rep: Report
     exit_code: int
     settings: CheckSettings
     changed: bool = False
@@ -79,7 +80,7 @@ class Recorded:
     done: dict[str, Any] = field(default_factory=dict)
 
 
-def record(rep: dict[str, Any], exit_code: int, c: CheckSettings) -> Recorded:
+def record(rep: Report, exit_code: int, c: CheckSettings) -> Recorded:
     """The quick, local steps: the history row and the Prometheus textfile. They come before
     the verdict is printed, so a scheduler that reads the verdict finds the run recorded."""
     out = Recorded(rep, exit_code, c)
@@ -95,7 +96,7 @@ def record(rep: dict[str, Any], exit_code: int, c: CheckSettings) -> Recorded:
             out.done["prometheus"] = True
         except UsageError as exc:
             _warn(str(exc))
-    out.changed = first or f"{rep['status']}/{exit_code}" != previous
+    out.changed = first or f"{rep.status}/{exit_code}" != previous
     out.previous = previous
     return out
 
@@ -112,7 +113,7 @@ def deliver(rec: Recorded, deadline: float) -> dict[str, Any]:
     return rec.done
 
 
-def after_run(rep: dict[str, Any], exit_code: int, c: CheckSettings, deadline: float) -> dict[str, Any]:
+def after_run(rep: Report, exit_code: int, c: CheckSettings, deadline: float) -> dict[str, Any]:
     """Both steps at once (:func:`record`, then :func:`deliver`); returns what happened."""
     return deliver(record(rep, exit_code, c), deadline)
 
@@ -123,7 +124,7 @@ def db_path(c: CheckSettings) -> Path:
     return Path(c.history_db) if c.history_db else history.default_db_path()
 
 
-def _webhook(rep: dict[str, Any], exit_code: int, c: CheckSettings, previous: str | None,
+def _webhook(rep: Report, exit_code: int, c: CheckSettings, previous: str | None,
              changed: bool, until: float) -> list[Any]:
     """Queue this change (if any) in the outbox, then deliver the outbox for this URL in order.
 
@@ -144,7 +145,7 @@ def _webhook(rep: dict[str, Any], exit_code: int, c: CheckSettings, previous: st
         eid = str(uuid.uuid4())
         body = webhook.render(c.webhook_format, rep, exit_code, previous, eid)
         before = len(entries)
-        entries = outbox.add(entries, {"event_id": eid, "url_id": uid, "created": rep.get("started_at"),
+        entries = outbox.add(entries, {"event_id": eid, "url_id": uid, "created": rep.started_at,
                                        "format": c.webhook_format, "payload": body})
         if len(entries) <= before:
             _warn(f"webhook outbox full ({outbox.MAX_ENTRIES} undelivered changes): the oldest was dropped")
@@ -183,7 +184,7 @@ def _save(path: Path, entries: list[dict[str, Any]]) -> None:
               "change will not be re-sent (choose a writable --history-db directory)")
 
 
-def _history(rep: dict[str, Any], exit_code: int, c: CheckSettings) -> tuple[bool, str | None, int | None]:
+def _history(rep: Report, exit_code: int, c: CheckSettings) -> tuple[bool, str | None, int | None]:
     """Record the run (if history is on); return (first run of this target and probe set?,
     the previous such run's "status/exit" state, the new run's id)."""
     from roomprobe.fleet import history
@@ -217,7 +218,7 @@ class _Damaged(Exception):
         self.message, self.cause = message, cause
 
 
-def _record(path: Path, rep: dict[str, Any], exit_code: int,
+def _record(path: Path, rep: Report, exit_code: int,
             c: CheckSettings) -> tuple[bool, str | None, int | None]:
     """One try of :func:`_history`; raises _Damaged when the file itself is damaged."""
     from roomprobe.fleet import history

@@ -30,9 +30,12 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roomprobe.fleet.exporter_modules import Module
+
+if TYPE_CHECKING:
+    from roomprobe.report.model import Report
 
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 MIN_CONNECT_S = 0.1
@@ -48,7 +51,7 @@ class Outcome:
     """What one probe produced: reports (with exit codes) when measured, else why not."""
 
     success: bool = False
-    reports: list[tuple[dict[str, Any], int]] = field(default_factory=list)
+    reports: list[tuple[Report, int]] = field(default_factory=list)
     error: str | None = None  # "deadline", "no-report", ...
     detail: str = ""
     duration_s: float = 0.0
@@ -125,12 +128,11 @@ def run(module: Module, target: Target, budget_s: float) -> Outcome:
         out.reports, out.error = [], "internal-error"
         out.detail = f"{type(exc).__name__}: {str(exc)[:200]}"
     out.duration_s = time.monotonic() - t0
-    out.success = bool(out.reports) and all(rep.get("status") in ("pass", "warn")
-                                            for rep, _ in out.reports)
+    out.success = bool(out.reports) and all(rep.status in ("pass", "warn") for rep, _ in out.reports)
     return out
 
 
-def _sweep_row(module: Module, target: Target, budget_s: float) -> dict[str, Any]:
+def _sweep_row(module: Module, target: Target, budget_s: float) -> Report:
     from roomprobe.fleet import sweep as sw
 
     room = target.room or sw.Room(str(target.address), target.port)
@@ -207,11 +209,22 @@ def _check(module: Module, target: Target, budget_s: float, out: Outcome) -> Non
             out.error, out.detail = "not-started", f"could not start the check: {exc.strerror or exc}"
             return
     report = _report_of(proc.stdout)
-    if report is None:
+    rep = _typed(report) if report is not None else None
+    if rep is None:
         line = next((x for x in proc.stderr.decode("utf-8", "replace").splitlines() if x.strip()), "")
         out.error, out.detail = "no-report", f"the check gave no report (exit {proc.returncode}): {line[:200]}"
         return
-    out.reports = [(report, exit_of(report))]
+    out.reports = [(rep, exit_of(rep))]
+
+
+def _typed(data: dict[str, Any]) -> Report | None:
+    """The child check's JSON as a Report; a report missing a v1 field is no report."""
+    from roomprobe.report.model import Report
+
+    try:
+        return Report.from_dict(data)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def collector(out: Outcome) -> Any:

@@ -23,9 +23,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roomprobe.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from roomprobe.report.model import Report
 
 ENV_DB = "ROOMPROBE_HISTORY_DB"
 KEEP_DAYS = 30.0
@@ -255,38 +258,37 @@ def _has_key_columns(conn: sqlite3.Connection) -> bool:
     return set(_KEY_COLUMNS) <= {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
 
 
-def run_key(report: dict[str, Any]) -> tuple[str, str]:
+def run_key(report: Report) -> tuple[str, str]:
     """(target, probe set) of a report: the room it checked and the probes it selected.
 
     target is "role|room|address" (role: room or controller side; room: --room-name or address),
     so the same address checked from two sides, or two names for one address, stay apart.
     """
-    t = report.get("targets") or {}
-    addr = str(t.get("room") or t.get("controller") or "")
-    target = f"{t.get('role') or ''}|{report.get('room_name') or ''}|{addr}"
-    probe_set = ",".join(sorted(str(p.get("id")) for p in report.get("probes", [])))
+    t = report.targets
+    addr = str(t.room or t.controller or "")
+    target = f"{t.role or ''}|{report.room_name or ''}|{addr}"
+    probe_set = ",".join(sorted(str(p.id) for p in report.probes))
     return target, probe_set
 
 
-def _findings_summary(report: dict[str, Any]) -> list[dict[str, str]]:
-    return [{"id": f["id"], "severity": f["severity"], "probe": f.get("probe", "")}
-            for f in report.get("findings", [])]
+def _findings_summary(report: Report) -> list[dict[str, str]]:
+    return [{"id": f.id, "severity": f.severity.value, "probe": f.probe} for f in report.findings]
 
 
-def _ts(report: dict[str, Any]) -> float:
+def _ts(report: Report) -> float:
     try:
-        return datetime.fromisoformat(report["started_at"].replace("Z", "+00:00")).timestamp()
-    except (KeyError, ValueError):
+        return datetime.fromisoformat(report.started_at.replace("Z", "+00:00")).timestamp()
+    except ValueError:
         return time.time()
 
 
-def record(conn: sqlite3.Connection, report: dict[str, Any], exit_code: int, *,
+def record(conn: sqlite3.Connection, report: Report, exit_code: int, *,
            keep_days: float = KEEP_DAYS, keep_runs: int = KEEP_RUNS, now: float | None = None) -> int:
     """Insert one run and apply retention, atomically. Returns the new run's id."""
     now = time.time() if now is None else now
-    row = (_ts(report), report.get("started_at", ""), report.get("status", "fail"),
-           int(bool(report.get("complete"))), int(exit_code), float(report.get("duration_s", 0.0)),
-           json.dumps(_findings_summary(report)), json.dumps(report, separators=(",", ":")),
+    row = (_ts(report), report.started_at, report.status,
+           int(bool(report.complete)), int(exit_code), float(report.duration_s),
+           json.dumps(_findings_summary(report)), json.dumps(report.to_dict(), separators=(",", ":")),
            *run_key(report))
     with _tx(conn):
         cur = conn.execute("INSERT INTO runs (ts, started_at, status, complete, exit_code, duration_s, "

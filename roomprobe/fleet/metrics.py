@@ -24,29 +24,32 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roomprobe.core.errors import UsageError
 from roomprobe.report.measures import EXTRACTORS
+
+if TYPE_CHECKING:
+    from roomprobe.report.model import Report
 
 PROBE_STATUSES = ("pass", "warn", "fail", "skip", "error")
 SEVERITIES = ("info", "warn", "fail")
 MAX_LABEL_LEN = 128
 
-def room_labels(report: dict[str, Any]) -> dict[str, str]:
+def room_labels(report: Report) -> dict[str, str]:
     """``room``: the name given with --room-name, else the room's address, else this host's name
     (a check on the room PC itself); ``target``: the address checked (room or controller)."""
-    t = report.get("targets") or {}
-    host = report.get("host") or {}
-    target = str(t.get("room") or t.get("controller") or "")
-    room = str(report.get("room_name") or t.get("room") or host.get("hostname") or "")
+    t = report.targets
+    host = report.host or {}
+    target = str(t.room or t.controller or "")
+    room = str(report.room_name or t.room or host.get("hostname") or "")
     return {"room": room[:MAX_LABEL_LEN], "target": target[:MAX_LABEL_LEN]}
 
 
 # ---------------------------------------------------------------- rendering
 
 
-def families(report: dict[str, Any], exit_code: int) -> dict[str, tuple[str, list[tuple[dict[str, str], float]]]]:
+def families(report: Report, exit_code: int) -> dict[str, tuple[str, list[tuple[dict[str, str], float]]]]:
     """name -> (help, [(labels without room/target, value)]) for one report."""
     from roomprobe import __version__
 
@@ -55,48 +58,44 @@ def families(report: dict[str, Any], exit_code: int) -> dict[str, tuple[str, lis
     def add(name: str, help_: str, labels: dict[str, str], value: float) -> None:
         fam.setdefault(f"roomprobe_{name}", (help_, []))[1].append((labels, float(value)))
 
-    t = report.get("targets") or {}
     add("info", "roomprobe's version and the check's role (value always 1).",
-        {"version": str(report.get("roomprobe_version") or __version__), "role": str(t.get("role") or "")}, 1)
+        {"version": str(report.roomprobe_version or __version__), "role": str(report.targets.role or "")}, 1)
     add("last_run_timestamp_seconds", "Unix time the last check started.", {}, _started(report))
-    add("last_run_duration_seconds", "How long the last check took.", {},
-        float(report.get("duration_s", 0.0)))
+    add("last_run_duration_seconds", "How long the last check took.", {}, float(report.duration_s))
     add("exit_code", "Last check's exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", {}, exit_code)
-    add("complete", "1 if every probe finished within the deadline.", {},
-        1 if report.get("complete") else 0)
-    for p in report.get("probes", []):
-        pid = str(p.get("id"))
+    add("complete", "1 if every probe finished within the deadline.", {}, 1 if report.complete else 0)
+    for p in report.probes:
+        pid = str(p.id)
         for s in PROBE_STATUSES:
             add("probe_status", "1 for the probe's status in the last check, 0 for the others.",
-                {"probe": pid, "status": s}, 1 if p.get("status") == s else 0)
-        if p.get("status") == "skip":
+                {"probe": pid, "status": s}, 1 if p.status == s else 0)
+        if p.status == "skip":
             continue
         add("success", "1 if the probe passed on measured evidence, 0 if not (blackbox style).",
-            {"probe": pid}, 1 if p.get("status") == "pass" else 0)
-        add("probe_duration_seconds", "How long each probe took.", {"probe": pid},
-            float(p.get("duration_s", 0.0)))
-        ev = p.get("evidence")
+            {"probe": pid}, 1 if p.status == "pass" else 0)
+        add("probe_duration_seconds", "How long each probe took.", {"probe": pid}, float(p.duration_s))
+        ev = p.evidence
         extract = EXTRACTORS.get(pid)
         if extract and isinstance(ev, dict):
             for name, help_, labels, value in extract(ev):
                 add(name, help_, labels, value)
-    top = next(iter(report.get("diagnosis") or []), None)
-    if report.get("findings") and isinstance(top, dict) and top.get("code") is not None:
+    top = next(iter(report.diagnosis), None)
+    if report.findings and top is not None and top.code is not None:
         # The likely Zoom code (from the catalog: a bounded label set), for "rooms failing by code".
         add("likely_code", "1 for the Zoom error code the findings most likely cause.",
-            {"product": str(top.get("product") or ""), "code": str(top.get("code"))}, 1)
+            {"product": str(top.product or ""), "code": str(top.code)}, 1)
     for sev in SEVERITIES:
         add("findings", "Findings in the last check, by severity.", {"severity": sev},
-            sum(1 for f in report.get("findings", []) if f.get("severity") == sev))
+            sum(1 for f in report.findings if f.severity == sev))
     return fam
 
 
-def render(report: dict[str, Any], exit_code: int, *, extra_labels: dict[str, str] | None = None) -> str:
+def render(report: Report, exit_code: int, *, extra_labels: dict[str, str] | None = None) -> str:
     """The report as Prometheus text exposition format (via prometheus_client, which escapes)."""
     return render_many([(report, exit_code)], extra_labels=extra_labels)
 
 
-def render_many(items: list[tuple[dict[str, Any], int]], *,
+def render_many(items: list[tuple[Report, int]], *,
                 extra_labels: dict[str, str] | None = None) -> str:
     """Several rooms' reports in one exposition (``sweep``): one family per name, room-labelled."""
     from prometheus_client import CollectorRegistry, generate_latest
@@ -106,7 +105,7 @@ def render_many(items: list[tuple[dict[str, Any], int]], *,
     return generate_latest(reg).decode("utf-8")
 
 
-def collector(items: list[tuple[dict[str, Any], int]], *,
+def collector(items: list[tuple[Report, int]], *,
               extra_labels: dict[str, str] | None = None) -> Any:
     """A prometheus_client collector of the reports' families (what ``render_many`` writes), for
     a caller that registers it beside its own metrics (the exporter's ``/probe``)."""
@@ -131,18 +130,18 @@ def collector(items: list[tuple[dict[str, Any], int]], *,
     return _Collector()
 
 
-def _started(report: dict[str, Any]) -> float:
+def _started(report: Report) -> float:
     from datetime import datetime
 
     try:
-        return datetime.fromisoformat(str(report["started_at"]).replace("Z", "+00:00")).timestamp()
-    except (KeyError, ValueError):
+        return datetime.fromisoformat(str(report.started_at).replace("Z", "+00:00")).timestamp()
+    except ValueError:
         import time
 
         return time.time()
 
 
-def write(path: str | os.PathLike[str], report: dict[str, Any], exit_code: int) -> None:
+def write(path: str | os.PathLike[str], report: Report, exit_code: int) -> None:
     """Atomically replace ``path`` (the collector only reads files ending in ``.prom``)."""
     write_text(path, render(report, exit_code))
 

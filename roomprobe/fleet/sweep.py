@@ -47,9 +47,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from roomprobe.core.errors import UsageError
+from roomprobe.core.probe import Finding, Severity
 from roomprobe.core.targets import BadScope, ip_literal
+from roomprobe.net.portfindings import SWEEP, open_dropped_finding, port_finding
 from roomprobe.net.tcpconnect import AFTER_WORDS, arp_proves_reject
 from roomprobe.net.tcpsweep import Attempt, RttEstimator, connect_all, max_concurrency
+from roomprobe.report.build import STATUS_RANK, assemble, exit_code, worst
+from roomprobe.report.model import SWEEP_KEYS, DiagnosisEntry, ProbeEntry, Report, ReportTargets, SweepFacts
 
 __all__ = ["Attempt", "Room", "RttEstimator", "connect_all", "max_concurrency", "sweep"]
 
@@ -60,27 +64,9 @@ MAX_INVENTORY_BYTES = 4 * 1024 * 1024
 MAX_NAME = 200
 LOCAL_BLOCK = ("EPERM", "EACCES")  # this host's firewall refused to send
 STATE_RANK = {"unreachable": 0, "filtered": 1, "refused": 2, "error": 3, "open": 4}
-STATUS_RANK = {"fail": 0, "unknown": 1, "warn": 2, "pass": 3}
-
-# The controller-port probe's findings (probes/controller_port.py; fleet may not import probes),
-# worded for a sweep host, which stands where the controller would.
-FINDINGS = {
-    "refused": ("port-refused", "The room {peer} is up but nothing accepts TCP {port}: Zoom Rooms "
-                "is not running or not listening.",
-                "Start (or restart) the Zoom Rooms app on the room PC; if it runs, look for "
-                "another program holding the port (run roomprobe on the room)."),
-    "filtered": ("port-filtered", "TCP {port} to the room {peer} gets no answer from this host: a "
-                 "firewall or security software on the path or on the room drops it.",
-                 "Allow inbound TCP {port} on the room's firewall and security software, and "
-                 "between controller and room on the network."),
-    "rejected": ("port-rejected", "TCP {port} to the room {peer}, from this host, is {why}.",
-                 "Allow inbound TCP {port} on the room's firewall (firewalld, iptables, Windows "
-                 "Firewall, security software) and on any firewall between controller and room; "
-                 "the ICMP's sender is the device that rejects it (a firewall on the way can also "
-                 "send it in the room's name)."),
-    "unreachable": ("port-unreachable", "The room {peer} cannot be reached from this host ({why}).",
-                    "Check the room is powered and on the network, and the address is right."),
-}
+# The sweep's probe entries keep the key order sweep reports were always written in.
+PORT_KEYS = ("id", "duration_s", "evidence", "status", "reason", "summary")
+REACH_KEYS = ("id", "duration_s", "status", "reason", "summary", "evidence")
 
 
 @dataclass(frozen=True)
@@ -295,8 +281,8 @@ def host_facts() -> dict[str, Any]:
 
 
 def sweep(rooms: Sequence[Room], *, timeout: float, concurrency: int,
-          progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
-    """Check every room; one report dict per room (schema v1 plus ``sweep``), worst first."""
+          progress: Callable[[int, int], None] | None = None) -> list[Report]:
+    """Check every room; one report per room (schema v1 plus ``sweep``), worst first."""
     from roomprobe.host import osnet
     from roomprobe.report.build import rfc3339
 
@@ -324,18 +310,19 @@ def sweep(rooms: Sequence[Room], *, timeout: float, concurrency: int,
     return sort_worst_first(out)
 
 
-def _finding(fid: str, severity: str, probe: str, message: str, evidence: dict[str, Any],
-             hint: str) -> dict[str, Any]:
-    return {"id": fid, "severity": severity, "probe": probe, "message": message,
-            "evidence": evidence, "hint": hint}
+def _port_entry(att: Attempt, ev: dict[str, Any], status: str, reason: str, summary: str) -> ProbeEntry:
+    return ProbeEntry(id="controller-port", status=status, reason=reason, summary=summary,
+                      duration_s=att.waited_s, evidence=ev, keys=PORT_KEYS)
 
 
 def _port_probe(r: Room, att: Attempt, link: dict[str, Any] | None, nb: dict[str, Any] | None,
-                timeout: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """controller-port, measured from this host (the probe's controller side, without a check)."""
+                timeout: float) -> tuple[ProbeEntry, list[Finding]]:
+    """controller-port, measured from this host (the probe's controller side, without a check).
+
+    The findings are the probe's own (net/portfindings.py), worded for a host that stands where
+    the controller would."""
     ev: dict[str, Any] = {"side": "sweep", "room": r.address, "port": r.port, **att.to_dict(),
                           "timeout_s": timeout, "waited_s": att.waited_s, "on_link": link is not None}
-    probe = {"id": "controller-port", "duration_s": att.waited_s, "evidence": ev}
     if att.state == "unreachable" and link is not None and "icmp" not in ev:
         ev["neighbor"] = nb
         ev.update(arp_proves_reject(att.error, nb) or {})
@@ -345,50 +332,34 @@ def _port_probe(r: Room, att: Attempt, link: dict[str, Any] | None, nb: dict[str
             # A check reads this as "blocked here" (the OS never asked ARP). In a sweep the
             # entry of an unanswered ARP may also have been dropped already from a table
             # holding hundreds of rooms: not measured, and the message says both.
-            return {**probe, "status": "error", "reason": "no-neighbour-entry",
-                    "summary": f"no answer from {r.address}:{r.port} and no ARP entry for it "
-                               "afterwards: this host's firewall may drop the SYN, or the entry "
-                               "of an unanswered ARP expired among many rooms; run 'roomprobe "
-                               f"check --room {r.address}' for this room"}, []
+            return _port_entry(att, ev, "error", "no-neighbour-entry",
+                         f"no answer from {r.address}:{r.port} and no ARP entry for it "
+                         "afterwards: this host's firewall may drop the SYN, or the entry "
+                         "of an unanswered ARP expired among many rooms; run 'roomprobe "
+                         f"check --room {r.address}' for this room"), []
         if nb is not None and not nb.get("mac"):
             ev.update(state="unreachable", why=f"no ARP answer from the room in {att.waited_s} s")
     if att.state == "error":
         why = ("this host's firewall refused to send" if att.error in LOCAL_BLOCK
                else "the connect failed")
-        return {**probe, "status": "error",
-                "reason": "blocked-locally" if att.error in LOCAL_BLOCK else "connect-error",
-                "summary": f"{why} ({att.error}): {r.address}:{r.port} was not tested"}, []
+        return _port_entry(att, ev, "error", "blocked-locally" if att.error in LOCAL_BLOCK else "connect-error",
+                     f"{why} ({att.error}): {r.address}:{r.port} was not tested"), []
     state = ev["state"]
     after = ev.get("after")
     if state == "open" and after in ("reset", "closed"):
-        said = AFTER_WORDS[after]
-        f = _finding("port-open-dropped", "warn", "controller-port",
-                     f"TCP {r.port} on the room {r.address} is open (the handshake completed) but "
-                     f"the connection was {after} at once by the room or something in its name: "
-                     "a controller reaches the port, yet its session with Zoom Rooms would drop "
-                     "the same way.",
-                     {"room": r.address, "port": r.port, "state": "open", "after": after,
-                      "error": att.error},
-                     f"Look on the room for what owns TCP {r.port} ('roomprobe check' there): "
-                     "endpoint security or another service that accepts and drops connections, "
-                     "or a Zoom Rooms that refuses this host; allow the controller in the "
-                     "security software.")
-        return {**probe, "status": "warn", "reason": "port-open-dropped",
-                "summary": f"{r.address}:{r.port} is {said} ({att.ms} ms)"}, [f]
+        f = open_dropped_finding(r.address, r.port, after, att.error, SWEEP, probe="controller-port")
+        return _port_entry(att, ev, "warn", "port-open-dropped",
+                     f"{r.address}:{r.port} is {AFTER_WORDS[after]} ({att.ms} ms)"), [f]
     if state == "open":
-        return {**probe, "status": "pass", "reason": "open",
-                "summary": f"{r.address}:{r.port} is open ({att.ms} ms)"}, []
+        return _port_entry(att, ev, "pass", "open", f"{r.address}:{r.port} is open ({att.ms} ms)"), []
     rejected = ev.get("rejected")
     why = (ev.get("why") or ev.get("detail") or (_silence(att) if att.error == "timeout" else att.error)
            or "")
-    fid, msg, hint = FINDINGS["rejected" if rejected else state]
-    fmt = {"peer": r.address, "port": r.port, "why": why}
-    f = _finding(fid, "fail", "controller-port", msg.format(**fmt),
-                 {"room": r.address, "port": r.port, "state": state, "error": att.error,
-                  **({"rejected": rejected, "icmp": ev.get("icmp")} if rejected else {})},
-                 hint.format(**fmt))
-    return {**probe, "status": "fail", "reason": fid,
-            "summary": f"{r.address}:{r.port} is {state} ({why or att.ms})"}, [f]
+    f = port_finding("rejected" if rejected else state, r.address, r.port, why,
+                     {"room": r.address, "port": r.port, "state": state, "error": att.error,
+                      **({"rejected": rejected, "icmp": ev.get("icmp")} if rejected else {})},
+                     SWEEP, probe="controller-port")
+    return _port_entry(att, ev, "fail", f.id, f"{r.address}:{r.port} is {state} ({why or att.ms})"), [f]
 
 
 def _silence(att: Attempt) -> str:
@@ -403,61 +374,61 @@ def _silence(att: Attempt) -> str:
     return f"no answer to {tries} SYN{'s' if tries != 1 else ''} in {att.waited_s} s ({based})"
 
 
+def _reach(status: str, reason: str, summary: str, evidence: dict[str, Any]) -> ProbeEntry:
+    return ProbeEntry(id="reachability", status=status, reason=reason, summary=summary, duration_s=0.0,
+                      evidence=evidence, keys=REACH_KEYS)
+
+
 def _reach_probe(r: Room, att: Attempt, link: dict[str, Any] | None, nb: dict[str, Any] | None,
-                 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                 ) -> tuple[ProbeEntry, list[Finding]]:
     """reachability: on this host's subnet, did the room answer ARP?"""
-    base = {"id": "reachability", "duration_s": 0.0}
     if link is None:
-        return {**base, "status": "skip", "reason": "not-on-link",
-                "summary": f"{r.address} is not on this host's subnets: ARP is not visible from here",
-                "evidence": {"on_link": False}}, []
+        return _reach("skip", "not-on-link",
+                      f"{r.address} is not on this host's subnets: ARP is not visible from here",
+                      {"on_link": False}), []
     ev: dict[str, Any] = {"on_link": True, **link}
     if att.state in ("open", "refused"):
         ev["arp"] = {"answered": True, "how": "the room answered TCP, which on-link needs its ARP answer"}
-        return {**base, "status": "pass", "reason": "answers",
-                "summary": f"{r.address} is up on {link['network']} (answered TCP {r.port})",
-                "evidence": ev}, []
+        return _reach("pass", "answers", f"{r.address} is up on {link['network']} (answered TCP {r.port})",
+                      ev), []
     tcp_said = ("rejected TCP " if att.extra.get("rejected") or att.state == "unreachable"
                 else "but not TCP ")
     if att.state in ("filtered", "unreachable") and nb is not None and nb.get("mac"):
         ev["arp"] = {"answered": True, "mac": nb["mac"], "state": nb.get("state"),
                      "how": "the OS neighbour table after the connect"}
-        return {**base, "status": "pass", "reason": "answers-arp",
-                "summary": f"{r.address} answers ARP from {nb['mac']} ({tcp_said}{r.port})",
-                "evidence": ev}, []
+        return _reach("pass", "answers-arp",
+                      f"{r.address} answers ARP from {nb['mac']} ({tcp_said}{r.port})", ev), []
     if att.state == "filtered" and att.error == "timeout" and nb is not None and nb.get("state") != "none":
         ev["arp"] = {"answered": False, "state": nb.get("state")}
-        f = _finding("peer-no-arp-reply", "fail", "reachability",
-                     f"The room ({r.address}) is on this host's subnet but does not answer ARP: "
-                     "the device is off, Wi-Fi client isolation, or a VLAN split inside one subnet.",
-                     {"peer": r.address, "interface": link["interface"]},
-                     "Check the room PC is on; on Wi-Fi, allow client-to-client traffic.")
-        return {**base, "status": "fail", "reason": "peer-no-arp-reply",
-                "summary": f"{r.address} does not answer ARP", "evidence": ev}, [f]
+        f = Finding("peer-no-arp-reply", Severity.FAIL,
+                    f"The room ({r.address}) is on this host's subnet but does not answer ARP: "
+                    "the device is off, Wi-Fi client isolation, or a VLAN split inside one subnet.",
+                    {"peer": r.address, "interface": link["interface"]},
+                    hint="Check the room PC is on; on Wi-Fi, allow client-to-client traffic.",
+                    probe="reachability")
+        return _reach("fail", "peer-no-arp-reply", f"{r.address} does not answer ARP", ev), [f]
     if att.state == "unreachable" and (att.extra.get("no_neighbour") or "icmp" not in att.extra):
         # This host's own ICMP (Linux: it gave up on ARP), or only the errno (other OSes) with
         # no ARP answer in the neighbour table either.
         how = att.extra.get("detail") or f"the OS gave up ({att.error})"
         ev["arp"] = {"answered": False, "how": how}
-        f = _finding("peer-no-arp-reply", "fail", "reachability",
-                     f"The room ({r.address}) is on this host's subnet but does not answer ARP "
-                     f"({how}).", {"peer": r.address, "interface": link["interface"]},
-                     "Check the room PC is on and plugged into this network.")
-        return {**base, "status": "fail", "reason": "peer-no-arp-reply",
-                "summary": f"{r.address} does not answer ARP", "evidence": ev}, [f]
-    return {**base, "status": "error", "reason": "not-measured",
-            "summary": f"could not tell whether {r.address} answers ARP", "evidence": ev}, []
+        f = Finding("peer-no-arp-reply", Severity.FAIL,
+                    f"The room ({r.address}) is on this host's subnet but does not answer ARP "
+                    f"({how}).", {"peer": r.address, "interface": link["interface"]},
+                    hint="Check the room PC is on and plugged into this network.", probe="reachability")
+        return _reach("fail", "peer-no-arp-reply", f"{r.address} does not answer ARP", ev), [f]
+    return _reach("error", "not-measured", f"could not tell whether {r.address} answers ARP", ev), []
 
 
 def _path_probe(r: Room, attempts: dict[tuple[str, int], Attempt],
-                on_link: dict[str, dict[str, Any] | None]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+                on_link: dict[str, dict[str, Any] | None]) -> tuple[ProbeEntry | None, list[Finding]]:
     """controller-path: what a third host can tell about controller -> room (not the path itself)."""
     if not r.controllers:
         return None, []
     not_measured = (f"the controller -> room path is not measured from this host: run 'roomprobe "
                     f"check --room {r.address}' on the controller")
     ctrls = []
-    findings = []
+    findings: list[Finding] = []
     room_net = (on_link.get(r.address) or {}).get("network")
     for c in r.controllers:
         att = attempts[(c, r.port)]
@@ -467,26 +438,25 @@ def _path_probe(r: Room, attempts: dict[tuple[str, int], Attempt],
                       "answers_from_here": att.state in ("open", "refused"),
                       "network_seen_from_here": c_net, "same_subnet_as_room": same})
         if same is False:
-            findings.append(_finding(
-                "peer-other-subnet", "warn", "controller-path",
+            findings.append(Finding(
+                "peer-other-subnet", Severity.WARN,
                 f"The controller ({c}) and the room ({r.address}) are not on one subnet, as seen "
                 f"from this host's network {room_net or c_net}.",
                 {"peer": c, "room": r.address, "local_networks": [n for n in (room_net, c_net) if n]},
-                "Put controller and room on the same network/VLAN, or allow TCP 9090 between "
-                "the two subnets on the router/firewall."))
+                hint="Put controller and room on the same network/VLAN, or allow TCP 9090 between "
+                     "the two subnets on the router/firewall.", probe="controller-path"))
     ev = {"controllers": ctrls, "room_network_seen_from_here": room_net, "note": not_measured}
     if findings:
-        return {"id": "controller-path", "status": "warn", "reason": "peer-other-subnet",
-                "summary": f"controller and room on different subnets; {not_measured}",
-                "duration_s": 0.0, "evidence": ev}, findings
-    return {"id": "controller-path", "status": "skip", "reason": "not-measurable-here",
-            "summary": not_measured, "duration_s": 0.0, "evidence": ev}, []
+        return ProbeEntry("controller-path", "warn", "peer-other-subnet",
+                          f"controller and room on different subnets; {not_measured}", 0.0, ev), findings
+    return ProbeEntry("controller-path", "skip", "not-measurable-here", not_measured, 0.0, ev), []
 
 
 def room_report(r: Room, attempts: dict[tuple[str, int], Attempt],
                 on_link: dict[str, dict[str, Any] | None], neigh: dict[str, dict[str, Any] | None],
-                host: dict[str, Any], timeout: float, started_at: str) -> dict[str, Any]:
-    """One room's report: the check's v1 shape, so report/metrics/history tools read it."""
+                host: dict[str, Any], timeout: float, started_at: str) -> Report:
+    """One room's report, made by the check's own builder (report/build.assemble): the same
+    type, status rules and schema, so report/metrics/history tools read it."""
     from roomprobe.core.redact import redact_text
 
     # Redacted at the source: the inventory's free text (a name, a peer URL that may carry a
@@ -503,79 +473,71 @@ def room_report(r: Room, attempts: dict[tuple[str, int], Attempt],
     path_p, f3 = _path_probe(r, attempts, on_link)
     probes = [p for p in (port_p, reach_p, path_p) if p is not None]
     findings = f1 + f2 + f3
-    statuses = {p["status"] for p in probes}
-    complete = "error" not in statuses
-    status = ("fail" if "fail" in statuses else "unknown" if not complete or not statuses & {"pass", "warn"}
-              else "warn" if "warn" in statuses else "pass")
-    ran = {"controller-port"} | ({"subnet"} if reach_p["status"] in ("pass", "fail") else set())
-    diag = _diagnose(findings, frozenset(ran))
+    diag = _diagnose(findings, _ran(probes))
     top = diag[0] if diag and findings else None
-    state = port_p["evidence"]["state"]
-    rep: dict[str, Any] = {
-        "schema": "roomprobe/report/v1", "roomprobe_version": _version(), "started_at": started_at,
-        "duration_s": round(max(float(p["duration_s"]) for p in probes), 3), "complete": complete,
-        "status": status,
-        "targets": {"controller": r.controllers[0] if r.controllers else None, "room": r.address,
-                    "role": "controller-side", "port": r.port},
-        "probes": probes, "findings": findings, "diagnosis": diag,
-        "sweep": {"state": state if port_p["status"] != "error" else "error",
-                  "likely_code": f"{top['product']}:{top['code']}" if top else None,
-                  "likely_title": top["title"] if top else None,
-                  "controllers": list(r.controllers), "peer": r.peer,
-                  "measured_from": "this host (not the controller, not the room)"},
-    }
-    if r.name:
-        rep["room_name"] = r.name
-    rep["host"] = host
+    rep = assemble(probes=probes, findings=findings, diagnosis=diag, host=host, started_at=started_at,
+                   duration_s=round(max(float(p.duration_s) for p in probes), 3),
+                   targets=ReportTargets(controller=r.controllers[0] if r.controllers else None,
+                                         room=r.address, role="controller-side", port=r.port),
+                   keys=(*SWEEP_KEYS, *(("room_name",) if r.name else ()), "host"))
+    rep.room_name = r.name
+    rep.sweep = SweepFacts(state=port_p.evidence["state"] if port_p.status != "error" else "error",
+                           likely_code=f"{top.product}:{top.code}" if top else None,
+                           likely_title=top.title if top else None, controllers=list(r.controllers),
+                           peer=r.peer, measured_from="this host (not the controller, not the room)")
     return rep
 
 
-_DIAG_CACHE: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+def _ran(probes: Sequence[ProbeEntry]) -> set[str]:
+    """The check's probes a sweep room stands for (controller-port; subnet when ARP was judged)."""
+    return {"controller-port"} | ({"subnet"} if probes[1].status in ("pass", "fail") else set())
 
 
-def _diagnose(findings: list[dict[str, Any]], ran: frozenset[str]) -> list[dict[str, Any]]:
-    """diagnose(), once per distinct set of finding ids: a sweep has thousands of rooms and a
-    handful of distinct faults, and the diagnosis reads only ids, severities and probes."""
-    from roomprobe.diagnose.mapping import diagnose
+_DIAG_CACHE: dict[tuple[Any, ...], list[DiagnosisEntry]] = {}
 
-    key = (tuple((f["id"], f["severity"], f["probe"]) for f in findings), ran)
+
+def _diagnose(findings: list[Finding], ran: set[str]) -> list[DiagnosisEntry]:
+    """The check's diagnosis (report/build.diagnose), once per distinct set of finding ids: a
+    sweep has thousands of rooms and a handful of distinct faults, and the diagnosis reads only
+    ids, severities and probes."""
+    from roomprobe.report.build import diagnose
+
+    key = (tuple((f.id, f.severity.value, f.probe) for f in findings), frozenset(ran))
     if key not in _DIAG_CACHE:
-        _DIAG_CACHE[key] = diagnose(findings, probes_run=set(ran))
+        _DIAG_CACHE[key] = diagnose(findings, None, set(ran))
     return _DIAG_CACHE[key]  # shared between rooms: read-only from here on
 
 
-def _version() -> str:
-    from roomprobe import __version__
-
-    return __version__
-
-
-def exit_of(report: dict[str, Any]) -> int:
-    from roomprobe.report.build import exit_code
-
+def exit_of(report: Report) -> int:
     return int(exit_code(report))
 
 
-def worst_exit(reports: Sequence[dict[str, Any]]) -> int:
+def worst_exit(reports: Sequence[Report]) -> int:
     """The worst room's exit code, with the check's precedence: fail > unknown > warn > pass."""
     if not reports:
         return 3
-    return exit_of(min(reports, key=lambda rep: STATUS_RANK.get(rep["status"], 1)))
+    return exit_of(min(reports, key=lambda rep: STATUS_RANK.get(rep.status, 1)))
 
 
-def sort_key(rep: dict[str, Any]) -> tuple[int, int, int, bytes]:
-    ip = ipaddress.ip_address(rep["targets"]["room"])
-    return (STATUS_RANK.get(rep["status"], 1), STATE_RANK.get(rep["sweep"]["state"], 3),
-            ip.version, ip.packed)
+def facts_of(rep: Report) -> SweepFacts:
+    """A sweep room's sweep facts (a report without them is not a sweep room's: a bug)."""
+    if rep.sweep is None:
+        raise ValueError("not a sweep room's report (no sweep facts)")
+    return rep.sweep
 
 
-def sort_worst_first(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def sort_key(rep: Report) -> tuple[int, int, int, bytes]:
+    ip = ipaddress.ip_address(str(rep.targets.room))
+    return (STATUS_RANK.get(rep.status, 1), STATE_RANK.get(facts_of(rep).state, 3), ip.version, ip.packed)
+
+
+def sort_worst_first(reports: list[Report]) -> list[Report]:
     return sorted(reports, key=sort_key)
 
 
-def summary(reports: Sequence[dict[str, Any]], duration_s: float) -> dict[str, Any]:
+def summary(reports: Sequence[Report], duration_s: float) -> dict[str, Any]:
     """Counts per status, port state and likely code; the worst exit code."""
-    def count(key: Callable[[dict[str, Any]], Any]) -> dict[str, int]:
+    def count(key: Callable[[Report], Any]) -> dict[str, int]:
         out: dict[str, int] = {}
         for rep in reports:
             k = key(rep)
@@ -584,14 +546,14 @@ def summary(reports: Sequence[dict[str, Any]], duration_s: float) -> dict[str, A
         return dict(sorted(out.items()))
 
     return {"rooms": len(reports), "duration_s": round(duration_s, 3),
-            "exit_code": worst_exit(reports), "by_status": count(lambda r: r["status"]),
-            "by_state": count(lambda r: r["sweep"]["state"]),
-            "by_code": count(lambda r: r["sweep"]["likely_code"]),
+            "exit_code": worst_exit(reports), "by_status": count(lambda r: r.status),
+            "by_state": count(lambda r: facts_of(r).state),
+            "by_code": count(lambda r: facts_of(r).likely_code),
             "not_measured": ["controller -> room path (measured on the controller by 'roomprobe check')"]
-            + ([] if any("deep" in r for r in reports)
+            + ([] if any(r.has("deep") for r in reports)
                else ["the room's own check (ask its 'roomprobe serve --agent' with --deep)"]),
-            **({"by_deep": count(lambda r: r["deep"]["reason"] if "deep" in r else None)}
-               if any("deep" in r for r in reports) else {})}
+            **({"by_deep": count(lambda r: (r.deep or {}).get("reason") if r.has("deep") else None)}
+               if any(r.has("deep") for r in reports) else {})}
 
 
 # ------------------------------------------------------------------ --deep: the room's own check
@@ -668,62 +630,76 @@ def ask_agents(rooms: Sequence[Room], token: str, request: Any, deadline_s: floa
 DEEP_STATUS = {"pass": "pass", "warn": "warn", "fail": "fail"}  # anything else: not proven
 
 
-def merge_deep(rep: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
+def merge_deep(rep: Report, outcome: dict[str, Any]) -> Report:
     """The room's own check merged into its sweep report: findings and diagnosis joined, the
     status the worse of the two, the agent's report kept under ``deep``. No answer: the deep
     part is ``unknown`` (a ``deep`` probe in ``error`` with the reason), never PASS."""
     from roomprobe.core.redact import redact
 
-    rep = dict(rep)
+    probe, a_findings, a_status, ran, deep = (_answered(outcome) if outcome.get("answered")
+                                              else _unanswered(outcome))
+    findings = [*rep.findings, *a_findings]
+    diag = _diagnose(findings, _ran(rep.probes) | ran)
+    top = diag[0] if diag and findings else None
+    return replace(rep, probes=[*rep.probes, probe], findings=findings,
+                   status=worst(rep.status, a_status), complete=bool(rep.complete and a_status != "unknown"),
+                   diagnosis=diag, keys=(*rep.keys, "deep"), deep=redact(deep),
+                   sweep=replace(facts_of(rep), likely_code=f"{top.product}:{top.code}" if top else None,
+                                 likely_title=top.title if top else None, deep=a_status))
+
+
+def _answered(outcome: dict[str, Any]) -> tuple[ProbeEntry, list[Finding], str, set[str], dict[str, Any]]:
+    """An agent's answer: its report (as the agent sent it) judged by the check's own rules."""
     agent = outcome.get("agent")
-    if outcome.get("answered"):
-        ar = outcome["report"]
-        a_status = DEEP_STATUS.get(str(ar.get("status")), "unknown")
-        if not ar.get("complete", False) and a_status != "fail":
-            a_status = "unknown"
-        a_probes = [p for p in ar.get("probes", []) if isinstance(p, dict)]
-        # marked in their evidence (report v1 allows no other finding keys): measured on the room
-        a_findings = [{**f, "evidence": {**(ev if isinstance(ev := f.get("evidence"), dict) else {}),
-                                         "via": "agent"}}
-                      for f in ar.get("findings", []) if isinstance(f, dict)]
-        probe = {"id": "deep", "status": "error" if a_status == "unknown" else a_status,
-                 "reason": "agent-answered" if a_status != "unknown" else "agent-unknown",
-                 "summary": f"the room's own check via {agent}: {str(ar.get('status')).upper()}"
-                            f" ({len(a_findings)} finding{'' if len(a_findings) == 1 else 's'})",
-                 "duration_s": outcome.get("duration_s", 0.0),
-                 "evidence": {"agent": agent, "exit_code": outcome.get("exit_code"),
-                              "probes": {str(p.get("id")): p.get("status") for p in a_probes}}}
-        deep = {"status": a_status, "answered": True, "reason": "answered", "agent": agent,
-                "exit_code": outcome.get("exit_code"), "duration_s": outcome.get("duration_s"),
-                "report": ar}
-        ran = {str(p.get("id")) for p in a_probes if p.get("status") in ("pass", "warn", "fail")}
-    else:
-        a_status, a_findings, ran = "unknown", [], set()
-        probe = {"id": "deep", "status": "error", "reason": outcome["reason"],
-                 "summary": f"no agent answered ({outcome['reason']}): {outcome['detail']}; the "
-                            "room's own check is unknown",
-                 "duration_s": outcome.get("duration_s", 0.0),
-                 "evidence": {"agent": agent, "reason": outcome["reason"],
-                              "detail": outcome["detail"]}}
-        deep = {"status": "unknown", "answered": False, "reason": outcome["reason"],
-                "detail": outcome["detail"], "agent": agent, "report": None}
-    rep["probes"] = [*rep["probes"], probe]
-    rep["findings"] = [*rep["findings"], *a_findings]
-    rep["status"] = min(rep["status"], a_status, key=lambda s: STATUS_RANK.get(s, 1))
-    rep["complete"] = bool(rep["complete"] and a_status != "unknown")
-    sweep_ran = {"controller-port"} | ({"subnet"} if rep["probes"][1]["status"] in ("pass", "fail")
-                                       else set())
-    diag = _diagnose(rep["findings"], frozenset(sweep_ran | ran))
-    top = diag[0] if diag and rep["findings"] else None
-    rep["diagnosis"] = diag
-    rep["sweep"] = {**rep["sweep"], "likely_code": f"{top['product']}:{top['code']}" if top else None,
-                    "likely_title": top["title"] if top else None, "deep": a_status}
-    rep["deep"] = redact(deep)
-    return rep
+    ar = outcome["report"]
+    a_status = DEEP_STATUS.get(str(ar.get("status")), "unknown")
+    if not ar.get("complete", False) and a_status != "fail":
+        a_status = "unknown"
+    a_probes = [p for p in ar.get("probes", []) if isinstance(p, dict)]
+    # marked in their evidence (report v1 allows no other finding keys): measured on the room
+    a_findings = [_agent_finding(f) for f in ar.get("findings", []) if isinstance(f, dict)]
+    probe = ProbeEntry("deep", "error" if a_status == "unknown" else a_status,
+                       "agent-answered" if a_status != "unknown" else "agent-unknown",
+                       f"the room's own check via {agent}: {str(ar.get('status')).upper()}"
+                       f" ({len(a_findings)} finding{'' if len(a_findings) == 1 else 's'})",
+                       outcome.get("duration_s", 0.0),
+                       {"agent": agent, "exit_code": outcome.get("exit_code"),
+                        "probes": {str(p.get("id")): p.get("status") for p in a_probes}})
+    deep = {"status": a_status, "answered": True, "reason": "answered", "agent": agent,
+            "exit_code": outcome.get("exit_code"), "duration_s": outcome.get("duration_s"),
+            "report": ar}
+    ran = {str(p.get("id")) for p in a_probes if p.get("status") in ("pass", "warn", "fail")}
+    return probe, a_findings, a_status, ran, deep
 
 
-def deepen(reports: Sequence[dict[str, Any]], outcomes: dict[tuple[str, int], dict[str, Any]],
-           ) -> list[dict[str, Any]]:
+def _agent_finding(f: dict[str, Any]) -> Finding:
+    """One finding of the agent's report (its JSON, not validated here), marked as measured on
+    the room. A field missing or out of v1's range is filled in, never a crash of the sweep."""
+    from roomprobe.report.model import finding_from_dict
+
+    ev = f.get("evidence")
+    d = {**f, "id": str(f.get("id") or "unknown"), "probe": str(f.get("probe") or ""),
+         "message": str(f.get("message") or ""),
+         "evidence": {**(ev if isinstance(ev, dict) else {}), "via": "agent"}}
+    if d.get("severity") not in ("info", "warn", "fail"):
+        d["severity"] = "warn"
+    return finding_from_dict(d)
+
+
+def _unanswered(outcome: dict[str, Any]) -> tuple[ProbeEntry, list[Finding], str, set[str], dict[str, Any]]:
+    """No agent answered: the room's own check is unknown, with the reason."""
+    agent = outcome.get("agent")
+    probe = ProbeEntry("deep", "error", outcome["reason"],
+                       f"no agent answered ({outcome['reason']}): {outcome['detail']}; the "
+                       "room's own check is unknown", outcome.get("duration_s", 0.0),
+                       {"agent": agent, "reason": outcome["reason"], "detail": outcome["detail"]})
+    deep = {"status": "unknown", "answered": False, "reason": outcome["reason"],
+            "detail": outcome["detail"], "agent": agent, "report": None}
+    return probe, [], "unknown", set(), deep
+
+
+def deepen(reports: Sequence[Report], outcomes: dict[tuple[str, int], dict[str, Any]],
+           ) -> list[Report]:
     """Every room's report with its deep outcome merged in, worst first again."""
-    return sort_worst_first([merge_deep(rep, outcomes[(rep["targets"]["room"], rep["targets"]["port"])])
+    return sort_worst_first([merge_deep(rep, outcomes[(str(rep.targets.room), int(rep.targets.port or 0))])
                              for rep in reports])

@@ -28,12 +28,15 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from roomprobe.core.errors import UsageError
 from roomprobe.core.redact import redact_text
 from roomprobe.core.threads import start_guarded
+
+if TYPE_CHECKING:
+    from roomprobe.report.model import Report
 
 ATTEMPTS = 4
 BASE_DELAY_S = 0.5
@@ -75,14 +78,13 @@ def parse_header(text: str) -> tuple[str, str]:
     return name, value
 
 
-def room_title(report: dict[str, Any]) -> str:
+def room_title(report: Report) -> str:
     """How a message names the room: --room-name, else the checked address, else this host."""
-    t = report.get("targets") or {}
-    return str(report.get("room_name") or t.get("room") or (report.get("host") or {}).get("hostname")
+    return str(report.room_name or report.targets.room or (report.host or {}).get("hostname")
                or "this room")
 
 
-def headline(report: dict[str, Any], exit_code: int, previous: str | None) -> str:
+def headline(report: Report, exit_code: int, previous: str | None) -> str:
     """One line for a chat: "Room X: CRITICAL (was OK) - first finding"."""
     word = STATE_WORDS.get(exit_code, "UNKNOWN")
     was = ""
@@ -91,25 +93,23 @@ def headline(report: dict[str, Any], exit_code: int, previous: str | None) -> st
             was = f" (was {STATE_WORDS.get(int(previous.split('/')[-1]), previous)})"
         except ValueError:
             was = f" (was {previous})"
-    worst = next((f for sev in ("fail", "warn") for f in report.get("findings", [])
-                  if f.get("severity") == sev), None)
-    tail = f" - {worst['message']}" if worst else (" - all checks passed" if exit_code == 0 else "")
+    worst = next((f for sev in ("fail", "warn") for f in report.findings if f.severity == sev), None)
+    tail = f" - {worst.message}" if worst else (" - all checks passed" if exit_code == 0 else "")
     return f"Room {room_title(report)}: {word}{was}{tail}"
 
 
-def render(fmt: str, report: dict[str, Any], exit_code: int, previous: str | None,
+def render(fmt: str, report: Report, exit_code: int, previous: str | None,
            event_id: str) -> dict[str, Any]:
     """The body for ``fmt`` (json | slack | teams)."""
     if fmt == "json":
         return {**summary(report, exit_code, previous), "event_id": event_id}
     title = headline(report, exit_code, previous)
-    lines = [f"{f['severity'].upper()}: {f['message']}" for f in report.get("findings", [])
-             if f.get("severity") in ("fail", "warn")][:MAX_FINDINGS_LISTED]
-    codes = [f"{d.get('code')}" for d in report.get("diagnosis", []) if isinstance(d, dict)
-             and d.get("code")][:3]
+    lines = [f"{f.severity.value.upper()}: {f.message}" for f in report.findings
+             if f.severity in ("fail", "warn")][:MAX_FINDINGS_LISTED]
+    codes = [f"{d.code}" for d in report.diagnosis if d.code][:3]
     facts = [("Status", STATE_WORDS.get(exit_code, "UNKNOWN")), ("Previous", previous or "first run"),
-             ("Host", str((report.get("host") or {}).get("hostname") or "")),
-             ("Started", str(report.get("started_at") or "")),
+             ("Host", str((report.host or {}).get("hostname") or "")),
+             ("Started", str(report.started_at or "")),
              ("Likely codes", ", ".join(codes) or "none")]
     if fmt == "slack":
         blocks: list[dict[str, Any]] = [
@@ -120,7 +120,7 @@ def render(fmt: str, report: dict[str, Any], exit_code: int, previous: str | Non
             blocks.append({"type": "section",
                            "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}})
         blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": f"roomprobe {report.get('roomprobe_version', '')} event {event_id}"}]})
+            {"type": "mrkdwn", "text": f"roomprobe {report.roomprobe_version} event {event_id}"}]})
         return {"text": title[:3000], "blocks": blocks}
     card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
             "version": "1.4", "body": [
@@ -139,19 +139,18 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def summary(report: dict[str, Any], exit_code: int, previous: str | None) -> dict[str, Any]:
+def summary(report: Report, exit_code: int, previous: str | None) -> dict[str, Any]:
     """The payload: the state change on top, then the whole report (already redacted)."""
-    host = report.get("host", {})
     return {
         "event": "roomprobe.state-change",
-        "hostname": host.get("hostname"),
-        "status": report.get("status"),
+        "hostname": report.host.get("hostname"),
+        "status": report.status,
         "previous_status": previous,
         "exit_code": exit_code,
-        "started_at": report.get("started_at"),
-        "findings": [{"id": f["id"], "severity": f["severity"], "message": f["message"]}
-                     for f in report.get("findings", [])],
-        "report": report,
+        "started_at": report.started_at,
+        "findings": [{"id": f.id, "severity": f.severity.value, "message": f.message}
+                     for f in report.findings],
+        "report": report.to_dict(),
     }
 
 

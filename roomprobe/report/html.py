@@ -11,10 +11,14 @@ from __future__ import annotations
 import html as _html
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roomprobe.report.text import ruled_out, verdict
 from roomprobe.report.ticket import evidence_rows
+
+if TYPE_CHECKING:
+    from roomprobe.core.output import RenderOptions, Terminal
+    from roomprobe.report.model import DiagnosisEntry, Report
 
 
 def escape(value: Any) -> str:
@@ -136,14 +140,14 @@ def _plot(direction: str, t: list[float], rtt: list[float | None], loss: list[fl
     return "".join(parts)
 
 
-def quality_plots(report: dict[str, Any]) -> list[str]:
+def quality_plots(report: Report) -> list[str]:
     """The quality probe's timeline as one SVG per direction (upstream, downstream), or none.
 
     Pure SVG (the page's CSP forbids scripts); every number is checked to be a finite number
     first, so a hand-edited report draws nothing rather than injecting markup.
     """
-    probe = next((p for p in report.get("probes", []) if p.get("id") == "quality"), None)
-    tl = (probe or {}).get("evidence", {}).get("timeline") if isinstance(probe, dict) else None
+    probe = report.probe("quality")
+    tl = probe.evidence.get("timeline") if probe is not None else None
     if not isinstance(tl, dict):
         return []
     t = _numbers(tl.get("t_s"))
@@ -163,48 +167,68 @@ def _tag(word: str) -> str:
     return f'<span class="tag" style="background:{COLOR.get(word, "#6e7781")}">{escape(word.upper())}</span>'
 
 
-def render_html(report: dict[str, Any]) -> str:
+def _diagnosis(d: DiagnosisEntry) -> list[str]:
+    seen = " &middot; the code the user saw" if d.user_code else ""
+    because = ", ".join(f"<code>{escape(b)}</code>" for b in d.because)
+    parts = [f'<div class="fix"><b>{escape(d.product)} {int(d.code)}: '
+             f'{escape(d.title)}</b> <span class="muted">likelihood '
+             f'{escape(d.likelihood)}{seen}{" &middot; because " + because if because else ""}'
+             "</span>"]
+    if d.cause:
+        parts.append(f"<div>Cause: {escape(d.cause)}</div>")
+    parts.append("<ol>" + "".join(f"<li>{escape(s)}</li>" for s in d.fix) + "</ol>")
+    if d.ruled_out:
+        parts.append(f'<details class="muted"><summary>{len(d.ruled_out)} other cause(s) '
+                     "ruled out</summary><ul>"
+                     + "".join(f"<li>{escape(cause)}</li>" for cause, _ in ruled_out(d))
+                     + "</ul></details>")
+    parts.append("</div>")
+    return parts
+
+
+def _probes(report: Report) -> list[str]:
+    parts = ["<section><h2>Probes</h2><table>"]
+    for p in report.probes:
+        parts.append(f"<tr><td style=\"width:70px\">{_tag(p.status)}</td>"
+                     f"<td style=\"width:150px\"><code>{escape(p.id)}</code></td>"
+                     f"<td>{escape(p.summary)}</td>"
+                     f"<td class=\"muted\" style=\"width:70px\">{p.duration_s:.2f} s</td></tr>")
+    parts.append("</table>")
+    for p in report.probes:
+        if p.evidence:
+            parts.append(f"<details><summary>Measurements: <code>{escape(p.id)}</code></summary>"
+                         f"<pre>{escape(json.dumps(p.evidence, indent=2))}</pre></details>")
+    parts.append("</section>")
+    return parts
+
+
+def render_html(report: Report) -> str:
     """The whole report as one HTML document."""
-    status = report["status"]
-    room = report.get("room_name")
+    status = report.status
+    room = report.room_name
     heading = f"{status.upper()}" + (f": {room}" if room else "")
     parts: list[str] = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>roomprobe {escape(heading)} ({escape(report['started_at'])})</title>",
+        f"<title>roomprobe {escape(heading)} ({escape(report.started_at)})</title>",
         f"<style>{CSS}</style></head><body><main>",
         f'<div class="banner" style="background:{COLOR[status]}"><h1>roomprobe {escape(heading)}</h1>'
         f"<p>{escape(verdict(report))}</p></div>",
     ]
 
-    if report["diagnosis"]:
+    if report.diagnosis:
         parts.append("<section><h2>What to do</h2>")
-        for d in report["diagnosis"]:
-            seen = " &middot; the code the user saw" if d.get("user_code") else ""
-            because = ", ".join(f"<code>{escape(b)}</code>" for b in d["because"])
-            parts.append(f'<div class="fix"><b>{escape(d["product"])} {int(d["code"])}: '
-                         f'{escape(d["title"])}</b> <span class="muted">likelihood '
-                         f'{escape(d["likelihood"])}{seen}{" &middot; because " + because if because else ""}'
-                         "</span>")
-            if d.get("cause"):
-                parts.append(f"<div>Cause: {escape(d['cause'])}</div>")
-            parts.append("<ol>" + "".join(f"<li>{escape(s)}</li>" for s in d["fix"]) + "</ol>")
-            if d.get("ruled_out"):
-                parts.append(f'<details class="muted"><summary>{len(d["ruled_out"])} other cause(s) '
-                             "ruled out</summary><ul>"
-                             + "".join(f"<li>{escape(cause)}</li>" for cause, _ in ruled_out(d))
-                             + "</ul></details>")
-            parts.append("</div>")
+        for d in report.diagnosis:
+            parts += _diagnosis(d)
         parts.append("</section>")
 
-    if report["findings"]:
+    if report.findings:
         parts.append("<section><h2>Findings</h2>")
-        for f in report["findings"]:
-            parts.append(f"<div>{_tag(f['severity'])}<code>{escape(f['id'])}</code> "
-                         f"{escape(f['message'])}</div>")
-            if f.get("hint"):
-                parts.append(f'<div class="hint">&rarr; {escape(f["hint"])}</div>')
+        for f in report.findings:
+            parts.append(f"<div>{_tag(f.severity.value)}<code>{escape(f.id)}</code> {escape(f.message)}</div>")
+            if f.hint:
+                parts.append(f'<div class="hint">&rarr; {escape(f.hint)}</div>')
         parts.append("</section>")
 
     plots = quality_plots(report)
@@ -221,18 +245,19 @@ def render_html(report: dict[str, Any]) -> str:
     parts += [f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in evidence_rows(report)]
     parts.append("</table></section>")
 
-    parts.append("<section><h2>Probes</h2><table>")
-    for p in report["probes"]:
-        parts.append(f"<tr><td style=\"width:70px\">{_tag(p['status'])}</td>"
-                     f"<td style=\"width:150px\"><code>{escape(p['id'])}</code></td>"
-                     f"<td>{escape(p['summary'])}</td>"
-                     f"<td class=\"muted\" style=\"width:70px\">{p['duration_s']:.2f} s</td></tr>")
-    parts.append("</table>")
-    for p in report["probes"]:
-        if p["evidence"]:
-            parts.append(f"<details><summary>Measurements: <code>{escape(p['id'])}</code></summary>"
-                         f"<pre>{escape(json.dumps(p['evidence'], indent=2))}</pre></details>")
-    parts.append("</section>")
-    parts.append(f'<p class="muted">roomprobe {escape(report["roomprobe_version"])} &middot; '
-                 f'report schema {escape(report["schema"])}</p></main></body></html>')
+    parts += _probes(report)
+    parts.append(f'<p class="muted">roomprobe {escape(report.roomprobe_version)} &middot; '
+                 f'report schema {escape(report.schema)}</p></main></body></html>')
     return "\n".join(parts) + "\n"
+
+
+class HtmlFormat:
+    """``--format html``: one self-contained page to attach to a ticket."""
+
+    name = "html"
+
+    def render(self, report: Report, term: Terminal, opts: RenderOptions) -> str:
+        return render_html(report)
+
+
+FORMAT = HtmlFormat()

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roomprobe.report.text import ruled_out, verdict
 from roomprobe.report.ticket import evidence_rows
+
+if TYPE_CHECKING:
+    from roomprobe.core.output import RenderOptions, Terminal
+    from roomprobe.report.model import DiagnosisEntry, Report
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#!~])")
 ICON = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP", "error": "ERROR", "info": "INFO",
@@ -38,41 +42,42 @@ def _fence(body: str, lang: str = "") -> str:
     return f"{fence}{lang}\n{body}\n{fence}"
 
 
-def render_markdown(report: dict[str, Any]) -> str:
+def _diagnosis(d: DiagnosisEntry) -> list[str]:
+    seen = " (the code the user saw)" if d.user_code else ""
+    out = [f"**{esc(d.product)} {d.code}: {esc(d.title)}**{seen}, likelihood {d.likelihood}"
+           + (f", because {', '.join(_code(b) for b in d.because)}" if d.because else ""), ""]
+    if d.cause:
+        out += [f"Cause: {esc(d.cause)}", ""]
+    out += [f"{i}. {esc(step)}" for i, step in enumerate(d.fix, 1)]
+    if d.ruled_out:
+        out += ["", "Ruled out: " + "; ".join(esc(cause) for cause, _ in ruled_out(d))]
+    out.append("")
+    return out
+
+
+def render_markdown(report: Report) -> str:
     """The whole report as one markdown document (ends with a newline)."""
-    status = report["status"]
-    room = report.get("room_name")
+    status = report.status
+    room = report.room_name
     title = f"roomprobe: {ICON[status]}" + (f" in {esc(room)}" if room else "")
     out: list[str] = [f"## {title}", "", f"**Verdict:** {esc(verdict(report))}", ""]
 
-    if report["diagnosis"]:
+    if report.diagnosis:
         out += ["### What to do", ""]
-        for d in report["diagnosis"]:
-            seen = " (the code the user saw)" if d.get("user_code") else ""
-            out.append(f"**{esc(d['product'])} {d['code']}: {esc(d['title'])}**{seen}, "
-                       f"likelihood {d['likelihood']}"
-                       + (f", because {', '.join(_code(b) for b in d['because'])}" if d["because"] else ""))
-            out.append("")
-            if d.get("cause"):
-                out += [f"Cause: {esc(d['cause'])}", ""]
-            out += [f"{i}. {esc(step)}" for i, step in enumerate(d["fix"], 1)]
-            if d.get("ruled_out"):
-                out += ["", "Ruled out: " + "; ".join(esc(cause) for cause, _ in ruled_out(d))]
-            out.append("")
+        for d in report.diagnosis:
+            out += _diagnosis(d)
 
-    if report["findings"]:
+    if report.findings:
         out += ["### Findings", ""]
-        for f in report["findings"]:
-            out.append(f"- **{ICON[f['severity']]}** {_code(f['id'])} ({esc(f['probe'])}): "
-                       f"{esc(f['message'])}")
-            if f.get("hint"):
-                out.append(f"  - What to do: {esc(f['hint'])}")
+        for f in report.findings:
+            out.append(f"- **{ICON[f.severity.value]}** {_code(f.id)} ({esc(f.probe)}): {esc(f.message)}")
+            if f.hint:
+                out.append(f"  - What to do: {esc(f.hint)}")
         out.append("")
 
     out += ["### Probes", "", "| Status | Probe | Result | Time |", "|---|---|---|---|"]
-    for p in report["probes"]:
-        out.append(f"| {ICON[p['status']]} | {_code(p['id'])} | {esc(p['summary'])} | "
-                   f"{p['duration_s']:.2f} s |")
+    for p in report.probes:
+        out.append(f"| {ICON[p.status]} | {_code(p.id)} | {esc(p.summary)} | {p.duration_s:.2f} s |")
     out.append("")
 
     from roomprobe.report import pathview  # the path probe's hop table
@@ -82,8 +87,20 @@ def render_markdown(report: dict[str, Any]) -> str:
     out += [f"| {esc(k)} | {esc(v)} |" for k, v in evidence_rows(report)]
     out.append("")
 
-    evidence = {p["id"]: p["evidence"] for p in report["probes"] if p["evidence"]}
+    evidence = {p.id: p.evidence for p in report.probes if p.evidence}
     if evidence:
         out += ["<details><summary>Measurements (JSON, per probe)</summary>", "",
                 _fence(json.dumps(evidence, indent=2), "json"), "", "</details>", ""]
     return "\n".join(out)
+
+
+class MarkdownFormat:
+    """``--format markdown``: the report to paste into a ticket."""
+
+    name = "markdown"
+
+    def render(self, report: Report, term: Terminal, opts: RenderOptions) -> str:
+        return render_markdown(report)
+
+
+FORMAT = MarkdownFormat()

@@ -18,9 +18,13 @@ every perfdata label through ``_label`` (the guidelines' rules: quoted in single
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
 from roomprobe.report.measures import EXTRACTORS
+
+if TYPE_CHECKING:
+    from roomprobe.core.output import RenderOptions, Terminal
+    from roomprobe.report.model import Report
 
 WORDS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
 MAX_FIRST_LINE = 79
@@ -38,29 +42,28 @@ def _fit(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
-def _room(report: dict[str, Any]) -> str:
-    t = report.get("targets") or {}
-    return str(report.get("room_name") or t.get("room") or t.get("controller") or "")
+def _room(report: Report) -> str:
+    t = report.targets
+    return str(report.room_name or t.room or t.controller or "")
 
 
-def status_line(report: dict[str, Any], exit_code: int) -> str:
+def status_line(report: Report, exit_code: int) -> str:
     """The first line: "WORD - what" (< 80 characters)."""
     word = WORDS.get(exit_code, "UNKNOWN")
-    probes = report.get("probes", [])
+    probes = report.probes
     room = _room(report)
     where = f"{room}: " if room else ""
     if exit_code == 3:
-        late = [p["id"] for p in probes if p.get("status") == "error"] or ["some probes"]
+        late = [p.id for p in probes if p.status == "error"] or ["some probes"]
         what = f"{where}check incomplete, {', '.join(late)} did not finish in time"
     else:
-        worst = next((f for sev in ("fail", "warn") for f in report.get("findings", [])
-                      if f.get("severity") == sev), None)
+        worst = next((f for sev in ("fail", "warn") for f in report.findings if f.severity == sev), None)
         if worst is None:
-            ran = [p for p in probes if p.get("status") != "skip"]
+            ran = [p for p in probes if p.status != "skip"]
             what = f"{where}{len(ran)} probes passed"
         else:
-            more = sum(1 for f in report.get("findings", []) if f.get("severity") in ("fail", "warn")) - 1
-            what = f"{where}{worst['message']}" + (f" (+{more})" if more > 0 else "")
+            more = sum(1 for f in report.findings if f.severity in ("fail", "warn")) - 1
+            what = f"{where}{worst.message}" + (f" (+{more})" if more > 0 else "")
     head = f"{word} - "
     return head + _fit(what, MAX_FIRST_LINE - len(head))
 
@@ -71,16 +74,16 @@ def _label(text: str) -> str:
     return _LABEL_BAD.sub("_", _clean(text))[:40].replace("'", "''")
 
 
-def perfdata(report: dict[str, Any]) -> list[str]:
+def perfdata(report: Report) -> list[str]:
     """Durations (s), bandwidth (Mbit/s: no standard UOM, so the unit is in the label), round
     trips (s), loss (%), from the measured evidence only."""
-    out = [f"'duration'={float(report.get('duration_s', 0.0)):.3f}s;;;0"]
-    for p in report.get("probes", []):
-        if p.get("status") == "skip":
+    out = [f"'duration'={float(report.duration_s):.3f}s;;;0"]
+    for p in report.probes:
+        if p.status == "skip":
             continue
-        pid = str(p.get("id"))
-        out.append(f"'{_label(pid)}_time'={float(p.get('duration_s', 0.0)):.3f}s;;;0")
-        ev = p.get("evidence")
+        pid = str(p.id)
+        out.append(f"'{_label(pid)}_time'={float(p.duration_s):.3f}s;;;0")
+        ev = p.evidence
         extract = EXTRACTORS.get(pid)
         if not extract or not isinstance(ev, dict):
             continue
@@ -98,16 +101,15 @@ def perfdata(report: dict[str, Any]) -> list[str]:
     return out
 
 
-def render_nagios(report: dict[str, Any], exit_code: int) -> str:
+def render_nagios(report: Report, exit_code: int) -> str:
     """Status line, long output (one line per finding), then perfdata after ``|``."""
     lines = [status_line(report, exit_code)]
-    long = [f"{f['severity'].upper()}: {_fit(f['message'], 200)}" for f in report.get("findings", [])
-            if f.get("severity") in ("fail", "warn")][:MAX_LONG_LINES]
+    long = [f"{f.severity.value.upper()}: {_fit(f.message, 200)}" for f in report.findings
+            if f.severity in ("fail", "warn")][:MAX_LONG_LINES]
     if exit_code == 3:
         long.insert(0, "The check did not finish before its deadline (--timeout); rerun with a "
                        "larger --timeout, or see 'roomprobe check -v' for the probes that hung.")
-    long += [_fit(f"{p['id']}: {p.get('status')} - {_fit(str(p.get('summary') or ''), 120)}", 240)
-             for p in report.get("probes", [])]
+    long += [_fit(f"{p.id}: {p.status} - {_fit(str(p.summary or ''), 120)}", 240) for p in report.probes]
     perf = perfdata(report)
     last = long.pop() if long else ""
     lines += long
@@ -122,3 +124,17 @@ def usage_line(message: str) -> str:
     message = " ".join(_clean(message).split())
     first = "UNKNOWN - usage: " + _fit(message, MAX_FIRST_LINE - len("UNKNOWN - usage: "))
     return first if first.endswith(message) else f"{first}\n{message}"
+
+
+class NagiosFormat:
+    """``--format nagios``: the monitoring-plugin output, for the report's own exit code."""
+
+    name = "nagios"
+
+    def render(self, report: Report, term: Terminal, opts: RenderOptions) -> str:
+        from roomprobe.report.build import exit_code
+
+        return render_nagios(report, int(exit_code(report)))
+
+
+FORMAT = NagiosFormat()

@@ -2,22 +2,25 @@
 
 Why its own module: the table is shared by the live ``roomprobe path`` view and every renderer
 of a saved report; the renderers only ask :func:`paths` whether a report has one, so each of
-them grows by a line or two. Reads the report dict only (the evidence the probe stored).
+them grows by a line or two. Reads the report only (the evidence the probe stored).
 """
 
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from roomprobe.report.model import Report
 
 COLUMNS = ("Hop", "Address", "Zone", "Loss%", "Sent", "Min", "Med", "P95", "Max", "Jit", "Note")
 
 
-def paths(report: dict[str, Any]) -> list[dict[str, Any]]:
+def paths(report: Report) -> list[dict[str, Any]]:
     """Every traced path in a report (the path probe's evidence), possibly none."""
-    for p in report.get("probes") or []:
-        if p.get("id") == "path" and isinstance(p.get("evidence"), dict):
-            return [x for x in p["evidence"].get("paths") or [] if isinstance(x, dict)]
+    for p in report.probes:
+        if p.id == "path" and isinstance(p.evidence, dict):
+            return [x for x in p.evidence.get("paths") or [] if isinstance(x, dict)]
     return []
 
 

@@ -8,14 +8,17 @@ all show the same evidence pack, in the same order, built here once.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roomprobe.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from roomprobe.report.model import Report
 
 MAX_REPORT_BYTES = 32 * 1024 * 1024  # a real report is well under 1 MiB; 32 leaves room
 
 
-def load_report(path: str) -> dict[str, Any]:
+def load_report(path: str) -> Report:
     """Read and validate a saved report; any problem is a UsageError naming the file.
 
     Read through the bounded reader: a huge file, /dev/zero or JSON nested a thousand levels
@@ -36,10 +39,11 @@ def load_report(path: str) -> dict[str, Any]:
         raise UsageError(f"{path} is not a roomprobe report (schema roomprobe/report/v1: {where}: "
                          f"{message})")
     from roomprobe.core.redact import redact
+    from roomprobe.report.model import Report
 
     # Reports we write are redacted already; one from an older version or edited by hand may not
     # be, and rendering it for a ticket must not print a password either.
-    return redact(data)
+    return Report.from_dict(redact(data))
 
 
 def _addresses(iface: dict[str, Any]) -> str:
@@ -48,14 +52,14 @@ def _addresses(iface: dict[str, Any]) -> str:
     return ", ".join(addrs) or "no address"
 
 
-def interface_lines(report: dict[str, Any]) -> list[str]:
+def interface_lines(report: Report) -> list[str]:
     """One line per non-loopback interface: name, kind, up/down, SSID, every address.
 
     A Wi-Fi interface whose SSID the OS withheld shows why (``ssid_note``, e.g. "SSID hidden by
     macOS (location permission)"), so a ticket never reads "no Wi-Fi name" as "not on Wi-Fi".
     """
     lines = []
-    for iface in report["host"]["interfaces"]:
+    for iface in report.host["interfaces"]:
         if iface["kind"] == "loopback":
             continue
         ssid = (f', SSID "{iface["ssid"]}"' if iface.get("ssid")
@@ -65,16 +69,16 @@ def interface_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def wifi_line(report: dict[str, Any]) -> str | None:
+def wifi_line(report: Report) -> str | None:
     """The wifi probe's facts in one line (signal, noise, band/channel, AP, rate), or None."""
-    probe = next((p for p in report.get("probes", []) if p.get("id") == "wifi"), None)
+    probe = report.probe("wifi")
     if not probe:
         return None
-    if probe.get("status") == "skip":
-        return f"not in use ({probe.get('summary', '')})"
-    links = probe.get("evidence", {}).get("links")
+    if probe.status == "skip":
+        return f"not in use ({probe.summary})"
+    links = probe.evidence.get("links")
     if not isinstance(links, list) or not links:
-        return probe.get("summary") or None
+        return probe.summary or None
     parts = []
     for f in links:
         if not isinstance(f, dict):
@@ -92,25 +96,25 @@ def wifi_line(report: dict[str, Any]) -> str | None:
     return "; ".join(parts) or None
 
 
-def evidence_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+def evidence_rows(report: Report) -> list[tuple[str, str]]:
     """(label, value) pairs of the evidence pack, in the order a support engineer reads them.
 
     Fields added after a report was written are simply absent from older reports: shown as
     "not recorded" rather than failing.
     """
-    host = report["host"]
-    tgt = report["targets"]
-    app = report.get("zoom_rooms_app")
-    tz = report.get("timezone")
-    win = report.get("window")
+    host = report.host
+    tgt = report.targets
+    app = report.zoom_rooms_app
+    tz = report.timezone
+    win = report.window
     rows: list[tuple[str, str]] = [
-        ("Room name", report.get("room_name") or "not given (--room-name)"),
-        ("Code the user saw", report.get("user_code") or "not given (--code)"),
-        ("Note", report.get("note") or ""),
+        ("Room name", report.room_name or "not given (--room-name)"),
+        ("Code the user saw", report.user_code or "not given (--code)"),
+        ("Note", report.note or ""),
         ("Host", host["hostname"]),
         ("OS", f"{host['os']} {host['os_version']}".strip()),
         ("Zoom Rooms app", f"{app['version']} (from {app['source']})" if app
-         else ("not recorded" if "zoom_rooms_app" not in report
+         else ("not recorded" if not report.has("zoom_rooms_app")
                else "no Zoom Rooms app on Linux" if host["os"] == "Linux" else "not found")),
         ("Interfaces", "; ".join(interface_lines(report)) or "none"),
         ("Wi-Fi", wifi_line(report) or ""),
@@ -119,17 +123,17 @@ def evidence_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("Time zone", f"{tz['name']} (UTC{tz['utc_offset']})" if tz else "not recorded"),
         ("Time window", f"{win['started_local']} to {win['ended_local']} "
                         f"({win['started_utc']} to {win['ended_utc']})" if win
-         else f"started {report['started_at']}, {report['duration_s']} s"),
-        ("Targets", f"role {tgt['role']}; controller {tgt.get('controller') or '-'}; "
-                    f"room {tgt.get('room') or '-'}; port {tgt.get('port', 9090)}"),
-        ("roomprobe", f"{report['roomprobe_version']}, "
-                      f"{'complete' if report['complete'] else 'INCOMPLETE (a probe could not finish)'}, "
-                      f"{report['duration_s']} s"),
+         else f"started {report.started_at}, {report.duration_s} s"),
+        ("Targets", f"role {tgt.role}; controller {tgt.controller or '-'}; "
+                    f"room {tgt.room or '-'}; port {9090 if tgt.port is None else tgt.port}"),
+        ("roomprobe", f"{report.roomprobe_version}, "
+                      f"{'complete' if report.complete else 'INCOMPLETE (a probe could not finish)'}, "
+                      f"{report.duration_s} s"),
     ]
     return [(k, v) for k, v in rows if v]  # an empty note is left out
 
 
-def render_evidence_text(report: dict[str, Any]) -> str:
+def render_evidence_text(report: Report) -> str:
     """The evidence pack as aligned text lines, appended to the text rendering of a report."""
     rows = evidence_rows(report)
     width = max(len(k) for k, _ in rows)
