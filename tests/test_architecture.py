@@ -57,6 +57,8 @@ LAYERS: dict[str, list[list[str]]] = {
         ["icmperr", "udprecv", "wire", "tlstrust", "zoomranges", "stun"],
         # what a handshake proves; the one TCP connect classifier
         ["tlsverdict", "tcpconnect"],
+        # the one way through a proxy (CONNECT, SOCKS5), built on tcpconnect's error words
+        ["tunnel"],
         # measurements built on them; traceroute picks its OS's trace_* module, each built on
         # traceroute's types
         ["httpsprobe", "tcpsweep", "traceroute+trace_linux+trace_icmp+trace_windows"],
