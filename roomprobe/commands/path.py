@@ -61,12 +61,46 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
     from real loss; silent hops are "no reply". Exit code as for check (0 OK, 1 warning,
     2 failure, 3 unknown). docs/path.md has the details.
     """
-    from roomprobe.core import settings as st
-    from roomprobe.core.probe import Targets
-    from roomprobe.core.runner import ProbeRun
+    from roomprobe.core.threads import start_guarded
     from roomprobe.net import traceroute
     from roomprobe.probes import path as pp
     from roomprobe.report import build as report
+
+    opts = _options(config_path, set_opts, target, count=count, interval=interval, wait=wait,
+                    method=method, max_ttl=max_ttl, no_mtu=no_mtu)
+    back_at = _back_address(back, peer_token)
+    if json_path and not Path(json_path).expanduser().resolve().parent.is_dir():
+        raise UsageError(f"--json {json_path}: its directory does not exist; choose a writable path")
+    host, address, choice = _destination(opts, target)
+    ranges_box: list[Any] = []
+    rthread = start_guarded(lambda: ranges_box.append(pp.load_ranges(opts, 3.0)), "path-ranges")
+    live = sys.stderr.isatty() if fmt != "text" else sys.stdout.isatty()
+    stream = sys.stderr if fmt != "text" else sys.stdout
+    started = time.time()
+    t0 = time.monotonic()
+    trace = traceroute.run(choice.method, host, address, why=choice.why, rounds=count,
+                           interval=interval, wait=wait, max_ttl=int(opts.max_ttl),
+                           big_size=int(opts.mtu_size) if opts.mtu_check else None,
+                           big_rounds=0 if no_mtu or not opts.mtu_check else 2,
+                           on_round=_live_table(stream, count) if live else None,
+                           fallback=choice.fallback)
+    rthread.join(5.0)
+    ranges = ranges_box[0] if ranges_box else pp.zoomranges.Ranges()
+    result = _judged(trace, "zoom" if not target else "target", host, address, count, back_at,
+                     peer_token, ranges, opts)
+    rep = _report(result, complete=not trace.interrupted or count == 0, started=started, t0=t0)
+    if live:
+        stream.write("\x1b[H\x1b[2J")
+    _emit(rep, fmt, json_path)
+    return int(report.exit_code(rep))
+
+
+def _options(config_path: str | None, set_opts: tuple[str, ...], target: str | None, *,
+             count: int, interval: float, wait: float, method: str | None, max_ttl: int | None,
+             no_mtu: bool) -> Any:
+    """The path probe's Options: defaults <- the config file <- --set (path.* only) <- flags."""
+    from roomprobe.core import settings as st
+    from roomprobe.probes import path as pp
 
     probe = pp.PROBE
     cfg = st.load(Path(config_path) if config_path else st.default_config_path())
@@ -87,19 +121,29 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
         changes["mtu_check"] = False
     opts = replace(opts, **changes)
     pp.validate(opts)
-    back_at = None
-    if back:
-        from roomprobe.peer import agent as ag
+    return opts
 
-        if not peer_token:
-            raise UsageError("--back needs the agent's session token: --peer-token TOKEN "
-                             "(the token its 'roomprobe serve --agent' printed)")
-        try:
-            back_at = ag.agent_address(back)
-        except ValueError as exc:
-            raise UsageError(f"--back: {exc}") from None
-    if json_path and not Path(json_path).expanduser().resolve().parent.is_dir():
-        raise UsageError(f"--json {json_path}: its directory does not exist; choose a writable path")
+
+def _back_address(back: str | None, peer_token: str | None) -> tuple[str, int] | None:
+    """Where the agent for --back listens (None: no --back); it needs the session token."""
+    if not back:
+        return None
+    from roomprobe.peer import agent as ag
+
+    if not peer_token:
+        raise UsageError("--back needs the agent's session token: --peer-token TOKEN "
+                         "(the token its 'roomprobe serve --agent' printed)")
+    try:
+        return ag.agent_address(back)
+    except ValueError as exc:
+        raise UsageError(f"--back: {exc}") from None
+
+
+def _destination(opts: Any, target: str | None) -> tuple[str, str, Any]:
+    """The host to trace, its address and the probing method: each impossible one a UsageError."""
+    from roomprobe.net import traceroute
+    from roomprobe.probes import path as pp
+
     host = str(opts.targets[0]) if opts.targets else ""
     if not host:
         raise UsageError("nothing to trace: give a TARGET or set path.targets in the config file")
@@ -112,52 +156,54 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
         choice = traceroute.choose(str(opts.method), first="udp" if target else "tcp")
     except traceroute.MethodUnavailable as exc:
         raise UsageError(f"no way to send probes here: {exc}") from None
+    return host, address, choice
 
-    ranges_box: list[Any] = []
-    from roomprobe.core.threads import start_guarded
 
-    rthread = start_guarded(lambda: ranges_box.append(pp.load_ranges(opts, 3.0)), "path-ranges")
-    live = sys.stderr.isatty() if fmt != "text" else sys.stdout.isatty()
-    stream = sys.stderr if fmt != "text" else sys.stdout
-
-    def on_round(trace: traceroute.Trace) -> None:
-        if not live:
-            return
+def _live_table(stream: Any, count: int) -> Any:
+    """The mtr-style table redrawn after each round (on a terminal only)."""
+    def on_round(trace: Any) -> None:
         from roomprobe.report import pathview
 
         lines = pathview.live_lines(trace.to_dict(), count)
         stream.write("\x1b[H\x1b[2J" + "\n".join(lines) + "\n")
         stream.flush()
 
-    started = time.time()
-    t0 = time.monotonic()
-    trace = traceroute.run(choice.method, host, address, why=choice.why, rounds=count,
-                           interval=interval, wait=wait, max_ttl=int(opts.max_ttl),
-                           big_size=int(opts.mtu_size) if opts.mtu_check else None,
-                           big_rounds=0 if no_mtu or not opts.mtu_check else 2,
-                           on_round=on_round, fallback=choice.fallback)
-    rthread.join(5.0)
-    ranges = ranges_box[0] if ranges_box else pp.zoomranges.Ranges()
+    return on_round
+
+
+def _judged(trace: Any, role: str, host: str, address: str, count: int,
+            back_at: tuple[str, int] | None, peer_token: str | None, ranges: Any, opts: Any) -> Any:
+    """The probe's Result for the trace (and the peer's trace back, when asked and not cut short)."""
+    from roomprobe.probes import path as pp
+
     data = trace.to_dict()
     data["source"] = pp.route_of(address).get("source")
     planned = count
     if count == 0:  # until Ctrl-C: the interruption is the normal end
         data["interrupted"] = False
         planned = max(1, trace.rounds)
-    ev, judged = pp.conclude_one("zoom" if not target else "target", host, data,
-                                 pp.tunnel_for(address), ranges, opts)
+    ev, judged = pp.conclude_one(role, host, data, pp.tunnel_for(address), ranges, opts)
     paths = [(ev, judged)]
     if back_at is not None and not trace.interrupted:
         paths += _trace_back(back_at, str(peer_token), ranges, opts)
     result = pp.verdict(paths, ranges, planned)
     for f in result.findings:  # what the runner does for check
-        f.probe = probe.id
-    run = ProbeRun(probe, result, time.monotonic() - t0)
-    from roomprobe.host import osnet
+        f.probe = pp.PROBE.id
+    return result
 
+
+def _report(result: Any, *, complete: bool, started: float, t0: float) -> dict[str, Any]:
+    """A normal roomprobe report with the one path probe in it, and its diagnosis."""
+    from roomprobe.core.probe import Targets
+    from roomprobe.core.runner import ProbeRun
+    from roomprobe.host import osnet
+    from roomprobe.probes import path as pp
+    from roomprobe.report import build as report
+
+    run = ProbeRun(pp.PROBE, result, time.monotonic() - t0)
     host_facts = {**osnet.host_info(), "interfaces": list(osnet.interfaces()),
                   "default_gateway": list(osnet.default_gateways()), "raw_sockets": osnet.raw_sockets()}
-    rep = report.build(runs=[run], complete=not trace.interrupted or count == 0, targets=Targets(),
+    rep = report.build(runs=[run], complete=complete, targets=Targets(),
                        started_at=started, duration_s=time.monotonic() - t0, host=host_facts)
     try:
         from roomprobe.diagnose import mapping
@@ -165,8 +211,13 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
         rep["diagnosis"] = mapping.diagnose(rep["findings"], None, probes_run={"path"})
     except ImportError:
         pass
-    if live:
-        stream.write("\x1b[H\x1b[2J")
+    return rep
+
+
+def _emit(rep: dict[str, Any], fmt: str, json_path: str | None) -> None:
+    """--json FILE (atomic), then the report on stdout in ``fmt``."""
+    from roomprobe.report import build as report
+
     if json_path:
         from roomprobe.core.fsutil import atomic_write_text
 
@@ -189,7 +240,6 @@ def path(target: str | None, count: int, interval: float, wait: float, method: s
 
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         click.echo(render_text(rep, color=color), nl=False)
-    return int(report.exit_code(rep))
 
 
 def _trace_back(at: tuple[str, int], token: str, ranges: Any, opts: Any) -> list[tuple[dict[str, Any], Any]]:
