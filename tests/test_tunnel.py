@@ -123,3 +123,21 @@ def test_no_other_module_writes_its_own_connect():
              for p in sorted((REPO / base).rglob("*.py"))
              if p.name != "tunnel.py" and _OWN_CONNECT.search(p.read_text(encoding="utf-8"))]
     assert found == [], "open proxied connections with roomprobe.net.tunnel.open_path"
+
+
+@pytest.mark.parametrize("answer, words", [
+    (b"SSH-2.0-OpenSSH\r\n\r\n", "BadStatusLine: SSH-2.0-OpenSSH\r\n"),
+    (b"", "RemoteDisconnected: Remote end closed connection without response"),
+])
+def test_the_bandwidth_streams_word_a_broken_proxy_as_before(answer, words):
+    """What http.client's own tunnel said (the evidence's ``error``), byte for byte."""
+    from roomprobe.peer import speed
+
+    p = FakeProxy(answer)
+    try:
+        client = speed.Client("https://127.0.0.1:9/__down", 2.0, p.url())
+        with pytest.raises(OSError) as err:
+            client.conn.connect()
+    finally:
+        p.sock.close()
+    assert f"{type(err.value).__name__}: {err.value}" == words

@@ -233,7 +233,8 @@ def _as_http_client(exc: TunnelRefused) -> Exception:
         return OSError(f"Tunnel connection failed: {exc.code} {''.join(reason).strip()}")
     if exc.kind == "closed":
         return http.client.RemoteDisconnected("Remote end closed connection without response")
-    return http.client.BadStatusLine(exc.head.split(b"\r\n", 1)[0].decode("iso-8859-1"))
+    first = exc.head[:exc.head.find(b"\n") + 1 or None]  # the line as read, its ending included
+    return http.client.BadStatusLine(first.decode("iso-8859-1"))
 
 
 class Client:
