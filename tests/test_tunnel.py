@@ -142,3 +142,23 @@ def test_the_bandwidth_streams_word_a_broken_proxy_as_before(answer, words):
     finally:
         p.sock.close()
     assert f"{type(err.value).__name__}: {err.value}" == words
+
+
+def test_a_name_whose_first_address_fails_connects_to_the_next(monkeypatch, proxy_ok):
+    """A dual-stack proxy name whose first address is dead (a broken IPv6 path) still works, as
+    it did with socket.create_connection in the proxy probe and the bandwidth streams; a
+    failure names the first address's error."""
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))  # bound, not listening: refused
+    infos = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", dead.getsockname()[1])),
+             (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", proxy_ok.port))]
+    monkeypatch.setattr(tunnel.socket, "getaddrinfo", lambda *a, **k: infos)
+    try:
+        with tunnel.open_path("zoom.us", 443, parse_proxy_url("http://proxy.example:3128"), lambda: 2.0):
+            pass
+        assert proxy_ok.heads[0].startswith(b"CONNECT zoom.us:443 ")
+        monkeypatch.setattr(tunnel.socket, "getaddrinfo", lambda *a, **k: infos[:1] * 2)
+        with pytest.raises(ConnectionRefusedError):
+            tunnel.tcp_connect("proxy.example", 3128, lambda: 2.0)
+    finally:
+        dead.close()

@@ -152,27 +152,39 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return buf
 
 
-def tcp_connect(host: str, port: int, timeout: float, timings: dict[str, float] | None = None,
+def tcp_connect(host: str, port: int, left: Callable[[], float],
+                timings: dict[str, float] | None = None,
                 progress: dict[str, Any] | None = None) -> socket.socket:
-    """Resolve ``host`` and connect to its first address, timing both (``resolve_ms``,
-    ``connect_ms``); ``progress["addr"]`` is the address tried. Raises ``socket.gaierror`` or
-    the connect's ``OSError``."""
+    """Resolve ``host`` and connect to its addresses in the resolver's order until one takes
+    (as ``socket.create_connection``: a dual-stack name whose IPv6 path is broken still works),
+    each try with ``left()`` seconds. Times both steps (``resolve_ms``, ``connect_ms``). Raises
+    ``socket.gaierror``, or the first try's ``OSError`` with ``progress["addr"]`` its address."""
     timings = timings if timings is not None else {}
     progress = progress if progress is not None else {}
     t0 = time.monotonic()
-    family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     timings["resolve_ms"] = ms_since(t0)
-    progress["addr"] = sockaddr[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    t0 = time.monotonic()
-    try:
-        sock.connect(sockaddr)
-    except BaseException:
-        sock.close()
-        raise
-    timings["connect_ms"] = ms_since(t0)
-    return sock
+    first: tuple[str, OSError] | None = None
+    for family, _, _, _, sockaddr in infos:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.settimeout(left())
+        t0 = time.monotonic()
+        try:
+            sock.connect(sockaddr)
+        except OSError as exc:
+            sock.close()
+            first = first or (str(sockaddr[0]), exc)
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        timings["connect_ms"] = ms_since(t0)
+        progress["addr"] = str(sockaddr[0])
+        return sock
+    if first is None:
+        raise OSError(f"{host}: the resolver returned no address")
+    progress["addr"] = first[0]
+    raise first[1]
 
 
 def open_path(host: str, port: int, proxy: ProxyURL | None, left: Callable[[], float], *,
@@ -189,9 +201,9 @@ def open_path(host: str, port: int, proxy: ProxyURL | None, left: Callable[[], f
     progress = progress if progress is not None else {}
     if proxy is None:
         progress["phase"] = "resolve"
-        return tcp_connect(host, port, left(), timings, progress)
+        return tcp_connect(host, port, left, timings, progress)
     progress["phase"] = "connect"
-    sock = tcp_connect(proxy.host, proxy_port(proxy), left(), timings, progress)
+    sock = tcp_connect(proxy.host, proxy_port(proxy), left, timings, progress)
     progress["phase"] = "proxy"
     try:
         sock.settimeout(left())

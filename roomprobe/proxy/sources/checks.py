@@ -64,7 +64,7 @@ def _connect(host: str, port: int, timeout: float) -> tuple[socket.socket | None
     """Is the proxy there: open | refused | timeout | error, with the milliseconds it took."""
     t0 = time.monotonic()
     try:
-        sock = tcp_connect(host, port, timeout)
+        sock = tcp_connect(host, port, lambda: timeout)
     except TimeoutError:
         return None, {"tcp": "timeout", "ms": ms_since(t0)}
     except ConnectionRefusedError:
