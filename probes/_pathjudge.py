@@ -148,6 +148,26 @@ def judge(trace: dict[str, Any], zoom: Callable[[str], bool | None], *, tunnel: 
     zs = zones(hops, zoom, is_tunnel(tunnel))
     j = Judgement(hops)
     answering = [i for i, h in enumerate(hops) if h.get("received")]
+    _first_notes(j, hops, zs)
+    reached = bool(trace.get("reached")) and bool(hops) and bool(hops[-1].get("received"))
+    if reached:
+        d = hops[-1]
+        j.destination = {"ttl": d["ttl"], "address": trace.get("address"), "loss_pct": d.get("loss_pct"),
+                         "sent": d.get("sent"), "received": d.get("received"), "rtt_ms": d.get("rtt_ms"),
+                         "zone": zs[-1]}
+    _loss(j, hops, zs, answering, reached, t)
+    _delay(j, hops, zs, answering, reached, t)
+    _mtu(j, hops, zs, t)
+    _findings(j, trace, t, tunnel)
+    return j
+
+
+def _note(hop: dict[str, Any], text: str) -> None:
+    hop["note"] = (hop["note"] + ", " if hop["note"] else "") + text
+
+
+def _first_notes(j: Judgement, hops: list[dict[str, Any]], zs: list[str]) -> None:
+    """Each hop's zone, and what shows at a glance: no reply, or load-balanced."""
     for i, h in enumerate(hops):
         h["zone"] = zs[i]
         h["note"] = ""
@@ -156,14 +176,12 @@ def judge(trace: dict[str, Any], zoom: Callable[[str], bool | None], *, tunnel: 
             j.silent.append(h["ttl"])
         elif len(h.get("addresses") or []) > 1:
             h["note"] = "load-balanced"
-    reached = bool(trace.get("reached")) and bool(hops) and bool(hops[-1].get("received"))
-    if reached:
-        d = hops[-1]
-        j.destination = {"ttl": d["ttl"], "address": trace.get("address"), "loss_pct": d.get("loss_pct"),
-                         "sent": d.get("sent"), "received": d.get("received"), "rtt_ms": d.get("rtt_ms"),
-                         "zone": zs[-1]}
 
-    # Loss: the suffix minimum over answering hops (the destination included) is what persists.
+
+def _loss(j: Judgement, hops: list[dict[str, Any]], zs: list[str], answering: list[int],
+          reached: bool, t: Targets) -> None:
+    """Loss: the suffix minimum over answering hops (the destination included) is what persists;
+    a hop losing more than the hops behind it rate-limits its ICMP answers."""
     floor: dict[int, float] = {}
     low = float("inf")
     for i in reversed(answering):
@@ -174,22 +192,26 @@ def judge(trace: dict[str, Any], zoom: Callable[[str], bool | None], *, tunnel: 
         excess = float(h.get("loss_pct") or 0.0) - floor[i]
         lost = int(h.get("sent") or 0) - int(h.get("received") or 0)
         if excess > 0 and lost > 0 and (not reached or i != answering[-1]):
-            h["note"] = (h["note"] + ", " if h["note"] else "") + "rate-limits its ICMP answers"
+            _note(h, "rate-limits its ICMP answers")
             j.rate_limited.append(h["ttl"])
-    if reached and j.destination is not None:
-        end_loss = float(hops[-1].get("loss_pct") or 0.0)
-        if end_loss >= t.loss_pct:
-            onset = next(i for i in answering if floor[i] >= end_loss / 2)
-            before = [i for i in answering if i < onset]
-            j.loss = {"begins": _where(hops[onset], zs[onset]),
-                      "last_clean": _where(hops[before[-1]], zs[before[-1]]) if before else None,
-                      "last": _where(hops[-1], zs[-1]), "loss_pct": end_loss,
-                      "zone": zs[onset]}
-            for i in answering:
-                if i >= onset:
-                    hops[i]["note"] = (hops[i]["note"] + ", " if hops[i]["note"] else "") + "loss persists"
+    if not reached or j.destination is None:
+        return
+    end_loss = float(hops[-1].get("loss_pct") or 0.0)
+    if end_loss >= t.loss_pct:
+        onset = next(i for i in answering if floor[i] >= end_loss / 2)
+        before = [i for i in answering if i < onset]
+        j.loss = {"begins": _where(hops[onset], zs[onset]),
+                  "last_clean": _where(hops[before[-1]], zs[before[-1]]) if before else None,
+                  "last": _where(hops[-1], zs[-1]), "loss_pct": end_loss,
+                  "zone": zs[onset]}
+        for i in answering:
+            if i >= onset:
+                _note(hops[i], "loss persists")
 
-    # Delay: the suffix minimum of the median RTT; the largest persisting step, if big enough.
+
+def _delay(j: Judgement, hops: list[dict[str, Any]], zs: list[str], answering: list[int],
+           reached: bool, t: Targets) -> None:
+    """Delay: the suffix minimum of the median RTT; the largest persisting step, if big enough."""
     med = {i: m for i in answering if (m := _median(hops[i])) is not None}
     order = sorted(med)
     # A router that answers slower than the hops behind it is slow to answer (its control
@@ -216,13 +238,9 @@ def judge(trace: dict[str, Any], zoom: Callable[[str], bool | None], *, tunnel: 
                    "last": _where(hops[-1], zs[-1]), "added_ms": round(step, 1), "zone": zs[onset]}
         for i in kept:
             if i >= onset:
-                hops[i]["note"] = (hops[i]["note"] + ", " if hops[i]["note"] else "") + "delay persists"
+                _note(hops[i], "delay persists")
     for i in slow:
-        hops[i]["note"] = (hops[i]["note"] + ", " if hops[i]["note"] else "") + "slow to answer (not a queue)"
-
-    _mtu(j, hops, zs, t)
-    _findings(j, trace, t, tunnel)
-    return j
+        _note(hops[i], "slow to answer (not a queue)")
 
 
 def _mtu(j: Judgement, hops: list[dict[str, Any]], zs: list[str], t: Targets) -> None:
@@ -242,7 +260,7 @@ def _mtu(j: Judgement, hops: list[dict[str, Any]], zs: list[str], t: Targets) ->
             j.mtu = {**_where(hops[k], zs[k]), "mtu": int(h["mtu"]), "frag_needed": True}
             if sender:
                 j.mtu["address"] = sender
-            hops[k]["note"] = (hops[k]["note"] + ", " if hops[k]["note"] else "") + f"MTU {h['mtu']} beyond"
+            _note(hops[k], f"MTU {h['mtu']} beyond")
             return
     big = [(i, h) for i, h in enumerate(hops) if (h.get("big") or {}).get("sent") and h.get("received")]
     if not big or j.destination is None:
@@ -261,8 +279,7 @@ def _mtu(j: Judgement, hops: list[dict[str, Any]], zs: list[str], t: Targets) ->
                 return
             k = big[idx - 1][0]
             j.mtu = {**_where(hops[k], zs[k]), "mtu": None, "frag_needed": False}
-            hops[k]["note"] = (hops[k]["note"] + ", " if hops[k]["note"] else "") + \
-                "full-size packets vanish beyond"
+            _note(hops[k], "full-size packets vanish beyond")
             return
 
 

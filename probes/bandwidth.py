@@ -1,5 +1,9 @@
 """bandwidth: is there enough steady throughput each way for this room, and does latency hold?
 
+Steady-state Mbps each way (parallel streams, warm-up dropped) judged against the room's profile
+(displays, resolution, sharing), idle and loaded latency, jitter, buffer bloat; internet endpoints,
+or a 'roomprobe serve' peer with --peer. Skip it for a quick check with --no-bandwidth.
+
 Checks one path: the internet (HTTP(S) speed-test endpoints, default Cloudflare's, through the
 proxy the system would use for them, as Zoom would: a PAC file's ``PROXY a; PROXY b; DIRECT``
 is walked past entries that refuse or stay silent, and ``proxy_tried`` says which and why), or
@@ -31,7 +35,7 @@ from typing import Any
 
 from roomprobe.core import threads
 from roomprobe.core.errors import UsageError
-from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status, described
 from roomprobe.peer.link import PEER_LINK
 from roomprobe.peer.port import PEER_PORT
 
@@ -477,16 +481,5 @@ def incomplete_findings(m: dict[str, Any], o: Options, where: str, label: str) -
     return out
 
 
-PROBE = Probe(
-    id="bandwidth",
-    title="Bandwidth and latency under load",
-    run=run,
-    timeout_s=18.0,
-    options=Options,
-    validate=validate,
-    long_running=True,
-    description="Steady-state Mbps each way (parallel streams, warm-up dropped) judged against the "
-                "room's profile (displays, resolution, sharing), idle and loaded latency, jitter, "
-                "buffer bloat; internet endpoints, or a 'roomprobe serve' peer with --peer. "
-                "Skip it for a quick check with --no-bandwidth.",
-)
+PROBE = Probe("bandwidth", "Bandwidth and latency under load", run, timeout_s=18.0, options=Options,
+              validate=validate, long_running=True, description=described(__doc__))

@@ -1,5 +1,9 @@
 """cloud: can this device reach Zoom's cloud, and which media path will the Zoom Rooms app use?
 
+HTTPS to Zoom's web hosts through the system proxy (phases timed); the media path the Zoom Rooms app
+will use, from its own sockets, a control STUN server and the servers you name; Zoom's names checked
+against Zoom's published ranges.
+
 Zoom's client tries media in this order (Zoom's "Connection Process" white paper, KB0061864):
 UDP 8801 to the meeting's multimedia router (MMR), then TCP 8801/8802, then TLS over TCP 443
 (through the web proxy if one applies). Each step down costs delay and quality. Zoom publishes
@@ -55,15 +59,7 @@ from roomprobe.probes import _cloudpath
 
 from roomprobe.core import threads
 from roomprobe.core.errors import UsageError
-from roomprobe.core.probe import (
-    Context,
-    Finding,
-    Probe,
-    Result,
-    Severity,
-    Status,
-    silence_measured,
-)
+from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status, described, silence_measured
 from roomprobe.core.settings import check_file_option
 from roomprobe.host import appconns
 from roomprobe.net import httpsprobe, stun, zoomranges
@@ -504,43 +500,46 @@ def _web_findings(web: list[dict[str, Any]], https_ok: bool) -> list[Finding]:
     unreachable = [w for w in web if not w["ok"] and w["phase"] in ("resolve", "connect", "proxy")]
     if web and not https_ok and unreachable:
         w = unreachable[0]
-        findings.append(Finding(
-            "cloud-https-blocked", Severity.FAIL,
+        findings.append(_web_finding(
+            "cloud-https-blocked", Severity.FAIL, unreachable,
             f"No Zoom web host answers HTTPS: {w['url']} failed at {w['phase']} ({w['state']}: "
             f"{w['detail']}). Sign-in and joining need it.",
-            {"urls": [_brief(x) for x in unreachable]},
-            hint="Allow TCP 443 to Zoom's domains (zoom.us, zoom.com) on the firewall and web "
-                 "filter" + (", and through the proxy" if w["proxy"] else "") +
-                 "; if the phase is resolve, fix DNS first; if it is proxy, fix the proxy setting."))
+            "Allow TCP 443 to Zoom's domains (zoom.us, zoom.com) on the firewall and web "
+            "filter" + (", and through the proxy" if w["proxy"] else "") +
+            "; if the phase is resolve, fix DNS first; if it is proxy, fix the proxy setting."))
     cut = [w for w in web if w["phase"] in ("deadline", "error")]
     if web and not https_ok and cut and not unreachable:
-        findings.append(Finding(
-            "cloud-https-unproven", Severity.WARN,
+        findings.append(_web_finding(
+            "cloud-https-unproven", Severity.WARN, cut,
             f"HTTPS to Zoom is not proven: {cut[0]['url']} gave no result before the deadline "
             f"({cut[0]['detail']}).",
-            {"urls": [_brief(x) for x in cut]},
-            hint="Rerun with a longer --timeout; if it is stuck in resolve, the DNS resolver is "
-                 "silent (see the dns probe)."))
+            "Rerun with a longer --timeout; if it is stuck in resolve, the DNS resolver is "
+            "silent (see the dns probe)."))
     tls_bad = [w for w in web if w["phase"] == "tls"]
     if tls_bad:
         w = tls_bad[0]
-        findings.append(Finding(
-            "cloud-tls-failed", Severity.FAIL,
+        findings.append(_web_finding(
+            "cloud-tls-failed", Severity.FAIL, tls_bad,
             f"TCP reaches {w['url']} but the TLS handshake fails ({w['state']}: {w['detail']}).",
-            {"urls": [_brief(x) for x in tls_bad]},
-            hint="Exempt Zoom's domains from TLS inspection on the gateway/proxy, and check this "
-                 "device's clock and root certificates (or the ca_file option)."))
+            "Exempt Zoom's domains from TLS inspection on the gateway/proxy, and check this "
+            "device's clock and root certificates (or the ca_file option)."))
     http_bad = [w for w in web if w["phase"] == "http" or (w["status"] or 0) >= 400]
     if http_bad:
         w = http_bad[0]
         what = f"HTTP {w['status']}" if w["status"] else f"no HTTP answer ({w['state']})"
-        findings.append(Finding(
-            "cloud-http-error", Severity.FAIL if not https_ok else Severity.WARN,
+        findings.append(_web_finding(
+            "cloud-http-error", Severity.FAIL if not https_ok else Severity.WARN, http_bad,
             f"{w['url']} answers with {what}: a filter or proxy block page, or a server error.",
-            {"urls": [_brief(x) for x in http_bad]},
-            hint="Open that URL from this device to see who answers, and allow Zoom in that "
-                 "filter or proxy."))
+            "Open that URL from this device to see who answers, and allow Zoom in that "
+            "filter or proxy."))
     return findings
+
+
+def _web_finding(fid: str, severity: Severity, group: list[dict[str, Any]], text: str,
+                 hint: str) -> Finding:
+    """One finding about a group of web results: the text names the first, the evidence lists
+    them all (each in brief)."""
+    return Finding(fid, severity, text, {"urls": [_brief(x) for x in group]}, hint=hint)
 
 
 def _blocked_media_findings(tcp: list[dict[str, Any]], udp: list[dict[str, Any]],
@@ -784,14 +783,5 @@ def run(ctx: Context) -> Result:
     return verdict(summary, findings, web, evidence, text)
 
 
-PROBE = Probe(
-    id="cloud",
-    title="Zoom cloud: HTTPS floor, media path (UDP 8801 > TCP 8801/8802 > TLS 443), Zoom ranges",
-    run=run,
-    timeout_s=5.0,
-    options=Options,
-    validate=validate,
-    description="HTTPS to Zoom's web hosts through the system proxy (phases timed); the media "
-                "path the Zoom Rooms app will use, from its own sockets, a control STUN server "
-                "and the servers you name; Zoom's names checked against Zoom's published ranges.",
-)
+PROBE = Probe("cloud", "Zoom cloud: HTTPS floor, media path (UDP 8801 > TCP 8801/8802 > TLS 443), Zoom ranges",
+              run, timeout_s=5.0, options=Options, validate=validate, description=described(__doc__))

@@ -1,5 +1,8 @@
 """controller-port: can the controller open TCP 9090 (configurable) to the room?
 
+From the controller side: is room:9090 open/refused/filtered/unreachable. On the room: who listens
+on 9090, and is it reachable on the LAN address.
+
 Checks, from the controller side (``--room ADDR``): a TCP connect to room:9090
 (roomprobe/net/tcpconnect.py classifies it), then half a second's watch of the open connection.
   open        the room accepts and holds the connection: the path works
@@ -34,15 +37,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from roomprobe.core.probe import (
-    Context,
-    Finding,
-    Probe,
-    Result,
-    Severity,
-    Status,
-    silence_measured,
-)
+from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status, described, silence_measured
 from roomprobe.host import osnet
 from roomprobe.net.portfindings import CONTROLLER, open_dropped_finding, port_finding
 from roomprobe.net.tcpconnect import AFTER_WORDS, WATCH_S, arp_proves_reject, connect_state
@@ -241,13 +236,5 @@ def run(ctx: Context) -> Result:
     return _room_side(ctx, port)
 
 
-PROBE = Probe(
-    id="controller-port",
-    title="Controller to room on TCP 9090",
-    run=run,
-    needs=("role",),
-    timeout_s=3.5,
-    options=Options,
-    description="From the controller side: is room:9090 open/refused/filtered/unreachable. "
-                "On the room: who listens on 9090, and is it reachable on the LAN address.",
-)
+PROBE = Probe("controller-port", "Controller to room on TCP 9090", run, needs=("role",), timeout_s=3.5,
+              options=Options, description=described(__doc__))

@@ -1,5 +1,8 @@
 """dns: can this room resolve Zoom's names, through which resolver, how fast, and honestly?
 
+Resolves Zoom's names through each resolver and the OS: timeouts, REFUSED, SERVFAIL, NXDOMAIN,
+sinkholes, hosts-file overrides, slow or disagreeing resolvers.
+
 Checks: every name in ``names`` (zoom.us, www.zoom.us, the client's API and web hosts, a
 zone-controller style name), for every record type in ``types`` (A, AAAA), through every
 configured resolver separately (resolv.conf, the Windows registry, macOS ``scutil --dns``;
@@ -43,15 +46,7 @@ from typing import Any, cast
 
 from roomprobe.core import threads
 from roomprobe.core.errors import UsageError
-from roomprobe.core.probe import (
-    Context,
-    Finding,
-    Probe,
-    Result,
-    Severity,
-    Status,
-    silence_measured,
-)
+from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status, described, silence_measured
 from roomprobe.host import dnsconf
 
 
@@ -610,13 +605,5 @@ def verdict(evidence: dict[str, Any], findings: list[Finding], names: list[str],
                          + (f", slowest {max(ms):.0f} ms" if ms else ""), evidence, proof)
 
 
-PROBE = Probe(
-    id="dns",
-    title="DNS resolution of Zoom's names",
-    run=run,
-    timeout_s=3.0,
-    options=Options,
-    validate=check_options,
-    description="Resolves Zoom's names through each resolver and the OS: timeouts, REFUSED, SERVFAIL, "
-                "NXDOMAIN, sinkholes, hosts-file overrides, slow or disagreeing resolvers.",
-)
+PROBE = Probe("dns", "DNS resolution of Zoom's names", run, timeout_s=3.0, options=Options, validate=check_options,
+              description=described(__doc__))

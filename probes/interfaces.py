@@ -1,5 +1,7 @@
 """interfaces: what networks this host is on.
 
+Lists interfaces (wired/Wi-Fi, SSID, addresses), default gateways, raw-socket access.
+
 Checks: every interface (kind wired | wifi | loopback | virtual | unknown, up/down, addresses
 with prefix length, MAC, Wi-Fi SSID), the default gateway(s) and whether raw sockets (ARP) work.
 How: psutil and netifaces, plus the OS for interface kind and SSID.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status, described
 from roomprobe.host import osnet
 
 
@@ -58,10 +60,5 @@ def run(ctx: Context) -> Result:
     return Result.passed("ok", f"up: {names}; gateway {gw}", evidence, proof)
 
 
-PROBE = Probe(
-    id="interfaces",
-    title="Network interfaces, gateway and privileges",
-    run=run,
-    timeout_s=3.0,
-    description="Lists interfaces (wired/Wi-Fi, SSID, addresses), default gateways, raw-socket access.",
-)
+PROBE = Probe("interfaces", "Network interfaces, gateway and privileges", run, timeout_s=3.0,
+              description=described(__doc__))

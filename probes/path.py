@@ -1,5 +1,8 @@
 """path: the way to Zoom hop by hop, and where on it loss or delay begins.
 
+mtr-style rounds to Zoom without administrator rights; names where real loss or a queue begins (this
+device's link, site, edge, provider, Zoom), rate limits told apart
+
 Checks: every hop between this device and Zoom's web host (and the media hosts or the peer,
 when asked): who answers, loss, RTT min/median/p95/max and jitter, where the MTU drops.
 How: mtr-style rounds (every TTL of a round in flight together, roomprobe.net.traceroute) with
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from roomprobe.core.errors import UsageError
-from roomprobe.core.probe import Context, Probe, Result, Severity, Status
+from roomprobe.core.probe import Context, Probe, Result, Severity, Status, described
 from roomprobe.core.threads import start_guarded
 from roomprobe.net import traceroute, zoomranges
 
@@ -228,13 +231,5 @@ def run(ctx: Context) -> Result:
     return verdict(paths, ranges, int(opts.rounds))
 
 
-PROBE = Probe(
-    id="path",
-    title="The path to Zoom hop by hop: where loss and delay begin",
-    run=run,
-    timeout_s=5.0,
-    options=Options,
-    validate=validate,
-    description="mtr-style rounds to Zoom without administrator rights; names where real loss or a "
-                "queue begins (this device's link, site, edge, provider, Zoom), rate limits told apart",
-)
+PROBE = Probe("path", "The path to Zoom hop by hop: where loss and delay begin", run, timeout_s=5.0,
+              options=Options, validate=validate, description=described(__doc__))

@@ -1,5 +1,8 @@
 """proxy: which proxies this host would use for Zoom, do they work, and do they intercept TLS.
 
+Every proxy source (env, WinINet, WinHTTP, macOS, GNOME, PAC, WPAD), the route to Zoom and the
+controller, CONNECT through each proxy, TLS issuer of zoom.us, and the 127.0.0.1 clue.
+
 Checks: every proxy source separately (environment, Windows WinINet per user and WinHTTP
 machine-wide, macOS ``scutil --proxy``, GNOME, a PAC file given as an option, WPAD), which proxy
 each would use for Zoom's web/API hosts and for the controller (the same ``Resolver`` the cloud
@@ -28,15 +31,7 @@ from typing import Any
 
 from roomprobe.core import threads
 from roomprobe.core.errors import UsageError
-from roomprobe.core.probe import (
-    Context,
-    Finding,
-    Probe,
-    Result,
-    Severity,
-    Status,
-    silence_measured,
-)
+from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status, described, silence_measured
 from roomprobe.core.settings import check_file_option
 from roomprobe.proxy import resolver as proxies
 from roomprobe.proxy.sources import Source, safe_url
@@ -631,14 +626,5 @@ def _verdict(findings: list[Finding], evidence: dict[str, Any], active: list[Sou
     return Result.passed(reason, summary, evidence, {"routes": route_proof["routes"]}, findings)
 
 
-PROBE = Probe(
-    id="proxy",
-    title="Proxy settings, proxies and TLS interception",
-    run=run,
-    timeout_s=4.5,
-    options=Options,
-    validate=validate,
-    description="Every proxy source (env, WinINet, WinHTTP, macOS, GNOME, PAC, WPAD), the route to "
-                "Zoom and the controller, CONNECT through each proxy, TLS issuer of zoom.us, and the "
-                "127.0.0.1 clue.",
-)
+PROBE = Probe("proxy", "Proxy settings, proxies and TLS interception", run, timeout_s=4.5, options=Options,
+              validate=validate, description=described(__doc__))

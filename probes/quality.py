@@ -1,5 +1,9 @@
 """quality: would a call on the LAN path to the peer sound and look right?
 
+Call-shaped UDP (audio every 20 ms, video frame bursts, Zoom's DSCP marks) to a 'roomprobe serve'
+peer and back: loss, bursts, jitter, reordering, RTT, E-model MOS estimate per direction, DSCP
+survival, path MTU. Runs with --peer.
+
 Bandwidth rarely ruins a meeting; loss, jitter and bursts do. With ``check --peer ADDR`` this
 probe sends call-shaped UDP to the UDP reflector of ``roomprobe serve`` on the peer (same port
 number as its TCP endpoint, same session token): an audio-like flow (a small packet every 20 ms,
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from roomprobe.core.errors import UsageError
-from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status, described
 from roomprobe.peer.port import PEER_PORT
 
 
@@ -39,12 +43,14 @@ class Options:
     video_kbps: float = 1500.0  # a 720p room stream is about 1.2-2 Mbps
     video_fps: float = 30.0
     video_packet_bytes: int = 1200  # video RTP packets stay under ~1200 bytes
+    # warn at the Microsoft 365 network test's limits, fail at Dolby/BlueJeans' "poor" (jitter,
+    # RTT) and Google Meet's loss ceiling (docs/quality.md)
     loss_warn_pct: float = 1.0
-    loss_fail_pct: float = 3.0
+    loss_fail_pct: float = 3.0  # Google Meet
     jitter_warn_ms: float = 30.0
-    jitter_fail_ms: float = 40.0
+    jitter_fail_ms: float = 40.0  # Dolby/BlueJeans "poor"
     rtt_warn_ms: float = 100.0
-    rtt_fail_ms: float = 150.0
+    rtt_fail_ms: float = 150.0  # p95, Dolby/BlueJeans "poor"
     dscp: bool = True  # judge whether the marks survive
     mtu: bool = True  # probe the path MTU
     mtu_top: int = 1500
@@ -381,16 +387,6 @@ def proof(figures: list[dict[str, Any]]) -> dict[str, Any]:
             for f in figures}
 
 
-PROBE = Probe(
-    id="quality",
-    title="Media quality like a call (loss, jitter, DSCP, path MTU)",
-    run=run,
-    timeout_s=40.0,
-    options=Options,
-    validate=validate,
-    long_running=True,
-    default_enabled=False,
-    description="Call-shaped UDP (audio every 20 ms, video frame bursts, Zoom's DSCP marks) to a "
-                "'roomprobe serve' peer and back: loss, bursts, jitter, reordering, RTT, E-model "
-                "MOS estimate per direction, DSCP survival, path MTU. Runs with --peer.",
-)
+PROBE = Probe("quality", "Media quality like a call (loss, jitter, DSCP, path MTU)", run, timeout_s=40.0,
+              options=Options, validate=validate, long_running=True, default_enabled=False,
+              description=described(__doc__))

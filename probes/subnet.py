@@ -1,5 +1,7 @@
 """subnet: are the controller and the room on the same IP subnet, and can they see each other?
 
+Same subnet as the peer? Otherwise the route; on the same subnet, does it answer ARP.
+
 Checks: whether the peer (the controller when we run on the room, the room when we run next to
 the controller) lies in the subnet of one of our interfaces; if not, the route we would use.
 How: the interface table and the OS route lookup; on the same subnet, with raw sockets, an ARP
@@ -24,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status
+from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status, described
 from roomprobe.host import osnet
 
 
@@ -125,12 +127,5 @@ def run(ctx: Context) -> Result:
                            "(turn off client/AP isolation) for the room's SSID.")])
 
 
-PROBE = Probe(
-    id="subnet",
-    title="Controller and room on one subnet",
-    run=run,
-    needs=("peer",),
-    timeout_s=3.0,
-    options=Options,
-    description="Same subnet as the peer? Otherwise the route; on the same subnet, does it answer ARP.",
-)
+PROBE = Probe("subnet", "Controller and room on one subnet", run, needs=("peer",), timeout_s=3.0, options=Options,
+              description=described(__doc__))

@@ -1,5 +1,8 @@
 """wifi: is the room's Wi-Fi link good enough for a call?
 
+Signal (RSSI dBm), noise, band and channel, BSSID and PHY rate of the Wi-Fi link in use, judged
+(weak signal, 2.4 GHz, roaming between runs); skips a wired room.
+
 Checks: for each Wi-Fi interface that carries this host's traffic (up with a routable address and
 holding the default route, or the route to the controller/room), the OS's facts: signal (RSSI
 dBm), noise where the driver reports it, band and channel, BSSID, PHY rates (roomprobe.host.wifi).
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from roomprobe.core.errors import UsageError
-from roomprobe.core.probe import Context, Finding, HistoryReader, Probe, Result, Severity, Status
+from roomprobe.core.probe import Context, Finding, HistoryReader, Probe, Result, Severity, Status, described
 from roomprobe.host import osnet
 
 
@@ -171,13 +174,6 @@ def run(ctx: Context) -> Result:
     return Result(status, reason, summary, evidence, findings)
 
 
-PROBE = Probe(
-    id="wifi",
-    title="Wi-Fi link (signal, band, roaming)",
-    run=run,
-    timeout_s=20.0,  # macOS system_profiler takes seconds
-    options=Options,
-    validate=validate,
-    description="Signal (RSSI dBm), noise, band and channel, BSSID and PHY rate of the Wi-Fi link "
-                "in use, judged (weak signal, 2.4 GHz, roaming between runs); skips a wired room.",
-)
+# 20 s: macOS system_profiler takes seconds
+PROBE = Probe("wifi", "Wi-Fi link (signal, band, roaming)", run, timeout_s=20.0, options=Options,
+              validate=validate, description=described(__doc__))

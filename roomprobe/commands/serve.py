@@ -7,12 +7,20 @@ import secrets
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from roomprobe.core.errors import UsageError
 from roomprobe.core.threads import start_guarded
 from roomprobe.peer.port import PEER_PORT as DEFAULT_SPEED_PORT
+
+if TYPE_CHECKING:  # the servers load when serve runs, not for --help
+    import socket
+    import ssl
+
+    from roomprobe.peer.reflector import Reflector
+    from roomprobe.peer.serve import Limits, SpeedServer
 
 
 @click.command()
@@ -68,8 +76,50 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
     Then on the controller side:           roomprobe check --room 10.0.0.20 --peer 10.0.0.20 \\
                                                --peer-token TOKEN
     """
+    from roomprobe.peer.serve import Limits
+
+    _check_bind(bind)
+    if token is not None and len(token) < 8:
+        raise UsageError("--token must be at least 8 characters (or leave it out for a random one)")
+    # A token given with --token is never printed: serve's output lands in service logs
+    # (journald, a scheduled task's log) and the operator already knows it. A generated one
+    # is printed, because nobody else can know it.
+    given = token is not None
+    token = token or secrets.token_urlsafe(12)
+    tls_ctx, fingerprint, tls_note = (_web_config_tls(web_config, tls or bool(tls_cert or tls_key))
+                                      if web_config else _tls(bind, tls, tls_cert, tls_key))
+    limits = Limits(max_clients=max_clients, max_pending=max_pending,
+                    max_pending_per_source=max_pending_per_source, header_timeout_s=header_timeout,
+                    max_client_bytes=max_mb * 1000**2, client_window_s=window,
+                    max_total_bytes=total_mb * 1000**2 if total_mb else None)
+    deadline = time.monotonic() + duration
+    stop = threading.Event()
+    server, reflector, standin = _listen(bind, speed_port, zoom_port, token, limits, deadline,
+                                         agent, tls_ctx, stop)
+    host = f"[{bind}]" if ":" in bind else bind
+    click.echo(f"roomprobe serve: bandwidth/latency on {host}:{speed_port}, quality on UDP {speed_port}"
+               + (f", TCP {zoom_port} open" if zoom_port else "")
+               + (", room check agent on POST /__check" if agent else "")
+               + f", for {duration:g} s; session token: "
+               + ("the one given with --token (not printed)" if given else token))
+    peer = bind if speed_port == DEFAULT_SPEED_PORT else f"{host}:{speed_port}"
+    _how_to_reach(peer, "TOKEN" if given else token, fingerprint, tls_note, agent)
+    try:
+        error = _serve_until(server, deadline, stop)
+    finally:
+        server.server_close()
+        reflector.close()
+        if standin is not None:
+            standin.close()
+    if error is not None:
+        raise UsageError(f"serve stopped: {type(error).__name__}: {error}")
+    _summary(server, reflector, tls_ctx is not None)
+    return 0
+
+
+def _check_bind(bind: str) -> None:
+    """--bind must be an IP address of this device's scope: one clear line otherwise."""
     from roomprobe.core.targets import BadScope, ip_literal
-    from roomprobe.peer.serve import Limits, SpeedServer, zoom_standin
 
     try:
         ip_literal(bind)
@@ -78,21 +128,16 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
     except ValueError:
         raise UsageError(f"--bind {bind!r} is not an IP address; give this device's address, "
                          "e.g. --bind 10.0.0.20") from None
-    if token is not None and len(token) < 8:
-        raise UsageError("--token must be at least 8 characters (or leave it out for a random one)")
-    # A token given with --token is never printed: serve's output lands in service logs
-    # (journald, a scheduled task's log) and the operator already knows it. A generated one
-    # is printed, because nobody else can know it.
-    given = token is not None
-    token = token or secrets.token_urlsafe(12)
-    shown = "TOKEN" if given else token  # what the printed command lines say
-    tls_ctx, fingerprint, tls_note = (_web_config_tls(web_config, tls or bool(tls_cert or tls_key))
-                                      if web_config else _tls(bind, tls, tls_cert, tls_key))
-    limits = Limits(max_clients=max_clients, max_pending=max_pending,
-                    max_pending_per_source=max_pending_per_source, header_timeout_s=header_timeout,
-                    max_client_bytes=max_mb * 1000**2, client_window_s=window,
-                    max_total_bytes=total_mb * 1000**2 if total_mb else None)
-    deadline = time.monotonic() + duration
+
+
+def _listen(bind: str, speed_port: int, zoom_port: int | None, token: str, limits: Limits,
+            deadline: float, agent: bool, tls_ctx: ssl.SSLContext | None,
+            stop: threading.Event) -> tuple[SpeedServer, Reflector, socket.socket | None]:
+    """The speed endpoint (with the agent), its UDP reflector and the 9090 stand-in, listening;
+    a port that cannot be had closes what was opened and is one UsageError line."""
+    from roomprobe.peer.reflector import Reflector, ReflectorLimits
+    from roomprobe.peer.serve import SpeedServer, zoom_standin
+
     check_agent = None
     if agent:
         from roomprobe.core.registry import load_probes
@@ -104,18 +149,16 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
                              tls=tls_ctx)
     except OSError as exc:
         raise UsageError(f"cannot listen on {bind}:{speed_port}: {exc.strerror or exc}") from None
-    from roomprobe.peer.reflector import Reflector, ReflectorLimits
-
     try:  # the quality probe's UDP reflector: same port number, same token
         reflector = Reflector(bind, speed_port, token,
-                              ReflectorLimits(max_sessions=max(1, min(max_clients, 64))))
+                              ReflectorLimits(max_sessions=max(1, min(limits.max_clients, 64))))
     except OSError as exc:
         server.server_close()
         raise UsageError(f"cannot listen on {bind}:{speed_port}/udp: {exc.strerror or exc}") from None
     reflector.require_grant = tls_ctx is not None  # with TLS: sessions opened over HTTPS only
     server.reflector = reflector
     reflector.start()
-    stop = threading.Event()
+    standin = None
     if zoom_port is not None:
         try:
             standin = zoom_standin(bind, zoom_port, stop)
@@ -124,13 +167,12 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
             reflector.close()
             raise UsageError(f"cannot listen on {bind}:{zoom_port}: {exc.strerror or exc}; is "
                              "Zoom Rooms still running?") from None
-    host = f"[{bind}]" if ":" in bind else bind
-    click.echo(f"roomprobe serve: bandwidth/latency on {host}:{speed_port}, quality on UDP {speed_port}"
-               + (f", TCP {zoom_port} open" if zoom_port else "")
-               + (", room check agent on POST /__check" if agent else "")
-               + f", for {duration:g} s; session token: "
-               + ("the one given with --token (not printed)" if given else token))
-    peer = bind if speed_port == DEFAULT_SPEED_PORT else f"{host}:{speed_port}"
+    return server, reflector, standin
+
+
+def _how_to_reach(peer: str, shown: str, fingerprint: str | None, tls_note: str | None,
+                  agent: bool) -> None:
+    """The command lines the other device runs (``shown`` is the token, or TOKEN if given)."""
     pin = f" --peer-fingerprint {fingerprint}" if fingerprint else ""
     if fingerprint:
         from roomprobe.peer.tls import shown as colons
@@ -143,6 +185,11 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
         click.echo(f"for a deep sweep: roomprobe sweep INVENTORY --deep --peer-token {shown}{pin} "
                    f"(inventory column peer = {peer})")
     sys.stdout.flush()
+
+
+def _serve_until(server: SpeedServer, deadline: float, stop: threading.Event) -> BaseException | None:
+    """Serve until the deadline, Ctrl-C or a crash of the server thread (returned); then
+    ``stop`` the stand-in."""
     thread = start_guarded(server.serve_forever, "serve", poll_interval=0.2)
     try:
         while time.monotonic() < deadline and thread.is_alive():
@@ -153,13 +200,11 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
         stop.set()
         if thread.is_alive():
             server.shutdown()
-        server.server_close()
-        reflector.close()
-        if zoom_port is not None:
-            standin.close()
-    if thread.error is not None:
-        raise UsageError(f"serve stopped: {type(thread.error).__name__}: {thread.error}")
-    if tls_ctx is not None:
+    return thread.error
+
+
+def _summary(server: SpeedServer, reflector: Reflector, tls: bool) -> None:
+    if tls:
         click.echo(f"TLS: {server.tls_failed} failed handshakes, {server.plain_refused} plain-HTTP "
                    "requests refused")
     click.echo(f"roomprobe serve: done; {server.requests} requests, "
@@ -168,7 +213,6 @@ def serve(bind: str, speed_port: int, zoom_port: int | None, token: str | None, 
                f"{server.displaced} displaced; "
                f"UDP: {reflector.counters.echoed} echoed, {reflector.counters.rejected} rejected, "
                f"{reflector.counters.capped} over limits, {reflector.counters.replays} replays")
-    return 0
 
 
 def _tls(bind: str, tls: bool, cert: str | None, key: str | None):  # type: ignore[no-untyped-def]

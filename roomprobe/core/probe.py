@@ -275,3 +275,14 @@ class Probe:
     def option_defaults(self) -> dict[str, Any]:
         """Every option and its default, in declaration order (``roomprobe probes``)."""
         return option_defaults(self.options)
+
+
+def described(module_doc: str | None) -> str:
+    """A built-in probe's description (``roomprobe probes``): the second paragraph of its module
+    docstring, the one after the question the probe answers, joined onto one line.
+
+    Why there: the docstring is where a reader of the probe looks first, so the summary the user
+    sees and the one the code opens with cannot drift apart. Empty when Python runs with -OO
+    (docstrings stripped)."""
+    paragraphs = [p for p in (module_doc or "").split("\n\n") if p.strip()]
+    return " ".join(line.strip() for line in paragraphs[1].splitlines()) if len(paragraphs) > 1 else ""

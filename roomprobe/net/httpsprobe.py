@@ -3,7 +3,8 @@
 urllib hides where a request failed; a diagnosis needs to know whether the name did not resolve,
 the TCP connect was dropped, the TLS handshake was refused or intercepted, or the server (or a
 filter in front of it) answered with an error. So this does it by hand with sockets and ssl:
-resolve, connect (to the proxy the caller's ``route_of(url)`` names, then HTTP CONNECT through it),
+resolve, connect (to the proxy the caller's ``route_of(url)`` names, then HTTP CONNECT through it:
+net/tunnel, the one CONNECT client),
 TLS handshake, request, first byte. Each phase is timed, and the first one that fails is named.
 
 The route comes from the caller (``roomprobe.proxy.resolver.route_for`` in the probes): this module
@@ -12,8 +13,6 @@ measures a path, it does not choose one, so the wire stays below the proxy room.
 
 from __future__ import annotations
 
-import base64
-import errno
 import socket
 import ssl
 import time
@@ -23,8 +22,8 @@ from urllib.parse import urlsplit
 
 from roomprobe.core.proxyurl import ProxyURL, ProxyURLError, parse_proxy_url
 from roomprobe.net import tlstrust
-from roomprobe.net.tcpconnect import REFUSED, UNREACHABLE
 from roomprobe.net.tlsverdict import ssl_context, verdict_of
+from roomprobe.net.tunnel import TunnelRefused, error_state, ms_since, open_path, proxy_port
 from roomprobe.net.wire import read_head
 
 
@@ -49,67 +48,11 @@ class PhaseError(Exception):
         self.phase, self.state, self.detail = phase, state, detail
 
 
-def _ms(t0: float) -> float:
-    return round((time.monotonic() - t0) * 1000, 1)
-
-
-def _errstate(exc: OSError) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if exc.errno in REFUSED:
-        return "refused"
-    if exc.errno in UNREACHABLE:
-        return "unreachable"
-    if exc.errno in (errno.ECONNRESET, getattr(errno, "WSAECONNRESET", -1)):
-        return "reset"
-    return "error"
-
-
-def _connect(host: str, port: int, timeout: float, timings: dict[str, float]) -> socket.socket:
-    t0 = time.monotonic()
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise PhaseError("resolve", "unresolved", f"{host}: {exc.strerror or exc}") from None
-    timings["resolve_ms"] = _ms(t0)
-    family, _, _, _, sockaddr = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    t0 = time.monotonic()
-    try:
-        sock.connect(sockaddr)
-    except OSError as exc:
-        sock.close()
-        raise PhaseError("connect", _errstate(exc), f"{sockaddr[0]}:{port}: {exc}") from None
-    timings["connect_ms"] = _ms(t0)
-    return sock
-
-
 def _status(head: bytes) -> int | None:
     parts = head.split(b"\r\n", 1)[0].split()
     if len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1].isdigit():
         return int(parts[1])
     return None
-
-
-def _tunnel(sock: socket.socket, proxy: Any, host: str, port: int,
-            timings: dict[str, float]) -> None:
-    """HTTP CONNECT through the proxy; a non-2xx answer fails the ``proxy`` phase."""
-    lines = [f"CONNECT {host}:{port} HTTP/1.1", f"Host: {host}:{port}", "User-Agent: roomprobe"]
-    if proxy.username is not None:
-        cred = f"{proxy.username}:{proxy.password or ''}".encode()  # already unquoted
-        lines.append("Proxy-Authorization: Basic " + base64.b64encode(cred).decode())
-    t0 = time.monotonic()
-    try:
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        head = read_head(sock)
-    except OSError as exc:
-        raise PhaseError("proxy", _errstate(exc), f"CONNECT {host}:{port}: {exc}") from None
-    timings["proxy_ms"] = _ms(t0)
-    code = _status(head)
-    if code is None or not 200 <= code < 300:
-        raise PhaseError("proxy", f"http-{code}" if code else "bad-answer",
-                         head.split(b"\r\n", 1)[0].decode("latin-1")[:200] or "connection closed")
 
 
 # Failures that mean "this entry of the chain cannot be used at all": the next entry is tried,
@@ -202,9 +145,9 @@ def _attempt(url: str, proxy_url: str | None, deadline: float, ca_file: str | No
         except ssl.SSLError as exc:
             raise PhaseError("tls", "handshake-failed", exc.reason or str(exc)) from None
         except OSError as exc:
-            raise PhaseError("tls", _errstate(exc), str(exc) or type(exc).__name__) from None
+            raise PhaseError("tls", error_state(exc), str(exc) or type(exc).__name__) from None
         sock = tls
-        timings["tls_ms"] = _ms(t0)
+        timings["tls_ms"] = ms_since(t0)
         out["tls"] = _tls_summary(tls, strict_note)
         progress["phase"] = "http"
         out["status"] = _http_status(tls, f"GET {path} HTTP/1.1\r\nHost: {parts.netloc.rsplit('@', 1)[-1]}\r\n"
@@ -237,23 +180,25 @@ def _left(deadline: float) -> float:
 
 def _open_path(host: str, port: int, proxy: ProxyURL | None, deadline: float,
                timings: dict[str, float], progress: dict[str, Any]) -> socket.socket:
-    """A connection to host:port (directly or tunnelled through the proxy), ready for TLS."""
-    if proxy is None:
-        progress["phase"] = "resolve"
-        return _connect(host, port, _left(deadline), timings)
-    if not proxy.scheme.startswith("http"):  # a SOCKS proxy: not spoken here (proxy probe)
+    """A connection to host:port (directly or tunnelled through the proxy), ready for TLS; a
+    failure is named by the phase it happened in (the one CONNECT client: net/tunnel)."""
+    if proxy is not None and not proxy.scheme.startswith("http"):  # SOCKS: the proxy probe's
         raise PhaseError("proxy", "not-tested", f"{proxy.scheme}:// proxies are not tested "
                          "by this probe; the proxy probe checks them")
-    progress["phase"] = "connect"
-    s = _connect(proxy.host, proxy.port or 8080, _left(deadline), timings)
-    s.settimeout(_left(deadline))
-    progress["phase"] = "proxy"
     try:
-        _tunnel(s, proxy, host, port, timings)
-    except BaseException:
-        s.close()
-        raise
-    return s
+        return open_path(host, port, proxy, lambda: _left(deadline), timings=timings, progress=progress)
+    except socket.gaierror as exc:
+        name = proxy.host if proxy is not None else host
+        raise PhaseError("resolve", "unresolved", f"{name}: {exc.strerror or exc}") from None
+    except TunnelRefused as exc:
+        line = exc.head.split(b"\r\n", 1)[0].decode("latin-1")[:200]
+        raise PhaseError("proxy", f"http-{exc.code}" if exc.code else "bad-answer",
+                         line or "connection closed") from None
+    except OSError as exc:
+        if progress.get("phase") == "proxy":
+            raise PhaseError("proxy", error_state(exc), f"CONNECT {host}:{port}: {exc}") from None
+        to = proxy_port(proxy) if proxy is not None else port
+        raise PhaseError("connect", error_state(exc), f"{progress.get('addr')}:{to}: {exc}") from None
 
 
 def _tls_summary(tls: ssl.SSLSocket, strict_note: str | None) -> dict[str, Any]:
@@ -274,10 +219,10 @@ def _http_status(tls: ssl.SSLSocket, request: str, timings: dict[str, float]) ->
     try:
         tls.sendall(request.encode())
         first = tls.recv(1)
-        timings["first_byte_ms"] = _ms(t0)
+        timings["first_byte_ms"] = ms_since(t0)
         head = first + read_head(tls) if first else b""
     except OSError as exc:
-        raise PhaseError("http", _errstate(exc), str(exc) or type(exc).__name__) from None
+        raise PhaseError("http", error_state(exc), str(exc) or type(exc).__name__) from None
     status = _status(head)
     if status is None:
         raise PhaseError("http", "bad-answer", head[:80].decode("latin-1") or "connection closed")

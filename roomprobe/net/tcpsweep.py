@@ -114,166 +114,202 @@ def connect_all(endpoints: Sequence[tuple[str, int]], timeout: float, concurrenc
     est.ceiling = min(est.ceiling, timeout / tries)
     est.floor = min(est.floor, est.ceiling)
     est._wait = min(est._wait, est.ceiling)
-    results = [Attempt() for _ in endpoints]
-    sel = selectors.DefaultSelector()
-    inflight: OrderedDict[int, _Flight] = OrderedDict()  # room -> its tries, in last-try order
-    watching: OrderedDict[int, tuple[socket.socket, float]] = OrderedDict()  # room -> watch end
-    sources: dict[int, str | None] = {}
-    nxt = done = 0
+    sweep = _Sweep(endpoints, est, tries, watch, progress)
+    try:
+        while sweep.busy():
+            sweep.launch(concurrency)
+            sweep.take_answers()
+            now = time.monotonic()
+            sweep.expire_tries(now)
+            sweep.end_watches(now)
+    finally:
+        sweep.close()
+    return sweep.results
 
-    def start_try(i: int, first: bool) -> socket.socket | None:
+
+class _Sweep:
+    """The event loop's state: the rooms in flight (their tries, oldest try first), the open
+    connections being watched (in open order), and one Attempt per endpoint."""
+
+    def __init__(self, endpoints: Sequence[tuple[str, int]], est: RttEstimator, tries: int,
+                 watch: float, progress: Callable[[int], None] | None) -> None:
+        self.endpoints, self.est, self.tries, self.watch = endpoints, est, tries, watch
+        self.progress = progress
+        self.results = [Attempt() for _ in endpoints]
+        self.sel = selectors.DefaultSelector()
+        self.inflight: OrderedDict[int, _Flight] = OrderedDict()  # room -> its tries, in last-try order
+        self.watching: OrderedDict[int, tuple[socket.socket, float]] = OrderedDict()  # room -> watch end
+        self.sources: dict[int, str | None] = {}
+        self.nxt = self.done = 0
+
+    def busy(self) -> bool:
+        return self.nxt < len(self.endpoints) or bool(self.inflight or self.watching)
+
+    def launch(self, concurrency: int) -> None:
+        """Start the next rooms while fewer than ``concurrency`` are in flight or watched."""
+        while self.nxt < len(self.endpoints) and len(self.inflight) + len(self.watching) < concurrency:
+            i = self.nxt
+            self.nxt += 1
+            self.results[i].started = time.monotonic()
+            self.inflight[i] = _Flight([], self.results[i].started)
+            s = self.start_try(i, first=True)
+            if s is not None:
+                self.inflight[i].socks.append(s)
+
+    def take_answers(self) -> None:
+        """Wait until the oldest try or watch is due, judging every connect that ends meanwhile."""
+        wait = self.est.wait()
+        fronts = [f.try_started + wait for f in (next(iter(self.inflight.values()), None),) if f]
+        fronts += [w[1] for w in (next(iter(self.watching.values()), None),) if w]
+        pause = max(0.0, min(fronts) - time.monotonic()) if fronts else 0.0
+        # (select() on Windows refuses empty sets: with nothing registered, nothing to wait for)
+        for key, _ in (self.sel.select(pause) if self.sel.get_map() else ()):
+            phase, i, t_try = key.data
+            ready = key.fileobj
+            assert isinstance(ready, socket.socket)
+            if phase == "watch":
+                after = after_open(ready)
+                if after is not None:
+                    self.watching.pop(i, None)
+                    self.watched(i, ready, after)
+            elif i in self.inflight:  # (else another try of this room already ended it)
+                self.connect_ended(i, ready, t_try)
+
+    def connect_ended(self, i: int, ready: socket.socket, t_try: float) -> None:
+        code = ready.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code in PENDING:
+            return
+        n_tries = len(self.inflight[i].socks)
+        self.drop_flight(i, keep=ready)
+        self.sel.unregister(ready)
+        self.judged(i, ready, code, time.monotonic() - t_try)
+        if n_tries > 1:  # answered on the retransmission (or late, on the first try)
+            self.results[i].extra["tries"] = n_tries
+
+    def expire_tries(self, now: float) -> None:
+        """Every try waits the same: from the front (oldest try), a silent try gets one more
+        SYN from a new socket (the old one listens on), or the room is "no answer"."""
+        wait = self.est.wait()
+        while self.inflight:
+            i, f = next(iter(self.inflight.items()))
+            if f.try_started + wait > now:
+                break
+            if len(f.socks) < self.tries:  # (each try waits at most timeout / tries)
+                f.try_started = now
+                self.inflight.move_to_end(i)
+                s = self.start_try(i, first=False)
+                if s is not None:
+                    f.socks.append(s)
+                    continue
+                if i not in self.inflight:  # the new try ended at once (judged)
+                    continue
+            self.silent(i, self.inflight.pop(i), now)
+
+    def silent(self, i: int, f: _Flight, now: float) -> None:
+        """Every try of room ``i`` stayed silent: a measured "no answer", with what it was based on."""
+        for s in f.socks:
+            self.sel.unregister(s)
+        self.sources.pop(i, None)
+        a = self.results[i]
+        a.state, a.error = "filtered", "timeout"
+        a.waited_s = round(now - a.started, 3)
+        a.ms = round(a.waited_s * 1000, 1)
+        a.extra = {"tries": len(f.socks), **self.est.facts()}
+        for s in f.socks[1:]:
+            s.close()
+        self.finish(f.socks[0] if f.socks else None)
+
+    def end_watches(self, now: float) -> None:
+        """Watch ends are in open order: the peer held the connection, nothing to add."""
+        while self.watching:
+            i, (s, end) = next(iter(self.watching.items()))
+            if end > now:
+                break
+            self.watching.popitem(last=False)
+            self.watched(i, s, None)
+
+    def start_try(self, i: int, first: bool) -> socket.socket | None:
         """A new socket and SYN for room ``i``; None when it ended at once (judged then) or,
         for a retransmission, when no socket could be had (the earlier try stands)."""
-        addr, port = endpoints[i]
+        addr, port = self.endpoints[i]
         family = socket.AF_INET6 if ":" in addr else socket.AF_INET
         try:
             s = socket.socket(family, socket.SOCK_STREAM)
         except OSError as exc:
             if not first:
                 return None
-            drop_flight(i)
-            results[i].state, results[i].error = "error", errname(exc.errno or 0)
-            finish(None)
+            self.drop_flight(i)
+            self.results[i].state, self.results[i].error = "error", errname(exc.errno or 0)
+            self.finish(None)
             return None
         icmperr.enable(s)
         s.setblocking(False)
         t_try = time.monotonic()
         code = s.connect_ex((addr, port))
-        if i not in sources:
-            sources[i] = source_of(s)
+        if i not in self.sources:
+            self.sources[i] = source_of(s)
         if code in PENDING:
-            sel.register(s, selectors.EVENT_WRITE, ("connect", i, t_try))
+            self.sel.register(s, selectors.EVENT_WRITE, ("connect", i, t_try))
             return s
-        drop_flight(i)
-        judged(i, s, code, time.monotonic() - t_try)
+        self.drop_flight(i)
+        self.judged(i, s, code, time.monotonic() - t_try)
         return None
 
-    def drop_flight(i: int, keep: socket.socket | None = None) -> None:
+    def drop_flight(self, i: int, keep: socket.socket | None = None) -> None:
         """Room ``i`` has its verdict: close the sockets of its other tries."""
-        f = inflight.pop(i, None)
+        f = self.inflight.pop(i, None)
         if f is None:
             return
         for s in f.socks:
             if s is not keep:
-                sel.unregister(s)
+                self.sel.unregister(s)
                 s.close()
 
-    def judged(i: int, sock: socket.socket | None, code: int, rtt_s: float) -> None:
+    def judged(self, i: int, sock: socket.socket | None, code: int, rtt_s: float) -> None:
         """The connect ended with SO_ERROR ``code``: record the verdict; watch it if open."""
-        a = results[i]
+        a = self.results[i]
         icmp = icmperr.read(sock) if sock is not None and code else None
         if icmp is not None:
-            icmp["target"] = endpoints[i][0]
-        verdict = judge(code, icmp, sources.pop(i, None))
+            icmp["target"] = self.endpoints[i][0]
+        verdict = judge(code, icmp, self.sources.pop(i, None))
         a.state, a.error = verdict.pop("state"), verdict.pop("error")
         a.extra = verdict
         a.waited_s = round(time.monotonic() - a.started, 3)
         a.ms = round(a.waited_s * 1000, 1)
         if a.state in ANSWERED:
-            est.sample(rtt_s)
-        if a.state == "open" and "after" not in verdict and sock is not None and watch > 0:
-            sel.register(sock, selectors.EVENT_READ, ("watch", i, 0.0))
-            watching[i] = (sock, time.monotonic() + watch)
+            self.est.sample(rtt_s)
+        if a.state == "open" and "after" not in verdict and sock is not None and self.watch > 0:
+            self.sel.register(sock, selectors.EVENT_READ, ("watch", i, 0.0))
+            self.watching[i] = (sock, time.monotonic() + self.watch)
             a.extra["watched_s"] = 0.0
             return
-        finish(sock)
+        self.finish(sock)
 
-    def finish(sock: socket.socket | None) -> None:
-        nonlocal done
+    def finish(self, sock: socket.socket | None) -> None:
         if sock is not None:
             sock.close()
-        done += 1
-        if progress is not None:
-            progress(done)
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done)
 
-    def watched(i: int, sock: socket.socket, after: str | None) -> None:
-        extra = results[i].extra
+    def watched(self, i: int, sock: socket.socket, after: str | None) -> None:
+        extra = self.results[i].extra
         extra["after"] = after
-        extra["watched_s"] = round(time.monotonic() - results[i].started - results[i].waited_s, 3)
+        extra["watched_s"] = round(time.monotonic() - self.results[i].started - self.results[i].waited_s, 3)
         if after == "reset":
             extra["detail"] = "the handshake completed, then the peer reset the connection"
         elif after == "closed":
             extra["detail"] = "the handshake completed, then the peer closed the connection"
-        sel.unregister(sock)
-        finish(sock)
+        self.sel.unregister(sock)
+        self.finish(sock)
 
-    try:
-        while nxt < len(endpoints) or inflight or watching:
-            while nxt < len(endpoints) and len(inflight) + len(watching) < concurrency:
-                i = nxt
-                nxt += 1
-                results[i].started = time.monotonic()
-                inflight[i] = _Flight([], results[i].started)
-                s = start_try(i, first=True)
-                if s is not None:
-                    inflight[i].socks.append(s)
-            wait = est.wait()
-            fronts = [f.try_started + wait for f in (next(iter(inflight.values()), None),) if f]
-            fronts += [w[1] for w in (next(iter(watching.values()), None),) if w]
-            pause = max(0.0, min(fronts) - time.monotonic()) if fronts else 0.0
-            # (select() on Windows refuses empty sets: with nothing registered, nothing to wait for)
-            for key, _ in (sel.select(pause) if sel.get_map() else ()):
-                phase, i, t_try = key.data
-                ready = key.fileobj
-                assert isinstance(ready, socket.socket)
-                if phase == "watch":
-                    after = after_open(ready)
-                    if after is not None:
-                        watching.pop(i, None)
-                        watched(i, ready, after)
-                    continue
-                if i not in inflight:  # another try of this room already ended it
-                    continue
-                code = ready.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                if code in PENDING:
-                    continue
-                n_tries = len(inflight[i].socks)
-                drop_flight(i, keep=ready)
-                sel.unregister(ready)
-                judged(i, ready, code, time.monotonic() - t_try)
-                if n_tries > 1:  # answered on the retransmission (or late, on the first try)
-                    results[i].extra["tries"] = n_tries
-            now = time.monotonic()
-            wait = est.wait()
-            while inflight:  # every try waits the same: expire from the front (oldest try)
-                i, f = next(iter(inflight.items()))
-                if f.try_started + wait > now:
-                    break
-                if len(f.socks) < tries:  # (each try waits at most timeout / tries)
-                    f.try_started = now  # one more SYN, from a new socket; the old one listens on
-                    inflight.move_to_end(i)
-                    s = start_try(i, first=False)
-                    if s is not None:
-                        f.socks.append(s)
-                        continue
-                    if i not in inflight:  # the new try ended at once (judged)
-                        continue
-                inflight.pop(i)
-                for s in f.socks:
-                    sel.unregister(s)
-                sources.pop(i, None)
-                a = results[i]
-                a.state, a.error = "filtered", "timeout"
-                a.waited_s = round(now - a.started, 3)
-                a.ms = round(a.waited_s * 1000, 1)
-                a.extra = {"tries": len(f.socks), **est.facts()}
-                for s in f.socks[1:]:
-                    s.close()
-                finish(f.socks[0] if f.socks else None)
-            while watching:  # watch ends are in open order: the peer held it, nothing to add
-                i, (s, end) = next(iter(watching.items()))
-                if end > now:
-                    break
-                watching.popitem(last=False)
-                watched(i, s, None)
-    finally:
-        for f in inflight.values():
+    def close(self) -> None:
+        for f in self.inflight.values():
             for s in f.socks:
                 s.close()
-        for s, _end in watching.values():
+        for s, _end in self.watching.values():
             s.close()
-        sel.close()
-    return results
+        self.sel.close()
 
 
 def max_concurrency(wanted: int, per_room: int = TRIES) -> int:

@@ -21,7 +21,6 @@ The protocol is the public speed-test style (``GET <down_url>?bytes=N``, ``POST 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import http.client
 import select
@@ -37,9 +36,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from roomprobe.core.proxyurl import ProxyURL, parse_proxy_url
 from roomprobe.net import tlstrust
+from roomprobe.net.tunnel import TunnelRefused, basic_auth, credentials, open_path, proxy_port
 from roomprobe.peer.tls import PinMismatch, PinnedHTTPSConnection
 from roomprobe.proxy.resolver import route_for
+from roomprobe.proxy.sources import proxy_problem
 
 TOKEN_HEADER = "X-Roomprobe-Token"
 CHUNK = 256 * 1024
@@ -91,24 +93,13 @@ def redact_proxy(value: str) -> str:
     return redact_text(f"{scheme}{sep}{rest}")
 
 
-def proxy_problem(proxy: str) -> tuple[str, bool] | None:
-    """Why ``proxy`` cannot be used for the measurement (and whether it is merely unsupported).
-
-    Whether it is a proxy URL at all is the shared rule (``sources.proxy_problem``, the one the
-    proxy and cloud probes use); on top of that the measurement speaks to HTTP proxies only.
+def _problem(proxy: str) -> tuple[str, bool] | None:
+    """Why ``proxy`` cannot be used for the measurement, and whether it is merely unsupported:
+    a usable proxy URL (the shared rule, the one the proxy and cloud probes use) of a kind the
+    measurement does not speak (it speaks to HTTP proxies only, as Zoom does for its web traffic).
     """
-    from roomprobe.proxy.sources import proxy_problem as url_problem
-
-    problem = url_problem(proxy)
-    if problem is not None:
-        return problem, False
-    from roomprobe.core.proxyurl import parse_proxy_url
-
-    scheme = parse_proxy_url(proxy).scheme
-    if scheme != "http":
-        return (f"is a {scheme} proxy; the measurement speaks to HTTP proxies only "
-                "(as Zoom does for its web traffic)", True)
-    return None
+    problem = proxy_problem(proxy, speaks=("http",), why="as Zoom does for its web traffic")
+    return None if problem is None else (problem, proxy_problem(proxy) is None)
 
 
 def _raw_proxy(url: str) -> str | None:
@@ -155,7 +146,7 @@ def system_proxy(url: str) -> str | None:
     proxy = route.proxy if route.via != "invalid" else _raw_proxy(url) or "?"
     if proxy is None:  # only a valid route has no proxy: direct
         return None
-    problem = proxy_problem(proxy)
+    problem = _problem(proxy)
     if problem is None and route.via == "invalid":  # unreadable settings, or a PAC's odd answer
         problem = (f"could not be used ({route.error or 'invalid'})", False)
     if problem is not None:
@@ -203,11 +194,47 @@ class Endpoint:
             return [first]
         route = route_for(self.down_url)
         rest = route.chain[1:] if route.via != "invalid" and route.chain[:1] == [first] else []
-        return [first, *(e for e in rest if e is None or proxy_problem(e) is None)]
+        return [first, *(e for e in rest if e is None or _problem(e) is None)]
 
     def settle(self, proxy: str | None) -> None:
         """Every later stream takes ``proxy`` (the chain entry that answered)."""
         self._proxy[:] = [proxy]
+
+
+class TunnelledHTTPS(http.client.HTTPSConnection):
+    """HTTPS through a proxy's CONNECT tunnel, opened by the one CONNECT client (net/tunnel).
+
+    A refusal keeps the words http.client's own tunnel used ("Tunnel connection failed: 407
+    ...", a closed or garbled answer), which the bandwidth evidence has always shown."""
+
+    def __init__(self, host: str, port: int, proxy: ProxyURL, *, timeout: float,
+                 context: ssl.SSLContext) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self.via, self.tls, self.wait = proxy, context, timeout
+
+    def connect(self) -> None:
+        try:
+            raw = open_path(self.host, self.port, self.via, lambda: self.wait)
+        except TunnelRefused as exc:
+            raise _as_http_client(exc) from None
+        with contextlib.suppress(OSError):
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            self.sock = self.tls.wrap_socket(raw, server_hostname=self.host)
+        except BaseException:
+            raw.close()
+            raise
+
+
+def _as_http_client(exc: TunnelRefused) -> Exception:
+    """A refused tunnel as http.client words it."""
+    if exc.code is not None:
+        reason = exc.head.split(b"\r\n", 1)[0].decode("iso-8859-1").split(None, 2)[2:]
+        return OSError(f"Tunnel connection failed: {exc.code} {''.join(reason).strip()}")
+    if exc.kind == "closed":
+        return http.client.RemoteDisconnected("Remote end closed connection without response")
+    first = exc.head[:exc.head.find(b"\n") + 1 or None]  # the line as read, its ending included
+    return http.client.BadStatusLine(first.decode("iso-8859-1"))
 
 
 class Client:
@@ -221,30 +248,25 @@ class Client:
         self.scheme, self.host = parts.scheme, parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.absolute = False
-        proxy_headers: dict[str, str] = {}
-        target_host, target_port = self.host, self.port
-        if proxy:
-            from roomprobe.core.proxyurl import parse_proxy_url  # the last @, as curl reads it
-
-            p = parse_proxy_url(proxy)
-            target_host, target_port = p.host, p.port or 8080
-            if p.username:
-                cred = f"{p.username}:{p.password or ''}".encode()
-                proxy_headers["Proxy-Authorization"] = "Basic " + base64.b64encode(cred).decode()
-        self.extra = {} if self.scheme == "https" else dict(proxy_headers)
+        via = parse_proxy_url(proxy) if proxy else None  # the last @, as curl reads it
+        cred = credentials(via) if via is not None else None
+        # plain http goes to the proxy as an absolute-form request carrying the credentials
+        self.extra = {} if self.scheme == "https" or cred is None else {"Proxy-Authorization": basic_auth(cred)}
         if self.scheme == "https" and (pin is not None or tls_unpinned):
             # a roomprobe serve peer: its pinned certificate, checked before the token is sent
             self.conn: http.client.HTTPConnection = PinnedHTTPSConnection(
                 self.host, self.port, timeout=timeout, pin=pin)
+        elif self.scheme == "https" and via is not None:
+            self.conn = TunnelledHTTPS(self.host, self.port, via, timeout=timeout,
+                                       context=tlstrust.client_context())
         elif self.scheme == "https":
-            ctx = tlstrust.client_context()
-            self.conn = http.client.HTTPSConnection(
-                target_host, target_port, timeout=timeout, context=ctx)
-            if proxy:
-                self.conn.set_tunnel(self.host, self.port, headers=proxy_headers)
+            self.conn = http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
+                                                    context=tlstrust.client_context())
+        elif via is not None:
+            self.conn = http.client.HTTPConnection(via.host, proxy_port(via), timeout=timeout)
+            self.absolute = True
         else:
-            self.conn = http.client.HTTPConnection(target_host, target_port, timeout=timeout)
-            self.absolute = bool(proxy)
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
     def target(self, url: str) -> str:
         """The request target: the absolute URL through an HTTP proxy, else path and query."""

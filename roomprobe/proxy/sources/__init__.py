@@ -96,11 +96,12 @@ def safe_url(url: str) -> str:
     return text
 
 
-def proxy_problem(url: str) -> str | None:
+def proxy_problem(url: str, speaks: tuple[str, ...] = PROXY_SCHEMES, why: str = "") -> str | None:
     """Why ``url`` is no usable proxy URL (None: it is one). Never raises.
 
     The parsing is roomprobe.core.proxyurl's (the userinfo runs to the LAST ``@``, as curl
-    reads it), shared by every place that reads a proxy setting."""
+    reads it), shared by every place that reads a proxy setting. A caller that speaks to some
+    proxy kinds only (the bandwidth measurement: HTTP) names them in ``speaks``, and ``why``."""
     from roomprobe.core.proxyurl import ProxyURLError, parse_proxy_url
 
     try:
@@ -109,6 +110,10 @@ def proxy_problem(url: str) -> str | None:
         return str(exc)
     if parsed.scheme not in PROXY_SCHEMES:
         return f"its scheme {parsed.scheme!r} is no proxy scheme ({', '.join(PROXY_SCHEMES[:4])})"
+    if parsed.scheme not in speaks:
+        names = " and ".join(s.upper() for s in speaks)
+        return f"is a {parsed.scheme} proxy; the measurement speaks to {names} proxies only" + \
+            (f" ({why})" if why else "")
     return None
 
 

@@ -8,14 +8,25 @@ so the person reading the report can name the gateway.
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import socket
 import ssl
 import time
 from typing import Any
 
+from roomprobe.core.proxyurl import ProxyURL
 from roomprobe.net import tlstrust
+from roomprobe.net.tunnel import (
+    TunnelRefused,
+    ask_connect,
+    classify_answer,
+    credentials,
+    ms_since,
+    open_path,
+    proxy_port,
+    socks5,
+    tcp_connect,
+)
 from roomprobe.net.wire import head_line, read_head
 from roomprobe.proxy.sources import safe_url
 
@@ -25,19 +36,19 @@ def split_proxy(url: str) -> tuple[str, str, int, str | None]:
 
     Raises ValueError (with a message that carries no credentials) for an unusable URL; callers
     that take settings from the user check ``sources.proxy_problem`` first."""
+    p = _parsed(url)
+    return p.scheme, p.host, proxy_port(p), credentials(p)
+
+
+def _parsed(url: str) -> ProxyURL:
+    """The proxy URL, parsed by the one parser; ValueError (no credentials in it) when unusable."""
+    from roomprobe.core.proxyurl import parse_proxy_url
     from roomprobe.proxy.sources import proxy_problem
 
     problem = proxy_problem(url)
     if problem:
         raise ValueError(f"{safe_url(url)!r}: {problem}")
-    from roomprobe.core.proxyurl import parse_proxy_url
-
-    p = parse_proxy_url(url)
-    default = {"https": 443, "socks5": 1080, "socks4": 1080, "socks": 1080}.get(p.scheme, 8080)
-    cred = None
-    if p.username is not None:
-        cred = f"{p.username}:{p.password or ''}"
-    return p.scheme, p.host, p.port or default, cred
+    return parse_proxy_url(url)
 
 
 def is_loopback(host: str) -> bool:
@@ -50,32 +61,17 @@ def is_loopback(host: str) -> bool:
 
 
 def _connect(host: str, port: int, timeout: float) -> tuple[socket.socket | None, dict[str, Any]]:
+    """Is the proxy there: open | refused | timeout | error, with the milliseconds it took."""
     t0 = time.monotonic()
     try:
-        sock = socket.create_connection((host, port), timeout=timeout)
+        sock = tcp_connect(host, port, lambda: timeout)
     except TimeoutError:
-        return None, {"tcp": "timeout", "ms": round((time.monotonic() - t0) * 1000, 1)}
+        return None, {"tcp": "timeout", "ms": ms_since(t0)}
     except ConnectionRefusedError:
-        return None, {"tcp": "refused", "ms": round((time.monotonic() - t0) * 1000, 1)}
+        return None, {"tcp": "refused", "ms": ms_since(t0)}
     except OSError as exc:
-        return None, {"tcp": "error", "error": exc.strerror or str(exc),
-                      "ms": round((time.monotonic() - t0) * 1000, 1)}
-    return sock, {"tcp": "open", "ms": round((time.monotonic() - t0) * 1000, 1)}
-
-
-def classify_answer(head: bytes) -> tuple[str, int | None]:
-    """The CONNECT answer: ok | auth-required | forbidden | refused-other | garbage | closed."""
-    if not head:
-        return "closed", None
-    line = head.split(b"\r\n", 1)[0].decode("latin-1", "replace")
-    parts = line.split()
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        return "garbage", None
-    code = int(parts[1])
-    if 200 <= code < 300:
-        return "ok", code
-    # 401 is what some proxies (tinyproxy) send for wrong credentials, 407 for missing ones.
-    return {407: "auth-required", 401: "auth-required", 403: "forbidden"}.get(code, "refused-other"), code
+        return None, {"tcp": "error", "error": exc.strerror or str(exc), "ms": ms_since(t0)}
+    return sock, {"tcp": "open", "ms": ms_since(t0)}
 
 
 TESTED_SCHEMES = ("http", "socks5", "socks5h")
@@ -104,19 +100,15 @@ def probe_proxy(url: str, target: str, timeout: float) -> dict[str, Any]:
             thost, _, tport = target.rpartition(":")
             try:
                 sock.settimeout(timeout)
-                out["connect"] = _socks5(sock, thost.strip("[]"), int(tport), cred)
+                out["connect"] = socks5(sock, thost.strip("[]"), int(tport), cred)
             except TimeoutError:
                 out["connect"] = "no-answer"
             except (OSError, ValueError) as exc:
                 out.update(connect="closed", error=str(exc))
             return out
-        req = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: roomprobe\r\n"
-        if cred:
-            req += f"Proxy-Authorization: Basic {base64.b64encode(cred.encode()).decode()}\r\n"
         try:
             sock.settimeout(timeout)
-            sock.sendall((req + "\r\n").encode())
-            head = read_head(sock, limit=16384)
+            head = ask_connect(sock, target, cred)
         except TimeoutError:
             out["connect"] = "no-answer"
             return out
@@ -156,73 +148,14 @@ def _name(rdns: Any) -> str:
     return ",".join(f"{k}={v}" for rdn in rdns for k, v in rdn)
 
 
-def _socks5(sock: socket.socket, host: str, port: int, cred: str | None) -> str:
-    """A SOCKS5 CONNECT (RFC 1928, user/password per RFC 1929) on ``sock``: ``ok`` or why not."""
-    methods = b"\x00\x02" if cred else b"\x00"
-    sock.sendall(b"\x05" + bytes([len(methods)]) + methods)
-    hello = _recv_exact(sock, 2)
-    if len(hello) < 2 or hello[0] != 5:
-        return "garbage" if hello else "closed"
-    if hello[1] == 0x02 and cred:
-        user, _, pw = cred.partition(":")
-        u, p = user.encode()[:255], pw.encode()[:255]
-        sock.sendall(b"\x01" + bytes([len(u)]) + u + bytes([len(p)]) + p)
-        auth = _recv_exact(sock, 2)
-        if len(auth) < 2 or auth[1] != 0:
-            return "auth-required"
-    elif hello[1] == 0xFF or hello[1] == 0x02:
-        return "auth-required"
-    elif hello[1] != 0:
-        return "garbage"
-    try:
-        addr = b"\x01" + socket.inet_aton(host) if host.count(".") == 3 and host.replace(".", "").isdigit() \
-            else b"\x03" + bytes([len(host.encode()[:255])]) + host.encode()[:255]
-    except OSError:
-        addr = b"\x03" + bytes([len(host.encode()[:255])]) + host.encode()[:255]
-    sock.sendall(b"\x05\x01\x00" + addr + port.to_bytes(2, "big"))
-    reply = _recv_exact(sock, 4)
-    if len(reply) < 4 or reply[0] != 5:
-        return "garbage" if reply else "closed"
-    if reply[1] != 0:
-        return {2: "forbidden"}.get(reply[1], "refused-other")
-    rest = {1: 4, 4: 16}.get(reply[3])
-    if rest is None:
-        n = _recv_exact(sock, 1)
-        rest = n[0] if n else 0
-    _recv_exact(sock, rest + 2)
-    return "ok"
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            break
-        buf += chunk
-    return buf
-
-
 def _tunnel(proxy: str | None, host: str, port: int, timeout: float) -> socket.socket:
-    if proxy is None:
-        return socket.create_connection((host, port), timeout=timeout)
-    scheme, phost, pport, cred = split_proxy(proxy)
-    sock = socket.create_connection((phost, pport), timeout=timeout)
-    if scheme.startswith("socks5"):
-        kind = _socks5(sock, host, port, cred)
-        if kind != "ok":
-            sock.close()
-            raise ConnectionError(f"SOCKS proxy answered CONNECT with {kind}")
-        return sock
-    req = f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-    if cred:
-        req += f"Proxy-Authorization: Basic {base64.b64encode(cred.encode()).decode()}\r\n"
-    sock.sendall((req + "\r\n").encode())
-    kind, code = classify_answer(read_head(sock, limit=16384))
-    if kind != "ok":
-        sock.close()
-        raise ConnectionError(f"proxy answered CONNECT with {code or kind}")
-    return sock
+    """The path to host:port for a TLS look (the one CONNECT client, net/tunnel); a proxy that
+    refuses the tunnel is a ConnectionError, as the report words it."""
+    via = None if proxy is None else _parsed(proxy)
+    try:
+        return open_path(host, port, via, lambda: timeout)
+    except TunnelRefused as exc:
+        raise ConnectionError(str(exc)) from None
 
 
 def _handshake(ctx: ssl.SSLContext, proxy: str | None, host: str, port: int,
