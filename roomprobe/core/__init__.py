@@ -6,7 +6,9 @@ test against), ``settings`` (defaults <- file <- ``--set`` <- flags, typed and v
 one place), ``errors`` (exit codes, UsageError), ``fsutil`` (atomic writes), ``redact``
 (secrets out of everything we show or store), ``selfexec`` (the isolated command line of a
 child that is roomprobe itself), ``oscmd`` (one way to run an OS command), ``threads`` (every
-background thread guarded; the one "run these at once, up to a deadline" helper).
+background thread guarded; the one "run these at once, up to a deadline" helper), ``proxyurl``
+(the one proxy URL parser) and ``output`` (the Terminal made once by the CLI, and the Format
+contract every output format follows).
 
 May import: the standard library and ``roomprobe.core`` only. Everything else builds on it.
 """

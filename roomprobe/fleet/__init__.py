@@ -1,13 +1,14 @@
-"""Running roomprobe unattended across many rooms: history, metrics, alerts, schedules, the peer.
+"""Running roomprobe unattended and across many rooms: history, metrics, alerts, schedules, sweeps.
 
-Lives here: ``after_run`` (what a check does after its report: history, textfile, webhook),
-``history`` (SQLite history with retention), ``metrics`` (Prometheus textfile), ``webhook``
-(state-change alerts), ``schedule`` (systemd / Task Scheduler / launchd units), ``serve``
-(the ``roomprobe serve`` peer for LAN measurements), ``sweep``/``agent`` (many rooms at once),
+Lives here: ``after_run`` (what a check does after its report: ``record`` history and the
+textfile, then ``deliver`` the webhook after the verdict is printed), ``history`` (SQLite history
+with retention; ``history_out`` prints it), ``metrics`` (Prometheus textfile), ``webhook`` (+
+``outbox``: state-change alerts), ``schedule`` (systemd / Task Scheduler / launchd units),
+``deploy`` (the machine config a scheduled check reads), ``sweep`` (many rooms at once; its
+formats ``sweep_text``, ``sweep_json``, ``sweep_csv``, ``sweep_html`` on ``sweep_out``),
 ``exporter`` (``roomprobe exporter``: /probe for Prometheus, with ``exporter_probe``,
-``exporter_modules``, ``webconfig`` and ``sd``),
-``servetls`` (serve --tls: its certificate).
+``exporter_modules``, ``webconfig`` and ``sd``). The peer it talks to (serve, its agent and
+reflector) lives in ``roomprobe.peer``.
 
-May import: ``roomprobe.core``, ``roomprobe.net``, ``roomprobe.diagnose``, ``roomprobe.report``
-and ``roomprobe.fleet``. Never commands.
+May import: every room but ``roomprobe.probes`` and ``roomprobe.commands``.
 """

@@ -1,6 +1,7 @@
 """Bytes on the wire: how roomprobe measures, with no OS settings and no proxy choice of its own.
 
-Lives here: ``tcpconnect`` (one TCP connect classifier), ``tcpsweep`` (many connects at once,
+Lives here: ``tcpconnect`` (one TCP connect classifier; ``portfindings`` words its verdicts
+once for the controller-port probe and the sweep), ``tcpsweep`` (many connects at once,
 silence judged from measured round trips), ``icmperr`` (the ICMP behind a failed connect, from
 Linux's error queue), ``udprecv`` (UDP receive with the packet's DSCP where the OS tells it),
 ``wire`` (HTTP head reader), ``tunnel`` (the one way through a proxy: HTTP CONNECT or SOCKS5),
