@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from typing import Protocol, TextIO, TypeVar
 
@@ -62,10 +63,10 @@ class Terminal:
 
 def from_env(stdout: TextIO | None = None, stderr: TextIO | None = None) -> Terminal:
     """The process's terminal: its current streams (a test runner's too), NO_COLOR, the width."""
-    import click  # its text streams: a sane encoding even where the locale's is not
-
-    out = stdout if stdout is not None else click.get_text_stream("stdout")
-    err = stderr if stderr is not None else click.get_text_stream("stderr")
+    # The interpreter's own streams (Python's UTF-8 mode and Windows' console encoding apply);
+    # click.echo writes to them. click.get_text_stream is deprecated and goes in Click 9.
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
     return Terminal(stdout=out, stderr=err, stdout_tty=_isatty(out), stderr_tty=_isatty(err),
                     no_color=bool(os.environ.get("NO_COLOR")),
                     width=shutil.get_terminal_size((80, 24)).columns)
