@@ -214,14 +214,10 @@ def _peer(c: CheckSettings) -> ProbePeer | None:
     if c.peer is None:
         return None
     from roomprobe.core.probe import Peer
-    from roomprobe.peer.link import split_peer
-    from roomprobe.peer.port import PEER_PORT
+    from roomprobe.peer.link import parse_peer
 
-    host, port = split_peer(c.peer, PEER_PORT)
-    # split_peer fills a missing port with its default: a second default tells a port the
-    # user wrote from one filled in, which the probes then take from their peer_port option.
-    named = split_peer(c.peer, PEER_PORT + 1)[1] == port
-    return Peer(host, port if named else None, token=c.peer_token or "",
+    host, port = parse_peer(c.peer)  # no port written: the probes take their peer_port option
+    return Peer(host, port, token=c.peer_token or "",
                 fingerprint=c.peer_fingerprint, tls_unpinned=bool(c.peer_tls_unpinned))
 
 

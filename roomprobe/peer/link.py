@@ -17,19 +17,27 @@ PEER_LINK = threading.Lock()
 
 
 def split_peer(peer: str, default_port: int) -> tuple[str, int]:
-    """``ADDR``, ``ADDR:PORT`` or ``[V6]:PORT``; raises ValueError with the reason."""
+    """``ADDR``, ``ADDR:PORT`` or ``[V6]:PORT``, ``default_port`` where none is written; raises
+    ValueError with the reason."""
+    host, port = parse_peer(peer)
+    return host, default_port if port is None else port
+
+
+def parse_peer(peer: str) -> tuple[str, int | None]:
+    """``ADDR``, ``ADDR:PORT`` or ``[V6]:PORT``: the host and the port written (None: none was,
+    so the caller's own default applies); raises ValueError with the reason."""
     peer = peer.strip()
     if peer.startswith("["):
         host, _, rest = peer[1:].partition("]")
-        port_s = rest.removeprefix(":") or str(default_port)
+        port_s: str | None = rest.removeprefix(":") or None
     elif peer.count(":") == 1:
         host, port_s = peer.split(":")
     else:
-        host, port_s = peer, str(default_port)
+        host, port_s = peer, None
     shown = peer if len(peer) <= 80 else peer[:77] + "..."
     # isascii: '²'.isdigit() is True but int('²') raises with Python's own message.
-    if not host or not (port_s.isascii() and port_s.isdigit()) or len(port_s) > 5 \
-            or not 0 < int(port_s) < 65536:
+    if not host or (port_s is not None and (not (port_s.isascii() and port_s.isdigit()) or len(port_s) > 5
+                                            or not 0 < int(port_s) < 65536)):
         raise ValueError(f"--peer {shown!r} is not ADDR or ADDR:PORT (PORT a number from 1 "
                          "to 65535)")
     from roomprobe.core.proxyurl import host_problem
@@ -44,4 +52,4 @@ def split_peer(peer: str, default_port: int) -> tuple[str, int]:
             raise ValueError(f"--peer: {exc}") from None
         except ValueError:
             raise ValueError(f"--peer {shown!r} is not ADDR or ADDR:PORT") from None
-    return host, int(port_s)
+    return host, None if port_s is None else int(port_s)
