@@ -9,7 +9,7 @@ what finished so far and marks the rest ``interrupted``.
 The run is *complete* only when every probe reached a verdict: a crash, an overrun of the
 deadline, Ctrl-C, or a probe's own ``error`` (it could not measure) makes it incomplete, and
 the report then says ``unknown`` (exit 3) unless a measured failure says ``fail``
-(roomprobe.report.build.overall_status, docs/report.md).
+(roomprobe.report.build.verdict, docs/report.md).
 """
 
 from __future__ import annotations

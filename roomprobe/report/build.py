@@ -61,11 +61,6 @@ def verdict(statuses: Iterable[str], complete: bool = True) -> tuple[bool, str]:
     return complete, "warn" if "warn" in seen else "pass"
 
 
-def overall_status(runs: Sequence[ProbeRun], complete: bool = True) -> str:
-    """The run's verdict from the runner's probe runs (see :func:`verdict`)."""
-    return verdict((Status(r.result.status).value for r in runs), complete)[1]
-
-
 def exit_code(report: Report) -> ExitCode:
     """Monitoring-plugin exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 
