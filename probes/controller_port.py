@@ -40,7 +40,7 @@ from typing import Any
 from roomprobe.core.probe import Context, Finding, Probe, Result, Severity, Status, described, silence_measured
 from roomprobe.host import osnet
 from roomprobe.net.portfindings import CONTROLLER, open_dropped_finding, port_finding
-from roomprobe.net.tcpconnect import AFTER_WORDS, WATCH_S, arp_proves_reject, connect_state
+from roomprobe.net.tcpconnect import AFTER_WORDS, LOCAL_BLOCK, WATCH_S, arp_proves_reject, connect_state
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,6 @@ def tcp_state(addr: str, port: int, timeout: float, watch: float = 0.0) -> dict[
     (and, with ``watch``, whether the peer reset or closed the open connection at once)."""
     family = socket.AF_INET6 if ":" in addr else socket.AF_INET
     return connect_state(family, (addr, port), timeout, watch)
-
-
-LOCAL_BLOCK = ("EPERM", "EACCES")  # this host refused to send: a local firewall
 
 
 def _controller_side(ctx: Context, room: str, port: int) -> Result:

@@ -50,7 +50,7 @@ from roomprobe.core.errors import UsageError
 from roomprobe.core.probe import Finding, Severity
 from roomprobe.core.targets import BadScope, ip_literal
 from roomprobe.net.portfindings import SWEEP, open_dropped_finding, port_finding
-from roomprobe.net.tcpconnect import AFTER_WORDS, arp_proves_reject
+from roomprobe.net.tcpconnect import AFTER_WORDS, LOCAL_BLOCK, arp_proves_reject
 from roomprobe.net.tcpsweep import Attempt, RttEstimator, connect_all, max_concurrency
 from roomprobe.report.build import STATUS_RANK, assemble, exit_code, worst
 from roomprobe.report.model import SWEEP_KEYS, DiagnosisEntry, ProbeEntry, Report, ReportTargets, SweepFacts
@@ -62,7 +62,6 @@ __all__ = ["Attempt", "Room", "RttEstimator", "connect_all", "max_concurrency", 
 MAX_ROOMS = 16384
 MAX_INVENTORY_BYTES = 4 * 1024 * 1024
 MAX_NAME = 200
-LOCAL_BLOCK = ("EPERM", "EACCES")  # this host's firewall refused to send
 STATE_RANK = {"unreachable": 0, "filtered": 1, "refused": 2, "error": 3, "open": 4}
 # The sweep's probe entries keep the key order sweep reports were always written in.
 PORT_KEYS = ("id", "duration_s", "evidence", "status", "reason", "summary")

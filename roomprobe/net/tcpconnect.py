@@ -39,6 +39,9 @@ UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, getattr(errno, "EHOSTDOWN"
 # Reported by a connect whose handshake had completed (the peer then reset or closed it).
 RESET_AFTER_OPEN = {errno.ECONNRESET, errno.EPIPE, getattr(errno, "WSAECONNRESET", -1),
                     getattr(errno, "WSAECONNABORTED", -1)}
+# The error names (errname) of a connect this host's own firewall refused to send: EPERM from
+# netfilter, EACCES from a socket policy. Nothing left the machine, so nothing was measured.
+LOCAL_BLOCK = ("EPERM", "EACCES")
 PENDING = {errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY, getattr(errno, "WSAEWOULDBLOCK", -1)}
 WATCH_S = 0.5  # how long an open connection is watched for an at-once reset or close
 
