@@ -111,7 +111,7 @@ def test_loss_beginning_at_the_provider_behind_a_rate_limiting_site_router(pl: P
 
 def test_random_loss_from_the_edge_matches_mtr_within_chance(pl: PathLab) -> None:
     """30% random drops at r3 (every packet from the room's side): loss begins at hop 3, and
-    each hop's loss agrees with mtr's within three standard deviations of the difference."""
+    each hop's loss agrees with mtr's within four standard deviations of the difference."""
     import math
 
     pl.drop_random_in("r3", 30)
@@ -119,9 +119,11 @@ def test_random_loss_from_the_edge_matches_mtr_within_chance(pl: PathLab) -> Non
     rc, rep, path = run_path(pl, "-c", str(n), "-i", "0.05", "--no-mtu", "--wait", "0.3")
     mtr = by_hop(pl.mtr(n, "-i", "0.05"))
     assert path["loss"]["begins"]["ttl"] == 3 and "path-loss-edge" in finding_ids(rep)
-    three_sd = 3 * math.sqrt(2 * 0.3 * 0.7 / n) * 100
+    # Four standard deviations, not three: six hops are compared, and at three one run in a
+    # hundred would differ somewhere by chance alone (both tools draw their own rounds).
+    four_sd = 4 * math.sqrt(2 * 0.3 * 0.7 / n) * 100
     for h in path["hops"]:
-        assert abs(h["loss_pct"] - mtr[h["ttl"]]["loss"]) <= three_sd, (h["ttl"], h["loss_pct"], mtr)
+        assert abs(h["loss_pct"] - mtr[h["ttl"]]["loss"]) <= four_sd, (h["ttl"], h["loss_pct"], mtr)
     assert path["hops"][0]["loss_pct"] == 0 and path["hops"][1]["loss_pct"] == 0
 
 
