@@ -210,21 +210,24 @@ def _loss(j: Judgement, hops: list[dict[str, Any]], zs: list[str], answering: li
 
 
 # How far a hop's own loss must stand above the least-losing hop behind it before it is called
-# a rate limit, in standard deviations of the difference of two binomial counts: rounds are
-# independent, so at 30% loss over 60 rounds one hop shows 21% and the next 39% by chance
-# alone, and neither is rate-limiting. 3.5 keeps chance below one run in a few hundred.
+# a rate limit, when that hop lost some too, in standard deviations of the difference of two
+# binomial counts: rounds are independent, so at 30% loss over 60 rounds one hop shows 21% and
+# the next 39% by chance alone, and neither is rate-limiting. 3.5 keeps chance below one run in
+# a few hundred.
 EXCESS_SD = 3.5
 
 
 def _excess(h: dict[str, Any], behind: dict[str, Any]) -> bool:
-    """Whether this hop lost more than the hop behind it that lost least, beyond chance: its
-    own answers go missing, not what it forwards. Two counts, so the test is on the difference
-    (a pooled rate): one lost answer of 20 against none of 20 behind is no evidence of a limit."""
+    """Whether this hop's own answers go missing, not what it forwards. With nothing lost behind
+    it, any loss here is its own (nothing it forwarded was lost); with loss behind it too, only
+    a difference beyond chance is (a test on the two counts, with their pooled rate)."""
     n1, n2 = int(h.get("sent") or 0), int(behind.get("sent") or 0)
     l1 = n1 - int(h.get("received") or 0)
     l2 = n2 - int(behind.get("received") or 0)
-    if n1 <= 0 or n2 <= 0 or l1 / n1 <= l2 / n2:
+    if n1 <= 0 or n2 <= 0 or l1 <= 0 or l1 / n1 <= l2 / n2:
         return False
+    if l2 <= 0:
+        return True
     p = (l1 + l2) / (n1 + n2)
     return l1 / n1 - l2 / n2 > EXCESS_SD * math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
 

@@ -87,6 +87,13 @@ def test_one_hop_short_of_half_the_destinations_loss_is_still_where_loss_begins(
     assert j.rate_limited == []  # 18 and 21 of 60 at 30% is chance, not a router's rate limit
 
 
+def test_a_rate_limit_on_top_of_real_loss_is_still_told_apart() -> None:
+    # 10% real loss from hop 3; hop 4 also limits its answers (36 of 60 missing): beyond chance.
+    counts = [0, 0, 6, 36, 7, 6]
+    j = pj.judge(trace([hop(i, 100 * n / 60, sent=60) for i, n in enumerate(counts, 1)]), zoom)
+    assert j.rate_limited == [4] and j.loss is not None and j.loss["begins"]["ttl"] == 3
+
+
 def test_where_loss_begins_and_what_rate_limits_hold_against_chance() -> None:
     """3000 seeded runs of the lab's random-loss case: hops 1-2 clean, 30% from hop 3, 60 rounds,
     every hop's count drawn as the real rounds are (independently). The onset and the rate-limit
