@@ -184,12 +184,11 @@ def _loss(j: Judgement, hops: list[dict[str, Any]], zs: list[str], answering: li
           reached: bool, t: Targets) -> None:
     """Loss: the suffix minimum over answering hops (the destination included) is what persists;
     a hop losing clearly more than the hops behind it rate-limits its ICMP answers."""
-    floor: dict[int, float] = {}
     behind: dict[int, int] = {}  # the hop at or behind i that lost least: what persists past i
     low: tuple[float, int] = (float("inf"), -1)
     for i in reversed(answering):
         low = min(low, (float(hops[i].get("loss_pct") or 0.0), i))
-        floor[i], behind[i] = low
+        behind[i] = low[1]
     for i, after in pairwise(answering):
         if _excess(hops[i], hops[behind[after]]):
             _note(hops[i], "rate-limits its ICMP answers")
@@ -198,7 +197,7 @@ def _loss(j: Judgement, hops: list[dict[str, Any]], zs: list[str], answering: li
         return
     end_loss = float(hops[-1].get("loss_pct") or 0.0)
     if end_loss >= t.loss_pct:
-        onset = _onset(hops, answering, floor)
+        onset = _onset(hops, answering, behind)
         before = [i for i in answering if i < onset]
         j.loss = {"begins": _where(hops[onset], zs[onset]),
                   "last_clean": _where(hops[before[-1]], zs[before[-1]]) if before else None,
@@ -232,7 +231,7 @@ def _excess(h: dict[str, Any], behind: dict[str, Any]) -> bool:
     return l1 / n1 - l2 / n2 > EXCESS_SD * math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
 
 
-def _onset(hops: list[dict[str, Any]], answering: list[int], floor: dict[int, float]) -> int:
+def _onset(hops: list[dict[str, Any]], answering: list[int], behind: dict[int, int]) -> int:
     """The hop where the loss that reaches the destination begins: the split of the answering
     hops into a "before" and an "after", each with one loss rate, that explains the persisting
     losses best (the maximum-likelihood change point of a binomial rate).
@@ -242,13 +241,13 @@ def _onset(hops: list[dict[str, Any]], answering: list[int], floor: dict[int, fl
     rounds, hop 3 shows under half the destination's figure in one run of forty, and the blame
     moved one hop on. The change point weighs every hop behind the split: the same case is
     misplaced about once in a thousand runs, when one later hop loses far less than chance
-    allows (tests/test_path_unit.py draws 3000). A hop that persisted nothing (floor 0) is never
-    where loss begins; a split is preferred to "one rate from the first hop on" only when it
+    allows (tests/test_path_unit.py draws 3000). A hop whose loss did not persist at all (a suffix
+    minimum of 0) is never where loss begins; a split is preferred to "one rate from the first hop on" only when it
     explains the counts better by more than its extra rate is worth (BIC).
     """
-    counts = [(int(hops[i].get("sent") or 0), floor[i]) for i in answering]
-    lost = [round(sent * pct / 100) for sent, pct in counts]
-    sent = [s for s, _ in counts]
+    sent = [int(hops[i].get("sent") or 0) for i in answering]
+    lost = [round(n * float(hops[behind[i]].get("loss_pct") or 0.0) / 100)
+            for n, i in zip(sent, answering, strict=True)]
     first = next((k for k, n in enumerate(lost) if n > 0), len(lost) - 1)
     penalty = 0.5 * math.log(max(2, sum(sent)))
     best: tuple[float, int] | None = None
