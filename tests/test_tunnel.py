@@ -16,6 +16,7 @@ import pytest
 
 from roomprobe.core.proxyurl import parse_proxy_url
 from roomprobe.net import tunnel
+from roomprobe.net.wire import read_head
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "p@ss:w/rd"
@@ -39,13 +40,7 @@ class FakeProxy:
             except OSError:
                 return
             with conn:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    head += chunk
-                self.heads.append(head)
+                self.heads.append(read_head(conn))
                 conn.sendall(self.answer)
 
     def url(self, cred: str = "") -> str:
